@@ -1,0 +1,237 @@
+//! The command line, as clap definitions only.
+//!
+//! This file is the single source of `box --help`, the man pages in `man/` and the shell
+//! completions in `completions/` (both generated from [`command`] and checked by a test).
+//! Command and flag names follow distrobox where it has them. Nothing here reads the
+//! environment or the disk: resolving what the arguments mean is `context.rs`'s job.
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+/// Run other Linux distributions' userlands as if they were native.
+///
+/// box pulls distribution images from OCI registries, creates rootless containers from
+/// them on overlayfs, and wires in your home, display, audio, D-Bus and devices, so that
+/// `box enter ubuntu` gives you an Ubuntu shell that behaves like your own.
+#[derive(Debug, Parser)]
+#[command(name = "box", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download an image from a registry into the shared layer store
+    Pull(PullArgs),
+    /// List the images in the store
+    Images(ImagesArgs),
+    /// Remove images and the layers no other image or box uses
+    Rmi(RmiArgs),
+    /// Create a box from an image or a distribution name
+    Create(CreateArgs),
+    /// Open a shell (or run a command) in a box, starting it if needed
+    Enter(EnterArgs),
+    /// Run one command in a box, with its exit status
+    Run(RunArgs),
+    /// List the boxes
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Stop boxes and every process in them
+    Stop(StopArgs),
+    /// Remove boxes, their data and their exports
+    Rm(RmArgs),
+    /// Export a box's binary or application to the host
+    Export(ExportArgs),
+    /// Add (or remove) a desktop menu entry that opens a terminal in a box
+    GenerateEntry(GenerateEntryArgs),
+    /// Internal: the long-lived process that holds a running box's namespaces
+    #[command(name = "__holder", hide = true)]
+    Holder(InternalArgs),
+    /// Internal: store work done inside the user namespace (unpack, remove)
+    #[command(name = "__store-helper", hide = true)]
+    StoreHelper(InternalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Image reference: `debian:trixie`, `quay.io/fedora/fedora:41`, `127.0.0.1:5000/img@sha256:...`
+    pub reference: String,
+    /// Platform to pick from a multi-platform image, as os/arch[/variant]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Print a JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Image references to remove
+    #[arg(required = true)]
+    pub references: Vec<String>,
+    /// Remove the image record even when boxes were created from it (their layers are kept)
+    #[arg(long, short)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the box (default: the distribution or image name)
+    #[arg(value_name = "NAME", conflicts_with = "name")]
+    pub positional_name: Option<String>,
+    /// Name of the box
+    #[arg(long, short)]
+    pub name: Option<String>,
+    /// Image reference or distribution name (`ubuntu`, `trixie`, `fedora:41`, ...)
+    #[arg(long, short)]
+    pub image: Option<String>,
+    /// Pull the image even if it is already in the store
+    #[arg(long, short)]
+    pub pull: bool,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'Y')]
+    pub yes: bool,
+    /// Hostname inside the box (default: the host's)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Use DIR as the home directory inside the box (the host home is still mounted)
+    #[arg(long, short = 'H', value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Bind-mount a host path into the box: SRC:DST[:ro]
+    #[arg(long, short, value_name = "SRC:DST[:ro]")]
+    pub volume: Vec<String>,
+    /// Platform to pick from a multi-platform image, as os/arch[/variant]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Do not add a desktop menu entry for the box
+    #[arg(long)]
+    pub no_entry: bool,
+    /// Print the namespace and mount plan without creating anything
+    #[arg(long, short)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnterArgs {
+    /// The box to enter
+    pub name: String,
+    /// Start in the box's home instead of the current directory
+    #[arg(long = "no-workdir", visible_alias = "nw")]
+    pub no_workdir: bool,
+    /// Create the box without asking if it does not exist
+    #[arg(long, short = 'Y')]
+    pub yes: bool,
+    /// Print the namespace and mount plan without entering
+    #[arg(long, short)]
+    pub dry_run: bool,
+    /// Command to run instead of the login shell
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The box to run in
+    pub name: String,
+    /// Start in the box's home instead of the current directory
+    #[arg(long = "no-workdir", visible_alias = "nw")]
+    pub no_workdir: bool,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Do not colour the output (also: NO_COLOR)
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Boxes to stop
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub names: Vec<String>,
+    /// Stop every running box
+    #[arg(long, short)]
+    pub all: bool,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'Y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Boxes to remove
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub names: Vec<String>,
+    /// Remove every box
+    #[arg(long, short)]
+    pub all: bool,
+    /// Remove running boxes too, stopping them first
+    #[arg(long, short)]
+    pub force: bool,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'Y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The box whose binary or application to export (default inside a box: that box)
+    pub name: Option<String>,
+    /// Absolute path of a binary in the box to put on the host PATH
+    #[arg(long, short, value_name = "PATH", group = "what")]
+    pub bin: Option<String>,
+    /// Desktop application to put in the host menu: a .desktop file name or path, or an app name
+    #[arg(long, short, value_name = "APP", group = "what")]
+    pub app: Option<String>,
+    /// Directory for exported binaries (default: $XDG_BIN_HOME or ~/.local/bin)
+    #[arg(long, short = 'e', value_name = "DIR")]
+    pub export_path: Option<PathBuf>,
+    /// Text appended to exported application names (default: " (on NAME)"; "none" for nothing)
+    #[arg(long, value_name = "LABEL")]
+    pub export_label: Option<String>,
+    /// Replace an existing host file that box did not write
+    #[arg(long, short)]
+    pub force: bool,
+    /// Remove the export named by --bin or --app
+    #[arg(long, short, requires = "what")]
+    pub delete: bool,
+    /// List the box's exports
+    #[arg(long, short, conflicts_with_all = ["bin", "app", "delete"])]
+    pub list: bool,
+    /// With --list, print JSON
+    #[arg(long, requires = "list")]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateEntryArgs {
+    /// The box
+    pub name: String,
+    /// Remove the entry instead
+    #[arg(long, short)]
+    pub delete: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InternalArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// The clap command tree, for the man page and completion generators.
+pub fn command() -> clap::Command {
+    Cli::command()
+}

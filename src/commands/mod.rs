@@ -1,0 +1,46 @@
+//! One module per verb. Each `exec` turns parsed arguments into calls into the library
+//! and returns the exit status; none of them prints an error (that is `error::report`).
+
+mod create;
+mod enter;
+mod export;
+mod generate_entry;
+mod images;
+mod list;
+mod pull;
+mod rm;
+mod rmi;
+mod run;
+mod stop;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::Command;
+use crate::context::Context;
+
+/// Run a parsed command.
+pub fn dispatch(command: Command) -> Result<ExitCode> {
+    // The hidden helpers parse their own arguments and build what they need.
+    match command {
+        Command::Holder(args) => return crate::runtime::holder::main(&args.args),
+        Command::StoreHelper(args) => return crate::image::helper::main(&args.args),
+        _ => {}
+    }
+    let ctx = Context::from_env()?;
+    match command {
+        Command::Pull(args) => pull::exec(&ctx, args),
+        Command::Images(args) => images::exec(&ctx, args),
+        Command::Rmi(args) => rmi::exec(&ctx, args),
+        Command::Create(args) => create::exec(&ctx, args),
+        Command::Enter(args) => enter::exec(&ctx, args),
+        Command::Run(args) => run::exec(&ctx, args),
+        Command::List(args) => list::exec(&ctx, args),
+        Command::Stop(args) => stop::exec(&ctx, args),
+        Command::Rm(args) => rm::exec(&ctx, args),
+        Command::Export(args) => export::exec(&ctx, args),
+        Command::GenerateEntry(args) => generate_entry::exec(&ctx, args),
+        Command::Holder(_) | Command::StoreHelper(_) => unreachable!("handled above"),
+    }
+}

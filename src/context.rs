@@ -1,0 +1,164 @@
+//! Everything box resolves once per invocation: XDG directories, the host user, the
+//! subordinate ids, the user's config.
+//!
+//! Invariant: [`Context::from_env`] reads only environment variables and calls no
+//! syscall beyond `getuid`/`getgid`, because `box run` builds a context on its hot path.
+//! Everything that reads a file (passwd entry, subuid ranges, config) is computed lazily,
+//! on first use, and cached for the rest of the process.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{Context as _, Result};
+
+use crate::config::Config;
+use crate::error::HintExt;
+use crate::idmap::IdMapping;
+
+/// The host user box acts for.
+#[derive(Debug, Clone)]
+pub struct HostUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub name: String,
+    pub home: PathBuf,
+    /// Login shell from the host's passwd entry (may not exist inside a box).
+    pub shell: PathBuf,
+}
+
+/// Where box keeps things, following the XDG base directory specification.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// `$HOME`
+    pub home: PathBuf,
+    /// `$XDG_DATA_HOME` (`~/.local/share`): applications/ and icons/ for exports live here.
+    pub data_home: PathBuf,
+    /// `$XDG_DATA_HOME/box`: the image and container store.
+    pub store: PathBuf,
+    /// `$XDG_CONFIG_HOME/box`: config.toml and distros.d/.
+    pub config: PathBuf,
+    /// `$XDG_RUNTIME_DIR/box` (or a private fallback): holder state of running boxes.
+    pub runtime: PathBuf,
+    /// `$XDG_BIN_HOME` or `~/.local/bin`: where exported binaries go.
+    pub bin_home: PathBuf,
+}
+
+/// The resolved invocation context.
+#[derive(Debug)]
+pub struct Context {
+    pub dirs: Dirs,
+    pub uid: u32,
+    pub gid: u32,
+    user: OnceLock<HostUser>,
+    config: OnceLock<Config>,
+    id_mapping: OnceLock<IdMapping>,
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    // The XDG spec says relative paths are invalid and must be ignored.
+    std::env::var_os(name)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+impl Context {
+    /// Resolve the directories from the environment. Cheap: no file is read.
+    pub fn from_env() -> Result<Context> {
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        let home = env_path("HOME")
+            .context("$HOME is not set to an absolute path")
+            .hint("box keeps its data under your home directory; set HOME")?;
+        let data_home = env_path("XDG_DATA_HOME").unwrap_or_else(|| home.join(".local/share"));
+        let config_home = env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config"));
+        let runtime = match env_path("XDG_RUNTIME_DIR") {
+            Some(dir) => dir.join("box"),
+            // Without a runtime dir (cron, su without a session) fall back to a private
+            // per-user directory; it is created with mode 0700 when first used.
+            None => std::env::temp_dir().join(format!("box-run-{uid}")),
+        };
+        let bin_home = env_path("XDG_BIN_HOME").unwrap_or_else(|| home.join(".local/bin"));
+        Ok(Context {
+            dirs: Dirs {
+                store: data_home.join("box"),
+                config: config_home.join("box"),
+                data_home,
+                runtime,
+                bin_home,
+                home,
+            },
+            uid,
+            gid,
+            user: OnceLock::new(),
+            config: OnceLock::new(),
+            id_mapping: OnceLock::new(),
+        })
+    }
+
+    /// The host user (passwd lookup on first use).
+    pub fn user(&self) -> Result<&HostUser> {
+        if let Some(user) = self.user.get() {
+            return Ok(user);
+        }
+        let entry = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.uid))
+            .with_context(|| format!("looking up uid {} in the user database", self.uid))?;
+        let user = match entry {
+            Some(entry) => HostUser {
+                uid: self.uid,
+                gid: self.gid,
+                name: entry.name,
+                home: self.dirs.home.clone(),
+                shell: entry.shell,
+            },
+            None => {
+                // Containers and CI sometimes run with a uid that has no passwd entry.
+                let name = std::env::var("USER").unwrap_or_else(|_| format!("user{}", self.uid));
+                HostUser {
+                    uid: self.uid,
+                    gid: self.gid,
+                    name,
+                    home: self.dirs.home.clone(),
+                    shell: PathBuf::from("/bin/sh"),
+                }
+            }
+        };
+        Ok(self.user.get_or_init(|| user))
+    }
+
+    /// The user's settings from `config.toml` (defaults when there is none).
+    pub fn config(&self) -> Result<&Config> {
+        if let Some(config) = self.config.get() {
+            return Ok(config);
+        }
+        let config = Config::load(&self.dirs.config.join("config.toml"))?;
+        Ok(self.config.get_or_init(|| config))
+    }
+
+    /// How host ids map into boxes: keep-id over the subordinate ids, a single id, or
+    /// the identity when box runs as root.
+    pub fn id_mapping(&self) -> Result<&IdMapping> {
+        if let Some(mapping) = self.id_mapping.get() {
+            return Ok(mapping);
+        }
+        let user = self.user()?;
+        let mapping = IdMapping::for_user(user.uid, user.gid, &user.name)?;
+        Ok(self.id_mapping.get_or_init(|| mapping))
+    }
+
+    /// Whether stderr is a terminal (progress bars and prompts only then).
+    pub fn stderr_is_terminal(&self) -> bool {
+        rustix::termios::isatty(rustix::stdio::stderr())
+    }
+
+    /// Whether colour may be used on stdout (a terminal, and `NO_COLOR` unset or empty).
+    pub fn color_stdout(&self) -> bool {
+        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && rustix::termios::isatty(rustix::stdio::stdout())
+    }
+
+    /// Create the runtime directory (mode 0700) if needed and return it.
+    pub fn runtime_dir(&self) -> Result<&Path> {
+        crate::store::ensure_private_dir(&self.dirs.runtime)?;
+        Ok(&self.dirs.runtime)
+    }
+}

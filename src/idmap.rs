@@ -1,0 +1,391 @@
+//! How host user and group ids map into a box's user namespace.
+//!
+//! Three layouts, chosen once per invocation by [`IdMapping::for_user`]:
+//! - **keep-id** (the user has subordinate ids and `newuidmap`/`newgidmap` exist): inside,
+//!   the user's uid U is U itself; 0..U-1 and U+1..65535 land on the subordinate range.
+//!   The user is themself in the box, and `sudo` gives a root that can install packages.
+//! - **single** (no subordinate ids): only U maps, to U. Files owned by anyone else in the
+//!   image show as the user's; there is no root inside. The reason is kept for the notice.
+//! - **root** (box runs as root): the identity over the whole id space.
+//!
+//! The same mapping is used to unpack layers and to run boxes, so ownership, setuid bits
+//! and whiteouts in the store are exactly what the image says. The store records the
+//! mapping's [`IdMapping::fingerprint`] to detect a change of subordinate ids.
+//!
+//! Ranges are half-open throughout: a line `inside outside count` covers
+//! `inside..inside+count`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::error::{HintExt, failure};
+
+/// The number of ids a box needs inside: 0..=65535, the range every distribution's
+/// packages assume (nobody is 65534).
+pub const CONTAINER_IDS: u32 = 65536;
+
+/// One line of `/proc/PID/uid_map`: `inside outside count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IdRange {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+/// A user's entry in `/etc/subuid` or `/etc/subgid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubRange {
+    pub start: u32,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdMapping {
+    /// box runs as root: the identity mapping over all ids.
+    Root,
+    /// keep-id over the subordinate ranges.
+    KeepId {
+        uid: u32,
+        gid: u32,
+        subuid: SubRange,
+        subgid: SubRange,
+    },
+    /// Only the user's own ids; `reason` says why (for the one-time notice).
+    Single { uid: u32, gid: u32, reason: String },
+}
+
+impl IdMapping {
+    /// Pick the mapping for the host user `name` (uid, gid) from `/etc/subuid`,
+    /// `/etc/subgid` and the presence of `newuidmap`/`newgidmap`.
+    pub fn for_user(uid: u32, gid: u32, name: &str) -> Result<IdMapping> {
+        if uid == 0 {
+            return Ok(IdMapping::Root);
+        }
+        let subuid = read_sub_range(Path::new("/etc/subuid"), name, uid)?;
+        let subgid = read_sub_range(Path::new("/etc/subgid"), name, uid)?;
+        let (subuid, subgid) = match (subuid, subgid) {
+            (Some(u), Some(g)) => (u, g),
+            (u, g) => {
+                let missing = match (u, g) {
+                    (None, None) => "/etc/subuid and /etc/subgid have",
+                    (None, _) => "/etc/subuid has",
+                    _ => "/etc/subgid has",
+                };
+                return Ok(IdMapping::Single {
+                    uid,
+                    gid,
+                    reason: format!("{missing} no subordinate ids for {name}"),
+                });
+            }
+        };
+        for (range, file) in [(subuid, "/etc/subuid"), (subgid, "/etc/subgid")] {
+            if range.count < CONTAINER_IDS - 1 {
+                return Err(failure(
+                    format!(
+                        "the subordinate range of {name} in {file} holds {} ids; a box needs {}",
+                        range.count,
+                        CONTAINER_IDS - 1
+                    ),
+                    format!(
+                        "give {name} a range of 65536 ids, e.g. `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}` (after removing the small one)"
+                    ),
+                ));
+            }
+        }
+        for helper in ["newuidmap", "newgidmap"] {
+            if find_in_path(helper).is_none() {
+                return Ok(IdMapping::Single {
+                    uid,
+                    gid,
+                    reason: format!(
+                        "{helper} is not installed (it is in the uidmap package: `sudo apt install uidmap`, `sudo dnf install shadow-utils`)"
+                    ),
+                });
+            }
+        }
+        Ok(IdMapping::KeepId {
+            uid,
+            gid,
+            subuid,
+            subgid,
+        })
+    }
+
+    /// Lines of the uid map.
+    pub fn uid_map(&self) -> Vec<IdRange> {
+        match self {
+            IdMapping::Root => vec![full_identity()],
+            IdMapping::KeepId { uid, subuid, .. } => keep_id_ranges(*uid, *subuid),
+            IdMapping::Single { uid, .. } => vec![IdRange {
+                inside: *uid,
+                outside: *uid,
+                count: 1,
+            }],
+        }
+    }
+
+    /// Lines of the gid map.
+    pub fn gid_map(&self) -> Vec<IdRange> {
+        match self {
+            IdMapping::Root => vec![full_identity()],
+            IdMapping::KeepId { gid, subgid, .. } => keep_id_ranges(*gid, *subgid),
+            IdMapping::Single { gid, .. } => vec![IdRange {
+                inside: *gid,
+                outside: *gid,
+                count: 1,
+            }],
+        }
+    }
+
+    /// Whether uid 0 exists inside (so helpers can become root in the namespace).
+    pub fn has_root(&self) -> bool {
+        !matches!(self, IdMapping::Single { .. })
+    }
+
+    /// Whether `uid` and `gid` (ids inside the box) have a mapping.
+    pub fn maps(&self, uid: u32, gid: u32) -> bool {
+        let has = |ranges: Vec<IdRange>, id: u32| {
+            ranges
+                .iter()
+                .any(|r| id >= r.inside && (id - r.inside) < r.count)
+        };
+        has(self.uid_map(), uid) && has(self.gid_map(), gid)
+    }
+
+    /// A stable text that changes whenever the mapping does (recorded in the store).
+    pub fn fingerprint(&self) -> String {
+        let fmt = |ranges: Vec<IdRange>| {
+            ranges
+                .iter()
+                .map(|r| format!("{}:{}:{}", r.inside, r.outside, r.count))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!("uid={};gid={}", fmt(self.uid_map()), fmt(self.gid_map()))
+    }
+
+    /// Write this mapping for the process `pid`, which has just unshared its user
+    /// namespace. keep-id goes through the setuid helpers; the other layouts are written
+    /// directly, which the kernel allows for a namespace's owner (user_namespaces(7)).
+    pub fn apply(&self, pid: u32) -> Result<()> {
+        match self {
+            IdMapping::KeepId { .. } => {
+                run_map_helper("newuidmap", pid, &self.uid_map())?;
+                run_map_helper("newgidmap", pid, &self.gid_map())?;
+            }
+            IdMapping::Single { .. } => {
+                // gid_map may only be written by an unprivileged owner once setgroups is
+                // denied (CVE-2014-8989).
+                write_proc(pid, "setgroups", "deny\n")?;
+                write_proc(pid, "uid_map", &map_text(&self.uid_map()))?;
+                write_proc(pid, "gid_map", &map_text(&self.gid_map()))?;
+            }
+            IdMapping::Root => {
+                write_proc(pid, "uid_map", &map_text(&self.uid_map()))?;
+                write_proc(pid, "gid_map", &map_text(&self.gid_map()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn full_identity() -> IdRange {
+    IdRange {
+        inside: 0,
+        outside: 0,
+        count: u32::MAX,
+    }
+}
+
+/// keep-id: `id` maps to itself, every other id of 0..CONTAINER_IDS onto the range.
+fn keep_id_ranges(id: u32, sub: SubRange) -> Vec<IdRange> {
+    let mut ranges = Vec::with_capacity(3);
+    if id < CONTAINER_IDS {
+        if id > 0 {
+            ranges.push(IdRange {
+                inside: 0,
+                outside: sub.start,
+                count: id,
+            });
+        }
+        ranges.push(IdRange {
+            inside: id,
+            outside: id,
+            count: 1,
+        });
+        let above = CONTAINER_IDS - 1 - id;
+        if above > 0 {
+            ranges.push(IdRange {
+                inside: id + 1,
+                outside: sub.start + id,
+                count: above,
+            });
+        }
+    } else {
+        ranges.push(IdRange {
+            inside: 0,
+            outside: sub.start,
+            count: CONTAINER_IDS,
+        });
+        ranges.push(IdRange {
+            inside: id,
+            outside: id,
+            count: 1,
+        });
+    }
+    ranges
+}
+
+fn map_text(ranges: &[IdRange]) -> String {
+    ranges
+        .iter()
+        .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
+        .collect()
+}
+
+fn write_proc(pid: u32, file: &str, text: &str) -> Result<()> {
+    let path = format!("/proc/{pid}/{file}");
+    std::fs::write(&path, text).with_context(|| format!("writing {path}"))
+}
+
+fn run_map_helper(helper: &str, pid: u32, ranges: &[IdRange]) -> Result<()> {
+    let program = find_in_path(helper)
+        .with_context(|| format!("{helper} is not installed"))
+        .hint("install the uidmap package (`sudo apt install uidmap`)")?;
+    let mut cmd = Command::new(&program);
+    cmd.arg(pid.to_string());
+    for r in ranges {
+        cmd.args([r.inside.to_string(), r.outside.to_string(), r.count.to_string()]);
+    }
+    let output = cmd
+        .output()
+        .with_context(|| format!("running {}", program.display()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!(failure(
+            format!(
+                "{} {pid} {} failed ({}): {}",
+                program.display(),
+                map_text(ranges).trim().replace('\n', " "),
+                output.status,
+                stderr.trim()
+            ),
+            "check that /etc/subuid and /etc/subgid give your user a range and that newuidmap/newgidmap are setuid root (or have file capabilities)",
+        ));
+    }
+    Ok(())
+}
+
+/// Find `name` in `$PATH` (what `execvp` would run).
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            use std::os::unix::fs::PermissionsExt;
+            candidate
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The first range of at least [`CONTAINER_IDS`]-1 ids for the user (by name or uid),
+/// else the largest one, else `None`.
+fn read_sub_range(file: &Path, name: &str, uid: u32) -> Result<Option<SubRange>> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", file.display())),
+    };
+    Ok(parse_sub_ranges(&text, name, uid))
+}
+
+fn parse_sub_ranges(text: &str, name: &str, uid: u32) -> Option<SubRange> {
+    let uid_text = uid.to_string();
+    let ranges: Vec<SubRange> = text
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.trim().split(':');
+            let owner = fields.next()?;
+            if owner != name && owner != uid_text {
+                return None;
+            }
+            let start = fields.next()?.parse().ok()?;
+            let count = fields.next()?.parse().ok()?;
+            Some(SubRange { start, count })
+        })
+        .collect();
+    ranges
+        .iter()
+        .find(|r| r.count >= CONTAINER_IDS - 1)
+        .or_else(|| ranges.iter().max_by_key(|r| r.count))
+        .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_id_puts_the_user_on_itself_and_the_rest_on_the_range() {
+        let ranges = keep_id_ranges(
+            1000,
+            SubRange {
+                start: 100000,
+                count: 65536,
+            },
+        );
+        assert_eq!(
+            ranges,
+            vec![
+                IdRange { inside: 0, outside: 100000, count: 1000 },
+                IdRange { inside: 1000, outside: 1000, count: 1 },
+                IdRange { inside: 1001, outside: 101000, count: 64535 },
+            ]
+        );
+        let total: u32 = ranges.iter().map(|r| r.count).sum();
+        assert_eq!(total, CONTAINER_IDS);
+    }
+
+    #[test]
+    fn keep_id_for_a_high_uid_maps_it_beside_the_range() {
+        let ranges = keep_id_ranges(
+            70000,
+            SubRange {
+                start: 200000,
+                count: 65536,
+            },
+        );
+        assert_eq!(ranges[0], IdRange { inside: 0, outside: 200000, count: 65536 });
+        assert_eq!(ranges[1], IdRange { inside: 70000, outside: 70000, count: 1 });
+    }
+
+    #[test]
+    fn subuid_lines_match_by_name_or_uid_and_prefer_a_big_range() {
+        let text = "alice:100000:65536\nbob:165536:1000\n1002:300000:65536\nbob:400000:65536\n";
+        assert_eq!(
+            parse_sub_ranges(text, "alice", 1000),
+            Some(SubRange { start: 100000, count: 65536 })
+        );
+        assert_eq!(
+            parse_sub_ranges(text, "bob", 1001),
+            Some(SubRange { start: 400000, count: 65536 })
+        );
+        assert_eq!(
+            parse_sub_ranges(text, "carol", 1002),
+            Some(SubRange { start: 300000, count: 65536 })
+        );
+        assert_eq!(parse_sub_ranges(text, "dave", 1003), None);
+    }
+
+    #[test]
+    fn single_maps_only_the_user() {
+        let m = IdMapping::Single { uid: 1000, gid: 1000, reason: String::new() };
+        assert!(m.maps(1000, 1000));
+        assert!(!m.maps(0, 0));
+        assert!(!m.has_root());
+        assert!(IdMapping::Root.maps(12345, 0));
+    }
+}

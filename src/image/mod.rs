@@ -1,0 +1,2 @@
+//! Layer unpacking.
+pub mod helper;

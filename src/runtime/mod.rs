@@ -1,0 +1,2 @@
+//! The runtime: mount plan, holder, join.
+pub mod holder;

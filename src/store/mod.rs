@@ -1,0 +1,304 @@
+//! The on-disk store: the only module that knows directory and file names.
+//!
+//! ```text
+//! $XDG_DATA_HOME/box/
+//!   lock                    flock: shared by pull/create/rm, exclusive by rmi's gc
+//!   idmap                   the id mapping the layers were unpacked with
+//!   blobs/sha256/<hex>      verified manifests and image configs
+//!   layers/<diffid-hex>/    one unpacked layer = one overlay lowerdir, shared by all boxes
+//!   locks/<name>            per-layer and per-image locks (flock)
+//!   images/<ref>.json       image records (see images.rs)
+//!   containers/<name>/      box record box.json, overlay upper/ work/ and mount point root/
+//!   tmp/                    staging on the same filesystem, for atomic renames
+//! ```
+//!
+//! Invariants:
+//! - Anything under `layers/`, `blobs/`, `images/` or `containers/` is complete: it is
+//!   built under `tmp/` and renamed into place, and records are written with
+//!   write-to-temp + fsync + rename. A crash leaves at most debris in `tmp/`, which the
+//!   next pull clears.
+//! - A layer directory exists only once its diff_id has been verified.
+//! - Nothing is deleted from `layers/` while someone holds the store lock shared.
+
+pub mod containers;
+pub mod images;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::digest::Digest;
+use crate::error::{HintExt, failure};
+use crate::idmap::IdMapping;
+
+/// A handle on the store directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A held flock; released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Store {
+    /// The store at `root`, created (mode 0700) if missing.
+    pub fn open(root: &Path) -> Result<Store> {
+        let store = Store {
+            root: root.to_owned(),
+        };
+        for dir in [
+            store.root.clone(),
+            store.blobs_dir(),
+            store.layers_dir(),
+            store.images_dir(),
+            store.containers_dir(),
+            store.tmp_dir(),
+            store.root.join("locks"),
+        ] {
+            ensure_private_dir(&dir)?;
+        }
+        Ok(store)
+    }
+
+    /// The store at `root` without creating anything (for read-only commands).
+    pub fn at(root: &Path) -> Store {
+        Store {
+            root: root.to_owned(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs/sha256")
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    /// The directory of an unpacked layer (it may not exist).
+    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.layers_dir().join(diff_id.hex())
+    }
+
+    pub fn has_layer(&self, diff_id: &Digest) -> bool {
+        self.layer_dir(diff_id).is_dir()
+    }
+
+    pub fn images_dir(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    pub fn container_dir(&self, name: &str) -> PathBuf {
+        self.containers_dir().join(name)
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// A fresh, unique staging path under `tmp/` (not created).
+    pub fn staging_path(&self, what: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.tmp_dir()
+            .join(format!("{what}-{}-{n}", std::process::id()))
+    }
+
+    /// Take the store lock shared (pull, create, rm) or exclusive (garbage collection).
+    pub fn lock(&self, exclusive: bool) -> Result<Lock> {
+        self.lock_file(&self.root.join("lock"), exclusive)
+    }
+
+    /// Take a named lock under `locks/` exclusively (a layer being unpacked, an image
+    /// record being written, a box being created).
+    pub fn lock_named(&self, name: &str) -> Result<Lock> {
+        self.lock_file(&self.root.join("locks").join(name), true)
+    }
+
+    fn lock_file(&self, path: &Path, exclusive: bool) -> Result<Lock> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("opening lock {}", path.display()))?;
+        if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        }
+        .with_context(|| format!("locking {}", path.display()))?;
+        Ok(Lock { _file: file })
+    }
+
+    /// Check that the layers in the store were unpacked with `mapping`, recording it
+    /// when the store has none yet. A different mapping (the user's subordinate ids
+    /// changed, or newuidmap went missing) is an error: mixing would give files wrong
+    /// owners silently.
+    pub fn check_id_mapping(&self, mapping: &IdMapping) -> Result<()> {
+        let path = self.root.join("idmap");
+        let current = mapping.fingerprint();
+        match std::fs::read_to_string(&path) {
+            Ok(recorded) if recorded.trim() == current => Ok(()),
+            Ok(recorded) => {
+                let has_layers = std::fs::read_dir(self.layers_dir())
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false);
+                if !has_layers {
+                    return write_atomic(&path, current.as_bytes());
+                }
+                Err(failure(
+                    format!(
+                        "the store {} was unpacked with the id mapping {} but yours is now {current}",
+                        self.root.display(),
+                        recorded.trim()
+                    ),
+                    "your subordinate ids (/etc/subuid, /etc/subgid) or newuidmap changed; restore them, or remove the boxes and images (`box rm --all && box rmi` each image) and pull again",
+                ))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                write_atomic(&path, current.as_bytes())
+            }
+            Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Store a verified blob (manifest or config) under its digest.
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        let path = self.blob_path(digest);
+        if path.exists() {
+            return Ok(());
+        }
+        write_atomic(&path, bytes)
+    }
+
+    /// Remove leftovers of interrupted work in `tmp/` (only entries no live process
+    /// owns: staging names carry the pid of their creator).
+    pub fn clean_tmp(&self) -> Vec<PathBuf> {
+        let mut leftovers = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.tmp_dir()) else {
+            return leftovers;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                leftovers.push(entry.path());
+            }
+        }
+        leftovers
+    }
+}
+
+/// Create `dir` and its parents; a new final directory gets mode 0700.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+        .with_hint(|| {
+            format!(
+                "check that you can write to {}",
+                dir.parent().unwrap_or(dir).display()
+            )
+        })
+}
+
+/// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("path without a parent")?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+        .hint("is the disk full?")?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// Serialize `value` as pretty JSON and write it atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).context("serializing a record")?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Read a JSON record.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a valid record", path.display()))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Format Unix seconds as an RFC 3339 UTC timestamp.
+pub fn format_time(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_json_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        write_json(&path, &vec![1, 2, 3]).unwrap();
+        let back: Vec<i32> = read_json(&path).unwrap();
+        assert_eq!(back, vec![1, 2, 3]);
+        // No temp files left beside it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn id_mapping_change_is_detected_only_when_layers_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = IdMapping::Single { uid: 1000, gid: 1000, reason: String::new() };
+        let b = IdMapping::Root;
+        store.check_id_mapping(&a).unwrap();
+        store.check_id_mapping(&b).unwrap(); // no layers yet: re-recorded
+        std::fs::create_dir(store.layers_dir().join("x")).unwrap();
+        let err = store.check_id_mapping(&a).unwrap_err();
+        assert!(crate::error::message(&err).contains("id mapping"));
+    }
+}

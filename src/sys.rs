@@ -1,0 +1,36 @@
+//! The few syscalls box needs that cannot be called safely from Rust without a word on
+//! why they are sound. Every `unsafe` block of the crate lives here.
+
+use std::io;
+
+use rustix::thread::UnshareFlags;
+
+/// `unshare(2)` for namespace flags only.
+///
+/// Panics if asked to unshare the file table or fs attributes, which are the flags that
+/// make rustix mark `unshare` unsafe.
+pub fn unshare_namespaces(flags: UnshareFlags) -> io::Result<()> {
+    assert!(
+        !flags.intersects(UnshareFlags::FILES | UnshareFlags::FS),
+        "unshare_namespaces is for namespace flags"
+    );
+    // SAFETY: rustix marks unshare unsafe because CLONE_FILES and CLONE_FS change state
+    // (the fd table, the cwd) that Rust code elsewhere may rely on; the assertion above
+    // rules those flags out, and namespace flags do not touch memory.
+    unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(io::Error::from)
+}
+
+/// `fork(2)`: `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
+///
+/// Only for single-threaded processes (the holder), where the child may go on running
+/// ordinary Rust code.
+pub fn fork() -> io::Result<Option<u32>> {
+    // SAFETY: fork is unsound in multi-threaded programs because the child inherits
+    // locks held by vanished threads. The only caller, the holder, is a fresh exec of
+    // box that never starts a thread, so the child's state is complete and consistent.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as u32)),
+    }
+}

@@ -1,0 +1,157 @@
+//! Helper processes that live in a new user namespace with box's id mapping.
+//!
+//! Work that must see ids as a box does (unpacking layers, deleting files owned by
+//! subordinate ids, running a box's holder) runs in a fresh exec of box itself
+//! (`/proc/self/exe <hidden subcommand>`), because `unshare(CLONE_NEWUSER)` fails with
+//! EINVAL in a multi-threaded process and the caller may have threads (pull does).
+//!
+//! The handshake, over the child's stdin/stdout, one line each way:
+//! 1. child: `unshare(CLONE_NEWUSER)`, then writes `unshared`;
+//! 2. parent: writes the id maps for the child's pid ([`IdMapping::apply`]), then writes
+//!    `mapped root` (uid 0 exists inside) or `mapped user`;
+//! 3. child: becomes uid/gid 0 inside when it exists, and goes on with its job.
+//!
+//! After the handshake both sides may keep using the pipes as a line protocol.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::idmap::IdMapping;
+
+/// The parent's handle on a helper in a new user namespace.
+pub struct NsHelper {
+    child: Child,
+    input: Option<ChildStdin>,
+    output: BufReader<ChildStdout>,
+    what: String,
+}
+
+impl NsHelper {
+    /// Start `box <subcommand> <args>` in a new user namespace mapped with `mapping`.
+    pub fn spawn(subcommand: &str, args: &[String], mapping: &IdMapping) -> Result<NsHelper> {
+        let what = format!("box {subcommand}");
+        let mut child = Command::new("/proc/self/exe")
+            .arg(subcommand)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {what}"))?;
+        let input = child.stdin.take().expect("piped stdin");
+        let output = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut helper = NsHelper {
+            child,
+            input: Some(input),
+            output,
+            what,
+        };
+        let first = helper.recv()?;
+        if first != "unshared" {
+            bail!("{} sent {first:?} instead of `unshared`", helper.what);
+        }
+        mapping
+            .apply(helper.pid())
+            .with_context(|| format!("setting up the id mapping of {}", helper.what))?;
+        helper.send(if mapping.has_root() {
+            "mapped root"
+        } else {
+            "mapped user"
+        })?;
+        Ok(helper)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send one line to the helper.
+    pub fn send(&mut self, line: &str) -> Result<()> {
+        let input = self.input.as_mut().context("helper input already closed")?;
+        writeln!(input, "{line}")
+            .and_then(|()| input.flush())
+            .with_context(|| format!("{} stopped unexpectedly", self.what))
+    }
+
+    /// Receive one line from the helper (without the newline).
+    pub fn recv(&mut self) -> Result<String> {
+        let mut line = String::new();
+        let n = self
+            .output
+            .read_line(&mut line)
+            .with_context(|| format!("reading from {}", self.what))?;
+        if n == 0 {
+            let status = self.child.wait().ok();
+            bail!(
+                "{} ended unexpectedly{}",
+                self.what,
+                status.map(|s| format!(" ({s})")).unwrap_or_default()
+            );
+        }
+        Ok(line.trim_end_matches('\n').to_owned())
+    }
+
+    /// Close the helper's input and wait for it to end successfully.
+    pub fn finish(mut self) -> Result<()> {
+        drop(self.input.take());
+        let status = self
+            .child
+            .wait()
+            .with_context(|| format!("waiting for {}", self.what))?;
+        if !status.success() {
+            bail!("{} failed ({status})", self.what);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for NsHelper {
+    fn drop(&mut self) {
+        // A helper abandoned on an error path must not outlive us.
+        if self.input.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The child's side of the handshake: unshare the user namespace, wait for the maps,
+/// become root inside if there is one. Returns whether uid 0 exists inside.
+///
+/// Must be called while the process is single-threaded (it is a fresh exec).
+pub fn child_handshake() -> Result<bool> {
+    // Die with the parent: a helper has no purpose once its caller is gone.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .context("prctl(PR_SET_PDEATHSIG)")?;
+    crate::sys::unshare_namespaces(rustix::thread::UnshareFlags::NEWUSER)
+        .context("unshare(CLONE_NEWUSER)")
+        .map_err(|e| {
+            e.context(crate::error::Hint(
+                "unprivileged user namespaces may be disabled: check the sysctls kernel.unprivileged_userns_clone and user.max_user_namespaces".into(),
+            ))
+        })?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "unshared").and_then(|()| stdout.flush())?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let has_root = match line.trim_end() {
+        "mapped root" => true,
+        "mapped user" => false,
+        other => bail!("unexpected handshake line {other:?}"),
+    };
+    if has_root {
+        become_root()?;
+    }
+    Ok(has_root)
+}
+
+/// Become uid/gid 0 inside the user namespace we are in, with no supplementary groups.
+pub fn become_root() -> Result<()> {
+    use rustix::process::{Gid, Uid};
+    // Groups first: dropping the uid first would drop CAP_SETGID with it.
+    rustix::thread::set_thread_groups(&[]).context("setgroups([])")?;
+    rustix::thread::set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT).context("setresgid(0)")?;
+    rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT).context("setresuid(0)")?;
+    Ok(())
+}
