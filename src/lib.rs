@@ -25,6 +25,7 @@ pub mod host;
 pub mod idmap;
 pub mod image;
 pub mod progress;
+pub mod pull;
 pub mod registry;
 pub mod runtime;
 pub mod store;
