@@ -10,6 +10,7 @@
 //!   images/<ref>.json       image records (see images.rs)
 //!   containers/<name>/      box record box.json, overlay upper/ work/ and mount point root/
 //!   tmp/                    staging on the same filesystem, for atomic renames
+//!   exports.json            the export registry: host files written by `box export`
 //! ```
 //!
 //! Invariants:
@@ -112,6 +113,11 @@ impl Store {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// The export registry (see `export::registry`).
+    pub fn exports_path(&self) -> PathBuf {
+        self.root.join("exports.json")
     }
 
     /// A fresh, unique staging path under `tmp/` (not created).
@@ -293,7 +299,11 @@ mod tests {
     fn id_mapping_change_is_detected_only_when_layers_exist() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let a = IdMapping::Single { uid: 1000, gid: 1000, reason: String::new() };
+        let a = IdMapping::Single {
+            uid: 1000,
+            gid: 1000,
+            reason: String::new(),
+        };
         let b = IdMapping::Root;
         store.check_id_mapping(&a).unwrap();
         store.check_id_mapping(&b).unwrap(); // no layers yet: re-recorded

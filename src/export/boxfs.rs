@@ -1,0 +1,198 @@
+//! Reading a box's files from the host, safely.
+//!
+//! A box's root is reached through `/proc/<holder>/root` (or `/` from inside the box
+//! itself). Joining a box path onto that and opening it with plain `std::fs` would be
+//! wrong: an absolute symlink inside the box (`/usr/bin/foo -> /usr/lib/foo/bin`) would
+//! resolve against the *host's* root. Invariant of this module: every box path is opened
+//! with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` relative to one directory fd
+//! of the box root, so `..` and absolute symlinks stay inside the box and `/proc` magic
+//! links cannot jump out of it.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+/// An open box root: the directory every box path resolves against.
+#[derive(Debug)]
+pub struct BoxRoot {
+    fd: OwnedFd,
+    /// Where the root was opened from, for messages.
+    origin: PathBuf,
+}
+
+/// What a box path is, after following its symlinks inside the box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: FileType,
+    pub mode: u32,
+    pub size: u64,
+}
+
+impl Meta {
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileType::Directory
+    }
+    pub fn is_file(&self) -> bool {
+        self.kind == FileType::RegularFile
+    }
+    /// A regular file with an execute bit (what `execve` will at least try).
+    pub fn is_executable(&self) -> bool {
+        self.is_file() && self.mode & 0o111 != 0
+    }
+}
+
+const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+impl BoxRoot {
+    /// Open the box root at `path` (a `/proc/PID/root`, `/`, or a test directory).
+    pub fn open(path: &Path) -> Result<BoxRoot> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening the box root {}", path.display()))?;
+        Ok(BoxRoot {
+            fd,
+            origin: path.to_owned(),
+        })
+    }
+
+    /// Where this root was opened from.
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+
+    fn open_at(&self, path: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+        // RESOLVE_IN_ROOT treats an absolute path as relative to the root fd.
+        rustix::fs::openat2(
+            &self.fd,
+            path,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        )
+    }
+
+    /// The metadata of box path `path`, following symlinks inside the box; `None` if it
+    /// does not exist (or a component is not a directory).
+    pub fn meta(&self, path: &str) -> Result<Option<Meta>> {
+        match self.open_at(path, OFlags::PATH) {
+            Ok(fd) => {
+                let st = rustix::fs::fstat(&fd)
+                    .with_context(|| format!("reading the status of {path} in the box"))?;
+                Ok(Some(Meta {
+                    kind: FileType::from_raw_mode(st.st_mode),
+                    mode: st.st_mode & 0o7777,
+                    size: st.st_size as u64,
+                }))
+            }
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => Ok(None),
+            Err(err) => Err(std::io::Error::from(err))
+                .with_context(|| format!("looking up {path} in the box")),
+        }
+    }
+
+    /// The contents of regular file `path` in the box, at most `limit` bytes (icons and
+    /// desktop files are small; a limit keeps a hostile box from filling memory).
+    pub fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
+        let fd = self
+            .open_at(path, OFlags::RDONLY | OFlags::NOCTTY | OFlags::NONBLOCK)
+            .map_err(std::io::Error::from)
+            .with_context(|| format!("opening {path} in the box"))?;
+        let st = rustix::fs::fstat(&fd).with_context(|| format!("reading {path} in the box"))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            anyhow::bail!("{path} in the box is not a regular file");
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::from(fd)
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {path} in the box"))?;
+        Ok(bytes)
+    }
+
+    /// The entries of directory `path` in the box (names and types, not following
+    /// symlinks), sorted by name; empty if the directory does not exist.
+    pub fn list(&self, path: &str) -> Result<Vec<(String, FileType)>> {
+        let fd = match self.open_at(path, OFlags::RDONLY | OFlags::DIRECTORY) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::ACCESS) => return Ok(vec![]),
+            Err(err) => {
+                return Err(std::io::Error::from(err))
+                    .with_context(|| format!("opening directory {path} in the box"));
+            }
+        };
+        let dir = rustix::fs::Dir::new(fd)
+            .with_context(|| format!("reading directory {path} in the box"))?;
+        let mut entries = Vec::new();
+        for entry in dir {
+            let entry = entry.with_context(|| format!("reading directory {path} in the box"))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "." || name == ".." {
+                continue;
+            }
+            entries.push((name, entry.file_type()));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
+    }
+
+    /// Whether `path` is a directory in the box, following symlinks inside it.
+    pub fn is_dir(&self, path: &str) -> bool {
+        self.meta(path).ok().flatten().is_some_and(|m| m.is_dir())
+    }
+}
+
+/// Join a box directory and a name with exactly one slash.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    #[test]
+    fn absolute_symlinks_resolve_inside_the_box() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("usr/lib/foo")).unwrap();
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::write(root.join("usr/lib/foo/bin"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            root.join("usr/lib/foo/bin"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        symlink("/usr/lib/foo/bin", root.join("usr/bin/foo")).unwrap();
+        // A link to a host path that exists on the host but not in the box.
+        symlink("/etc/passwd", root.join("usr/bin/passwd-link")).unwrap();
+        symlink("../../../../../../etc/passwd", root.join("usr/bin/dotdot")).unwrap();
+
+        let boxed = BoxRoot::open(root).unwrap();
+        let meta = boxed.meta("/usr/bin/foo").unwrap().unwrap();
+        assert!(meta.is_executable());
+        assert_eq!(boxed.read("/usr/bin/foo", 100).unwrap(), b"#!/bin/sh\n");
+        assert!(boxed.meta("/usr/bin/passwd-link").unwrap().is_none());
+        assert!(boxed.meta("/usr/bin/dotdot").unwrap().is_none());
+        assert!(boxed.meta("/nope/x").unwrap().is_none());
+        let names: Vec<_> = boxed
+            .list("/usr/bin")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(names, ["dotdot", "foo", "passwd-link"]);
+        assert!(boxed.list("/missing").unwrap().is_empty());
+    }
+}

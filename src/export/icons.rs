@@ -1,0 +1,281 @@
+//! Icons of exported applications: finding them in a box and choosing where the host
+//! copies go, following the Icon Theme Specification's lookup so the host finds them.
+//!
+//! - A themed icon `NAME` found at `<icons>/<theme>/<a>/<b>/NAME.<ext>` in the box (any
+//!   theme, any size/context layout) is copied to `$XDG_DATA_HOME/icons/<theme>/<a>/<b>/`.
+//! - A pixmap `/usr/share/pixmaps/NAME.<ext>` (or, when no exact file exists anywhere,
+//!   the sized variants Debian ships, like `NAME_32x32.xpm`) goes to
+//!   `$XDG_DATA_HOME/icons/hicolor/<W>x<H>/apps/NAME.<ext>` when its size can be read
+//!   (PNG IHDR, XPM header; SVG as `scalable`), else to `$XDG_DATA_HOME/icons/` (the
+//!   spec's fallback directory).
+//! - An absolute `Icon=` path is copied under `$XDG_DATA_HOME/icons/box/<box>/` and the
+//!   entry points at the copy.
+//!
+//! Everything here is planning: paths are relative to the host icons directory; the
+//! caller writes the files through the export registry (never over a foreign file).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::boxfs::{self, BoxRoot};
+
+/// Icon theme roots in a box.
+const THEME_ROOTS: [&str; 2] = ["/usr/local/share/icons", "/usr/share/icons"];
+/// The legacy pixmap directory.
+const PIXMAPS: &str = "/usr/share/pixmaps";
+/// Extensions of themed icons (the spec's three, plus compressed SVG GTK reads).
+const THEME_EXTS: [&str; 4] = ["png", "svg", "svgz", "xpm"];
+const PIXMAP_EXTS: [&str; 3] = ["png", "svg", "xpm"];
+/// The largest icon file box copies.
+pub const MAX_ICON: u64 = 8 << 20;
+
+/// One icon file to copy: from `source` in the box to `dest`, relative to the host's
+/// `$XDG_DATA_HOME/icons`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IconCopy {
+    pub source: String,
+    pub dest: PathBuf,
+}
+
+/// Whether `name` is a plain icon name (not a path, nothing that could climb out of the
+/// icons directory).
+fn is_icon_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && name != "." && name != ".."
+}
+
+/// Every copy needed for icon `name` (an icon name, not a path).
+pub fn find_named(root: &BoxRoot, name: &str) -> Result<Vec<IconCopy>> {
+    let mut copies: Vec<IconCopy> = Vec::new();
+    if !is_icon_name(name) {
+        return Ok(copies);
+    }
+    let add = |copies: &mut Vec<IconCopy>, source: String, dest: PathBuf| {
+        // The first source for a destination wins (/usr/local before /usr).
+        if !copies.iter().any(|c| c.dest == dest) {
+            copies.push(IconCopy { source, dest });
+        }
+    };
+    for theme_root in THEME_ROOTS {
+        for (theme, _) in root.list(theme_root)? {
+            let theme_dir = boxfs::join(theme_root, &theme);
+            if !root.is_dir(&theme_dir) {
+                continue;
+            }
+            for (a, _) in root.list(&theme_dir)? {
+                let a_dir = boxfs::join(&theme_dir, &a);
+                if !root.is_dir(&a_dir) {
+                    continue;
+                }
+                for (b, _) in root.list(&a_dir)? {
+                    let b_dir = boxfs::join(&a_dir, &b);
+                    for ext in THEME_EXTS {
+                        let file = format!("{name}.{ext}");
+                        let source = boxfs::join(&b_dir, &file);
+                        if root.meta(&source)?.is_some_and(|m| m.is_file()) {
+                            let dest = [theme.as_str(), &a, &b, &file].iter().collect();
+                            add(&mut copies, source, dest);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut pixmaps: Vec<String> = Vec::new();
+    for ext in PIXMAP_EXTS {
+        let source = boxfs::join(PIXMAPS, &format!("{name}.{ext}"));
+        if root.meta(&source)?.is_some_and(|m| m.is_file()) {
+            pixmaps.push(source);
+        }
+    }
+    if copies.is_empty() && pixmaps.is_empty() {
+        // Debian's xterm ships only mini.xterm_32x32.xpm and friends.
+        for (file, _) in root.list(PIXMAPS)? {
+            if is_sized_variant(&file, name) {
+                pixmaps.push(boxfs::join(PIXMAPS, &file));
+            }
+        }
+    }
+    for source in pixmaps {
+        let ext = source.rsplit('.').next().unwrap_or_default().to_owned();
+        let bytes = root.read(&source, MAX_ICON)?;
+        let dest = match (ext.as_str(), image_size(&bytes)) {
+            ("svg", _) => PathBuf::from(format!("hicolor/scalable/apps/{name}.svg")),
+            (_, Some((w, h))) if w == h && w > 0 => {
+                PathBuf::from(format!("hicolor/{w}x{h}/apps/{name}.{ext}"))
+            }
+            _ => PathBuf::from(format!("{name}.{ext}")),
+        };
+        add(&mut copies, source, dest);
+    }
+    Ok(copies)
+}
+
+/// Whether pixmap file `file` is a sized variant of icon `name`: `NAME_WxH.ext` or
+/// `NAME-WxH.ext`.
+fn is_sized_variant(file: &str, name: &str) -> bool {
+    let Some((stem, ext)) = file.rsplit_once('.') else {
+        return false;
+    };
+    if !PIXMAP_EXTS.contains(&ext) {
+        return false;
+    }
+    let Some(size) = stem
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix('_').or_else(|| rest.strip_prefix('-')))
+    else {
+        return false;
+    };
+    let Some((w, h)) = size.split_once('x') else {
+        return false;
+    };
+    !w.is_empty()
+        && !h.is_empty()
+        && w.bytes().all(|b| b.is_ascii_digit())
+        && h.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The copy for an absolute `Icon=` path, if the file exists in the box.
+pub fn find_path(root: &BoxRoot, box_name: &str, path: &str) -> Result<Option<IconCopy>> {
+    if !root.meta(path)?.is_some_and(|m| m.is_file()) {
+        return Ok(None);
+    }
+    let Some(file) = path.rsplit('/').next().filter(|f| is_icon_name(f)) else {
+        return Ok(None);
+    };
+    Ok(Some(IconCopy {
+        source: path.to_owned(),
+        dest: ["box", box_name, file].iter().collect(),
+    }))
+}
+
+/// Width and height of a PNG (from its IHDR chunk) or an XPM (from its values line).
+pub fn image_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if bytes.starts_with(PNG) {
+        if bytes.len() < 24 || &bytes[12..16] != b"IHDR" {
+            return None;
+        }
+        let w = u32::from_be_bytes(bytes[16..20].try_into().ok()?);
+        let h = u32::from_be_bytes(bytes[20..24].try_into().ok()?);
+        return Some((w, h));
+    }
+    let text = std::str::from_utf8(&bytes[..bytes.len().min(4096)]).ok()?;
+    if !text.contains("XPM") {
+        return None;
+    }
+    // The first string after the array's opening brace is "<w> <h> <ncolors> <cpp>".
+    let after_brace = &text[text.find('{')? + 1..];
+    let start = after_brace.find('"')? + 1;
+    let end = start + after_brace[start..].find('"')?;
+    let mut numbers = after_brace[start..end].split_whitespace();
+    let w = numbers.next()?.parse().ok()?;
+    let h = numbers.next()?.parse().ok()?;
+    Some((w, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        b.extend(w.to_be_bytes());
+        b.extend(h.to_be_bytes());
+        b.extend([8, 6, 0, 0, 0]);
+        b
+    }
+
+    fn xpm(w: u32) -> String {
+        format!("/* XPM */\nstatic char * x_xpm[] = {{\n\"{w} {w} 2 1\",\n\"  c None\",\n}};\n")
+    }
+
+    #[test]
+    fn sizes_are_read_from_png_and_xpm() {
+        assert_eq!(image_size(&png(48, 48)), Some((48, 48)));
+        assert_eq!(image_size(xpm(32).as_bytes()), Some((32, 32)));
+        assert_eq!(image_size(b"<svg/>"), None);
+        assert_eq!(image_size(b"\x89PNG\r\n\x1a\n"), None);
+    }
+
+    #[test]
+    fn sized_variants_are_recognised() {
+        assert!(is_sized_variant("mini.xterm_32x32.xpm", "mini.xterm"));
+        assert!(is_sized_variant("xterm-48x48.png", "xterm"));
+        assert!(!is_sized_variant("xterm-color_48x48.xpm", "xterm"));
+        assert!(!is_sized_variant("xterm_big.xpm", "xterm"));
+        assert!(!is_sized_variant("xterm_32x32.gif", "xterm"));
+    }
+
+    #[test]
+    fn themed_icons_and_pixmaps_are_found_like_debian_ships_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let put = |path: &str, bytes: &[u8]| {
+            let p = r.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        };
+        // xterm's files: a themed SVG for mini.xterm, sized XPMs in pixmaps.
+        put(
+            "/usr/share/icons/hicolor/scalable/apps/mini.xterm.svg",
+            b"<svg/>",
+        );
+        put(
+            "/usr/share/icons/hicolor/48x48/apps/xterm.png",
+            &png(48, 48),
+        );
+        put("/usr/share/icons/breeze/apps/48/xterm.svg", b"<svg/>");
+        put(
+            "/usr/share/pixmaps/mini.xterm_32x32.xpm",
+            xpm(32).as_bytes(),
+        );
+        put("/usr/share/pixmaps/xterm_32x32.xpm", xpm(32).as_bytes());
+        put("/usr/share/pixmaps/xterm_48x48.xpm", xpm(48).as_bytes());
+        put("/usr/share/pixmaps/odd_7x9.xpm", b"no header");
+        put("/usr/share/pixmaps/plain.png", &png(64, 64));
+        put("/opt/app/logo.png", &png(16, 16));
+        let root = BoxRoot::open(r).unwrap();
+
+        let dests = |name: &str| -> Vec<String> {
+            find_named(&root, name)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.dest.display().to_string())
+                .collect()
+        };
+        // Themed icons exist, so the sized pixmaps are not needed.
+        assert_eq!(
+            dests("mini.xterm"),
+            ["hicolor/scalable/apps/mini.xterm.svg"]
+        );
+        assert_eq!(
+            dests("xterm"),
+            ["breeze/apps/48/xterm.svg", "hicolor/48x48/apps/xterm.png"]
+        );
+        assert_eq!(dests("plain"), ["hicolor/64x64/apps/plain.png"]);
+        assert_eq!(dests("odd"), ["odd.xpm"]);
+        assert!(dests("missing").is_empty());
+        assert!(dests("../etc").is_empty());
+
+        // Only sized pixmaps: each goes to its size directory under the icon's name.
+        std::fs::remove_dir_all(r.join("usr/share/icons")).unwrap();
+        assert_eq!(
+            dests("xterm"),
+            [
+                "hicolor/32x32/apps/xterm.xpm",
+                "hicolor/48x48/apps/xterm.xpm"
+            ]
+        );
+
+        let copy = find_path(&root, "dev", "/opt/app/logo.png")
+            .unwrap()
+            .unwrap();
+        assert_eq!(copy.dest, PathBuf::from("box/dev/logo.png"));
+        assert!(
+            find_path(&root, "dev", "/opt/app/none.png")
+                .unwrap()
+                .is_none()
+        );
+    }
+}

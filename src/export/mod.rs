@@ -1,0 +1,610 @@
+//! Exports: binaries as wrappers on the host PATH, applications as desktop entries with
+//! their icons, the box's own menu entry, and the registry of what was exported.
+//!
+//! Invariants:
+//! - Box files are read only through [`boxfs::BoxRoot`] (openat2 in the box root), never
+//!   by joining paths onto `/proc/PID/root`.
+//! - Host files are written only through [`registry::Registry::install`], under the
+//!   store's `exports` lock: box never replaces a file it did not write without `--force`,
+//!   and the registry says which files are box's.
+//! - Wrappers and entries name box by its absolute path, so they work with a minimal PATH.
+//!
+//! Submodules: [`boxfs`] (safe reads in a box), [`wrapper`] (the `--bin` script),
+//! [`exec`] (the desktop Exec grammar), [`desktop`] (finding and rewriting entries),
+//! [`icons`] (icon lookup and host placement), [`registry`] (what box wrote).
+
+pub mod boxfs;
+pub mod desktop;
+pub mod exec;
+pub mod icons;
+pub mod registry;
+pub mod wrapper;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::context::Context;
+use crate::error::{HintExt, failure};
+use crate::store::Store;
+use boxfs::BoxRoot;
+use registry::{Kind, Planned, Registry, Removal};
+
+/// The file that marks the inside of a box (as podman's and toolbox's do).
+const CONTAINERENV: &str = "/run/.containerenv";
+
+/// The name of the box this process runs in, from `/run/.containerenv` with
+/// `engine="box"`. (Not `/.dockerenv`: hosts that are themselves docker containers have one.)
+pub fn current_box() -> Option<String> {
+    let text = std::fs::read_to_string(CONTAINERENV).ok()?;
+    parse_containerenv(&text)
+}
+
+fn parse_containerenv(text: &str) -> Option<String> {
+    let value = |key: &str| {
+        text.lines().find_map(|line| {
+            let rest = line.trim().strip_prefix(key)?.strip_prefix('=')?;
+            Some(rest.trim_matches('"').to_owned())
+        })
+    };
+    if value("engine")? != "box" {
+        return None;
+    }
+    value("name").filter(|n| !n.is_empty())
+}
+
+/// The hint `box run` adds when the box of an exported wrapper is gone: the wrapper sets
+/// [`wrapper::WRAPPER_ENV`] to its own path.
+pub fn missing_box_hint(name: &str) -> Option<String> {
+    let path = std::env::var_os(wrapper::WRAPPER_ENV)?;
+    Some(format_missing_box_hint(name, Path::new(&path)))
+}
+
+fn format_missing_box_hint(name: &str, path: &Path) -> String {
+    format!(
+        "this wrapper was exported from box {name}, which no longer exists; delete it with `rm {}`",
+        wrapper::sh_quote(&path.to_string_lossy())
+    )
+}
+
+/// The absolute path of the box executable as the host sees it, for wrappers and entries.
+pub fn box_exe(ctx: &Context) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the box executable (/proc/self/exe)")?;
+    if current_box().is_none() {
+        return Ok(exe);
+    }
+    host_path_of(ctx, &exe).with_hint(|| {
+        format!(
+            "run `box export` on the host instead, or install box in one of {}",
+            host_candidates(ctx)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+fn host_candidates(ctx: &Context) -> Vec<PathBuf> {
+    let mut candidates = vec![
+        ctx.dirs.bin_home.join("box"),
+        ctx.dirs.home.join(".cargo/bin/box"),
+        PathBuf::from("/usr/local/bin/box"),
+        PathBuf::from("/usr/bin/box"),
+    ];
+    // The box executable is bind-mounted into the box; the mount's source path (the
+    // "root" field of mountinfo) is its host path when it lives on the host's root fs.
+    if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+        for line in info.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            if fields.len() > 4 && fields[4] == "/usr/local/bin/box" {
+                candidates.insert(0, PathBuf::from(fields[3].replace("\\040", " ")));
+            }
+        }
+    }
+    candidates
+}
+
+/// Inside a box, find the host path of `exe` through `/run/host` (same device and inode).
+fn host_path_of(ctx: &Context, exe: &Path) -> Result<PathBuf> {
+    let me = std::fs::metadata(exe).with_context(|| format!("reading {}", exe.display()))?;
+    for candidate in host_candidates(ctx) {
+        let on_host =
+            Path::new("/run/host").join(candidate.strip_prefix("/").unwrap_or(&candidate));
+        if let Ok(meta) = std::fs::metadata(&on_host)
+            && meta.dev() == me.dev()
+            && meta.ino() == me.ino()
+        {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "cannot tell where the box executable {} lives on the host",
+        exe.display()
+    )
+}
+
+/// An opened box: its name and root.
+struct Opened {
+    name: String,
+    root: BoxRoot,
+}
+
+/// Open box `name` for reading its files: `/` inside that box, else the running box's
+/// root (starting it if needed).
+fn open_box(ctx: &Context, name: &str) -> Result<Opened> {
+    let root = if current_box().as_deref() == Some(name) {
+        BoxRoot::open(Path::new("/"))?
+    } else {
+        Store::at(&ctx.dirs.store).container(name)?;
+        let path = crate::runtime::box_root(ctx, name)?;
+        BoxRoot::open(&path)?
+    };
+    Ok(Opened {
+        name: name.to_owned(),
+        root,
+    })
+}
+
+/// Run `f` on the export registry under the store's exports lock, saving it after.
+fn with_registry<T>(ctx: &Context, f: impl FnOnce(&mut Registry) -> Result<T>) -> Result<T> {
+    let store = Store::open(&ctx.dirs.store)?;
+    let _lock = store.lock_named("exports")?;
+    let path = store.exports_path();
+    let mut registry = Registry::load(&path)?;
+    let before = registry.exports.clone();
+    let result = f(&mut registry);
+    // Save even after an error: files removed before it must leave the registry.
+    if registry.exports != before {
+        registry.save(&path)?;
+    }
+    result
+}
+
+/// The exports of box `name` (from the registry; the box need not exist).
+pub fn list(ctx: &Context, name: &str) -> Result<Vec<registry::Export>> {
+    let path = Store::at(&ctx.dirs.store).exports_path();
+    let registry = Registry::load(&path)?;
+    Ok(registry.of_box(name).cloned().collect())
+}
+
+/// Export binary `path` of box `name` as a wrapper in `dir` (default: the bin home).
+/// Returns the wrapper's path.
+pub fn export_bin(
+    ctx: &Context,
+    name: &str,
+    path: &str,
+    dir: Option<&Path>,
+    force: bool,
+) -> Result<PathBuf> {
+    check_bin_path(path)?;
+    let opened = open_box(ctx, name)?;
+    check_binary(&opened.root, name, path)?;
+    let dir = dir.unwrap_or(&ctx.dirs.bin_home);
+    let dir = if dir.is_absolute() {
+        dir.to_owned()
+    } else {
+        std::env::current_dir()
+            .context("finding the current directory")?
+            .join(dir)
+    };
+    let file_name = path.rsplit('/').next().unwrap_or_default();
+    let wrapper_path = dir.join(file_name);
+    let text = wrapper::script(&box_exe(ctx)?, &opened.name, path, &wrapper_path);
+    with_registry(ctx, |registry| {
+        registry.install(
+            name,
+            Kind::Bin,
+            path,
+            vec![Planned {
+                path: wrapper_path.clone(),
+                bytes: text.into_bytes(),
+                mode: 0o755,
+                shareable: false,
+            }],
+            force,
+        )
+    })?;
+    Ok(wrapper_path)
+}
+
+fn check_bin_path(path: &str) -> Result<()> {
+    if !path.starts_with('/') {
+        bail!(failure(
+            format!("`{path}` is not an absolute path"),
+            format!(
+                "give the binary's full path in the box, e.g. `--bin /usr/bin/{path}` (`box run NAME -- which {path}` finds it)"
+            ),
+        ));
+    }
+    if path.ends_with('/')
+        || path
+            .rsplit('/')
+            .next()
+            .is_some_and(|f| f == "." || f == "..")
+    {
+        bail!(failure(
+            format!("`{path}` does not name a file"),
+            "give the path of the binary itself",
+        ));
+    }
+    Ok(())
+}
+
+/// Check that `path` exists in the box and is an executable file.
+fn check_binary(root: &BoxRoot, name: &str, path: &str) -> Result<()> {
+    match root.meta(path)? {
+        None => Err(failure(
+            format!("{path} does not exist in box `{name}`"),
+            format!("`box run {name} -- which <command>` shows where a command lives"),
+        )),
+        Some(meta) if !meta.is_executable() => Err(failure(
+            format!("{path} in box `{name}` is not an executable file"),
+            "export a program, not a directory or a data file",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The label appended to exported application names.
+fn label(ctx: &Context, name: &str, flag: Option<&str>) -> Result<String> {
+    let configured = match flag {
+        Some(label) => label.to_owned(),
+        None => ctx
+            .config()?
+            .export_label
+            .clone()
+            .unwrap_or_else(|| " (on {box})".to_owned()),
+    };
+    if configured == "none" {
+        return Ok(String::new());
+    }
+    Ok(configured.replace("{box}", name))
+}
+
+/// Export application `app` of box `name` to the host menu. Returns the entry's path.
+pub fn export_app(
+    ctx: &Context,
+    name: &str,
+    app: &str,
+    label_flag: Option<&str>,
+    force: bool,
+) -> Result<PathBuf> {
+    let opened = open_box(ctx, name)?;
+    let found = desktop::find_app(&opened.root, name, app)?;
+    let text = opened.root.read(&found.path, 1 << 20)?;
+    let text = String::from_utf8(text)
+        .with_context(|| format!("{} in box `{name}` is not UTF-8", found.path))?;
+    let label = label(ctx, name, label_flag)?;
+    let icons_dir = ctx.dirs.data_home.join("icons");
+
+    // Icons named anywhere in the boxed groups (the entry and its actions).
+    let mut files: Vec<Planned> = Vec::new();
+    let mut icon_map: BTreeMap<String, String> = BTreeMap::new();
+    for icon in icon_values(&text) {
+        let copies = if icon.starts_with('/') {
+            let copy = icons::find_path(&opened.root, name, &icon)?;
+            if let Some(copy) = &copy {
+                let host = icons_dir.join(&copy.dest);
+                icon_map.insert(icon.clone(), host.to_string_lossy().into_owned());
+            }
+            copy.into_iter().collect()
+        } else {
+            icons::find_named(&opened.root, &icon)?
+        };
+        if copies.is_empty() {
+            crate::error::warn(format!(
+                "icon `{icon}` of {} was not found in box `{name}`; the host's theme may lack it",
+                found.id
+            ));
+        }
+        for copy in copies {
+            let bytes = opened.root.read(&copy.source, icons::MAX_ICON)?;
+            let path = icons_dir.join(&copy.dest);
+            if !files.iter().any(|f| f.path == path) {
+                files.push(Planned {
+                    path,
+                    bytes,
+                    mode: 0o644,
+                    shareable: true,
+                });
+            }
+        }
+    }
+    let wm_class = found.id.trim_end_matches(".desktop").to_owned();
+    let exe = box_exe(ctx)?;
+    let rewritten = desktop::rewrite(
+        &text,
+        &desktop::Rewrite {
+            box_exe: &exe,
+            box_name: name,
+            label: &label,
+            wm_class: &wm_class,
+            icons: &icon_map,
+        },
+    )
+    .with_context(|| format!("cannot export {} from box `{name}`", found.path))?;
+    let entry_path = ctx.dirs.data_home.join("applications").join(&found.id);
+    files.insert(
+        0,
+        Planned {
+            path: entry_path.clone(),
+            bytes: rewritten.into_bytes(),
+            mode: 0o644,
+            shareable: false,
+        },
+    );
+    with_registry(ctx, |registry| {
+        registry.install(name, Kind::App, &found.path, files, force)
+    })?;
+    refresh_caches(ctx);
+    Ok(entry_path)
+}
+
+/// Every `Icon=` value (unlocalized or not) of the entry and its actions, unescaped.
+fn icon_values(text: &str) -> Vec<String> {
+    let mut icons: Vec<String> = Vec::new();
+    let mut boxed = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(group) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            boxed = group == "Desktop Entry" || group.starts_with("Desktop Action ");
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if boxed && (key == "Icon" || key.starts_with("Icon[")) {
+            let value = exec::unescape_string(value.trim());
+            if !value.is_empty() && !icons.contains(&value) {
+                icons.push(value);
+            }
+        }
+    }
+    icons
+}
+
+/// Remove the wrapper of binary `path` exported from box `name`.
+pub fn delete_bin(ctx: &Context, name: &str, path: &str) -> Result<Removal> {
+    with_registry(ctx, |registry| {
+        registry.remove(name, Kind::Bin, path)?.ok_or_else(|| {
+            failure(
+                format!("box `{name}` has no exported binary {path}"),
+                format!("`box export {name} --list` shows its exports"),
+            )
+        })
+    })
+}
+
+/// Remove the exported application `app` (its path in the box, its desktop id, or the
+/// name it was exported by) of box `name`, with the icons only it used.
+pub fn delete_app(ctx: &Context, name: &str, app: &str) -> Result<Removal> {
+    let removal = with_registry(ctx, |registry| {
+        let id = if app.ends_with(".desktop") {
+            app.to_owned()
+        } else {
+            format!("{app}.desktop")
+        };
+        let source = registry
+            .of_box(name)
+            .filter(|e| e.kind == Kind::App)
+            .find(|e| {
+                e.source == app
+                    || e.files
+                        .first()
+                        .is_some_and(|f| f.path.file_name().is_some_and(|n| *n == *id))
+            })
+            .map(|e| e.source.clone());
+        let source = match source {
+            Some(source) => source,
+            // An application name: resolve it in the box, if the box is there.
+            None => open_box(ctx, name)
+                .and_then(|opened| desktop::find_app(&opened.root, name, app))
+                .map(|found| found.path)
+                .unwrap_or_default(),
+        };
+        registry.remove(name, Kind::App, &source)?.ok_or_else(|| {
+            failure(
+                format!("box `{name}` has no exported application `{app}`"),
+                format!("`box export {name} --list` shows its exports"),
+            )
+        })
+    })?;
+    refresh_caches(ctx);
+    Ok(removal)
+}
+
+/// Remove every export of box `name` (called by `box rm`). Files the user changed are
+/// left in place, with a warning naming them.
+pub fn remove_box_exports(ctx: &Context, name: &str) -> Result<()> {
+    let path = Store::at(&ctx.dirs.store).exports_path();
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut any_app = false;
+    with_registry(ctx, |registry| {
+        let exports: Vec<(Kind, String)> = registry
+            .of_box(name)
+            .map(|e| (e.kind, e.source.clone()))
+            .collect();
+        for (kind, source) in exports {
+            any_app |= kind != Kind::Bin;
+            if let Some(removal) = registry.remove(name, kind, &source)? {
+                warn_kept(&removal);
+            }
+        }
+        Ok(())
+    })?;
+    if any_app {
+        refresh_caches(ctx);
+    }
+    Ok(())
+}
+
+/// Warn about files left in place because the user changed them.
+pub fn warn_kept(removal: &Removal) {
+    for path in &removal.kept_modified {
+        crate::error::warn(format!(
+            "kept {}: it was changed after box wrote it; remove it yourself if you no longer need it",
+            path.display()
+        ));
+    }
+}
+
+/// The path of box `name`'s terminal entry.
+fn entry_path(ctx: &Context, name: &str) -> PathBuf {
+    ctx.dirs
+        .data_home
+        .join("applications")
+        .join(format!("box-{name}.desktop"))
+}
+
+/// Write the desktop menu entry that opens a terminal in box `name` (called by `box create`).
+pub fn generate_entry(ctx: &Context, name: &str) -> Result<()> {
+    generate_entry_with(ctx, name, false).map(|_| ())
+}
+
+/// [`generate_entry`], optionally replacing a file box did not write. Returns its path.
+pub fn generate_entry_with(ctx: &Context, name: &str, force: bool) -> Result<PathBuf> {
+    crate::store::containers::validate_name(name)?;
+    if current_box().as_deref() != Some(name) {
+        Store::at(&ctx.dirs.store).container(name)?;
+    }
+    let path = entry_path(ctx, name);
+    let text = desktop::terminal_entry(&box_exe(ctx)?, name);
+    with_registry(ctx, |registry| {
+        registry.install(
+            name,
+            Kind::Entry,
+            "",
+            vec![Planned {
+                path: path.clone(),
+                bytes: text.into_bytes(),
+                mode: 0o644,
+                shareable: false,
+            }],
+            force,
+        )
+    })?;
+    refresh_caches(ctx);
+    Ok(path)
+}
+
+/// Remove the menu entry of box `name` (nothing to do if there is none).
+pub fn delete_entry(ctx: &Context, name: &str) -> Result<()> {
+    let path = Store::at(&ctx.dirs.store).exports_path();
+    if !path.exists() {
+        return Ok(());
+    }
+    let removal = with_registry(ctx, |registry| registry.remove(name, Kind::Entry, ""))?;
+    if let Some(removal) = removal {
+        warn_kept(&removal);
+        refresh_caches(ctx);
+    }
+    Ok(())
+}
+
+/// Refresh the host's menu and icon caches where the tools exist; their absence (or
+/// failure) costs only a stale cache, which desktops rebuild themselves.
+fn refresh_caches(ctx: &Context) {
+    let apps = ctx.dirs.data_home.join("applications");
+    if apps.is_dir() {
+        run_quietly("update-desktop-database", &[apps.as_os_str()]);
+    }
+    let icons = ctx.dirs.data_home.join("icons");
+    if let Ok(themes) = std::fs::read_dir(&icons) {
+        for theme in themes.flatten() {
+            let dir = theme.path();
+            if dir.join("index.theme").is_file() {
+                run_quietly("gtk-update-icon-cache", &["-q".as_ref(), dir.as_os_str()]);
+            }
+        }
+    }
+}
+
+fn run_quietly(program: &str, args: &[&std::ffi::OsStr]) {
+    let Some(path) = find_in_path(program) else {
+        return;
+    };
+    let _ = std::process::Command::new(path)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containerenv_must_say_box() {
+        assert_eq!(
+            parse_containerenv("engine=\"box\"\nname=\"dev\"\n").as_deref(),
+            Some("dev")
+        );
+        assert_eq!(
+            parse_containerenv("engine=\"podman-4.3\"\nname=\"dev\"\n"),
+            None
+        );
+        assert_eq!(parse_containerenv("name=\"dev\"\n"), None);
+        assert_eq!(parse_containerenv("engine=\"box\"\n"), None);
+    }
+
+    #[test]
+    fn host_with_dockerenv_is_not_a_box() {
+        // This machine has /.dockerenv; only /run/.containerenv with engine="box" counts.
+        if !Path::new(CONTAINERENV).exists() {
+            assert_eq!(current_box(), None);
+        }
+    }
+
+    #[test]
+    fn bin_paths_must_be_absolute_files() {
+        let err = check_bin_path("rg").unwrap_err();
+        assert!(crate::error::message(&err).contains("not an absolute path"));
+        assert!(check_bin_path("/usr/bin/").is_err());
+        check_bin_path("/usr/bin/rg").unwrap();
+    }
+
+    #[test]
+    fn missing_and_non_executable_binaries_name_path_and_box() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("usr/bin")).unwrap();
+        std::fs::write(dir.path().join("usr/bin/data"), "x").unwrap();
+        let root = BoxRoot::open(dir.path()).unwrap();
+        let err = check_binary(&root, "dev", "/usr/bin/nope").unwrap_err();
+        assert_eq!(
+            crate::error::message(&err),
+            "/usr/bin/nope does not exist in box `dev`"
+        );
+        let err = check_binary(&root, "dev", "/usr/bin/data").unwrap_err();
+        assert!(crate::error::message(&err).contains("not an executable"));
+        assert!(check_binary(&root, "dev", "/usr/bin").is_err());
+    }
+
+    #[test]
+    fn icon_values_come_from_entry_and_actions() {
+        let text = "[Desktop Entry]\nIcon=app\nIcon[de]=app-de\n[Desktop Action x]\nIcon=/opt/a.png\n[X-Other]\nIcon=no\n";
+        assert_eq!(icon_values(text), ["app", "app-de", "/opt/a.png"]);
+    }
+
+    #[test]
+    fn missing_box_hint_names_the_wrapper() {
+        assert_eq!(
+            format_missing_box_hint("dev", Path::new("/home/u/.local/bin/my tool")),
+            "this wrapper was exported from box dev, which no longer exists; delete it with `rm '/home/u/.local/bin/my tool'`"
+        );
+    }
+}
