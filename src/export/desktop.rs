@@ -440,7 +440,7 @@ pub fn terminal_entry(box_exe: &Path, name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::path::PathBuf;
 

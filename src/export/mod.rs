@@ -126,31 +126,45 @@ fn host_path_of(ctx: &Context, exe: &Path) -> Result<PathBuf> {
     )
 }
 
-/// An opened box: its name and root.
-struct Opened {
-    name: String,
-    root: BoxRoot,
-}
-
 /// Open box `name` for reading its files: `/` inside that box, else the running box's
 /// root (starting it if needed).
-fn open_box(ctx: &Context, name: &str) -> Result<Opened> {
-    let root = if current_box().as_deref() == Some(name) {
-        BoxRoot::open(Path::new("/"))?
+fn open_box(ctx: &Context, name: &str) -> Result<BoxRoot> {
+    if current_box().as_deref() == Some(name) {
+        BoxRoot::open(Path::new("/"))
     } else {
         Store::at(&ctx.dirs.store).container(name)?;
         let path = crate::runtime::box_root(ctx, name)?;
-        BoxRoot::open(&path)?
-    };
-    Ok(Opened {
-        name: name.to_owned(),
-        root,
-    })
+        BoxRoot::open(&path)
+    }
+}
+
+/// Where exports go on the host, and the box executable they run.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// `$XDG_DATA_HOME`: applications/ and icons/.
+    pub data_home: PathBuf,
+    /// Default directory of wrappers.
+    pub bin_home: PathBuf,
+    /// The store directory (for the registry and its lock).
+    pub store: PathBuf,
+    /// The absolute path of box as the host sees it.
+    pub box_exe: PathBuf,
+}
+
+impl Host {
+    pub fn from_ctx(ctx: &Context) -> Result<Host> {
+        Ok(Host {
+            data_home: ctx.dirs.data_home.clone(),
+            bin_home: ctx.dirs.bin_home.clone(),
+            store: ctx.dirs.store.clone(),
+            box_exe: box_exe(ctx)?,
+        })
+    }
 }
 
 /// Run `f` on the export registry under the store's exports lock, saving it after.
-fn with_registry<T>(ctx: &Context, f: impl FnOnce(&mut Registry) -> Result<T>) -> Result<T> {
-    let store = Store::open(&ctx.dirs.store)?;
+fn with_registry<T>(store: &Path, f: impl FnOnce(&mut Registry) -> Result<T>) -> Result<T> {
+    let store = Store::open(store)?;
     let _lock = store.lock_named("exports")?;
     let path = store.exports_path();
     let mut registry = Registry::load(&path)?;
@@ -180,9 +194,22 @@ pub fn export_bin(
     force: bool,
 ) -> Result<PathBuf> {
     check_bin_path(path)?;
-    let opened = open_box(ctx, name)?;
-    check_binary(&opened.root, name, path)?;
-    let dir = dir.unwrap_or(&ctx.dirs.bin_home);
+    let root = open_box(ctx, name)?;
+    bin_from(&Host::from_ctx(ctx)?, &root, name, path, dir, force)
+}
+
+/// [`export_bin`] from an opened box root.
+pub fn bin_from(
+    host: &Host,
+    root: &BoxRoot,
+    name: &str,
+    path: &str,
+    dir: Option<&Path>,
+    force: bool,
+) -> Result<PathBuf> {
+    check_bin_path(path)?;
+    check_binary(root, name, path)?;
+    let dir = dir.unwrap_or(&host.bin_home);
     let dir = if dir.is_absolute() {
         dir.to_owned()
     } else {
@@ -192,8 +219,8 @@ pub fn export_bin(
     };
     let file_name = path.rsplit('/').next().unwrap_or_default();
     let wrapper_path = dir.join(file_name);
-    let text = wrapper::script(&box_exe(ctx)?, &opened.name, path, &wrapper_path);
-    with_registry(ctx, |registry| {
+    let text = wrapper::script(&host.box_exe, name, path, &wrapper_path);
+    with_registry(&host.store, |registry| {
         registry.install(
             name,
             Kind::Bin,
@@ -272,27 +299,39 @@ pub fn export_app(
     label_flag: Option<&str>,
     force: bool,
 ) -> Result<PathBuf> {
-    let opened = open_box(ctx, name)?;
-    let found = desktop::find_app(&opened.root, name, app)?;
-    let text = opened.root.read(&found.path, 1 << 20)?;
+    let root = open_box(ctx, name)?;
+    let label = label(ctx, name, label_flag)?;
+    app_from(&Host::from_ctx(ctx)?, &root, name, app, &label, force)
+}
+
+/// [`export_app`] from an opened box root, with the label resolved.
+pub fn app_from(
+    host: &Host,
+    root: &BoxRoot,
+    name: &str,
+    app: &str,
+    label: &str,
+    force: bool,
+) -> Result<PathBuf> {
+    let found = desktop::find_app(root, name, app)?;
+    let text = root.read(&found.path, 1 << 20)?;
     let text = String::from_utf8(text)
         .with_context(|| format!("{} in box `{name}` is not UTF-8", found.path))?;
-    let label = label(ctx, name, label_flag)?;
-    let icons_dir = ctx.dirs.data_home.join("icons");
+    let icons_dir = host.data_home.join("icons");
 
     // Icons named anywhere in the boxed groups (the entry and its actions).
     let mut files: Vec<Planned> = Vec::new();
     let mut icon_map: BTreeMap<String, String> = BTreeMap::new();
     for icon in icon_values(&text) {
         let copies = if icon.starts_with('/') {
-            let copy = icons::find_path(&opened.root, name, &icon)?;
+            let copy = icons::find_path(&root, name, &icon)?;
             if let Some(copy) = &copy {
                 let host = icons_dir.join(&copy.dest);
                 icon_map.insert(icon.clone(), host.to_string_lossy().into_owned());
             }
             copy.into_iter().collect()
         } else {
-            icons::find_named(&opened.root, &icon)?
+            icons::find_named(&root, &icon)?
         };
         if copies.is_empty() {
             crate::error::warn(format!(
@@ -301,7 +340,7 @@ pub fn export_app(
             ));
         }
         for copy in copies {
-            let bytes = opened.root.read(&copy.source, icons::MAX_ICON)?;
+            let bytes = root.read(&copy.source, icons::MAX_ICON)?;
             let path = icons_dir.join(&copy.dest);
             if !files.iter().any(|f| f.path == path) {
                 files.push(Planned {
@@ -314,19 +353,18 @@ pub fn export_app(
         }
     }
     let wm_class = found.id.trim_end_matches(".desktop").to_owned();
-    let exe = box_exe(ctx)?;
     let rewritten = desktop::rewrite(
         &text,
         &desktop::Rewrite {
-            box_exe: &exe,
+            box_exe: &host.box_exe,
             box_name: name,
-            label: &label,
+            label,
             wm_class: &wm_class,
             icons: &icon_map,
         },
     )
     .with_context(|| format!("cannot export {} from box `{name}`", found.path))?;
-    let entry_path = ctx.dirs.data_home.join("applications").join(&found.id);
+    let entry_path = host.data_home.join("applications").join(&found.id);
     files.insert(
         0,
         Planned {
@@ -336,10 +374,10 @@ pub fn export_app(
             shareable: false,
         },
     );
-    with_registry(ctx, |registry| {
+    with_registry(&host.store, |registry| {
         registry.install(name, Kind::App, &found.path, files, force)
     })?;
-    refresh_caches(ctx);
+    refresh_caches(&host.data_home);
     Ok(entry_path)
 }
 
@@ -369,7 +407,7 @@ fn icon_values(text: &str) -> Vec<String> {
 
 /// Remove the wrapper of binary `path` exported from box `name`.
 pub fn delete_bin(ctx: &Context, name: &str, path: &str) -> Result<Removal> {
-    with_registry(ctx, |registry| {
+    with_registry(&ctx.dirs.store, |registry| {
         registry.remove(name, Kind::Bin, path)?.ok_or_else(|| {
             failure(
                 format!("box `{name}` has no exported binary {path}"),
@@ -382,7 +420,7 @@ pub fn delete_bin(ctx: &Context, name: &str, path: &str) -> Result<Removal> {
 /// Remove the exported application `app` (its path in the box, its desktop id, or the
 /// name it was exported by) of box `name`, with the icons only it used.
 pub fn delete_app(ctx: &Context, name: &str, app: &str) -> Result<Removal> {
-    let removal = with_registry(ctx, |registry| {
+    let removal = with_registry(&ctx.dirs.store, |registry| {
         let id = if app.ends_with(".desktop") {
             app.to_owned()
         } else {
@@ -402,7 +440,7 @@ pub fn delete_app(ctx: &Context, name: &str, app: &str) -> Result<Removal> {
             Some(source) => source,
             // An application name: resolve it in the box, if the box is there.
             None => open_box(ctx, name)
-                .and_then(|opened| desktop::find_app(&opened.root, name, app))
+                .and_then(|root| desktop::find_app(&root, name, app))
                 .map(|found| found.path)
                 .unwrap_or_default(),
         };
@@ -413,7 +451,7 @@ pub fn delete_app(ctx: &Context, name: &str, app: &str) -> Result<Removal> {
             )
         })
     })?;
-    refresh_caches(ctx);
+    refresh_caches(&ctx.dirs.data_home);
     Ok(removal)
 }
 
@@ -425,7 +463,7 @@ pub fn remove_box_exports(ctx: &Context, name: &str) -> Result<()> {
         return Ok(());
     }
     let mut any_app = false;
-    with_registry(ctx, |registry| {
+    with_registry(&ctx.dirs.store, |registry| {
         let exports: Vec<(Kind, String)> = registry
             .of_box(name)
             .map(|e| (e.kind, e.source.clone()))
@@ -439,7 +477,7 @@ pub fn remove_box_exports(ctx: &Context, name: &str) -> Result<()> {
         Ok(())
     })?;
     if any_app {
-        refresh_caches(ctx);
+        refresh_caches(&ctx.dirs.data_home);
     }
     Ok(())
 }
@@ -475,7 +513,7 @@ pub fn generate_entry_with(ctx: &Context, name: &str, force: bool) -> Result<Pat
     }
     let path = entry_path(ctx, name);
     let text = desktop::terminal_entry(&box_exe(ctx)?, name);
-    with_registry(ctx, |registry| {
+    with_registry(&ctx.dirs.store, |registry| {
         registry.install(
             name,
             Kind::Entry,
@@ -489,7 +527,7 @@ pub fn generate_entry_with(ctx: &Context, name: &str, force: bool) -> Result<Pat
             force,
         )
     })?;
-    refresh_caches(ctx);
+    refresh_caches(&ctx.dirs.data_home);
     Ok(path)
 }
 
@@ -499,22 +537,24 @@ pub fn delete_entry(ctx: &Context, name: &str) -> Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    let removal = with_registry(ctx, |registry| registry.remove(name, Kind::Entry, ""))?;
+    let removal = with_registry(&ctx.dirs.store, |registry| {
+        registry.remove(name, Kind::Entry, "")
+    })?;
     if let Some(removal) = removal {
         warn_kept(&removal);
-        refresh_caches(ctx);
+        refresh_caches(&ctx.dirs.data_home);
     }
     Ok(())
 }
 
 /// Refresh the host's menu and icon caches where the tools exist; their absence (or
 /// failure) costs only a stale cache, which desktops rebuild themselves.
-fn refresh_caches(ctx: &Context) {
-    let apps = ctx.dirs.data_home.join("applications");
+fn refresh_caches(data_home: &Path) {
+    let apps = data_home.join("applications");
     if apps.is_dir() {
         run_quietly("update-desktop-database", &[apps.as_os_str()]);
     }
-    let icons = ctx.dirs.data_home.join("icons");
+    let icons = data_home.join("icons");
     if let Ok(themes) = std::fs::read_dir(&icons) {
         for theme in themes.flatten() {
             let dir = theme.path();
@@ -605,6 +645,118 @@ mod tests {
         assert_eq!(
             format_missing_box_hint("dev", Path::new("/home/u/.local/bin/my tool")),
             "this wrapper was exported from box dev, which no longer exists; delete it with `rm '/home/u/.local/bin/my tool'`"
+        );
+    }
+
+    /// A fake box with Debian's xterm files and a host with temporary XDG dirs.
+    fn fake(dir: &Path) -> (Host, BoxRoot) {
+        let root = dir.join("box");
+        let put = |path: &str, bytes: &[u8], mode: u32| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = root.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, bytes).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        put("/usr/bin/xterm", b"\x7fELF", 0o755);
+        put(
+            "/usr/share/applications/debian-xterm.desktop",
+            b"# xterm\n[Desktop Entry]\nName=XTerm\nComment=standard terminal emulator for the X window system\nExec=xterm\nTerminal=false\nType=Application\nIcon=mini.xterm\nCategories=System;TerminalEmulator;\nKeywords=shell;prompt;command;commandline;cmd;\nStartupWMClass=XTerm\nX-Desktop-File-Install-Version=0.26\n",
+            0o644,
+        );
+        put(
+            "/usr/share/icons/hicolor/scalable/apps/mini.xterm.svg",
+            b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+            0o644,
+        );
+        put(
+            "/usr/share/pixmaps/mini.xterm_32x32.xpm",
+            b"/* XPM */\nstatic char * x[] = {\n\"32 32 1 1\",\n};\n",
+            0o644,
+        );
+        let host = Host {
+            data_home: dir.join("data"),
+            bin_home: dir.join("bin"),
+            store: dir.join("data/box"),
+            box_exe: PathBuf::from("/opt/box/bin/box"),
+        };
+        (host, BoxRoot::open(&root).unwrap())
+    }
+
+    #[test]
+    fn app_export_writes_a_valid_entry_and_icons_and_removal_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, root) = fake(dir.path());
+        let entry = app_from(&host, &root, "dev", "xterm", " (on dev)", false).unwrap();
+        assert_eq!(
+            entry,
+            host.data_home.join("applications/debian-xterm.desktop")
+        );
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(
+            text.contains("\nExec=/opt/box/bin/box run dev -- xterm\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nName=XTerm (on dev)\n"), "{text}");
+        assert!(text.contains("\nStartupWMClass=XTerm\n"), "{text}");
+        assert!(text.starts_with("# xterm\n"));
+        desktop::tests::assert_validates(&entry);
+        let icon = host
+            .data_home
+            .join("icons/hicolor/scalable/apps/mini.xterm.svg");
+        assert!(icon.is_file());
+
+        let wrapper = bin_from(&host, &root, "dev", "/usr/bin/xterm", None, false).unwrap();
+        assert_eq!(wrapper, host.bin_home.join("xterm"));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&wrapper).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+
+        // Another box exporting the same app clashes on the entry, not silently.
+        let err = app_from(&host, &root, "two", "xterm", "", false).unwrap_err();
+        assert!(crate::error::message(&err).contains("already exported from box `dev`"));
+        // A user's own file in the way is named, and --force replaces it.
+        let own = host.bin_home.join("mine");
+        std::fs::write(&own, "user").unwrap();
+        let err = bin_from(&host, &root, "two", "/usr/bin/xterm", None, false).unwrap_err();
+        assert!(crate::error::message(&err).contains(&wrapper.display().to_string()));
+
+        let registry = Registry::load(&Store::at(&host.store).exports_path()).unwrap();
+        assert_eq!(registry.of_box("dev").count(), 2);
+        let mut registry = registry;
+        for (kind, source) in [
+            (Kind::App, "/usr/share/applications/debian-xterm.desktop"),
+            (Kind::Bin, "/usr/bin/xterm"),
+        ] {
+            let removal = registry.remove("dev", kind, source).unwrap().unwrap();
+            assert!(removal.kept_modified.is_empty());
+        }
+        assert!(!entry.exists() && !icon.exists() && !wrapper.exists());
+        assert!(own.exists());
+    }
+
+    #[test]
+    fn bad_bin_exports_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, root) = fake(dir.path());
+        let err = bin_from(&host, &root, "dev", "/usr/bin/nope", None, false).unwrap_err();
+        assert_eq!(
+            crate::error::message(&err),
+            "/usr/bin/nope does not exist in box `dev`"
+        );
+        let err = bin_from(&host, &root, "dev", "xterm", None, false).unwrap_err();
+        assert!(crate::error::message(&err).contains("not an absolute path"));
+        // An export directory that cannot be created (even root cannot write in /proc).
+        let bad = Path::new("/proc/box-no-such-dir");
+        let err = bin_from(&host, &root, "dev", "/usr/bin/xterm", Some(bad), false).unwrap_err();
+        let msg = crate::error::message(&err);
+        assert!(msg.contains("/proc/box-no-such-dir"), "{msg}");
+        assert!(err.downcast_ref::<crate::error::Hint>().is_some());
+        let err = app_from(&host, &root, "dev", "nothing-like-it", "", false).unwrap_err();
+        assert!(
+            crate::error::message(&err).contains("no application `nothing-like-it` in box `dev`")
         );
     }
 }
