@@ -324,14 +324,14 @@ pub fn app_from(
     let mut icon_map: BTreeMap<String, String> = BTreeMap::new();
     for icon in icon_values(&text) {
         let copies = if icon.starts_with('/') {
-            let copy = icons::find_path(&root, name, &icon)?;
+            let copy = icons::find_path(root, name, &icon)?;
             if let Some(copy) = &copy {
                 let host = icons_dir.join(&copy.dest);
                 icon_map.insert(icon.clone(), host.to_string_lossy().into_owned());
             }
             copy.into_iter().collect()
         } else {
-            icons::find_named(&root, &icon)?
+            icons::find_named(root, &icon)?
         };
         if copies.is_empty() {
             crate::error::warn(format!(
