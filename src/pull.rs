@@ -73,12 +73,16 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     if let Some(existing) = store.image(&canonical)? {
         let same_manifest = existing.manifest_digest == top.digest
             || existing.index_digest.as_ref() == Some(&top.digest);
-        let same_platform = existing.index_digest.is_none() || existing.platform == platform.to_string();
+        let same_platform =
+            existing.index_digest.is_none() || existing.platform == platform.to_string();
         if same_manifest
             && same_platform
             && existing.layers.iter().all(|l| store.has_layer(&l.diff_id))
         {
-            notice(format!("{canonical} is up to date ({})", existing.manifest_digest));
+            notice(format!(
+                "{canonical} is up to date ({})",
+                existing.manifest_digest
+            ));
             return Ok(existing);
         }
     }
@@ -97,7 +101,10 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
         .with_context(|| format!("reading the manifest {} of {canonical}", manifest.digest))?
     else {
         bail!(failure(
-            format!("the index of {canonical} points at another index ({})", manifest.digest),
+            format!(
+                "the index of {canonical} points at another index ({})",
+                manifest.digest
+            ),
             "box follows one level of image index; this image is not supported",
         ));
     };
@@ -112,13 +119,16 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
         variant: config.variant.clone(),
     };
     if index.is_none() && !platform_matches(&image_platform, &platform) {
-        let message = format!(
-            "{canonical} is an image for {image_platform}, not {platform}"
-        );
+        let message = format!("{canonical} is an image for {image_platform}, not {platform}");
         if explicit_platform {
-            bail!(failure(message, "this image has a single platform; drop --platform or pick another image"));
+            bail!(failure(
+                message,
+                "this image has a single platform; drop --platform or pick another image"
+            ));
         }
-        warn(format!("{message}: its programs may not run on this machine"));
+        warn(format!(
+            "{message}: its programs may not run on this machine"
+        ));
     }
     if config.diff_ids.len() != image.layers.len() {
         bail!(failure(
@@ -132,9 +142,8 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     }
     // Refuse unknown layer formats before downloading anything.
     for layer in &image.layers {
-        Compression::from_media_type(&layer.media_type).with_context(|| {
-            format!("layer {} of {canonical}", layer.digest)
-        })?;
+        Compression::from_media_type(&layer.media_type)
+            .with_context(|| format!("layer {} of {canonical}", layer.digest))?;
     }
 
     let layers: Vec<(Descriptor, Digest)> = image
@@ -147,7 +156,10 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
 
     for (digest, bytes) in [
         (Some(&manifest.digest), &manifest.bytes),
-        (index.as_ref().map(|i| &i.digest), index.as_ref().map_or(&manifest.bytes, |i| &i.bytes)),
+        (
+            index.as_ref().map(|i| &i.digest),
+            index.as_ref().map_or(&manifest.bytes, |i| &i.bytes),
+        ),
         (Some(&image.config.digest), &config_bytes),
     ] {
         if let Some(digest) = digest {
@@ -159,7 +171,11 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
         manifest_digest: manifest.digest.clone(),
         index_digest: index.map(|i| i.digest),
         config_digest: image.config.digest.clone(),
-        platform: if index.is_some() { platform.to_string() } else { image_platform.to_string() },
+        platform: if index.is_some() {
+            platform.to_string()
+        } else {
+            image_platform.to_string()
+        },
         layers: layers
             .iter()
             .zip(&stats)
@@ -176,7 +192,12 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
         config: config.config.clone(),
     };
     store.put_image(&record)?;
-    let downloaded: u64 = stats.iter().zip(&layers).filter(|(s, _)| **s > 0).map(|(_, (d, _))| d.size).sum();
+    let downloaded: u64 = stats
+        .iter()
+        .zip(&layers)
+        .filter(|(s, _)| **s > 0)
+        .map(|(_, (d, _))| d.size)
+        .sum();
     notice(format!(
         "pulled {canonical} ({}, {} layers, {} downloaded) in {}",
         record.manifest_digest,
@@ -192,7 +213,9 @@ pub fn find_local(ctx: &Context, reference: &str) -> Result<Option<ImageRecord>>
     let reference = Reference::parse(reference)?;
     let store = Store::at(&ctx.dirs.store);
     match store.image(&reference.canonical())? {
-        Some(record) if record.layers.iter().all(|l| store.has_layer(&l.diff_id)) => Ok(Some(record)),
+        Some(record) if record.layers.iter().all(|l| store.has_layer(&l.diff_id)) => {
+            Ok(Some(record))
+        }
         _ => Ok(None),
     }
 }
@@ -221,10 +244,18 @@ fn explain_single_mapping_once(store: &Store, mapping: &IdMapping) {
 /// One finished download, handed from a download thread to the unpacking thread.
 enum Downloaded {
     /// The blob is at `path`; `lock` is the layer's lock, held until it is unpacked.
-    Blob { index: usize, path: PathBuf, lock: Lock },
+    Blob {
+        index: usize,
+        path: PathBuf,
+        lock: Lock,
+    },
     /// Another pull unpacked this layer while we waited for its lock.
-    AlreadyThere { index: usize },
-    Failed { error: anyhow::Error },
+    AlreadyThere {
+        index: usize,
+    },
+    Failed {
+        error: anyhow::Error,
+    },
 }
 
 /// Make every layer present in the store. Returns each layer's unpacked size (0 for
@@ -263,7 +294,10 @@ fn fetch_layers(
     let mut helper = StoreHelper::start(ctx)?;
     for leftover in &leftovers {
         if let Err(err) = helper.remove(leftover) {
-            warn(format!("could not remove the leftover {}: {err:#}", leftover.display()));
+            warn(format!(
+                "could not remove the leftover {}: {err:#}",
+                leftover.display()
+            ));
         }
     }
     if missing.is_empty() {
@@ -309,7 +343,9 @@ fn fetch_layers(
                     };
                     let (descriptor, diff_id) = &layers[index];
                     let bar = bars[index].as_ref().expect("bar of a missing layer");
-                    let message = match download_one(store, client, canonical, descriptor, diff_id, bar, progress, abort) {
+                    let message = match download_one(
+                        store, client, canonical, descriptor, diff_id, bar, progress, abort,
+                    ) {
                         Ok(Some((path, lock))) => Downloaded::Blob { index, path, lock },
                         Ok(None) => Downloaded::AlreadyThere { index },
                         Err(error) => {
@@ -401,8 +437,8 @@ fn download_one(
         return Ok(None);
     }
     let path = store.staging_path(&format!("blob-{}", descriptor.digest.short()));
-    let file = std::fs::File::create(&path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = AbortableWriter {
         inner: std::io::BufWriter::with_capacity(1 << 20, file),
         abort,
@@ -446,12 +482,21 @@ impl<W: Write> Write for AbortableWriter<'_, W> {
 
 fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &Context) {
     if !stats.skipped_devices.is_empty() {
-        let shown: Vec<&str> = stats.skipped_devices.iter().take(5).map(String::as_str).collect();
+        let shown: Vec<&str> = stats
+            .skipped_devices
+            .iter()
+            .take(5)
+            .map(String::as_str)
+            .collect();
         warn(format!(
             "{label}: skipped {} device node(s) ({}{}); boxes get the host's /dev",
             stats.skipped_devices.len(),
             shown.join(", "),
-            if stats.skipped_devices.len() > shown.len() { ", ..." } else { "" }
+            if stats.skipped_devices.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
         ));
     }
     let keep_id = matches!(ctx.id_mapping(), Ok(IdMapping::KeepId { .. }));

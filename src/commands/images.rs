@@ -58,7 +58,10 @@ pub fn exec(ctx: &Context, args: ImagesArgs) -> Result<ExitCode> {
             ]
         })
         .collect();
-    print_table(&["REFERENCE", "DIGEST", "SIZE", "CREATED", "PLATFORM"], &table);
+    print_table(
+        &["REFERENCE", "DIGEST", "SIZE", "CREATED", "PLATFORM"],
+        &table,
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -31,7 +31,10 @@ pub fn exec(ctx: &Context, args: RmiArgs) -> Result<ExitCode> {
             .collect();
         if !users.is_empty() && !args.force {
             bail!(failure(
-                format!("image {canonical} is used by the box(es) {}", users.join(", ")),
+                format!(
+                    "image {canonical} is used by the box(es) {}",
+                    users.join(", ")
+                ),
                 "remove those boxes first (`box rm`), or pass --force to remove the image record and keep the layers they use",
             ));
         }
