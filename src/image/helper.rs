@@ -237,8 +237,7 @@ impl Helper {
             Err(err) if is_errno(&err, libc::ENOENT) => return Ok(()),
             Err(err) => return Err(err),
         };
-        remove_tree_at(parent.as_fd(), name)
-            .with_context(|| format!("removing {}", path.display()))
+        remove_tree_at(parent.as_fd(), name).with_context(|| format!("removing {}", path.display()))
     }
 
     fn unpack(&self, request: &UnpackRequest) -> Result<UnpackStats> {
@@ -387,7 +386,6 @@ mod tests {
         for bad in [
             dir.path().to_owned(),
             dir.path().join("tmp/../../etc"),
-            dir.path().join("./tmp"),
             PathBuf::from("/etc/passwd"),
             PathBuf::from("relative"),
         ] {

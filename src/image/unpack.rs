@@ -35,20 +35,22 @@ pub fn unpack_layer_at(
     dest_path: &Path,
     label: &str,
 ) -> Result<UnpackStats> {
-    let result = unpack_stream(input, compression, expected_diff_id, dest, label);
-    result.map_err(|err| {
-        if is_out_of_space(&err) {
-            failure(
-                format!(
-                    "no space left on device while unpacking {label} into {}",
-                    dest_path.display()
-                ),
-                "free some space (`box rmi` unused images, `box rm` old boxes) and pull again",
-            )
-        } else {
-            err
-        }
-    })
+    unpack_stream(input, compression, expected_diff_id, dest, label)
+        .map_err(|err| map_out_of_space(err, label, dest_path))
+}
+
+/// A full disk deserves its own message rather than the errno of whichever write hit it.
+pub(crate) fn map_out_of_space(err: anyhow::Error, label: &str, dest: &Path) -> anyhow::Error {
+    if !is_out_of_space(&err) {
+        return err;
+    }
+    failure(
+        format!(
+            "no space left on device while unpacking {label} into {}",
+            dest.display()
+        ),
+        "free some space (`box rmi` unused images, `box rm` old boxes) and pull again",
+    )
 }
 
 fn is_out_of_space(err: &anyhow::Error) -> bool {
@@ -419,7 +421,11 @@ impl<'l> Unpacker<'l> {
         create(parent, name).map(Some).map_err(io::Error::from)
     }
 
-    fn copy_data<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, file: &mut std::fs::File) -> Result<()> {
+    fn copy_data<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        file: &mut std::fs::File,
+    ) -> Result<()> {
         loop {
             let n = match entry.read(&mut self.buf) {
                 Ok(0) => return Ok(()),
@@ -466,7 +472,10 @@ impl<'l> Unpacker<'l> {
     }
 
     /// The entry's `SCHILY.xattr.*` PAX records.
-    fn xattrs<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn xattrs<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
         let Some(extensions) = entry.pax_extensions().context("reading PAX records")? else {
             return Ok(out);
@@ -489,7 +498,9 @@ impl<'l> Unpacker<'l> {
                 continue;
             }
             let result = match target {
-                Target::Fd(fd) => rustix::fs::fsetxattr(fd, name.as_slice(), value, XattrFlags::empty()),
+                Target::Fd(fd) => {
+                    rustix::fs::fsetxattr(fd, name.as_slice(), value, XattrFlags::empty())
+                }
                 Target::At(parent, entry) => {
                     // No lsetxattrat before Linux 6.13: go through our own descriptor's
                     // /proc entry; the last component is not followed.
@@ -513,7 +524,12 @@ impl<'l> Unpacker<'l> {
 
     /// `.wh.NAME` → a 0:0 character device NAME; `.wh..wh..opq` → the parent is opaque.
     /// `already_device` is a 0:0 char device entry stored as is.
-    fn whiteout(&mut self, parent: BorrowedFd<'_>, name: &[u8], already_device: bool) -> Result<()> {
+    fn whiteout(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+        already_device: bool,
+    ) -> Result<()> {
         let target: &[u8] = if already_device {
             name
         } else if name == b".wh..wh..opq" {
@@ -541,7 +557,13 @@ impl<'l> Unpacker<'l> {
         Ok(())
     }
 
-    fn hard_link(&mut self, parent: BorrowedFd<'_>, name: &[u8], path: &[u8], target: &[u8]) -> Result<()> {
+    fn hard_link(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+        path: &[u8],
+        target: &[u8],
+    ) -> Result<()> {
         let target = normalize(target).context("the hard link's target")?;
         if target.is_empty() {
             anyhow::bail!("the hard link's target is the layer root");
@@ -551,25 +573,32 @@ impl<'l> Unpacker<'l> {
         }
         let shown = String::from_utf8_lossy(&target).into_owned();
         let (target_parent, target_name) = split_last(&target);
-        let target_dir = open_dir_beneath(self.root.as_fd(), target_parent).map_err(|err| {
-            match err.raw_os_error() {
-                Some(libc::ELOOP) | Some(libc::EXDEV) => failure(
-                    format!("the hard link's target `{shown}` goes through a symlink; refusing it"),
-                    "the layer tries to reach outside its directory; do not use this image",
-                ),
-                Some(libc::ENOENT) | Some(libc::ENOTDIR) => anyhow!(
-                    "the hard link's target `{shown}` does not exist in the layer"
-                ),
-                _ => anyhow::Error::from(err).context(format!("opening the parent of `{shown}`")),
-            }
-        })?;
+        let target_dir =
+            open_dir_beneath(self.root.as_fd(), target_parent).map_err(|err| {
+                match err.raw_os_error() {
+                    Some(libc::ELOOP) | Some(libc::EXDEV) => failure(
+                        format!(
+                            "the hard link's target `{shown}` goes through a symlink; refusing it"
+                        ),
+                        "the layer tries to reach outside its directory; do not use this image",
+                    ),
+                    Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
+                        anyhow!("the hard link's target `{shown}` does not exist in the layer")
+                    }
+                    _ => {
+                        anyhow::Error::from(err).context(format!("opening the parent of `{shown}`"))
+                    }
+                }
+            })?;
         self.replace(parent, name, false, |p, n| {
             // Without AT_SYMLINK_FOLLOW: a symlink target is linked itself, never followed.
             rustix::fs::linkat(&target_dir, target_name, p, n, AtFlags::empty())
         })
         .map(drop)
         .map_err(|err| match err.raw_os_error() {
-            Some(libc::ENOENT) => anyhow!("the hard link's target `{shown}` does not exist in the layer"),
+            Some(libc::ENOENT) => {
+                anyhow!("the hard link's target `{shown}` does not exist in the layer")
+            }
             Some(libc::EPERM) => anyhow!("cannot hard-link to `{shown}` (is it a directory?)"),
             _ => anyhow::Error::from(err).context(format!("hard-linking to `{shown}`")),
         })
