@@ -8,6 +8,10 @@
 //!   entries from being created in it when we are not root in the namespace;
 //! - regular files are always created with `O_EXCL` (an existing entry is removed
 //!   first), so a hard link made by an earlier entry is never written through.
+//!
+//! Known limits: GNU sparse files are written densely; `LIBARCHIVE.xattr.*` records and
+//! sub-second PAX mtimes are ignored; files are not fsync'ed one by one (the store helper
+//! syncs the filesystem once before renaming the finished layer into place).
 
 use std::collections::HashSet;
 use std::io::{self, BufReader, Read, Write};
@@ -459,7 +463,6 @@ impl<'l> Unpacker<'l> {
         if uid.is_none() && gid.is_none() {
             return Ok(());
         }
-        // SAFETY-free conversions: ids checked against the maps above.
         let uid = uid.map(Uid::from_raw);
         let gid = gid.map(Gid::from_raw);
         match target {
