@@ -293,7 +293,11 @@ mod tests {
     fn id_mapping_change_is_detected_only_when_layers_exist() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let a = IdMapping::Single { uid: 1000, gid: 1000, reason: String::new() };
+        let a = IdMapping::Single {
+            uid: 1000,
+            gid: 1000,
+            reason: String::new(),
+        };
         let b = IdMapping::Root;
         store.check_id_mapping(&a).unwrap();
         store.check_id_mapping(&b).unwrap(); // no layers yet: re-recorded
