@@ -113,6 +113,10 @@ impl AuthSources {
                         .with_context(|| format!("reading credentials from {}", file.display()));
                 }
             };
+            // An empty file (as `podman logout --all` can leave) holds no entries.
+            if text.trim().is_empty() {
+                continue;
+            }
             let parsed: AuthFile = serde_json::from_str(&text)
                 .with_context(|| format!("invalid credentials file {}", file.display()))
                 .hint(

@@ -727,7 +727,13 @@ impl Client {
             );
         }
         if self.looks_like_tls(&err) {
-            let hint = if self.insecure {
+            let plain_http = err.to_string().contains("InvalidContentType");
+            let hint = if plain_http {
+                format!(
+                    "{host} answers in plain HTTP, not HTTPS; if you trust the network, add \"{registry}\" to \
+                     insecure-registries in ~/.config/box/config.toml"
+                )
+            } else if self.insecure {
                 format!(
                     "{registry} is reached over plain HTTP; check that it does not require HTTPS"
                 )
@@ -840,6 +846,13 @@ impl Client {
             .as_deref()
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
+        // Go's TLS servers answer a plain HTTP request with this 400.
+        if status.as_u16() == 400 && String::from_utf8_lossy(&body).contains("HTTPS server") {
+            return failure(
+                format!("registry {registry} speaks HTTPS, but box used plain HTTP (pulling {shown})"),
+                format!("remove \"{registry}\" from insecure-registries in ~/.config/box/config.toml"),
+            );
+        }
         match (status.as_u16(), target) {
             (404, Target::Manifest(_)) => failure(
                 format!(
