@@ -161,10 +161,10 @@ impl AuthSources {
                 best = Some((prefix.len(), entry));
             }
         }
-        if let Some((_, entry)) = best {
-            if let Some(found) = entry.credentials(file, &registry)? {
-                return Ok(Some(found));
-            }
+        if let Some((_, entry)) = best
+            && let Some(found) = entry.credentials(file, &registry)?
+        {
+            return Ok(Some(found));
         }
 
         match &parsed.creds_store {

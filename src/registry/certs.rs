@@ -91,10 +91,11 @@ fn read_pem_certs(file: &Path) -> Result<Vec<Certificate<'static>>> {
         .with_context(|| format!("reading CA certificate {}", file.display()))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&bytes) {
-        match item.with_context(|| format!("invalid PEM in CA certificate {}", file.display()))? {
-            PemItem::Certificate(cert) => certs.push(cert),
-            // Keys and other items do not belong in a CA file; ignore them.
-            _ => {}
+        let item =
+            item.with_context(|| format!("invalid PEM in CA certificate {}", file.display()))?;
+        // Keys and other items do not belong in a CA file; they are ignored.
+        if let PemItem::Certificate(cert) = item {
+            certs.push(cert);
         }
     }
     Ok(certs)

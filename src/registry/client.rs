@@ -293,7 +293,9 @@ impl Client {
                 if let Some(length) = response.body().content_length()
                     && length != descriptor.size
                 {
-                    return Err(self.wrong_size(descriptor, length));
+                    return Err(
+                        self.wrong_size(descriptor, format!("{length} bytes (Content-Length)"))
+                    );
                 }
                 resume_from
             };
@@ -334,10 +336,13 @@ impl Client {
             match outcome {
                 Ok(()) => break,
                 Err(err) => {
-                    if let Some(WrongSize(at_least)) =
+                    if let Some(WrongSize(_)) =
                         err.get_ref().and_then(|e| e.downcast_ref::<WrongSize>())
                     {
-                        return Err(self.wrong_size(descriptor, *at_least));
+                        return Err(self.wrong_size(
+                            descriptor,
+                            format!("more than {} bytes", descriptor.size),
+                        ));
                     }
                     if let Some(WriteFailed(inner)) =
                         err.get_ref().and_then(|e| e.downcast_ref::<WriteFailed>())
@@ -357,7 +362,7 @@ impl Client {
             }
         }
         if hasher.bytes != descriptor.size {
-            return Err(self.wrong_size(descriptor, hasher.bytes));
+            return Err(self.wrong_size(descriptor, format!("{} bytes", hasher.bytes)));
         }
         let actual = hasher.finish();
         if actual != descriptor.digest {
@@ -372,25 +377,12 @@ impl Client {
         Ok(())
     }
 
-    fn wrong_size(&self, descriptor: &Descriptor, got: u64) -> anyhow::Error {
-        let relation = if got > descriptor.size {
-            "more than"
-        } else {
-            "fewer than"
-        };
+    /// `sent` says what the registry sent, e.g. "133 bytes" or "more than 135 bytes".
+    fn wrong_size(&self, descriptor: &Descriptor, sent: String) -> anyhow::Error {
         failure(
             format!(
-                "blob {} of {} from {} has the wrong size: the registry sent {got} bytes{}, {relation} the {} \
-                 bytes the manifest says",
-                descriptor.digest,
-                self.reference,
-                self.reference.registry,
-                if got > descriptor.size {
-                    " or more"
-                } else {
-                    ""
-                },
-                descriptor.size
+                "blob {} of {} from {} has the wrong size: the registry sent {sent}, but the manifest says {} bytes",
+                descriptor.digest, self.reference, self.reference.registry, descriptor.size
             ),
             "the image on the registry is inconsistent (or a proxy altered it); push it again",
         )
@@ -849,8 +841,12 @@ impl Client {
         // Go's TLS servers answer a plain HTTP request with this 400.
         if status.as_u16() == 400 && String::from_utf8_lossy(&body).contains("HTTPS server") {
             return failure(
-                format!("registry {registry} speaks HTTPS, but box used plain HTTP (pulling {shown})"),
-                format!("remove \"{registry}\" from insecure-registries in ~/.config/box/config.toml"),
+                format!(
+                    "registry {registry} speaks HTTPS, but box used plain HTTP (pulling {shown})"
+                ),
+                format!(
+                    "remove \"{registry}\" from insecure-registries in ~/.config/box/config.toml"
+                ),
             );
         }
         match (status.as_u16(), target) {
