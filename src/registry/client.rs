@@ -134,8 +134,16 @@ impl Client {
             )
         })?;
         let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
+        // Proxies come from the environment (with NO_PROXY), except for a registry on this
+        // machine, which a proxy cannot reach (Go's HTTP client, hence docker, does the same).
+        let proxy = if reference.is_loopback() {
+            None
+        } else {
+            ureq::Proxy::try_from_env()
+        };
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
+            .proxy(proxy)
             .tls_config(tls)
             .timeout_connect(Some(options.connect_timeout))
             .timeout_recv_response(Some(options.read_timeout))
