@@ -169,7 +169,7 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     let record = ImageRecord {
         reference: canonical.clone(),
         manifest_digest: manifest.digest.clone(),
-        index_digest: index.map(|i| i.digest),
+        index_digest: index.as_ref().map(|i| i.digest.clone()),
         config_digest: image.config.digest.clone(),
         platform: if index.is_some() {
             platform.to_string()
