@@ -1,0 +1,1 @@
+//! `box pull`, `box images`, `box rmi` end to end.
