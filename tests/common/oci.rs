@@ -306,6 +306,18 @@ pub struct Layer {
     pub size_delta: i64,
     /// Use this media type in the manifest instead of the right one.
     pub media_type_override: Option<String>,
+    /// A blob compressed and digested outside the test process (the Debian fixture, by
+    /// `tests/run`); `tar` is then empty.
+    pub prebuilt: Option<Prebuilt>,
+}
+
+/// A layer whose blob and digests were computed ahead of time.
+#[derive(Debug, Clone)]
+pub struct Prebuilt {
+    pub blob: Vec<u8>,
+    pub digest: String,
+    pub diff_id: String,
+    pub tar_size: u64,
 }
 
 impl Layer {
@@ -321,11 +333,42 @@ impl Layer {
             diff_id_override: None,
             size_delta: 0,
             media_type_override: None,
+            prebuilt: None,
+        }
+    }
+
+    /// A layer from a blob compressed and digested elsewhere.
+    pub fn prebuilt(prebuilt: Prebuilt, compression: Compression) -> Layer {
+        let mut layer = Layer::from_tar(Vec::new(), compression);
+        layer.prebuilt = Some(prebuilt);
+        layer
+    }
+
+    /// The size of the uncompressed tar.
+    pub fn tar_size(&self) -> u64 {
+        match &self.prebuilt {
+            Some(p) => p.tar_size,
+            None => self.tar.len() as u64,
+        }
+    }
+
+    /// The blob as pushed, and its digest.
+    pub fn blob_and_digest(&self) -> (Vec<u8>, String) {
+        match &self.prebuilt {
+            Some(p) => (p.blob.clone(), p.digest.clone()),
+            None => {
+                let blob = self.blob();
+                let digest = sha256(&blob);
+                (blob, digest)
+            }
         }
     }
 
     /// The true diff_id (digest of the uncompressed tar).
     pub fn diff_id(&self) -> String {
+        if let Some(p) = &self.prebuilt {
+            return p.diff_id.clone();
+        }
         sha256(&self.tar)
     }
 
@@ -477,9 +520,8 @@ impl ImageBuilder {
         let mut layers = Vec::new();
         let mut tar_size = 0;
         for layer in &self.layers {
-            let blob = layer.blob();
-            let digest = sha256(&blob);
-            client.put_blob(repo, &blob);
+            let (blob, digest) = layer.blob_and_digest();
+            client.put_blob_with_digest(repo, &blob, &digest);
             let media_type = layer
                 .media_type_override
                 .clone()
@@ -489,7 +531,7 @@ impl ImageBuilder {
                 "size": blob.len() as i64 + layer.size_delta,
                 "digest": digest,
             }));
-            tar_size += layer.tar.len() as u64;
+            tar_size += layer.tar_size();
             layers.push((digest, layer.diff_id()));
         }
         let (manifest_type, config_type) = match self.format {
@@ -606,7 +648,10 @@ impl<'a> Client<'a> {
 
     /// Upload a blob unless the repository already has it.
     fn put_blob(&self, repo: &str, blob: &[u8]) {
-        let digest = sha256(blob);
+        self.put_blob_with_digest(repo, blob, &sha256(blob));
+    }
+
+    fn put_blob_with_digest(&self, repo: &str, blob: &[u8], digest: &str) {
         let base = self.registry.url();
         let mut head = self.agent.head(format!("{base}/v2/{repo}/blobs/{digest}"));
         if let Some(auth) = self.auth() {

@@ -62,6 +62,7 @@ impl Registry {
         let dir =
             PathBuf::from(super::TEST_ROOT).join(format!("registry-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        remove_dead_registry_dirs();
         std::fs::create_dir_all(dir.join("storage")).expect("creating the registry storage");
         let auth = match &credentials {
             Some((user, password)) => {
@@ -153,4 +154,24 @@ pub fn free_port() -> u16 {
 /// A port on 127.0.0.1 nobody listens on (for "connection refused").
 pub fn closed_port() -> u16 {
     free_port()
+}
+
+/// Remove the storage of registries whose test process is gone (`registry-<name>-<pid>`).
+fn remove_dead_registry_dirs() {
+    let Ok(entries) = std::fs::read_dir(super::TEST_ROOT) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("registry-")
+            .and_then(|rest| rest.rsplit('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }

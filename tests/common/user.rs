@@ -11,11 +11,13 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::{TEST_ROOT, box_bin, require_root};
 
@@ -199,6 +201,17 @@ impl StoreState {
         state
     }
 
+    /// Snapshot `root` without the top-level entries named in `skip` (and what is below).
+    pub fn capture_except(root: &Path, skip: &[&str]) -> StoreState {
+        let mut state = StoreState::capture(root);
+        state.0.retain(|path, _| {
+            !skip
+                .iter()
+                .any(|s| path == s || path.starts_with(&format!("{s}/")))
+        });
+        state
+    }
+
     /// Relative paths present in both but different, or present in only one.
     pub fn diff(&self, other: &StoreState) -> Vec<String> {
         let mut out = Vec::new();
@@ -291,6 +304,9 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, FileState>) {
         }
     }
 }
+
+/// The longest any single box invocation may take in a test (the Debian pull included).
+pub const TIMEOUT: Duration = Duration::from_secs(300);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -472,16 +488,43 @@ impl TestEnv {
         })
     }
 
-    /// Wait for a spawned box and collect its output.
-    pub fn wait(&self, args: &[&str], child: Child) -> Outcome {
-        let out = child.wait_with_output().expect("waiting for box");
-        Outcome {
+    /// Wait for a spawned box and collect its output. A box that runs longer than
+    /// [`TIMEOUT`] is killed and the test fails with what it printed so far.
+    pub fn wait(&self, args: &[&str], mut child: Child) -> Outcome {
+        fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut out);
+                }
+                out
+            })
+        }
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
+        let deadline = Instant::now() + TIMEOUT;
+        let (status, timed_out) = loop {
+            if let Some(status) = child.try_wait().expect("waiting for box") {
+                break (status, false);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break (child.wait().expect("waiting for box"), true);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let outcome = Outcome {
             args: args.iter().map(|s| s.to_string()).collect(),
             user: self.user,
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            status,
+            stdout: String::from_utf8_lossy(&stdout.join().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr.join().unwrap()).into_owned(),
+        };
+        assert!(
+            !timed_out,
+            "box did not finish within {TIMEOUT:?}:\n{outcome}"
+        );
+        outcome
     }
 
     /// Mount a tmpfs of `size` (e.g. "8m") owned by the user at `path` (unmounted on drop).

@@ -186,3 +186,79 @@ fn a_small_tmpfs_can_be_the_users_data_home() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("box-test"));
 }
+
+/// The registry must accept every lie the pull tests tell, or those tests would fail in
+/// the push instead of testing box.
+#[test]
+fn deliberately_broken_images_are_accepted_by_the_registry() {
+    use crate::common::Compression;
+    use crate::common::ManifestFormat;
+    use crate::common::oci::{Entry, Layer, push_index};
+    use crate::pull::{push_with_layer, small_layer};
+
+    let mut layer = small_layer(Compression::Gzip);
+    layer.size_delta = 7;
+    push_with_layer("harness-size", layer);
+    let mut layer = small_layer(Compression::Gzip);
+    layer.size_delta = -7;
+    push_with_layer("harness-size", layer);
+    let mut layer = small_layer(Compression::Gzip);
+    layer.mangle = Some(|mut b| {
+        b.truncate(b.len() / 2);
+        b
+    });
+    push_with_layer("harness-truncated", layer);
+    let mut layer = small_layer(Compression::Zstd);
+    layer.diff_id_override = Some(sha256(b"x"));
+    push_with_layer("harness-diffid", layer);
+    let mut layer = small_layer(Compression::None);
+    layer.media_type_override = Some("application/vnd.example.layer.v1.tar+lz4".into());
+    push_with_layer("harness-mediatype", layer);
+    let hostile = [
+        Entry::raw_file("../x", "x"),
+        Entry::raw_file("/abs", "x"),
+        Entry::raw_file("a/../../x", "x"),
+        Entry::raw_symlink("lnk", "/tmp"),
+        Entry::raw_file("lnk/pwned", "x"),
+        Entry::raw_hardlink("hl", "../../etc/passwd"),
+        Entry::raw_file(".wh...", ""),
+        Entry::raw_file("../.wh.x", ""),
+        Entry::char_device("dev/null", 1, 3),
+        Entry::block_device("dev/sda", 8, 0),
+        Entry::fifo("fifo"),
+    ];
+    let image = push_with_layer("harness-hostile", Layer::new(&hostile, Compression::Gzip));
+    // The raw names really are in the tar, unchecked.
+    let layer = Layer::new(&hostile, Compression::None);
+    let mut archive = tar::Archive::new(&layer.tar[..]);
+    let names: Vec<Vec<u8>> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path_bytes().into_owned())
+        .collect();
+    assert!(names.contains(&b"../x".to_vec()) && names.contains(&b"/abs".to_vec()));
+    assert_eq!(image.layers.len(), 2);
+
+    let images = [
+        crate::common::fixtures::platform_image(&crate::common::host_platform())
+            .format(ManifestFormat::Docker),
+        crate::common::fixtures::platform_image(&crate::common::other_platform())
+            .format(ManifestFormat::Docker),
+    ];
+    push_index(
+        Registry::plain(),
+        "tests/harness-list",
+        "latest",
+        &images,
+        ManifestFormat::Docker,
+    );
+}
+
+/// The end-to-end fixture: the cached mmdebstrap tarball pushes as one gzip layer.
+#[test]
+fn the_debian_fixture_pushes() {
+    let started = std::time::Instant::now();
+    let pushed = Fixture::Debian.push(Registry::plain()).image;
+    assert_eq!(pushed.layers.len(), 1);
+    eprintln!("Debian fixture pushed in {:?}", started.elapsed());
+}

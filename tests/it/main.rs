@@ -9,4 +9,4 @@ mod common;
 mod cli;
 mod generated;
 mod harness;
-mod pull;
+pub(crate) mod pull;
