@@ -39,7 +39,9 @@ fn run_as(env: &TestEnv, program: &Path, args: &[&str], extra: &[(&str, &str)]) 
         .stdin(Stdio::null())
         .uid(env.uid)
         .gid(env.gid);
-    let out = command.output().expect("running a program as the test user");
+    let out = command
+        .output()
+        .expect("running a program as the test user");
     Outcome {
         args: std::iter::once(program.display().to_string())
             .chain(args.iter().map(|s| s.to_string()))
@@ -65,8 +67,8 @@ fn assert_validates(path: &Path) {
         .arg(path)
         .output()
         .expect("desktop-file-validate (package desktop-file-utils) must be installed");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && !text.contains("error"),
         "{} does not validate:\n{text}\n{}",
@@ -120,13 +122,19 @@ fn exported_binary_behaves_like_box_run() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
 
     // Listed, in JSON too.
-    env.run(&["export", "dev", "--list"]).success().stdout_has("/bin/sh");
-    let json = env.run(&["export", "dev", "--list", "--json"]).success().json();
+    env.run(&["export", "dev", "--list"])
+        .success()
+        .stdout_has("/bin/sh");
+    let json = env
+        .run(&["export", "dev", "--list", "--json"])
+        .success()
+        .json();
     assert_eq!(json[0]["kind"], "bin");
     assert_eq!(json[0]["source"], "/bin/sh");
 
     // --delete takes it away.
-    env.run(&["export", "dev", "--delete", "--bin", "/bin/sh"]).success();
+    env.run(&["export", "dev", "--delete", "--bin", "/bin/sh"])
+        .success();
     assert!(!wrapper.exists());
 }
 
@@ -142,12 +150,20 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
     env.run(&["export", "dev", "--app", "no-such-app"])
         .box_error(&["no application `no-such-app` in box `dev`"]);
     // This machine has /.dockerenv: box must not think it runs inside a box.
-    env.run(&["export", "--bin", "/bin/sh"]).box_error(&["which box"]);
+    env.run(&["export", "--bin", "/bin/sh"])
+        .box_error(&["which box"]);
     // A directory the user cannot write to (root's, 0755).
     let locked = env.dir.join("locked");
     std::fs::create_dir(&locked).unwrap();
-    env.run(&["export", "dev", "--bin", "/bin/sh", "--export-path", locked.to_str().unwrap()])
-        .box_error(&[locked.to_str().unwrap()]);
+    env.run(&[
+        "export",
+        "dev",
+        "--bin",
+        "/bin/sh",
+        "--export-path",
+        locked.to_str().unwrap(),
+    ])
+    .box_error(&[locked.to_str().unwrap()]);
     assert!(!bin_home(&env).join("sh").exists());
 
     // Two applications with one name: ambiguous, with the candidates named.
@@ -158,17 +174,28 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
         ])
         .success();
     }
-    env.run(&["export", "dev", "--app", "twin"])
-        .box_error(&["one.desktop", "two.desktop", "several"]);
+    env.run(&["export", "dev", "--app", "twin"]).box_error(&[
+        "one.desktop",
+        "two.desktop",
+        "several",
+    ]);
 
     // A host file box did not write: named, kept, and replaced only with --force.
     let own = bin_home(&env).join("sh");
     env.write_user_file(&own, "#!/bin/sh\necho mine\n", 0o755);
     env.run(&["export", "dev", "--bin", "/bin/sh"])
         .box_error(&[own.to_str().unwrap(), "--force"]);
-    assert_eq!(std::fs::read_to_string(&own).unwrap(), "#!/bin/sh\necho mine\n");
-    env.run(&["export", "dev", "--bin", "/bin/sh", "--force"]).success();
-    assert!(std::fs::read_to_string(&own).unwrap().contains("# box: dev"));
+    assert_eq!(
+        std::fs::read_to_string(&own).unwrap(),
+        "#!/bin/sh\necho mine\n"
+    );
+    env.run(&["export", "dev", "--bin", "/bin/sh", "--force"])
+        .success();
+    assert!(
+        std::fs::read_to_string(&own)
+            .unwrap()
+            .contains("# box: dev")
+    );
 }
 
 /// An X server on a free display, killed on drop.
@@ -186,7 +213,15 @@ impl Xvfb {
                 continue;
             }
             let child = Command::new("Xvfb")
-                .args([&format!(":{n}"), "-ac", "-nolisten", "tcp", "-screen", "0", "800x600x24"])
+                .args([
+                    &format!(":{n}"),
+                    "-ac",
+                    "-nolisten",
+                    "tcp",
+                    "-screen",
+                    "0",
+                    "800x600x24",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -196,7 +231,10 @@ impl Xvfb {
             while !Path::new(&socket).exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            return Xvfb { child, display: format!(":{n}") };
+            return Xvfb {
+                child,
+                display: format!(":{n}"),
+            };
         }
         panic!("no free X display between :90 and :139");
     }
@@ -297,14 +335,23 @@ fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
         if let Ok(Some(status)) = child.try_wait() {
             let mut err = String::new();
             use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             panic!("xterm exited with {status} before opening a window:\n{err}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(tree.contains("\"xterm\""), "no xterm window on {}:\n{tree}", x.display);
+    assert!(
+        tree.contains("\"xterm\""),
+        "no xterm window on {}:\n{tree}",
+        x.display
+    );
 
     // The box's own menu entry.
     env.run(&["generate-entry", "dev"]).success();
@@ -313,7 +360,8 @@ fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
     assert!(key(&std::fs::read_to_string(&own).unwrap(), "Exec").ends_with(" enter dev"));
 
     // A wrapper too, then rm takes everything away.
-    env.run(&["export", "dev", "--bin", "/usr/bin/xterm"]).success();
+    env.run(&["export", "dev", "--bin", "/usr/bin/xterm"])
+        .success();
     let wrapper = bin_home(&env).join("xterm");
     let kept_copy = env.home.join("old-wrapper");
     std::fs::copy(&wrapper, &kept_copy).unwrap();
@@ -322,7 +370,10 @@ fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
         assert!(!path.exists(), "{} left after rm", path.display());
     }
     let json = env.run(&["export", "dev", "--list", "--json"]);
-    assert!(!json.status.success() || json.stdout.trim() == "[]", "{json}");
+    assert!(
+        !json.status.success() || json.stdout.trim() == "[]",
+        "{json}"
+    );
 
     // A wrapper whose box is gone says so.
     let out = run_as(&env, &kept_copy, &["-v"], &[]);

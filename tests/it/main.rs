@@ -7,7 +7,7 @@
 mod common;
 
 mod cli;
+mod export;
 mod generated;
 mod harness;
 pub(crate) mod pull;
-mod export;
