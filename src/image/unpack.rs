@@ -571,7 +571,12 @@ impl<'l> Unpacker<'l> {
         path: &[u8],
         target: &[u8],
     ) -> Result<()> {
-        let target = normalize(target).context("the hard link's target")?;
+        let target = normalize(target).with_context(|| {
+            format!(
+                "the hard link's target `{}`",
+                String::from_utf8_lossy(target)
+            )
+        })?;
         if target.is_empty() {
             anyhow::bail!("the hard link's target is the layer root");
         }

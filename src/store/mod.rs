@@ -236,7 +236,8 @@ impl Store {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            // Staging names end in `-<pid>-<counter>` (see `staging_path`).
+            let pid = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
             let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
             if !alive {
                 leftovers.push(entry.path());
@@ -365,6 +366,19 @@ mod tests {
         assert_eq!(back, vec![1, 2, 3]);
         // No temp files left beside it.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn clean_tmp_spares_staging_of_live_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let live = store.staging_path("layer-ab12-cd34");
+        std::fs::create_dir(&live).unwrap();
+        let dead = store
+            .tmp_dir()
+            .join(format!("layer-ab12-{}-0", u32::MAX - 1));
+        std::fs::create_dir(&dead).unwrap();
+        assert_eq!(store.clean_tmp(), vec![dead]);
     }
 
     #[test]
