@@ -39,19 +39,25 @@ pub fn state_path(ctx: &Context, name: &str) -> PathBuf {
     box_dir(ctx, name).join("state.json")
 }
 
-/// The start time of process `pid`, if it exists.
+/// The start time of process `pid`, if it exists and is not a zombie (a killed holder
+/// stays a zombie until its parent, often init, reaps it; it holds no namespaces).
 pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     parse_start_time(&stat)
 }
 
-/// Field 22 of a `/proc/PID/stat` line. The command name (field 2) is in parentheses
-/// and may itself contain spaces and parentheses, so count from the last `)`.
+/// Field 22 of a `/proc/PID/stat` line, `None` for a dead (zombie) process. The command
+/// name (field 2) is in parentheses and may itself contain spaces and parentheses, so
+/// count from the last `)`.
 pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    // After ")" come fields 3, 4, ...: field 22 is the 20th of them.
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_ascii_whitespace();
+    // After ")" come fields 3, 4, ...: field 3 is the state, field 22 the 20th.
+    if matches!(fields.next()?, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 impl State {
@@ -98,6 +104,8 @@ mod tests {
         let line = b"1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n";
         assert_eq!(parse_start_time(line), Some(987654));
         assert_eq!(parse_start_time(b"garbage"), None);
+        let zombie = b"1234 (box) Z 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 0 0\n";
+        assert_eq!(parse_start_time(zombie), None);
     }
 
     #[test]
