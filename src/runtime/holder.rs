@@ -271,9 +271,13 @@ fn prepare_target(root: &OwnedFd, target: &Path, file: bool) -> Result<OwnedFd> 
             Ok(fd) => current = fd,
             Err(Errno::NOENT) => {
                 let last = i + 1 == parts.len();
+                let parent_path = prefix
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
                 let parent = rustix::fs::openat2(
                     root,
-                    prefix.parent().unwrap_or(Path::new(".")),
+                    parent_path,
                     OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
                     Mode::empty(),
                     resolve,
