@@ -15,13 +15,23 @@ impl Digest {
     /// Parse `sha256:<hex>`. Other algorithms are refused with a message naming them.
     pub fn parse(text: &str) -> Result<Digest, String> {
         let Some((algorithm, hex)) = text.split_once(':') else {
-            return Err(format!("`{text}` is not a digest (expected sha256:<64 hex digits>)"));
+            return Err(format!(
+                "`{text}` is not a digest (expected sha256:<64 hex digits>)"
+            ));
         };
         if algorithm != "sha256" {
-            return Err(format!("digest algorithm `{algorithm}` is not supported (only sha256)"));
+            return Err(format!(
+                "digest algorithm `{algorithm}` is not supported (only sha256)"
+            ));
         }
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(format!("`{text}` is not a valid sha256 digest (expected 64 lower-case hex digits)"));
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(format!(
+                "`{text}` is not a valid sha256 digest (expected 64 lower-case hex digits)"
+            ));
         }
         Ok(Digest(text.to_owned()))
     }
@@ -105,7 +115,10 @@ pub struct HashingReader<R> {
 
 impl<R> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Hasher::new() }
+        HashingReader {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     pub fn into_parts(self) -> (R, Hasher) {
         (self.inner, self.hasher)
@@ -127,7 +140,10 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         let d = Digest::of(b"");
-        assert_eq!(d.hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            d.hex(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(Digest::parse(d.as_str()).unwrap(), d);
         assert!(Digest::parse("sha512:00").unwrap_err().contains("sha512"));
         assert!(Digest::parse("sha256:../../etc").is_err());

@@ -257,7 +257,11 @@ fn run_map_helper(helper: &str, pid: u32, ranges: &[IdRange]) -> Result<()> {
     let mut cmd = Command::new(&program);
     cmd.arg(pid.to_string());
     for r in ranges {
-        cmd.args([r.inside.to_string(), r.outside.to_string(), r.count.to_string()]);
+        cmd.args([
+            r.inside.to_string(),
+            r.outside.to_string(),
+            r.count.to_string(),
+        ]);
     }
     let output = cmd
         .output()
@@ -340,9 +344,21 @@ mod tests {
         assert_eq!(
             ranges,
             vec![
-                IdRange { inside: 0, outside: 100000, count: 1000 },
-                IdRange { inside: 1000, outside: 1000, count: 1 },
-                IdRange { inside: 1001, outside: 101000, count: 64535 },
+                IdRange {
+                    inside: 0,
+                    outside: 100000,
+                    count: 1000
+                },
+                IdRange {
+                    inside: 1000,
+                    outside: 1000,
+                    count: 1
+                },
+                IdRange {
+                    inside: 1001,
+                    outside: 101000,
+                    count: 64535
+                },
             ]
         );
         let total: u32 = ranges.iter().map(|r| r.count).sum();
@@ -358,8 +374,22 @@ mod tests {
                 count: 65536,
             },
         );
-        assert_eq!(ranges[0], IdRange { inside: 0, outside: 200000, count: 65536 });
-        assert_eq!(ranges[1], IdRange { inside: 70000, outside: 70000, count: 1 });
+        assert_eq!(
+            ranges[0],
+            IdRange {
+                inside: 0,
+                outside: 200000,
+                count: 65536
+            }
+        );
+        assert_eq!(
+            ranges[1],
+            IdRange {
+                inside: 70000,
+                outside: 70000,
+                count: 1
+            }
+        );
     }
 
     #[test]
@@ -367,22 +397,35 @@ mod tests {
         let text = "alice:100000:65536\nbob:165536:1000\n1002:300000:65536\nbob:400000:65536\n";
         assert_eq!(
             parse_sub_ranges(text, "alice", 1000),
-            Some(SubRange { start: 100000, count: 65536 })
+            Some(SubRange {
+                start: 100000,
+                count: 65536
+            })
         );
         assert_eq!(
             parse_sub_ranges(text, "bob", 1001),
-            Some(SubRange { start: 400000, count: 65536 })
+            Some(SubRange {
+                start: 400000,
+                count: 65536
+            })
         );
         assert_eq!(
             parse_sub_ranges(text, "carol", 1002),
-            Some(SubRange { start: 300000, count: 65536 })
+            Some(SubRange {
+                start: 300000,
+                count: 65536
+            })
         );
         assert_eq!(parse_sub_ranges(text, "dave", 1003), None);
     }
 
     #[test]
     fn single_maps_only_the_user() {
-        let m = IdMapping::Single { uid: 1000, gid: 1000, reason: String::new() };
+        let m = IdMapping::Single {
+            uid: 1000,
+            gid: 1000,
+            reason: String::new(),
+        };
         assert!(m.maps(1000, 1000));
         assert!(!m.maps(0, 0));
         assert!(!m.has_root());

@@ -1,1 +1,124 @@
-//! Progress bars.
+//! Progress display for long work (pulls): indicatif bars on stderr, only on a terminal.
+//!
+//! Invariants: nothing is drawn when stderr is not a terminal (logs and pipes stay clean,
+//! no `\r`, no escape sequences); no steady-tick thread is started (bars redraw when their
+//! position changes), so a progress display never adds a thread of its own. Never used on
+//! the enter/run path.
+
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A set of per-item byte bars plus a total bar; inert when disabled.
+pub struct Progress {
+    multi: Option<MultiProgress>,
+    total: Option<ProgressBar>,
+}
+
+/// One item's bar (a layer download); inert when progress is disabled.
+#[derive(Clone)]
+pub struct ItemBar {
+    bar: Option<ProgressBar>,
+}
+
+fn bytes_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix:>14} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {msg}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ")
+}
+
+impl Progress {
+    /// A display for `total_bytes` of work, drawn only if `enabled` (stderr is a TTY).
+    pub fn new(enabled: bool, label: &str, total_bytes: u64) -> Progress {
+        if !enabled {
+            return Progress {
+                multi: None,
+                total: None,
+            };
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let total = multi.add(ProgressBar::new(total_bytes));
+        total.set_style(bytes_style());
+        total.set_prefix(label.to_owned());
+        Progress {
+            multi: Some(multi),
+            total: Some(total),
+        }
+    }
+
+    /// A bar for one item of `size` bytes, named `name`.
+    pub fn item(&self, name: &str, size: u64) -> ItemBar {
+        let bar = self.multi.as_ref().map(|multi| {
+            let bar = match &self.total {
+                Some(total) => multi.insert_before(total, ProgressBar::new(size)),
+                None => multi.add(ProgressBar::new(size)),
+            };
+            bar.set_style(bytes_style());
+            bar.set_prefix(name.to_owned());
+            bar
+        });
+        ItemBar { bar }
+    }
+
+    /// Advance the total by `delta` bytes.
+    pub fn advance(&self, delta: u64) {
+        if let Some(total) = &self.total {
+            total.inc(delta);
+        }
+    }
+
+    /// Print a line above the bars (or plainly when there are none).
+    pub fn println(&self, line: &str) {
+        match &self.multi {
+            Some(multi) => {
+                let _ = multi.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Remove the bars from the screen.
+    pub fn finish(&self) {
+        if let Some(total) = &self.total {
+            total.finish_and_clear();
+        }
+        if let Some(multi) = &self.multi {
+            let _ = multi.clear();
+        }
+    }
+}
+
+impl ItemBar {
+    /// Set the bytes done so far.
+    pub fn set(&self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes);
+        }
+    }
+
+    /// Show a status word (e.g. "unpacking", "done") next to the bar.
+    pub fn status(&self, message: &'static str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(message);
+            bar.tick();
+        }
+    }
+
+    pub fn finish(&self, message: &'static str) {
+        if let Some(bar) = &self.bar {
+            bar.finish_with_message(message);
+        }
+    }
+}
+
+/// Format a byte count for humans (binary units, one decimal).
+pub fn human_bytes(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}
+
+/// Format a duration for humans.
+pub fn human_duration(elapsed: Duration) -> String {
+    format!("{:.2}s", elapsed.as_secs_f64())
+}

@@ -1,18 +1,509 @@
 //! Pulling an image: registry → verified blobs → layers unpacked in the user namespace →
-//! image record. (Being written.)
+//! image record.
+//!
+//! Order of work, and why:
+//! 1. one manifest request; if the store already has this exact manifest (or index) for
+//!    the reference and all its layers, stop: an up-to-date pull costs one request;
+//! 2. resolve an index to the wanted platform, fetch and verify the config, check every
+//!    layer's media type *before* downloading anything;
+//! 3. download the missing layers in parallel (a few std threads; this is the only
+//!    multi-threaded part of box and never runs on the enter/run path) into `tmp/`, each
+//!    verified against its size and digest, while one store helper in the user namespace
+//!    unpacks finished downloads (verifying the diff_id) and renames them into `layers/`;
+//! 4. only then write the manifest, config and image record.
+//!
+//! Invariants: the image record is written last, so an interrupted or failed pull never
+//! leaves a half-registered image; layers already complete stay (they are verified,
+//! content-addressed, and make the next attempt faster). Each layer is unpacked by one
+//! process at a time (a per-layer lock), so concurrent pulls of images sharing layers
+//! neither duplicate work nor corrupt the store. The store lock is held shared, so
+//! `rmi`'s garbage collection never removes a layer a pull is about to reference.
 
-use anyhow::{Result, bail};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
 
 use crate::context::Context;
-use crate::store::images::ImageRecord;
+use crate::digest::Digest;
+use crate::error::{failure, notice, warn};
+use crate::idmap::IdMapping;
+use crate::image::Compression;
+use crate::image::helper::{StoreHelper, UnpackRequest};
+use crate::progress::{Progress, human_bytes, human_duration};
+use crate::registry::{
+    Client, Descriptor, Manifest, Platform, Reference, parse_config, parse_manifest,
+    select_platform,
+};
+use crate::store::images::{ImageRecord, LayerRecord};
+use crate::store::{Lock, Store, now};
+
+/// How many layers download at once.
+const PARALLEL_DOWNLOADS: usize = 4;
 
 /// Pull `reference` (as the user typed it) into the store, with progress on a terminal.
 /// Returns the image record once every layer is in place.
-pub fn pull(_ctx: &Context, _reference: &str, _platform: Option<&str>) -> Result<ImageRecord> {
-    bail!("pull is not implemented yet")
+pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<ImageRecord> {
+    let started = Instant::now();
+    let reference = Reference::parse(reference)?;
+    let explicit_platform = platform.is_some();
+    let platform = match platform {
+        Some(text) => Platform::parse(text)?,
+        None => Platform::host(),
+    };
+    let canonical = reference.canonical();
+    let store = Store::open(&ctx.dirs.store)?;
+    let mapping = ctx.id_mapping()?;
+    store.check_id_mapping(mapping)?;
+    explain_single_mapping_once(&store, mapping);
+    let _store_lock = store.lock(false)?;
+
+    let client = Client::new(&reference, ctx.config()?)?;
+    let wanted = match &reference.digest {
+        Some(digest) => digest.to_string(),
+        None => reference.tag.clone().unwrap_or_else(|| "latest".into()),
+    };
+    let top = client.get_manifest(&wanted)?;
+
+    if let Some(existing) = store.image(&canonical)? {
+        let same_manifest = existing.manifest_digest == top.digest
+            || existing.index_digest.as_ref() == Some(&top.digest);
+        let same_platform =
+            existing.index_digest.is_none() || existing.platform == platform.to_string();
+        if same_manifest
+            && same_platform
+            && existing.layers.iter().all(|l| store.has_layer(&l.diff_id))
+        {
+            notice(format!(
+                "{canonical} is up to date ({})",
+                existing.manifest_digest
+            ));
+            return Ok(existing);
+        }
+    }
+
+    let (manifest, index) = match parse_manifest(&top.bytes, &top.media_type)
+        .with_context(|| format!("reading the manifest of {canonical}"))?
+    {
+        Manifest::Index(entries) => {
+            let chosen = select_platform(&entries, &platform, &canonical)?;
+            let manifest = client.get_manifest(chosen.digest.as_str())?;
+            (manifest, Some(top))
+        }
+        Manifest::Image(_) => (top, None),
+    };
+    let Manifest::Image(image) = parse_manifest(&manifest.bytes, &manifest.media_type)
+        .with_context(|| format!("reading the manifest {} of {canonical}", manifest.digest))?
+    else {
+        bail!(failure(
+            format!(
+                "the index of {canonical} points at another index ({})",
+                manifest.digest
+            ),
+            "box follows one level of image index; this image is not supported",
+        ));
+    };
+    let config_bytes = client
+        .get_blob(&image.config)
+        .with_context(|| format!("fetching the config of {canonical}"))?;
+    let config = parse_config(&config_bytes)
+        .with_context(|| format!("reading the config {} of {canonical}", image.config.digest))?;
+    let image_platform = Platform {
+        os: config.os.clone(),
+        architecture: config.architecture.clone(),
+        variant: config.variant.clone(),
+    };
+    if index.is_none() && !platform_matches(&image_platform, &platform) {
+        let message = format!("{canonical} is an image for {image_platform}, not {platform}");
+        if explicit_platform {
+            bail!(failure(
+                message,
+                "this image has a single platform; drop --platform or pick another image"
+            ));
+        }
+        warn(format!(
+            "{message}: its programs may not run on this machine"
+        ));
+    }
+    if config.diff_ids.len() != image.layers.len() {
+        bail!(failure(
+            format!(
+                "the manifest of {canonical} lists {} layers but its config lists {} diff_ids",
+                image.layers.len(),
+                config.diff_ids.len()
+            ),
+            "the image is malformed; ask its publisher to rebuild it",
+        ));
+    }
+    // Refuse unknown layer formats before downloading anything.
+    for layer in &image.layers {
+        Compression::from_media_type(&layer.media_type)
+            .with_context(|| format!("layer {} of {canonical}", layer.digest))?;
+    }
+
+    let layers: Vec<(Descriptor, Digest)> = image
+        .layers
+        .iter()
+        .cloned()
+        .zip(config.diff_ids.iter().cloned())
+        .collect();
+    let stats = fetch_layers(ctx, &store, &client, &canonical, &layers)?;
+
+    for (digest, bytes) in [
+        (Some(&manifest.digest), &manifest.bytes),
+        (
+            index.as_ref().map(|i| &i.digest),
+            index.as_ref().map_or(&manifest.bytes, |i| &i.bytes),
+        ),
+        (Some(&image.config.digest), &config_bytes),
+    ] {
+        if let Some(digest) = digest {
+            store.put_blob(digest, bytes)?;
+        }
+    }
+    let record = ImageRecord {
+        reference: canonical.clone(),
+        manifest_digest: manifest.digest.clone(),
+        index_digest: index.as_ref().map(|i| i.digest.clone()),
+        config_digest: image.config.digest.clone(),
+        platform: if index.is_some() {
+            platform.to_string()
+        } else {
+            image_platform.to_string()
+        },
+        layers: layers
+            .iter()
+            .zip(&stats)
+            .map(|((descriptor, diff_id), unpacked)| LayerRecord {
+                diff_id: diff_id.clone(),
+                digest: descriptor.digest.clone(),
+                media_type: descriptor.media_type.clone(),
+                size: descriptor.size,
+                unpacked_size: *unpacked,
+            })
+            .collect(),
+        created: config.created.clone(),
+        pulled: now(),
+        config: config.config.clone(),
+    };
+    store.put_image(&record)?;
+    let downloaded: u64 = stats
+        .iter()
+        .zip(&layers)
+        .filter(|(s, _)| **s > 0)
+        .map(|(_, (d, _))| d.size)
+        .sum();
+    notice(format!(
+        "pulled {canonical} ({}, {} layers, {} downloaded) in {}",
+        record.manifest_digest,
+        record.layers.len(),
+        human_bytes(downloaded),
+        human_duration(started.elapsed())
+    ));
+    Ok(record)
 }
 
 /// The record of `reference` (as the user typed it) if it is already in the store.
-pub fn find_local(_ctx: &Context, _reference: &str) -> Result<Option<ImageRecord>> {
-    bail!("find_local is not implemented yet")
+pub fn find_local(ctx: &Context, reference: &str) -> Result<Option<ImageRecord>> {
+    let reference = Reference::parse(reference)?;
+    let store = Store::at(&ctx.dirs.store);
+    match store.image(&reference.canonical())? {
+        Some(record) if record.layers.iter().all(|l| store.has_layer(&l.diff_id)) => {
+            Ok(Some(record))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn platform_matches(image: &Platform, wanted: &Platform) -> bool {
+    image.os == wanted.os
+        && image.architecture == wanted.architecture
+        && (wanted.variant.is_none() || image.variant.is_none() || image.variant == wanted.variant)
+}
+
+/// Say once per store what a single-id mapping loses.
+fn explain_single_mapping_once(store: &Store, mapping: &IdMapping) {
+    if let IdMapping::Single { reason, .. } = mapping
+        && store.first_time("single-id-mapping")
+    {
+        notice(format!(
+            "note: {reason}, so boxes map only your own user id: files of other owners in images \
+             become yours, there is no root inside, and installing packages in a box will fail. \
+             To fix it, give your user subordinate ids (`sudo usermod --add-subuids 100000-165535 \
+             --add-subgids 100000-165535 $USER`) and install newuidmap/newgidmap (package uidmap); \
+             then remove your images and pull them again. (Shown once.)"
+        ));
+    }
+}
+
+/// One finished download, handed from a download thread to the unpacking thread.
+enum Downloaded {
+    /// The blob is at `path`; `lock` is the layer's lock, held until it is unpacked.
+    Blob {
+        index: usize,
+        path: PathBuf,
+        lock: Lock,
+    },
+    /// Another pull unpacked this layer while we waited for its lock.
+    AlreadyThere {
+        index: usize,
+    },
+    Failed {
+        error: anyhow::Error,
+    },
+}
+
+/// Make every layer present in the store. Returns each layer's unpacked size (0 for
+/// layers that were already there; their size is read from another record if known).
+fn fetch_layers(
+    ctx: &Context,
+    store: &Store,
+    client: &Client,
+    canonical: &str,
+    layers: &[(Descriptor, Digest)],
+) -> Result<Vec<u64>> {
+    let mut sizes = vec![0u64; layers.len()];
+    // Sizes of layers we already have, from the records that list them.
+    let known: Vec<LayerRecord> = store
+        .images()
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|r| r.layers)
+        .collect();
+    let mut missing = VecDeque::new();
+    for (index, (_, diff_id)) in layers.iter().enumerate() {
+        if store.has_layer(diff_id) {
+            sizes[index] = known
+                .iter()
+                .find(|l| &l.diff_id == diff_id)
+                .map_or(0, |l| l.unpacked_size);
+        } else {
+            missing.push_back(index);
+        }
+    }
+    let leftovers = store.clean_tmp();
+    if missing.is_empty() && leftovers.is_empty() {
+        return Ok(sizes);
+    }
+
+    let mut helper = StoreHelper::start(ctx)?;
+    for leftover in &leftovers {
+        if let Err(err) = helper.remove(leftover) {
+            warn(format!(
+                "could not remove the leftover {}: {err:#}",
+                leftover.display()
+            ));
+        }
+    }
+    if missing.is_empty() {
+        helper.finish()?;
+        return Ok(sizes);
+    }
+
+    let total: u64 = missing.iter().map(|&i| layers[i].0.size).sum();
+    let progress = Progress::new(ctx.stderr_is_terminal(), "total", total);
+    progress.println(&format!(
+        "pulling {canonical}: {} of {} layers, {}",
+        missing.len(),
+        layers.len(),
+        human_bytes(total)
+    ));
+    let bars: Vec<_> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, (d, _))| {
+            if missing.contains(&i) {
+                Some(progress.item(d.digest.short(), d.size))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let workers = missing.len().min(PARALLEL_DOWNLOADS);
+    let queue = Mutex::new(missing);
+    let abort = AtomicBool::new(false);
+    let (sender, receiver) = mpsc::channel::<Downloaded>();
+
+    let result: Result<()> = std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let sender = sender.clone();
+            let (queue, abort, bars, progress) = (&queue, &abort, &bars, &progress);
+            scope.spawn(move || {
+                loop {
+                    if abort.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let Some(index) = queue.lock().expect("queue lock").pop_front() else {
+                        return;
+                    };
+                    let (descriptor, diff_id) = &layers[index];
+                    let bar = bars[index].as_ref().expect("bar of a missing layer");
+                    let message = match download_one(
+                        store, client, canonical, descriptor, diff_id, bar, progress, abort,
+                    ) {
+                        Ok(Some((path, lock))) => Downloaded::Blob { index, path, lock },
+                        Ok(None) => Downloaded::AlreadyThere { index },
+                        Err(error) => {
+                            abort.store(true, Ordering::Relaxed);
+                            Downloaded::Failed { error }
+                        }
+                    };
+                    if sender.send(message).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+
+        let mut first_error: Option<anyhow::Error> = None;
+        for message in receiver {
+            match message {
+                Downloaded::Blob { index, path, lock } => {
+                    let (descriptor, diff_id) = &layers[index];
+                    let bar = bars[index].as_ref().expect("bar of a missing layer");
+                    if first_error.is_some() {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    bar.status("unpacking");
+                    let request = UnpackRequest {
+                        blob: path.clone(),
+                        media_type: descriptor.media_type.clone(),
+                        diff_id: diff_id.clone(),
+                        staging: store.staging_path(&format!("layer-{}", diff_id.short())),
+                        dest: store.layer_dir(diff_id),
+                        label: format!("layer {} of {canonical}", descriptor.digest),
+                    };
+                    let outcome = helper.unpack(&request);
+                    let _ = std::fs::remove_file(&path);
+                    drop(lock);
+                    match outcome {
+                        Ok(stats) => {
+                            sizes[index] = stats.tar_bytes;
+                            bar.finish("done");
+                            report_unpack_warnings(&request.label, &stats, ctx);
+                        }
+                        Err(error) => {
+                            abort.store(true, Ordering::Relaxed);
+                            first_error = Some(error);
+                        }
+                    }
+                }
+                Downloaded::AlreadyThere { index } => {
+                    if let Some(bar) = &bars[index] {
+                        bar.finish("already there");
+                    }
+                }
+                Downloaded::Failed { error } => {
+                    if first_error.is_none() {
+                        first_error = Some(error);
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    });
+    progress.finish();
+    let finished = helper.finish();
+    result?;
+    finished?;
+    Ok(sizes)
+}
+
+/// Download one layer blob into `tmp/`, verified. `Ok(None)` when another process
+/// unpacked the layer while we waited for its lock.
+#[allow(clippy::too_many_arguments)]
+fn download_one(
+    store: &Store,
+    client: &Client,
+    canonical: &str,
+    descriptor: &Descriptor,
+    diff_id: &Digest,
+    bar: &crate::progress::ItemBar,
+    progress: &Progress,
+    abort: &AtomicBool,
+) -> Result<Option<(PathBuf, Lock)>> {
+    let lock = store.lock_named(&format!("layer-{}", diff_id.hex()))?;
+    if store.has_layer(diff_id) {
+        return Ok(None);
+    }
+    let path = store.staging_path(&format!("blob-{}", descriptor.digest.short()));
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = AbortableWriter {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        abort,
+    };
+    let last = std::cell::Cell::new(0u64);
+    let outcome = client
+        .download_blob(descriptor, &mut out, &|done| {
+            bar.set(done);
+            progress.advance(done.saturating_sub(last.replace(done)));
+        })
+        .and_then(|()| {
+            out.inner
+                .flush()
+                .with_context(|| format!("writing {}", path.display()))
+        })
+        .with_context(|| format!("downloading layer {} of {canonical}", descriptor.digest));
+    if let Err(error) = outcome {
+        let _ = std::fs::remove_file(&path);
+        return Err(error);
+    }
+    Ok(Some((path, lock)))
+}
+
+/// A writer that fails once another layer's failure asked everyone to stop.
+struct AbortableWriter<'a, W> {
+    inner: W,
+    abort: &'a AtomicBool,
+}
+
+impl<W: Write> Write for AbortableWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("stopped: another layer failed"));
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &Context) {
+    if !stats.skipped_devices.is_empty() {
+        let shown: Vec<&str> = stats
+            .skipped_devices
+            .iter()
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        warn(format!(
+            "{label}: skipped {} device node(s) ({}{}); boxes get the host's /dev",
+            stats.skipped_devices.len(),
+            shown.join(", "),
+            if stats.skipped_devices.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        ));
+    }
+    let keep_id = matches!(ctx.id_mapping(), Ok(IdMapping::KeepId { .. }));
+    if keep_id && stats.unmapped_owners > 0 {
+        warn(format!(
+            "{label}: {} file(s) are owned by ids beyond your 65536 subordinate ids; they keep the unpacker's owner",
+            stats.unmapped_owners
+        ));
+    }
 }

@@ -1,4 +1,4 @@
-//! `box rmi`.
+//! `box rmi REF...`: remove image records, then the layers and blobs nobody uses.
 
 use std::process::ExitCode;
 
@@ -6,7 +6,59 @@ use anyhow::{Result, bail};
 
 use crate::cli::RmiArgs;
 use crate::context::Context;
+use crate::error::{failure, notice, warn};
+use crate::image::helper::StoreHelper;
+use crate::registry::Reference;
+use crate::store::Store;
 
-pub fn exec(_ctx: &Context, _args: RmiArgs) -> Result<ExitCode> {
-    bail!("box rmi is not implemented yet")
+pub fn exec(ctx: &Context, args: RmiArgs) -> Result<ExitCode> {
+    let store = Store::at(&ctx.dirs.store);
+    // Resolve every reference first: a typo in the third must not half-do the first two.
+    let mut references = Vec::new();
+    for text in &args.references {
+        let canonical = Reference::parse(text)?.canonical();
+        if store.image(&canonical)?.is_none() {
+            bail!(failure(
+                format!("no image {canonical} in the store"),
+                "`box images` lists the images",
+            ));
+        }
+        let users: Vec<String> = store
+            .containers()?
+            .into_iter()
+            .filter(|c| c.image == canonical)
+            .map(|c| c.name)
+            .collect();
+        if !users.is_empty() && !args.force {
+            bail!(failure(
+                format!(
+                    "image {canonical} is used by the box(es) {}",
+                    users.join(", ")
+                ),
+                "remove those boxes first (`box rm`), or pass --force to remove the image record and keep the layers they use",
+            ));
+        }
+        references.push(canonical);
+    }
+    let _lock = store.lock(true)?;
+    for canonical in &references {
+        store.remove_image(canonical)?;
+        notice(format!("removed {canonical}"));
+    }
+    let (layers, blobs) = store.unreferenced()?;
+    for blob in &blobs {
+        if let Err(err) = std::fs::remove_file(blob) {
+            warn(format!("could not remove {}: {err}", blob.display()));
+        }
+    }
+    if !layers.is_empty() {
+        // Layer files belong to subordinate ids: only the user namespace can delete them.
+        let mut helper = StoreHelper::start(ctx)?;
+        for layer in &layers {
+            helper.remove(layer)?;
+        }
+        helper.finish()?;
+        notice(format!("removed {} unused layer(s)", layers.len()));
+    }
+    Ok(ExitCode::SUCCESS)
 }

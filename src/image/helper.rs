@@ -1,35 +1,419 @@
-//! `box __store-helper`: store work that must happen inside the user namespace (unpacking
-//! layers with their owners, removing trees owned by subordinate ids), and the parent's
-//! handle on it. (Being written.)
+//! `box __store-helper`: store work that must happen inside the user namespace, and the
+//! parent's handle on it ([`StoreHelper`]).
+//!
+//! Inside the namespace (keep-id or root mapping) the helper is root, so it can give files
+//! their image owners (which land on the user's subordinate ids), create overlay
+//! whiteouts, and later move or delete directories owned by those ids, which the user
+//! cannot do from the host. With a single-id mapping it is the user itself.
+//!
+//! Protocol, after the [`crate::userns`] handshake: JSON lines over the helper's
+//! stdin/stdout, one [`Request`] then exactly one [`Response`]. The first request is
+//! `init` with the store root; every path of a later request must lie strictly beneath it
+//! and is resolved from a descriptor of it without following symlinks. Errors travel as
+//! `{message, hint}` and are rebuilt in the parent, so the user reads the helper's message
+//! once. The helper's stderr is the parent's.
 
-use std::path::Path;
+use std::io::{BufRead, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
+use rustix::fs::{Mode, OFlags, RenameFlags};
+use rustix::io::Errno;
 
+use super::tree::{open_dir_beneath, remove_tree_at, split_last};
+use super::{Compression, UnpackStats, unpack_layer_at};
 use crate::context::Context;
+use crate::digest::Digest;
+use crate::error::{Hint, failure};
+use crate::userns::NsHelper;
 
-/// Entry point of the hidden subcommand.
-pub fn main(_args: &[String]) -> Result<ExitCode> {
-    bail!("the store helper is not implemented yet")
+/// Unpack one downloaded layer blob into the store.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct UnpackRequest {
+    /// The verified compressed blob (under the store's tmp/).
+    pub blob: PathBuf,
+    /// The layer's media type from the manifest (decides the decompressor).
+    pub media_type: String,
+    /// The uncompressed digest the image config promises.
+    pub diff_id: Digest,
+    /// A fresh path under tmp/: created, filled, then renamed to `dest`.
+    pub staging: PathBuf,
+    /// The layer directory, `layers/<diffid-hex>`.
+    pub dest: PathBuf,
+    /// Names the layer in messages ("layer sha256:ab12… of example.com/x:1").
+    pub label: String,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Request {
+    Init { store_root: PathBuf },
+    Unpack(UnpackRequest),
+    Remove { path: PathBuf },
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Response {
+    Ready,
+    Unpacked(UnpackStats),
+    Removed,
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 /// The parent's handle on a running store helper.
-pub struct StoreHelper {}
+pub struct StoreHelper {
+    helper: NsHelper,
+}
 
 impl StoreHelper {
-    /// Start a helper in a user namespace with the context's id mapping.
-    pub fn start(_ctx: &Context) -> Result<StoreHelper> {
-        bail!("the store helper is not implemented yet")
+    /// Start a helper in a user namespace with the context's id mapping. The store root
+    /// (`ctx.dirs.store`) must exist.
+    pub fn start(ctx: &Context) -> Result<StoreHelper> {
+        let helper = NsHelper::spawn("__store-helper", &[], ctx.id_mapping()?)?;
+        let mut helper = StoreHelper { helper };
+        match helper.call(&Request::Init {
+            store_root: ctx.dirs.store.clone(),
+        })? {
+            Response::Ready => Ok(helper),
+            other => bail!("box __store-helper answered {other:?} to init"),
+        }
     }
 
-    /// Remove `path` and everything under it, whoever owns it inside the namespace.
-    pub fn remove(&mut self, _path: &Path) -> Result<()> {
-        bail!("the store helper is not implemented yet")
+    /// Unpack a layer blob into `request.dest` (see [`UnpackRequest`]). If `dest`
+    /// appears meanwhile (another pull won), the work is thrown away and this succeeds.
+    /// On failure nothing is left at `staging`.
+    pub fn unpack(&mut self, request: &UnpackRequest) -> Result<UnpackStats> {
+        match self.call(&Request::Unpack(request.clone()))? {
+            Response::Unpacked(stats) => Ok(stats),
+            other => bail!("box __store-helper answered {other:?} to unpack"),
+        }
+    }
+
+    /// Remove `path` (beneath the store root) and everything under it, whoever owns it
+    /// inside the namespace. A missing path is not an error.
+    pub fn remove(&mut self, path: &Path) -> Result<()> {
+        match self.call(&Request::Remove {
+            path: path.to_owned(),
+        })? {
+            Response::Removed => Ok(()),
+            other => bail!("box __store-helper answered {other:?} to remove"),
+        }
     }
 
     /// Close the helper and wait for it.
     pub fn finish(self) -> Result<()> {
-        Ok(())
+        self.helper.finish()
+    }
+
+    fn call(&mut self, request: &Request) -> Result<Response> {
+        let line = serde_json::to_string(request).context("encoding a store helper request")?;
+        self.helper.send(&line)?;
+        let answer = self.helper.recv()?;
+        let response: Response = serde_json::from_str(&answer)
+            .with_context(|| format!("box __store-helper sent an invalid answer: {answer:?}"))?;
+        match response {
+            Response::Failed { message, hint } => Err(match hint {
+                Some(hint) => failure(message, hint),
+                None => anyhow!(message),
+            }),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Entry point of the hidden subcommand `box __store-helper`.
+pub fn main(args: &[String]) -> Result<ExitCode> {
+    if !args.is_empty() {
+        bail!("box __store-helper takes no arguments (it is started by box itself)");
+    }
+    crate::userns::child_handshake()?;
+    let mut state: Option<Helper> = None;
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let line = line.context("reading a request")?;
+        let response = match serve(&mut state, &line) {
+            Ok(response) => response,
+            Err(err) => Response::Failed {
+                message: crate::error::message(&err),
+                hint: err.downcast_ref::<Hint>().map(|h| h.0.clone()),
+            },
+        };
+        let mut text = serde_json::to_string(&response).context("encoding a response")?;
+        text.push('\n');
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("answering the parent")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(state: &mut Option<Helper>, line: &str) -> Result<Response> {
+    let request: Request =
+        serde_json::from_str(line).with_context(|| format!("invalid request {line:?}"))?;
+    match request {
+        Request::Init { store_root } => {
+            *state = Some(Helper::open(store_root)?);
+            Ok(Response::Ready)
+        }
+        Request::Unpack(request) => {
+            let helper = state.as_ref().context("unpack before init")?;
+            helper.unpack(&request).map(Response::Unpacked)
+        }
+        Request::Remove { path } => {
+            let helper = state.as_ref().context("remove before init")?;
+            helper.remove(&path).map(|()| Response::Removed)
+        }
+    }
+}
+
+/// The helper's side: a descriptor of the store root, through which every path goes.
+struct Helper {
+    root_path: PathBuf,
+    root: OwnedFd,
+}
+
+impl Helper {
+    fn open(root_path: PathBuf) -> Result<Helper> {
+        // The root itself comes from the user's own environment (XDG_DATA_HOME), so it
+        // may be reached through symlinks; what lies beneath it may not.
+        let root = rustix::fs::open(
+            &root_path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("opening the store {}", root_path.display()))?;
+        Ok(Helper { root_path, root })
+    }
+
+    /// `path` relative to the store root, as bytes, refusing anything not strictly
+    /// beneath it.
+    fn relative(&self, path: &Path) -> Result<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let outside = || {
+            anyhow!(
+                "{} is not inside the store {}",
+                path.display(),
+                self.root_path.display()
+            )
+        };
+        let rest = path.strip_prefix(&self.root_path).map_err(|_| outside())?;
+        let mut out = Vec::new();
+        for component in rest.components() {
+            let Component::Normal(part) = component else {
+                return Err(outside());
+            };
+            if !out.is_empty() {
+                out.push(b'/');
+            }
+            out.extend_from_slice(part.as_bytes());
+        }
+        if out.is_empty() {
+            return Err(outside());
+        }
+        Ok(out)
+    }
+
+    /// The parent directory of `path` (opened beneath the root) and the last component.
+    fn parent_of<'p>(&self, path: &'p [u8], shown: &Path) -> Result<(OwnedFd, &'p [u8])> {
+        let (parent, name) = split_last(path);
+        let dir = open_dir_beneath(self.root.as_fd(), parent)
+            .with_context(|| format!("opening the directory of {}", shown.display()))?;
+        Ok((dir, name))
+    }
+
+    fn remove(&self, path: &Path) -> Result<()> {
+        let relative = self.relative(path)?;
+        let (parent, name) = match self.parent_of(&relative, path) {
+            Ok(found) => found,
+            Err(err) if is_errno(&err, libc::ENOENT) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        remove_tree_at(parent.as_fd(), name).with_context(|| format!("removing {}", path.display()))
+    }
+
+    fn unpack(&self, request: &UnpackRequest) -> Result<UnpackStats> {
+        let staging = self.relative(&request.staging)?;
+        let dest = self.relative(&request.dest)?;
+        let (staging_parent, staging_name) = self.parent_of(&staging, &request.staging)?;
+        let (dest_parent, dest_name) = self.parent_of(&dest, &request.dest)?;
+        let compression = Compression::from_media_type(&request.media_type)
+            .with_context(|| request.label.clone())?;
+        let blob = std::fs::File::open(&request.blob)
+            .with_context(|| format!("opening {}", request.blob.display()))?;
+
+        // A leftover of an interrupted attempt with the same name goes first.
+        remove_tree_at(staging_parent.as_fd(), staging_name)
+            .with_context(|| format!("removing {}", request.staging.display()))?;
+        let result = (|| {
+            rustix::fs::mkdirat(&staging_parent, staging_name, Mode::from_raw_mode(0o755))
+                .map_err(std::io::Error::from)
+                .with_context(|| format!("creating {}", request.staging.display()))?;
+            let dir = open_dir_beneath(staging_parent.as_fd(), staging_name)
+                .with_context(|| format!("opening {}", request.staging.display()))?;
+            rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))
+                .map_err(std::io::Error::from)
+                .with_context(|| format!("setting the mode of {}", request.staging.display()))?;
+            let sync_handle = dir.try_clone().context("duplicating a descriptor")?;
+            let stats = unpack_layer_at(
+                blob,
+                compression,
+                &request.diff_id,
+                dir,
+                &request.staging,
+                &request.label,
+            )?;
+            // One syncfs instead of an fsync per file: the rename below must not reach
+            // the disk before the layer's contents, or a crash could leave a complete-
+            // looking but empty layer.
+            rustix::fs::syncfs(&sync_handle)
+                .map_err(std::io::Error::from)
+                .with_context(|| format!("syncing {}", request.staging.display()))?;
+            let moved = rename_noreplace(
+                staging_parent.as_fd(),
+                staging_name,
+                dest_parent.as_fd(),
+                dest_name,
+            )
+            .with_context(|| {
+                format!(
+                    "renaming {} to {}",
+                    request.staging.display(),
+                    request.dest.display()
+                )
+            })?;
+            if moved {
+                // Make the rename itself durable.
+                let _ = rustix::fs::fsync(&dest_parent);
+            }
+            Ok(stats)
+        })();
+        // After a successful rename there is nothing left at `staging`; when `dest`
+        // already existed or anything failed, the staging tree goes.
+        let cleanup = remove_tree_at(staging_parent.as_fd(), staging_name);
+        match (result, cleanup) {
+            (Ok(stats), Ok(())) => Ok(stats),
+            (Ok(_), Err(err)) => Err(anyhow::Error::from(err))
+                .with_context(|| format!("removing {}", request.staging.display())),
+            (Err(err), Err(cleanup)) => {
+                crate::error::warn(format!(
+                    "could not remove {}: {cleanup}",
+                    request.staging.display()
+                ));
+                Err(err)
+            }
+            (Err(err), Ok(())) => Err(err),
+        }
+    }
+}
+
+/// Rename unless the destination exists. Returns whether the rename happened.
+fn rename_noreplace(
+    from_dir: BorrowedFd<'_>,
+    from: &[u8],
+    to_dir: BorrowedFd<'_>,
+    to: &[u8],
+) -> std::io::Result<bool> {
+    match rustix::fs::renameat_with(from_dir, from, to_dir, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(true),
+        Err(Errno::EXIST) => Ok(false),
+        // A filesystem without RENAME_NOREPLACE: a plain rename refuses to replace a
+        // non-empty directory, which a layer always is (at least one entry or `./`).
+        Err(Errno::INVAL) => match rustix::fs::renameat(from_dir, from, to_dir, to) {
+            Ok(()) => Ok(true),
+            Err(Errno::EXIST) | Err(Errno::NOTEMPTY) => Ok(false),
+            Err(err) => Err(err.into()),
+        },
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn is_errno(err: &anyhow::Error, code: i32) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            == Some(code)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_json_lines() {
+        let request = Request::Unpack(UnpackRequest {
+            blob: "/s/tmp/blob".into(),
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            diff_id: Digest::of(b""),
+            staging: "/s/tmp/layer-1-0".into(),
+            dest: "/s/layers/abc".into(),
+            label: "layer x".into(),
+        });
+        let line = serde_json::to_string(&request).unwrap();
+        assert!(!line.contains('\n'));
+        assert!(line.contains("\"op\":\"unpack\""));
+        let back: Request = serde_json::from_str(&line).unwrap();
+        assert!(matches!(back, Request::Unpack(r) if r.dest == Path::new("/s/layers/abc")));
+        let failed = serde_json::to_string(&Response::Failed {
+            message: "m".into(),
+            hint: Some("h".into()),
+        })
+        .unwrap();
+        assert!(matches!(
+            serde_json::from_str::<Response>(&failed).unwrap(),
+            Response::Failed { hint: Some(h), .. } if h == "h"
+        ));
+    }
+
+    #[test]
+    fn only_paths_strictly_beneath_the_store_are_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let helper = Helper::open(dir.path().to_owned()).unwrap();
+        assert_eq!(
+            helper.relative(&dir.path().join("tmp/x")).unwrap(),
+            b"tmp/x".to_vec()
+        );
+        for bad in [
+            dir.path().to_owned(),
+            dir.path().join("tmp/../../etc"),
+            PathBuf::from("/etc/passwd"),
+            PathBuf::from("relative"),
+        ] {
+            assert!(helper.relative(&bad).is_err(), "{}", bad.display());
+        }
+    }
+
+    #[test]
+    fn remove_deletes_read_only_trees_and_does_not_follow_symlinks() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), b"x").unwrap();
+        let tree = dir.path().join("layers/a");
+        std::fs::create_dir_all(tree.join("ro/sub")).unwrap();
+        std::fs::write(tree.join("ro/sub/f"), b"x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), tree.join("ro/link")).unwrap();
+        std::fs::set_permissions(tree.join("ro/sub"), std::fs::Permissions::from_mode(0o500))
+            .unwrap();
+        std::fs::set_permissions(tree.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+        let helper = Helper::open(dir.path().to_owned()).unwrap();
+        helper.remove(&tree).unwrap();
+        assert!(!tree.exists());
+        assert!(outside.path().join("keep").exists());
+        // Missing paths are fine; a symlinked parent is refused.
+        helper.remove(&dir.path().join("layers/none")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("evil")).unwrap();
+        assert!(helper.remove(&dir.path().join("evil/keep")).is_err());
+        assert!(outside.path().join("keep").exists());
     }
 }

@@ -1,1 +1,24 @@
-//! Registry client.
+//! Registry client: references, platforms, manifests, credentials and verified downloads
+//! over the OCI distribution API, on std threads (ureq; no async runtime).
+//!
+//! - [`reference`]: parsing and normalizing `debian:trixie`-style references;
+//! - [`platform`]: `os/arch/variant` and choosing an index entry;
+//! - [`manifest`]: manifests, indexes and image configs;
+//! - [`auth`]: credentials from auth files and helpers, `WWW-Authenticate` challenges;
+//! - [`certs`]: extra CA certificates from `certs.d` directories;
+//! - [`client`]: the HTTP client for one repository.
+
+pub mod auth;
+pub mod certs;
+pub mod client;
+pub mod manifest;
+pub mod platform;
+pub mod reference;
+
+pub use auth::{AuthSources, Credentials};
+pub use client::{Client, ClientOptions, FetchedManifest};
+pub use manifest::{
+    Descriptor, ImageConfig, ImageManifest, Manifest, parse_config, parse_manifest,
+};
+pub use platform::{Platform, select_platform};
+pub use reference::Reference;

@@ -158,9 +158,10 @@ impl Store {
         for entry in entries {
             let path = entry?.path().join("box.json");
             if path.exists() {
-                records.push(read_json::<ContainerRecord>(&path).hint(
-                    "the box record is damaged; `box rm --force NAME` removes the box",
-                )?);
+                records
+                    .push(read_json::<ContainerRecord>(&path).hint(
+                        "the box record is damaged; `box rm --force NAME` removes the box",
+                    )?);
             }
         }
         records.sort_by(|a, b| a.name.cmp(&b.name));

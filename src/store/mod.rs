@@ -10,6 +10,7 @@
 //!   images/<ref>.json       image records (see images.rs)
 //!   containers/<name>/      box record box.json, overlay upper/ work/ and mount point root/
 //!   tmp/                    staging on the same filesystem, for atomic renames
+//!   notices/<what>          markers of one-time notices already shown
 //! ```
 //!
 //! Invariants:
@@ -183,6 +184,18 @@ impl Store {
         }
     }
 
+    /// Whether this is the first time `what` is asked about in this store (for notices
+    /// shown once). Records the answer.
+    pub fn first_time(&self, what: &str) -> bool {
+        let dir = self.root.join("notices");
+        let _ = ensure_private_dir(&dir);
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join(what))
+            .is_ok()
+    }
+
     /// Store a verified blob (manifest or config) under its digest.
     pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
         let path = self.blob_path(digest);
@@ -209,6 +222,50 @@ impl Store {
             }
         }
         leftovers
+    }
+}
+
+impl Store {
+    /// Layer directories and blobs no image record and no box refers to: what garbage
+    /// collection may remove. Call with the store lock held exclusively.
+    pub fn unreferenced(&self) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+        use std::collections::HashSet;
+        let images = self.images()?;
+        let boxes = self.containers()?;
+        let mut layers: HashSet<String> = HashSet::new();
+        let mut blobs: HashSet<String> = HashSet::new();
+        for image in &images {
+            layers.extend(image.layers.iter().map(|l| l.diff_id.hex().to_owned()));
+            blobs.insert(image.manifest_digest.hex().to_owned());
+            blobs.insert(image.config_digest.hex().to_owned());
+            if let Some(index) = &image.index_digest {
+                blobs.insert(index.hex().to_owned());
+            }
+        }
+        for record in &boxes {
+            layers.extend(record.layers.iter().map(|d| d.hex().to_owned()));
+        }
+        let unlisted = |dir: PathBuf, keep: &HashSet<String>| -> Result<Vec<PathBuf>> {
+            let mut out = Vec::new();
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !keep.contains(&name) && Digest::parse(&format!("sha256:{name}")).is_ok() {
+                    out.push(entry.path());
+                }
+            }
+            out.sort();
+            Ok(out)
+        };
+        Ok((
+            unlisted(self.layers_dir(), &layers)?,
+            unlisted(self.blobs_dir(), &blobs)?,
+        ))
     }
 }
 
@@ -293,7 +350,11 @@ mod tests {
     fn id_mapping_change_is_detected_only_when_layers_exist() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let a = IdMapping::Single { uid: 1000, gid: 1000, reason: String::new() };
+        let a = IdMapping::Single {
+            uid: 1000,
+            gid: 1000,
+            reason: String::new(),
+        };
         let b = IdMapping::Root;
         store.check_id_mapping(&a).unwrap();
         store.check_id_mapping(&b).unwrap(); // no layers yet: re-recorded

@@ -1,0 +1,127 @@
+//! Directory-descriptor primitives shared by the unpacker and the store helper: opening a
+//! directory strictly beneath another one, and removing a tree without following symlinks.
+//!
+//! Invariant: nothing here ever resolves a symlink or a `..` (openat2 with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, `O_NOFOLLOW`, and
+//! `unlinkat` of names relative to an already opened directory), so a tree built from
+//! untrusted input cannot redirect an operation outside of it.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+/// The strict resolution used for every path built from untrusted input.
+pub(crate) const STRICT: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS);
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOFOLLOW);
+
+/// Open the directory at `path` (relative, `/`-separated, no `.`/`..`) beneath `root`.
+/// An empty path opens `root` itself again.
+///
+/// ELOOP means a component is a symlink, ENOTDIR that one is not a directory, ENOENT
+/// that one is missing.
+pub(crate) fn open_dir_beneath(root: BorrowedFd<'_>, path: &[u8]) -> io::Result<OwnedFd> {
+    let path: &[u8] = if path.is_empty() { b"." } else { path };
+    // openat2 returns EAGAIN when a concurrent rename races the lookup; nobody else
+    // writes in a staging directory, but the store's own directories may move.
+    let mut attempts = 0;
+    loop {
+        match rustix::fs::openat2(root, path, DIR_FLAGS, Mode::empty(), STRICT) {
+            Err(Errno::AGAIN) if attempts < 8 => attempts += 1,
+            result => return result.map_err(io::Error::from),
+        }
+    }
+}
+
+/// Like [`open_dir_beneath`], creating missing directories (mode `mode`) on the way.
+/// Returns the descriptor and whether anything was created.
+pub(crate) fn make_dirs_beneath(
+    root: BorrowedFd<'_>,
+    path: &[u8],
+    mode: Mode,
+) -> io::Result<OwnedFd> {
+    match open_dir_beneath(root, path) {
+        Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
+        other => return other,
+    }
+    let mut current = open_dir_beneath(root, b"")?;
+    for component in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        let next = match open_dir_beneath(current.as_fd(), component) {
+            Ok(fd) => fd,
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
+                match rustix::fs::mkdirat(&current, component, mode) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(err) => return Err(err.into()),
+                }
+                let fd = open_dir_beneath(current.as_fd(), component)?;
+                // mkdirat's mode went through the umask; say exactly what we mean.
+                rustix::fs::fchmod(&fd, mode)?;
+                fd
+            }
+            Err(err) => return Err(err),
+        };
+        current = next;
+    }
+    Ok(current)
+}
+
+/// Remove `name` in `parent`, recursively if it is a directory, never following a
+/// symlink. A missing `name` is not an error.
+///
+/// Directories without owner rwx are made accessible first, so read-only trees (which
+/// images contain, e.g. `/usr/lib/.build-id` or 0555 dirs) can be removed without
+/// CAP_DAC_OVERRIDE.
+pub(crate) fn remove_tree_at(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    match rustix::fs::unlinkat(parent, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => return Ok(()),
+        // Linux says EISDIR for a directory; POSIX allows EPERM.
+        Err(Errno::ISDIR) | Err(Errno::PERM) => {}
+        Err(err) => return Err(err.into()),
+    }
+    let dir = match rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
+        Ok(dir) => dir,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
+    let stat = rustix::fs::fstat(&dir)?;
+    if stat.st_mode & 0o700 != 0o700 {
+        // Best effort: an owner we cannot act for makes the removal below fail with a
+        // clear EACCES anyway.
+        let _ = rustix::fs::fchmod(&dir, Mode::from_raw_mode((stat.st_mode | 0o700) & 0o7777));
+    }
+    // Collect names before removing: deleting while reading a directory stream may skip
+    // entries on some filesystems.
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&dir)? {
+        let entry = entry?;
+        let child: &CStr = entry.file_name();
+        let bytes = child.to_bytes();
+        if bytes != b"." && bytes != b".." {
+            names.push(bytes.to_vec());
+        }
+    }
+    for child in &names {
+        remove_tree_at(dir.as_fd(), child)?;
+    }
+    drop(dir);
+    match rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Split a relative path into its parent and last component.
+pub(crate) fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (b"", path),
+    }
+}

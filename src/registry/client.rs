@@ -1,0 +1,996 @@
+//! The HTTP side of pulling: manifests and blobs from one repository of one registry,
+//! authenticated, verified, retried.
+//!
+//! - Transport: ureq on std threads (no async runtime). HTTPS by default; plain HTTP for
+//!   loopback registries and those in `insecure-registries`, as docker does. Docker Hub's
+//!   API lives at `registry-1.docker.io`. Redirects are followed (blobs often live on a
+//!   CDN) and the `Authorization` header is dropped when one leaves the registry's host.
+//! - Auth: anonymous first; on 401 the `WWW-Authenticate` challenge decides. Bearer: a
+//!   token for `repository:<repo>:pull` from the realm (with the user's credentials as
+//!   Basic auth when they have some), cached until shortly before `expires_in`. Basic: the
+//!   credentials on every request.
+//! - Verification: everything read is hashed; a manifest fetched by digest and every blob
+//!   must match its digest, and a blob must have exactly its descriptor's size (reading
+//!   stops as soon as a registry sends more).
+//! - Retries: connection resets, 429 and 502/503/504 are retried twice with a short
+//!   backoff; an interrupted blob download resumes with a `Range` request (or re-reads and
+//!   skips what it already has when the registry ignores ranges).
+//!
+//! Invariant: [`Client`] is `Send + Sync`; the auth state is behind a mutex so parallel
+//! downloads share one token.
+
+use std::io::{self, Read as _};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow};
+use ureq::http::{HeaderMap, Response, StatusCode};
+use ureq::{Agent, Body};
+
+use crate::config::Config;
+use crate::digest::{Digest, Hasher};
+use crate::error::failure;
+use crate::registry::auth::{AuthSources, Challenge, Credentials, parse_challenges};
+use crate::registry::certs;
+use crate::registry::manifest::{ACCEPT_MANIFESTS, Descriptor, is_manifest_type};
+use crate::registry::reference::Reference;
+
+/// Largest manifest or index accepted (the distribution project's own limit is 4 MiB).
+pub const MAX_MANIFEST: u64 = 4 << 20;
+/// Largest blob [`Client::get_blob`] reads into memory (configs are a few KiB).
+pub const MAX_SMALL_BLOB: u64 = 16 << 20;
+/// Extra attempts after a transient failure.
+const RETRIES: u32 = 2;
+
+/// A manifest as served, with the digest of its bytes.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    /// The media type from `Content-Type`, or the document's `mediaType` when the header
+    /// is vague.
+    pub media_type: String,
+}
+
+/// Where a client looks for credentials and CA certificates, and how long it waits.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub auth: AuthSources,
+    pub cert_dirs: Vec<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Longest silence while waiting for a response or for more of a body.
+    pub read_timeout: Duration,
+}
+
+impl ClientOptions {
+    pub fn from_env() -> ClientOptions {
+        ClientOptions {
+            auth: AuthSources::from_env(),
+            cert_dirs: certs::default_dirs(),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+enum AuthScheme {
+    Anonymous,
+    Basic(String),
+    Bearer {
+        challenge: Challenge,
+        token: String,
+        renew_at: Instant,
+    },
+}
+
+struct AuthState {
+    /// Looked up on the first challenge, then kept (`Some(None)`: the user has none).
+    credentials: Option<Option<Credentials>>,
+    scheme: AuthScheme,
+}
+
+/// What a request is for, to word its errors.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Manifest(&'a str),
+    Blob(&'a Digest),
+    Token,
+}
+
+/// A client for one repository (`reference`'s registry and repository).
+pub struct Client {
+    agent: Agent,
+    reference: Reference,
+    /// `scheme://host[:port]`
+    origin: String,
+    insecure: bool,
+    ca_files: Vec<PathBuf>,
+    auth_sources: AuthSources,
+    auth: Mutex<AuthState>,
+    /// Whether any request reached the registry: a refused connection after that is a
+    /// transient failure (a restart), before it a registry that is not there.
+    reached: AtomicBool,
+    read_timeout: Duration,
+}
+
+impl Client {
+    pub fn new(reference: &Reference, config: &Config) -> Result<Client> {
+        Client::with_options(reference, config, ClientOptions::from_env())
+    }
+
+    pub fn with_options(
+        reference: &Reference,
+        config: &Config,
+        options: ClientOptions,
+    ) -> Result<Client> {
+        let insecure = reference.is_loopback() || config.is_insecure(&reference.registry);
+        let ca_files = certs::extra_ca_files(&options.cert_dirs, &reference.registry);
+        let roots = certs::root_certs(&ca_files).with_context(|| {
+            format!(
+                "loading the CA certificates for registry {}",
+                reference.registry
+            )
+        })?;
+        let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
+        // Proxies come from the environment (with NO_PROXY), except for a registry on this
+        // machine, which a proxy cannot reach (Go's HTTP client, hence docker, does the same).
+        let proxy = if reference.is_loopback() {
+            None
+        } else {
+            ureq::Proxy::try_from_env()
+        };
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(proxy)
+            .tls_config(tls)
+            .timeout_connect(Some(options.connect_timeout))
+            .timeout_recv_response(Some(options.read_timeout))
+            .timeout_per_read(Some(options.read_timeout))
+            .max_redirects(10)
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+            .user_agent(format!("box/{}", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let scheme = if insecure { "http" } else { "https" };
+        Ok(Client {
+            agent,
+            reference: reference.clone(),
+            origin: format!("{scheme}://{}", reference.api_host()),
+            insecure,
+            ca_files,
+            auth_sources: options.auth,
+            auth: Mutex::new(AuthState {
+                credentials: None,
+                scheme: AuthScheme::Anonymous,
+            }),
+            reached: AtomicBool::new(false),
+            read_timeout: options.read_timeout,
+        })
+    }
+
+    /// The reference this client was made for.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// GET a manifest or index by tag or digest. Its digest is computed from the bytes;
+    /// when fetching by digest, a mismatch is an error.
+    pub fn get_manifest(&self, tag_or_digest: &str) -> Result<FetchedManifest> {
+        let url = format!(
+            "{}/v2/{}/manifests/{tag_or_digest}",
+            self.origin, self.reference.repository
+        );
+        let target = Target::Manifest(tag_or_digest);
+        let (bytes, headers) = self.fetch_small(
+            &url,
+            Some(ACCEPT_MANIFESTS),
+            target,
+            MAX_MANIFEST,
+            "manifest",
+        )?;
+        let digest = Digest::of(&bytes);
+        let shown = self.display(target);
+        if let Ok(wanted) = Digest::parse(tag_or_digest)
+            && wanted != digest
+        {
+            return Err(failure(
+                format!(
+                    "the manifest of {shown} from {} has digest {digest}, not the one asked for",
+                    self.reference.registry
+                ),
+                "the registry served corrupt or substituted content; try again, and report it if it persists",
+            ));
+        }
+        // Registries announce the digest; a different one means the bytes were altered.
+        if let Some(announced) =
+            header(&headers, "docker-content-digest").and_then(|d| Digest::parse(&d).ok())
+            && announced != digest
+        {
+            return Err(failure(
+                format!(
+                    "the manifest of {shown} from {} has digest {digest}, but the registry announced {announced}",
+                    self.reference.registry
+                ),
+                "something between box and the registry altered the manifest; try again",
+            ));
+        }
+        let content_type = header(&headers, "content-type").unwrap_or_default();
+        let header_type = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let media_type = if is_manifest_type(&header_type) {
+            header_type
+        } else {
+            #[derive(serde::Deserialize)]
+            struct Sniff {
+                #[serde(rename = "mediaType")]
+                media_type: Option<String>,
+            }
+            serde_json::from_slice::<Sniff>(&bytes)
+                .ok()
+                .and_then(|s| s.media_type)
+                .unwrap_or(header_type)
+        };
+        Ok(FetchedManifest {
+            bytes,
+            digest,
+            media_type,
+        })
+    }
+
+    /// GET a small blob (an image config) into memory, verified.
+    pub fn get_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        if descriptor.size > MAX_SMALL_BLOB {
+            return Err(failure(
+                format!(
+                    "blob {} of {} is {} bytes, more than the {} MiB box reads into memory",
+                    descriptor.digest,
+                    self.reference,
+                    descriptor.size,
+                    MAX_SMALL_BLOB >> 20
+                ),
+                "the image's config is implausibly large; the image is probably malformed",
+            ));
+        }
+        let mut bytes = Vec::with_capacity(descriptor.size as usize);
+        self.download_blob(descriptor, &mut bytes, &|_| {})?;
+        Ok(bytes)
+    }
+
+    /// Stream a blob to `out`, calling `progress` with the bytes received so far. The
+    /// size and digest are verified; on error, what was written to `out` must be dropped.
+    pub fn download_blob(
+        &self,
+        descriptor: &Descriptor,
+        out: &mut dyn io::Write,
+        progress: &dyn Fn(u64),
+    ) -> Result<()> {
+        let url = format!(
+            "{}/v2/{}/blobs/{}",
+            self.origin, self.reference.repository, descriptor.digest
+        );
+        let target = Target::Blob(&descriptor.digest);
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut interruptions = 0;
+        loop {
+            let resume_from = hasher.bytes;
+            let response =
+                self.send(&url, None, (resume_from > 0).then_some(resume_from), target)?;
+            // A registry that ignores the range starts over: skip what we already have.
+            let mut skip = if response.status() == StatusCode::PARTIAL_CONTENT {
+                let start = header(response.headers(), "content-range").and_then(|r| {
+                    r.strip_prefix("bytes ")
+                        .and_then(|r| r.split('-').next()?.parse::<u64>().ok())
+                });
+                if start != Some(resume_from) {
+                    return Err(anyhow!(
+                        "the registry resumed blob {} of {} at the wrong offset ({:?} instead of {resume_from})",
+                        descriptor.digest,
+                        self.reference,
+                        start
+                    ));
+                }
+                0
+            } else {
+                if let Some(length) = response.body().content_length()
+                    && length != descriptor.size
+                {
+                    return Err(
+                        self.wrong_size(descriptor, format!("{length} bytes (Content-Length)"))
+                    );
+                }
+                resume_from
+            };
+            let mut reader = response
+                .into_body()
+                .into_with_config()
+                .limit(u64::MAX)
+                .reader();
+            let outcome: Result<(), io::Error> = (|| {
+                loop {
+                    let n = match reader.read(&mut buf) {
+                        Ok(0) => return Ok(()),
+                        Ok(n) => n,
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(err) => return Err(err),
+                    };
+                    let mut chunk = &buf[..n];
+                    if skip > 0 {
+                        let dropped = skip.min(n as u64);
+                        skip -= dropped;
+                        chunk = &chunk[dropped as usize..];
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    if hasher.bytes + chunk.len() as u64 > descriptor.size {
+                        // Stop at once: a registry streaming too much is not read to the end.
+                        return Err(io::Error::other(WrongSize(
+                            hasher.bytes + chunk.len() as u64,
+                        )));
+                    }
+                    hasher.update(chunk);
+                    out.write_all(chunk)
+                        .map_err(|e| io::Error::other(WriteFailed(e)))?;
+                    progress(hasher.bytes);
+                }
+            })();
+            match outcome {
+                Ok(()) => break,
+                Err(err) => {
+                    if let Some(WrongSize(_)) =
+                        err.get_ref().and_then(|e| e.downcast_ref::<WrongSize>())
+                    {
+                        return Err(self.wrong_size(
+                            descriptor,
+                            format!("more than {} bytes", descriptor.size),
+                        ));
+                    }
+                    if let Some(WriteFailed(inner)) =
+                        err.get_ref().and_then(|e| e.downcast_ref::<WriteFailed>())
+                    {
+                        return Err(anyhow!("{inner}")).with_context(|| {
+                            format!("writing blob {} of {}", descriptor.digest, self.reference)
+                        });
+                    }
+                    let err = ureq::Error::from(err);
+                    if interruptions < RETRIES && self.is_transient(&err) {
+                        interruptions += 1;
+                        std::thread::sleep(backoff(interruptions));
+                        continue;
+                    }
+                    return Err(self.transport_error(err, &url, target));
+                }
+            }
+        }
+        if hasher.bytes != descriptor.size {
+            return Err(self.wrong_size(descriptor, format!("{} bytes", hasher.bytes)));
+        }
+        let actual = hasher.finish();
+        if actual != descriptor.digest {
+            return Err(failure(
+                format!(
+                    "blob {} of {} from {} has digest {actual}: the content is corrupt",
+                    descriptor.digest, self.reference, self.reference.registry
+                ),
+                "try again; if it persists, the image on the registry is damaged and must be pushed again",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `sent` says what the registry sent, e.g. "133 bytes" or "more than 135 bytes".
+    fn wrong_size(&self, descriptor: &Descriptor, sent: String) -> anyhow::Error {
+        failure(
+            format!(
+                "blob {} of {} from {} has the wrong size: the registry sent {sent}, but the manifest says {} bytes",
+                descriptor.digest, self.reference, self.reference.registry, descriptor.size
+            ),
+            "the image on the registry is inconsistent (or a proxy altered it); push it again",
+        )
+    }
+
+    /// GET a small document with retries on transient failures, capped at `cap` bytes.
+    fn fetch_small(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        target: Target,
+        cap: u64,
+        what: &str,
+    ) -> Result<(Vec<u8>, HeaderMap)> {
+        let mut attempt = 0;
+        loop {
+            let response = self.send(url, accept, None, target)?;
+            let too_big = || {
+                failure(
+                    format!(
+                        "the {what} of {} from {} is larger than {} MiB",
+                        self.display(target),
+                        self.reference.registry,
+                        cap >> 20
+                    ),
+                    "this is not a normal image; check the reference",
+                )
+            };
+            if response.body().content_length().is_some_and(|l| l > cap) {
+                return Err(too_big());
+            }
+            let (parts, body) = response.into_parts();
+            let mut bytes = Vec::new();
+            match body
+                .into_with_config()
+                .limit(u64::MAX)
+                .reader()
+                .take(cap + 1)
+                .read_to_end(&mut bytes)
+            {
+                Ok(_) if bytes.len() as u64 > cap => return Err(too_big()),
+                Ok(_) => return Ok((bytes, parts.headers)),
+                Err(err) => {
+                    let err = ureq::Error::from(err);
+                    if attempt < RETRIES && self.is_transient(&err) {
+                        attempt += 1;
+                        std::thread::sleep(backoff(attempt));
+                        continue;
+                    }
+                    return Err(self.transport_error(err, url, target));
+                }
+            }
+        }
+    }
+
+    /// One GET with authentication and retries; returns only 2xx responses.
+    fn send(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        range_from: Option<u64>,
+        target: Target,
+    ) -> Result<Response<Body>> {
+        let mut attempt = 0;
+        let mut authenticated_after_401 = false;
+        loop {
+            let authorization = self.authorization()?;
+            let mut request = self.agent.get(url);
+            if let Some(accept) = accept {
+                request = request.header("Accept", accept);
+            }
+            if let Some(from) = range_from {
+                request = request.header("Range", format!("bytes={from}-"));
+            }
+            if let Some(authorization) = &authorization {
+                request = request.header("Authorization", authorization);
+            }
+            let response = match request.call() {
+                Ok(response) => response,
+                Err(err) => {
+                    if attempt < RETRIES && self.is_transient(&err) {
+                        attempt += 1;
+                        std::thread::sleep(backoff(attempt));
+                        continue;
+                    }
+                    return Err(self.transport_error(err, url, target));
+                }
+            };
+            self.reached.store(true, Ordering::Relaxed);
+            let status = response.status().as_u16();
+            match status {
+                200..=299 => return Ok(response),
+                401 if !authenticated_after_401 => {
+                    authenticated_after_401 = true;
+                    self.authenticate(&response, target)?;
+                }
+                401 => return Err(self.refused(target)),
+                429 | 502..=504 if attempt < RETRIES => {
+                    attempt += 1;
+                    let wait = header(response.headers(), "retry-after")
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .map_or(backoff(attempt), |s| Duration::from_secs(s.min(5)));
+                    std::thread::sleep(wait);
+                }
+                _ => return Err(self.status_error(response, target)),
+            }
+        }
+    }
+
+    /// The `Authorization` value for the next request, renewing an expiring token.
+    fn authorization(&self) -> Result<Option<String>> {
+        let mut state = self.auth.lock().unwrap_or_else(|p| p.into_inner());
+        let renew = match &state.scheme {
+            AuthScheme::Anonymous => return Ok(None),
+            AuthScheme::Basic(value) => return Ok(Some(value.clone())),
+            AuthScheme::Bearer {
+                token,
+                renew_at,
+                challenge,
+            } => {
+                if Instant::now() < *renew_at {
+                    return Ok(Some(format!("Bearer {token}")));
+                }
+                challenge.clone()
+            }
+        };
+        let credentials = state.credentials.clone().flatten();
+        let (token, renew_at) = self.fetch_token(&renew, credentials.as_ref())?;
+        let value = format!("Bearer {token}");
+        state.scheme = AuthScheme::Bearer {
+            challenge: renew,
+            token,
+            renew_at,
+        };
+        Ok(Some(value))
+    }
+
+    /// Answer a 401's challenge: set up Bearer or Basic auth for the next attempts.
+    fn authenticate(&self, response: &Response<Body>, target: Target) -> Result<()> {
+        let challenges: Vec<Challenge> = response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_challenges)
+            .collect();
+        let mut state = self.auth.lock().unwrap_or_else(|p| p.into_inner());
+        if state.credentials.is_none() {
+            let found = self
+                .auth_sources
+                .lookup(&self.reference.registry, &self.reference.repository)
+                .with_context(|| {
+                    format!("looking up credentials for {}", self.reference.registry)
+                })?;
+            state.credentials = Some(found);
+        }
+        let credentials = state.credentials.clone().flatten();
+        if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+            if !bearer.params.contains_key("realm") {
+                return Err(anyhow!(
+                    "registry {} asked for a bearer token without saying where to get one (no realm)",
+                    self.reference.registry
+                ));
+            }
+            let (token, renew_at) = self.fetch_token(bearer, credentials.as_ref())?;
+            state.scheme = AuthScheme::Bearer {
+                challenge: bearer.clone(),
+                token,
+                renew_at,
+            };
+            return Ok(());
+        }
+        if challenges.iter().any(|c| c.scheme == "basic") {
+            let Some(credentials) = credentials else {
+                return Err(self.needs_credentials(target));
+            };
+            state.scheme = AuthScheme::Basic(credentials.basic_header());
+            return Ok(());
+        }
+        Err(failure(
+            format!(
+                "registry {} requires an authentication scheme box does not know ({})",
+                self.reference.registry,
+                header(response.headers(), "www-authenticate")
+                    .unwrap_or_else(|| "no challenge given".into())
+            ),
+            "box supports Bearer token and Basic authentication",
+        ))
+    }
+
+    /// Get a pull token from the challenge's realm. Returns it with the time to renew it.
+    fn fetch_token(
+        &self,
+        challenge: &Challenge,
+        credentials: Option<&Credentials>,
+    ) -> Result<(String, Instant)> {
+        let realm = &challenge.params["realm"];
+        let scope = format!("repository:{}:pull", self.reference.repository);
+        let mut attempt = 0;
+        let response = loop {
+            let mut request = self.agent.get(realm).query("scope", &scope);
+            if let Some(service) = challenge.params.get("service") {
+                request = request.query("service", service);
+            }
+            if let Some(credentials) = credentials {
+                request = request.header("Authorization", credentials.basic_header());
+            }
+            match request.call() {
+                Ok(r)
+                    if [429, 502, 503, 504].contains(&r.status().as_u16()) && attempt < RETRIES =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(backoff(attempt));
+                }
+                Ok(r) => break r,
+                Err(err) if attempt < RETRIES && self.is_transient(&err) => {
+                    attempt += 1;
+                    std::thread::sleep(backoff(attempt));
+                }
+                Err(err) => return Err(self.transport_error(err, realm, Target::Token)),
+            }
+        };
+        match response.status().as_u16() {
+            200..=299 => {}
+            401 | 403 if credentials.is_some() => {
+                return Err(self.refused_with(credentials, Target::Token));
+            }
+            401 | 403 => return Err(self.needs_credentials(Target::Token)),
+            _ => return Err(self.status_error(response, Target::Token)),
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let body = response
+            .into_body()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .map_err(|err| self.transport_error(err, realm, Target::Token))?;
+        let answer: TokenAnswer = serde_json::from_slice(&body).with_context(|| {
+            format!(
+                "the token service {realm} of {} answered invalid JSON",
+                self.reference.registry
+            )
+        })?;
+        let token = answer
+            .token
+            .or(answer.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                anyhow!(
+                    "the token service {realm} of {} answered without a token",
+                    self.reference.registry
+                )
+            })?;
+        // The spec's default lifetime is 60 s; renew a little early.
+        let lifetime = answer.expires_in.unwrap_or(60).max(10);
+        Ok((
+            token,
+            Instant::now() + Duration::from_secs(lifetime * 9 / 10),
+        ))
+    }
+
+    fn is_transient(&self, err: &ureq::Error) -> bool {
+        match err {
+            ureq::Error::Io(io) => match io.kind() {
+                io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof => true,
+                // The registry answered before: it is restarting, not absent.
+                io::ErrorKind::ConnectionRefused => self.reached.load(Ordering::Relaxed),
+                _ => false,
+            },
+            ureq::Error::Protocol(_) => self.reached.load(Ordering::Relaxed),
+            _ => false,
+        }
+    }
+
+    /// `name:tag` or `name@digest` for messages.
+    fn display(&self, target: Target) -> String {
+        match target {
+            Target::Manifest(tag_or_digest) if tag_or_digest.contains(':') => {
+                format!("{}@{tag_or_digest}", self.reference.name())
+            }
+            Target::Manifest(tag) => format!("{}:{tag}", self.reference.name()),
+            Target::Blob(_) | Target::Token => self.reference.canonical(),
+        }
+    }
+
+    fn transport_error(&self, err: ureq::Error, url: &str, target: Target) -> anyhow::Error {
+        let shown = self.display(target);
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or(url)
+            .to_owned();
+        let registry = &self.reference.registry;
+        let is_dns = match &err {
+            ureq::Error::HostNotFound => true,
+            ureq::Error::Io(io) => io.to_string().contains("failed to lookup address"),
+            _ => false,
+        };
+        if is_dns {
+            return failure(
+                format!(
+                    "cannot resolve registry host {} (pulling {shown}): {err}",
+                    host_only(&host)
+                ),
+                format!("check the registry name `{registry}` and your network connection and DNS"),
+            );
+        }
+        if let ureq::Error::Io(io) = &err
+            && io.kind() == io::ErrorKind::ConnectionRefused
+        {
+            return failure(
+                format!(
+                    "cannot connect to {host}: is a registry running there? (pulling {shown}: connection refused)"
+                ),
+                format!("check the host and port in `{registry}`, and that the registry is up"),
+            );
+        }
+        if let ureq::Error::Timeout(which) = &err {
+            return failure(
+                format!(
+                    "registry {host} did not answer in time ({which}; limit {} s) while pulling {shown}",
+                    self.read_timeout.as_secs()
+                ),
+                "the registry or the network is stalled; try again later",
+            );
+        }
+        if self.looks_like_tls(&err) {
+            let plain_http = err.to_string().contains("InvalidContentType");
+            let hint = if plain_http {
+                format!(
+                    "{host} answers in plain HTTP, not HTTPS; if you trust the network, add \"{registry}\" to \
+                     insecure-registries in ~/.config/box/config.toml"
+                )
+            } else if self.insecure {
+                format!(
+                    "{registry} is reached over plain HTTP; check that it does not require HTTPS"
+                )
+            } else if self.ca_files.is_empty() {
+                format!(
+                    "if {registry} uses a private CA, put its certificate in /etc/containers/certs.d/{registry}/ca.crt \
+                     or ~/.config/containers/certs.d/{registry}/ca.crt; if it speaks plain HTTP, add \"{registry}\" to \
+                     insecure-registries in ~/.config/box/config.toml"
+                )
+            } else {
+                format!(
+                    "the certificate of {host} does not verify against the system roots plus {}; if {registry} \
+                     speaks plain HTTP, add it to insecure-registries in ~/.config/box/config.toml",
+                    self.ca_files
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            return failure(
+                format!("TLS connection to {host} failed (pulling {shown}): {err}"),
+                hint,
+            );
+        }
+        failure(
+            format!("request to {host} failed (pulling {shown}): {err}"),
+            "check your network connection and try again",
+        )
+    }
+
+    fn looks_like_tls(&self, err: &ureq::Error) -> bool {
+        match err {
+            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => true,
+            // rustls reports handshake failures through the socket's io::Error.
+            ureq::Error::Io(io) => {
+                let text = io.to_string();
+                io.kind() == io::ErrorKind::InvalidData
+                    && [
+                        "certificate",
+                        "corrupt message",
+                        "handshake",
+                        "alert",
+                        "tls",
+                    ]
+                    .iter()
+                    .any(|word| text.to_ascii_lowercase().contains(word))
+            }
+            _ => false,
+        }
+    }
+
+    fn needs_credentials(&self, target: Target) -> anyhow::Error {
+        failure(
+            format!(
+                "{} requires authentication to pull {} (or the repository does not exist)",
+                self.reference.registry,
+                self.display(target)
+            ),
+            "add credentials to ~/.docker/config.json with `docker login` / `podman login`, or to \
+             $XDG_RUNTIME_DIR/containers/auth.json",
+        )
+    }
+
+    /// A 401 after answering the challenge.
+    fn refused(&self, target: Target) -> anyhow::Error {
+        let credentials = self
+            .auth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .credentials
+            .clone()
+            .flatten();
+        self.refused_with(credentials.as_ref(), target)
+    }
+
+    /// Credentials (if any) were refused. Must not be called with the auth lock held.
+    fn refused_with(&self, credentials: Option<&Credentials>, target: Target) -> anyhow::Error {
+        match credentials {
+            Some(credentials) => failure(
+                format!(
+                    "credentials for {} from {} were refused (user `{}`, pulling {})",
+                    self.reference.registry,
+                    credentials.source,
+                    credentials.username,
+                    self.display(target)
+                ),
+                format!(
+                    "log in again with `podman login {0}` or `docker login {0}`, and check that the account may \
+                     pull this repository",
+                    self.reference.registry
+                ),
+            ),
+            None => self.needs_credentials(target),
+        }
+    }
+
+    fn status_error(&self, response: Response<Body>, target: Target) -> anyhow::Error {
+        let status = response.status();
+        let registry = &self.reference.registry;
+        let shown = self.display(target);
+        let body = response
+            .into_body()
+            .with_config()
+            .limit(64 << 10)
+            .read_to_vec()
+            .unwrap_or_default();
+        let message = registry_message(&body);
+        let detail = message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        // Go's TLS servers answer a plain HTTP request with this 400.
+        if status.as_u16() == 400 && String::from_utf8_lossy(&body).contains("HTTPS server") {
+            return failure(
+                format!(
+                    "registry {registry} speaks HTTPS, but box used plain HTTP (pulling {shown})"
+                ),
+                format!(
+                    "remove \"{registry}\" from insecure-registries in ~/.config/box/config.toml"
+                ),
+            );
+        }
+        match (status.as_u16(), target) {
+            (404, Target::Manifest(_)) => failure(
+                format!(
+                    "no image {shown} at {registry} ({})",
+                    message.as_deref().unwrap_or("manifest unknown")
+                ),
+                "check the name and tag",
+            ),
+            (404, Target::Blob(digest)) => failure(
+                format!("blob {digest} of {shown} was not found at {registry}{detail}"),
+                "the image on the registry is incomplete; push it again",
+            ),
+            (403, _) => failure(
+                format!("access to {shown} at {registry} was denied ({status}{detail})"),
+                "check that your account may pull this repository, and your credentials",
+            ),
+            (500..=599, _) => failure(
+                format!("registry {registry} failed while serving {shown} ({status}{detail})"),
+                "the registry has a problem; try again later",
+            ),
+            _ => failure(
+                format!("registry {registry} refused the request for {shown} ({status}{detail})"),
+                "check the reference; the registry may not support this request",
+            ),
+        }
+    }
+}
+
+/// The first error of a registry's `{"errors": [{"code", "message"}]}` envelope.
+fn registry_message(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        errors: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+    let messages: Vec<String> = envelope
+        .errors
+        .into_iter()
+        .filter_map(|e| match (e.message.filter(|m| !m.is_empty()), e.code) {
+            (Some(message), _) => Some(message),
+            (None, Some(code)) => Some(code),
+            (None, None) => None,
+        })
+        .collect();
+    if messages.is_empty() {
+        None
+    } else {
+        Some(messages.join("; "))
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn host_only(host_port: &str) -> &str {
+    crate::registry::reference::split_port(host_port).0
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(300 * 3u64.pow(attempt.saturating_sub(1)))
+}
+
+/// Markers carried through `io::Error` out of the copy loop.
+#[derive(Debug)]
+struct WrongSize(u64);
+impl std::fmt::Display for WrongSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "wrong size ({} bytes or more)", self.0)
+    }
+}
+impl std::error::Error for WrongSize {}
+
+#[derive(Debug)]
+struct WriteFailed(io::Error);
+impl std::fmt::Display for WriteFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+impl std::error::Error for WriteFailed {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Client>();
+    }
+
+    #[test]
+    fn registry_error_envelopes() {
+        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#;
+        assert_eq!(registry_message(body).as_deref(), Some("manifest unknown"));
+        let body = br#"{"errors":[{"code":"UNAUTHORIZED"},{"code":"X","message":"second"}]}"#;
+        assert_eq!(
+            registry_message(body).as_deref(),
+            Some("UNAUTHORIZED; second")
+        );
+        assert_eq!(registry_message(b"<html>"), None);
+        assert_eq!(registry_message(br#"{"errors":[]}"#), None);
+    }
+
+    #[test]
+    fn schemes_by_registry() {
+        let config = Config {
+            insecure_registries: vec!["lan:5000".into()],
+            ..Config::default()
+        };
+        let options = ClientOptions {
+            cert_dirs: Vec::new(),
+            ..ClientOptions::from_env()
+        };
+        let origin = |r: &str| {
+            Client::with_options(&Reference::parse(r).unwrap(), &config, options.clone())
+                .unwrap()
+                .origin
+        };
+        assert_eq!(origin("debian"), "https://registry-1.docker.io");
+        assert_eq!(origin("quay.io/a/b"), "https://quay.io");
+        assert_eq!(origin("127.0.0.1:5000/a"), "http://127.0.0.1:5000");
+        assert_eq!(origin("localhost/a"), "http://localhost");
+        assert_eq!(origin("[::1]:5000/a"), "http://[::1]:5000");
+        assert_eq!(origin("lan:5000/a"), "http://lan:5000");
+        assert_eq!(origin("lan.example/a"), "https://lan.example");
+    }
+}

@@ -1,0 +1,309 @@
+//! Platforms (`os/architecture[/variant]`, with Go's architecture names as OCI uses them)
+//! and choosing one entry of a multi-platform index.
+//!
+//! Matching rules (those of containerd's default matcher, simplified):
+//! - os and architecture must be equal;
+//! - `arm64` without a variant is `arm64/v8`;
+//! - a wanted variant must match, except that an `arm` machine can run images for older
+//!   `arm` variants (v7 runs v6 and v5); the exact variant is preferred;
+//! - with no wanted variant, any variant matches and the first entry wins.
+
+use std::fmt;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::error::failure;
+use crate::registry::manifest::Descriptor;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The platform this binary runs on, in OCI terms.
+    pub fn host() -> Platform {
+        let (architecture, variant) = match std::env::consts::ARCH {
+            "x86_64" => ("amd64", None),
+            "aarch64" => ("arm64", Some("v8")),
+            "arm" if cfg!(target_feature = "v7") => ("arm", Some("v7")),
+            "arm" => ("arm", Some("v6")),
+            "x86" => ("386", None),
+            "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
+            "powerpc64" => ("ppc64", None),
+            "s390x" => ("s390x", None),
+            "riscv64" => ("riscv64", None),
+            "loongarch64" => ("loong64", None),
+            "mips64" if cfg!(target_endian = "little") => ("mips64le", None),
+            other => (other, None),
+        };
+        Platform {
+            os: "linux".to_owned(),
+            architecture: architecture.to_owned(),
+            variant: variant.map(str::to_owned),
+        }
+    }
+
+    /// Parse `os/arch[/variant]` (`linux/arm64/v8`). Common aliases (`x86_64`, `aarch64`,
+    /// `armhf`, `i386`) are accepted and normalized to OCI's names.
+    pub fn parse(text: &str) -> Result<Platform> {
+        let bad = |what: &str| {
+            failure(
+                format!("invalid platform `{text}`: {what}"),
+                "platforms look like `linux/amd64`, `linux/arm64` or `linux/arm/v7`",
+            )
+        };
+        let parts: Vec<&str> = text.split('/').collect();
+        if parts.len() < 2 || parts.len() > 3 {
+            return Err(bad("expected os/architecture[/variant]"));
+        }
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        };
+        if !parts.iter().all(|p| ok(p)) {
+            return Err(bad("empty part or unexpected characters"));
+        }
+        let os = parts[0].to_ascii_lowercase();
+        let mut variant = parts.get(2).map(|v| v.to_ascii_lowercase());
+        let architecture = match parts[1].to_ascii_lowercase().as_str() {
+            "x86_64" | "x86-64" => "amd64".to_owned(),
+            "aarch64" => "arm64".to_owned(),
+            "i386" | "i686" => "386".to_owned(),
+            "armhf" => {
+                variant.get_or_insert_with(|| "v7".to_owned());
+                "arm".to_owned()
+            }
+            "armel" => {
+                variant.get_or_insert_with(|| "v6".to_owned());
+                "arm".to_owned()
+            }
+            other => other.to_owned(),
+        };
+        Ok(Platform {
+            os,
+            architecture,
+            variant,
+        })
+    }
+
+    /// The variant with arm64's implicit `v8` filled in.
+    fn normalized_variant(&self) -> Option<&str> {
+        match (self.architecture.as_str(), self.variant.as_deref()) {
+            ("arm64", None) => Some("v8"),
+            (_, variant) => variant,
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How well `candidate` fits `wanted`: `None` if it cannot run, lower is better.
+fn rank(candidate: &Platform, wanted: &Platform) -> Option<u32> {
+    if candidate.os != wanted.os || candidate.architecture != wanted.architecture {
+        return None;
+    }
+    let Some(want) = wanted
+        .variant
+        .as_ref()
+        .map(|_| wanted.normalized_variant().unwrap_or_default())
+    else {
+        // No variant asked for: any will do, those without one first.
+        return Some(u32::from(candidate.variant.is_some()));
+    };
+    if candidate.variant == wanted.variant {
+        return Some(0);
+    }
+    let have = candidate.normalized_variant();
+    if have == Some(want) {
+        // arm64 and arm64/v8: the same, but the spelling asked for wins.
+        return Some(1);
+    }
+    if wanted.architecture == "arm" {
+        // An armv7 CPU runs armv6 and armv5 code; an image without a variant is assumed
+        // to be for the oldest.
+        let level = |v: &str| v.strip_prefix('v').and_then(|n| n.parse::<u32>().ok());
+        let want_level = level(want)?;
+        let have_level = match have {
+            Some(v) => level(v)?,
+            None => 5,
+        };
+        if have_level <= want_level {
+            return Some(2 + want_level - have_level);
+        }
+    }
+    None
+}
+
+/// Pick the entry of an index for `wanted`. `reference` is only for the error message.
+pub fn select_platform(
+    entries: &[Descriptor],
+    wanted: &Platform,
+    reference: &str,
+) -> Result<Descriptor> {
+    let best = entries
+        .iter()
+        .filter_map(|entry| Some((rank(entry.platform.as_ref()?, wanted)?, entry)))
+        .min_by_key(|(rank, _)| *rank);
+    if let Some((_, entry)) = best {
+        return Ok(entry.clone());
+    }
+    // Attestation manifests carry `unknown/unknown`; they are not platforms to offer.
+    let mut available: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.platform.as_ref())
+        .filter(|p| p.os != "unknown")
+        .map(Platform::to_string)
+        .collect();
+    available.dedup();
+    let available = if available.is_empty() {
+        "none".to_owned()
+    } else {
+        available.join(", ")
+    };
+    Err(failure(
+        format!("image {reference} has no variant for platform {wanted} (available: {available})"),
+        "choose one of the available platforms with --platform, e.g. --platform linux/amd64",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    fn entry(n: u8, platform: &str) -> Descriptor {
+        Descriptor {
+            media_type: crate::registry::manifest::OCI_MANIFEST.to_owned(),
+            digest: Digest::of(&[n]),
+            size: 100,
+            platform: Some(Platform::parse(platform).unwrap()),
+            urls: Vec::new(),
+            annotations: Default::default(),
+        }
+    }
+
+    #[test]
+    fn parse_and_display() {
+        let p = Platform::parse("linux/arm64/v8").unwrap();
+        assert_eq!(
+            (p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()),
+            ("linux", "arm64", Some("v8"))
+        );
+        assert_eq!(p.to_string(), "linux/arm64/v8");
+        assert_eq!(
+            Platform::parse("linux/amd64").unwrap().to_string(),
+            "linux/amd64"
+        );
+        assert_eq!(
+            Platform::parse("linux/x86_64").unwrap().to_string(),
+            "linux/amd64"
+        );
+        assert_eq!(
+            Platform::parse("linux/aarch64").unwrap().to_string(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            Platform::parse("linux/armhf").unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        for bad in [
+            "",
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v1/x",
+            "linux/am d64",
+        ] {
+            let err = Platform::parse(bad).unwrap_err();
+            assert!(
+                crate::error::message(&err).contains(&format!("`{bad}`")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_is_linux_with_a_go_arch() {
+        let host = Platform::host();
+        assert_eq!(host.os, "linux");
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(host.to_string(), "linux/amd64");
+        }
+        if cfg!(target_arch = "aarch64") {
+            assert_eq!(host.to_string(), "linux/arm64/v8");
+        }
+    }
+
+    #[test]
+    fn selection_by_os_arch_and_variant() {
+        let entries = vec![
+            entry(1, "linux/amd64"),
+            entry(2, "linux/arm/v6"),
+            entry(3, "linux/arm/v7"),
+            entry(4, "linux/arm64"),
+            entry(5, "linux/arm64/v8"),
+            entry(6, "linux/386"),
+        ];
+        let pick = |p: &str| {
+            select_platform(&entries, &Platform::parse(p).unwrap(), "r")
+                .unwrap()
+                .digest
+        };
+        assert_eq!(pick("linux/amd64"), Digest::of(&[1]));
+        assert_eq!(pick("linux/arm/v7"), Digest::of(&[3]));
+        assert_eq!(pick("linux/arm/v6"), Digest::of(&[2]));
+        // arm64 with no variant equals v8; the exact spelling wins.
+        assert_eq!(pick("linux/arm64/v8"), Digest::of(&[5]));
+        assert_eq!(pick("linux/arm64"), Digest::of(&[4]));
+        assert_eq!(pick("linux/386"), Digest::of(&[6]));
+        // Only the v8 spelled without variant: still matches v8.
+        let only = vec![entry(9, "linux/arm64")];
+        let got = select_platform(&only, &Platform::parse("linux/arm64/v8").unwrap(), "r").unwrap();
+        assert_eq!(got.digest, Digest::of(&[9]));
+        // armv7 machines fall back to v6 images; v6 machines do not take v7 ones.
+        let v6 = vec![entry(7, "linux/arm/v6")];
+        assert!(select_platform(&v6, &Platform::parse("linux/arm/v7").unwrap(), "r").is_ok());
+        let v7 = vec![entry(8, "linux/arm/v7")];
+        assert!(select_platform(&v7, &Platform::parse("linux/arm/v6").unwrap(), "r").is_err());
+    }
+
+    #[test]
+    fn no_match_names_wanted_reference_and_available() {
+        let entries = vec![
+            entry(1, "linux/amd64"),
+            entry(2, "unknown/unknown"),
+            entry(3, "linux/arm/v7"),
+        ];
+        let err = select_platform(
+            &entries,
+            &Platform::parse("linux/s390x").unwrap(),
+            "docker.io/library/x:1",
+        )
+        .unwrap_err();
+        let msg = crate::error::message(&err);
+        assert!(msg.contains("linux/s390x"), "{msg}");
+        assert!(msg.contains("docker.io/library/x:1"), "{msg}");
+        assert!(msg.contains("linux/amd64, linux/arm/v7"), "{msg}");
+        assert!(!msg.contains("unknown"), "{msg}");
+        assert!(
+            err.downcast_ref::<crate::error::Hint>()
+                .unwrap()
+                .0
+                .contains("--platform")
+        );
+    }
+}
