@@ -70,6 +70,11 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     if let Some(state) = state::running(ctx, name) {
         return Ok(state);
     }
+    // A clear "no box named" before anything is created for the name.
+    let store = Store::at(&ctx.dirs.store);
+    if !store.has_container(name) {
+        store.container(name)?;
+    }
     let dir = state::box_dir(ctx, name);
     ctx.runtime_dir()?;
     crate::store::ensure_private_dir(&dir)?;
