@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pull benchmark: `box pull` of the Debian fixture from a loopback registry into an empty
 # store, against the floor measured in the same run (download + gunzip + untar of the same
-# blob with curl, gzip and GNU tar), against `podman pull` of the same image when podman is
+# blob with curl, gzip and GNU tar, in a user namespace with the same id mapping as box,
+# skipping device nodes as box does), against `podman pull` of the same image when podman is
 # installed, and an up-to-date `box pull`.
 #
 # Usage: benches/pull.sh [ROOTFS.tar]   (as an unprivileged user with subordinate ids)
@@ -69,7 +70,7 @@ echo "image: $ref, layer $(( layer_size / 1024 / 1024 )) MiB compressed, $(( $(s
 
 fresh='d=$(mktemp -d '"$work"'/run.XXXXXX)'
 commands=(
-  -n floor "$fresh; mkdir \$d/root; curl -fsS $blob_url | gzip -dc | tar -x -C \$d/root 2>/dev/null"
+  -n floor "$fresh; mkdir \$d/root; curl -fsS $blob_url | gzip -dc | unshare --map-auto --map-root-user tar -x --exclude='./dev/*' -C \$d/root"
   -n "box pull" "$fresh; XDG_DATA_HOME=\$d XDG_RUNTIME_DIR=\$d $box pull $ref >/dev/null 2>&1"
 )
 if command -v podman >/dev/null; then

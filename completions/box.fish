@@ -1,0 +1,120 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_box_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_box_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_box_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_box_using_subcommand
+    set -l cmd (__fish_box_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c box -n "__fish_box_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c box -n "__fish_box_needs_command" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_needs_command" -f -a "pull" -d 'Download an image from a registry into the shared layer store'
+complete -c box -n "__fish_box_needs_command" -f -a "images" -d 'List the images in the store'
+complete -c box -n "__fish_box_needs_command" -f -a "rmi" -d 'Remove images and the layers no other image or box uses'
+complete -c box -n "__fish_box_needs_command" -f -a "create" -d 'Create a box from an image or a distribution name'
+complete -c box -n "__fish_box_needs_command" -f -a "enter" -d 'Open a shell (or run a command) in a box, starting it if needed'
+complete -c box -n "__fish_box_needs_command" -f -a "run" -d 'Run one command in a box, with its exit status'
+complete -c box -n "__fish_box_needs_command" -f -a "list" -d 'List the boxes'
+complete -c box -n "__fish_box_needs_command" -f -a "ls" -d 'List the boxes'
+complete -c box -n "__fish_box_needs_command" -f -a "stop" -d 'Stop boxes and every process in them'
+complete -c box -n "__fish_box_needs_command" -f -a "rm" -d 'Remove boxes, their data and their exports'
+complete -c box -n "__fish_box_needs_command" -f -a "export" -d 'Export a box\'s binary or application to the host'
+complete -c box -n "__fish_box_needs_command" -f -a "generate-entry" -d 'Add (or remove) a desktop menu entry that opens a terminal in a box'
+complete -c box -n "__fish_box_needs_command" -f -a "__holder" -d 'Internal: the long-lived process that holds a running box\'s namespaces'
+complete -c box -n "__fish_box_needs_command" -f -a "__store-helper" -d 'Internal: store work done inside the user namespace (unpack, remove)'
+complete -c box -n "__fish_box_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c box -n "__fish_box_using_subcommand pull" -l platform -d 'Platform to pick from a multi-platform image, as os/arch[/variant]' -r
+complete -c box -n "__fish_box_using_subcommand pull" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand pull" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand images" -l json -d 'Print a JSON array instead of a table'
+complete -c box -n "__fish_box_using_subcommand images" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand images" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand rmi" -s f -l force -d 'Remove the image record even when boxes were created from it (their layers are kept)'
+complete -c box -n "__fish_box_using_subcommand rmi" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand rmi" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand create" -s n -l name -d 'Name of the box' -r
+complete -c box -n "__fish_box_using_subcommand create" -s i -l image -d 'Image reference or distribution name (`ubuntu`, `trixie`, `fedora:41`, ...)' -r
+complete -c box -n "__fish_box_using_subcommand create" -l hostname -d 'Hostname inside the box (default: the host\'s)' -r
+complete -c box -n "__fish_box_using_subcommand create" -s H -l home -d 'Use DIR as the home directory inside the box (the host home is still mounted)' -r -F
+complete -c box -n "__fish_box_using_subcommand create" -s v -l volume -d 'Bind-mount a host path into the box: SRC:DST[:ro]' -r
+complete -c box -n "__fish_box_using_subcommand create" -l platform -d 'Platform to pick from a multi-platform image, as os/arch[/variant]' -r
+complete -c box -n "__fish_box_using_subcommand create" -s p -l pull -d 'Pull the image even if it is already in the store'
+complete -c box -n "__fish_box_using_subcommand create" -s Y -l yes -d 'Do not ask for confirmation'
+complete -c box -n "__fish_box_using_subcommand create" -l no-entry -d 'Do not add a desktop menu entry for the box'
+complete -c box -n "__fish_box_using_subcommand create" -s d -l dry-run -d 'Print the namespace and mount plan without creating anything'
+complete -c box -n "__fish_box_using_subcommand create" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand create" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand enter" -l no-workdir -l nw -d 'Start in the box\'s home instead of the current directory'
+complete -c box -n "__fish_box_using_subcommand enter" -s Y -l yes -d 'Create the box without asking if it does not exist'
+complete -c box -n "__fish_box_using_subcommand enter" -s d -l dry-run -d 'Print the namespace and mount plan without entering'
+complete -c box -n "__fish_box_using_subcommand enter" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand enter" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand run" -l no-workdir -l nw -d 'Start in the box\'s home instead of the current directory'
+complete -c box -n "__fish_box_using_subcommand run" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand run" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand list" -l json -d 'Print a JSON array instead of a table'
+complete -c box -n "__fish_box_using_subcommand list" -l no-color -d 'Do not colour the output (also: NO_COLOR)'
+complete -c box -n "__fish_box_using_subcommand list" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand list" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand ls" -l json -d 'Print a JSON array instead of a table'
+complete -c box -n "__fish_box_using_subcommand ls" -l no-color -d 'Do not colour the output (also: NO_COLOR)'
+complete -c box -n "__fish_box_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand ls" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand stop" -s a -l all -d 'Stop every running box'
+complete -c box -n "__fish_box_using_subcommand stop" -s Y -l yes -d 'Do not ask for confirmation'
+complete -c box -n "__fish_box_using_subcommand stop" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand stop" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand rm" -s a -l all -d 'Remove every box'
+complete -c box -n "__fish_box_using_subcommand rm" -s f -l force -d 'Remove running boxes too, stopping them first'
+complete -c box -n "__fish_box_using_subcommand rm" -s Y -l yes -d 'Do not ask for confirmation'
+complete -c box -n "__fish_box_using_subcommand rm" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand rm" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand export" -s b -l bin -d 'Absolute path of a binary in the box to put on the host PATH' -r
+complete -c box -n "__fish_box_using_subcommand export" -s a -l app -d 'Desktop application to put in the host menu: a .desktop file name or path, or an app name' -r
+complete -c box -n "__fish_box_using_subcommand export" -s e -l export-path -d 'Directory for exported binaries (default: $XDG_BIN_HOME or ~/.local/bin)' -r -F
+complete -c box -n "__fish_box_using_subcommand export" -l export-label -d 'Text appended to exported application names (default: " (on NAME)"; "none" for nothing)' -r
+complete -c box -n "__fish_box_using_subcommand export" -s f -l force -d 'Replace an existing host file that box did not write'
+complete -c box -n "__fish_box_using_subcommand export" -s d -l delete -d 'Remove the export named by --bin or --app'
+complete -c box -n "__fish_box_using_subcommand export" -s l -l list -d 'List the box\'s exports'
+complete -c box -n "__fish_box_using_subcommand export" -l json -d 'With --list, print JSON'
+complete -c box -n "__fish_box_using_subcommand export" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand export" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand generate-entry" -s d -l delete -d 'Remove the entry instead'
+complete -c box -n "__fish_box_using_subcommand generate-entry" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand generate-entry" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand __holder" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand __holder" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand __store-helper" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand __store-helper" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "pull" -d 'Download an image from a registry into the shared layer store'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "images" -d 'List the images in the store'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "rmi" -d 'Remove images and the layers no other image or box uses'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "create" -d 'Create a box from an image or a distribution name'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "enter" -d 'Open a shell (or run a command) in a box, starting it if needed'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "run" -d 'Run one command in a box, with its exit status'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "list" -d 'List the boxes'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "stop" -d 'Stop boxes and every process in them'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "rm" -d 'Remove boxes, their data and their exports'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "export" -d 'Export a box\'s binary or application to the host'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "generate-entry" -d 'Add (or remove) a desktop menu entry that opens a terminal in a box'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "__holder" -d 'Internal: the long-lived process that holds a running box\'s namespaces'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "__store-helper" -d 'Internal: store work done inside the user namespace (unpack, remove)'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

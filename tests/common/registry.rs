@@ -1,0 +1,177 @@
+//! Real OCI registries on loopback: Debian's `docker-registry` (distribution 2.8), one
+//! open instance and one behind htpasswd basic auth.
+//!
+//! Each is started once per test process ([`Registry::plain`], [`Registry::authed`]) on a
+//! free port with its own storage under [`super::TEST_ROOT`], and dies with the process.
+//! distribution 2.8 accepts htpasswd auth over plain HTTP (it only logs that TLS is
+//! advisable), so no certificates are needed: box treats loopback registries as HTTP.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::sys::spawn_daemon;
+
+/// The user name and password of the authenticated registry.
+pub const AUTH_USER: &str = "boxuser";
+pub const AUTH_PASSWORD: &str = "s3cret-pass";
+
+/// A running registry.
+#[derive(Debug)]
+pub struct Registry {
+    /// `127.0.0.1:PORT`, the host part of image references.
+    pub host: String,
+    /// Basic-auth credentials, for the authenticated instance.
+    pub credentials: Option<(String, String)>,
+    /// Where the registry keeps its blobs (and its log, `registry.log`).
+    pub dir: PathBuf,
+}
+
+impl Registry {
+    /// The open registry shared by the whole test process.
+    pub fn plain() -> &'static Registry {
+        static PLAIN: OnceLock<Registry> = OnceLock::new();
+        PLAIN.get_or_init(|| Registry::start("plain", None))
+    }
+
+    /// The registry that requires [`AUTH_USER`]/[`AUTH_PASSWORD`].
+    pub fn authed() -> &'static Registry {
+        static AUTHED: OnceLock<Registry> = OnceLock::new();
+        AUTHED.get_or_init(|| {
+            Registry::start(
+                "auth",
+                Some((AUTH_USER.to_owned(), AUTH_PASSWORD.to_owned())),
+            )
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.host)
+    }
+
+    /// `127.0.0.1:PORT/<repo>:<tag>`
+    pub fn reference(&self, repo: &str, tag: &str) -> String {
+        format!("{}/{repo}:{tag}", self.host)
+    }
+
+    fn start(name: &str, credentials: Option<(String, String)>) -> Registry {
+        super::require_root();
+        let dir =
+            PathBuf::from(super::TEST_ROOT).join(format!("registry-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        remove_dead_registry_dirs();
+        std::fs::create_dir_all(dir.join("storage")).expect("creating the registry storage");
+        let auth = match &credentials {
+            Some((user, password)) => {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", user, password])
+                    .output()
+                    .expect("running htpasswd (apache2-utils; run sudo tests/run)");
+                assert!(out.status.success(), "htpasswd failed: {out:?}");
+                std::fs::write(dir.join("htpasswd"), &out.stdout).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: box-test\n    path: {}\n",
+                    dir.join("htpasswd").display()
+                )
+            }
+            None => String::new(),
+        };
+        // A port taken between our probe and the registry's bind makes the registry exit:
+        // try a few ports.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "version: 0.1\n\
+                 log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+                 storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
+                 http:\n  addr: 127.0.0.1:{port}\n\
+                 {auth}",
+                storage = dir.join("storage").display(),
+            );
+            let config_path = dir.join("config.yml");
+            std::fs::write(&config_path, config).unwrap();
+            let log_path = dir.join("registry.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let mut command = Command::new("/usr/bin/docker-registry");
+            command
+                .arg("serve")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log);
+            let mut child = spawn_daemon(command)
+                .expect("starting /usr/bin/docker-registry (run sudo tests/run to install it)");
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if answers_v2(addr) {
+                    // The child handle is dropped without waiting: the process stays
+                    // alive until the test process exits (pdeathsig).
+                    return Registry {
+                        host: format!("127.0.0.1:{port}"),
+                        credentials,
+                        dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        }
+        panic!("docker-registry did not start; its log:\n{last_log}");
+    }
+}
+
+/// Whether `GET /v2/` answers with 200 or 401 (the registry is up).
+fn answers_v2(addr: SocketAddr) -> bool {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .into();
+    match agent.get(format!("http://{addr}/v2/")).call() {
+        Ok(response) => matches!(response.status().as_u16(), 200 | 401),
+        Err(_) => false,
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding a free loopback port")
+        .port()
+}
+
+/// A port on 127.0.0.1 nobody listens on (for "connection refused").
+pub fn closed_port() -> u16 {
+    free_port()
+}
+
+/// Remove the storage of registries whose test process is gone (`registry-<name>-<pid>`).
+fn remove_dead_registry_dirs() {
+    let Ok(entries) = std::fs::read_dir(super::TEST_ROOT) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("registry-")
+            .and_then(|rest| rest.rsplit('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The integration tests: one test binary (one link, one process that starts the loopback
+//! registries once) with a module per area. Run them with `sudo tests/run`.
+
+// The harness serves every module, including ones that use only part of it.
+#[allow(dead_code, unused_imports)]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod generated;
+mod harness;
+pub(crate) mod pull;
