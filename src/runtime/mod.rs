@@ -49,20 +49,18 @@ pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Resul
     ))
 }
 
-/// Say once per user what the single-id fallback loses and how to fix it.
+/// Say once per store what the single-id fallback loses and how to fix it (the same
+/// once-only marker as pull's notice, so a user sees it once whichever comes first).
 pub fn notice_single_id(ctx: &Context, mapping: &IdMapping) {
     let IdMapping::Single { reason, .. } = mapping else {
         return;
     };
-    let marker = ctx.dirs.store.join("single-id-notice");
-    if marker.exists() {
+    if !Store::at(&ctx.dirs.store).first_time("single-id-mapping") {
         return;
     }
     crate::error::notice(format!(
-        "{reason}, so boxes map only your own user id: there is no root inside a box, files of other owners in images show as yours, and package installs (sudo apt/dnf) fail.\n     To fix it, give your user subordinate ids (e.g. `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER`) and install newuidmap/newgidmap (package uidmap or shadow-utils); then remove and recreate your boxes and images."
+        "note: {reason}, so boxes map only your own user id: there is no root inside a box, files of other owners in images show as yours, and package installs (sudo apt/dnf) fail. To fix it, give your user subordinate ids (`sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER`) and install newuidmap/newgidmap (package uidmap); then remove your boxes and images and pull again. (Shown once.)"
     ));
-    let _ = crate::store::ensure_private_dir(&ctx.dirs.store);
-    let _ = std::fs::write(&marker, format!("{reason}\n"));
 }
 
 /// The state of box `name`, starting its holder first when it is not running.
