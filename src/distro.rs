@@ -29,7 +29,10 @@ const SHIPPED: &[(&str, &str)] = &[
     ("almalinux.toml", include_str!("../distros/almalinux.toml")),
     ("alpine.toml", include_str!("../distros/alpine.toml")),
     ("archlinux.toml", include_str!("../distros/archlinux.toml")),
-    ("centos-stream.toml", include_str!("../distros/centos-stream.toml")),
+    (
+        "centos-stream.toml",
+        include_str!("../distros/centos-stream.toml"),
+    ),
     ("debian.toml", include_str!("../distros/debian.toml")),
     ("fedora.toml", include_str!("../distros/fedora.toml")),
     (
@@ -71,7 +74,9 @@ pub struct Catalogue {
 fn parse(text: &str, origin: &str) -> Result<Distro> {
     toml::from_str(text)
         .with_context(|| format!("invalid distribution entry {origin}"))
-        .hint("an entry needs `name`, `image` and `package-manager`, and may have an [aliases] table")
+        .hint(
+            "an entry needs `name`, `image` and `package-manager`, and may have an [aliases] table",
+        )
 }
 
 impl Catalogue {
@@ -187,8 +192,14 @@ mod tests {
                 image: "docker.io/library/debian:trixie".into()
             })
         );
-        assert_eq!(c.resolve("ubuntu").unwrap().image, "docker.io/library/ubuntu:24.04");
-        assert_eq!(c.resolve("fedora:41").unwrap().image, "quay.io/fedora/fedora:41");
+        assert_eq!(
+            c.resolve("ubuntu").unwrap().image,
+            "docker.io/library/ubuntu:24.04"
+        );
+        assert_eq!(
+            c.resolve("fedora:41").unwrap().image,
+            "quay.io/fedora/fedora:41"
+        );
         assert_eq!(c.resolve("127.0.0.1:5000/x:1"), None);
         assert_eq!(c.resolve("nosuch"), None);
     }

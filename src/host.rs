@@ -80,11 +80,12 @@ where
         .filter(|(name, _)| !env_denied(name.as_bytes()))
         .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect();
-    let set = |vars: &mut Vec<(Vec<u8>, Vec<u8>)>, name: &[u8], value: &[u8]| {
-        match vars.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = value.to_vec(),
-            None => vars.push((name.to_vec(), value.to_vec())),
-        }
+    let set = |vars: &mut Vec<(Vec<u8>, Vec<u8>)>, name: &[u8], value: &[u8]| match vars
+        .iter_mut()
+        .find(|(n, _)| n == name)
+    {
+        Some(slot) => slot.1 = value.to_vec(),
+        None => vars.push((name.to_vec(), value.to_vec())),
     };
     for entry in defaults {
         let Some((name, value)) = entry.split_once('=') else {
@@ -163,15 +164,12 @@ fn env_dir(name: &str) -> Option<PathBuf> {
 /// Look at the host (a few stats and readlinks).
 pub fn discover() -> HostFacts {
     let localtime = std::fs::canonicalize("/etc/localtime").ok();
-    let timezone = localtime
-        .as_deref()
-        .and_then(zone_name)
-        .or_else(|| {
-            std::fs::read_to_string("/etc/timezone")
-                .ok()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-        });
+    let timezone = localtime.as_deref().and_then(zone_name).or_else(|| {
+        std::fs::read_to_string("/etc/timezone")
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+    });
     HostFacts {
         hostname: hostname(),
         xdg_runtime_dir: env_dir("XDG_RUNTIME_DIR"),
@@ -237,7 +235,11 @@ mod tests {
                 ("PATH", "/home/u/bin:/usr/bin"),
             ]),
             &[("CONTAINER_ID".into(), "dev".into())],
-            &["LANG=C.UTF-8".into(), "DISPLAY=:9".into(), "PATH=/opt/x".into()],
+            &[
+                "LANG=C.UTF-8".into(),
+                "DISPLAY=:9".into(),
+                "PATH=/opt/x".into(),
+            ],
         ));
         assert_eq!(
             env,

@@ -56,7 +56,12 @@ fn resolve(ctx: &Context, args: &CreateArgs) -> Result<(String, String)> {
                 format!("`{name}` is not a distribution box knows, and no --image was given"),
                 format!(
                     "give the image: `box create --image REFERENCE {name}`; distributions: {}",
-                    catalogue.distros.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+                    catalogue
+                        .distros
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         },
@@ -111,7 +116,9 @@ fn validate_hostname(name: &str) -> Result<()> {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && !label.starts_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if !ok {
         bail!(failure(
@@ -166,7 +173,11 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<String> {
             format!("--dry-run does not download; `box pull {image}` first"),
         )),
         None => {
-            if !args.yes && !args.pull && interactive() && !ask(&format!("Image {image} is not in the store. Pull it now?"))? {
+            if !args.yes
+                && !args.pull
+                && interactive()
+                && !ask(&format!("Image {image} is not in the store. Pull it now?"))?
+            {
                 bail!(failure(
                     format!("box `{name}` not created: image {image} was not pulled"),
                     format!("`box pull {image}` downloads it"),
@@ -181,7 +192,8 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<String> {
     if let Some(dir) = &home
         && !args.dry_run
     {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating the home {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the home {}", dir.display()))?;
     }
     let container = ContainerRecord {
         name: name.clone(),
@@ -205,7 +217,10 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<String> {
         for layer in &container.layers {
             if !store.has_layer(layer) {
                 bail!(failure(
-                    format!("layer {layer} of image {} is missing from the store", container.image),
+                    format!(
+                        "layer {layer} of image {} is missing from the store",
+                        container.image
+                    ),
                     format!("pull the image again: `box pull {}`", container.image),
                 ));
             }

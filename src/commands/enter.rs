@@ -47,11 +47,7 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
 /// Create box `name` from the catalogue when the user agrees (or said --yes); otherwise
 /// the usual "no box named" error.
 fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
-    let missing = || {
-        Store::at(&ctx.dirs.store)
-            .container(name)
-            .map(|_| ())
-    };
+    let missing = || Store::at(&ctx.dirs.store).container(name).map(|_| ());
     if !yes && !super::create::interactive() {
         return missing();
     }
@@ -61,7 +57,12 @@ fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
             format!("`box list` shows your boxes; `box create --image REFERENCE {name}` makes one"),
         ));
     };
-    if !yes && !super::create::ask(&format!("Box {name} does not exist. Create it from {}?", found.image))? {
+    if !yes
+        && !super::create::ask(&format!(
+            "Box {name} does not exist. Create it from {}?",
+            found.image
+        ))?
+    {
         return missing();
     }
     super::create::create_box(ctx, &super::create::args_for(name, &found.image))?;

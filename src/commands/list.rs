@@ -29,7 +29,11 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
         .map(|record| {
             let running = state::running(ctx, &record.name);
             Row {
-                status: if running.is_some() { "running" } else { "stopped" },
+                status: if running.is_some() {
+                    "running"
+                } else {
+                    "stopped"
+                },
                 pid: running.map(|s| s.pid),
                 created: format_time(record.created),
                 image: record.image,
@@ -43,7 +47,8 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let color = !args.no_color && ctx.color_stdout();
-    let width = |f: fn(&Row) -> usize, title: &str| rows.iter().map(f).max().unwrap_or(0).max(title.len());
+    let width =
+        |f: fn(&Row) -> usize, title: &str| rows.iter().map(f).max().unwrap_or(0).max(title.len());
     let (wn, ws, wi) = (
         width(|r| r.name.len(), "NAME"),
         width(|r| r.status.len(), "STATUS"),
@@ -57,7 +62,10 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
         } else {
             status
         };
-        println!("{:wn$}  {status}  {:wi$}  {}", row.name, row.image, row.created);
+        println!(
+            "{:wn$}  {status}  {:wi$}  {}",
+            row.name, row.image, row.created
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -35,7 +35,10 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
         if !running.is_empty() {
             bail!(failure(
                 format!("box {} is running", running.join(", ")),
-                format!("stop it first (`box stop {}`) or use `box rm --force`", running.join(" ")),
+                format!(
+                    "stop it first (`box stop {}`) or use `box rm --force`",
+                    running.join(" ")
+                ),
             ));
         }
     }
@@ -53,10 +56,7 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
         if helper.is_none() {
             helper = Some(StoreHelper::start(ctx)?);
         }
-        helper
-            .as_mut()
-            .expect("started above")
-            .remove(&staging)?;
+        helper.as_mut().expect("started above").remove(&staging)?;
         state::remove_dir(ctx, name);
         for result in [
             crate::export::remove_box_exports(ctx, name),

@@ -117,7 +117,11 @@ mod tests {
     #[test]
     fn layers_merge_bottom_first_with_replacement() {
         let dir = tempfile::tempdir().unwrap();
-        let (l1, l2, dest) = (dir.path().join("l1"), dir.path().join("l2"), dir.path().join("root"));
+        let (l1, l2, dest) = (
+            dir.path().join("l1"),
+            dir.path().join("l2"),
+            dir.path().join("root"),
+        );
         for d in [&l1, &l2, &dest] {
             std::fs::create_dir(d).unwrap();
         }
@@ -132,7 +136,10 @@ mod tests {
         assert!(ensure_copy(&[&l1, &l2], &dest, &marker).unwrap());
         assert_eq!(std::fs::read_to_string(dest.join("etc/a")).unwrap(), "2");
         assert_eq!(std::fs::read_to_string(dest.join("etc/b")).unwrap(), "1");
-        assert_eq!(std::fs::read_link(dest.join("etc/c")).unwrap(), Path::new("a"));
+        assert_eq!(
+            std::fs::read_link(dest.join("etc/c")).unwrap(),
+            Path::new("a")
+        );
         assert!(!dest.join("debris").exists());
         assert!(!ensure_copy(&[&l1], &dest, &marker).unwrap());
     }

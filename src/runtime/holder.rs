@@ -86,9 +86,15 @@ pub fn main(_args: &[String]) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            let hint = err.downcast_ref::<Hint>().map(|h| h.0.clone()).unwrap_or_default();
+            let hint = err
+                .downcast_ref::<Hint>()
+                .map(|h| h.0.clone())
+                .unwrap_or_default();
             let message = crate::error::message(&err).replace(['\t', '\n'], " ");
-            say(&format!("error {message}\t{}", hint.replace(['\t', '\n'], " ")));
+            say(&format!(
+                "error {message}\t{}",
+                hint.replace(['\t', '\n'], " ")
+            ));
             Ok(ExitCode::from(crate::error::EXIT_BOX_FAILURE))
         }
     }
@@ -106,8 +112,11 @@ fn run(plan: &Plan, has_root: bool) -> Result<Option<Ready>> {
     crate::sys::unshare_namespaces(UnshareFlags::NEWNS | UnshareFlags::NEWUTS)
         .context("unshare(CLONE_NEWNS | CLONE_NEWUTS)")?;
     // Nothing mounted in the box may propagate to the host; host mounts still reach us.
-    rustix::mount::mount_change("/", MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC)
-        .context("making / a recursive slave mount")?;
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+    )
+    .context("making / a recursive slave mount")?;
     rustix::system::sethostname(plan.hostname.as_bytes())
         .with_context(|| format!("setting the hostname {}", plan.hostname))?;
     // The host tree for /run/host, taken before the box root exists so the clone does
@@ -122,8 +131,12 @@ fn run(plan: &Plan, has_root: bool) -> Result<Option<Ready>> {
     .context("cloning the host's mount tree")?;
 
     let storage = mount_root(plan, has_root)?;
-    let root_fd = rustix::fs::open(&plan.root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .with_context(|| format!("opening {}", plan.root.display()))?;
+    let root_fd = rustix::fs::open(
+        &plan.root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", plan.root.display()))?;
     for m in &plan.mounts {
         mount_one(&root_fd, m, &host_root)?;
     }
@@ -210,7 +223,8 @@ fn mount_root(plan: &Plan, has_root: bool) -> Result<&'static str> {
         if has_root {
             // `/` of the box is the upper dir's root: make it root's, as images expect.
             for dir in [upper, work] {
-                let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+                let meta =
+                    std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
                 if meta.uid() != 0 {
                     std::os::unix::fs::chown(dir, Some(0), Some(0))
                         .with_context(|| format!("changing the owner of {}", dir.display()))?;
@@ -226,9 +240,17 @@ fn mount_root(plan: &Plan, has_root: bool) -> Result<&'static str> {
             work.display()
         );
         let data = std::ffi::CString::new(options).context("overlay options")?;
-        match rustix::mount::mount("overlay", &plan.root, "overlay", MountFlags::empty(), data.as_c_str()) {
+        match rustix::mount::mount(
+            "overlay",
+            &plan.root,
+            "overlay",
+            MountFlags::empty(),
+            data.as_c_str(),
+        ) {
             Ok(()) => return Ok("overlay"),
-            Err(err) if [Errno::INVAL, Errno::PERM, Errno::OPNOTSUPP, Errno::NODEV].contains(&err) => {
+            Err(err)
+                if [Errno::INVAL, Errno::PERM, Errno::OPNOTSUPP, Errno::NODEV].contains(&err) =>
+            {
                 say(&format!(
                     "notice the kernel refused overlayfs for box {} ({err}); using a full copy of the image instead: it takes the image's size on disk again and a while to build once",
                     plan.name
@@ -332,11 +354,21 @@ fn locked_flags(path: &str) -> MountFlags {
 }
 
 fn mount_one(root: &OwnedFd, m: &super::plan::Mount, host_root: &OwnedFd) -> Result<()> {
-    let what = || format!("mounting {} at {} in the box", m.source.display(), m.target.display());
+    let what = || {
+        format!(
+            "mounting {} at {} in the box",
+            m.source.display(),
+            m.target.display()
+        )
+    };
     let is_file = matches!(m.kind, MountKind::BindFile);
     if matches!(m.kind, MountKind::BindDir { .. } | MountKind::BindFile) && !m.source.exists() {
         return Err(failure(
-            format!("{} does not exist (to be mounted at {} in the box)", m.source.display(), m.target.display()),
+            format!(
+                "{} does not exist (to be mounted at {} in the box)",
+                m.source.display(),
+                m.target.display()
+            ),
             "create it, or remove the box and create it again without that volume",
         ));
     }
@@ -345,7 +377,12 @@ fn mount_one(root: &OwnedFd, m: &super::plan::Mount, host_root: &OwnedFd) -> Res
     let target_path = fd_path(&target);
     match &m.kind {
         MountKind::BindDir { recursive } => {
-            let flags = MountFlags::BIND | if *recursive { MountFlags::REC } else { MountFlags::empty() };
+            let flags = MountFlags::BIND
+                | if *recursive {
+                    MountFlags::REC
+                } else {
+                    MountFlags::empty()
+                };
             rustix::mount::mount(&m.source, &target_path, "", flags, None).with_context(what)?;
         }
         MountKind::BindFile => {
@@ -363,7 +400,8 @@ fn mount_one(root: &OwnedFd, m: &super::plan::Mount, host_root: &OwnedFd) -> Res
                 }
             }
             let data = std::ffi::CString::new(data.join(",")).context("tmpfs options")?;
-            rustix::mount::mount("tmpfs", &target_path, "tmpfs", flags, data.as_c_str()).with_context(what)?;
+            rustix::mount::mount("tmpfs", &target_path, "tmpfs", flags, data.as_c_str())
+                .with_context(what)?;
         }
         MountKind::HostRoot => {
             rustix::mount::move_mount(
@@ -395,7 +433,8 @@ fn replace_with_symlink(path: &Path, target: &Path) -> Result<()> {
     }
     let tmp = path.with_extension("box-link");
     let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    std::os::unix::fs::symlink(target, &tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
     if path.is_dir() && !path.is_symlink() {
         std::fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
     }
@@ -404,7 +443,11 @@ fn replace_with_symlink(path: &Path, target: &Path) -> Result<()> {
 
 fn file_op(op: &FileOp) -> Result<()> {
     match op {
-        FileOp::Write { path, content, mode } => {
+        FileOp::Write {
+            path,
+            content,
+            mode,
+        } => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -414,14 +457,22 @@ fn file_op(op: &FileOp) -> Result<()> {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))?;
         }
         FileOp::FollowHost { path, host_path } => {
-            replace_with_symlink(path, &Path::new("/run/host").join(host_path.strip_prefix("/").unwrap_or(host_path)))?;
+            replace_with_symlink(
+                path,
+                &Path::new("/run/host").join(host_path.strip_prefix("/").unwrap_or(host_path)),
+            )?;
         }
-        FileOp::HostsWithName { host_path, hostname } => {
-            let source = Path::new("/run/host").join(host_path.strip_prefix("/").unwrap_or(host_path));
+        FileOp::HostsWithName {
+            host_path,
+            hostname,
+        } => {
+            let source =
+                Path::new("/run/host").join(host_path.strip_prefix("/").unwrap_or(host_path));
             let mut text = std::fs::read_to_string(&source).unwrap_or_default();
-            let named = text
-                .lines()
-                .any(|l| !l.trim_start().starts_with('#') && l.split_whitespace().skip(1).any(|n| n == hostname));
+            let named = text.lines().any(|l| {
+                !l.trim_start().starts_with('#')
+                    && l.split_whitespace().skip(1).any(|n| n == hostname)
+            });
             if !named {
                 if !text.is_empty() && !text.ends_with('\n') {
                     text.push('\n');

@@ -32,7 +32,12 @@ pub enum Command<'a> {
 
 /// Join the box `name` held by `state` and run `command`; returns only on failure.
 /// `cwd`: the directory to start in when the box has it (else the home).
-pub fn exec(name: &str, state: &State, command: Command<'_>, cwd: Option<PathBuf>) -> Result<Infallible> {
+pub fn exec(
+    name: &str,
+    state: &State,
+    command: Command<'_>,
+    cwd: Option<PathBuf>,
+) -> Result<Infallible> {
     let gone = || {
         failure(
             format!("box `{name}` stopped while being entered"),
@@ -40,8 +45,12 @@ pub fn exec(name: &str, state: &State, command: Command<'_>, cwd: Option<PathBuf
         )
     };
     let open = |ns: &str| {
-        File::open(format!("/proc/{}/ns/{ns}", state.pid))
-            .with_context(|| format!("opening the {ns} namespace of box `{name}` (holder pid {})", state.pid))
+        File::open(format!("/proc/{}/ns/{ns}", state.pid)).with_context(|| {
+            format!(
+                "opening the {ns} namespace of box `{name}` (holder pid {})",
+                state.pid
+            )
+        })
     };
     let (user, mnt, uts) = (open("user")?, open("mnt")?, open("uts")?);
     if !state.is_alive() {
@@ -51,8 +60,9 @@ pub fn exec(name: &str, state: &State, command: Command<'_>, cwd: Option<PathBuf
         rustix::thread::move_into_link_name_space(file.as_fd(), Some(kind))
             .with_context(|| format!("entering the {what} namespace of box `{name}`"))
     };
-    setns(&user, LinkNameSpaceType::User, "user")
-        .hint("the box may belong to another user, or your kernel forbids joining user namespaces")?;
+    setns(&user, LinkNameSpaceType::User, "user").hint(
+        "the box may belong to another user, or your kernel forbids joining user namespaces",
+    )?;
     setns(&mnt, LinkNameSpaceType::Mount, "mount")?;
     setns(&uts, LinkNameSpaceType::HostNameAndNISDomainName, "uts")?;
     drop((user, mnt, uts));
@@ -76,7 +86,10 @@ pub fn exec(name: &str, state: &State, command: Command<'_>, cwd: Option<PathBuf
         .find_map(|e| e.strip_prefix(b"PATH="))
         .map(|p| p.to_vec())
         .unwrap_or_default();
-    let env: Vec<CString> = env.into_iter().filter_map(|e| CString::new(e).ok()).collect();
+    let env: Vec<CString> = env
+        .into_iter()
+        .filter_map(|e| CString::new(e).ok())
+        .collect();
 
     match command {
         Command::LoginShell => {
@@ -108,12 +121,22 @@ fn cstring(bytes: &[u8]) -> Result<CString> {
 
 /// `execvp` with the box's PATH (glibc's would search the caller's). Returns the error
 /// to report when nothing could be executed.
-fn exec_search(name: &str, program: &str, argv: &[CString], env: &[CString], path: &[u8]) -> anyhow::Error {
+fn exec_search(
+    name: &str,
+    program: &str,
+    argv: &[CString],
+    env: &[CString],
+    path: &[u8],
+) -> anyhow::Error {
     if program.contains('/') {
         let Ok(c) = cstring(program.as_bytes()) else {
             return anyhow::anyhow!("the command contains a NUL byte");
         };
-        return exec_error(name, program, nix::unistd::execve(&c, argv, env).unwrap_err());
+        return exec_error(
+            name,
+            program,
+            nix::unistd::execve(&c, argv, env).unwrap_err(),
+        );
     }
     if program.is_empty() {
         return exec_error(name, program, Errno::ENOENT);
@@ -144,15 +167,24 @@ fn exec_error(name: &str, program: &str, err: Errno) -> anyhow::Error {
         Errno::ENOENT => (
             format!("command `{program}` not found in box `{name}`"),
             EXIT_NOT_FOUND,
-            format!("install it in the box (`box enter {name}`, then the package manager), or check the spelling"),
+            format!(
+                "install it in the box (`box enter {name}`, then the package manager), or check the spelling"
+            ),
         ),
         Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR => (
-            format!("`{program}` cannot be executed in box `{name}`: {}", err.desc()),
+            format!(
+                "`{program}` cannot be executed in box `{name}`: {}",
+                err.desc()
+            ),
             EXIT_NOT_EXECUTABLE,
-            "check that it is an executable file for this architecture (`ls -l` it in the box)".to_owned(),
+            "check that it is an executable file for this architecture (`ls -l` it in the box)"
+                .to_owned(),
         ),
         other => (
-            format!("executing `{program}` in box `{name}` failed: {}", other.desc()),
+            format!(
+                "executing `{program}` in box `{name}` failed: {}",
+                other.desc()
+            ),
             EXIT_NOT_EXECUTABLE,
             String::from("check the command"),
         ),

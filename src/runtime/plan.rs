@@ -178,12 +178,20 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
     } else {
         Storage::Overlay {
             layers_dir: store.layers_dir(),
-            lowers: record.layers.iter().rev().map(|d| d.hex().to_owned()).collect(),
+            lowers: record
+                .layers
+                .iter()
+                .rev()
+                .map(|d| d.hex().to_owned())
+                .collect(),
             upper: store.container_upper(name),
             work: store.container_work(name),
         }
     };
-    let hostname = record.hostname.clone().unwrap_or_else(|| host.hostname.clone());
+    let hostname = record
+        .hostname
+        .clone()
+        .unwrap_or_else(|| host.hostname.clone());
     let home = record.home.clone().unwrap_or_else(|| user.home.clone());
 
     let mut mounts = Vec::new();
@@ -211,7 +219,11 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         bound.push(dir.clone());
     }
     if let Some(socket) = &host.system_bus {
-        mounts.push(bind_file(socket, Path::new("/run/dbus/system_bus_socket"), false));
+        mounts.push(bind_file(
+            socket,
+            Path::new("/run/dbus/system_bus_socket"),
+            false,
+        ));
     }
     mounts.push(bind_dir(&user.home, &user.home));
     bound.push(user.home.clone());
@@ -320,9 +332,20 @@ fn ranges(ranges: &[IdRange]) -> String {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "box {} from {}", self.name, self.image)?;
-        writeln!(f, "namespaces: user, mount, uts (pid, ipc, network: the host's)")?;
-        writeln!(f, "uid map (inside->outside+count): {}", ranges(&self.uid_map))?;
-        writeln!(f, "gid map (inside->outside+count): {}", ranges(&self.gid_map))?;
+        writeln!(
+            f,
+            "namespaces: user, mount, uts (pid, ipc, network: the host's)"
+        )?;
+        writeln!(
+            f,
+            "uid map (inside->outside+count): {}",
+            ranges(&self.uid_map)
+        )?;
+        writeln!(
+            f,
+            "gid map (inside->outside+count): {}",
+            ranges(&self.gid_map)
+        )?;
         writeln!(
             f,
             "user: {} ({}:{}), home {}{}",
@@ -330,7 +353,11 @@ impl fmt::Display for Plan {
             self.user.uid,
             self.user.gid,
             self.user.home.display(),
-            if self.has_root { ", root inside via sudo" } else { ", no root inside" }
+            if self.has_root {
+                ", root inside via sudo"
+            } else {
+                ", no root inside"
+            }
         )?;
         writeln!(f, "hostname: {}", self.hostname)?;
         writeln!(f, "mounts:")?;
@@ -370,7 +397,11 @@ impl fmt::Display for Plan {
                 if m.read_only { " (read-only)" } else { "" }
             )?;
         }
-        writeln!(f, "  pivot_root   {} (old root detached)", self.root.display())?;
+        writeln!(
+            f,
+            "  pivot_root   {} (old root detached)",
+            self.root.display()
+        )?;
         writeln!(f, "files:")?;
         for op in &self.files {
             match op {
@@ -475,8 +506,14 @@ mod tests {
         let mapping = IdMapping::KeepId {
             uid: 1000,
             gid: 1000,
-            subuid: SubRange { start: 100000, count: 65536 },
-            subgid: SubRange { start: 100000, count: 65536 },
+            subuid: SubRange {
+                start: 100000,
+                count: 65536,
+            },
+            subgid: SubRange {
+                start: 100000,
+                count: 65536,
+            },
         };
         build(
             record,
@@ -493,7 +530,13 @@ mod tests {
     #[test]
     fn overlay_lowers_are_top_first_and_relative() {
         let plan = plan_of(&record());
-        let Storage::Overlay { layers_dir, lowers, upper, .. } = &plan.storage else {
+        let Storage::Overlay {
+            layers_dir,
+            lowers,
+            upper,
+            ..
+        } = &plan.storage
+        else {
             panic!("overlay expected");
         };
         assert_eq!(layers_dir, Path::new("/s/layers"));
@@ -507,7 +550,11 @@ mod tests {
     #[test]
     fn host_integration_mounts_come_in_order() {
         let plan = plan_of(&record());
-        let targets: Vec<_> = plan.mounts.iter().map(|m| m.target.display().to_string()).collect();
+        let targets: Vec<_> = plan
+            .mounts
+            .iter()
+            .map(|m| m.target.display().to_string())
+            .collect();
         assert_eq!(
             targets,
             vec![
@@ -526,14 +573,23 @@ mod tests {
         );
         // The X authority file is under the runtime dir: no mount of its own.
         assert!(!plan.mounts.iter().any(|m| m.source.ends_with("xauth_x")));
-        assert!(plan.mounts.iter().find(|m| m.target == Path::new("/data")).unwrap().read_only);
+        assert!(
+            plan.mounts
+                .iter()
+                .find(|m| m.target == Path::new("/data"))
+                .unwrap()
+                .read_only
+        );
         assert!(plan.files.contains(&FileOp::FollowHost {
             path: "/etc/hosts".into(),
             host_path: "/etc/hosts".into()
         }));
         assert_eq!(
             plan.env_forced,
-            vec![("CONTAINER_ID".into(), "dev".into()), ("container".into(), "box".into())]
+            vec![
+                ("CONTAINER_ID".into(), "dev".into()),
+                ("container".into(), "box".into())
+            ]
         );
     }
 
@@ -547,15 +603,30 @@ mod tests {
         assert_eq!(plan.storage, Storage::Copy);
         assert_eq!(plan.hostname, "devbox");
         assert_eq!(plan.user.home, Path::new("/srv/devhome"));
-        assert!(plan.mounts.iter().any(|m| m.target == Path::new("/srv/devhome")));
+        assert!(
+            plan.mounts
+                .iter()
+                .any(|m| m.target == Path::new("/srv/devhome"))
+        );
         assert!(plan.files.contains(&FileOp::HostsWithName {
             host_path: "/etc/hosts".into(),
             hostname: "devbox".into()
         }));
-        assert!(plan.env_forced.contains(&("HOME".into(), "/srv/devhome".into())));
-        assert!(plan.env_forced.contains(&("XAUTHLOCALHOSTNAME".into(), "laptop".into())));
+        assert!(
+            plan.env_forced
+                .contains(&("HOME".into(), "/srv/devhome".into()))
+        );
+        assert!(
+            plan.env_forced
+                .contains(&("XAUTHLOCALHOSTNAME".into(), "laptop".into()))
+        );
         let text = plan.to_string();
-        assert!(text.contains("uid map (inside->outside+count): 0->100000+1000, 1000->1000+1, 1001->101000+64535"), "{text}");
+        assert!(
+            text.contains(
+                "uid map (inside->outside+count): 0->100000+1000, 1000->1000+1, 1001->101000+64535"
+            ),
+            "{text}"
+        );
         assert!(text.contains("copy storage"), "{text}");
     }
 }

@@ -253,7 +253,8 @@ fn write_new(path: &str, text: &str, mode: u32) -> Result<()> {
         .mode(mode)
         .open(path)
         .with_context(|| format!("creating {path}"))?;
-    std::io::Write::write_all(&mut file, text.as_bytes()).with_context(|| format!("writing {path}"))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("writing {path}"))?;
     // The umask may have taken bits away; sudo insists on exactly 0440.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("setting the mode of {path}"))
@@ -296,7 +297,8 @@ mod tests {
 
     #[test]
     fn the_images_user_with_our_uid_is_renamed_not_duplicated() {
-        let text = "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n";
+        let text =
+            "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n";
         let out = edit_passwd(text, &alice(), "/bin/zsh");
         assert_eq!(
             out,
@@ -317,7 +319,10 @@ mod tests {
             edit_passwd(text, &alice(), "/bin/sh"),
             "alice:x:1000:1000:alice:/home/alice:/bin/sh\n"
         );
-        assert_eq!(edit_group("alice:x:1500:\n", "alice", 1000, "alice"), "alice:x:1000:\n");
+        assert_eq!(
+            edit_group("alice:x:1500:\n", "alice", 1000, "alice"),
+            "alice:x:1000:\n"
+        );
     }
 
     #[test]
@@ -335,9 +340,19 @@ mod tests {
 
     #[test]
     fn the_shell_is_the_hosts_when_the_box_has_it() {
-        let has = |list: &'static [&'static str]| move |p: &Path| list.iter().any(|x| Path::new(x) == p);
-        assert_eq!(pick_shell(Path::new("/bin/zsh"), has(&["/bin/zsh", "/bin/bash"])), "/bin/zsh");
-        assert_eq!(pick_shell(Path::new("/bin/zsh"), has(&["/bin/bash", "/bin/sh"])), "/bin/bash");
-        assert_eq!(pick_shell(Path::new("/bin/zsh"), has(&["/bin/sh"])), "/bin/sh");
+        let has =
+            |list: &'static [&'static str]| move |p: &Path| list.iter().any(|x| Path::new(x) == p);
+        assert_eq!(
+            pick_shell(Path::new("/bin/zsh"), has(&["/bin/zsh", "/bin/bash"])),
+            "/bin/zsh"
+        );
+        assert_eq!(
+            pick_shell(Path::new("/bin/zsh"), has(&["/bin/bash", "/bin/sh"])),
+            "/bin/bash"
+        );
+        assert_eq!(
+            pick_shell(Path::new("/bin/zsh"), has(&["/bin/sh"])),
+            "/bin/sh"
+        );
     }
 }

@@ -104,7 +104,8 @@ mod tests {
         let line = b"1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n";
         assert_eq!(parse_start_time(line), Some(987654));
         assert_eq!(parse_start_time(b"garbage"), None);
-        let zombie = b"1234 (box) Z 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 0 0\n";
+        let zombie =
+            b"1234 (box) Z 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 0 0\n";
         assert_eq!(parse_start_time(zombie), None);
     }
 

@@ -37,8 +37,12 @@ fn members(ns: (u64, u64)) -> Vec<i32> {
 
 /// Stop the box whose holder is `state`. Returns how many processes were signalled.
 pub fn stop_holder(name: &str, state: &State) -> Result<usize> {
-    let ns = std::fs::metadata(format!("/proc/{}/ns/mnt", state.pid))
-        .with_context(|| format!("reading the mount namespace of box `{name}` (holder pid {})", state.pid))?;
+    let ns = std::fs::metadata(format!("/proc/{}/ns/mnt", state.pid)).with_context(|| {
+        format!(
+            "reading the mount namespace of box `{name}` (holder pid {})",
+            state.pid
+        )
+    })?;
     let ns = (ns.dev(), ns.ino());
     if !state.is_alive() {
         return Ok(0);

@@ -102,12 +102,23 @@ fn a_debian_box_is_the_users_own_shell_with_the_box_userland() {
     let work = env.home.join("work/sub");
     env.mkdir_owned(&work, 0o755);
     let out = env
-        .command(&["run", "deb", "--", "sh", "-c", "grep ^ID= /etc/os-release; id -un; id -u; echo $HOME; pwd"])
+        .command(&[
+            "run",
+            "deb",
+            "--",
+            "sh",
+            "-c",
+            "grep ^ID= /etc/os-release; id -un; id -u; echo $HOME; pwd",
+        ])
         .current_dir(&work)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines,
@@ -123,7 +134,10 @@ fn a_debian_box_is_the_users_own_shell_with_the_box_userland() {
     assert_eq!(status_of(&env, "deb"), "running");
 
     // A file written in the box's home is the user's on the host.
-    ok(&env, &["run", "deb", "--", "sh", "-c", "echo hi > ~/from-box"]);
+    ok(
+        &env,
+        &["run", "deb", "--", "sh", "-c", "echo hi > ~/from-box"],
+    );
     let meta = std::fs::metadata(env.home.join("from-box")).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (env.uid, env.gid));
 
@@ -138,7 +152,12 @@ fn a_debian_box_is_the_users_own_shell_with_the_box_userland() {
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"piped text\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped text\n")
+        .unwrap();
     let out = env.wait(&["run", "deb", "--", "tr"], child);
     out.success().stdout_has("PIPED TEXT");
 
@@ -190,7 +209,11 @@ fn sudo_installs_packages_and_rm_leaves_nothing_behind() {
         .iter()
         .filter(|p| p.symlink_metadata().is_ok_and(|m| m.uid() != env.uid))
         .count();
-    assert!(foreign > 0, "expected files owned by subordinate ids in {}", upper.display());
+    assert!(
+        foreign > 0,
+        "expected files owned by subordinate ids in {}",
+        upper.display()
+    );
     // ...are removed by rm (of a running box, with --force).
     env.run(&["rm", "pkg"]).box_error(&["running", "pkg"]);
     ok(&env, &["rm", "--force", "pkg"]);
@@ -256,13 +279,20 @@ fn list_stop_and_a_killed_holder_are_reported_truthfully() {
     std::thread::sleep(Duration::from_millis(300));
     ok(&env, &["stop", "bb"]).stdout_has("Stopped");
     let out = env.wait(&["run", "bb", "--", "sleep"], sleeper);
-    assert!(out.status.signal().is_some(), "the sleeper survived stop:\n{out}");
+    assert!(
+        out.status.signal().is_some(),
+        "the sleeper survived stop:\n{out}"
+    );
     assert_eq!(status_of(&env, "bb"), "stopped");
 
     // kill -9 of the holder: the next run starts a new one transparently.
     ok(&env, &["run", "bb", "--", "true"]);
     let old = holder_pid(&env, "bb");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(status_of(&env, "bb"), "stopped");
     ok(&env, &["run", "bb", "--", "true"]);
@@ -301,7 +331,8 @@ fn unknown_boxes_and_invalid_names_are_clear_errors() {
 fn a_missing_image_that_cannot_be_pulled_creates_nothing() {
     let env = TestEnv::new("rt-nopull", User::BoxTest);
     let reference = format!("127.0.0.1:{}/nothing/here:1", closed_port());
-    env.run(&["create", "--image", &reference, "x"]).box_error(&["nothing/here"]);
+    env.run(&["create", "--image", &reference, "x"])
+        .box_error(&["nothing/here"]);
     assert!(list(&env).is_empty());
     assert!(!env.store().join("containers/x").exists());
 }
@@ -337,22 +368,39 @@ fn a_missing_volume_source_is_refused_at_create() {
     ok(&env, &["pull", &reference]);
     let missing = env.dir.join("no-such-dir");
     env.run(&[
-        "create", "--no-entry", "--image", &reference, "--volume",
-        &format!("{}:/data", missing.display()), "v",
+        "create",
+        "--no-entry",
+        "--image",
+        &reference,
+        "--volume",
+        &format!("{}:/data", missing.display()),
+        "v",
     ])
     .box_error(&["no-such-dir", "does not exist"]);
     assert!(list(&env).is_empty());
     // A good volume, read-only, is there and read-only.
     let data = env.home.join("data");
     env.write_user_file(&data.join("f"), "volume content\n", 0o644);
-    ok(&env, &[
-        "create", "--no-entry", "--image", &reference, "--volume",
-        &format!("{}:/data:ro", data.display()), "v",
-    ]);
-    sh(&env, "v", "cat /data/f; touch /data/g 2>/dev/null || echo read-only")
-        .success()
-        .stdout_has("volume content")
-        .stdout_has("read-only");
+    ok(
+        &env,
+        &[
+            "create",
+            "--no-entry",
+            "--image",
+            &reference,
+            "--volume",
+            &format!("{}:/data:ro", data.display()),
+            "v",
+        ],
+    );
+    sh(
+        &env,
+        "v",
+        "cat /data/f; touch /data/g 2>/dev/null || echo read-only",
+    )
+    .success()
+    .stdout_has("volume content")
+    .stdout_has("read-only");
 }
 
 #[test]
@@ -365,10 +413,18 @@ fn without_newuidmap_boxes_fall_back_to_a_single_id_and_say_so() {
     let _boxes = Boxes(&env);
     let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
     let out = ok(&env, &["pull", &reference]);
-    let created = ok(&env, &["create", "--no-entry", "--image", &reference, "single"]);
+    let created = ok(
+        &env,
+        &["create", "--no-entry", "--image", &reference, "single"],
+    );
     let said = format!("{}{}", out.stderr, created.stderr);
-    assert!(said.contains("newuidmap"), "no notice of the fallback:\n{out}\n{created}");
-    sh(&env, "single", "id -u").success().stdout_has(&env.uid.to_string());
+    assert!(
+        said.contains("newuidmap"),
+        "no notice of the fallback:\n{out}\n{created}"
+    );
+    sh(&env, "single", "id -u")
+        .success()
+        .stdout_has(&env.uid.to_string());
 }
 
 #[test]
@@ -390,8 +446,13 @@ fn a_failing_newuidmap_is_a_clear_error_with_its_message() {
     std::fs::create_dir(&bin).unwrap();
     for helper in ["newuidmap", "newgidmap"] {
         let path = bin.join(helper);
-        std::fs::write(&path, "#!/bin/sh\necho \"$0: fake refusal for the test\" >&2\nexit 1\n").unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::write(
+            &path,
+            "#!/bin/sh\necho \"$0: fake refusal for the test\" >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
     }
     env.set_env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
     env.run(&["run", "bad", "--", "true"])
@@ -442,7 +503,11 @@ fn when_overlayfs_is_refused_the_box_is_a_copy_and_box_says_so() {
     {
         let _boxes = Boxes(&env);
         box_from(&env, Fixture::Busybox, "copied");
-        let out = sh(&env, "copied", "grep ^ID= /etc/os-release; stat -c '%u %g %a' /bin/busybox /root");
+        let out = sh(
+            &env,
+            "copied",
+            "grep ^ID= /etc/os-release; stat -c '%u %g %a' /bin/busybox /root",
+        );
         out.success()
             .stdout_has("ID=busybox")
             .stdout_has("0 0 755")
@@ -464,13 +529,27 @@ fn the_dry_run_prints_the_plan_and_does_nothing() {
     let _boxes = Boxes(&env);
     let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
     ok(&env, &["pull", &reference]);
-    let out = ok(&env, &["create", "--dry-run", "--image", &reference, "--hostname", "dry", "plan"]);
+    let out = ok(
+        &env,
+        &[
+            "create",
+            "--dry-run",
+            "--image",
+            &reference,
+            "--hostname",
+            "dry",
+            "plan",
+        ],
+    );
     out.stdout_has("uid map")
         .stdout_has("overlay")
         .stdout_has("/run/host")
         .stdout_has("hostname: dry");
     assert!(list(&env).is_empty());
-    ok(&env, &["create", "--no-entry", "--image", &reference, "plan"]);
+    ok(
+        &env,
+        &["create", "--no-entry", "--image", &reference, "plan"],
+    );
     ok(&env, &["enter", "--dry-run", "plan"]).stdout_has("pivot_root");
     assert_eq!(status_of(&env, "plan"), "stopped");
 }
