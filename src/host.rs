@@ -14,14 +14,17 @@
 //! - `XAUTHLOCALHOSTNAME` = the host's name when the box has another hostname, so X11
 //!   cookies written for the host still match.
 //!
-//! The deny-list drops what describes the caller's shell or session seat rather than the
-//! user (the same set distrobox drops, plus box's own): `HOSTNAME`, `HOST` (the box may
-//! have its own hostname), `PWD`, `OLDPWD`, `SHLVL`, `_` (set by the shell for itself),
-//! `XDG_SEAT`, `XDG_VTNR`, `XDG_SESSION_ID`, `XDG_SESSION_CLASS`, `XDG_SESSION_TYPE` is
-//! kept (toolkits need it), `CONTAINER_ID`, `container` (replaced), `TERMINFO_DIRS` (paths
-//! of the host's userland), `PROMPT_COMMAND`, `PS1` (host shell customisation that names
-//! host programs), `LD_PRELOAD`, `LD_LIBRARY_PATH` (host libraries would break the box's
-//! programs), and every `BOX_*` (box's own settings).
+//! The deny-list ([`ENV_DENY`]) drops what describes the caller's shell, terminal seat or
+//! session rather than the user (the set distrobox drops, plus box's own):
+//! - `HOSTNAME`, `HOST`: the box may have its own hostname;
+//! - `PWD`, `OLDPWD`, `SHLVL`, `_`: state of the calling shell;
+//! - `XDG_SEAT`, `XDG_VTNR`, `XDG_SESSION_ID`, `XDG_SESSION_CLASS`: logind session of the
+//!   host (`XDG_SESSION_TYPE` and `XDG_CURRENT_DESKTOP` are kept: toolkits need them);
+//! - `CONTAINER_ID`, `container`: replaced by the box's own;
+//! - `TERMINFO_DIRS`, `PROMPT_COMMAND`, `PS1`: host shell and terminal set-up naming
+//!   host paths and programs;
+//! - `LD_PRELOAD`, `LD_LIBRARY_PATH`: host libraries would break the box's programs;
+//! - every `BOX_*`: box's own settings.
 //!
 //! Invariant: nothing here is on `box run`'s hot path except [`compose_env`], which only
 //! works on memory.

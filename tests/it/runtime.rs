@@ -6,7 +6,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -552,4 +552,51 @@ fn the_dry_run_prints_the_plan_and_does_nothing() {
     );
     ok(&env, &["enter", "--dry-run", "plan"]).stdout_has("pivot_root");
     assert_eq!(status_of(&env, "plan"), "stopped");
+}
+
+/// A third user whose subordinate range is too small for a box (1000 ids), created by
+/// the test itself (the tests run as root). Returns (uid, gid, home).
+fn user_with_a_small_range() -> (u32, u32, PathBuf) {
+    const NAME: &str = "boxsmall";
+    if nix::unistd::User::from_name(NAME).unwrap().is_none() {
+        let status = Command::new("useradd")
+            .args(["--create-home", "--shell", "/bin/sh", NAME])
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd {NAME}");
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{NAME}:")))
+            .collect();
+        lines.push("boxsmall:400000:1000");
+        std::fs::write(file, lines.join("\n") + "\n").unwrap();
+    }
+    let user = nix::unistd::User::from_name(NAME).unwrap().unwrap();
+    (user.uid.as_raw(), user.gid.as_raw(), user.dir)
+}
+
+#[test]
+fn a_subordinate_range_too_small_for_a_box_is_a_clear_error() {
+    crate::common::require_root();
+    let (uid, gid, home) = user_with_a_small_range();
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    let out = Command::new(crate::common::box_bin())
+        .args(["create", "--no-entry", "--image", &reference, "small"])
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .current_dir(&home)
+        .uid(uid)
+        .gid(gid)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("holds 1000 ids"), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("hint: ")), "{stderr}");
+    assert!(!home.join(".local/share/box/containers/small").exists());
 }
