@@ -200,6 +200,24 @@ pub fn zone_name(path: &Path) -> Option<String> {
     Some(zone.to_owned()).filter(|z| !z.is_empty())
 }
 
+/// The name of the box this process runs in, if any: `/run/.containerenv` (podman's
+/// format) with `engine="box"`. Other engines' files, and `/.dockerenv`, do not count:
+/// box itself may run inside a docker container.
+pub fn inside_box() -> Option<String> {
+    parse_containerenv(&std::fs::read_to_string("/run/.containerenv").ok()?)
+}
+
+/// The box name from a `.containerenv` text, when `engine` is box.
+pub fn parse_containerenv(text: &str) -> Option<String> {
+    let value = |key: &str| {
+        text.lines().find_map(|line| {
+            let (k, v) = line.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').to_owned())
+        })
+    };
+    (value("engine")? == "box").then(|| value("name")).flatten()
+}
+
 /// Whether `path` is `dir` or below it.
 pub fn is_under(path: &Path, dir: &Path) -> bool {
     path.starts_with(dir)
@@ -265,6 +283,17 @@ mod tests {
         ));
         assert!(env.contains(&"HOME=/srv/h".to_string()), "{env:?}");
         assert!(env.iter().any(|e| e.starts_with("PATH=/usr/local/sbin")));
+    }
+
+    #[test]
+    fn only_boxs_own_containerenv_means_inside_a_box() {
+        let ours = crate::runtime::plan::containerenv("dev", "debian:12");
+        assert_eq!(parse_containerenv(&ours).as_deref(), Some("dev"));
+        assert_eq!(
+            parse_containerenv("engine=\"podman-5.0\"\nname=\"x\"\n"),
+            None
+        );
+        assert_eq!(parse_containerenv(""), None);
     }
 
     #[test]

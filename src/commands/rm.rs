@@ -58,16 +58,18 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
         }
         helper.as_mut().expect("started above").remove(&staging)?;
         state::remove_dir(ctx, name);
-        for result in [
+        let failures: Vec<String> = [
             crate::export::remove_box_exports(ctx, name),
             crate::export::delete_entry(ctx, name),
-        ] {
-            if let Err(err) = result {
-                crate::error::warn(format!(
-                    "box `{name}` was removed, but not all of its exports: {}",
-                    crate::error::message(&err)
-                ));
-            }
+        ]
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| crate::error::message(&e)))
+        .collect();
+        if !failures.is_empty() {
+            crate::error::warn(format!(
+                "box `{name}` was removed, but not all of its exports: {}",
+                failures.join("; ")
+            ));
         }
         println!("Removed box {name}.");
     }

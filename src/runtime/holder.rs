@@ -190,16 +190,13 @@ fn run(plan: &Plan, has_root: bool) -> Result<Option<Ready>> {
 
 /// The holder's life: detach from the caller and sleep until killed.
 fn hold() {
+    // `ps -o comm` then names the process for what it is.
+    let _ = rustix::thread::set_name(c"box-holder");
     let _ = rustix::process::setsid();
     if let Ok(null) = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
-        for fd in 0..3 {
-            // SAFETY-free: rustix's dup2 wants an owned target; borrow 0..2 via stdio.
-            let _ = match fd {
-                0 => rustix::stdio::dup2_stdin(&null),
-                1 => rustix::stdio::dup2_stdout(&null),
-                _ => rustix::stdio::dup2_stderr(&null),
-            };
-        }
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
     }
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600 * 24));
