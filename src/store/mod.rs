@@ -129,6 +129,25 @@ impl Store {
         self.lock_file(&self.root.join("lock"), exclusive)
     }
 
+    /// Take the store lock exclusively if nobody holds it; `None` when someone does.
+    pub fn try_lock_exclusive(&self) -> Result<Option<Lock>> {
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("opening lock {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(err)) => {
+                Err(err).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+
     /// Take a named lock under `locks/` exclusively (a layer being unpacked, an image
     /// record being written, a box being created).
     pub fn lock_named(&self, name: &str) -> Result<Lock> {
@@ -196,13 +215,15 @@ impl Store {
             .is_ok()
     }
 
-    /// Store a verified blob (manifest or config) under its digest.
-    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+    /// Store a verified blob (manifest or config) under its digest. Returns whether it
+    /// was new.
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<bool> {
         let path = self.blob_path(digest);
         if path.exists() {
-            return Ok(());
+            return Ok(false);
         }
-        write_atomic(&path, bytes)
+        write_atomic(&path, bytes)?;
+        Ok(true)
     }
 
     /// Remove leftovers of interrupted work in `tmp/` (only entries no live process
