@@ -300,6 +300,26 @@ fn list_stop_and_a_killed_holder_are_reported_truthfully() {
     ok(&env, &["stop", "--all"]);
     assert_eq!(status_of(&env, "bb"), "stopped");
 
+    // Concurrent first runs of a stopped box start one holder: all land in one namespace.
+    let args = ["run", "bb", "--", "ls", "-l", "/proc/self/ns/mnt"];
+    let children: Vec<_> = (0..4).map(|_| env.spawn(&args)).collect();
+    let namespaces: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = env.wait(&args, c);
+            out.success();
+            // `... /proc/self/ns/mnt -> mnt:[4026532...]`
+            out.stdout.rsplit("-> ").next().unwrap().trim().to_owned()
+        })
+        .collect();
+    assert!(
+        namespaces
+            .iter()
+            .all(|n| n == &namespaces[0] && n.starts_with("mnt:")),
+        "{namespaces:?}"
+    );
+    ok(&env, &["stop", "bb"]);
+
     ok(&env, &["rm", "bb"]).stdout_has("Removed");
     assert!(list(&env).is_empty());
     assert!(!env.store().join("containers/bb").exists());
