@@ -10,3 +10,4 @@ mod cli;
 mod generated;
 mod harness;
 pub(crate) mod pull;
+mod runtime;
