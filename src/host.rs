@@ -1,1 +1,311 @@
-//! Host discovery.
+//! What box takes from the host for a box: sockets, files that must follow the host's, the
+//! hostname, and the environment a command in a box starts with.
+//!
+//! # The environment
+//!
+//! A command in a box gets the caller's environment, minus the names in [`ENV_DENY`], plus
+//! a few additions computed when the box starts (see [`compose_env`]):
+//!
+//! - variables from the image config (`Env`) for names the caller does not set;
+//! - `PATH`: the caller's, followed by the standard entries
+//!   `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` it lacks;
+//! - `CONTAINER_ID=NAME` and `container=box` (what toolbox and distrobox scripts look for);
+//! - `HOME` when the box has its own home (`--home`), `SHELL` = the login shell in the box;
+//! - `XAUTHLOCALHOSTNAME` = the host's name when the box has another hostname, so X11
+//!   cookies written for the host still match.
+//!
+//! The deny-list ([`ENV_DENY`]) drops what describes the caller's shell, terminal seat or
+//! session rather than the user (the set distrobox drops, plus box's own):
+//! - `HOSTNAME`, `HOST`: the box may have its own hostname;
+//! - `PWD`, `OLDPWD`, `SHLVL`, `_`: state of the calling shell;
+//! - `XDG_SEAT`, `XDG_VTNR`, `XDG_SESSION_ID`, `XDG_SESSION_CLASS`: logind session of the
+//!   host (`XDG_SESSION_TYPE` and `XDG_CURRENT_DESKTOP` are kept: toolkits need them);
+//! - `CONTAINER_ID`, `container`: replaced by the box's own;
+//! - `TERMINFO_DIRS`, `PROMPT_COMMAND`, `PS1`: host shell and terminal set-up naming
+//!   host paths and programs;
+//! - `LD_PRELOAD`, `LD_LIBRARY_PATH`: host libraries would break the box's programs;
+//! - every `BOX_*`: box's own settings.
+//!
+//! Invariant: nothing here is on `box run`'s hot path except [`compose_env`], which only
+//! works on memory.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Variables never passed from the host into a box (see the module doc for why).
+pub const ENV_DENY: &[&str] = &[
+    "HOSTNAME",
+    "HOST",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "_",
+    "XDG_SEAT",
+    "XDG_VTNR",
+    "XDG_SESSION_ID",
+    "XDG_SESSION_CLASS",
+    "CONTAINER_ID",
+    "container",
+    "TERMINFO_DIRS",
+    "PROMPT_COMMAND",
+    "PS1",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+];
+
+/// The standard PATH entries every box gets, in order.
+pub const STANDARD_PATH: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// Whether the host variable `name` is kept out of boxes.
+pub fn env_denied(name: &[u8]) -> bool {
+    name.starts_with(b"BOX_") || ENV_DENY.iter().any(|d| d.as_bytes() == name)
+}
+
+/// The environment of a command in a box: the caller's `host` variables minus the
+/// deny-list; `forced` (always set, e.g. `CONTAINER_ID`); `defaults` (the image's `Env`,
+/// only for names the caller lacks); PATH merged with [`STANDARD_PATH`]. Returns
+/// `NAME=value` byte strings, sorted by name for a stable result.
+pub fn compose_env<I>(host: I, forced: &[(String, String)], defaults: &[String]) -> Vec<Vec<u8>>
+where
+    I: IntoIterator<Item = (OsString, OsString)>,
+{
+    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = host
+        .into_iter()
+        .filter(|(name, _)| !env_denied(name.as_bytes()))
+        .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    let set = |vars: &mut Vec<(Vec<u8>, Vec<u8>)>, name: &[u8], value: &[u8]| match vars
+        .iter_mut()
+        .find(|(n, _)| n == name)
+    {
+        Some(slot) => slot.1 = value.to_vec(),
+        None => vars.push((name.to_vec(), value.to_vec())),
+    };
+    for entry in defaults {
+        let Some((name, value)) = entry.split_once('=') else {
+            continue;
+        };
+        // The image's PATH is merged below instead of replacing the user's.
+        if name == "PATH" || vars.iter().any(|(n, _)| n == name.as_bytes()) {
+            continue;
+        }
+        set(&mut vars, name.as_bytes(), value.as_bytes());
+    }
+    for (name, value) in forced {
+        set(&mut vars, name.as_bytes(), value.as_bytes());
+    }
+    let path = vars
+        .iter()
+        .find(|(n, _)| n == b"PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    set(&mut vars, b"PATH", merge_path(&path).as_bytes());
+    vars.sort();
+    vars.into_iter()
+        .map(|(mut n, v)| {
+            n.push(b'=');
+            n.extend_from_slice(&v);
+            n
+        })
+        .collect()
+}
+
+/// `path` (a PATH value) followed by the [`STANDARD_PATH`] entries it lacks.
+pub fn merge_path(path: &[u8]) -> String {
+    let path = String::from_utf8_lossy(path);
+    let mut entries: Vec<&str> = path.split(':').filter(|e| !e.is_empty()).collect();
+    let present: HashSet<String> = entries.iter().map(|e| e.to_string()).collect();
+    for std_entry in STANDARD_PATH {
+        if !present.contains(*std_entry) {
+            entries.push(std_entry);
+        }
+    }
+    entries.join(":")
+}
+
+/// The host's name (`uname -n`).
+pub fn hostname() -> String {
+    String::from_utf8_lossy(rustix::system::uname().nodename().to_bytes()).into_owned()
+}
+
+/// Facts about the host a box's mount plan depends on. Gathered when a box starts.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct HostFacts {
+    pub hostname: String,
+    /// `$XDG_RUNTIME_DIR` when it is an existing directory.
+    pub xdg_runtime_dir: Option<PathBuf>,
+    /// The system D-Bus socket, when the host has one.
+    pub system_bus: Option<PathBuf>,
+    /// `$XAUTHORITY` when it is an existing file.
+    pub xauthority: Option<PathBuf>,
+    /// Where `/etc/localtime` really is (e.g. `/usr/share/zoneinfo/Europe/Paris`).
+    pub localtime: Option<PathBuf>,
+    /// The zone name (`Europe/Paris`), from the localtime link or `/etc/timezone`.
+    pub timezone: Option<String>,
+    /// Real paths of `/etc/resolv.conf` and `/etc/hosts` (they are often symlinks).
+    pub resolv_conf: Option<PathBuf>,
+    pub hosts: Option<PathBuf>,
+    /// The box binary, bound read-only at /usr/local/bin/box.
+    pub box_binary: Option<PathBuf>,
+}
+
+fn env_dir(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.is_dir())
+}
+
+/// Look at the host (a few stats and readlinks).
+pub fn discover() -> HostFacts {
+    let localtime = std::fs::canonicalize("/etc/localtime").ok();
+    let timezone = localtime.as_deref().and_then(zone_name).or_else(|| {
+        std::fs::read_to_string("/etc/timezone")
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+    });
+    HostFacts {
+        hostname: hostname(),
+        xdg_runtime_dir: env_dir("XDG_RUNTIME_DIR"),
+        system_bus: Some(PathBuf::from("/run/dbus/system_bus_socket")).filter(|p| p.exists()),
+        xauthority: std::env::var_os("XAUTHORITY")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute() && p.is_file()),
+        localtime,
+        timezone,
+        resolv_conf: std::fs::canonicalize("/etc/resolv.conf").ok(),
+        hosts: std::fs::canonicalize("/etc/hosts").ok(),
+        box_binary: std::env::current_exe().ok(),
+    }
+}
+
+/// `Europe/Paris` from `/usr/share/zoneinfo/Europe/Paris` (any `zoneinfo` directory).
+pub fn zone_name(path: &Path) -> Option<String> {
+    let text = path.to_str()?;
+    let (_, zone) = text.split_once("/zoneinfo/")?;
+    // posix/ and right/ are variants of the same zones.
+    let zone = zone
+        .strip_prefix("posix/")
+        .or_else(|| zone.strip_prefix("right/"))
+        .unwrap_or(zone);
+    Some(zone.to_owned()).filter(|z| !z.is_empty())
+}
+
+/// The name of the box this process runs in, if any: `/run/.containerenv` (podman's
+/// format) with `engine="box"`. Other engines' files, and `/.dockerenv`, do not count:
+/// box itself may run inside a docker container.
+pub fn inside_box() -> Option<String> {
+    parse_containerenv(&std::fs::read_to_string("/run/.containerenv").ok()?)
+}
+
+/// The box name from a `.containerenv` text, when `engine` is box.
+pub fn parse_containerenv(text: &str) -> Option<String> {
+    let value = |key: &str| {
+        text.lines().find_map(|line| {
+            let (k, v) = line.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').to_owned())
+        })
+    };
+    (value("engine")? == "box").then(|| value("name")).flatten()
+}
+
+/// Whether `path` is `dir` or below it.
+pub fn is_under(path: &Path, dir: &Path) -> bool {
+    path.starts_with(dir)
+}
+
+/// An `OsStr` view of bytes (for building paths from environment values).
+pub fn os(bytes: &[u8]) -> &OsStr {
+    OsStr::from_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        vars.iter()
+            .map(|(n, v)| (OsString::from(n), OsString::from(v)))
+            .collect()
+    }
+
+    fn as_text(env: Vec<Vec<u8>>) -> Vec<String> {
+        env.into_iter()
+            .map(|e| String::from_utf8(e).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn env_drops_the_deny_list_and_keeps_the_rest() {
+        let env = as_text(compose_env(
+            host(&[
+                ("HOME", "/home/u"),
+                ("HOSTNAME", "h"),
+                ("SHLVL", "2"),
+                ("BOX_DEBUG", "1"),
+                ("DISPLAY", ":0"),
+                ("PATH", "/home/u/bin:/usr/bin"),
+            ]),
+            &[("CONTAINER_ID".into(), "dev".into())],
+            &[
+                "LANG=C.UTF-8".into(),
+                "DISPLAY=:9".into(),
+                "PATH=/opt/x".into(),
+            ],
+        ));
+        assert_eq!(
+            env,
+            vec![
+                "CONTAINER_ID=dev",
+                "DISPLAY=:0",
+                "HOME=/home/u",
+                "LANG=C.UTF-8",
+                "PATH=/home/u/bin:/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin",
+            ]
+        );
+    }
+
+    #[test]
+    fn forced_values_win_over_the_host() {
+        let env = as_text(compose_env(
+            host(&[("HOME", "/home/u")]),
+            &[("HOME".into(), "/srv/h".into())],
+            &[],
+        ));
+        assert!(env.contains(&"HOME=/srv/h".to_string()), "{env:?}");
+        assert!(env.iter().any(|e| e.starts_with("PATH=/usr/local/sbin")));
+    }
+
+    #[test]
+    fn only_boxs_own_containerenv_means_inside_a_box() {
+        let ours = crate::runtime::plan::containerenv("dev", "debian:12");
+        assert_eq!(parse_containerenv(&ours).as_deref(), Some("dev"));
+        assert_eq!(
+            parse_containerenv("engine=\"podman-5.0\"\nname=\"x\"\n"),
+            None
+        );
+        assert_eq!(parse_containerenv(""), None);
+    }
+
+    #[test]
+    fn zone_names_come_from_zoneinfo_paths() {
+        assert_eq!(
+            zone_name(Path::new("/usr/share/zoneinfo/Europe/Paris")).as_deref(),
+            Some("Europe/Paris")
+        );
+        assert_eq!(
+            zone_name(Path::new("/usr/share/zoneinfo/posix/UTC")).as_deref(),
+            Some("UTC")
+        );
+        assert_eq!(zone_name(Path::new("/etc/localtime")), None);
+    }
+}

@@ -61,7 +61,7 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     let mapping = ctx.id_mapping()?;
     store.check_id_mapping(mapping)?;
     explain_single_mapping_once(&store, mapping);
-    let _store_lock = store.lock(false)?;
+    let store_lock = store.lock(false)?;
 
     let client = Client::new(&reference, ctx.config()?)?;
     let wanted = match &reference.digest {
@@ -152,46 +152,57 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
         .cloned()
         .zip(config.diff_ids.iter().cloned())
         .collect();
-    let stats = fetch_layers(ctx, &store, &client, &canonical, &layers)?;
-
-    for (digest, bytes) in [
-        (Some(&manifest.digest), &manifest.bytes),
-        (
-            index.as_ref().map(|i| &i.digest),
-            index.as_ref().map_or(&manifest.bytes, |i| &i.bytes),
-        ),
-        (Some(&image.config.digest), &config_bytes),
-    ] {
-        if let Some(digest) = digest {
-            store.put_blob(digest, bytes)?;
+    // What this pull adds, so a failure can take it back out.
+    let mut added_layers: Vec<Digest> = Vec::new();
+    let mut added_blobs: Vec<Digest> = Vec::new();
+    let outcome = (|| -> Result<(ImageRecord, Vec<u64>)> {
+        let stats = fetch_layers(ctx, &store, &client, &canonical, &layers, &mut added_layers)?;
+        let blobs = [
+            Some((&manifest.digest, &manifest.bytes)),
+            index.as_ref().map(|i| (&i.digest, &i.bytes)),
+            Some((&image.config.digest, &config_bytes)),
+        ];
+        for (digest, bytes) in blobs.into_iter().flatten() {
+            if store.put_blob(digest, bytes)? {
+                added_blobs.push(digest.clone());
+            }
         }
-    }
-    let record = ImageRecord {
-        reference: canonical.clone(),
-        manifest_digest: manifest.digest.clone(),
-        index_digest: index.as_ref().map(|i| i.digest.clone()),
-        config_digest: image.config.digest.clone(),
-        platform: if index.is_some() {
-            platform.to_string()
-        } else {
-            image_platform.to_string()
-        },
-        layers: layers
-            .iter()
-            .zip(&stats)
-            .map(|((descriptor, diff_id), unpacked)| LayerRecord {
-                diff_id: diff_id.clone(),
-                digest: descriptor.digest.clone(),
-                media_type: descriptor.media_type.clone(),
-                size: descriptor.size,
-                unpacked_size: *unpacked,
-            })
-            .collect(),
-        created: config.created.clone(),
-        pulled: now(),
-        config: config.config.clone(),
+        let record = ImageRecord {
+            reference: canonical.clone(),
+            manifest_digest: manifest.digest.clone(),
+            index_digest: index.as_ref().map(|i| i.digest.clone()),
+            config_digest: image.config.digest.clone(),
+            platform: if index.is_some() {
+                platform.to_string()
+            } else {
+                image_platform.to_string()
+            },
+            layers: layers
+                .iter()
+                .zip(&stats)
+                .map(|((descriptor, diff_id), unpacked)| LayerRecord {
+                    diff_id: diff_id.clone(),
+                    digest: descriptor.digest.clone(),
+                    media_type: descriptor.media_type.clone(),
+                    size: descriptor.size,
+                    unpacked_size: *unpacked,
+                })
+                .collect(),
+            created: config.created.clone(),
+            pulled: now(),
+            config: config.config.clone(),
+        };
+        store.put_image(&record)?;
+        Ok((record, stats))
+    })();
+    let (record, stats) = match outcome {
+        Ok(done) => done,
+        Err(error) => {
+            drop(store_lock);
+            roll_back(ctx, &store, &added_layers, &added_blobs);
+            return Err(error);
+        }
     };
-    store.put_image(&record)?;
     let downloaded: u64 = stats
         .iter()
         .zip(&layers)
@@ -224,6 +235,47 @@ fn platform_matches(image: &Platform, wanted: &Platform) -> bool {
     image.os == wanted.os
         && image.architecture == wanted.architecture
         && (wanted.variant.is_none() || image.variant.is_none() || image.variant == wanted.variant)
+}
+
+/// Take back what a failed pull added (layers and blobs no record refers to), so a
+/// failed pull leaves the store as it was. Only done when no other box process holds
+/// the store: a concurrent pull may be about to refer to a layer we added; then the
+/// layers stay (verified, reusable) until a later `box rmi` collects them.
+fn roll_back(ctx: &Context, store: &Store, layers: &[Digest], blobs: &[Digest]) {
+    if layers.is_empty() && blobs.is_empty() {
+        return;
+    }
+    let Ok(Some(_lock)) = store.try_lock_exclusive() else {
+        return;
+    };
+    let Ok((unused_layers, unused_blobs)) = store.unreferenced() else {
+        return;
+    };
+    for blob in blobs {
+        let path = store.blob_path(blob);
+        if unused_blobs.contains(&path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    let doomed: Vec<_> = layers
+        .iter()
+        .map(|l| store.layer_dir(l))
+        .filter(|dir| unused_layers.contains(dir))
+        .collect();
+    if doomed.is_empty() {
+        return;
+    }
+    let removed = StoreHelper::start(ctx).and_then(|mut helper| {
+        for dir in &doomed {
+            helper.remove(dir)?;
+        }
+        helper.finish()
+    });
+    if let Err(err) = removed {
+        warn(format!(
+            "could not take back the layers of the failed pull: {err:#}"
+        ));
+    }
 }
 
 /// Say once per store what a single-id mapping loses.
@@ -266,6 +318,7 @@ fn fetch_layers(
     client: &Client,
     canonical: &str,
     layers: &[(Descriptor, Digest)],
+    added: &mut Vec<Digest>,
 ) -> Result<Vec<u64>> {
     let mut sizes = vec![0u64; layers.len()];
     // Sizes of layers we already have, from the records that list them.
@@ -386,6 +439,7 @@ fn fetch_layers(
                     match outcome {
                         Ok(stats) => {
                             sizes[index] = stats.tar_bytes;
+                            added.push(diff_id.clone());
                             bar.finish("done");
                             report_unpack_warnings(&request.label, &stats, ctx);
                         }

@@ -1,12 +1,70 @@
-//! `box enter`.
+//! `box enter`: a login shell (or a command) in a box, starting the box if needed; on a
+//! terminal, offers to create a box that does not exist.
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::cli::EnterArgs;
 use crate::context::Context;
+use crate::error::failure;
+use crate::runtime::join::Command;
+use crate::runtime::{self, state};
+use crate::store::Store;
+use crate::store::containers::validate_name;
 
-pub fn exec(_ctx: &Context, _args: EnterArgs) -> Result<ExitCode> {
-    bail!("box enter is not implemented yet")
+pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
+    validate_name(&args.name)?;
+    let name = args.name.as_str();
+    if args.dry_run {
+        let store = Store::at(&ctx.dirs.store);
+        let record = store.container(name)?;
+        print!("{}", runtime::plan_for(ctx, &store, &record)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let state = match state::running(ctx, name) {
+        Some(state) => state,
+        None => {
+            if !Store::at(&ctx.dirs.store).has_container(name) {
+                offer_create(ctx, name, args.yes)?;
+            }
+            runtime::ensure_running(ctx, name)?
+        }
+    };
+    let cwd = if args.no_workdir {
+        None
+    } else {
+        std::env::current_dir().ok()
+    };
+    let command = if args.command.is_empty() {
+        Command::LoginShell
+    } else {
+        Command::Exec(&args.command)
+    };
+    match runtime::join::exec(name, &state, command, cwd)? {}
+}
+
+/// Create box `name` from the catalogue when the user agrees (or said --yes); otherwise
+/// the usual "no box named" error.
+fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
+    let missing = || Store::at(&ctx.dirs.store).container(name).map(|_| ());
+    if !yes && !super::create::interactive() {
+        return missing();
+    }
+    let Some(found) = super::create::catalogue(ctx)?.resolve(name) else {
+        return Err(failure(
+            format!("no box named `{name}`"),
+            format!("`box list` shows your boxes; `box create --image REFERENCE {name}` makes one"),
+        ));
+    };
+    if !yes
+        && !super::create::ask(&format!(
+            "Box {name} does not exist. Create it from {}?",
+            found.image
+        ))?
+    {
+        return missing();
+    }
+    super::create::create_box(ctx, &super::create::args_for(name, &found.image))?;
+    Ok(())
 }

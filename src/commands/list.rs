@@ -1,12 +1,71 @@
-//! `box list`.
+//! `box list` / `box ls`: every box with its status, image and creation date.
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
+use serde::Serialize;
 
 use crate::cli::ListArgs;
 use crate::context::Context;
+use crate::runtime::state;
+use crate::store::{Store, format_time};
 
-pub fn exec(_ctx: &Context, _args: ListArgs) -> Result<ExitCode> {
-    bail!("box list is not implemented yet")
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    status: &'static str,
+    image: String,
+    created: String,
+    storage: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+}
+
+pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
+    let store = Store::at(&ctx.dirs.store);
+    let rows: Vec<Row> = store
+        .containers()?
+        .into_iter()
+        .map(|record| {
+            let running = state::running(ctx, &record.name);
+            Row {
+                status: if running.is_some() {
+                    "running"
+                } else {
+                    "stopped"
+                },
+                pid: running.map(|s| s.pid),
+                created: format_time(record.created),
+                image: record.image,
+                storage: record.storage,
+                name: record.name,
+            }
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let color = !args.no_color && ctx.color_stdout();
+    let width =
+        |f: fn(&Row) -> usize, title: &str| rows.iter().map(f).max().unwrap_or(0).max(title.len());
+    let (wn, ws, wi) = (
+        width(|r| r.name.len(), "NAME"),
+        width(|r| r.status.len(), "STATUS"),
+        width(|r| r.image.len(), "IMAGE"),
+    );
+    println!("{:wn$}  {:ws$}  {:wi$}  CREATED", "NAME", "STATUS", "IMAGE");
+    for row in &rows {
+        let status = format!("{:ws$}", row.status);
+        let status = if color && row.status == "running" {
+            format!("\x1b[32m{status}\x1b[0m")
+        } else {
+            status
+        };
+        println!(
+            "{:wn$}  {status}  {:wi$}  {}",
+            row.name, row.image, row.created
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -389,9 +389,13 @@ impl<'l> Unpacker<'l> {
                     ),
                     "the layer tries to write outside its directory (or was made by a broken tool); do not use this image",
                 ),
-                Some(libc::ENOTDIR) => anyhow!(
-                    "its parent `{}` is not a directory",
-                    String::from_utf8_lossy(path)
+                // A symlink met with O_NOFOLLOW|O_DIRECTORY reports ENOTDIR too.
+                Some(libc::ENOTDIR) => failure(
+                    format!(
+                        "its parent `{}` is not a directory (or is a symlink); refusing to write through it",
+                        String::from_utf8_lossy(path)
+                    ),
+                    "the layer tries to write outside its directory or is malformed; do not use this image",
                 ),
                 _ => anyhow::Error::from(err).context(format!(
                     "opening its parent `{}`",
@@ -567,7 +571,12 @@ impl<'l> Unpacker<'l> {
         path: &[u8],
         target: &[u8],
     ) -> Result<()> {
-        let target = normalize(target).context("the hard link's target")?;
+        let target = normalize(target).with_context(|| {
+            format!(
+                "the hard link's target `{}`",
+                String::from_utf8_lossy(target)
+            )
+        })?;
         if target.is_empty() {
             anyhow::bail!("the hard link's target is the layer root");
         }

@@ -1,5 +1,497 @@
-//! The holder process.
+//! The holder: the one long-lived process of a running box, holding its user, mount and
+//! UTS namespaces so that `enter`/`run` can join them.
+//!
+//! Started by [`start`] as `box __holder` (a fresh exec of `/proc/self/exe`, so it is
+//! single-threaded), in a new user namespace set up through the [`crate::userns`]
+//! handshake. Then, over the same pipes, one line each way:
+//! 1. parent → holder: the [`Plan`] as JSON;
+//! 2. holder: unshares mount + UTS namespaces, mounts and pivots as the plan says, writes
+//!    the box's files, runs the first-start user setup, forks; the child stays behind as
+//!    the holder (new session, stdio on /dev/null, dumpable so the user can open its
+//!    `/proc/PID/ns/*`, asleep until killed);
+//! 3. holder → parent: `notice TEXT` lines (e.g. the copy fallback), then `ready JSON`
+//!    ([`Ready`]) or `error MESSAGE<TAB>HINT`; the forking process exits.
+//!
+//! The holder keeps none of the caller's file descriptors: a holder holding the write
+//! end of a pipe would keep `box run NAME -- true | cat` from ever ending.
+
+use std::io::{BufRead, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
-pub fn main(_args: &[String]) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented")
+
+use anyhow::{Context as _, Result, bail};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+
+use super::plan::{FileOp, MountKind, Plan, Storage};
+use super::setup;
+use crate::error::{Hint, HintExt, failure};
+
+/// What the holder reports once the box is up.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Ready {
+    pub pid: u32,
+    pub start_time: u64,
+    /// "overlay" or "copy".
+    pub storage: String,
+    /// The user's login shell inside.
+    pub shell: String,
+}
+
+/// Start the holder of a box whose plan is `plan`; returns what it reported, after
+/// passing its notices on to the user.
+pub fn start(plan: &Plan, mapping: &crate::idmap::IdMapping) -> Result<Ready> {
+    let mut helper = crate::userns::NsHelper::spawn("__holder", &[], mapping)
+        .with_context(|| format!("starting box `{}`", plan.name))?;
+    helper.send(&serde_json::to_string(plan).context("serializing the plan")?)?;
+    loop {
+        let line = helper.recv()?;
+        if let Some(text) = line.strip_prefix("notice ") {
+            crate::error::notice(text);
+        } else if let Some(json) = line.strip_prefix("ready ") {
+            let ready: Ready = serde_json::from_str(json)
+                .with_context(|| format!("the holder of `{}` sent {json:?}", plan.name))?;
+            helper.finish()?;
+            return Ok(ready);
+        } else if let Some(error) = line.strip_prefix("error ") {
+            let (message, hint) = error.split_once('\t').unwrap_or((error, ""));
+            let err = anyhow::anyhow!("starting box `{}`: {message}", plan.name);
+            return Err(if hint.is_empty() {
+                err
+            } else {
+                err.context(Hint(hint.to_owned()))
+            });
+        } else {
+            bail!("the holder of `{}` sent {line:?}", plan.name);
+        }
+    }
+}
+
+/// Entry point of `box __holder`.
+pub fn main(_args: &[String]) -> Result<ExitCode> {
+    let has_root = crate::userns::child_handshake()?;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the plan")?;
+    let plan: Plan = serde_json::from_str(&line).context("parsing the plan")?;
+    match run(&plan, has_root) {
+        Ok(None) => Ok(ExitCode::SUCCESS), // the holder itself, once killed (never)
+        Ok(Some(ready)) => {
+            say(&format!("ready {}", serde_json::to_string(&ready)?));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            let hint = err
+                .downcast_ref::<Hint>()
+                .map(|h| h.0.clone())
+                .unwrap_or_default();
+            let message = crate::error::message(&err).replace(['\t', '\n'], " ");
+            say(&format!(
+                "error {message}\t{}",
+                hint.replace(['\t', '\n'], " ")
+            ));
+            Ok(ExitCode::from(crate::error::EXIT_BOX_FAILURE))
+        }
+    }
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// Set the box up. Returns `Some(ready)` in the process that reports back, `None` in
+/// the holder (which never returns from its sleep in practice).
+fn run(plan: &Plan, has_root: bool) -> Result<Option<Ready>> {
+    use rustix::thread::UnshareFlags;
+    crate::sys::unshare_namespaces(UnshareFlags::NEWNS | UnshareFlags::NEWUTS)
+        .context("unshare(CLONE_NEWNS | CLONE_NEWUTS)")?;
+    // Nothing mounted in the box may propagate to the host; host mounts still reach us.
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+    )
+    .context("making / a recursive slave mount")?;
+    rustix::system::sethostname(plan.hostname.as_bytes())
+        .with_context(|| format!("setting the hostname {}", plan.hostname))?;
+    // The host tree for /run/host, taken before the box root exists so the clone does
+    // not contain the box itself.
+    let host_root = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        "/",
+        rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+            | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
+    )
+    .context("cloning the host's mount tree")?;
+
+    let storage = mount_root(plan, has_root)?;
+    let root_fd = rustix::fs::open(
+        &plan.root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", plan.root.display()))?;
+    for m in &plan.mounts {
+        mount_one(&root_fd, m, &host_root)?;
+    }
+    drop(host_root);
+
+    rustix::process::fchdir(&root_fd).context("entering the box root")?;
+    drop(root_fd);
+    rustix::process::pivot_root(".", ".").context("pivot_root into the box root")?;
+    // The old root is stacked on "."; detach it so only the box is left.
+    rustix::mount::unmount(".", UnmountFlags::DETACH).context("detaching the host root")?;
+    rustix::process::chdir("/").context("chdir /")?;
+
+    for op in &plan.files {
+        file_op(op).with_context(|| format!("writing {op:?} in the box"))?;
+    }
+    if !setup::done(&plan.user)
+        && let Err(err) = setup::run(&plan.user, has_root, plan.timezone.as_deref())
+    {
+        say(&format!(
+            "notice warning: setting up user {} in box {} failed: {}",
+            plan.user.name,
+            plan.name,
+            crate::error::message(&err).replace('\n', " ")
+        ));
+    }
+    let shell = setup::login_of(&plan.user.name)
+        .map(|(shell, _)| shell)
+        .filter(|s| Path::new(s).is_absolute())
+        .unwrap_or_else(|| setup::pick_shell(&plan.user.host_shell, |p| p.exists()));
+
+    // The fork's child inherits the dumpable flag; it was cleared by the uid change.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
+        .context("prctl(PR_SET_DUMPABLE)")?;
+    match crate::sys::fork().context("fork")? {
+        None => {
+            hold();
+            Ok(None)
+        }
+        Some(pid) => {
+            let start_time = super::state::start_time(pid)
+                .with_context(|| format!("reading /proc/{pid}/stat of the new holder"))?;
+            Ok(Some(Ready {
+                pid,
+                start_time,
+                storage: storage.into(),
+                shell,
+            }))
+        }
+    }
+}
+
+/// The holder's life: detach from the caller and sleep until killed.
+fn hold() {
+    // `ps -o comm` then names the process for what it is.
+    let _ = rustix::thread::set_name(c"box-holder");
+    let _ = rustix::process::setsid();
+    if let Ok(null) = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600 * 24));
+    }
+}
+
+/// Mount the box root at `plan.root`. Returns the storage actually used.
+fn mount_root(plan: &Plan, has_root: bool) -> Result<&'static str> {
+    let marker = plan
+        .root
+        .parent()
+        .context("box root without a parent")?
+        .join("copy-complete");
+    if let Storage::Overlay {
+        layers_dir,
+        lowers,
+        upper,
+        work,
+    } = &plan.storage
+    {
+        if has_root {
+            // `/` of the box is the upper dir's root: make it root's, as images expect.
+            for dir in [upper, work] {
+                let meta =
+                    std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+                if meta.uid() != 0 {
+                    std::os::unix::fs::chown(dir, Some(0), Some(0))
+                        .with_context(|| format!("changing the owner of {}", dir.display()))?;
+                }
+            }
+        }
+        rustix::process::chdir(layers_dir)
+            .with_context(|| format!("entering {}", layers_dir.display()))?;
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={},userxattr",
+            lowers.join(":"),
+            upper.display(),
+            work.display()
+        );
+        let data = std::ffi::CString::new(options).context("overlay options")?;
+        match rustix::mount::mount(
+            "overlay",
+            &plan.root,
+            "overlay",
+            MountFlags::empty(),
+            data.as_c_str(),
+        ) {
+            Ok(()) => return Ok("overlay"),
+            Err(err)
+                if [Errno::INVAL, Errno::PERM, Errno::OPNOTSUPP, Errno::NODEV].contains(&err) =>
+            {
+                say(&format!(
+                    "notice the kernel refused overlayfs for box {} ({err}); using a full copy of the image instead: it takes the image's size on disk again and a while to build once",
+                    plan.name
+                ));
+            }
+            Err(err) => {
+                return Err(std::io::Error::from(err))
+                    .with_context(|| format!("mounting overlayfs at {} ({})", plan.root.display(), data.to_string_lossy()))
+                    .hint("the layer directories must exist; `box rm` the box and create it again if the image was removed");
+            }
+        }
+    }
+    if super::copy::ensure_copy(&plan.layer_dirs, &plan.root, &marker)? && has_root {
+        std::os::unix::fs::chown(&plan.root, Some(0), Some(0))
+            .with_context(|| format!("changing the owner of {}", plan.root.display()))?;
+    }
+    rustix::mount::mount_bind(&plan.root, &plan.root)
+        .with_context(|| format!("bind-mounting {} onto itself", plan.root.display()))?;
+    Ok("copy")
+}
+
+/// Open (creating it if missing) the mount point `target` inside the root `root`,
+/// resolving every component inside the box (symlinks in the image cannot point the
+/// mount outside of it).
+fn prepare_target(root: &OwnedFd, target: &Path, file: bool) -> Result<OwnedFd> {
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    let parts: Vec<&std::ffi::OsStr> = target
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let mut current = rustix::fs::openat2(root, ".", flags, Mode::empty(), resolve)?;
+    let mut prefix = PathBuf::new();
+    for (i, part) in parts.iter().enumerate() {
+        prefix.push(part);
+        match rustix::fs::openat2(root, &prefix, flags, Mode::empty(), resolve) {
+            Ok(fd) => current = fd,
+            Err(Errno::NOENT) => {
+                let last = i + 1 == parts.len();
+                let parent_path = prefix
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let parent = rustix::fs::openat2(
+                    root,
+                    parent_path,
+                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    resolve,
+                )?;
+                if last && file {
+                    rustix::fs::openat(
+                        &parent,
+                        *part,
+                        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o644),
+                    )?;
+                } else {
+                    match rustix::fs::mkdirat(&parent, *part, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+                current = rustix::fs::openat2(root, &prefix, flags, Mode::empty(), resolve)?;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(current)
+}
+
+fn fd_path(fd: &OwnedFd) -> String {
+    use std::os::fd::AsRawFd;
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// The flags a read-only remount must keep: in a user namespace the kernel refuses to
+/// clear nosuid/nodev/noexec/atime flags locked by the mount's creator.
+fn locked_flags(path: &str) -> MountFlags {
+    use rustix::fs::StatVfsMountFlags as S;
+    let Ok(st) = rustix::fs::statvfs(path) else {
+        return MountFlags::empty();
+    };
+    let mut flags = MountFlags::empty();
+    for (s, m) in [
+        (S::NOSUID, MountFlags::NOSUID),
+        (S::NODEV, MountFlags::NODEV),
+        (S::NOEXEC, MountFlags::NOEXEC),
+        (S::NOATIME, MountFlags::NOATIME),
+        (S::NODIRATIME, MountFlags::NODIRATIME),
+        (S::RELATIME, MountFlags::RELATIME),
+    ] {
+        if st.f_flag.contains(s) {
+            flags |= m;
+        }
+    }
+    flags
+}
+
+fn mount_one(root: &OwnedFd, m: &super::plan::Mount, host_root: &OwnedFd) -> Result<()> {
+    let what = || {
+        format!(
+            "mounting {} at {} in the box",
+            m.source.display(),
+            m.target.display()
+        )
+    };
+    let is_file = matches!(m.kind, MountKind::BindFile);
+    if matches!(m.kind, MountKind::BindDir { .. } | MountKind::BindFile) && !m.source.exists() {
+        return Err(failure(
+            format!(
+                "{} does not exist (to be mounted at {} in the box)",
+                m.source.display(),
+                m.target.display()
+            ),
+            "create it, or remove the box and create it again without that volume",
+        ));
+    }
+    let target = prepare_target(root, &m.target, is_file)
+        .with_context(|| format!("creating the mount point {} in the box", m.target.display()))?;
+    let target_path = fd_path(&target);
+    match &m.kind {
+        MountKind::BindDir { recursive } => {
+            let flags = MountFlags::BIND
+                | if *recursive {
+                    MountFlags::REC
+                } else {
+                    MountFlags::empty()
+                };
+            rustix::mount::mount(&m.source, &target_path, "", flags, None).with_context(what)?;
+        }
+        MountKind::BindFile => {
+            rustix::mount::mount_bind(&m.source, &target_path).with_context(what)?;
+        }
+        MountKind::Tmpfs { options } => {
+            let mut flags = MountFlags::empty();
+            let mut data = Vec::new();
+            for opt in options.split(',') {
+                match opt {
+                    "nosuid" => flags |= MountFlags::NOSUID,
+                    "nodev" => flags |= MountFlags::NODEV,
+                    "noexec" => flags |= MountFlags::NOEXEC,
+                    other => data.push(other),
+                }
+            }
+            let data = std::ffi::CString::new(data.join(",")).context("tmpfs options")?;
+            rustix::mount::mount("tmpfs", &target_path, "tmpfs", flags, data.as_c_str())
+                .with_context(what)?;
+        }
+        MountKind::HostRoot => {
+            rustix::mount::move_mount(
+                host_root.as_fd(),
+                "",
+                target.as_fd(),
+                "",
+                rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                    | rustix::mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .with_context(what)?;
+        }
+    }
+    if m.read_only {
+        // The fd still names the directory under the new mount; reopen to reach the mount.
+        let mounted = prepare_target(root, &m.target, is_file)?;
+        let path = fd_path(&mounted);
+        let flags = MountFlags::BIND | MountFlags::RDONLY | locked_flags(&path);
+        rustix::mount::mount_remount(&path, flags, "")
+            .with_context(|| format!("making {} read-only in the box", m.target.display()))?;
+    }
+    Ok(())
+}
+
+/// Replace `path` with a symlink to `target` atomically (rename over the old entry).
+fn replace_with_symlink(path: &Path, target: &Path) -> Result<()> {
+    if std::fs::read_link(path).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    let tmp = path.with_extension("box-link");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    if path.is_dir() && !path.is_symlink() {
+        std::fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+}
+
+fn file_op(op: &FileOp) -> Result<()> {
+    match op {
+        FileOp::Write {
+            path,
+            content,
+            mode,
+        } => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let _ = std::fs::remove_file(path);
+            std::fs::write(path, content)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))?;
+        }
+        FileOp::FollowHost { path, host_path } => {
+            replace_with_symlink(
+                path,
+                &Path::new("/run/host").join(host_path.strip_prefix("/").unwrap_or(host_path)),
+            )?;
+        }
+        FileOp::HostsWithName {
+            host_path,
+            hostname,
+        } => {
+            let source =
+                Path::new("/run/host").join(host_path.strip_prefix("/").unwrap_or(host_path));
+            let mut text = std::fs::read_to_string(&source).unwrap_or_default();
+            let named = text.lines().any(|l| {
+                !l.trim_start().starts_with('#')
+                    && l.split_whitespace().skip(1).any(|n| n == hostname)
+            });
+            if !named {
+                if !text.is_empty() && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(&format!("127.0.1.1\t{hostname}\n"));
+            }
+            let path = Path::new("/etc/hosts");
+            if path.is_symlink() {
+                std::fs::remove_file(path)?;
+            }
+            std::fs::write(path, text)?;
+        }
+        FileOp::Localtime { zone, host_path } => {
+            let in_box = zone
+                .as_ref()
+                .map(|z| Path::new("/usr/share/zoneinfo").join(z))
+                .filter(|p| p.is_file());
+            let target = in_box.unwrap_or_else(|| {
+                Path::new("/run/host").join(host_path.strip_prefix("/").unwrap_or(host_path))
+            });
+            replace_with_symlink(Path::new("/etc/localtime"), &target)?;
+        }
+    }
+    Ok(())
 }

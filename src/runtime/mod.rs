@@ -1,9 +1,129 @@
-//! The runtime: mount plan, holder, join.
-pub mod holder;
+//! The runtime: a box's mount plan ([`plan`]), the holder that keeps a running box's
+//! namespaces ([`holder`]), joining it ([`join`]), first-start user setup ([`setup`]),
+//! the copy fallback ([`copy`]), the runtime state ([`state`]) and stopping ([`stop`]).
+//!
+//! Invariants:
+//! - one holder per box: holder starts are serialized by `<runtime>/<name>/lock`, and a
+//!   start re-checks for a live holder once it has the lock;
+//! - a holder is recognised by pid *and* start time, so a stale state (kill -9, reboot,
+//!   pid reuse) leads to a new holder, never to joining a stranger;
+//! - the join path reads only the runtime state file.
 
-/// The root directory of running box `name` as seen from this process, starting the box
-/// if needed: `/proc/<holder pid>/root`, or `/` when called inside that very box.
-/// (Declared for `box export`; wired to the holder when the runtime lands.)
-pub fn box_root(_ctx: &crate::context::Context, name: &str) -> anyhow::Result<std::path::PathBuf> {
-    anyhow::bail!("reading the files of box `{name}` is not available yet")
+pub mod copy;
+pub mod holder;
+pub mod join;
+pub mod plan;
+pub mod setup;
+pub mod state;
+pub mod stop;
+
+use std::os::unix::fs::OpenOptionsExt;
+
+use anyhow::{Context as _, Result};
+
+use crate::context::Context;
+use crate::idmap::IdMapping;
+use crate::store::Store;
+use crate::store::containers::ContainerRecord;
+use state::State;
+
+/// The plan of `record` for this user on this host.
+pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Result<plan::Plan> {
+    let user = ctx.user()?;
+    let mapping = ctx.id_mapping()?;
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(user.gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+        .unwrap_or_else(|| user.name.clone());
+    let host = crate::host::discover();
+    Ok(plan::build(
+        record,
+        &plan::PlanInputs {
+            store,
+            user,
+            group,
+            mapping,
+            host: &host,
+        },
+    ))
+}
+
+/// Say once per store what the single-id fallback loses and how to fix it (the same
+/// once-only marker as pull's notice, so a user sees it once whichever comes first).
+pub fn notice_single_id(ctx: &Context, mapping: &IdMapping) {
+    let IdMapping::Single { reason, .. } = mapping else {
+        return;
+    };
+    if !Store::at(&ctx.dirs.store).first_time("single-id-mapping") {
+        return;
+    }
+    crate::error::notice(format!(
+        "note: {reason}, so boxes map only your own user id: there is no root inside a box, files of other owners in images show as yours, and package installs (sudo apt/dnf) fail. To fix it, give your user subordinate ids (`sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER`) and install newuidmap/newgidmap (package uidmap); then remove your boxes and images and pull again. (Shown once.)"
+    ));
+}
+
+/// The state of box `name`, starting its holder first when it is not running.
+pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
+    if let Some(state) = state::running(ctx, name) {
+        return Ok(state);
+    }
+    // A clear "no box named" before anything is created for the name.
+    let store = Store::at(&ctx.dirs.store);
+    if !store.has_container(name) {
+        store.container(name)?;
+    }
+    let dir = state::box_dir(ctx, name);
+    ctx.runtime_dir()?;
+    crate::store::ensure_private_dir(&dir)?;
+    let lock_path = dir.join("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    // Another enter may have started it while we waited for the lock.
+    if let Some(state) = state::running(ctx, name) {
+        return Ok(state);
+    }
+    let store = Store::open(&ctx.dirs.store)?;
+    let mut record = store.container(name)?;
+    let mapping = ctx.id_mapping()?;
+    notice_single_id(ctx, mapping);
+    let plan = plan_for(ctx, &store, &record)?;
+    let ready = holder::start(&plan, mapping)?;
+    if ready.storage != record.storage {
+        record.storage = ready.storage.clone();
+        store.update_container(&record)?;
+    }
+    let state = State {
+        pid: ready.pid,
+        start_time: ready.start_time,
+        shell: ready.shell,
+        home: plan.user.home.display().to_string(),
+        env_forced: plan.env_forced,
+        env_defaults: plan.env_defaults,
+    };
+    state::write(ctx, name, &state)?;
+    Ok(state)
+}
+
+/// The root directory of box `name` as seen from this process, for reading its files
+/// (`box export`): `/` inside that very box, else `/proc/<holder pid>/root`, starting
+/// the holder when the box is not running. Open box paths under it with
+/// `export::boxfs` (openat2 in root), never by joining: absolute symlinks in the box
+/// would resolve against the host.
+pub fn box_root(ctx: &Context, name: &str) -> Result<std::path::PathBuf> {
+    if crate::export::current_box().as_deref() == Some(name) {
+        return Ok("/".into());
+    }
+    let state = match state::running(ctx, name) {
+        Some(state) => state,
+        None => ensure_running(ctx, name)?,
+    };
+    Ok(format!("/proc/{}/root", state.pid).into())
 }

@@ -135,6 +135,25 @@ impl Store {
         self.lock_file(&self.root.join("lock"), exclusive)
     }
 
+    /// Take the store lock exclusively if nobody holds it; `None` when someone does.
+    pub fn try_lock_exclusive(&self) -> Result<Option<Lock>> {
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("opening lock {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(err)) => {
+                Err(err).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+
     /// Take a named lock under `locks/` exclusively (a layer being unpacked, an image
     /// record being written, a box being created).
     pub fn lock_named(&self, name: &str) -> Result<Lock> {
@@ -202,13 +221,15 @@ impl Store {
             .is_ok()
     }
 
-    /// Store a verified blob (manifest or config) under its digest.
-    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+    /// Store a verified blob (manifest or config) under its digest. Returns whether it
+    /// was new.
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<bool> {
         let path = self.blob_path(digest);
         if path.exists() {
-            return Ok(());
+            return Ok(false);
         }
-        write_atomic(&path, bytes)
+        write_atomic(&path, bytes)?;
+        Ok(true)
     }
 
     /// Remove leftovers of interrupted work in `tmp/` (only entries no live process
@@ -221,7 +242,8 @@ impl Store {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            // Staging names end in `-<pid>-<counter>` (see `staging_path`).
+            let pid = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
             let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
             if !alive {
                 leftovers.push(entry.path());
@@ -350,6 +372,19 @@ mod tests {
         assert_eq!(back, vec![1, 2, 3]);
         // No temp files left beside it.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn clean_tmp_spares_staging_of_live_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let live = store.staging_path("layer-ab12-cd34");
+        std::fs::create_dir(&live).unwrap();
+        let dead = store
+            .tmp_dir()
+            .join(format!("layer-ab12-{}-0", u32::MAX - 1));
+        std::fs::create_dir(&dead).unwrap();
+        assert_eq!(store.clean_tmp(), vec![dead]);
     }
 
     #[test]

@@ -238,7 +238,11 @@ impl StoreState {
 }
 
 fn is_lock(rel: &str) -> bool {
-    rel == "lock" || rel.starts_with("locks/") || rel == "locks" || rel.ends_with(".lock")
+    // Relative to the store or to a test's whole directory.
+    rel == "lock"
+        || rel.ends_with("/lock")
+        || rel.split('/').any(|part| part == "locks")
+        || rel.ends_with(".lock")
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, FileState>) {

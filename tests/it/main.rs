@@ -11,3 +11,4 @@ mod export;
 mod generated;
 mod harness;
 pub(crate) mod pull;
+mod runtime;

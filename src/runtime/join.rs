@@ -1,0 +1,193 @@
+//! Joining a running box: the hot path of every `box enter` and `box run`.
+//!
+//! From the runtime state alone (no box record, no store access): check the holder's
+//! start time, open its `ns/user`, `ns/mnt`, `ns/uts`, re-check the start time (the fds
+//! now pin the namespaces, so a pid reused in between is caught), `setns` user first
+//! (it grants the capabilities the other two need), then mount, then UTS; change to the
+//! caller's directory when the box has it; build the environment; and `execve` in place.
+//! No thread, no fork, no pty: the command inherits the terminal, the process group,
+//! the signals and gives its exit status straight to the caller.
+
+use std::convert::Infallible;
+use std::ffi::{CString, OsString};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use nix::errno::Errno;
+use rustix::thread::LinkNameSpaceType;
+
+use super::state::State;
+use crate::error::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, Exit, HintExt, failure};
+
+/// What to run in the box.
+pub enum Command<'a> {
+    /// The user's login shell (argv[0] `-bash`).
+    LoginShell,
+    /// A command and its arguments, found through the box's PATH.
+    Exec(&'a [String]),
+}
+
+/// Join the box `name` held by `state` and run `command`; returns only on failure.
+/// `cwd`: the directory to start in when the box has it (else the home).
+pub fn exec(
+    name: &str,
+    state: &State,
+    command: Command<'_>,
+    cwd: Option<PathBuf>,
+) -> Result<Infallible> {
+    let gone = || {
+        failure(
+            format!("box `{name}` stopped while being entered"),
+            format!("run the command again; `box enter {name}` starts it"),
+        )
+    };
+    let open = |ns: &str| {
+        File::open(format!("/proc/{}/ns/{ns}", state.pid)).with_context(|| {
+            format!(
+                "opening the {ns} namespace of box `{name}` (holder pid {})",
+                state.pid
+            )
+        })
+    };
+    let (user, mnt, uts) = (open("user")?, open("mnt")?, open("uts")?);
+    if !state.is_alive() {
+        return Err(gone());
+    }
+    let setns = |file: &File, kind: LinkNameSpaceType, what: &str| {
+        rustix::thread::move_into_link_name_space(file.as_fd(), Some(kind))
+            .with_context(|| format!("entering the {what} namespace of box `{name}`"))
+    };
+    setns(&user, LinkNameSpaceType::User, "user").hint(
+        "the box may belong to another user, or your kernel forbids joining user namespaces",
+    )?;
+    setns(&mnt, LinkNameSpaceType::Mount, "mount")?;
+    setns(&uts, LinkNameSpaceType::HostNameAndNISDomainName, "uts")?;
+    drop((user, mnt, uts));
+
+    // setns(mnt) put us at the box's root; go where the caller was when possible.
+    let dir = cwd
+        .filter(|d| rustix::process::chdir(d).is_ok())
+        .or_else(|| {
+            let home = PathBuf::from(&state.home);
+            rustix::process::chdir(&home).is_ok().then_some(home)
+        });
+    if dir.is_none() {
+        let _ = rustix::process::chdir("/");
+    }
+
+    let mut forced = state.env_forced.clone();
+    forced.push(("SHELL".into(), state.shell.clone()));
+    let env = crate::host::compose_env(std::env::vars_os(), &forced, &state.env_defaults);
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix(b"PATH="))
+        .map(|p| p.to_vec())
+        .unwrap_or_default();
+    let env: Vec<CString> = env
+        .into_iter()
+        .filter_map(|e| CString::new(e).ok())
+        .collect();
+
+    match command {
+        Command::LoginShell => {
+            let shell = Path::new(&state.shell);
+            let base = shell.file_name().map(|b| b.as_bytes()).unwrap_or(b"sh");
+            let mut argv0 = b"-".to_vec();
+            argv0.extend_from_slice(base);
+            let argv = [CString::new(argv0).context("shell name")?];
+            let program = cstring(shell.as_os_str().as_bytes())?;
+            let err = nix::unistd::execve(&program, &argv, &env).unwrap_err();
+            Err(exec_error(name, &state.shell, err))
+        }
+        Command::Exec(args) => {
+            let argv = args
+                .iter()
+                .map(|a| cstring(a.as_bytes()))
+                .collect::<Result<Vec<_>>>()?;
+            let Some(program) = args.first() else {
+                bail!("no command given");
+            };
+            Err(exec_search(name, program, &argv, &env, &path))
+        }
+    }
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).context("an argument contains a NUL byte")
+}
+
+/// `execvp` with the box's PATH (glibc's would search the caller's). Returns the error
+/// to report when nothing could be executed.
+fn exec_search(
+    name: &str,
+    program: &str,
+    argv: &[CString],
+    env: &[CString],
+    path: &[u8],
+) -> anyhow::Error {
+    if program.contains('/') {
+        let Ok(c) = cstring(program.as_bytes()) else {
+            return anyhow::anyhow!("the command contains a NUL byte");
+        };
+        return exec_error(
+            name,
+            program,
+            nix::unistd::execve(&c, argv, env).unwrap_err(),
+        );
+    }
+    if program.is_empty() {
+        return exec_error(name, program, Errno::ENOENT);
+    }
+    let mut denied = None;
+    for dir in path.split(|&b| b == b':') {
+        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+        let mut full = dir.to_vec();
+        full.push(b'/');
+        full.extend_from_slice(program.as_bytes());
+        let Ok(c) = CString::new(full) else { continue };
+        match nix::unistd::execve(&c, argv, env).unwrap_err() {
+            // Not there, or a path component is not a directory: keep looking.
+            Errno::ENOENT | Errno::ENOTDIR | Errno::ESTALE | Errno::ENODEV | Errno::ETIMEDOUT => {}
+            // Found but not executable: remember, as execvp does, and keep looking.
+            Errno::EACCES => denied = Some(OsString::from(crate::host::os(&c.into_bytes()))),
+            other => return exec_error(name, &String::from_utf8_lossy(c.as_bytes()), other),
+        }
+    }
+    match denied {
+        Some(path) => exec_error(name, &path.to_string_lossy(), Errno::EACCES),
+        None => exec_error(name, program, Errno::ENOENT),
+    }
+}
+
+fn exec_error(name: &str, program: &str, err: Errno) -> anyhow::Error {
+    let (message, code, hint) = match err {
+        Errno::ENOENT => (
+            format!("command `{program}` not found in box `{name}`"),
+            EXIT_NOT_FOUND,
+            format!(
+                "install it in the box (`box enter {name}`, then the package manager), or check the spelling"
+            ),
+        ),
+        Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR => (
+            format!(
+                "`{program}` cannot be executed in box `{name}`: {}",
+                err.desc()
+            ),
+            EXIT_NOT_EXECUTABLE,
+            "check that it is an executable file for this architecture (`ls -l` it in the box)"
+                .to_owned(),
+        ),
+        other => (
+            format!(
+                "executing `{program}` in box `{name}` failed: {}",
+                other.desc()
+            ),
+            EXIT_NOT_EXECUTABLE,
+            String::from("check the command"),
+        ),
+    };
+    failure(message, hint).context(Exit(code))
+}

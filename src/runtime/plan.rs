@@ -1,0 +1,632 @@
+//! The plan of a box's namespaces and mounts: pure data, built from the box record, the
+//! host user, the id mapping and a few facts about the host. The holder carries it out
+//! ([`super::holder`]); `--dry-run` prints it.
+//!
+//! Order of the plan (and why):
+//! 1. a new user namespace with the id maps, then mount + UTS namespaces; `/` is made
+//!    rslave recursively so nothing mounted here leaks back to the host while host
+//!    mounts (a USB stick under /run/host/media) still appear;
+//! 2. the root: overlayfs (`userxattr`) with the layers as lower dirs, top first, given
+//!    relative to the store's `layers/` directory so many layers fit in one page of mount
+//!    options; or, with copy storage, the flattened copy bound onto itself;
+//! 3. the host-integration mounts ([`Mount`]) with targets inside the new root; the
+//!    host root is cloned before the box root is mounted, so `/run/host` does not contain
+//!    the box itself;
+//! 4. `pivot_root(".", ".")` and a lazy unmount of the old root;
+//! 5. the files ([`FileOp`]) written inside the box: `/run/.containerenv`, `/etc/hosts`,
+//!    `/etc/resolv.conf`, `/etc/localtime` following the host's through `/run/host`;
+//! 6. first-start user setup (passwd, group, shadow, sudoers; see [`super::setup`]).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::HostUser;
+use crate::host::HostFacts;
+use crate::idmap::{IdMapping, IdRange};
+use crate::store::Store;
+use crate::store::containers::ContainerRecord;
+
+/// Where the box's root comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Storage {
+    /// overlayfs over the shared layers.
+    Overlay {
+        /// The store's `layers/` directory: the holder chdirs there so lower dirs are
+        /// short relative names.
+        layers_dir: PathBuf,
+        /// Layer directory names, top layer first (overlay's order).
+        lowers: Vec<String>,
+        upper: PathBuf,
+        work: PathBuf,
+    },
+    /// A flattened copy of the layers in the mount point itself.
+    Copy,
+}
+
+/// What kind of mount a [`Mount`] is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// A bind mount of a directory (recursive: with what is mounted below it).
+    BindDir { recursive: bool },
+    /// A bind mount of one file or socket.
+    BindFile,
+    /// A fresh tmpfs with these options.
+    Tmpfs { options: String },
+    /// The host's whole tree, cloned before the box root was mounted.
+    HostRoot,
+}
+
+/// One mount inside the box. `target` is a path inside the box.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub kind: MountKind,
+    pub read_only: bool,
+}
+
+/// A file box writes inside the box after the pivot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileOp {
+    /// Write `content` to `path` (mode `mode`).
+    Write {
+        path: PathBuf,
+        content: String,
+        mode: u32,
+    },
+    /// Make `path` a symlink to `/run/host` + `host_path`, so it follows the host's file.
+    FollowHost { path: PathBuf, host_path: PathBuf },
+    /// `/etc/hosts` as the host's content plus a line for the box's own hostname.
+    HostsWithName {
+        host_path: PathBuf,
+        hostname: String,
+    },
+    /// `/etc/localtime` → `/usr/share/zoneinfo/<zone>` when the box has that zone, else
+    /// the host's file through `/run/host`.
+    Localtime {
+        zone: Option<String>,
+        host_path: PathBuf,
+    },
+}
+
+/// The host user as the box sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSpec {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// The primary group's name on the host.
+    pub group: String,
+    /// Home inside the box.
+    pub home: PathBuf,
+    /// The host login shell; used inside when the box has it.
+    pub host_shell: PathBuf,
+}
+
+/// Everything the holder does to start a box.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub name: String,
+    pub image: String,
+    pub hostname: String,
+    pub uid_map: Vec<IdRange>,
+    pub gid_map: Vec<IdRange>,
+    /// Whether uid 0 exists inside (keep-id or root): the holder becomes root.
+    pub has_root: bool,
+    /// The mount point of the root (`containers/<name>/root`).
+    pub root: PathBuf,
+    pub storage: Storage,
+    /// Layer directories, bottom first (for the copy fallback).
+    pub layer_dirs: Vec<PathBuf>,
+    pub mounts: Vec<Mount>,
+    pub files: Vec<FileOp>,
+    pub user: UserSpec,
+    pub timezone: Option<String>,
+    /// Variables always set in the box.
+    pub env_forced: Vec<(String, String)>,
+    /// The image's `Env`.
+    pub env_defaults: Vec<String>,
+}
+
+/// The inputs of a plan besides the record.
+pub struct PlanInputs<'a> {
+    pub store: &'a Store,
+    pub user: &'a HostUser,
+    /// The host user's primary group name.
+    pub group: String,
+    pub mapping: &'a IdMapping,
+    pub host: &'a HostFacts,
+}
+
+fn bind_dir(source: &Path, target: &Path) -> Mount {
+    Mount {
+        source: source.to_owned(),
+        target: target.to_owned(),
+        kind: MountKind::BindDir { recursive: true },
+        read_only: false,
+    }
+}
+
+fn bind_file(source: &Path, target: &Path, read_only: bool) -> Mount {
+    Mount {
+        source: source.to_owned(),
+        target: target.to_owned(),
+        kind: MountKind::BindFile,
+        read_only,
+    }
+}
+
+/// The `/run/.containerenv` text (podman's format, which tools already parse).
+pub fn containerenv(name: &str, image: &str) -> String {
+    format!("engine=\"box\"\nname=\"{name}\"\nid=\"{name}\"\nimage=\"{image}\"\nrootless=1\n")
+}
+
+/// Build the plan of box `record`.
+pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
+    let PlanInputs {
+        store,
+        user,
+        group,
+        mapping,
+        host,
+    } = inputs;
+    let name = &record.name;
+    let storage = if record.storage == "copy" {
+        Storage::Copy
+    } else {
+        Storage::Overlay {
+            layers_dir: store.layers_dir(),
+            lowers: record
+                .layers
+                .iter()
+                .rev()
+                .map(|d| d.hex().to_owned())
+                .collect(),
+            upper: store.container_upper(name),
+            work: store.container_work(name),
+        }
+    };
+    let hostname = record
+        .hostname
+        .clone()
+        .unwrap_or_else(|| host.hostname.clone());
+    let home = record.home.clone().unwrap_or_else(|| user.home.clone());
+
+    let mut mounts = Vec::new();
+    for dir in ["/dev", "/sys", "/proc", "/tmp"] {
+        mounts.push(bind_dir(Path::new(dir), Path::new(dir)));
+    }
+    mounts.push(Mount {
+        source: PathBuf::from("tmpfs"),
+        target: PathBuf::from("/run"),
+        kind: MountKind::Tmpfs {
+            options: "mode=0755,nosuid,nodev".into(),
+        },
+        read_only: false,
+    });
+    mounts.push(Mount {
+        source: PathBuf::from("/"),
+        target: PathBuf::from("/run/host"),
+        kind: MountKind::HostRoot,
+        read_only: false,
+    });
+    // Directories already reachable through another bind need no mount of their own.
+    let mut bound: Vec<PathBuf> = vec!["/tmp".into()];
+    if let Some(dir) = &host.xdg_runtime_dir {
+        mounts.push(bind_dir(dir, dir));
+        bound.push(dir.clone());
+    }
+    if let Some(socket) = &host.system_bus {
+        mounts.push(bind_file(
+            socket,
+            Path::new("/run/dbus/system_bus_socket"),
+            false,
+        ));
+    }
+    mounts.push(bind_dir(&user.home, &user.home));
+    bound.push(user.home.clone());
+    if !bound.iter().any(|b| home.starts_with(b)) {
+        mounts.push(bind_dir(&home, &home));
+        bound.push(home.clone());
+    }
+    if let Some(xauth) = &host.xauthority
+        && !bound.iter().any(|b| xauth.starts_with(b))
+    {
+        mounts.push(bind_file(xauth, xauth, false));
+    }
+    for volume in &record.volumes {
+        let kind = if volume.source.is_dir() {
+            MountKind::BindDir { recursive: true }
+        } else {
+            MountKind::BindFile
+        };
+        mounts.push(Mount {
+            source: volume.source.clone(),
+            target: volume.target.clone(),
+            kind,
+            read_only: volume.read_only,
+        });
+    }
+    if let Some(exe) = &host.box_binary {
+        mounts.push(bind_file(exe, Path::new("/usr/local/bin/box"), true));
+    }
+
+    let mut files = vec![FileOp::Write {
+        path: "/run/.containerenv".into(),
+        content: containerenv(name, &record.image),
+        mode: 0o644,
+    }];
+    if let Some(resolv) = &host.resolv_conf {
+        files.push(FileOp::FollowHost {
+            path: "/etc/resolv.conf".into(),
+            host_path: resolv.clone(),
+        });
+    }
+    if let Some(hosts) = &host.hosts {
+        files.push(if hostname == host.hostname {
+            FileOp::FollowHost {
+                path: "/etc/hosts".into(),
+                host_path: hosts.clone(),
+            }
+        } else {
+            FileOp::HostsWithName {
+                host_path: hosts.clone(),
+                hostname: hostname.clone(),
+            }
+        });
+    }
+    if let Some(localtime) = &host.localtime {
+        files.push(FileOp::Localtime {
+            zone: host.timezone.clone(),
+            host_path: localtime.clone(),
+        });
+    }
+
+    let mut env_forced = vec![
+        ("CONTAINER_ID".to_owned(), name.clone()),
+        ("container".to_owned(), "box".to_owned()),
+    ];
+    if record.home.is_some() {
+        env_forced.push(("HOME".into(), home.display().to_string()));
+    }
+    if hostname != host.hostname {
+        env_forced.push(("XAUTHLOCALHOSTNAME".into(), host.hostname.clone()));
+    }
+
+    Plan {
+        name: name.clone(),
+        image: record.image.clone(),
+        hostname,
+        uid_map: mapping.uid_map(),
+        gid_map: mapping.gid_map(),
+        has_root: mapping.has_root(),
+        root: store.container_root(name),
+        storage,
+        layer_dirs: record.layers.iter().map(|d| store.layer_dir(d)).collect(),
+        mounts,
+        files,
+        user: UserSpec {
+            name: user.name.clone(),
+            uid: user.uid,
+            gid: user.gid,
+            group: group.clone(),
+            home,
+            host_shell: user.shell.clone(),
+        },
+        timezone: host.timezone.clone(),
+        env_forced,
+        env_defaults: record.image_env.clone(),
+    }
+}
+
+fn ranges(ranges: &[IdRange]) -> String {
+    ranges
+        .iter()
+        .map(|r| format!("{}->{}+{}", r.inside, r.outside, r.count))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "box {} from {}", self.name, self.image)?;
+        writeln!(
+            f,
+            "namespaces: user, mount, uts (pid, ipc, network: the host's)"
+        )?;
+        writeln!(
+            f,
+            "uid map (inside->outside+count): {}",
+            ranges(&self.uid_map)
+        )?;
+        writeln!(
+            f,
+            "gid map (inside->outside+count): {}",
+            ranges(&self.gid_map)
+        )?;
+        writeln!(
+            f,
+            "user: {} ({}:{}), home {}{}",
+            self.user.name,
+            self.user.uid,
+            self.user.gid,
+            self.user.home.display(),
+            if self.has_root {
+                ", root inside via sudo"
+            } else {
+                ", no root inside"
+            }
+        )?;
+        writeln!(f, "hostname: {}", self.hostname)?;
+        writeln!(f, "mounts:")?;
+        writeln!(f, "  make-rslave  / (recursive)")?;
+        match &self.storage {
+            Storage::Overlay {
+                layers_dir,
+                lowers,
+                upper,
+                work,
+            } => {
+                writeln!(
+                    f,
+                    "  overlay      {} (userxattr; in {}: lowerdir={}; upperdir={}; workdir={})",
+                    self.root.display(),
+                    layers_dir.display(),
+                    lowers.join(":"),
+                    upper.display(),
+                    work.display()
+                )?;
+            }
+            Storage::Copy => writeln!(f, "  bind         {} (copy storage)", self.root.display())?,
+        }
+        for m in &self.mounts {
+            let (what, extra) = match &m.kind {
+                MountKind::BindDir { recursive: true } => ("rbind", String::new()),
+                MountKind::BindDir { recursive: false } => ("bind", String::new()),
+                MountKind::BindFile => ("bind-file", String::new()),
+                MountKind::Tmpfs { options } => ("tmpfs", format!(" ({options})")),
+                MountKind::HostRoot => ("rbind", " (host root, rslave)".to_owned()),
+            };
+            writeln!(
+                f,
+                "  {what:<12} {} -> {}{extra}{}",
+                m.source.display(),
+                m.target.display(),
+                if m.read_only { " (read-only)" } else { "" }
+            )?;
+        }
+        writeln!(
+            f,
+            "  pivot_root   {} (old root detached)",
+            self.root.display()
+        )?;
+        writeln!(f, "files:")?;
+        for op in &self.files {
+            match op {
+                FileOp::Write { path, content, .. } => writeln!(
+                    f,
+                    "  write        {} ({})",
+                    path.display(),
+                    content.trim().replace('\n', " ")
+                )?,
+                FileOp::FollowHost { path, host_path } => writeln!(
+                    f,
+                    "  symlink      {} -> /run/host{}",
+                    path.display(),
+                    host_path.display()
+                )?,
+                FileOp::HostsWithName {
+                    host_path,
+                    hostname,
+                } => writeln!(
+                    f,
+                    "  write        /etc/hosts (host's {} + {hostname})",
+                    host_path.display()
+                )?,
+                FileOp::Localtime { zone, host_path } => writeln!(
+                    f,
+                    "  symlink      /etc/localtime -> {}",
+                    match zone {
+                        Some(zone) => format!(
+                            "/usr/share/zoneinfo/{zone} (or /run/host{})",
+                            host_path.display()
+                        ),
+                        None => format!("/run/host{}", host_path.display()),
+                    }
+                )?,
+            }
+        }
+        writeln!(f, "environment additions:")?;
+        for (name, value) in &self.env_forced {
+            writeln!(f, "  {name}={value}")?;
+        }
+        for entry in &self.env_defaults {
+            writeln!(f, "  {entry} (unless set on the host)")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::idmap::SubRange;
+    use crate::store::containers::Volume;
+
+    fn record() -> ContainerRecord {
+        ContainerRecord {
+            name: "dev".into(),
+            image: "127.0.0.1:5000/debian:12".into(),
+            image_digest: Digest::of(b"m"),
+            layers: vec![Digest::of(b"bottom"), Digest::of(b"top")],
+            created: 0,
+            hostname: None,
+            home: None,
+            volumes: vec![Volume {
+                source: "/srv/data".into(),
+                target: "/data".into(),
+                read_only: true,
+            }],
+            image_env: vec!["LANG=C.UTF-8".into()],
+            storage: "overlay".into(),
+        }
+    }
+
+    fn user() -> HostUser {
+        HostUser {
+            uid: 1000,
+            gid: 1000,
+            name: "alice".into(),
+            home: "/home/alice".into(),
+            shell: "/bin/zsh".into(),
+        }
+    }
+
+    fn host() -> HostFacts {
+        HostFacts {
+            hostname: "laptop".into(),
+            xdg_runtime_dir: Some("/run/user/1000".into()),
+            system_bus: Some("/run/dbus/system_bus_socket".into()),
+            xauthority: Some("/run/user/1000/xauth_x".into()),
+            localtime: Some("/usr/share/zoneinfo/Europe/Paris".into()),
+            timezone: Some("Europe/Paris".into()),
+            resolv_conf: Some("/run/systemd/resolve/stub-resolv.conf".into()),
+            hosts: Some("/etc/hosts".into()),
+            box_binary: Some("/usr/bin/box".into()),
+        }
+    }
+
+    fn plan_of(record: &ContainerRecord) -> Plan {
+        let store = Store::at(Path::new("/s"));
+        let user = user();
+        let host = host();
+        let mapping = IdMapping::KeepId {
+            uid: 1000,
+            gid: 1000,
+            subuid: SubRange {
+                start: 100000,
+                count: 65536,
+            },
+            subgid: SubRange {
+                start: 100000,
+                count: 65536,
+            },
+        };
+        build(
+            record,
+            &PlanInputs {
+                store: &store,
+                user: &user,
+                group: "alice".into(),
+                mapping: &mapping,
+                host: &host,
+            },
+        )
+    }
+
+    #[test]
+    fn overlay_lowers_are_top_first_and_relative() {
+        let plan = plan_of(&record());
+        let Storage::Overlay {
+            layers_dir,
+            lowers,
+            upper,
+            ..
+        } = &plan.storage
+        else {
+            panic!("overlay expected");
+        };
+        assert_eq!(layers_dir, Path::new("/s/layers"));
+        assert_eq!(lowers[0], Digest::of(b"top").hex());
+        assert_eq!(lowers[1], Digest::of(b"bottom").hex());
+        assert_eq!(upper, Path::new("/s/containers/dev/upper"));
+        assert_eq!(plan.root, Path::new("/s/containers/dev/root"));
+        assert!(plan.has_root);
+    }
+
+    #[test]
+    fn host_integration_mounts_come_in_order() {
+        let plan = plan_of(&record());
+        let targets: Vec<_> = plan
+            .mounts
+            .iter()
+            .map(|m| m.target.display().to_string())
+            .collect();
+        assert_eq!(
+            targets,
+            vec![
+                "/dev",
+                "/sys",
+                "/proc",
+                "/tmp",
+                "/run",
+                "/run/host",
+                "/run/user/1000",
+                "/run/dbus/system_bus_socket",
+                "/home/alice",
+                "/data",
+                "/usr/local/bin/box",
+            ]
+        );
+        // The X authority file is under the runtime dir: no mount of its own.
+        assert!(!plan.mounts.iter().any(|m| m.source.ends_with("xauth_x")));
+        assert!(
+            plan.mounts
+                .iter()
+                .find(|m| m.target == Path::new("/data"))
+                .unwrap()
+                .read_only
+        );
+        assert!(plan.files.contains(&FileOp::FollowHost {
+            path: "/etc/hosts".into(),
+            host_path: "/etc/hosts".into()
+        }));
+        assert_eq!(
+            plan.env_forced,
+            vec![
+                ("CONTAINER_ID".into(), "dev".into()),
+                ("container".into(), "box".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn own_hostname_and_home_change_hosts_env_and_mounts() {
+        let mut rec = record();
+        rec.hostname = Some("devbox".into());
+        rec.home = Some("/srv/devhome".into());
+        rec.storage = "copy".into();
+        let plan = plan_of(&rec);
+        assert_eq!(plan.storage, Storage::Copy);
+        assert_eq!(plan.hostname, "devbox");
+        assert_eq!(plan.user.home, Path::new("/srv/devhome"));
+        assert!(
+            plan.mounts
+                .iter()
+                .any(|m| m.target == Path::new("/srv/devhome"))
+        );
+        assert!(plan.files.contains(&FileOp::HostsWithName {
+            host_path: "/etc/hosts".into(),
+            hostname: "devbox".into()
+        }));
+        assert!(
+            plan.env_forced
+                .contains(&("HOME".into(), "/srv/devhome".into()))
+        );
+        assert!(
+            plan.env_forced
+                .contains(&("XAUTHLOCALHOSTNAME".into(), "laptop".into()))
+        );
+        let text = plan.to_string();
+        assert!(
+            text.contains(
+                "uid map (inside->outside+count): 0->100000+1000, 1000->1000+1, 1001->101000+64535"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("copy storage"), "{text}");
+    }
+}

@@ -1,0 +1,358 @@
+//! First-start user setup inside a box: the host user in passwd/group/shadow/gshadow,
+//! passwordless sudo, the host's timezone name. Runs in the holder after the pivot, as
+//! root inside when there is one.
+//!
+//! Invariants:
+//! - an image's existing user or group with the host user's uid/gid (ubuntu:24.04 has
+//!   `ubuntu` 1000) is renamed and modified, never duplicated; an entry with the user's
+//!   name but another id is dropped, so names and ids stay unique;
+//! - `/etc/box/setup.json` records who was set up; later starts of the box skip the
+//!   setup while it names the same user and uid;
+//! - without root inside (no subordinate ids) only what the user can write is done
+//!   (the passwd and group entries, so `id -un` works); sudo is skipped.
+
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+
+use super::plan::UserSpec;
+
+/// Where the marker of a finished setup lives inside the box.
+pub const MARKER: &str = "/etc/box/setup.json";
+
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+struct Marker {
+    user: String,
+    uid: u32,
+    gid: u32,
+}
+
+/// The login shell to use inside: the host's when the box has it, else bash, else sh.
+pub fn pick_shell(host_shell: &Path, exists: impl Fn(&Path) -> bool) -> String {
+    for candidate in [host_shell, Path::new("/bin/bash"), Path::new("/bin/sh")] {
+        if candidate.is_absolute() && exists(candidate) {
+            return candidate.display().to_string();
+        }
+    }
+    "/bin/sh".into()
+}
+
+/// Put `user` into a passwd text: rewrite the entry with its uid (renaming it), drop other
+/// entries with its name, or append one.
+pub fn edit_passwd(text: &str, user: &UserSpec, shell: &str) -> String {
+    let entry = format!(
+        "{}:x:{}:{}:{}:{}:{}",
+        user.name,
+        user.uid,
+        user.gid,
+        user.name,
+        user.home.display(),
+        shell
+    );
+    edit_db(text, &user.name, user.uid, |old| match old {
+        // Keep the image's GECOS field when renaming its user: it may mean something.
+        Some(fields) if fields.len() >= 7 && !fields[4].is_empty() => format!(
+            "{}:x:{}:{}:{}:{}:{}",
+            user.name,
+            user.uid,
+            user.gid,
+            fields[4],
+            user.home.display(),
+            shell
+        ),
+        _ => entry.clone(),
+    })
+}
+
+/// Put the user's primary group into a group text (same rules as [`edit_passwd`]).
+pub fn edit_group(text: &str, group: &str, gid: u32, member: &str) -> String {
+    edit_db(text, group, gid, |old| {
+        let members = old
+            .filter(|f| f.len() >= 4)
+            .map(|f| f[3].to_owned())
+            .unwrap_or_default();
+        let members = if members.split(',').any(|m| m == member) || member == group {
+            members
+        } else if members.is_empty() {
+            member.to_owned()
+        } else {
+            format!("{members},{member}")
+        };
+        format!("{group}:x:{gid}:{members}")
+    })
+}
+
+/// Put a shadow-style entry (`shadow` or `gshadow`) for `name`, replacing any entry of
+/// `old_name` (the image's user that was renamed) or `name`.
+pub fn edit_shadow(text: &str, name: &str, old_name: Option<&str>, entry: &str) -> String {
+    let mut out = String::with_capacity(text.len() + entry.len() + 1);
+    let mut written = false;
+    for line in text.lines() {
+        let first = line.split(':').next().unwrap_or("");
+        if first == name || Some(first) == old_name {
+            if !written {
+                out.push_str(entry);
+                out.push('\n');
+                written = true;
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !written {
+        out.push_str(entry);
+        out.push('\n');
+    }
+    out
+}
+
+/// The name of the entry holding `id` (third field) in a passwd/group text.
+pub fn name_of_id(text: &str, id: u32) -> Option<String> {
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 3 && f[2].parse::<u32>().ok() == Some(id)).then(|| f[0].to_owned())
+    })
+}
+
+/// Shared rule of passwd and group: the entry with `id` becomes `make(Some(old fields))`,
+/// entries with `name` and another id go, and a new entry is appended if none had `id`.
+fn edit_db(text: &str, name: &str, id: u32, make: impl Fn(Option<&[&str]>) -> String) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut written = false;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        let line_id = fields.get(2).and_then(|i| i.parse::<u32>().ok());
+        if fields.len() >= 3 && line_id == Some(id) {
+            if !written {
+                out.push_str(&make(Some(&fields)));
+                out.push('\n');
+                written = true;
+            }
+            continue;
+        }
+        if fields[0] == name {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !written {
+        out.push_str(&make(None));
+        out.push('\n');
+    }
+    out
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Replace a file's content keeping its mode (and owner: it is rewritten in place
+/// through a temp file that gets the old metadata).
+fn rewrite(path: &str, content: &str, default_mode: u32) -> Result<()> {
+    let path = Path::new(path);
+    let (mode, owner) = match std::fs::metadata(path) {
+        Ok(m) => {
+            use std::os::unix::fs::MetadataExt;
+            (m.permissions().mode() & 0o7777, Some((m.uid(), m.gid())))
+        }
+        Err(_) => (default_mode, None),
+    };
+    let tmp = path.with_extension("box-new");
+    std::fs::write(&tmp, content).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", tmp.display()))?;
+    if let Some((uid, gid)) = owner {
+        // Best effort: without root inside, everything is the user's anyway.
+        let _ = std::os::unix::fs::lchown(&tmp, Some(uid), Some(gid));
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+}
+
+/// Whether the setup already ran for this user.
+pub fn done(user: &UserSpec) -> bool {
+    let Ok(bytes) = std::fs::read(MARKER) else {
+        return false;
+    };
+    serde_json::from_slice::<Marker>(&bytes).ok()
+        == Some(Marker {
+            user: user.name.clone(),
+            uid: user.uid,
+            gid: user.gid,
+        })
+}
+
+/// Run the setup inside the box (after the pivot). `has_root`: whether we are root
+/// inside and may write root's files.
+pub fn run(user: &UserSpec, has_root: bool, timezone: Option<&str>) -> Result<()> {
+    let shell = pick_shell(&user.host_shell, |p| p.exists());
+    let passwd = read("/etc/passwd");
+    let old_user = name_of_id(&passwd, user.uid).filter(|n| *n != user.name);
+    rewrite("/etc/passwd", &edit_passwd(&passwd, user, &shell), 0o644)?;
+    let group = read("/etc/group");
+    let old_group = name_of_id(&group, user.gid).filter(|n| *n != user.group);
+    rewrite(
+        "/etc/group",
+        &edit_group(&group, &user.group, user.gid, &user.name),
+        0o644,
+    )?;
+    if has_root {
+        // `*`: no password login; sudo below needs none.
+        let days = crate::store::now() / 86400;
+        if Path::new("/etc/shadow").exists() {
+            let shadow = read("/etc/shadow");
+            let entry = format!("{}:*:{days}:0:99999:7:::", user.name);
+            rewrite(
+                "/etc/shadow",
+                &edit_shadow(&shadow, &user.name, old_user.as_deref(), &entry),
+                0o640,
+            )?;
+        }
+        if Path::new("/etc/gshadow").exists() {
+            let gshadow = read("/etc/gshadow");
+            let entry = format!("{}:!::{}", user.group, user.name);
+            rewrite(
+                "/etc/gshadow",
+                &edit_shadow(&gshadow, &user.group, old_group.as_deref(), &entry),
+                0o640,
+            )?;
+        }
+        let has_sudo = ["/usr/bin/sudo", "/bin/sudo", "/usr/sbin/sudo"]
+            .iter()
+            .any(|p| Path::new(p).exists());
+        if has_sudo || Path::new("/etc/sudoers.d").is_dir() {
+            std::fs::create_dir_all("/etc/sudoers.d").context("creating /etc/sudoers.d")?;
+            let path = format!("/etc/sudoers.d/box-{}", user.name);
+            let text = format!(
+                "# Written by box: {} is themself in this box and may act as root.\n{} ALL=(ALL:ALL) NOPASSWD: ALL\n",
+                user.name, user.name
+            );
+            write_new(&path, &text, 0o440)?;
+        }
+        if let Some(zone) = timezone {
+            write_new("/etc/timezone", &format!("{zone}\n"), 0o644)?;
+        }
+    }
+    std::fs::create_dir_all("/etc/box").context("creating /etc/box")?;
+    let marker = serde_json::to_vec(&Marker {
+        user: user.name.clone(),
+        uid: user.uid,
+        gid: user.gid,
+    })?;
+    write_new(MARKER, &String::from_utf8_lossy(&marker), 0o644)
+}
+
+/// Write a file owned by us (root inside) with `mode`, replacing any old one.
+fn write_new(path: &str, text: &str, mode: u32) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("creating {path}"))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("writing {path}"))?;
+    // The umask may have taken bits away; sudo insists on exactly 0440.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {path}"))
+}
+
+/// The login shell and home of `name` in the box's passwd (after setup).
+pub fn login_of(name: &str) -> Option<(String, String)> {
+    read("/etc/passwd").lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 7 && f[0] == name).then(|| (f[6].to_owned(), f[5].to_owned()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> UserSpec {
+        UserSpec {
+            name: "alice".into(),
+            uid: 1000,
+            gid: 1000,
+            group: "alice".into(),
+            home: "/home/alice".into(),
+            host_shell: "/bin/zsh".into(),
+        }
+    }
+
+    #[test]
+    fn a_new_user_is_appended() {
+        let text = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+        let out = edit_passwd(text, &alice(), "/bin/bash");
+        assert_eq!(
+            out,
+            format!("{text}alice:x:1000:1000:alice:/home/alice:/bin/bash\n")
+        );
+        // Idempotent.
+        assert_eq!(edit_passwd(&out, &alice(), "/bin/bash"), out);
+    }
+
+    #[test]
+    fn the_images_user_with_our_uid_is_renamed_not_duplicated() {
+        let text =
+            "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n";
+        let out = edit_passwd(text, &alice(), "/bin/zsh");
+        assert_eq!(
+            out,
+            "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Ubuntu:/home/alice:/bin/zsh\n"
+        );
+        assert_eq!(name_of_id(text, 1000).as_deref(), Some("ubuntu"));
+        let group = "root:x:0:\nubuntu:x:1000:\nsudo:x:27:ubuntu\n";
+        assert_eq!(
+            edit_group(group, "alice", 1000, "alice"),
+            "root:x:0:\nalice:x:1000:\nsudo:x:27:ubuntu\n"
+        );
+    }
+
+    #[test]
+    fn an_entry_with_our_name_but_another_id_goes() {
+        let text = "alice:x:1500:1500::/home/alice:/bin/sh\n";
+        assert_eq!(
+            edit_passwd(text, &alice(), "/bin/sh"),
+            "alice:x:1000:1000:alice:/home/alice:/bin/sh\n"
+        );
+        assert_eq!(
+            edit_group("alice:x:1500:\n", "alice", 1000, "alice"),
+            "alice:x:1000:\n"
+        );
+    }
+
+    #[test]
+    fn shadow_entries_replace_the_renamed_user() {
+        let text = "root:*:1::::::\nubuntu:!:1::::::\n";
+        assert_eq!(
+            edit_shadow(text, "alice", Some("ubuntu"), "alice:*:2:0:99999:7:::"),
+            "root:*:1::::::\nalice:*:2:0:99999:7:::\n"
+        );
+        assert_eq!(
+            edit_shadow("root:*:1::::::\n", "alice", None, "alice:*:2:0:99999:7:::"),
+            "root:*:1::::::\nalice:*:2:0:99999:7:::\n"
+        );
+    }
+
+    #[test]
+    fn the_shell_is_the_hosts_when_the_box_has_it() {
+        let has =
+            |list: &'static [&'static str]| move |p: &Path| list.iter().any(|x| Path::new(x) == p);
+        assert_eq!(
+            pick_shell(Path::new("/bin/zsh"), has(&["/bin/zsh", "/bin/bash"])),
+            "/bin/zsh"
+        );
+        assert_eq!(
+            pick_shell(Path::new("/bin/zsh"), has(&["/bin/bash", "/bin/sh"])),
+            "/bin/bash"
+        );
+        assert_eq!(
+            pick_shell(Path::new("/bin/zsh"), has(&["/bin/sh"])),
+            "/bin/sh"
+        );
+    }
+}

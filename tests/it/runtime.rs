@@ -1,0 +1,622 @@
+//! `box create`, `enter`, `run`, `list`, `stop` and `rm` end to end: images pulled from the
+//! loopback registry, boxes run as the unprivileged test users in real user namespaces on
+//! real overlayfs, results checked from inside the box and from the host.
+//!
+//! Every test removes its boxes at the end (`rm --all --force`), so no holder outlives it.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::registry::closed_port;
+use crate::common::{Fixture, Outcome, Registry, TestEnv, User};
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// Stops and removes every box of an environment when dropped, so that no holder of a
+/// failed test lingers.
+struct Boxes<'a>(&'a TestEnv);
+
+impl Drop for Boxes<'_> {
+    fn drop(&mut self) {
+        // No panic here: this may run while a failed test unwinds.
+        let _ = self.0.command(&["rm", "--all", "--force"]).output();
+    }
+}
+
+#[track_caller]
+fn ok(env: &TestEnv, args: &[&str]) -> Outcome {
+    let out = env.run(args);
+    out.success();
+    out
+}
+
+/// Pull `fixture` and create box `name` from it.
+#[track_caller]
+fn box_from(env: &TestEnv, fixture: Fixture, name: &str) -> String {
+    let reference = fixture.push(Registry::plain()).image.reference;
+    ok(env, &["pull", &reference]);
+    ok(env, &["create", "--no-entry", "--image", &reference, name]);
+    reference
+}
+
+/// `box run NAME -- sh -c SCRIPT`.
+fn sh(env: &TestEnv, name: &str, script: &str) -> Outcome {
+    env.run(&["run", name, "--", "sh", "-c", script])
+}
+
+fn list(env: &TestEnv) -> Vec<Value> {
+    match ok(env, &["list", "--json"]).json() {
+        Value::Array(items) => items,
+        other => panic!("`box list --json` is not an array: {other}"),
+    }
+}
+
+fn status_of(env: &TestEnv, name: &str) -> String {
+    list(env)
+        .iter()
+        .find(|b| b["name"] == name)
+        .map(|b| b["status"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("no box {name} in `box list --json`"))
+}
+
+fn holder_pid(env: &TestEnv, name: &str) -> i32 {
+    let path = env.runtime_dir.join("box").join(name).join("state.json");
+    let state: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    state["pid"].as_i64().unwrap() as i32
+}
+
+/// Every file below `dir` (empty when it does not exist).
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        out.push(entry.path());
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(files_below(&entry.path()));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// A Debian box, as the user with subordinate ids
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_debian_box_is_the_users_own_shell_with_the_box_userland() {
+    let env = TestEnv::new("rt-debian", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Debian, "deb");
+
+    // The box's os-release; the user, home and cwd are the host's.
+    let work = env.home.join("work/sub");
+    env.mkdir_owned(&work, 0o755);
+    let out = env
+        .command(&[
+            "run",
+            "deb",
+            "--",
+            "sh",
+            "-c",
+            "grep ^ID= /etc/os-release; id -un; id -u; echo $HOME; pwd",
+        ])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "ID=debian",
+            "boxtest",
+            &env.uid.to_string(),
+            env.home.to_str().unwrap(),
+            work.to_str().unwrap()
+        ],
+        "{text}"
+    );
+    assert_eq!(status_of(&env, "deb"), "running");
+
+    // A file written in the box's home is the user's on the host.
+    ok(
+        &env,
+        &["run", "deb", "--", "sh", "-c", "echo hi > ~/from-box"],
+    );
+    let meta = std::fs::metadata(env.home.join("from-box")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (env.uid, env.gid));
+
+    // Exit statuses and signals are the command's own.
+    sh(&env, "deb", "exit 7").status(7);
+    let killed = sh(&env, "deb", "kill -TERM $$");
+    assert_eq!(killed.status.signal(), Some(15), "{killed}");
+
+    // stdin pipes through.
+    let mut child = env
+        .command(&["run", "deb", "--", "tr", "a-z", "A-Z"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped text\n")
+        .unwrap();
+    let out = env.wait(&["run", "deb", "--", "tr"], child);
+    out.success().stdout_has("PIPED TEXT");
+
+    // Two concurrent runs.
+    let a = env.spawn(&["run", "deb", "--", "sh", "-c", "sleep 0.3; echo first"]);
+    let b = env.spawn(&["run", "deb", "--", "sh", "-c", "sleep 0.3; echo second"]);
+    env.wait(&["run"], a).success().stdout_has("first");
+    env.wait(&["run"], b).success().stdout_has("second");
+
+    // The host integration: /run/host, the hosts file following the host's, the marker
+    // tools look for, the environment.
+    let out = sh(
+        &env,
+        "deb",
+        "readlink /etc/hosts; cat /run/.containerenv; echo CONTAINER_ID=$CONTAINER_ID; test -d /run/host/etc && echo host-root; test -x /usr/local/bin/box && echo box-inside",
+    );
+    out.success()
+        .stdout_has("/run/host/etc/hosts")
+        .stdout_has("engine=\"box\"")
+        .stdout_has("CONTAINER_ID=deb")
+        .stdout_has("host-root")
+        .stdout_has("box-inside");
+
+    // Not found: 127; not executable: 126; both name the command and the box.
+    env.run(&["run", "deb", "--", "no-such-command"])
+        .status(127)
+        .stderr_has("no-such-command")
+        .stderr_has("deb");
+    env.run(&["run", "deb", "--", "/etc/passwd"])
+        .status(126)
+        .stderr_has("/etc/passwd");
+}
+
+#[test]
+fn sudo_installs_packages_and_rm_leaves_nothing_behind() {
+    let env = TestEnv::new("rt-sudo", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Debian, "pkg");
+    sh(&env, "pkg", "sudo id -u").success().stdout_has("0");
+    // The box uses the host network: the Debian mirror is reachable.
+    let out = env.run(&[
+        "run", "pkg", "--", "sh", "-c",
+        "sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hello >/dev/null && hello",
+    ]);
+    out.success().stdout_has("Hello, world!");
+    // Files owned by subordinate ids in the upper layer...
+    let upper = env.store().join("containers/pkg/upper");
+    let foreign = files_below(&upper)
+        .iter()
+        .filter(|p| p.symlink_metadata().is_ok_and(|m| m.uid() != env.uid))
+        .count();
+    assert!(
+        foreign > 0,
+        "expected files owned by subordinate ids in {}",
+        upper.display()
+    );
+    // ...are removed by rm (of a running box, with --force).
+    env.run(&["rm", "pkg"]).box_error(&["running", "pkg"]);
+    ok(&env, &["rm", "--force", "pkg"]);
+    assert!(!env.store().join("containers/pkg").exists());
+    assert_eq!(files_below(&env.store().join("tmp")), Vec::<PathBuf>::new());
+    assert!(list(&env).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// The multi-layer fixture: the tree inside is what the layers say
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_multilayer_tree_inside_a_box_is_exactly_what_the_layers_say() {
+    let env = TestEnv::new("rt-multilayer", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Multilayer, "ml");
+    let out = sh(
+        &env,
+        "ml",
+        "cd /data && stat -c '%u %g %a %F %n' becomes-file becomes-dir becomes-dir/inside www www/index.html user1234 suid; ls -A opaque; test -e /etc/deleteme || echo deleteme-gone; test -e /bin/ls || echo ls-gone; cat becomes-file",
+    );
+    out.success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "0 0 644 regular file becomes-file",
+            "0 0 755 directory becomes-dir",
+            "0 0 644 regular file becomes-dir/inside",
+            "33 33 755 directory www",
+            "33 33 644 regular file www/index.html",
+            "1234 1234 644 regular file user1234",
+            "0 0 4755 regular file suid",
+            "new",
+            "deleteme-gone",
+            "ls-gone",
+            "now a file",
+        ],
+        "{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Lifecycle: list, stop, a killed holder
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn list_stop_and_a_killed_holder_are_reported_truthfully() {
+    let env = TestEnv::new("rt-lifecycle", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = box_from(&env, Fixture::Busybox, "bb");
+    let boxes = list(&env);
+    assert_eq!(boxes.len(), 1);
+    assert_eq!(boxes[0]["status"], "stopped");
+    assert_eq!(boxes[0]["image"], reference.as_str());
+    ok(&env, &["list"]).stdout_has("bb").stdout_has("stopped");
+
+    ok(&env, &["run", "bb", "--", "true"]);
+    assert_eq!(status_of(&env, "bb"), "running");
+    // A process left running in the box is ended by stop.
+    let sleeper = env.spawn(&["run", "bb", "--", "sleep", "1000"]);
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&env, &["stop", "bb"]).stdout_has("Stopped");
+    let out = env.wait(&["run", "bb", "--", "sleep"], sleeper);
+    assert!(
+        out.status.signal().is_some(),
+        "the sleeper survived stop:\n{out}"
+    );
+    assert_eq!(status_of(&env, "bb"), "stopped");
+
+    // kill -9 of the holder: the next run starts a new one transparently.
+    ok(&env, &["run", "bb", "--", "true"]);
+    let old = holder_pid(&env, "bb");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(status_of(&env, "bb"), "stopped");
+    ok(&env, &["run", "bb", "--", "true"]);
+    assert_ne!(holder_pid(&env, "bb"), old);
+    ok(&env, &["stop", "--all"]);
+    assert_eq!(status_of(&env, "bb"), "stopped");
+
+    // Concurrent first runs of a stopped box start one holder: all land in one namespace.
+    let args = ["run", "bb", "--", "ls", "-l", "/proc/self/ns/mnt"];
+    let children: Vec<_> = (0..4).map(|_| env.spawn(&args)).collect();
+    let namespaces: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = env.wait(&args, c);
+            out.success();
+            // `... /proc/self/ns/mnt -> mnt:[4026532...]`
+            out.stdout.rsplit("-> ").next().unwrap().trim().to_owned()
+        })
+        .collect();
+    assert!(
+        namespaces
+            .iter()
+            .all(|n| n == &namespaces[0] && n.starts_with("mnt:")),
+        "{namespaces:?}"
+    );
+    ok(&env, &["stop", "bb"]);
+
+    ok(&env, &["rm", "bb"]).stdout_has("Removed");
+    assert!(list(&env).is_empty());
+    assert!(!env.store().join("containers/bb").exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn unknown_boxes_and_invalid_names_are_clear_errors() {
+    let env = TestEnv::new("rt-unknown", User::BoxTest);
+    for args in [
+        &["run", "nosuch", "--", "true"][..],
+        &["enter", "nosuch"],
+        &["stop", "nosuch"],
+        &["rm", "nosuch"],
+    ] {
+        env.run(args).box_error(&["no box named `nosuch`"]);
+    }
+    env.run(&["create", "--image", "busybox", "bad/name"])
+        .box_error(&["not a valid box name"]);
+    env.run(&["run", "-bad", "--", "true"]).status(2);
+    // Nothing was created for the unknown name.
+    assert!(!env.runtime_dir.join("box/nosuch").exists());
+}
+
+#[test]
+fn a_missing_image_that_cannot_be_pulled_creates_nothing() {
+    let env = TestEnv::new("rt-nopull", User::BoxTest);
+    let reference = format!("127.0.0.1:{}/nothing/here:1", closed_port());
+    env.run(&["create", "--image", &reference, "x"])
+        .box_error(&["nothing/here"]);
+    assert!(list(&env).is_empty());
+    assert!(!env.store().join("containers/x").exists());
+}
+
+#[test]
+fn a_name_clash_is_one_clear_error_even_for_concurrent_creates() {
+    let env = TestEnv::new("rt-clash", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = box_from(&env, Fixture::Busybox, "one");
+    env.run(&["create", "--no-entry", "--image", &reference, "one"])
+        .box_error(&["already exists"]);
+    let children: Vec<_> = (0..4)
+        .map(|_| env.spawn(&["create", "--no-entry", "--image", &reference, "same"]))
+        .collect();
+    let outcomes: Vec<Outcome> = children
+        .into_iter()
+        .map(|c| env.wait(&["create", "same"], c))
+        .collect();
+    let created = outcomes.iter().filter(|o| o.status.success()).count();
+    assert_eq!(created, 1, "{outcomes:#?}");
+    for failed in outcomes.iter().filter(|o| !o.status.success()) {
+        failed.box_error(&["already exists"]);
+    }
+    assert_eq!(list(&env).len(), 2);
+    assert_eq!(files_below(&env.store().join("tmp")), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_missing_volume_source_is_refused_at_create() {
+    let env = TestEnv::new("rt-volume", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &reference]);
+    let missing = env.dir.join("no-such-dir");
+    env.run(&[
+        "create",
+        "--no-entry",
+        "--image",
+        &reference,
+        "--volume",
+        &format!("{}:/data", missing.display()),
+        "v",
+    ])
+    .box_error(&["no-such-dir", "does not exist"]);
+    assert!(list(&env).is_empty());
+    // A good volume, read-only, is there and read-only.
+    let data = env.home.join("data");
+    env.write_user_file(&data.join("f"), "volume content\n", 0o644);
+    ok(
+        &env,
+        &[
+            "create",
+            "--no-entry",
+            "--image",
+            &reference,
+            "--volume",
+            &format!("{}:/data:ro", data.display()),
+            "v",
+        ],
+    );
+    sh(
+        &env,
+        "v",
+        "cat /data/f; touch /data/g 2>/dev/null || echo read-only",
+    )
+    .success()
+    .stdout_has("volume content")
+    .stdout_has("read-only");
+}
+
+#[test]
+fn without_newuidmap_boxes_fall_back_to_a_single_id_and_say_so() {
+    let mut env = TestEnv::new("rt-nouidmap", User::BoxTest);
+    // A PATH without newuidmap/newgidmap.
+    let bin = env.dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    env.set_env("PATH", bin.as_os_str());
+    let _boxes = Boxes(&env);
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    let out = ok(&env, &["pull", &reference]);
+    let created = ok(
+        &env,
+        &["create", "--no-entry", "--image", &reference, "single"],
+    );
+    let said = format!("{}{}", out.stderr, created.stderr);
+    assert!(
+        said.contains("newuidmap"),
+        "no notice of the fallback:\n{out}\n{created}"
+    );
+    sh(&env, "single", "id -u")
+        .success()
+        .stdout_has(&env.uid.to_string());
+}
+
+#[test]
+fn the_user_without_subordinate_ids_gets_a_working_box() {
+    let env = TestEnv::new("rt-nosub", User::BoxNoSub);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Busybox, "nosub");
+    sh(&env, "nosub", "id -un; echo $HOME")
+        .success()
+        .stdout_has("boxnosub")
+        .stdout_has(env.home.to_str().unwrap());
+}
+
+#[test]
+fn a_failing_newuidmap_is_a_clear_error_with_its_message() {
+    let mut env = TestEnv::new("rt-baduidmap", User::BoxTest);
+    box_from(&env, Fixture::Busybox, "bad");
+    let bin = env.dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for helper in ["newuidmap", "newgidmap"] {
+        let path = bin.join(helper);
+        std::fs::write(
+            &path,
+            "#!/bin/sh\necho \"$0: fake refusal for the test\" >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    env.set_env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    env.run(&["run", "bad", "--", "true"])
+        .box_error(&["fake refusal for the test"]);
+    assert_eq!(status_of(&env, "bad"), "stopped");
+    // With the real helpers back, the same box starts.
+    env.set_env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
+    let _boxes = Boxes(&env);
+    ok(&env, &["run", "bad", "--", "true"]);
+}
+
+#[test]
+fn when_overlayfs_is_refused_the_box_is_a_copy_and_box_says_so() {
+    let mut env = TestEnv::new("rt-copy", User::BoxTest);
+    // The store on an overlayfs: the kernel refuses an overlayfs upper dir there. (The
+    // busybox fixture: layers with whiteouts cannot even be unpacked on such a store, as
+    // a 0:0 character device cannot be created on overlayfs from a user namespace.)
+    let (lower, upper, work, merged) = (
+        env.dir.join("ovl-lower"),
+        env.dir.join("ovl-upper"),
+        env.dir.join("ovl-work"),
+        env.dir.join("ovl"),
+    );
+    for dir in [&lower, &upper, &work, &merged] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let status = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        ))
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mounting the test overlay");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(merged.clone());
+    env.mkdir_owned(&merged.join("data"), 0o700);
+    env.set_env("XDG_DATA_HOME", merged.join("data").as_os_str());
+    {
+        let _boxes = Boxes(&env);
+        box_from(&env, Fixture::Busybox, "copied");
+        let out = sh(
+            &env,
+            "copied",
+            "grep ^ID= /etc/os-release; stat -c '%u %g %a' /bin/busybox /root",
+        );
+        out.success()
+            .stdout_has("ID=busybox")
+            .stdout_has("0 0 755")
+            .stdout_has("0 0 700")
+            .stderr_has("copy");
+        let boxes = list(&env);
+        assert_eq!(boxes[0]["storage"], "copy");
+        // Later starts reuse the copy silently.
+        ok(&env, &["stop", "copied"]);
+        let again = sh(&env, "copied", "grep ^ID= /etc/os-release");
+        again.success().stdout_has("ID=busybox");
+        assert!(!again.stderr.contains("copy"), "{again}");
+    }
+}
+
+#[test]
+fn the_dry_run_prints_the_plan_and_does_nothing() {
+    let env = TestEnv::new("rt-dry", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &reference]);
+    let out = ok(
+        &env,
+        &[
+            "create",
+            "--dry-run",
+            "--image",
+            &reference,
+            "--hostname",
+            "dry",
+            "plan",
+        ],
+    );
+    out.stdout_has("uid map")
+        .stdout_has("overlay")
+        .stdout_has("/run/host")
+        .stdout_has("hostname: dry");
+    assert!(list(&env).is_empty());
+    ok(
+        &env,
+        &["create", "--no-entry", "--image", &reference, "plan"],
+    );
+    ok(&env, &["enter", "--dry-run", "plan"]).stdout_has("pivot_root");
+    assert_eq!(status_of(&env, "plan"), "stopped");
+}
+
+/// A third user whose subordinate range is too small for a box (1000 ids), created by
+/// the test itself (the tests run as root). Returns (uid, gid, home).
+fn user_with_a_small_range() -> (u32, u32, PathBuf) {
+    const NAME: &str = "boxsmall";
+    if nix::unistd::User::from_name(NAME).unwrap().is_none() {
+        let status = Command::new("useradd")
+            .args(["--create-home", "--shell", "/bin/sh", NAME])
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd {NAME}");
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{NAME}:")))
+            .collect();
+        lines.push("boxsmall:400000:1000");
+        std::fs::write(file, lines.join("\n") + "\n").unwrap();
+    }
+    let user = nix::unistd::User::from_name(NAME).unwrap().unwrap();
+    (user.uid.as_raw(), user.gid.as_raw(), user.dir)
+}
+
+#[test]
+fn a_subordinate_range_too_small_for_a_box_is_a_clear_error() {
+    crate::common::require_root();
+    let (uid, gid, home) = user_with_a_small_range();
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    let out = Command::new(crate::common::box_bin())
+        .args(["create", "--no-entry", "--image", &reference, "small"])
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .current_dir(&home)
+        .uid(uid)
+        .gid(gid)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("holds 1000 ids"), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("hint: ")), "{stderr}");
+    assert!(!home.join(".local/share/box/containers/small").exists());
+}
