@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use box_cli::export::exec::{self, Piece};
 
-use crate::common::{Fixture, Outcome, Registry, TestEnv, User};
+use crate::common::{Fixture, Outcome, Registry, TestEnv, User, box_bin};
 
 /// A test environment with a Debian box `dev` created (no menu entry unless asked).
 fn debian_box(test: &str) -> TestEnv {
