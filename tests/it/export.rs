@@ -136,6 +136,25 @@ fn exported_binary_behaves_like_box_run() {
     env.run(&["export", "dev", "--delete", "--bin", "/bin/sh"])
         .success();
     assert!(!wrapper.exists());
+
+    // Inside the box the name is optional, and the wrapper names the host's box binary.
+    env.run(&[
+        "run",
+        "dev",
+        "--",
+        "box",
+        "export",
+        "--bin",
+        "/usr/bin/xterm",
+    ])
+    .success();
+    let text = std::fs::read_to_string(bin_home(&env).join("xterm")).unwrap();
+    let exec_line = format!("exec '{}' run 'dev' -- '/usr/bin/xterm' \"$@\"", box_bin());
+    assert!(text.contains(&exec_line), "{text}");
+    env.run(&[
+        "run", "dev", "--", "box", "export", "other", "--bin", "/bin/sh",
+    ])
+    .box_error(&["inside box `dev`"]);
 }
 
 #[test]
