@@ -278,17 +278,20 @@ fn check_binary(root: &BoxRoot, name: &str, path: &str) -> Result<()> {
 /// The label appended to exported application names.
 fn label(ctx: &Context, name: &str, flag: Option<&str>) -> Result<String> {
     let configured = match flag {
-        Some(label) => label.to_owned(),
-        None => ctx
-            .config()?
-            .export_label
-            .clone()
-            .unwrap_or_else(|| " (on {box})".to_owned()),
+        Some(label) => Some(label),
+        None => ctx.config()?.export_label.as_deref(),
     };
-    if configured == "none" {
-        return Ok(String::new());
+    Ok(resolve_label(configured, name))
+}
+
+/// The label from `--export-label` or the config (`{box}` is the box name; `none` or ""
+/// for nothing), defaulting to " (on NAME)".
+fn resolve_label(configured: Option<&str>, name: &str) -> String {
+    match configured {
+        Some("none") => String::new(),
+        Some(label) => label.replace("{box}", name),
+        None => format!(" (on {name})"),
     }
-    Ok(configured.replace("{box}", name))
 }
 
 /// Export application `app` of box `name` to the host menu. Returns the entry's path.
@@ -632,6 +635,14 @@ mod tests {
         let err = check_binary(&root, "dev", "/usr/bin/data").unwrap_err();
         assert!(crate::error::message(&err).contains("not an executable"));
         assert!(check_binary(&root, "dev", "/usr/bin").is_err());
+    }
+
+    #[test]
+    fn labels_default_substitute_and_can_be_turned_off() {
+        assert_eq!(resolve_label(None, "dev"), " (on dev)");
+        assert_eq!(resolve_label(Some(" [{box}]"), "dev"), " [dev]");
+        assert_eq!(resolve_label(Some("none"), "dev"), "");
+        assert_eq!(resolve_label(Some(""), "dev"), "");
     }
 
     #[test]

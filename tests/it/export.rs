@@ -397,10 +397,33 @@ fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
         x.display
     );
 
-    // The box's own menu entry.
+    // --delete takes the entry and its icons away; a label can be chosen or turned off.
+    env.run(&["export", "dev", "--delete", "--app", "xterm"])
+        .success();
+    assert!(!entry.exists());
+    assert!(icons.iter().all(|p| !p.exists()), "{icons:?}");
+    env.run(&[
+        "export",
+        "dev",
+        "--app",
+        "debian-xterm",
+        "--export-label",
+        "none",
+    ])
+    .success();
+    assert!(
+        std::fs::read_to_string(&entry)
+            .unwrap()
+            .contains("\nName=XTerm\n")
+    );
+
+    // The box's own menu entry, which --delete removes and generate-entry writes again.
     env.run(&["generate-entry", "dev"]).success();
     let own = apps_dir(&env).join("box-dev.desktop");
     assert_validates(&own);
+    env.run(&["generate-entry", "dev", "--delete"]).success();
+    assert!(!own.exists());
+    env.run(&["generate-entry", "dev"]).success();
     assert!(key(&std::fs::read_to_string(&own).unwrap(), "Exec").ends_with(" enter dev"));
 
     // A wrapper too, then rm takes everything away.
