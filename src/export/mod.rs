@@ -220,7 +220,13 @@ pub fn bin_from(
     let file_name = path.rsplit('/').next().unwrap_or_default();
     let wrapper_path = dir.join(file_name);
     let text = wrapper::script(&host.box_exe, name, path, &wrapper_path);
-    with_registry(&host.store, |registry| {
+    // One wrapper per binary: exporting it to another directory moves it.
+    let previous = with_registry(&host.store, |registry| {
+        let previous = registry
+            .find(name, Kind::Bin, path)
+            .and_then(|e| e.files.first())
+            .map(|f| f.path.clone())
+            .filter(|p| *p != wrapper_path);
         registry.install(
             name,
             Kind::Bin,
@@ -232,8 +238,15 @@ pub fn bin_from(
                 shareable: false,
             }],
             force,
-        )
+        )?;
+        Ok(previous)
     })?;
+    if let Some(previous) = previous {
+        crate::error::notice(format!(
+            "the wrapper of {path} moved here from {}",
+            previous.display()
+        ));
+    }
     Ok(wrapper_path)
 }
 
