@@ -129,6 +129,12 @@ pub fn boxed_exec(box_exe: &Path, box_name: &str, original: &str) -> Result<Stri
 
 /// Rewrite the desktop file `text` of an application so it runs in the box.
 pub fn rewrite(text: &str, params: &Rewrite) -> Result<String> {
+    // Links and directories have no command to run in the box; exporting them would
+    // only put the box's URLs in the host menu.
+    match main_group(text).get("Type") {
+        Some("Application") | None => {}
+        Some(other) => bail!("it is of Type={other}; only applications can be exported"),
+    }
     let label = exec::escape_appended(params.label);
     let box_exe = exec::escape_string(&params.box_exe.to_string_lossy());
     let mut out = String::with_capacity(text.len() + 256);
@@ -546,6 +552,12 @@ Exec=untouched %u
         .unwrap_err();
         assert!(err.to_string().contains("no Exec"), "{err}");
         assert!(rewrite("Name=X\n", &params(&icons)).is_err());
+        let err = rewrite(
+            "[Desktop Entry]\nType=Link\nName=X\nURL=file:///etc\n",
+            &params(&icons),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("Type=Link"), "{err}");
     }
 
     fn fake_box() -> (tempfile::TempDir, BoxRoot) {
