@@ -155,7 +155,7 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     // What this pull adds, so a failure can take it back out.
     let mut added_layers: Vec<Digest> = Vec::new();
     let mut added_blobs: Vec<Digest> = Vec::new();
-    let outcome = (|| -> Result<(ImageRecord, Vec<u64>)> {
+    let outcome = (|| -> Result<ImageRecord> {
         let stats = fetch_layers(ctx, &store, &client, &canonical, &layers, &mut added_layers)?;
         let blobs = [
             Some((&manifest.digest, &manifest.bytes)),
@@ -193,9 +193,9 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
             config: config.config.clone(),
         };
         store.put_image(&record)?;
-        Ok((record, stats))
+        Ok(record)
     })();
-    let (record, stats) = match outcome {
+    let record = match outcome {
         Ok(done) => done,
         Err(error) => {
             drop(store_lock);
@@ -203,11 +203,10 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
             return Err(error);
         }
     };
-    let downloaded: u64 = stats
+    let downloaded: u64 = layers
         .iter()
-        .zip(&layers)
-        .filter(|(s, _)| **s > 0)
-        .map(|(_, (d, _))| d.size)
+        .filter(|(_, diff_id)| added_layers.contains(diff_id))
+        .map(|(descriptor, _)| descriptor.size)
         .sum();
     notice(format!(
         "pulled {canonical} ({}, {} layers, {} downloaded) in {}",
