@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use crate::cli::RunArgs;
 use crate::context::Context;
+use crate::error::Hint;
 use crate::runtime::join::Command;
 use crate::runtime::{self, state};
 use crate::store::containers::validate_name;
@@ -17,7 +18,15 @@ pub fn exec(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     // The hot path: a running box is joined from its runtime state alone.
     let state = match state::running(ctx, name) {
         Some(state) => state,
-        None => runtime::ensure_running(ctx, name)?,
+        None => match runtime::ensure_running(ctx, name) {
+            Ok(state) => state,
+            // Called through an exported wrapper whose box was removed: say which file.
+            Err(err) if !ctx_has_box(ctx, name) => match crate::export::missing_box_hint(name) {
+                Some(hint) => return Err(err.context(Hint(hint))),
+                None => return Err(err),
+            },
+            Err(err) => return Err(err),
+        },
     };
     let cwd = if args.no_workdir {
         None
@@ -25,4 +34,8 @@ pub fn exec(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         std::env::current_dir().ok()
     };
     match runtime::join::exec(name, &state, Command::Exec(&args.command), cwd)? {}
+}
+
+fn ctx_has_box(ctx: &Context, name: &str) -> bool {
+    crate::store::Store::at(&ctx.dirs.store).has_container(name)
 }

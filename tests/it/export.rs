@@ -446,4 +446,5 @@ fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
     let out = run_as(&env, &kept_copy, &["-v"], &[]);
     assert_ne!(out.code(), Some(0));
     out.stderr_has("no box named");
+    out.stderr_has("this wrapper was exported from box dev, which no longer exists");
 }
