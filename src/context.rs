@@ -145,6 +145,24 @@ impl Context {
         Ok(self.id_mapping.get_or_init(|| mapping))
     }
 
+    /// Say once per store what the single-id fallback loses and how to fix it, whichever
+    /// of pull, create or the first start comes first. Nothing for other mappings.
+    pub fn explain_id_mapping_once(&self) {
+        let Ok(IdMapping::Single { reason, .. }) = self.id_mapping() else {
+            return;
+        };
+        if !crate::store::Store::at(&self.dirs.store).first_time("single-id-mapping") {
+            return;
+        }
+        crate::error::notice(format!(
+            "note: {reason}, so boxes map only your own user id: there is no root inside a box, \
+             files of other owners in images show as yours, and package installs (sudo apt/dnf) \
+             fail. To fix it, give your user subordinate ids (`sudo usermod --add-subuids \
+             100000-165535 --add-subgids 100000-165535 $USER`) and install newuidmap/newgidmap \
+             (package uidmap); then remove your boxes and images and pull again. (Shown once.)"
+        ));
+    }
+
     /// Whether stderr is a terminal (progress bars and prompts only then).
     pub fn stderr_is_terminal(&self) -> bool {
         rustix::termios::isatty(rustix::stdio::stderr())

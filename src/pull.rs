@@ -60,7 +60,7 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     let store = Store::open(&ctx.dirs.store)?;
     let mapping = ctx.id_mapping()?;
     store.check_id_mapping(mapping)?;
-    explain_single_mapping_once(&store, mapping);
+    ctx.explain_id_mapping_once();
     let store_lock = store.lock(false)?;
 
     let client = Client::new(&reference, ctx.config()?)?;
@@ -273,21 +273,6 @@ fn roll_back(ctx: &Context, store: &Store, layers: &[Digest], blobs: &[Digest]) 
     if let Err(err) = removed {
         warn(format!(
             "could not take back the layers of the failed pull: {err:#}"
-        ));
-    }
-}
-
-/// Say once per store what a single-id mapping loses.
-fn explain_single_mapping_once(store: &Store, mapping: &IdMapping) {
-    if let IdMapping::Single { reason, .. } = mapping
-        && store.first_time("single-id-mapping")
-    {
-        notice(format!(
-            "note: {reason}, so boxes map only your own user id: files of other owners in images \
-             become yours, there is no root inside, and installing packages in a box will fail. \
-             To fix it, give your user subordinate ids (`sudo usermod --add-subuids 100000-165535 \
-             --add-subgids 100000-165535 $USER`) and install newuidmap/newgidmap (package uidmap); \
-             then remove your images and pull them again. (Shown once.)"
         ));
     }
 }

@@ -159,7 +159,11 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<String> {
             "pick another name with --name, or remove the old box with `box rm`",
         ));
     }
+    // A subordinate range too small, or layers unpacked with another mapping: say so now.
     let mapping = ctx.id_mapping()?;
+    if !args.dry_run {
+        store.check_id_mapping(mapping)?;
+    }
 
     let local = if args.pull {
         None
@@ -183,7 +187,7 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<String> {
                     format!("`box pull {image}` downloads it"),
                 ));
             }
-            crate::runtime::notice_single_id(ctx, mapping);
+            ctx.explain_id_mapping_once();
             crate::pull::pull(ctx, &image, args.platform.as_deref())
                 .with_context(|| format!("creating box `{name}`"))?
         }
@@ -227,7 +231,7 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<String> {
         }
         store.create_container(&container)?;
     }
-    crate::runtime::notice_single_id(ctx, mapping);
+    ctx.explain_id_mapping_once();
     if !args.no_entry
         && let Err(err) = crate::export::generate_entry(ctx, &name)
     {

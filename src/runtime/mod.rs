@@ -22,7 +22,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use anyhow::{Context as _, Result};
 
 use crate::context::Context;
-use crate::idmap::IdMapping;
 use crate::store::Store;
 use crate::store::containers::ContainerRecord;
 use state::State;
@@ -47,20 +46,6 @@ pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Resul
             host: &host,
         },
     ))
-}
-
-/// Say once per store what the single-id fallback loses and how to fix it (the same
-/// once-only marker as pull's notice, so a user sees it once whichever comes first).
-pub fn notice_single_id(ctx: &Context, mapping: &IdMapping) {
-    let IdMapping::Single { reason, .. } = mapping else {
-        return;
-    };
-    if !Store::at(&ctx.dirs.store).first_time("single-id-mapping") {
-        return;
-    }
-    crate::error::notice(format!(
-        "note: {reason}, so boxes map only your own user id: there is no root inside a box, files of other owners in images show as yours, and package installs (sudo apt/dnf) fail. To fix it, give your user subordinate ids (`sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER`) and install newuidmap/newgidmap (package uidmap); then remove your boxes and images and pull again. (Shown once.)"
-    ));
 }
 
 /// The state of box `name`, starting its holder first when it is not running.
@@ -93,7 +78,9 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     let store = Store::open(&ctx.dirs.store)?;
     let mut record = store.container(name)?;
     let mapping = ctx.id_mapping()?;
-    notice_single_id(ctx, mapping);
+    // Layers unpacked with another mapping would show wrong owners: refuse, never mix.
+    store.check_id_mapping(mapping)?;
+    ctx.explain_id_mapping_once();
     let plan = plan_for(ctx, &store, &record)?;
     let ready = holder::start(&plan, mapping)?;
     if ready.storage != record.storage {
