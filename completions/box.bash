@@ -16,12 +16,6 @@ _box() {
             ",$1")
                 cmd="box"
                 ;;
-            box,__holder)
-                cmd="box__subcmd____holder"
-                ;;
-            box,__store-helper)
-                cmd="box__subcmd____store__subcmd__helper"
-                ;;
             box,create)
                 cmd="box__subcmd__create"
                 ;;
@@ -60,12 +54,6 @@ _box() {
                 ;;
             box,stop)
                 cmd="box__subcmd__stop"
-                ;;
-            box__subcmd__help,__holder)
-                cmd="box__subcmd__help__subcmd____holder"
-                ;;
-            box__subcmd__help,__store-helper)
-                cmd="box__subcmd__help__subcmd____store__subcmd__helper"
                 ;;
             box__subcmd__help,create)
                 cmd="box__subcmd__help__subcmd__create"
@@ -110,36 +98,8 @@ _box() {
 
     case "${cmd}" in
         box)
-            opts="-h -V --help --version pull images rmi create enter run list ls stop rm export generate-entry __holder __store-helper help"
+            opts="-h -V --help --version pull images rmi create enter run list ls stop rm export generate-entry help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        box__subcmd____holder)
-            opts="-h -V --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        box__subcmd____store__subcmd__helper)
-            opts="-h -V --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -276,36 +236,8 @@ _box() {
             return 0
             ;;
         box__subcmd__help)
-            opts="pull images rmi create enter run list stop rm export generate-entry __holder __store-helper help"
+            opts="pull images rmi create enter run list stop rm export generate-entry help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        box__subcmd__help__subcmd____holder)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        box__subcmd__help__subcmd____store__subcmd__helper)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -46,12 +46,6 @@ pub enum Command {
     Export(ExportArgs),
     /// Add (or remove) a desktop menu entry that opens a terminal in a box
     GenerateEntry(GenerateEntryArgs),
-    /// Internal: the long-lived process that holds a running box's namespaces
-    #[command(name = "__holder", hide = true)]
-    Holder(InternalArgs),
-    /// Internal: store work done inside the user namespace (unpack, remove)
-    #[command(name = "__store-helper", hide = true)]
-    StoreHelper(InternalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -223,12 +217,6 @@ pub struct GenerateEntryArgs {
     /// Remove the entry instead
     #[arg(long, short)]
     pub delete: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct InternalArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
 }
 
 /// The clap command tree, for the man page and completion generators.

@@ -9,8 +9,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = box_cli::cli::Cli::parse();
-    match box_cli::commands::dispatch(cli.command) {
+    // Internal re-executions of box (holder, store helper) skip the public command line.
+    let internal = std::env::args_os()
+        .nth(1)
+        .is_some_and(|first| first.to_str().is_some_and(|f| f.starts_with("__")));
+    let outcome = internal
+        .then(|| box_cli::commands::internal(&std::env::args().skip(1).collect::<Vec<_>>()))
+        .flatten()
+        .unwrap_or_else(|| box_cli::commands::dispatch(box_cli::cli::Cli::parse().command));
+    match outcome {
         Ok(code) => code,
         Err(err) => {
             box_cli::error::report(&err);

@@ -20,14 +20,20 @@ use anyhow::Result;
 use crate::cli::Command;
 use crate::context::Context;
 
+/// The internal entry points box re-executes itself with (`/proc/self/exe NAME ...`):
+/// the holder of a running box and the store helper in the user namespace. They are not
+/// part of the command line users see (help, man pages, completions), and they skip clap.
+pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
+    let (first, rest) = args.split_first()?;
+    match first.as_str() {
+        "__holder" => Some(crate::runtime::holder::main(rest)),
+        "__store-helper" => Some(crate::image::helper::main(rest)),
+        _ => None,
+    }
+}
+
 /// Run a parsed command.
 pub fn dispatch(command: Command) -> Result<ExitCode> {
-    // The hidden helpers parse their own arguments and build what they need.
-    match command {
-        Command::Holder(args) => return crate::runtime::holder::main(&args.args),
-        Command::StoreHelper(args) => return crate::image::helper::main(&args.args),
-        _ => {}
-    }
     let ctx = Context::from_env()?;
     match command {
         Command::Pull(args) => pull::exec(&ctx, args),
@@ -41,6 +47,5 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Rm(args) => rm::exec(&ctx, args),
         Command::Export(args) => export::exec(&ctx, args),
         Command::GenerateEntry(args) => generate_entry::exec(&ctx, args),
-        Command::Holder(_) | Command::StoreHelper(_) => unreachable!("handled above"),
     }
 }
