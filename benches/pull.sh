@@ -76,7 +76,10 @@ commands=(
 if command -v podman >/dev/null; then
   commands+=(-n "podman pull" "$fresh; podman --root \$d/root --runroot \$d/run --storage-driver overlay pull -q --tls-verify=false $ref >/dev/null 2>&1")
 fi
-hyperfine --runs "$runs" --warmup 1 --export-markdown "$work/cold.md" "${commands[@]}" >&2
+# `sync` before every run: each command starts with nothing left to write back from the
+# one before (box syncs the filesystem once before it registers a layer, so it would
+# otherwise pay for the previous command's writes too).
+hyperfine --runs "$runs" --warmup 1 --prepare sync --export-markdown "$work/cold.md" "${commands[@]}" >&2
 cat "$work/cold.md"
 
 # Up to date: one manifest request against a store that has the image.
