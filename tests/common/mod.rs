@@ -16,6 +16,7 @@ pub mod oci;
 pub mod proxy;
 pub mod registry;
 pub mod sys;
+pub mod token;
 pub mod user;
 
 use sha2::{Digest as _, Sha256};

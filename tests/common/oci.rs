@@ -628,16 +628,6 @@ impl<'a> Client<'a> {
         Client { registry, agent }
     }
 
-    fn auth(&self) -> Option<String> {
-        use base64::Engine as _;
-        self.registry.credentials.as_ref().map(|(user, password)| {
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-            )
-        })
-    }
-
     fn absolute(&self, location: &str) -> String {
         if location.starts_with("http://") || location.starts_with("https://") {
             location.to_owned()
@@ -654,14 +644,14 @@ impl<'a> Client<'a> {
     fn put_blob_with_digest(&self, repo: &str, blob: &[u8], digest: &str) {
         let base = self.registry.url();
         let mut head = self.agent.head(format!("{base}/v2/{repo}/blobs/{digest}"));
-        if let Some(auth) = self.auth() {
+        if let Some(auth) = self.registry.push_authorization(repo) {
             head = head.header("Authorization", auth);
         }
         if head.call().is_ok_and(|r| r.status() == 200) {
             return;
         }
         let mut post = self.agent.post(format!("{base}/v2/{repo}/blobs/uploads/"));
-        if let Some(auth) = self.auth() {
+        if let Some(auth) = self.registry.push_authorization(repo) {
             post = post.header("Authorization", auth);
         }
         let response = post.send_empty().expect("starting a blob upload");
@@ -682,7 +672,7 @@ impl<'a> Client<'a> {
             .agent
             .put(format!("{location}{separator}digest={digest}"))
             .header("Content-Type", "application/octet-stream");
-        if let Some(auth) = self.auth() {
+        if let Some(auth) = self.registry.push_authorization(repo) {
             put = put.header("Authorization", auth);
         }
         let mut response = put.send(blob).expect("uploading a blob");
@@ -699,7 +689,7 @@ impl<'a> Client<'a> {
                 self.registry.url()
             ))
             .header("Content-Type", media_type);
-        if let Some(auth) = self.auth() {
+        if let Some(auth) = self.registry.push_authorization(repo) {
             put = put.header("Authorization", auth);
         }
         let mut response = put.send(manifest).expect("pushing a manifest");

@@ -33,6 +33,9 @@ pub enum FaultKind {
     Stall,
     /// Send the headers (full Content-Length) and half the body, then close.
     CloseMidBody,
+    /// Forward the request without its `Authorization` header, so the registry answers
+    /// with its own 401 and challenge, as it does when a token has expired mid-pull.
+    DropAuthorization,
 }
 
 /// A fault rule.
@@ -367,7 +370,16 @@ fn handle(
     }
 
     let mut up = TcpStream::connect(upstream)?;
-    up.write_all(&request.head)?;
+    if fault == Some(FaultKind::DropAuthorization) {
+        let head = String::from_utf8_lossy(&request.head);
+        let kept: String = head
+            .split_inclusive("\r\n")
+            .filter(|line| !line.to_ascii_lowercase().starts_with("authorization:"))
+            .collect();
+        up.write_all(kept.as_bytes())?;
+    } else {
+        up.write_all(&request.head)?;
+    }
     up.write_all(&request.body)?;
     let mut raw = Vec::new();
     up.read_to_end(&mut raw)?;

@@ -1,5 +1,6 @@
 //! Real OCI registries on loopback: Debian's `docker-registry` (distribution 2.8), one
-//! open instance and one behind htpasswd basic auth.
+//! open instance, one behind htpasswd basic auth, and one behind bearer-token auth with
+//! its token service ([`super::token`]), the scheme of Docker Hub, ghcr and quay.
 //!
 //! Each is started once per test process ([`Registry::plain`], [`Registry::authed`]) on a
 //! free port with its own storage under [`super::TEST_ROOT`], and dies with the process.
@@ -13,6 +14,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::sys::spawn_daemon;
+use super::token::{ISSUER, SERVICE, TokenService};
 
 /// The user name and password of the authenticated registry.
 pub const AUTH_USER: &str = "boxuser";
@@ -25,6 +27,8 @@ pub struct Registry {
     pub host: String,
     /// Basic-auth credentials, for the authenticated instance.
     pub credentials: Option<(String, String)>,
+    /// The token service, for the token-auth instance.
+    pub token_service: Option<&'static TokenService>,
     /// Where the registry keeps its blobs (and its log, `registry.log`).
     pub dir: PathBuf,
 }
@@ -33,7 +37,7 @@ impl Registry {
     /// The open registry shared by the whole test process.
     pub fn plain() -> &'static Registry {
         static PLAIN: OnceLock<Registry> = OnceLock::new();
-        PLAIN.get_or_init(|| Registry::start("plain", None))
+        PLAIN.get_or_init(|| Registry::start("plain", Access::Open))
     }
 
     /// The registry that requires [`AUTH_USER`]/[`AUTH_PASSWORD`].
@@ -42,7 +46,29 @@ impl Registry {
         AUTHED.get_or_init(|| {
             Registry::start(
                 "auth",
-                Some((AUTH_USER.to_owned(), AUTH_PASSWORD.to_owned())),
+                Access::Basic(AUTH_USER.to_owned(), AUTH_PASSWORD.to_owned()),
+            )
+        })
+    }
+
+    /// The registry that wants bearer tokens from its [`TokenService`]: anonymous pulls of
+    /// public repositories, [`AUTH_USER`]/[`AUTH_PASSWORD`] for `private/...` ones.
+    pub fn token_auth() -> &'static Registry {
+        static TOKEN: OnceLock<Registry> = OnceLock::new();
+        TOKEN.get_or_init(|| Registry::start("token", Access::Token))
+    }
+
+    /// The `Authorization` value with which the harness may push to `repository`.
+    pub fn push_authorization(&self, repository: &str) -> Option<String> {
+        use base64::Engine as _;
+        if let Some(service) = self.token_service {
+            let token = service.mint("box-test-harness", repository, &["pull", "push"]);
+            return Some(format!("Bearer {token}"));
+        }
+        self.credentials.as_ref().map(|(user, password)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
             )
         })
     }
@@ -57,27 +83,40 @@ impl Registry {
         format!("{}/{repo}:{tag}", self.host)
     }
 
-    fn start(name: &str, credentials: Option<(String, String)>) -> Registry {
+    fn start(name: &str, access: Access) -> Registry {
         super::require_root();
         let dir =
             PathBuf::from(super::TEST_ROOT).join(format!("registry-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         remove_dead_registry_dirs();
         std::fs::create_dir_all(dir.join("storage")).expect("creating the registry storage");
-        let auth = match &credentials {
-            Some((user, password)) => {
+        let mut credentials = None;
+        let mut token_service = None;
+        let auth = match access {
+            Access::Open => String::new(),
+            Access::Basic(user, password) => {
                 let out = Command::new("htpasswd")
-                    .args(["-Bbn", user, password])
+                    .args(["-Bbn", &user, &password])
                     .output()
                     .expect("running htpasswd (apache2-utils; run sudo tests/run)");
                 assert!(out.status.success(), "htpasswd failed: {out:?}");
                 std::fs::write(dir.join("htpasswd"), &out.stdout).unwrap();
+                credentials = Some((user, password));
                 format!(
                     "auth:\n  htpasswd:\n    realm: box-test\n    path: {}\n",
                     dir.join("htpasswd").display()
                 )
             }
-            None => String::new(),
+            Access::Token => {
+                let service = TokenService::start(&dir);
+                token_service = Some(service);
+                format!(
+                    "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    \
+                     issuer: {ISSUER}\n    rootcertbundle: {bundle}\n",
+                    realm = service.realm,
+                    bundle = service.certificate.display(),
+                )
+            }
         };
         // A port taken between our probe and the registry's bind makes the registry exit:
         // try a few ports.
@@ -117,6 +156,7 @@ impl Registry {
                     return Registry {
                         host: format!("127.0.0.1:{port}"),
                         credentials,
+                        token_service,
                         dir,
                     };
                 }
@@ -128,6 +168,13 @@ impl Registry {
         }
         panic!("docker-registry did not start; its log:\n{last_log}");
     }
+}
+
+/// How a registry authenticates clients.
+enum Access {
+    Open,
+    Basic(String, String),
+    Token,
 }
 
 /// Whether `GET /v2/` answers with 200 or 401 (the registry is up).

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::common::fixtures;
 use crate::common::proxy::FaultKind;
 use crate::common::registry::{AUTH_PASSWORD, AUTH_USER};
 use crate::common::{Fault, FaultProxy, Fixture, Registry, TestEnv, User, sha256};
@@ -88,6 +89,53 @@ fn the_auth_registry_wants_credentials() {
         .call()
         .unwrap();
     assert_eq!(response.status(), 200);
+}
+
+#[test]
+fn the_token_registry_checks_every_token() {
+    let registry = Registry::token_auth();
+    let service = registry.token_service.unwrap();
+    let repository = "harness/token-check";
+    let pushed = fixtures::busybox().push(registry, repository, "latest");
+    let manifest_url = format!("{}/v2/{repository}/manifests/latest", registry.url());
+    let with_token = |token: &str| {
+        agent()
+            .get(&manifest_url)
+            .header("Accept", ACCEPT)
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    let response = agent().get(&manifest_url).call().unwrap();
+    assert_eq!(response.status(), 401);
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        challenge.starts_with("Bearer ") && challenge.contains(&service.realm),
+        "{challenge}"
+    );
+
+    assert_eq!(with_token(&service.mint("t", repository, &["pull"])), 200);
+    // A token for another repository, a tampered signature, a token without a signature.
+    assert_eq!(
+        with_token(&service.mint("t", "harness/other", &["pull"])),
+        401
+    );
+    let token = service.mint("t", repository, &["pull"]);
+    let (unsigned, signature) = token.rsplit_once('.').unwrap();
+    let mut tampered = signature.as_bytes().to_vec();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let tampered = format!("{unsigned}.{}", String::from_utf8(tampered).unwrap());
+    assert_eq!(with_token(&tampered), 401);
+    assert_eq!(with_token(&format!("{unsigned}.")), 401);
+    assert_eq!(pushed.layers.len(), 1);
 }
 
 #[test]

@@ -25,6 +25,7 @@ use crate::common::fixtures::{self, BUSYBOX_APPLETS};
 use crate::common::oci::{DEFAULT_MTIME, Layer, push_index};
 use crate::common::proxy::FaultKind;
 use crate::common::registry::{AUTH_PASSWORD, AUTH_USER, closed_port};
+use crate::common::token::{SERVICE, TokenRequest};
 use crate::common::{
     Compression, Entry, Fault, FaultProxy, Fixture, ImageBuilder, ManifestFormat, Outcome,
     PushedImage, Registry, StoreState, TestEnv, User, hex_of, host_platform, other_platform,
@@ -677,6 +678,111 @@ fn credentials_from_containers_auth_json_are_used() {
     );
     pull(&env, &image.reference);
     check_busybox_layer(&env, &image);
+}
+
+// Bearer tokens: the scheme of Docker Hub, ghcr and quay. The registry checks every token
+// itself (signature, issuer, audience, expiry, granted scope).
+
+/// The token requests for `repository`, with a readable dump for failure messages.
+fn token_requests(repository: &str) -> Vec<TokenRequest> {
+    Registry::token_auth()
+        .token_service
+        .expect("the token registry has a token service")
+        .requests_for(repository)
+}
+
+#[test]
+fn anonymous_bearer_tokens_are_fetched_and_used() {
+    let registry = Registry::token_auth();
+    let repository = "library/bb-token-anonymous";
+    let image = fixtures::busybox().push(registry, repository, "latest");
+    let env = TestEnv::new("pull_token_anonymous", User::BoxTest);
+    pull(&env, &image.reference);
+    check_busybox_layer(&env, &image);
+    let requests = token_requests(repository);
+    // One token serves the manifest, the config and the layer.
+    assert_eq!(requests.len(), 1, "token requests: {requests:#?}");
+    let request = &requests[0];
+    assert_eq!(request.service.as_deref(), Some(SERVICE), "{request:?}");
+    assert_eq!(
+        request.scopes,
+        [format!("repository:{repository}:pull")],
+        "box asks for pull access only"
+    );
+    assert_eq!(request.user, None, "no credentials were configured");
+    assert_eq!(request.status, 200);
+    // Up to date: a new process, one token, one manifest, nothing else changes.
+    let before = env.store_state();
+    let out = pull(&env, &image.reference);
+    env.assert_store_unchanged(&before, &out);
+    assert_eq!(token_requests(repository).len(), 2);
+}
+
+#[test]
+fn a_private_repository_needs_credentials_at_the_token_service() {
+    let registry = Registry::token_auth();
+    let repository = "private/bb-token";
+    let image = fixtures::busybox().push(registry, repository, "latest");
+    // An image pulled before, which the failures must leave alone.
+    let (env, _) = env_with_busybox("pull_token_private", User::BoxNoSub);
+
+    failed_pull(
+        &env,
+        &["pull", &image.reference],
+        &["requires authentication", repository, "docker login"],
+    );
+    let config = env.home.join(".docker/config.json");
+    env.write_user_file(
+        &config,
+        auth_json(&registry.host, AUTH_USER, "wrong-password"),
+        0o600,
+    );
+    let out = failed_pull(
+        &env,
+        &["pull", &image.reference],
+        &["were refused", AUTH_USER, repository, "login"],
+    );
+    assert!(!out.stderr.contains("wrong-password"), "{out}");
+
+    env.write_user_file(
+        &config,
+        auth_json(&registry.host, AUTH_USER, AUTH_PASSWORD),
+        0o600,
+    );
+    pull(&env, &image.reference);
+    check_busybox_layer(&env, &image);
+    let last = token_requests(repository).pop().unwrap();
+    assert_eq!(last.user.as_deref(), Some(AUTH_USER), "{last:?}");
+    assert_eq!(last.status, 200);
+}
+
+#[test]
+fn a_token_rejected_mid_pull_is_renewed() {
+    let registry = Registry::token_auth();
+    let repository = "library/bb-token-renewed";
+    let image = fixtures::busybox().push(registry, repository, "latest");
+    let proxy = FaultProxy::start(&registry.host);
+    // The layer's first GET reaches the registry without the token: it answers 401 with a
+    // fresh challenge, as for a token that expired between the manifest and the layer.
+    let (layer_digest, _) = &image.layers[0];
+    proxy.inject(
+        Fault::new(
+            FaultKind::DropAuthorization,
+            &format!("/blobs/{layer_digest}"),
+        )
+        .method("GET")
+        .times(1),
+    );
+    let env = TestEnv::new("pull_token_renewed", User::BoxTest);
+    pull(&env, &proxy.reference(repository, "latest"));
+    check_busybox_layer(&env, &image);
+    assert_eq!(proxy.blob_gets(layer_digest), 2, "{}", proxy.log());
+    let requests = token_requests(repository);
+    assert_eq!(
+        requests.len(),
+        2,
+        "a second token after the 401: {requests:#?}"
+    );
 }
 
 #[test]
