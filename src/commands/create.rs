@@ -16,7 +16,11 @@ use crate::store::Store;
 use crate::store::containers::{ContainerRecord, Volume, validate_name};
 
 pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
-    create_box(ctx, &args)?;
+    let (name, image) = create_box(ctx, &args)?;
+    if !args.dry_run {
+        println!("Created box {name} from {image}.");
+        println!("Enter it with: box enter {name}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -129,8 +133,9 @@ fn validate_hostname(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Create a box from parsed arguments; returns its name.
-pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<String> {
+/// Create a box from parsed arguments (or print its plan, with --dry-run); returns its
+/// name and image reference.
+pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<(String, String)> {
     let (image, name) = resolve(ctx, args)?;
     validate_name(&name)?;
     if let Some(hostname) = &args.hostname {
@@ -214,7 +219,7 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<String> {
     if args.dry_run {
         let plan = crate::runtime::plan_for(ctx, &store, &container)?;
         print!("{plan}");
-        return Ok(name);
+        return Ok((name, container.image));
     }
     {
         let _lock = store.lock(false)?;
@@ -240,9 +245,7 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<String> {
             crate::error::message(&err)
         ));
     }
-    println!("Created box {name} from {}.", container.image);
-    println!("Enter it with: box enter {name}");
-    Ok(name)
+    Ok((name, container.image))
 }
 
 /// Arguments for creating box `name` from `image` without questions (enter's offer).

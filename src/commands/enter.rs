@@ -65,6 +65,9 @@ fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
     {
         return missing();
     }
-    super::create::create_box(ctx, &super::create::args_for(name, &found.image))?;
+    let (name, image) =
+        super::create::create_box(ctx, &super::create::args_for(name, &found.image))?;
+    // stderr: stdout belongs to the command about to run.
+    eprintln!("Created box {name} from {image}.");
     Ok(())
 }

@@ -620,3 +620,135 @@ fn a_subordinate_range_too_small_for_a_box_is_a_clear_error() {
     assert!(stderr.lines().any(|l| l.starts_with("hint: ")), "{stderr}");
     assert!(!home.join(".local/share/box/containers/small").exists());
 }
+
+// ---------------------------------------------------------------------------------------
+// On a terminal, and as root
+// ---------------------------------------------------------------------------------------
+
+/// Run `box ARGS` as the environment's user on a new pseudo-terminal (util-linux `script`),
+/// typing `keys` one chunk at a time with `pause` between them. Returns the exit status
+/// and everything the terminal showed.
+fn run_on_terminal(
+    env: &TestEnv,
+    args: &[&str],
+    keys: &[&str],
+    pause: Duration,
+) -> (std::process::ExitStatus, String) {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let command_line = std::iter::once(crate::common::box_bin())
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let template = env.command(args);
+    let mut script = Command::new("script");
+    script
+        .args([
+            "--quiet",
+            "--return",
+            "--command",
+            &command_line,
+            "/dev/null",
+        ])
+        .env_clear()
+        .envs(
+            template
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("TERM", "xterm")
+        .current_dir(&env.home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if env.user != User::Root {
+        script.uid(env.uid).gid(env.gid);
+    }
+    let mut child = script.spawn().expect("running script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    for chunk in keys {
+        std::thread::sleep(pause);
+        stdin.write_all(chunk.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    // stdin stays open until the session ends: script ends the session on its EOF.
+    let out = env.wait(args, child);
+    drop(stdin);
+    (out.status, format!("{}{}", out.stdout, out.stderr))
+}
+
+#[test]
+fn enter_on_a_terminal_offers_to_create_and_the_shell_owns_the_terminal() {
+    let env = TestEnv::new("rt-terminal", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = Fixture::Debian.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &reference]);
+    // A catalogue entry of the user's own, as `box create mydeb` would resolve it.
+    env.write_user_file(
+        &env.home.join(".config/box/distros.d/mydeb.toml"),
+        format!("name = \"mydeb\"\nimage = \"{reference}\"\npackage-manager = \"apt\"\n"),
+        0o644,
+    );
+
+    // Declining creates nothing.
+    let (status, screen) = run_on_terminal(&env, &["enter", "mydeb"], &["n\n"], Duration::ZERO);
+    assert_eq!(status.code(), Some(125), "{screen}");
+    assert!(
+        screen.contains("Box mydeb does not exist. Create it from"),
+        "{screen}"
+    );
+    assert!(list(&env).is_empty(), "{screen}");
+
+    // Accepting creates the box and opens the login shell on the terminal. The shell is
+    // the terminal's foreground job: Ctrl-C interrupts its command, not the session.
+    let keys = [
+        "y\n",
+        "echo \"tty=$(tty) id=$CONTAINER_ID\"\n",
+        "sleep 60; echo not-''interrupted\n",
+        "\x03",
+        "echo after-''interrupt\n",
+        "exit 7\n",
+    ];
+    let started = std::time::Instant::now();
+    let (status, screen) =
+        run_on_terminal(&env, &["enter", "mydeb"], &keys, Duration::from_millis(700));
+    assert_eq!(status.code(), Some(7), "{screen}");
+    assert!(screen.contains("tty=/dev/pts/"), "{screen}");
+    assert!(screen.contains("id=mydeb"), "{screen}");
+    assert!(screen.contains("after-interrupt"), "{screen}");
+    assert!(!screen.contains("not-interrupted"), "{screen}");
+    assert!(started.elapsed() < Duration::from_secs(50), "{screen}");
+    assert!(
+        !screen.contains("job control"),
+        "the shell must own the terminal:\n{screen}"
+    );
+    assert_eq!(status_of(&env, "mydeb"), "running");
+}
+
+#[test]
+fn root_gets_a_working_box_too() {
+    let env = TestEnv::new("rt-root", User::Root);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Debian, "rootbox");
+    let out = sh(
+        &env,
+        "rootbox",
+        "id -u; id -un; grep ^ID= /etc/os-release; echo $HOME; echo made-by-root > ~/from-root-box",
+    );
+    out.success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["0", "root", "ID=debian", env.home.to_str().unwrap()],
+        "{out}"
+    );
+    let meta = std::fs::metadata(env.home.join("from-root-box")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+    // Files of other owners in the image keep them: root's mapping is the identity.
+    sh(&env, "rootbox", "stat -c %U:%G /var/mail /usr/bin/passwd")
+        .success()
+        .stdout_has("root:mail")
+        .stdout_has("root:root");
+    ok(&env, &["rm", "--force", "rootbox"]);
+    assert!(list(&env).is_empty());
+}
