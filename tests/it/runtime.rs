@@ -181,6 +181,25 @@ fn a_debian_box_is_the_users_own_shell_with_the_box_userland() {
         .stdout_has("host-root")
         .stdout_has("box-inside");
 
+    // The host's locale settings, when it has any, are the box's.
+    let has_setting = |t: &String| {
+        t.lines()
+            .any(|l| l.starts_with("LANG") || l.starts_with("LC_"))
+    };
+    let host_locale = std::fs::read_to_string("/etc/locale.conf")
+        .ok()
+        .filter(has_setting)
+        .or_else(|| {
+            std::fs::read_to_string("/etc/default/locale")
+                .ok()
+                .filter(has_setting)
+        });
+    if let Some(settings) = host_locale {
+        let out = sh(&env, "deb", "cat /etc/locale.conf; cat /etc/default/locale");
+        out.success();
+        assert_eq!(out.stdout, format!("{settings}{settings}"), "{out}");
+    }
+
     // Not found: 127; not executable: 126; both name the command and the box.
     env.run(&["run", "deb", "--", "no-such-command"])
         .status(127)
