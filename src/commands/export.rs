@@ -14,6 +14,8 @@ use crate::export;
 pub fn exec(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
     let name = box_name(args.name.as_deref())?;
     if args.list {
+        // A listing in a pipeline ends quietly when the reader does (`box list | head`).
+        crate::sys::default_sigpipe();
         return list(ctx, &name, args.json);
     }
     match (&args.bin, &args.app) {

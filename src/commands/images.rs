@@ -26,6 +26,8 @@ struct Row<'a> {
 }
 
 pub fn exec(ctx: &Context, args: ImagesArgs) -> Result<ExitCode> {
+    // A listing in a pipeline ends quietly when the reader does (`box list | head`).
+    crate::sys::default_sigpipe();
     let store = Store::at(&ctx.dirs.store);
     let images = store.images()?;
     let rows: Vec<Row> = images

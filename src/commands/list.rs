@@ -22,6 +22,8 @@ struct Row {
 }
 
 pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
+    // A listing in a pipeline ends quietly when the reader does (`box list | head`).
+    crate::sys::default_sigpipe();
     let store = Store::at(&ctx.dirs.store);
     let rows: Vec<Row> = store
         .containers()?

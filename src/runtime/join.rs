@@ -91,6 +91,8 @@ pub fn exec(
         .filter_map(|e| CString::new(e).ok())
         .collect();
 
+    // From here on only exec: the command gets SIGPIPE's default action, as on the host.
+    crate::sys::default_sigpipe();
     match command {
         Command::LoginShell => {
             let shell = Path::new(&state.shell);

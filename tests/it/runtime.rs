@@ -161,6 +161,12 @@ fn a_debian_box_is_the_users_own_shell_with_the_box_userland() {
     let out = env.wait(&["run", "deb", "--", "tr"], child);
     out.success().stdout_has("PIPED TEXT");
 
+    // A command in a pipeline ends on a closed pipe as on the host (SIGPIPE is not
+    // left ignored by box).
+    let out = sh(&env, "deb", "yes | head -n 1");
+    out.success().stdout_has("y");
+    assert!(!out.stderr.contains("Broken pipe"), "{out}");
+
     // Two concurrent runs.
     let a = env.spawn(&["run", "deb", "--", "sh", "-c", "sleep 0.3; echo first"]);
     let b = env.spawn(&["run", "deb", "--", "sh", "-c", "sleep 0.3; echo second"]);
