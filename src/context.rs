@@ -39,6 +39,8 @@ pub struct Dirs {
     pub config: PathBuf,
     /// `$XDG_RUNTIME_DIR/box` (or a private fallback): holder state of running boxes.
     pub runtime: PathBuf,
+    /// Whether `runtime` is the fallback under /tmp, which must be checked before use.
+    pub runtime_is_fallback: bool,
     /// `$XDG_BIN_HOME` or `~/.local/bin`: where exported binaries go.
     pub bin_home: PathBuf,
 }
@@ -71,11 +73,12 @@ impl Context {
             .hint("box keeps its data under your home directory; set HOME")?;
         let data_home = env_path("XDG_DATA_HOME").unwrap_or_else(|| home.join(".local/share"));
         let config_home = env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config"));
-        let runtime = match env_path("XDG_RUNTIME_DIR") {
-            Some(dir) => dir.join("box"),
-            // Without a runtime dir (cron, su without a session) fall back to a private
-            // per-user directory; it is created with mode 0700 when first used.
-            None => std::env::temp_dir().join(format!("box-run-{uid}")),
+        let (runtime, runtime_is_fallback) = match env_path("XDG_RUNTIME_DIR") {
+            Some(dir) => (dir.join("box"), false),
+            // Without a runtime dir (cron, su without a session) fall back to a per-user
+            // directory under /tmp, created with mode 0700 and checked before every use:
+            // anyone can create that name first.
+            None => (std::env::temp_dir().join(format!("box-run-{uid}")), true),
         };
         let bin_home = env_path("XDG_BIN_HOME").unwrap_or_else(|| home.join(".local/bin"));
         Ok(Context {
@@ -84,6 +87,7 @@ impl Context {
                 config: config_home.join("box"),
                 data_home,
                 runtime,
+                runtime_is_fallback,
                 bin_home,
                 home,
             },
@@ -177,6 +181,9 @@ impl Context {
     /// Create the runtime directory (mode 0700) if needed and return it.
     pub fn runtime_dir(&self) -> Result<&Path> {
         crate::store::ensure_private_dir(&self.dirs.runtime)?;
+        if self.dirs.runtime_is_fallback {
+            crate::store::check_private_dir(&self.dirs.runtime)?;
+        }
         Ok(&self.dirs.runtime)
     }
 }

@@ -48,3 +48,31 @@ pub fn default_sigpipe() {
     // rules that make `signal` unsafe apply.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
+
+/// Close every file descriptor above 2 that this process inherited.
+///
+/// For long-lived re-executions of box (the holder): whatever the caller left open (the
+/// write end of a pipeline, make's jobserver, a CI runner's pipes) must not be held for
+/// the box's lifetime. Call it first thing, before this process opens anything itself.
+pub fn close_inherited_fds() {
+    // SAFETY: close_range only closes descriptors; the caller guarantees that no Rust
+    // object owns one above 2 yet (the process has just started and opened nothing), so
+    // nothing will use or close them again.
+    let done = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) } == 0;
+    if done {
+        return;
+    }
+    // Kernels before 5.9: list the descriptors first, then close them.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|&fd| fd > 2)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        // SAFETY: as above; the directory handle used for the listing is already closed,
+        // so closing its old number fails harmlessly with EBADF.
+        unsafe { libc::close(fd) };
+    }
+}

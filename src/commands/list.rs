@@ -29,7 +29,7 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
         .containers()?
         .into_iter()
         .map(|record| {
-            let running = state::running(ctx, &record.name);
+            let running = state::find(ctx, &store, &record.name);
             Row {
                 status: if running.is_some() {
                     "running"

@@ -29,7 +29,7 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
     if !args.force {
         let running: Vec<&str> = names
             .iter()
-            .filter(|n| state::running(ctx, n).is_some())
+            .filter(|n| state::find(ctx, &store, n).is_some())
             .map(String::as_str)
             .collect();
         if !running.is_empty() {

@@ -16,7 +16,7 @@ pub fn exec(ctx: &Context, args: StopArgs) -> Result<ExitCode> {
             .containers()?
             .into_iter()
             .map(|r| r.name)
-            .filter(|n| state::running(ctx, n).is_some())
+            .filter(|n| state::find(ctx, &store, n).is_some())
             .collect()
     } else {
         // Check every name first: a typo must not stop half of the list.

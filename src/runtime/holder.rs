@@ -72,6 +72,8 @@ pub fn start(plan: &Plan, mapping: &crate::idmap::IdMapping) -> Result<Ready> {
 
 /// Entry point of `box __holder`.
 pub fn main(_args: &[String]) -> Result<ExitCode> {
+    // The holder outlives its caller: it must keep none of the caller's descriptors.
+    crate::sys::close_inherited_fds();
     let has_root = crate::userns::child_handshake()?;
     let mut line = String::new();
     std::io::stdin()

@@ -3,11 +3,14 @@
 //! the copy fallback ([`copy`]), the runtime state ([`state`]) and stopping ([`stop`]).
 //!
 //! Invariants:
-//! - one holder per box: holder starts are serialized by `<runtime>/<name>/lock`, and a
-//!   start re-checks for a live holder once it has the lock;
-//! - a holder is recognised by pid *and* start time, so a stale state (kill -9, reboot,
-//!   pid reuse) leads to a new holder, never to joining a stranger;
-//! - the join path reads only the runtime state file.
+//! - one holder per box, whatever session asks: starts, stops and removals of a box are
+//!   serialized by its lock in the store (`Store::box_lock`), and a start re-checks the
+//!   box's record in the store once it has the lock;
+//! - a holder is recognised by pid *and* start time (and boot id), so a stale state
+//!   (kill -9, reboot, pid reuse) leads to a new holder, never to joining a stranger;
+//! - a box whose holder died while processes still run in it is not started again on
+//!   the same overlay: box says so, and `box stop` ends those processes;
+//! - the join path reads only the session's runtime state file.
 
 pub mod copy;
 pub mod holder;
@@ -17,9 +20,7 @@ pub mod setup;
 pub mod state;
 pub mod stop;
 
-use std::os::unix::fs::OpenOptionsExt;
-
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::context::Context;
 use crate::store::Store;
@@ -58,25 +59,15 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     if !store.has_container(name) {
         store.container(name)?;
     }
-    let dir = state::box_dir(ctx, name);
     ctx.runtime_dir()?;
-    crate::store::ensure_private_dir(&dir)?;
-    let lock_path = dir.join("lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
-    // Another enter may have started it while we waited for the lock.
-    if let Some(state) = state::running(ctx, name) {
+    let _lock = store.box_lock(name)?;
+    // Another session may have started it, possibly while we waited for the lock.
+    if let Some(state) = state::find(ctx, &store, name) {
         return Ok(state);
     }
     let store = Store::open(&ctx.dirs.store)?;
     let mut record = store.container(name)?;
+    refuse_leftovers(&store, name)?;
     let mapping = ctx.id_mapping()?;
     // Layers unpacked with another mapping would show wrong owners: refuse, never mix.
     store.check_id_mapping(mapping)?;
@@ -94,9 +85,35 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
         home: plan.user.home.display().to_string(),
         env_forced: plan.env_forced,
         env_defaults: plan.env_defaults,
+        mnt_ns: state::mount_namespace(ready.pid),
+        boot_id: None,
     };
-    state::write(ctx, name, &state)?;
+    state::write(ctx, &store, name, &state)?;
     Ok(state)
+}
+
+/// Refuse to start box `name` while processes of an earlier, dead holder still run in
+/// it: they keep its overlay mounted, and a second mount of the same upper directory
+/// is undefined behaviour.
+fn refuse_leftovers(store: &Store, name: &str) -> Result<()> {
+    let Some(old) = state::recorded(store, name) else {
+        return Ok(());
+    };
+    let left = old.mnt_ns.map(stop::members).unwrap_or_default();
+    if left.is_empty() {
+        return Ok(());
+    }
+    let pids: Vec<String> = left.iter().map(i32::to_string).collect();
+    Err(crate::error::failure(
+        format!(
+            "the holder of box `{name}` (pid {}) has ended, but {} of its processes still run \
+             in the box (pid {})",
+            old.pid,
+            left.len(),
+            pids.join(", ")
+        ),
+        format!("end them with `box stop {name}` (or finish them), then enter the box again"),
+    ))
 }
 
 /// The root directory of box `name` as seen from this process, for reading its files

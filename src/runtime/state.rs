@@ -1,12 +1,20 @@
-//! The runtime state of a running box: `$XDG_RUNTIME_DIR/box/<name>/state.json`.
+//! The runtime state of a running box, in two places:
+//! - the session's copy, `$XDG_RUNTIME_DIR/box/<name>/state.json`, read by every
+//!   `enter`/`run` (the join path reads no other file);
+//! - the box's own record in the store, `containers/<name>/holder.json`, which every
+//!   session can find whatever its `XDG_RUNTIME_DIR` (a desktop terminal, cron and `su`
+//!   differ), so that a box never gets a second holder on the same overlay.
 //!
-//! Written by the process that started the holder, once the holder is ready; read by
-//! every `enter`/`run`. It carries everything a join needs (holder pid and start time,
-//! login shell, home, environment additions) so that joining a running box reads no
-//! other file. `lock` beside it serializes holder starts of one box.
+//! Both are written by the process that started the holder, once the holder is ready,
+//! while it holds the box's start lock (`Store::box_lock`); stop takes the same lock.
 //!
-//! Invariant: a state is trusted only while `/proc/<pid>/stat` shows the recorded start
-//! time, so a pid reused after a crash or a reboot is never joined.
+//! Invariants:
+//! - a state is trusted only while `/proc/<pid>/stat` shows the recorded start time, so
+//!   a pid reused after a crash is never joined; the store record also carries the boot
+//!   id, so a record from before a reboot is never trusted;
+//! - a fallback runtime directory (no `XDG_RUNTIME_DIR`: under /tmp, where others can
+//!   create names) is trusted only while it is a real directory of ours that nobody else
+//!   may write to.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +22,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
+use crate::store::Store;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -28,6 +37,13 @@ pub struct State {
     pub env_forced: Vec<(String, String)>,
     /// The image's `Env`, for names the caller does not set.
     pub env_defaults: Vec<String>,
+    /// (device, inode) of the holder's mount namespace, to find the box's processes
+    /// even after its holder died.
+    #[serde(default)]
+    pub mnt_ns: Option<(u64, u64)>,
+    /// The kernel's boot id when the holder started (store record only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 /// `<runtime dir>/<name>`.
@@ -67,9 +83,33 @@ impl State {
     }
 }
 
-/// The state of box `name` if its holder is alive (a stale state is `None`).
+/// The state of box `name` if its holder is alive, from this session's copy (a stale or
+/// untrusted one is `None`). The join path: one file read, one /proc read.
 pub fn running(ctx: &Context, name: &str) -> Option<State> {
+    if ctx.dirs.runtime_is_fallback && crate::store::check_private_dir(&ctx.dirs.runtime).is_err() {
+        return None;
+    }
     read(&state_path(ctx, name)).filter(State::is_alive)
+}
+
+/// The state of box `name` if its holder is alive, whichever session started it: this
+/// session's copy, else the box's record in the store (then copied for this session).
+pub fn find(ctx: &Context, store: &Store, name: &str) -> Option<State> {
+    if let Some(state) = running(ctx, name) {
+        return Some(state);
+    }
+    let state = recorded(store, name).filter(State::is_alive)?;
+    if state.boot_id.as_deref() != boot_id().as_deref() {
+        return None;
+    }
+    // Best effort: without the copy, joins take this slower path.
+    let _ = write_session_copy(ctx, name, &state);
+    Some(state)
+}
+
+/// The box's record in the store, alive or not.
+pub fn recorded(store: &Store, name: &str) -> Option<State> {
+    read(&store.holder_record(name))
 }
 
 /// Read a state file; a missing or unreadable one is `None` (the box is stopped).
@@ -78,21 +118,52 @@ pub fn read(path: &Path) -> Option<State> {
     serde_json::from_slice(&bytes).ok()
 }
 
-pub fn write(ctx: &Context, name: &str, state: &State) -> Result<()> {
+/// Record a newly started holder: in the store (with the boot id) and for this session.
+pub fn write(ctx: &Context, store: &Store, name: &str, state: &State) -> Result<()> {
+    let record = State {
+        boot_id: boot_id(),
+        ..state.clone()
+    };
+    let bytes = serde_json::to_vec(&record).context("serializing the box state")?;
+    crate::store::write_atomic(&store.holder_record(name), &bytes)?;
+    write_session_copy(ctx, name, state)
+}
+
+fn write_session_copy(ctx: &Context, name: &str, state: &State) -> Result<()> {
     let dir = box_dir(ctx, name);
+    ctx.runtime_dir()?;
     crate::store::ensure_private_dir(&dir)?;
     let bytes = serde_json::to_vec(state).context("serializing the box state")?;
     crate::store::write_atomic(&dir.join("state.json"), &bytes)
 }
 
-/// Forget the state of box `name` (after stop or rm).
-pub fn remove(ctx: &Context, name: &str) {
-    let _ = std::fs::remove_file(state_path(ctx, name));
+/// Forget the holder `pid` of box `name` (after stop): both records, if they still name
+/// it (a record of a newer holder stays).
+pub fn remove(ctx: &Context, store: &Store, name: &str, pid: u32) {
+    for path in [state_path(ctx, name), store.holder_record(name)] {
+        if read(&path).is_some_and(|s| s.pid == pid) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Remove the whole runtime directory of box `name` (after rm).
 pub fn remove_dir(ctx: &Context, name: &str) {
     let _ = std::fs::remove_dir_all(box_dir(ctx, name));
+}
+
+/// The kernel's boot id (changes at every boot).
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// (device, inode) of the mount namespace of process `pid`.
+pub fn mount_namespace(pid: u32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(format!("/proc/{pid}/ns/mnt")).ok()?;
+    Some((meta.dev(), meta.ino()))
 }
 
 #[cfg(test)]

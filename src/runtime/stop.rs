@@ -10,18 +10,24 @@
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::state::{self, State};
+use super::state;
 use crate::context::Context;
+use crate::store::Store;
 
 /// How long processes get to end after SIGTERM.
 const GRACE: Duration = Duration::from_millis(1500);
 
-/// The processes in the mount namespace identified by (device, inode).
-fn members(ns: (u64, u64)) -> Vec<i32> {
+/// How long a killed holder may take to exit (unmounting the overlay writes back its
+/// dirty data).
+const HOLDER_EXIT: Duration = Duration::from_secs(60);
+
+/// The processes in the mount namespace identified by (device, inode), box's own
+/// process aside.
+pub fn members(ns: (u64, u64)) -> Vec<i32> {
     let me = std::process::id() as i32;
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -35,18 +41,9 @@ fn members(ns: (u64, u64)) -> Vec<i32> {
         .collect()
 }
 
-/// Stop the box whose holder is `state`. Returns how many processes were signalled.
-pub fn stop_holder(name: &str, state: &State) -> Result<usize> {
-    let ns = std::fs::metadata(format!("/proc/{}/ns/mnt", state.pid)).with_context(|| {
-        format!(
-            "reading the mount namespace of box `{name}` (holder pid {})",
-            state.pid
-        )
-    })?;
-    let ns = (ns.dev(), ns.ino());
-    if !state.is_alive() {
-        return Ok(0);
-    }
+/// End every process in the mount namespace `ns` (the holder among them). Returns how
+/// many processes were signalled.
+fn end_members(ns: (u64, u64)) -> usize {
     let first = members(ns);
     for &pid in &first {
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
@@ -64,16 +61,52 @@ pub fn stop_holder(name: &str, state: &State) -> Result<usize> {
     while !members(ns).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    Ok(first.len())
+    first.len()
 }
 
-/// Stop box `name` if it runs. Returns whether it was running.
+/// Stop box `name`: its holder and every process in it, also when the holder died and
+/// left processes behind. Returns whether anything was running. Holds the box's lock,
+/// so no session starts the box again halfway through.
 pub fn stop(ctx: &Context, name: &str) -> Result<bool> {
-    let Some(state) = state::running(ctx, name) else {
-        state::remove(ctx, name);
+    let store = Store::at(&ctx.dirs.store);
+    let _lock = store.box_lock(name)?;
+    let live = state::find(ctx, &store, name);
+    let Some(state) = live.clone().or_else(|| state::recorded(&store, name)) else {
         return Ok(false);
     };
-    stop_holder(name, &state)?;
-    state::remove(ctx, name);
-    Ok(true)
+    let ns = if live.is_some() {
+        state::mount_namespace(state.pid).or(state.mnt_ns)
+    } else {
+        state.mnt_ns
+    };
+    let signalled = match ns {
+        Some(ns) => end_members(ns),
+        None if live.is_some() => {
+            let _ = kill(Pid::from_raw(state.pid as i32), Signal::SIGKILL);
+            1
+        }
+        None => 0,
+    };
+    // The last process of a mount namespace unmounts the box's overlay on its way out,
+    // writing back what is dirty: wait for the holder to be gone, so that no new holder
+    // mounts the same upper directory meanwhile.
+    let deadline = Instant::now() + HOLDER_EXIT;
+    while live.is_some() && state.is_alive() {
+        if Instant::now() > deadline {
+            return Err(crate::error::failure(
+                format!(
+                    "box `{name}` did not stop: its holder (pid {}) is still alive after {}s",
+                    state.pid,
+                    HOLDER_EXIT.as_secs()
+                ),
+                format!(
+                    "try `box stop {name}` again; `kill -9 {}` ends it for sure",
+                    state.pid
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    state::remove(ctx, &store, name, state.pid);
+    Ok(live.is_some() || signalled > 0)
 }

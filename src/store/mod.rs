@@ -27,7 +27,7 @@ pub mod images;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -110,6 +110,19 @@ impl Store {
 
     pub fn container_dir(&self, name: &str) -> PathBuf {
         self.containers_dir().join(name)
+    }
+
+    /// The record of a running box's holder (see `runtime::state`).
+    pub fn holder_record(&self, name: &str) -> PathBuf {
+        self.container_dir(name).join("holder.json")
+    }
+
+    /// Take the lock that serializes starting, stopping and removing box `name`, for
+    /// every session of the user.
+    pub fn box_lock(&self, name: &str) -> Result<Lock> {
+        std::fs::create_dir_all(self.root.join("locks"))
+            .with_context(|| format!("creating {}", self.root.join("locks").display()))?;
+        self.lock_named(&format!("box-{name}"))
     }
 
     pub fn tmp_dir(&self) -> PathBuf {
@@ -295,6 +308,33 @@ impl Store {
             unlisted(self.blobs_dir(), &blobs)?,
         ))
     }
+}
+
+/// Check that `dir` is a real directory (not a symlink) of this user that nobody else
+/// may write to or read: what a fallback runtime directory under /tmp must be before box
+/// trusts the state files in it.
+pub fn check_private_dir(dir: &Path) -> Result<()> {
+    let meta =
+        std::fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let uid = rustix::process::getuid().as_raw();
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(failure(
+            format!(
+                "{} is not a private directory of yours (owner uid {}, mode {:o}{}); box keeps \
+                 its runtime state there and will not trust it",
+                dir.display(),
+                meta.uid(),
+                meta.mode() & 0o7777,
+                if meta.is_symlink() { ", a symlink" } else { "" },
+            ),
+            format!(
+                "set XDG_RUNTIME_DIR to your session's runtime directory (usually /run/user/{uid}), \
+                 or remove {} if it is yours",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Create `dir` and its parents; a new final directory gets mode 0700.

@@ -777,3 +777,188 @@ fn root_gets_a_working_box_too() {
     ok(&env, &["rm", "--force", "rootbox"]);
     assert!(list(&env).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// Sessions, stray descriptors and stray processes
+// ---------------------------------------------------------------------------------------
+
+/// `sh -c SCRIPT` as the environment's user, with its environment (box is `$BOX`).
+fn shell_as(env: &TestEnv, script: &str) -> Command {
+    let template = env.command(&[]);
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", script])
+        .env_clear()
+        .envs(
+            template
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("BOX", crate::common::box_bin())
+        .current_dir(&env.home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if env.user != User::Root {
+        command.uid(env.uid).gid(env.gid);
+    }
+    command
+}
+
+/// How many live holders have the overlay of box `name` of `env` mounted.
+fn holders_mounting(env: &TestEnv, name: &str) -> usize {
+    let upper = env.store().join("containers").join(name).join("upper");
+    let needle = format!("upperdir={}", upper.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "box-holder")
+        })
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                .is_ok_and(|m| m.contains(&needle))
+        })
+        .count()
+}
+
+/// Run `script` with `shell_as` and return (exit code, stdout, stderr).
+fn script_output(env: &TestEnv, script: &str) -> (Option<i32>, String, String) {
+    let out = shell_as(env, script).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_session_shares_one_holder_and_stop_wins_races() {
+    let env = TestEnv::new("rt-sessions", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Busybox, "bb");
+    // busybox `stat -L -c %i`: the inode of the mount namespace of the command.
+    let first = ok(
+        &env,
+        &[
+            "run",
+            "bb",
+            "--",
+            "stat",
+            "-L",
+            "-c",
+            "%i",
+            "/proc/self/ns/mnt",
+        ],
+    )
+    .stdout;
+
+    // Another session (another XDG_RUNTIME_DIR: cron, su, ssh) joins the same holder,
+    // and sees the box running.
+    let other = env.dir.join("other-runtime");
+    env.mkdir_owned(&other, 0o700);
+    let (code, stdout, stderr) = script_output(
+        &env,
+        &format!(
+            "export XDG_RUNTIME_DIR={}; \"$BOX\" run bb -- stat -L -c %i /proc/self/ns/mnt && \"$BOX\" list",
+            other.display()
+        ),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with(&first), "{stdout}");
+    assert!(stdout.contains("running"), "{stdout}");
+    // No runtime directory at all: a private one under $TMPDIR.
+    let tmp = env.dir.join("tmp");
+    env.mkdir_owned(&tmp, 0o1777);
+    let no_runtime = format!("unset XDG_RUNTIME_DIR; export TMPDIR={};", tmp.display());
+    let (code, stdout, stderr) = script_output(
+        &env,
+        &format!("{no_runtime} \"$BOX\" run bb -- stat -L -c %i /proc/self/ns/mnt"),
+    );
+    assert_eq!((code, stdout), (Some(0), first), "{stderr}");
+    assert_eq!(holders_mounting(&env, "bb"), 1);
+
+    // A fallback directory somebody else made is not trusted.
+    ok(&env, &["stop", "bb"]);
+    let planted = tmp.join(format!("box-run-{}", env.uid));
+    std::fs::remove_dir_all(&planted).unwrap();
+    std::fs::create_dir(&planted).unwrap();
+    std::fs::set_permissions(
+        &planted,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let (code, _, stderr) = script_output(&env, &format!("{no_runtime} \"$BOX\" run bb -- true"));
+    assert_eq!(code, Some(125), "{stderr}");
+    assert!(stderr.contains("not a private directory"), "{stderr}");
+    assert!(stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+    std::fs::remove_dir_all(&planted).unwrap();
+
+    // stop racing runs: a process that ignores SIGTERM keeps stop busy while runs keep
+    // coming; the box never ends up with two holders on one overlay.
+    ok(&env, &["run", "bb", "--", "true"]);
+    let stubborn = env.spawn(&["run", "bb", "--", "sh", "-c", "trap '' TERM; sleep 1000"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let stopper = env.spawn(&["stop", "bb"]);
+    for _ in 0..20 {
+        let _ = env.run(&["run", "bb", "--", "true"]);
+        assert!(
+            holders_mounting(&env, "bb") <= 1,
+            "two holders on one overlay"
+        );
+    }
+    env.wait(&["stop"], stopper).success();
+    let _ = env.wait(&["run"], stubborn);
+    ok(&env, &["stop", "bb"]);
+    assert_eq!(holders_mounting(&env, "bb"), 0);
+}
+
+#[test]
+fn the_holder_keeps_no_descriptor_of_its_caller() {
+    let env = TestEnv::new("rt-fds", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Busybox, "bb");
+    // The box starts in this pipeline; fd 3 is the pipe's write end. A holder keeping it
+    // would keep `cat` waiting forever.
+    let child = shell_as(&env, "\"$BOX\" run bb -- echo hi 3>&1 | cat")
+        .spawn()
+        .unwrap();
+    let out = env.wait(&["run", "bb", "(in a pipeline)"], child);
+    out.success().stdout_has("hi");
+    let holder = holder_pid(&env, "bb");
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{holder}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        fds.iter().all(|fd| ["0", "1", "2"].contains(&fd.as_str())),
+        "the holder has descriptors {fds:?}"
+    );
+}
+
+#[test]
+fn processes_left_by_a_dead_holder_block_a_restart_until_stopped() {
+    let env = TestEnv::new("rt-leftovers", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Busybox, "bb");
+    let sleeper = env.spawn(&["run", "bb", "--", "sleep", "1000"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let holder = holder_pid(&env, "bb");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(holder),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    env.run(&["run", "bb", "--", "true"])
+        .box_error(&["still run", "box stop bb"]);
+    assert_eq!(holders_mounting(&env, "bb"), 0);
+    ok(&env, &["stop", "bb"]).stdout_has("Stopped");
+    let out = env.wait(&["run", "bb", "--", "sleep"], sleeper);
+    assert!(
+        out.status.signal().is_some(),
+        "the sleeper survived stop:\n{out}"
+    );
+    ok(&env, &["run", "bb", "--", "true"]);
+}
