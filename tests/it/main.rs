@@ -12,3 +12,4 @@ mod generated;
 mod harness;
 pub(crate) mod pull;
 mod runtime;
+mod volumes;
