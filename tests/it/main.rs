@@ -10,6 +10,7 @@ mod cli;
 mod export;
 mod generated;
 mod harness;
+mod idmap;
 pub(crate) mod pull;
 mod runtime;
 mod volumes;
