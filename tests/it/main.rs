@@ -12,5 +12,6 @@ mod generated;
 mod harness;
 mod idmap;
 pub(crate) mod pull;
+mod rm;
 mod runtime;
 mod volumes;
