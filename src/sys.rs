@@ -35,20 +35,6 @@ pub fn fork() -> io::Result<Option<u32>> {
     }
 }
 
-/// Give SIGPIPE back its default action (end the process), which Rust's runtime sets to
-/// "ignore" at startup.
-///
-/// Called right before box execs a command in a box, because an ignored signal stays
-/// ignored across execve(2): without this, `box run NAME -- yes | head` makes `yes`
-/// complain of a broken pipe instead of ending quietly as it does on the host. Also
-/// called by the listing commands, so that `box list | head` ends quietly.
-pub fn default_sigpipe() {
-    use nix::sys::signal::{SigHandler, Signal, signal};
-    // SAFETY: installing SIG_DFL runs no handler code, so none of the async-signal-safety
-    // rules that make `signal` unsafe apply.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
-}
-
 /// `mount_setattr(2)` on the mount `fd` is the root of and every mount below it
 /// (`AT_EMPTY_PATH | AT_RECURSIVE`): make them all read-only and private.
 ///
@@ -96,4 +82,18 @@ pub fn mount_tree_read_only_private(fd: std::os::fd::BorrowedFd<'_>) -> io::Resu
     } else {
         Ok(())
     }
+}
+
+/// Give SIGPIPE back its default action (end the process), which Rust's runtime sets to
+/// "ignore" at startup.
+///
+/// Called right before box execs a command in a box, because an ignored signal stays
+/// ignored across execve(2): without this, `box run NAME -- yes | head` makes `yes`
+/// complain of a broken pipe instead of ending quietly as it does on the host. Also
+/// called by the listing commands, so that `box list | head` ends quietly.
+pub fn default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: installing SIG_DFL runs no handler code, so none of the async-signal-safety
+    // rules that make `signal` unsafe apply.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
