@@ -464,7 +464,7 @@ _box() {
             return 0
             ;;
         box__subcmd__rm)
-            opts="-a -f -Y -h -V --all --force --yes --help --version"
+            opts="-a -f -Y -i -h -V --all --force --yes --interactive --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -82,7 +82,8 @@ complete -c box -n "__fish_box_using_subcommand stop" -s h -l help -d 'Print hel
 complete -c box -n "__fish_box_using_subcommand stop" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand rm" -s a -l all -d 'Remove every box'
 complete -c box -n "__fish_box_using_subcommand rm" -s f -l force -d 'Remove running boxes too, stopping them first'
-complete -c box -n "__fish_box_using_subcommand rm" -s Y -l yes -d 'Do not ask for confirmation'
+complete -c box -n "__fish_box_using_subcommand rm" -s Y -l yes -d 'Do not ask for confirmation (box asks only on a terminal)'
+complete -c box -n "__fish_box_using_subcommand rm" -s i -l interactive -d 'Ask for confirmation, and remove nothing when there is no terminal to ask on'
 complete -c box -n "__fish_box_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand rm" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand export" -s b -l bin -d 'Absolute path of a binary in the box to put on the host PATH' -r

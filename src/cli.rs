@@ -175,9 +175,12 @@ pub struct RmArgs {
     /// Remove running boxes too, stopping them first
     #[arg(long, short)]
     pub force: bool,
-    /// Do not ask for confirmation
+    /// Do not ask for confirmation (box asks only on a terminal)
     #[arg(long, short = 'Y')]
     pub yes: bool,
+    /// Ask for confirmation, and remove nothing when there is no terminal to ask on
+    #[arg(long, short, conflicts_with = "yes")]
+    pub interactive: bool,
 }
 
 #[derive(Debug, Args)]

@@ -95,13 +95,11 @@ impl IdMapping {
             }
         }
         for helper in ["newuidmap", "newgidmap"] {
-            if find_in_path(helper).is_none() {
+            if find_map_helper(helper).is_none() {
                 return Ok(IdMapping::Single {
                     uid,
                     gid,
-                    reason: format!(
-                        "{helper} is not installed (it is in the uidmap package: `sudo apt install uidmap`, `sudo dnf install shadow-utils`)"
-                    ),
+                    reason: helper_missing_reason(helper),
                 });
             }
         }
@@ -251,8 +249,8 @@ fn write_proc(pid: u32, file: &str, text: &str) -> Result<()> {
 }
 
 fn run_map_helper(helper: &str, pid: u32, ranges: &[IdRange]) -> Result<()> {
-    let program = find_in_path(helper)
-        .with_context(|| format!("{helper} is not installed"))
+    let program = find_map_helper(helper)
+        .with_context(|| helper_missing_reason(helper))
         .hint("install the uidmap package (`sudo apt install uidmap`)")?;
     let mut cmd = Command::new(&program);
     cmd.arg(pid.to_string());
@@ -282,17 +280,183 @@ fn run_map_helper(helper: &str, pid: u32, ranges: &[IdRange]) -> Result<()> {
     Ok(())
 }
 
+/// Where `newuidmap`/`newgidmap` are looked for when `$PATH` lacks them. box is also
+/// started with a bare environment (systemd units, cron, desktop launchers, `env -i`);
+/// choosing the single-id mapping there would give a mapping that does not match the
+/// store's, although nothing on the machine changed.
+const HELPER_DIRS: [&str; 4] = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"];
+
+/// Find the setuid helper `name` (`newuidmap`, `newgidmap`): in `$PATH` first, so an
+/// installation elsewhere (/usr/local, nix) is honoured, then in [`HELPER_DIRS`].
+pub fn find_map_helper(name: &str) -> Option<PathBuf> {
+    find_helper_in(std::env::var_os("PATH").as_deref(), name)
+}
+
+fn find_helper_in(path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
+    path.into_iter()
+        .flat_map(std::env::split_paths)
+        .chain(HELPER_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn helper_missing_reason(helper: &str) -> String {
+    format!(
+        "{helper} was found neither in $PATH nor in {} (it is in the uidmap package: `sudo apt install uidmap`, `sudo dnf install shadow-utils`)",
+        HELPER_DIRS.join(", ")
+    )
+}
+
 /// Find `name` in `$PATH` (what `execvp` would run).
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
-        .find(|candidate| {
-            use std::os::unix::fs::PermissionsExt;
-            candidate
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// What a store's recorded mapping and the current one look like, for explaining a
+/// change (see [`explain_change`]).
+#[derive(Debug, PartialEq, Eq)]
+enum Shape {
+    /// The identity over all ids (box as root).
+    Root,
+    /// Only `id` mapped, to itself.
+    Single { id: u32 },
+    /// keep-id: `id` on itself, the rest on the subordinate range from `sub_start`.
+    KeepId { id: u32, sub_start: u32 },
+    /// Anything else (a fingerprint box did not write).
+    Other,
+}
+
+fn shape(ranges: &[IdRange]) -> Shape {
+    if ranges == [full_identity()] {
+        return Shape::Root;
+    }
+    if let [only] = ranges
+        && only.count == 1
+        && only.inside == only.outside
+    {
+        return Shape::Single { id: only.inside };
+    }
+    let own = ranges
+        .iter()
+        .find(|r| r.count == 1 && r.inside == r.outside && r.inside != 0);
+    let sub = ranges.iter().find(|r| r.inside == 0);
+    match (own, sub) {
+        (Some(own), Some(sub)) => Shape::KeepId {
+            id: own.inside,
+            sub_start: sub.outside,
+        },
+        _ => Shape::Other,
+    }
+}
+
+/// Parse one side of a [`IdMapping::fingerprint`] (`inside:outside:count,...`).
+fn parse_ranges(text: &str) -> Option<Vec<IdRange>> {
+    text.split(',')
+        .map(|r| {
+            let mut f = r.split(':').map(str::parse::<u32>);
+            let range = IdRange {
+                inside: f.next()?.ok()?,
+                outside: f.next()?.ok()?,
+                count: f.next()?.ok()?,
+            };
+            f.next().is_none().then_some(range)
         })
+        .collect()
+}
+
+/// Why the store's layers, unpacked with the mapping whose fingerprint is `recorded`,
+/// cannot be used with `current`: `(what changed, what to do)`.
+///
+/// Deleting the boxes and images is recommended only when the subordinate ids (or the
+/// user's own ids) really changed; a helper that cannot be found is fixed by finding it
+/// again, with nothing lost.
+pub fn explain_change(recorded: &str, current: &IdMapping) -> (String, String) {
+    const START_AGAIN: &str =
+        "remove the boxes and images (`box rm --all`, then `box rmi` each image) and pull again";
+    let recorded_maps = recorded.trim().split_once(';').and_then(|(u, g)| {
+        Some((
+            parse_ranges(u.strip_prefix("uid=")?)?,
+            parse_ranges(g.strip_prefix("gid=")?)?,
+        ))
+    });
+    let Some((old_uid, old_gid)) = recorded_maps else {
+        return (
+            format!(
+                "the recorded mapping `{}` is not one box writes",
+                recorded.trim()
+            ),
+            format!("if the store was copied from elsewhere, {START_AGAIN}"),
+        );
+    };
+    if let IdMapping::Single { reason, .. } = current
+        && !matches!(shape(&old_uid), Shape::Single { .. })
+    {
+        // Both reasons for Single come from this module: a helper not found, or no
+        // subordinate ids in /etc/subuid or /etc/subgid.
+        return if reason.contains("newuidmap") || reason.contains("newgidmap") {
+            (
+                format!("box maps only your own id now, because {reason}"),
+                "nothing in the store needs to change: install newuidmap/newgidmap again (or put their directory in PATH) and the boxes and images work as before".to_owned(),
+            )
+        } else {
+            (
+                format!("box maps only your own id now, because {reason}"),
+                format!(
+                    "put your subordinate ids back in /etc/subuid and /etc/subgid (e.g. `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER`, with the range you had), or, if they were removed on purpose, {START_AGAIN}"
+                ),
+            )
+        };
+    }
+    let mut changes = Vec::new();
+    let mut ids_changed = false;
+    let mut gained = false;
+    for (what, file, old, new) in [
+        ("uid", "/etc/subuid", &old_uid, current.uid_map()),
+        ("gid", "/etc/subgid", &old_gid, current.gid_map()),
+    ] {
+        if *old == new {
+            continue;
+        }
+        ids_changed = true;
+        changes.push(match (shape(old), shape(&new)) {
+            (Shape::KeepId { id: a, .. }, Shape::KeepId { id: b, .. }) if a != b => {
+                format!("your {what} changed from {a} to {b}")
+            }
+            (Shape::KeepId { sub_start: a, .. }, Shape::KeepId { sub_start: b, .. }) => {
+                format!("your subordinate {what}s in {file} start at {b} now, not at {a}")
+            }
+            (Shape::Single { .. }, Shape::KeepId { .. }) => {
+                gained = true;
+                format!(
+                    "the store was unpacked mapping only your own {what} (no subordinate ids or no newuidmap then), and your subordinate {what}s are mapped now"
+                )
+            }
+            _ => format!("the {what} map differs"),
+        });
+    }
+    if !ids_changed {
+        return (
+            "the recorded mapping is written differently".to_owned(),
+            START_AGAIN.to_owned(),
+        );
+    }
+    let hint = if gained {
+        format!(
+            "{START_AGAIN}, so that the images' files get their real owners and sudo works in the boxes"
+        )
+    } else {
+        format!("restore the ids the store was unpacked with, or {START_AGAIN}")
+    };
+    (changes.join("; "), hint)
 }
 
 /// The first range of at least [`CONTAINER_IDS`]-1 ids for the user (by name or uid),
@@ -430,5 +594,92 @@ mod tests {
         assert!(!m.maps(0, 0));
         assert!(!m.has_root());
         assert!(IdMapping::Root.maps(12345, 0));
+    }
+
+    fn keep_id(start: u32) -> IdMapping {
+        IdMapping::KeepId {
+            uid: 1004,
+            gid: 1004,
+            subuid: SubRange {
+                start,
+                count: 65536,
+            },
+            subgid: SubRange {
+                start: 100000,
+                count: 65536,
+            },
+        }
+    }
+
+    #[test]
+    fn a_missing_newuidmap_is_explained_without_asking_to_delete_anything() {
+        let recorded = keep_id(100000).fingerprint();
+        let now = IdMapping::Single {
+            uid: 1004,
+            gid: 1004,
+            reason: helper_missing_reason("newuidmap"),
+        };
+        let (why, hint) = explain_change(&recorded, &now);
+        assert!(why.contains("only your own id"), "{why}");
+        assert!(
+            why.contains("newuidmap was found neither in $PATH nor in /usr/bin"),
+            "{why}"
+        );
+        assert!(!hint.contains("rm"), "{hint}");
+        assert!(
+            hint.contains("nothing in the store needs to change"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn removed_subordinate_ids_are_named_and_deletion_is_the_last_resort() {
+        let recorded = keep_id(100000).fingerprint();
+        let now = IdMapping::Single {
+            uid: 1004,
+            gid: 1004,
+            reason: "/etc/subuid has no subordinate ids for alice".into(),
+        };
+        let (why, hint) = explain_change(&recorded, &now);
+        assert!(why.contains("/etc/subuid has no subordinate ids"), "{why}");
+        assert!(hint.starts_with("put your subordinate ids back"), "{hint}");
+        assert!(hint.contains("box rm --all"), "{hint}");
+    }
+
+    #[test]
+    fn a_moved_subordinate_range_names_the_part_and_both_starts() {
+        let (why, hint) = explain_change(&keep_id(100000).fingerprint(), &keep_id(200000));
+        assert_eq!(
+            why,
+            "your subordinate uids in /etc/subuid start at 200000 now, not at 100000"
+        );
+        assert!(hint.contains("box rm --all"), "{hint}");
+        let single = IdMapping::Single {
+            uid: 1004,
+            gid: 1004,
+            reason: String::new(),
+        };
+        let (why, hint) = explain_change(&single.fingerprint(), &keep_id(100000));
+        assert!(why.contains("only your own uid"), "{why}");
+        assert!(why.contains("only your own gid"), "{why}");
+        assert!(hint.starts_with("remove the boxes and images"), "{hint}");
+        let (why, _) = explain_change("garbage", &keep_id(100000));
+        assert!(why.contains("`garbage`"), "{why}");
+    }
+
+    #[test]
+    fn map_helpers_are_found_without_path() {
+        // tests/run installs uidmap; a machine without it has nothing to find.
+        if !Path::new("/usr/bin/newuidmap").exists() {
+            return;
+        }
+        let found = find_helper_in(None, "newuidmap").unwrap();
+        assert!(
+            HELPER_DIRS.iter().any(|d| found.starts_with(d)),
+            "{found:?}"
+        );
+        let elsewhere = find_helper_in(Some("/nonexistent:/proc".as_ref()), "newgidmap");
+        assert!(elsewhere.is_some());
+        assert_eq!(find_helper_in(None, "no-such-helper"), None);
     }
 }

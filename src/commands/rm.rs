@@ -3,11 +3,18 @@
 //!
 //! The box directory is first renamed into the store's `tmp/`, so a box is either
 //! complete or gone: an interrupted removal leaves only debris in `tmp/`.
+//!
+//! On a terminal, box asks before removing anything (as `distrobox rm` does) unless
+//! `--yes`; `--force` is only about running boxes. Without a terminal it removes without
+//! asking, so scripts keep working, except with `--interactive`, which then removes
+//! nothing: the menu entry's Remove action uses it, so that no click deletes a box
+//! without a question, whether or not the desktop gives the action a terminal.
 
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
+use super::create::{ask, interactive};
 use crate::cli::RmArgs;
 use crate::context::Context;
 use crate::error::failure;
@@ -40,6 +47,24 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
                     running.join(" ")
                 ),
             ));
+        }
+    }
+    if !names.is_empty() && !args.yes && (args.interactive || interactive()) {
+        if !interactive() {
+            bail!(failure(
+                format!(
+                    "box rm --interactive has no terminal to ask on, so {} was not removed",
+                    names.join(", ")
+                ),
+                format!(
+                    "run it in a terminal, or remove without a question: `box rm --yes {}`",
+                    names.join(" ")
+                ),
+            ));
+        }
+        if !ask(&question(ctx, &names))? {
+            eprintln!("Nothing removed.");
+            return Ok(ExitCode::SUCCESS);
         }
     }
     let _lock = store.lock(false)?;
@@ -77,4 +102,32 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
         helper.finish()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The confirmation question for removing `names`, saying what goes and what stays.
+fn question(ctx: &Context, names: &[String]) -> String {
+    let running: Vec<&str> = names
+        .iter()
+        .filter(|n| state::running(ctx, n).is_some())
+        .map(String::as_str)
+        .collect();
+    let stopped = match running.as_slice() {
+        [] => String::new(),
+        [one] => format!("Box {one} is running and will be stopped. "),
+        some => format!(
+            "Boxes {} are running and will be stopped. ",
+            some.join(", ")
+        ),
+    };
+    let (what, it, its) = match names {
+        [one] => (format!("box {one}"), "it", "its"),
+        many => (
+            format!("{} boxes: {}", many.len(), many.join(", ")),
+            "them",
+            "their",
+        ),
+    };
+    format!(
+        "{stopped}Remove {what} (everything installed or changed in {it}, {its} exports and menu entries; your home stays)?"
+    )
 }

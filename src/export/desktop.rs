@@ -420,10 +420,20 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The desktop entry that opens a terminal in box `name` (`box generate-entry`).
+///
+/// Its Remove action runs `box rm --interactive`: GNOME (GLib) and KDE (KIO) run an
+/// action in a terminal when the entry has `Terminal=true`, and there box asks before
+/// removing the box; a desktop that gives the action no terminal gets a refusal, never a
+/// box deleted in one click.
 pub fn terminal_entry(box_exe: &Path, name: &str) -> String {
     let exe = exec::text(&box_exe.to_string_lossy());
     let enter = exec::to_value(&[exe.clone(), exec::text("enter"), exec::text(name)]);
-    let remove = exec::to_value(&[exe, exec::text("rm"), exec::text("--yes"), exec::text(name)]);
+    let remove = exec::to_value(&[
+        exe,
+        exec::text("rm"),
+        exec::text("--interactive"),
+        exec::text(name),
+    ]);
     let try_exec = exec::escape_string(&box_exe.to_string_lossy());
     format!(
         "[Desktop Entry]\n\
@@ -641,6 +651,18 @@ Exec=untouched %u
         )
         .unwrap();
         assert_validates(&path);
+    }
+
+    #[test]
+    fn the_remove_action_asks_on_a_terminal() {
+        let entry = terminal_entry(&PathBuf::from("/usr/bin/box"), "dev");
+        assert!(entry.contains("\nTerminal=true\n"), "{entry}");
+        let action = entry.split("[Desktop Action Remove]").nth(1).unwrap();
+        assert!(
+            action.contains("\nExec=/usr/bin/box rm --interactive dev\n"),
+            "{action}"
+        );
+        assert!(!entry.contains("--yes"), "{entry}");
     }
 
     /// Run desktop-file-validate when it is installed (it is on the project's machines).

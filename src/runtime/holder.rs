@@ -417,12 +417,87 @@ fn mount_one(root: &OwnedFd, m: &super::plan::Mount, host_root: &OwnedFd) -> Res
     if m.read_only {
         // The fd still names the directory under the new mount; reopen to reach the mount.
         let mounted = prepare_target(root, &m.target, is_file)?;
-        let path = fd_path(&mounted);
-        let flags = MountFlags::BIND | MountFlags::RDONLY | locked_flags(&path);
-        rustix::mount::mount_remount(&path, flags, "")
-            .with_context(|| format!("making {} read-only in the box", m.target.display()))?;
+        make_read_only(&mounted, &m.target)?;
     }
     Ok(())
+}
+
+/// Make the mount whose root `mounted` is, and every mount below it, read-only: a
+/// `--volume SRC:DST:ro` whose source has mounts below it (a tmpfs, a USB disk) must not
+/// be writable through them. The mounts also become private, so that a mount the host
+/// makes below the source later (which would arrive writable through propagation) does
+/// not show up in the box; podman's volumes are private by default too.
+fn make_read_only(mounted: &OwnedFd, target: &Path) -> Result<()> {
+    let what = || format!("making {} read-only in the box", target.display());
+    match crate::sys::mount_tree_read_only_private(mounted.as_fd()) {
+        Ok(()) => return Ok(()),
+        Err(err) if err.raw_os_error() != Some(libc::ENOSYS) => {
+            return Err(err).with_context(what);
+        }
+        // Before Linux 5.12 there is no mount_setattr(2): do the same mount by mount.
+        Err(_) => {}
+    }
+    let path = fd_path(mounted);
+    rustix::mount::mount_change(
+        &path,
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .with_context(what)?;
+    let top = std::fs::read_link(&path)
+        .with_context(|| format!("reading {path} (the mount at {})", target.display()))
+        .with_context(what)?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("reading /proc/self/mountinfo")
+        .with_context(what)?;
+    let below = mounts_below(&mountinfo, &top);
+    for point in std::iter::once(PathBuf::from(&path)).chain(below) {
+        let point = point.to_string_lossy().into_owned();
+        let flags = MountFlags::BIND | MountFlags::RDONLY | locked_flags(&point);
+        rustix::mount::mount_remount(point.as_str(), flags, "")
+            .with_context(|| format!("remounting {point} read-only"))
+            .with_context(what)
+            .hint("a read-only volume is never left writable; remove the mounts below its source, or create the box without `:ro`")?;
+    }
+    Ok(())
+}
+
+/// The mount points strictly below `top` listed in `mountinfo` (proc_pid_mountinfo(5)),
+/// outermost first as the kernel lists them.
+fn mounts_below(mountinfo: &str, top: &Path) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .filter(|point| point != top && point.starts_with(top))
+        .collect()
+}
+
+/// Undo the octal escapes (`\040` for a space) the kernel writes in mountinfo paths.
+fn unescape_mountinfo(field: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(digits)) => {
+                out.push(
+                    digits
+                        .iter()
+                        .fold(0u8, |n, d| n.wrapping_mul(8).wrapping_add(d - b'0')),
+                );
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 /// Replace `path` with a symlink to `target` atomically (rename over the old entry).
@@ -496,4 +571,33 @@ fn file_op(op: &FileOp) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mounts_below_a_volume_come_from_mountinfo_unescaped() {
+        let mountinfo = "\
+22 1 0:21 / / rw,relatime - ext4 /dev/sda1 rw
+30 22 0:30 / /srv/ro rw - ext4 /dev/sda1 rw
+31 30 0:31 / /srv/ro/sub rw - tmpfs tmpfs rw
+32 31 0:32 / /srv/ro/sub/deeper rw - tmpfs tmpfs rw
+33 22 0:33 / /srv/ro\\040two/x rw - tmpfs tmpfs rw
+34 22 0:34 / /srv/rother rw - tmpfs tmpfs rw
+";
+        assert_eq!(
+            mounts_below(mountinfo, Path::new("/srv/ro")),
+            vec![
+                PathBuf::from("/srv/ro/sub"),
+                PathBuf::from("/srv/ro/sub/deeper")
+            ]
+        );
+        assert_eq!(
+            mounts_below(mountinfo, Path::new("/srv/ro two")),
+            vec![PathBuf::from("/srv/ro two/x")]
+        );
+        assert_eq!(unescape_mountinfo("a\\134b\\011c\\9"), "a\\b\tc\\9");
+    }
 }

@@ -206,13 +206,14 @@ impl Store {
                 if !has_layers {
                     return write_atomic(&path, current.as_bytes());
                 }
+                let (why, hint) = crate::idmap::explain_change(&recorded, mapping);
                 Err(failure(
                     format!(
-                        "the store {} was unpacked with the id mapping {} but yours is now {current}",
+                        "the store {} was unpacked with the id mapping {} but yours is now {current}: {why}",
                         self.root.display(),
                         recorded.trim()
                     ),
-                    "your subordinate ids (/etc/subuid, /etc/subgid) or newuidmap changed; restore them, or remove the boxes and images (`box rm --all && box rmi` each image) and pull again",
+                    hint,
                 ))
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {

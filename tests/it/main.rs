@@ -10,5 +10,8 @@ mod cli;
 mod export;
 mod generated;
 mod harness;
+mod idmap;
 pub(crate) mod pull;
+mod rm;
 mod runtime;
+mod volumes;

@@ -449,30 +449,6 @@ fn a_missing_volume_source_is_refused_at_create() {
 }
 
 #[test]
-fn without_newuidmap_boxes_fall_back_to_a_single_id_and_say_so() {
-    let mut env = TestEnv::new("rt-nouidmap", User::BoxTest);
-    // A PATH without newuidmap/newgidmap.
-    let bin = env.dir.join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    env.set_env("PATH", bin.as_os_str());
-    let _boxes = Boxes(&env);
-    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
-    let out = ok(&env, &["pull", &reference]);
-    let created = ok(
-        &env,
-        &["create", "--no-entry", "--image", &reference, "single"],
-    );
-    let said = format!("{}{}", out.stderr, created.stderr);
-    assert!(
-        said.contains("newuidmap"),
-        "no notice of the fallback:\n{out}\n{created}"
-    );
-    sh(&env, "single", "id -u")
-        .success()
-        .stdout_has(&env.uid.to_string());
-}
-
-#[test]
 fn the_user_without_subordinate_ids_gets_a_working_box() {
     let env = TestEnv::new("rt-nosub", User::BoxNoSub);
     let _boxes = Boxes(&env);

@@ -1,0 +1,207 @@
+//! `box rm` asks before removing on a terminal (unless `--yes`), removes without a
+//! question when there is none (scripts), and the menu entry's Remove action never
+//! deletes a box without a question.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{Fixture, Outcome, Registry, TestEnv, User};
+
+/// Stops and removes every box of an environment when dropped, so that no holder of a
+/// failed test lingers.
+struct Boxes<'a>(&'a TestEnv);
+
+impl Drop for Boxes<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.command(&["rm", "--all", "--force"]).output();
+    }
+}
+
+#[track_caller]
+fn ok(env: &TestEnv, args: &[&str]) -> Outcome {
+    let out = env.run(args);
+    out.success();
+    out
+}
+
+fn names(env: &TestEnv) -> Vec<String> {
+    match ok(env, &["list", "--json"]).json() {
+        Value::Array(items) => items
+            .iter()
+            .map(|b| b["name"].as_str().unwrap().to_owned())
+            .collect(),
+        other => panic!("`box list --json` is not an array: {other}"),
+    }
+}
+
+fn entry_path(env: &TestEnv, name: &str) -> PathBuf {
+    env.data_home()
+        .join("applications")
+        .join(format!("box-{name}.desktop"))
+}
+
+/// Run `box ARGS` as the environment's user on a new pseudo-terminal (util-linux `script`),
+/// typing `keys` one chunk at a time with `pause` between them. Returns the exit status
+/// and everything the terminal showed. (A copy of the one in runtime.rs.)
+fn run_on_terminal(
+    env: &TestEnv,
+    args: &[&str],
+    keys: &[&str],
+    pause: Duration,
+) -> (std::process::ExitStatus, String) {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let command_line = std::iter::once(crate::common::box_bin())
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let template = env.command(args);
+    let mut script = Command::new("script");
+    script
+        .args([
+            "--quiet",
+            "--return",
+            "--command",
+            &command_line,
+            "/dev/null",
+        ])
+        .env_clear()
+        .envs(
+            template
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("TERM", "xterm")
+        .current_dir(&env.home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if env.user != User::Root {
+        script.uid(env.uid).gid(env.gid);
+    }
+    let mut child = script.spawn().expect("running script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    for chunk in keys {
+        std::thread::sleep(pause);
+        stdin.write_all(chunk.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    // stdin stays open until the session ends: script ends the session on its EOF.
+    let out = env.wait(args, child);
+    drop(stdin);
+    (out.status, format!("{}{}", out.stdout, out.stderr))
+}
+
+const PAUSE: Duration = Duration::from_millis(500);
+
+#[test]
+fn rm_asks_on_a_terminal_and_not_in_scripts() {
+    let env = TestEnv::new("rm-asks", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &reference]);
+    for name in ["one", "two", "three", "four"] {
+        // With the menu entry, which rm removes with the box.
+        ok(&env, &["create", "--image", &reference, name]);
+        assert!(entry_path(&env, name).exists());
+    }
+    ok(&env, &["run", "one", "--", "true"]);
+
+    // "n" keeps the box, and its entry.
+    let (status, shown) = run_on_terminal(&env, &["rm", "--force", "one"], &["n\n"], PAUSE);
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("Box one is running and will be stopped. Remove box one (")
+            && shown.contains("your home stays)? [Y/n]"),
+        "no question:\n{shown}"
+    );
+    assert!(shown.contains("Nothing removed."), "{shown}");
+    assert_eq!(names(&env), ["four", "one", "three", "two"]);
+    assert!(entry_path(&env, "one").exists());
+
+    // Enter means yes, as for distrobox; the running box is stopped and removed.
+    let (status, shown) = run_on_terminal(&env, &["rm", "--force", "one"], &["\n"], PAUSE);
+    assert!(status.success(), "{shown}");
+    assert!(shown.contains("Removed box one."), "{shown}");
+    assert!(!names(&env).contains(&"one".to_owned()));
+    assert!(!entry_path(&env, "one").exists());
+
+    // --yes does not ask.
+    let (status, shown) = run_on_terminal(&env, &["rm", "--yes", "two"], &[], PAUSE);
+    assert!(status.success(), "{shown}");
+    assert!(!shown.contains("[Y/n]"), "asked despite --yes:\n{shown}");
+    assert_eq!(names(&env), ["four", "three"]);
+
+    // --all names every box it would remove, and "no" removes none of them.
+    let (status, shown) = run_on_terminal(&env, &["rm", "--all"], &["no\n"], PAUSE);
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("Remove 2 boxes: four, three ("),
+        "no list of boxes:\n{shown}"
+    );
+    assert_eq!(names(&env), ["four", "three"]);
+
+    // Without a terminal (a script), rm removes without asking, as before.
+    let out = ok(&env, &["rm", "three"]);
+    assert!(!out.stderr.contains("[Y/n]"), "{out}");
+    assert_eq!(names(&env), ["four"]);
+    assert!(!entry_path(&env, "three").exists());
+
+    // --interactive without a terminal removes nothing.
+    env.run(&["rm", "--interactive", "four"]).box_error(&[
+        "no terminal to ask on",
+        "four was not removed",
+        "box rm --yes four",
+    ]);
+    assert_eq!(names(&env), ["four"]);
+    env.run(&["rm", "--interactive", "--yes", "four"]).status(2);
+}
+
+#[test]
+fn the_menu_entry_remove_action_never_removes_without_a_question() {
+    let env = TestEnv::new("rm-entry", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &reference]);
+    ok(&env, &["create", "--image", &reference, "dev"]);
+    let path = entry_path(&env, "dev");
+    let validate = Command::new("desktop-file-validate")
+        .arg(&path)
+        .output()
+        .expect("desktop-file-validate (package desktop-file-utils) must be installed");
+    let said = String::from_utf8_lossy(&validate.stdout).into_owned()
+        + &String::from_utf8_lossy(&validate.stderr);
+    assert!(
+        validate.status.success() && !said.contains("error"),
+        "{said}"
+    );
+
+    let entry = std::fs::read_to_string(&path).unwrap();
+    assert!(entry.contains("\nTerminal=true\n"), "{entry}");
+    let exec = entry
+        .split("[Desktop Action Remove]")
+        .nth(1)
+        .and_then(|action| action.lines().find_map(|l| l.strip_prefix("Exec=")))
+        .unwrap_or_else(|| panic!("no Remove action:\n{entry}"))
+        .to_owned();
+    let words: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(words[1..], ["rm", "--interactive", "dev"], "{exec}");
+
+    // Launched without a terminal (a desktop that gives actions none): refused.
+    env.run(&words[1..]).box_error(&["no terminal to ask on"]);
+    assert_eq!(names(&env), ["dev"]);
+    // In the terminal GNOME and KDE open for it: asked, and "n" keeps the box.
+    let (status, shown) = run_on_terminal(&env, &words[1..], &["n\n"], PAUSE);
+    assert!(status.success(), "{shown}");
+    assert!(shown.contains("Remove box dev ("), "{shown}");
+    assert_eq!(names(&env), ["dev"]);
+    let (status, shown) = run_on_terminal(&env, &words[1..], &["y\n"], PAUSE);
+    assert!(status.success(), "{shown}");
+    assert!(names(&env).is_empty(), "{shown}");
+    assert!(!path.exists());
+}
