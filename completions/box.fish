@@ -77,7 +77,7 @@ complete -c box -n "__fish_box_using_subcommand ls" -l no-color -d 'Do not colou
 complete -c box -n "__fish_box_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand ls" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand stop" -s a -l all -d 'Stop every running box'
-complete -c box -n "__fish_box_using_subcommand stop" -s Y -l yes -d 'Do not ask for confirmation'
+complete -c box -n "__fish_box_using_subcommand stop" -s Y -l yes -d 'Do not ask for confirmation (box asks only on a terminal)'
 complete -c box -n "__fish_box_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand stop" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand rm" -s a -l all -d 'Remove every box'

@@ -159,7 +159,7 @@ pub struct StopArgs {
     /// Stop every running box
     #[arg(long, short)]
     pub all: bool,
-    /// Do not ask for confirmation
+    /// Do not ask for confirmation (box asks only on a terminal)
     #[arg(long, short = 'Y')]
     pub yes: bool,
 }

@@ -25,6 +25,24 @@ pub fn exec(ctx: &Context, args: StopArgs) -> Result<ExitCode> {
         }
         args.names.clone()
     };
+    // On a terminal, ask before ending what runs in the boxes (distrobox does too).
+    let running: Vec<&str> = names
+        .iter()
+        .filter(|n| state::find(ctx, &store, n).is_some())
+        .map(String::as_str)
+        .collect();
+    if !args.yes
+        && !running.is_empty()
+        && super::create::interactive()
+        && !super::create::ask(&format!(
+            "Stop {} (ending every process in {})?",
+            running.join(", "),
+            if running.len() == 1 { "it" } else { "them" }
+        ))?
+    {
+        println!("Nothing stopped.");
+        return Ok(ExitCode::SUCCESS);
+    }
     for name in &names {
         if stop::stop(ctx, name)? {
             println!("Stopped box {name}.");

@@ -724,6 +724,19 @@ fn enter_on_a_terminal_offers_to_create_and_the_shell_owns_the_terminal() {
         "the shell must own the terminal:\n{screen}"
     );
     assert_eq!(status_of(&env, "mydeb"), "running");
+
+    // On a terminal, stop asks first.
+    let (status, screen) = run_on_terminal(&env, &["stop", "mydeb"], &["n\n"], Duration::ZERO);
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(
+        screen.contains("Stop mydeb (ending every process in it)?"),
+        "{screen}"
+    );
+    assert_eq!(status_of(&env, "mydeb"), "running");
+    let (status, screen) = run_on_terminal(&env, &["stop", "mydeb"], &["y\n"], Duration::ZERO);
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(screen.contains("Stopped box mydeb."), "{screen}");
+    assert_eq!(status_of(&env, "mydeb"), "stopped");
 }
 
 #[test]
