@@ -229,10 +229,22 @@ pub fn zone_name(path: &Path) -> Option<String> {
     Some(zone.to_owned()).filter(|z| !z.is_empty())
 }
 
-/// The name of the box this process runs in, if any: `/run/.containerenv` (podman's
-/// format) with `engine="box"`. Other engines' files, and `/.dockerenv`, do not count:
-/// box itself may run inside a docker container.
+/// The name of the box this process runs in, if any.
+///
+/// Every command in a box has `CONTAINER_ID` (see the module doc), and the host usually
+/// has none, so on the host this is one `getenv` and no file read: it sits on
+/// `box run`'s hot path. Only when the variable is set is the answer confirmed with
+/// [`containerenv_box`] (a distrobox or toolbox container sets it too).
 pub fn inside_box() -> Option<String> {
+    std::env::var_os("CONTAINER_ID")?;
+    containerenv_box()
+}
+
+/// The name of the box whose `/run/.containerenv` (podman's format) this process sees,
+/// when its `engine` is box. Other engines' files, and `/.dockerenv`, do not count: box
+/// itself may run inside a docker container. Unlike [`inside_box`], this reads the file
+/// even without `CONTAINER_ID`: for error paths, where a file read costs nothing.
+pub fn containerenv_box() -> Option<String> {
     parse_containerenv(&std::fs::read_to_string("/run/.containerenv").ok()?)
 }
 

@@ -10,5 +10,6 @@ mod cli;
 mod export;
 mod generated;
 mod harness;
+mod inside;
 pub(crate) mod pull;
 mod runtime;
