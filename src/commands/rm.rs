@@ -16,15 +16,6 @@ use crate::runtime::{state, stop};
 use crate::store::Store;
 
 pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
-    // Removing needs the store helper's user namespace and stops running boxes: neither
-    // works from inside a box.
-    if let Some(current) = crate::host::inside_box() {
-        return Err(crate::runtime::from_host_only(
-            &current,
-            args.names.first().map_or("", String::as_str),
-            &super::stop::boxes_what("remove", &args.names),
-        ));
-    }
     let store = Store::open(&ctx.dirs.store)?;
     let names: Vec<String> = if args.all {
         store.containers()?.into_iter().map(|r| r.name).collect()

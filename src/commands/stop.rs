@@ -10,13 +10,6 @@ use crate::runtime::{state, stop};
 use crate::store::Store;
 
 pub fn exec(ctx: &Context, args: StopArgs) -> Result<ExitCode> {
-    if let Some(current) = crate::host::inside_box() {
-        return Err(crate::runtime::from_host_only(
-            &current,
-            args.names.first().map_or("", String::as_str),
-            &boxes_what("stop", &args.names),
-        ));
-    }
     let store = Store::at(&ctx.dirs.store);
     let names: Vec<String> = if args.all {
         store
@@ -40,14 +33,4 @@ pub fn exec(ctx: &Context, args: StopArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// "stop box `a`", "stop boxes `a`, `b`", "stop boxes" (for --all): what a refused
-/// `verb` was asked to do.
-pub(super) fn boxes_what(verb: &str, names: &[String]) -> String {
-    match names {
-        [] => format!("{verb} boxes"),
-        [one] => format!("{verb} box `{one}`"),
-        many => format!("{verb} boxes `{}`", many.join("`, `")),
-    }
 }

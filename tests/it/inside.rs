@@ -32,13 +32,14 @@ const CAFE: &[u8] = b"caf\xe9";
 
 /// Pull `fixture` and create boxes `names` from it. Tests that run box inside a box need
 /// Debian: the box executable under test is linked against the C library.
-fn boxes(env: &TestEnv, fixture: Fixture, names: &[&str]) {
+fn boxes(env: &TestEnv, fixture: Fixture, names: &[&str]) -> String {
     let reference = fixture.push(Registry::plain()).image.reference;
     env.run(&["pull", &reference]).success();
     for name in names {
         env.run(&["create", "--no-entry", "--image", &reference, name])
             .success();
     }
+    reference
 }
 
 /// Run `program` with `args` (any bytes) as the test user, with box's test environment
@@ -231,7 +232,7 @@ fn inside_a_box_box_run_of_that_box_runs_the_command_there() {
 fn inside_a_box_other_boxes_are_for_the_host() {
     let env = TestEnv::new("in-other", User::BoxTest);
     let _boxes = Boxes(&env);
-    boxes(&env, Fixture::Debian, &["dev", "two", "cold"]);
+    let reference = boxes(&env, Fixture::Debian, &["dev", "two", "cold"]);
     env.run(&["run", "two", "--", "true"]).success();
 
     let inside = |args: &[&str]| {
@@ -262,6 +263,12 @@ fn inside_a_box_other_boxes_are_for_the_host() {
     inside(&["rm", "--force", "two"]).box_error(&["cannot remove box `two` from inside box `dev`"]);
     inside(&["rm", "cold"]).box_error(&["cannot remove box `cold` from inside box `dev`"]);
 
+    // So are the store's changes: they would be made with the box's id mapping.
+    inside(&["create", "--no-entry", "--image", &reference, "three"])
+        .box_error(&["cannot create boxes from inside box `dev`", "from the host"]);
+    inside(&["pull", &reference]).box_error(&["cannot pull images from inside box `dev`"]);
+    inside(&["rmi", &reference]).box_error(&["cannot remove images from inside box `dev`"]);
+
     // Without CONTAINER_ID, joining fails as before, but the hint still says why.
     env.run(&[
         "run",
@@ -278,7 +285,8 @@ fn inside_a_box_other_boxes_are_for_the_host() {
     ])
     .box_error(&["box `two`", "from the host"]);
 
-    // Nothing was done: every box is still there, two still runs, cold did not start.
+    // Nothing was done: every box is still there, two still runs, cold did not start, no
+    // box three.
     let list = env.run(&["list", "--json"]).success().json();
     let status = |name: &str| {
         list.as_array()
@@ -291,6 +299,7 @@ fn inside_a_box_other_boxes_are_for_the_host() {
     assert_eq!(status("dev"), "running");
     assert_eq!(status("two"), "running");
     assert_eq!(status("cold"), "stopped");
+    assert_eq!(list.as_array().unwrap().len(), 3, "{list}");
 
     // On the host, CONTAINER_ID alone (no box's /run/.containerenv; this machine may have
     // a /.dockerenv) does not count as being inside a box.
