@@ -5,6 +5,7 @@
 //! Command and flag names follow distrobox where it has them. Nothing here reads the
 //! environment or the disk: resolving what the arguments mean is `context.rs`'s job.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -125,8 +126,9 @@ pub struct EnterArgs {
     #[arg(long, short)]
     pub dry_run: bool,
     /// Command to run instead of the login shell
-    #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<String>,
+    // OsString: arguments are passed on as bytes (file names need not be UTF-8).
+    #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -137,8 +139,9 @@ pub struct RunArgs {
     #[arg(long = "no-workdir", visible_alias = "nw")]
     pub no_workdir: bool,
     /// The command and its arguments
-    #[arg(last = true, required = true, value_name = "CMD")]
-    pub command: Vec<String>,
+    // OsString: arguments are passed on as bytes (file names need not be UTF-8).
+    #[arg(last = true, required = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]

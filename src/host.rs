@@ -154,7 +154,7 @@ pub struct HostFacts {
     /// Real paths of `/etc/resolv.conf` and `/etc/hosts` (they are often symlinks).
     pub resolv_conf: Option<PathBuf>,
     pub hosts: Option<PathBuf>,
-    /// The box binary, bound read-only at /usr/local/bin/box.
+    /// The box binary, bound read-only at /usr/local/bin/box (see [`box_binary`]).
     pub box_binary: Option<PathBuf>,
 }
 
@@ -184,8 +184,37 @@ pub fn discover() -> HostFacts {
         timezone,
         resolv_conf: std::fs::canonicalize("/etc/resolv.conf").ok(),
         hosts: std::fs::canonicalize("/etc/hosts").ok(),
-        box_binary: std::env::current_exe().ok(),
+        box_binary: box_binary(),
     }
+}
+
+/// The box executable to bind at `/usr/local/bin/box` in a box: the file box runs from.
+///
+/// When that file was replaced since box started (an upgrade while it ran),
+/// `current_exe()` names `PATH (deleted)`, which does not exist: the file now at PATH is
+/// the box the host runs, so that is the one to bind. When nothing is left there, the
+/// box starts without `box` inside, and this says so. (`/proc/self/exe` itself cannot be
+/// the source: the holder mounts in a mount namespace of its own, and the kernel binds
+/// only from mounts of the caller's namespace, EINVAL otherwise; the link names the
+/// file on the host's.)
+pub fn box_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    if exe.is_file() {
+        return Some(exe);
+    }
+    let replaced = exe
+        .as_os_str()
+        .as_bytes()
+        .strip_suffix(b" (deleted)")
+        .map(|path| PathBuf::from(os(path)))
+        .filter(|path| path.is_file());
+    if replaced.is_none() {
+        crate::error::warn(format!(
+            "the box executable {} is gone, so `box` will not be available in boxes started now; reinstall box, then `box stop` and start them again to have it back",
+            exe.display()
+        ));
+    }
+    replaced
 }
 
 /// `Europe/Paris` from `/usr/share/zoneinfo/Europe/Paris` (any `zoneinfo` directory).
@@ -200,10 +229,22 @@ pub fn zone_name(path: &Path) -> Option<String> {
     Some(zone.to_owned()).filter(|z| !z.is_empty())
 }
 
-/// The name of the box this process runs in, if any: `/run/.containerenv` (podman's
-/// format) with `engine="box"`. Other engines' files, and `/.dockerenv`, do not count:
-/// box itself may run inside a docker container.
+/// The name of the box this process runs in, if any.
+///
+/// Every command in a box has `CONTAINER_ID` (see the module doc), and the host usually
+/// has none, so on the host this is one `getenv` and no file read: it sits on
+/// `box run`'s hot path. Only when the variable is set is the answer confirmed with
+/// [`containerenv_box`] (a distrobox or toolbox container sets it too).
 pub fn inside_box() -> Option<String> {
+    std::env::var_os("CONTAINER_ID")?;
+    containerenv_box()
+}
+
+/// The name of the box whose `/run/.containerenv` (podman's format) this process sees,
+/// when its `engine` is box. Other engines' files, and `/.dockerenv`, do not count: box
+/// itself may run inside a docker container. Unlike [`inside_box`], this reads the file
+/// even without `CONTAINER_ID`: for error paths, where a file read costs nothing.
+pub fn containerenv_box() -> Option<String> {
     parse_containerenv(&std::fs::read_to_string("/run/.containerenv").ok()?)
 }
 

@@ -22,6 +22,21 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
         print!("{}", runtime::plan_for(ctx, &store, &record)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let command = if args.command.is_empty() {
+        Command::LoginShell
+    } else {
+        Command::Exec(&args.command)
+    };
+    if let Some(current) = crate::host::inside_box() {
+        if current == name {
+            match runtime::join::exec_here(name, command, args.no_workdir)? {}
+        }
+        return Err(runtime::from_host_only(
+            &current,
+            name,
+            &format!("enter box `{name}`"),
+        ));
+    }
     let state = match state::running(ctx, name) {
         Some(state) => state,
         None => {
@@ -35,11 +50,6 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
         None
     } else {
         std::env::current_dir().ok()
-    };
-    let command = if args.command.is_empty() {
-        Command::LoginShell
-    } else {
-        Command::Exec(&args.command)
     };
     match runtime::join::exec(name, &state, command, cwd)? {}
 }

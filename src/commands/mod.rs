@@ -34,6 +34,11 @@ pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
 
 /// Run a parsed command.
 pub fn dispatch(command: Command) -> Result<ExitCode> {
+    if let Some((name, what)) = host_only(&command)
+        && let Some(current) = crate::host::inside_box()
+    {
+        return Err(crate::runtime::from_host_only(&current, name, &what));
+    }
     let ctx = Context::from_env()?;
     match command {
         Command::Pull(args) => pull::exec(&ctx, args),
@@ -47,5 +52,29 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Rm(args) => rm::exec(&ctx, args),
         Command::Export(args) => export::exec(&ctx, args),
         Command::GenerateEntry(args) => generate_entry::exec(&ctx, args),
+    }
+}
+
+/// What `command` would do, when it is a job for the host only: a box's name it is about
+/// (or "") and a phrase for the error. From inside a box, store changes would be made
+/// with the box's id mapping (box would see a changed mapping and refuse, with a hint to
+/// start over), and holders can be neither started nor stopped: each box is a user
+/// namespace of its own. `run` and `enter` decide for themselves (their own box is fine).
+fn host_only(command: &Command) -> Option<(&str, String)> {
+    fn boxes<'a>(verb: &str, names: &'a [String]) -> (&'a str, String) {
+        let what = match names {
+            [] => format!("{verb} boxes"),
+            [one] => format!("{verb} box `{one}`"),
+            many => format!("{verb} boxes `{}`", many.join("`, `")),
+        };
+        (names.first().map_or("", String::as_str), what)
+    }
+    match command {
+        Command::Pull(_) => Some(("", "pull images".into())),
+        Command::Rmi(_) => Some(("", "remove images".into())),
+        Command::Create(args) if !args.dry_run => Some(("", "create boxes".into())),
+        Command::Stop(args) => Some(boxes("stop", &args.names)),
+        Command::Rm(args) => Some(boxes("remove", &args.names)),
+        _ => None,
     }
 }

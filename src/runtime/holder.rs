@@ -140,7 +140,11 @@ fn run(plan: &Plan, has_root: bool) -> Result<Option<Ready>> {
     )
     .with_context(|| format!("opening {}", plan.root.display()))?;
     for m in &plan.mounts {
-        mount_one(&root_fd, m, &host_root)?;
+        mount_one(&root_fd, m, &host_root).map_err(|err| match &m.hint {
+            // The mount's own hint says more than a generic one from below.
+            Some(hint) => err.context(crate::error::Hint(hint.clone())),
+            None => err,
+        })?;
     }
     drop(host_root);
 
@@ -368,7 +372,9 @@ fn mount_one(root: &OwnedFd, m: &super::plan::Mount, host_root: &OwnedFd) -> Res
                 m.source.display(),
                 m.target.display()
             ),
-            "create it, or remove the box and create it again without that volume",
+            m.hint
+                .clone()
+                .unwrap_or_else(|| "create it on the host, then start the box again".into()),
         ));
     }
     let target = prepare_target(root, &m.target, is_file)

@@ -7,9 +7,13 @@
 //! caller's directory when the box has it; build the environment; and `execve` in place.
 //! No thread, no fork, no pty: the command inherits the terminal, the process group,
 //! the signals and gives its exit status straight to the caller.
+//!
+//! Inside box NAME itself, `box run NAME`/`box enter NAME` skip the join ([`exec_here`]):
+//! the process already is where the command must run. Both paths share the command
+//! lookup and the 126/127 policy. Arguments are bytes, never required to be UTF-8.
 
 use std::convert::Infallible;
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
@@ -26,8 +30,8 @@ use crate::error::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, Exit, HintExt, failure};
 pub enum Command<'a> {
     /// The user's login shell (argv[0] `-bash`).
     LoginShell,
-    /// A command and its arguments, found through the box's PATH.
-    Exec(&'a [String]),
+    /// A command and its arguments (any bytes but NUL), found through the box's PATH.
+    Exec(&'a [OsString]),
 }
 
 /// Join the box `name` held by `state` and run `command`; returns only on failure.
@@ -45,12 +49,21 @@ pub fn exec(
         )
     };
     let open = |ns: &str| {
-        File::open(format!("/proc/{}/ns/{ns}", state.pid)).with_context(|| {
-            format!(
-                "opening the {ns} namespace of box `{name}` (holder pid {})",
-                state.pid
-            )
-        })
+        File::open(format!("/proc/{}/ns/{ns}", state.pid))
+            .with_context(|| {
+                format!(
+                    "opening the {ns} namespace of box `{name}` (holder pid {})",
+                    state.pid
+                )
+            })
+            .with_hint(|| match crate::host::containerenv_box() {
+                // `box run` checks for this up front; this catches a caller that dropped
+                // CONTAINER_ID from its environment.
+                Some(current) => super::from_host_only_hint(&current, name),
+                None => format!(
+                    "check that box `{name}` belongs to you; `box stop {name}` then `box enter {name}` starts it afresh"
+                ),
+            })
     };
     let (user, mnt, uts) = (open("user")?, open("mnt")?, open("uts")?);
     if !state.is_alive() {
@@ -81,6 +94,28 @@ pub fn exec(
     let mut forced = state.env_forced.clone();
     forced.push(("SHELL".into(), state.shell.clone()));
     let env = crate::host::compose_env(std::env::vars_os(), &forced, &state.env_defaults);
+    run(name, Path::new(&state.shell), command, env)
+}
+
+/// Run `command` in box `name` from inside that box: no namespace to join, the caller's
+/// environment is already the box's (`CONTAINER_ID`, PATH, SHELL), and the working
+/// directory is the caller's, or the home with `no_workdir`.
+pub fn exec_here(name: &str, command: Command<'_>, no_workdir: bool) -> Result<Infallible> {
+    if no_workdir && let Some(home) = std::env::var_os("HOME") {
+        let _ = rustix::process::chdir(Path::new(&home));
+    }
+    let env = std::env::vars_os()
+        .map(|(n, v)| [n.as_bytes(), b"=", v.as_bytes()].concat())
+        .collect();
+    let shell = std::env::var_os("SHELL")
+        .filter(|s| Path::new(s).is_absolute())
+        .unwrap_or_else(|| "/bin/sh".into());
+    run(name, Path::new(&shell), command, env)
+}
+
+/// Exec `command` with the environment `env` (`NAME=value`), searching its PATH;
+/// returns only the error to report.
+fn run(name: &str, shell: &Path, command: Command<'_>, env: Vec<Vec<u8>>) -> Result<Infallible> {
     let path = env
         .iter()
         .find_map(|e| e.strip_prefix(b"PATH="))
@@ -95,14 +130,13 @@ pub fn exec(
     crate::sys::default_sigpipe();
     match command {
         Command::LoginShell => {
-            let shell = Path::new(&state.shell);
             let base = shell.file_name().map(|b| b.as_bytes()).unwrap_or(b"sh");
             let mut argv0 = b"-".to_vec();
             argv0.extend_from_slice(base);
             let argv = [CString::new(argv0).context("shell name")?];
             let program = cstring(shell.as_os_str().as_bytes())?;
             let err = nix::unistd::execve(&program, &argv, &env).unwrap_err();
-            Err(exec_error(name, &state.shell, err))
+            Err(exec_error(name, shell.as_os_str(), err))
         }
         Command::Exec(args) => {
             let argv = args
@@ -125,12 +159,12 @@ fn cstring(bytes: &[u8]) -> Result<CString> {
 /// to report when nothing could be executed.
 fn exec_search(
     name: &str,
-    program: &str,
+    program: &OsStr,
     argv: &[CString],
     env: &[CString],
     path: &[u8],
 ) -> anyhow::Error {
-    if program.contains('/') {
+    if program.as_bytes().contains(&b'/') {
         let Ok(c) = cstring(program.as_bytes()) else {
             return anyhow::anyhow!("the command contains a NUL byte");
         };
@@ -155,16 +189,17 @@ fn exec_search(
             Errno::ENOENT | Errno::ENOTDIR | Errno::ESTALE | Errno::ENODEV | Errno::ETIMEDOUT => {}
             // Found but not executable: remember, as execvp does, and keep looking.
             Errno::EACCES => denied = Some(OsString::from(crate::host::os(&c.into_bytes()))),
-            other => return exec_error(name, &String::from_utf8_lossy(c.as_bytes()), other),
+            other => return exec_error(name, crate::host::os(c.as_bytes()), other),
         }
     }
     match denied {
-        Some(path) => exec_error(name, &path.to_string_lossy(), Errno::EACCES),
+        Some(path) => exec_error(name, &path, Errno::EACCES),
         None => exec_error(name, program, Errno::ENOENT),
     }
 }
 
-fn exec_error(name: &str, program: &str, err: Errno) -> anyhow::Error {
+fn exec_error(name: &str, program: &OsStr, err: Errno) -> anyhow::Error {
+    let program = program.to_string_lossy();
     let (message, code, hint) = match err {
         Errno::ENOENT => (
             format!("command `{program}` not found in box `{name}`"),

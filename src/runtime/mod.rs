@@ -116,6 +116,28 @@ fn refuse_leftovers(store: &Store, name: &str) -> Result<()> {
     ))
 }
 
+/// Refuse to act on box `name` (`what`, e.g. "run a command in box `two`") from inside
+/// box `current`. Boxes are siblings, each in a user namespace of its own: from inside
+/// one, the kernel lets box neither join another (nor its own from the outside) nor
+/// start, stop or clean up a holder, so these are jobs for the host.
+pub fn from_host_only(current: &str, name: &str, what: &str) -> anyhow::Error {
+    crate::error::failure(
+        format!("cannot {what} from inside box `{current}`"),
+        from_host_only_hint(current, name),
+    )
+}
+
+/// The hint of [`from_host_only`].
+pub fn from_host_only_hint(current: &str, name: &str) -> String {
+    if current == name {
+        format!("do it from the host (a terminal outside box `{current}`)")
+    } else {
+        format!(
+            "do it from the host (a terminal outside box `{current}`); inside box `{current}` you can only run commands of `{current}` itself"
+        )
+    }
+}
+
 /// The root directory of box `name` as seen from this process, for reading its files
 /// (`box export`): `/` inside that very box, else `/proc/<holder pid>/root`, starting
 /// the holder when the box is not running. Open box paths under it with

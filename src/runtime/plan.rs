@@ -65,6 +65,10 @@ pub struct Mount {
     pub target: PathBuf,
     pub kind: MountKind,
     pub read_only: bool,
+    /// What to do when this mount fails, when its purpose calls for a hint of its own
+    /// (a volume, the box executable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// A file box writes inside the box after the pivot.
@@ -146,6 +150,7 @@ fn bind_dir(source: &Path, target: &Path) -> Mount {
         target: target.to_owned(),
         kind: MountKind::BindDir { recursive: true },
         read_only: false,
+        hint: None,
     }
 }
 
@@ -155,6 +160,7 @@ fn bind_file(source: &Path, target: &Path, read_only: bool) -> Mount {
         target: target.to_owned(),
         kind: MountKind::BindFile,
         read_only,
+        hint: None,
     }
 }
 
@@ -205,12 +211,14 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
             options: "mode=0755,nosuid,nodev".into(),
         },
         read_only: false,
+        hint: None,
     });
     mounts.push(Mount {
         source: PathBuf::from("/"),
         target: PathBuf::from("/run/host"),
         kind: MountKind::HostRoot,
         read_only: false,
+        hint: None,
     });
     // Directories already reachable through another bind need no mount of their own.
     let mut bound: Vec<PathBuf> = vec!["/tmp".into()];
@@ -247,10 +255,20 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
             target: volume.target.clone(),
             kind,
             read_only: volume.read_only,
+            hint: Some(format!(
+                "create {} on the host, or remove the box and create it again without that volume",
+                volume.source.display()
+            )),
         });
     }
     if let Some(exe) = &host.box_binary {
-        mounts.push(bind_file(exe, Path::new("/usr/local/bin/box"), true));
+        mounts.push(Mount {
+            hint: Some(format!(
+                "box puts its own executable ({}) at /usr/local/bin/box in every box: check that it is still there (reinstall box if not) and that the image has no directory at /usr/local/bin/box",
+                exe.display()
+            )),
+            ..bind_file(exe, Path::new("/usr/local/bin/box"), true)
+        });
     }
 
     let mut files = vec![FileOp::Write {

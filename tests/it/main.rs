@@ -11,6 +11,7 @@ mod export;
 mod generated;
 mod harness;
 mod idmap;
+mod inside;
 pub(crate) mod pull;
 mod rm;
 mod runtime;
