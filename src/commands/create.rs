@@ -104,6 +104,16 @@ fn parse_volume(text: &str) -> Result<Volume> {
     if !target.is_absolute() || source.is_empty() {
         bail!(failure(format!("`{text}` is not a volume"), hint));
     }
+    // `..` would be resolved inside the box, somewhere else than the user wrote.
+    if target
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        bail!(failure(
+            format!("the volume target {} contains `..`", target.display()),
+            "write the target as a plain absolute path inside the box, e.g. /data",
+        ));
+    }
     let source = std::fs::canonicalize(source)
         .with_context(|| format!("the volume source {source} does not exist"))
         .hint("create it first, or fix the path")?;
@@ -279,6 +289,8 @@ mod tests {
         let err = parse_volume("/no/such/dir:/data").unwrap_err();
         assert!(crate::error::message(&err).contains("/no/such/dir does not exist"));
         assert!(parse_volume("/tmp:rel").is_err());
+        let err = parse_volume("/tmp:/a/../etc").unwrap_err();
+        assert!(crate::error::message(&err).contains("contains `..`"));
         assert!(parse_volume("/tmp").is_err());
     }
 
