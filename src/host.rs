@@ -256,7 +256,10 @@ pub fn parse_containerenv(text: &str) -> Option<String> {
             (k.trim() == key).then(|| v.trim().trim_matches('"').to_owned())
         })
     };
-    (value("engine")? == "box").then(|| value("name")).flatten()
+    (value("engine")? == "box")
+        .then(|| value("name"))
+        .flatten()
+        .filter(|name| !name.is_empty())
 }
 
 /// Whether `path` is `dir` or below it.

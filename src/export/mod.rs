@@ -32,27 +32,9 @@ use crate::store::Store;
 use boxfs::BoxRoot;
 use registry::{Kind, Planned, Registry, Removal};
 
-/// The file that marks the inside of a box (as podman's and toolbox's do).
-const CONTAINERENV: &str = "/run/.containerenv";
-
-/// The name of the box this process runs in, from `/run/.containerenv` with
-/// `engine="box"`. (Not `/.dockerenv`: hosts that are themselves docker containers have one.)
+/// The name of the box this process runs in (see [`crate::host::containerenv_box`]).
 pub fn current_box() -> Option<String> {
-    let text = std::fs::read_to_string(CONTAINERENV).ok()?;
-    parse_containerenv(&text)
-}
-
-fn parse_containerenv(text: &str) -> Option<String> {
-    let value = |key: &str| {
-        text.lines().find_map(|line| {
-            let rest = line.trim().strip_prefix(key)?.strip_prefix('=')?;
-            Some(rest.trim_matches('"').to_owned())
-        })
-    };
-    if value("engine")? != "box" {
-        return None;
-    }
-    value("name").filter(|n| !n.is_empty())
+    crate::host::containerenv_box()
 }
 
 /// The hint `box run` adds when the box of an exported wrapper is gone: the wrapper sets
@@ -606,6 +588,7 @@ mod tests {
 
     #[test]
     fn containerenv_must_say_box() {
+        use crate::host::parse_containerenv;
         assert_eq!(
             parse_containerenv("engine=\"box\"\nname=\"dev\"\n").as_deref(),
             Some("dev")
@@ -616,12 +599,13 @@ mod tests {
         );
         assert_eq!(parse_containerenv("name=\"dev\"\n"), None);
         assert_eq!(parse_containerenv("engine=\"box\"\n"), None);
+        assert_eq!(parse_containerenv("engine=\"box\"\nname=\"\"\n"), None);
     }
 
     #[test]
     fn host_with_dockerenv_is_not_a_box() {
         // This machine has /.dockerenv; only /run/.containerenv with engine="box" counts.
-        if !Path::new(CONTAINERENV).exists() {
+        if !Path::new("/run/.containerenv").exists() {
             assert_eq!(current_box(), None);
         }
     }
