@@ -11,6 +11,7 @@
 //! - Every test gets its own directory under [`TEST_ROOT`] (its own HOME, runtime dir and
 //!   store), removed when the test passes and kept for inspection when it fails.
 
+pub mod boxes;
 pub mod fixtures;
 pub mod oci;
 pub mod proxy;

@@ -8,24 +8,8 @@
 
 use std::process::{Command, Stdio};
 
+use crate::common::boxes::{Boxes, ok};
 use crate::common::{Fixture, Outcome, Registry, TestEnv, User, box_bin};
-
-/// Stops and removes every box of an environment when dropped, so that no holder of a
-/// failed test lingers.
-struct Boxes<'a>(&'a TestEnv);
-
-impl Drop for Boxes<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.command(&["rm", "--all", "--force"]).output();
-    }
-}
-
-#[track_caller]
-fn ok(env: &TestEnv, args: &[&str]) -> Outcome {
-    let out = env.run(args);
-    out.success();
-    out
-}
 
 /// Run `box ARGS` as the environment's user, with the environment's variables except
 /// `PATH` (as `env -i HOME=$HOME box ...` would).

@@ -14,18 +14,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::common::boxes::Boxes;
 use crate::common::{Fixture, Outcome, Registry, TestEnv, User, box_bin};
-
-/// Stops and removes every box of an environment when dropped, so that no holder of a
-/// failed test lingers.
-struct Boxes<'a>(&'a TestEnv);
-
-impl Drop for Boxes<'_> {
-    fn drop(&mut self) {
-        // No panic here: this may run while a failed test unwinds.
-        let _ = self.0.command(&["rm", "--all", "--force"]).output();
-    }
-}
 
 /// A name that is not UTF-8 (Latin-1 "café"), as `printf 'caf\xe9'` gives.
 const CAFE: &[u8] = b"caf\xe9";

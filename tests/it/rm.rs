@@ -2,32 +2,14 @@
 //! question when there is none (scripts), and the menu entry's Remove action never
 //! deletes a box without a question.
 
-use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{Fixture, Outcome, Registry, TestEnv, User};
-
-/// Stops and removes every box of an environment when dropped, so that no holder of a
-/// failed test lingers.
-struct Boxes<'a>(&'a TestEnv);
-
-impl Drop for Boxes<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.command(&["rm", "--all", "--force"]).output();
-    }
-}
-
-#[track_caller]
-fn ok(env: &TestEnv, args: &[&str]) -> Outcome {
-    let out = env.run(args);
-    out.success();
-    out
-}
+use crate::common::boxes::{Boxes, ok, run_on_terminal};
+use crate::common::{Fixture, Registry, TestEnv, User};
 
 fn names(env: &TestEnv) -> Vec<String> {
     match ok(env, &["list", "--json"]).json() {
@@ -43,58 +25,6 @@ fn entry_path(env: &TestEnv, name: &str) -> PathBuf {
     env.data_home()
         .join("applications")
         .join(format!("box-{name}.desktop"))
-}
-
-/// Run `box ARGS` as the environment's user on a new pseudo-terminal (util-linux `script`),
-/// typing `keys` one chunk at a time with `pause` between them. Returns the exit status
-/// and everything the terminal showed. (A copy of the one in runtime.rs.)
-fn run_on_terminal(
-    env: &TestEnv,
-    args: &[&str],
-    keys: &[&str],
-    pause: Duration,
-) -> (std::process::ExitStatus, String) {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let command_line = std::iter::once(crate::common::box_bin())
-        .chain(args.iter().copied())
-        .map(quote)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let template = env.command(args);
-    let mut script = Command::new("script");
-    script
-        .args([
-            "--quiet",
-            "--return",
-            "--command",
-            &command_line,
-            "/dev/null",
-        ])
-        .env_clear()
-        .envs(
-            template
-                .get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env("TERM", "xterm")
-        .current_dir(&env.home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if env.user != User::Root {
-        script.uid(env.uid).gid(env.gid);
-    }
-    let mut child = script.spawn().expect("running script (util-linux)");
-    let mut stdin = child.stdin.take().unwrap();
-    for chunk in keys {
-        std::thread::sleep(pause);
-        stdin.write_all(chunk.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-    // stdin stays open until the session ends: script ends the session on its EOF.
-    let out = env.wait(args, child);
-    drop(stdin);
-    (out.status, format!("{}{}", out.stdout, out.stderr))
 }
 
 const PAUSE: Duration = Duration::from_millis(500);

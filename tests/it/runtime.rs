@@ -13,59 +13,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::common::boxes::{
+    Boxes, box_from, list, ok, run_on_terminal, script_output, sh, shell_as, status_of,
+};
 use crate::common::registry::closed_port;
 use crate::common::{Fixture, Outcome, Registry, TestEnv, User};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// Stops and removes every box of an environment when dropped, so that no holder of a
-/// failed test lingers.
-struct Boxes<'a>(&'a TestEnv);
-
-impl Drop for Boxes<'_> {
-    fn drop(&mut self) {
-        // No panic here: this may run while a failed test unwinds.
-        let _ = self.0.command(&["rm", "--all", "--force"]).output();
-    }
-}
-
-#[track_caller]
-fn ok(env: &TestEnv, args: &[&str]) -> Outcome {
-    let out = env.run(args);
-    out.success();
-    out
-}
-
-/// Pull `fixture` and create box `name` from it.
-#[track_caller]
-fn box_from(env: &TestEnv, fixture: Fixture, name: &str) -> String {
-    let reference = fixture.push(Registry::plain()).image.reference;
-    ok(env, &["pull", &reference]);
-    ok(env, &["create", "--no-entry", "--image", &reference, name]);
-    reference
-}
-
-/// `box run NAME -- sh -c SCRIPT`.
-fn sh(env: &TestEnv, name: &str, script: &str) -> Outcome {
-    env.run(&["run", name, "--", "sh", "-c", script])
-}
-
-fn list(env: &TestEnv) -> Vec<Value> {
-    match ok(env, &["list", "--json"]).json() {
-        Value::Array(items) => items,
-        other => panic!("`box list --json` is not an array: {other}"),
-    }
-}
-
-fn status_of(env: &TestEnv, name: &str) -> String {
-    list(env)
-        .iter()
-        .find(|b| b["name"] == name)
-        .map(|b| b["status"].as_str().unwrap().to_owned())
-        .unwrap_or_else(|| panic!("no box {name} in `box list --json`"))
-}
 
 fn holder_pid(env: &TestEnv, name: &str) -> i32 {
     let path = env.runtime_dir.join("box").join(name).join("state.json");
@@ -626,58 +582,6 @@ fn a_subordinate_range_too_small_for_a_box_is_a_clear_error() {
 // On a terminal, and as root
 // ---------------------------------------------------------------------------------------
 
-/// Run `box ARGS` as the environment's user on a new pseudo-terminal (util-linux `script`),
-/// typing `keys` one chunk at a time with `pause` between them. Returns the exit status
-/// and everything the terminal showed.
-fn run_on_terminal(
-    env: &TestEnv,
-    args: &[&str],
-    keys: &[&str],
-    pause: Duration,
-) -> (std::process::ExitStatus, String) {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let command_line = std::iter::once(crate::common::box_bin())
-        .chain(args.iter().copied())
-        .map(quote)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let template = env.command(args);
-    let mut script = Command::new("script");
-    script
-        .args([
-            "--quiet",
-            "--return",
-            "--command",
-            &command_line,
-            "/dev/null",
-        ])
-        .env_clear()
-        .envs(
-            template
-                .get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env("TERM", "xterm")
-        .current_dir(&env.home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if env.user != User::Root {
-        script.uid(env.uid).gid(env.gid);
-    }
-    let mut child = script.spawn().expect("running script (util-linux)");
-    let mut stdin = child.stdin.take().unwrap();
-    for chunk in keys {
-        std::thread::sleep(pause);
-        stdin.write_all(chunk.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-    // stdin stays open until the session ends: script ends the session on its EOF.
-    let out = env.wait(args, child);
-    drop(stdin);
-    (out.status, format!("{}{}", out.stdout, out.stderr))
-}
-
 #[test]
 fn enter_on_a_terminal_offers_to_create_and_the_shell_owns_the_terminal() {
     let env = TestEnv::new("rt-terminal", User::BoxTest);
@@ -771,29 +675,6 @@ fn root_gets_a_working_box_too() {
 // Sessions, stray descriptors and stray processes
 // ---------------------------------------------------------------------------------------
 
-/// `sh -c SCRIPT` as the environment's user, with its environment (box is `$BOX`).
-fn shell_as(env: &TestEnv, script: &str) -> Command {
-    let template = env.command(&[]);
-    let mut command = Command::new("sh");
-    command
-        .args(["-c", script])
-        .env_clear()
-        .envs(
-            template
-                .get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env("BOX", crate::common::box_bin())
-        .current_dir(&env.home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if env.user != User::Root {
-        command.uid(env.uid).gid(env.gid);
-    }
-    command
-}
-
 /// How many live holders have the overlay of box `name` of `env` mounted.
 fn holders_mounting(env: &TestEnv, name: &str) -> usize {
     let upper = env.store().join("containers").join(name).join("upper");
@@ -810,16 +691,6 @@ fn holders_mounting(env: &TestEnv, name: &str) -> usize {
                 .is_ok_and(|m| m.contains(&needle))
         })
         .count()
-}
-
-/// Run `script` with `shell_as` and return (exit code, stdout, stderr).
-fn script_output(env: &TestEnv, script: &str) -> (Option<i32>, String, String) {
-    let out = shell_as(env, script).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -2,17 +2,8 @@
 //! the way down, through mounts below its source, including ones the host makes while
 //! the box runs; a writable volume keeps its submounts writable.
 
-use crate::common::{Fixture, Outcome, Registry, TestEnv, User};
-
-/// Stops and removes every box of an environment when dropped, so that no holder of a
-/// failed test lingers.
-struct Boxes<'a>(&'a TestEnv);
-
-impl Drop for Boxes<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.command(&["rm", "--all", "--force"]).output();
-    }
-}
+use crate::common::boxes::{Boxes, ok, sh};
+use crate::common::{Fixture, Registry, TestEnv, User};
 
 /// A tmpfs the test mounts while boxes run (TestEnv::mount_tmpfs needs `&mut`), lazily
 /// unmounted when dropped.
@@ -48,18 +39,6 @@ impl Drop for Unmount {
             .stderr(std::process::Stdio::null())
             .status();
     }
-}
-
-#[track_caller]
-fn ok(env: &TestEnv, args: &[&str]) -> Outcome {
-    let out = env.run(args);
-    out.success();
-    out
-}
-
-/// `box run NAME -- sh -c SCRIPT`.
-fn sh(env: &TestEnv, name: &str, script: &str) -> Outcome {
-    env.run(&["run", name, "--", "sh", "-c", script])
 }
 
 #[test]
