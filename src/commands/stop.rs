@@ -12,12 +12,9 @@ use crate::store::Store;
 pub fn exec(ctx: &Context, args: StopArgs) -> Result<ExitCode> {
     let store = Store::at(&ctx.dirs.store);
     let names: Vec<String> = if args.all {
-        store
-            .containers()?
-            .into_iter()
-            .map(|r| r.name)
-            .filter(|n| state::find(ctx, &store, n).is_some())
-            .collect()
+        // Every box, not only running ones: a box whose holder died may have processes
+        // left, which stop ends too.
+        store.containers()?.into_iter().map(|r| r.name).collect()
     } else {
         // Check every name first: a typo must not stop half of the list.
         for name in &args.names {
