@@ -556,6 +556,11 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        // No holder may outlive its test (with the box's overlay mounted on a directory
+        // about to be removed), whatever the test did or where it failed.
+        if self.store().join("containers").is_dir() {
+            let _ = self.command(&["stop", "--all", "--yes"]).output();
+        }
         for mount in self.mounts.iter().rev() {
             let _ = Command::new("umount").arg("-l").arg(mount).status();
         }
