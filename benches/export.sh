@@ -24,6 +24,7 @@ if [ "$(id -u)" -eq 0 ]; then
   exec su boxtest -s /bin/bash -c "RUNS=$runs bash $(printf %q "$here/benches/export.sh") $(printf %q "$rootfs")"
 fi
 
+. "$here/benches/lib.sh"
 work=$(mktemp -d /var/tmp/box-bench-export.XXXXXX)
 export HOME=$work/home XDG_DATA_HOME=$work/data XDG_RUNTIME_DIR=$work/run XDG_CONFIG_HOME=$work/config
 unset XDG_BIN_HOME
@@ -37,36 +38,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/registry.yml" <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $work/registry}}
-http: {addr: 127.0.0.1:$port}
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
-
-upload() { # file digest
-  local location sep
-  location=$(curl -fsS -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/bench/debian/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-  case "$location" in http*) ;; *) location="http://127.0.0.1:$port$location" ;; esac
-  case "$location" in *\?*) sep='&' ;; *) sep='?' ;; esac
-  curl -fsS -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$1" "$location${sep}digest=$2" >/dev/null
-}
-# Push the rootfs as a one-layer gzip image.
-gzip -c -1 "$rootfs" > "$work/layer.tar.gz"
-layer_digest=sha256:$(sha256sum "$work/layer.tar.gz" | cut -d' ' -f1)
-diff_id=sha256:$(sha256sum "$rootfs" | cut -d' ' -f1)
-printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},"rootfs":{"type":"layers","diff_ids":["%s"]}}' "$diff_id" > "$work/config.json"
-config_digest=sha256:$(sha256sum "$work/config.json" | cut -d' ' -f1)
-upload "$work/layer.tar.gz" "$layer_digest"
-upload "$work/config.json" "$config_digest"
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' \
-  "$config_digest" "$(stat -c %s "$work/config.json")" "$layer_digest" "$(stat -c %s "$work/layer.tar.gz")" > "$work/manifest.json"
-curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @"$work/manifest.json" \
-  "http://127.0.0.1:$port/v2/bench/debian/manifests/latest" >/dev/null
+start_registry
+push_rootfs bench/debian "$rootfs" 1
 
 ref="127.0.0.1:$port/bench/debian:latest"
 "$box" pull "$ref" >/dev/null 2>&1

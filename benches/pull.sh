@@ -19,10 +19,11 @@ rootfs=${1:-/var/cache/box-tests/debian-bookworm.tar}
 runs=${RUNS:-5}
 [ -x "$box" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 [ -r "$rootfs" ] || { echo "no rootfs tar at $rootfs (run sudo tests/run once, or pass one)" >&2; exit 1; }
-for tool in docker-registry curl hyperfine gzip tar sha256sum; do
+for tool in docker-registry curl hyperfine gzip tar sha256sum python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
 
+. "$here/benches/lib.sh"
 work=$(mktemp -d /var/tmp/box-bench-pull.XXXXXX)
 cleanup() {
   [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null || true
@@ -31,38 +32,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/registry.yml" <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $work/registry}, delete: {enabled: true}}
-http: {addr: 127.0.0.1:$port}
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
-
-# Push the rootfs as a one-layer gzip image.
-gzip -c -6 "$rootfs" > "$work/layer.tar.gz"
-layer_digest=sha256:$(sha256sum "$work/layer.tar.gz" | cut -d' ' -f1)
-diff_id=sha256:$(sha256sum "$rootfs" | cut -d' ' -f1)
-layer_size=$(stat -c %s "$work/layer.tar.gz")
-printf '{"architecture":"amd64","os":"linux","created":"2026-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},"rootfs":{"type":"layers","diff_ids":["%s"]}}' "$diff_id" > "$work/config.json"
-config_digest=sha256:$(sha256sum "$work/config.json" | cut -d' ' -f1)
-config_size=$(stat -c %s "$work/config.json")
-upload() { # file digest
-  local location
-  location=$(curl -fsS -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/bench/debian/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-  case "$location" in http*) ;; *) location="http://127.0.0.1:$port$location" ;; esac
-  case "$location" in *\?*) sep='&' ;; *) sep='?' ;; esac
-  curl -fsS -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$1" "$location${sep}digest=$2" >/dev/null
-}
-upload "$work/layer.tar.gz" "$layer_digest"
-upload "$work/config.json" "$config_digest"
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' \
-  "$config_digest" "$config_size" "$layer_digest" "$layer_size" > "$work/manifest.json"
-curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @"$work/manifest.json" \
-  "http://127.0.0.1:$port/v2/bench/debian/manifests/latest" >/dev/null
+start_registry
+push_rootfs bench/debian "$rootfs" 6
+layer_digest=$pushed_layer_digest
+layer_size=$(stat -c %s "$pushed_layer")
 
 ref="127.0.0.1:$port/bench/debian:latest"
 blob_url="http://127.0.0.1:$port/v2/bench/debian/blobs/$layer_digest"

@@ -21,6 +21,7 @@ for tool in docker-registry curl hyperfine nsenter gzip tar sha256sum python3; d
 done
 [ -n "$busybox" ] || { echo "missing busybox" >&2; exit 1; }
 
+. "$here/benches/lib.sh"
 work=$(mktemp -d /var/tmp/box-bench-runtime.XXXXXX)
 export XDG_DATA_HOME=$work/data XDG_RUNTIME_DIR=$work/run XDG_CONFIG_HOME=$work/config
 mkdir -p "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME"
@@ -34,39 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/registry.yml" <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $work/registry}}
-http: {addr: 127.0.0.1:$port}
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
-
-upload() { # repo file digest
-  local location sep
-  location=$(curl -fsS -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/$1/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-  case "$location" in http*) ;; *) location="http://127.0.0.1:$port$location" ;; esac
-  case "$location" in *\?*) sep='&' ;; *) sep='?' ;; esac
-  curl -fsS -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$2" "$location${sep}digest=$3" >/dev/null
-}
-push() { # repo rootfs.tar: a one-layer gzip image tagged latest
-  local repo=$1 tar=$2 layer config diff_id layer_digest config_digest
-  layer=$work/$(basename "$repo").tar.gz config=$work/$(basename "$repo").json
-  gzip -c -1 "$tar" > "$layer"
-  layer_digest=sha256:$(sha256sum "$layer" | cut -d' ' -f1)
-  diff_id=sha256:$(sha256sum "$tar" | cut -d' ' -f1)
-  printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},"rootfs":{"type":"layers","diff_ids":["%s"]}}' "$diff_id" > "$config"
-  config_digest=sha256:$(sha256sum "$config" | cut -d' ' -f1)
-  upload "$repo" "$layer" "$layer_digest"
-  upload "$repo" "$config" "$config_digest"
-  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' \
-    "$config_digest" "$(stat -c %s "$config")" "$layer_digest" "$(stat -c %s "$layer")" > "$work/manifest.json"
-  curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @"$work/manifest.json" \
-    "http://127.0.0.1:$port/v2/$repo/manifests/latest" >/dev/null
-}
+start_registry
 
 # A tiny image: static busybox as /bin/sh and /bin/true.
 mkdir -p "$work/tiny/bin" "$work/tiny/etc"
@@ -75,8 +44,8 @@ for applet in sh true cat id; do ln -s busybox "$work/tiny/bin/$applet"; done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$work/tiny/etc/passwd"
 printf 'root:x:0:\n' > "$work/tiny/etc/group"
 tar -C "$work/tiny" --owner=0 --group=0 -cf "$work/tiny.tar" .
-push bench/debian "$rootfs"
-push bench/tiny "$work/tiny.tar"
+push_rootfs bench/debian "$rootfs" 1
+push_rootfs bench/tiny "$work/tiny.tar" 1
 debian="127.0.0.1:$port/bench/debian:latest" tiny="127.0.0.1:$port/bench/tiny:latest"
 "$box" pull "$debian" >/dev/null 2>&1
 "$box" pull "$tiny" >/dev/null 2>&1
