@@ -27,16 +27,9 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
     } else {
         Command::Exec(&args.command)
     };
-    if let Some(current) = crate::host::inside_box() {
-        if current == name {
-            match runtime::join::exec_here(name, command, args.no_workdir)? {}
-        }
-        return Err(runtime::from_host_only(
-            &current,
-            name,
-            &format!("enter box `{name}`"),
-        ));
-    }
+    runtime::join::here_when_inside(name, command, args.no_workdir, || {
+        format!("enter box `{name}`")
+    })?;
     let state = match state::running(ctx, name) {
         Some(state) => state,
         None => {
@@ -46,12 +39,7 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
             runtime::ensure_running(ctx, name)?
         }
     };
-    let cwd = if args.no_workdir {
-        None
-    } else {
-        std::env::current_dir().ok()
-    };
-    match runtime::join::exec(name, &state, command, cwd)? {}
+    match runtime::join::exec(name, &state, command, args.no_workdir)? {}
 }
 
 /// Create box `name` from the catalogue when the user agrees (or said --yes); otherwise

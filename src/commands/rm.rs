@@ -24,30 +24,17 @@ use crate::store::Store;
 
 pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
     let store = Store::open(&ctx.dirs.store)?;
-    let names: Vec<String> = if args.all {
-        store.containers()?.into_iter().map(|r| r.name).collect()
-    } else {
-        for name in &args.names {
-            store.container(name)?;
-        }
-        args.names.clone()
-    };
+    let names = store.named_containers(args.all, &args.names)?;
+    let running = state::running_among(ctx, &store, &names);
     // Refuse before removing anything when a running box is named without --force.
-    if !args.force {
-        let running: Vec<&str> = names
-            .iter()
-            .filter(|n| state::find(ctx, &store, n).is_some())
-            .map(String::as_str)
-            .collect();
-        if !running.is_empty() {
-            bail!(failure(
-                format!("box {} is running", running.join(", ")),
-                format!(
-                    "stop it first (`box stop {}`) or use `box rm --force`",
-                    running.join(" ")
-                ),
-            ));
-        }
+    if !args.force && !running.is_empty() {
+        bail!(failure(
+            format!("box {} is running", running.join(", ")),
+            format!(
+                "stop it first (`box stop {}`) or use `box rm --force`",
+                running.join(" ")
+            ),
+        ));
     }
     if !names.is_empty() && !args.yes && (args.interactive || interactive()) {
         if !interactive() {
@@ -62,7 +49,7 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
                 ),
             ));
         }
-        if !ask(&question(ctx, &names))? {
+        if !ask(&question(&names, &running))? {
             eprintln!("Nothing removed.");
             return Ok(ExitCode::SUCCESS);
         }
@@ -105,13 +92,8 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
 }
 
 /// The confirmation question for removing `names`, saying what goes and what stays.
-fn question(ctx: &Context, names: &[String]) -> String {
-    let running: Vec<&str> = names
-        .iter()
-        .filter(|n| state::running(ctx, n).is_some())
-        .map(String::as_str)
-        .collect();
-    let stopped = match running.as_slice() {
+fn question(names: &[String], running: &[&str]) -> String {
+    let stopped = match running {
         [] => String::new(),
         [one] => format!("Box {one} is running and will be stopped. "),
         some => format!(

@@ -15,17 +15,10 @@ use crate::store::containers::validate_name;
 pub fn exec(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     validate_name(&args.name)?;
     let name = args.name.as_str();
-    // On the host: one getenv (see host::inside_box).
-    if let Some(current) = crate::host::inside_box() {
-        if current == name {
-            match runtime::join::exec_here(name, Command::Exec(&args.command), args.no_workdir)? {}
-        }
-        return Err(runtime::from_host_only(
-            &current,
-            name,
-            &format!("run a command in box `{name}`"),
-        ));
-    }
+    let command = Command::Exec(&args.command);
+    runtime::join::here_when_inside(name, command, args.no_workdir, || {
+        format!("run a command in box `{name}`")
+    })?;
     // The hot path: a running box is joined from its runtime state alone.
     let state = match state::running(ctx, name) {
         Some(state) => state,
@@ -39,12 +32,7 @@ pub fn exec(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
             Err(err) => return Err(err),
         },
     };
-    let cwd = if args.no_workdir {
-        None
-    } else {
-        std::env::current_dir().ok()
-    };
-    match runtime::join::exec(name, &state, Command::Exec(&args.command), cwd)? {}
+    match runtime::join::exec(name, &state, command, args.no_workdir)? {}
 }
 
 fn ctx_has_box(ctx: &Context, name: &str) -> bool {

@@ -11,23 +11,11 @@ use crate::store::Store;
 
 pub fn exec(ctx: &Context, args: StopArgs) -> Result<ExitCode> {
     let store = Store::at(&ctx.dirs.store);
-    let names: Vec<String> = if args.all {
-        // Every box, not only running ones: a box whose holder died may have processes
-        // left, which stop ends too.
-        store.containers()?.into_iter().map(|r| r.name).collect()
-    } else {
-        // Check every name first: a typo must not stop half of the list.
-        for name in &args.names {
-            store.container(name)?;
-        }
-        args.names.clone()
-    };
+    // With --all every box, not only running ones: a box whose holder died may have
+    // processes left, which stop ends too.
+    let names = store.named_containers(args.all, &args.names)?;
     // On a terminal, ask before ending what runs in the boxes (distrobox does too).
-    let running: Vec<&str> = names
-        .iter()
-        .filter(|n| state::find(ctx, &store, n).is_some())
-        .map(String::as_str)
-        .collect();
+    let running = state::running_among(ctx, &store, &names);
     if !args.yes
         && !running.is_empty()
         && super::create::interactive()

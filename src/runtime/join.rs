@@ -27,6 +27,7 @@ use super::state::State;
 use crate::error::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, Exit, HintExt, failure};
 
 /// What to run in the box.
+#[derive(Debug, Clone, Copy)]
 pub enum Command<'a> {
     /// The user's login shell (argv[0] `-bash`).
     LoginShell,
@@ -40,8 +41,14 @@ pub fn exec(
     name: &str,
     state: &State,
     command: Command<'_>,
-    cwd: Option<PathBuf>,
+    no_workdir: bool,
 ) -> Result<Infallible> {
+    // Taken before setns(mnt) moves us to the box's root.
+    let cwd = if no_workdir {
+        None
+    } else {
+        std::env::current_dir().ok()
+    };
     let gone = || {
         failure(
             format!("box `{name}` stopped while being entered"),
@@ -95,6 +102,24 @@ pub fn exec(
     forced.push(("SHELL".into(), state.shell.clone()));
     let env = crate::host::compose_env(std::env::vars_os(), &forced, &state.env_defaults);
     run(name, Path::new(&state.shell), command, env)
+}
+
+/// When this process runs inside a box (one getenv on the host, see
+/// [`crate::host::inside_box`]): run `command` right here when that box is `name`, else
+/// the error that `what` (e.g. "enter box `two`") is for the host. `Ok` on the host.
+pub fn here_when_inside(
+    name: &str,
+    command: Command<'_>,
+    no_workdir: bool,
+    what: impl FnOnce() -> String,
+) -> Result<()> {
+    let Some(current) = crate::host::inside_box() else {
+        return Ok(());
+    };
+    if current == name {
+        match exec_here(name, command, no_workdir)? {}
+    }
+    Err(super::from_host_only(&current, name, &what()))
 }
 
 /// Run `command` in box `name` from inside that box: no namespace to join, the caller's

@@ -107,6 +107,15 @@ pub fn find(ctx: &Context, store: &Store, name: &str) -> Option<State> {
     Some(state)
 }
 
+/// Those of `names` whose holder is alive, whichever session started it.
+pub fn running_among<'a>(ctx: &Context, store: &Store, names: &'a [String]) -> Vec<&'a str> {
+    names
+        .iter()
+        .filter(|n| find(ctx, store, n).is_some())
+        .map(String::as_str)
+        .collect()
+}
+
 /// The box's record in the store, alive or not.
 pub fn recorded(store: &Store, name: &str) -> Option<State> {
     read(&store.holder_record(name))

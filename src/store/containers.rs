@@ -147,6 +147,18 @@ impl Store {
     }
 
     /// Every box record, sorted by name.
+    /// The boxes a command names: every box with `all`, else `names`, each checked to
+    /// exist first (a typo must not act on half of the list).
+    pub fn named_containers(&self, all: bool, names: &[String]) -> Result<Vec<String>> {
+        if all {
+            return Ok(self.containers()?.into_iter().map(|r| r.name).collect());
+        }
+        for name in names {
+            self.container(name)?;
+        }
+        Ok(names.to_vec())
+    }
+
     pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
         let dir = self.containers_dir();
         let mut records = Vec::new();

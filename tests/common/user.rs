@@ -410,28 +410,12 @@ impl TestEnv {
 
     /// The unpacked layer directories present.
     pub fn layer_dirs(&self) -> Vec<String> {
-        let mut out: Vec<String> = std::fs::read_dir(self.store().join("layers"))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.sort();
-        out
+        sorted_names(&self.store().join("layers"))
     }
 
     /// The image record files present under `images/`.
     pub fn image_records(&self) -> Vec<String> {
-        let mut out: Vec<String> = std::fs::read_dir(self.store().join("images"))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.sort();
-        out
+        sorted_names(&self.store().join("images"))
     }
 
     /// A snapshot of the store, to compare after a failed operation.
@@ -570,4 +554,17 @@ impl Drop for TestEnv {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The names in `dir`, sorted (none when it does not exist).
+fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
