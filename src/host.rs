@@ -141,7 +141,9 @@ pub fn hostname() -> String {
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct HostFacts {
     pub hostname: String,
-    /// `$XDG_RUNTIME_DIR` when it is an existing directory.
+    /// `$XDG_RUNTIME_DIR` when it is an existing directory, else the user's
+    /// `/run/user/UID` when logind made one: a box first started from cron or a
+    /// systemd unit still gets the desktop's sockets for the sessions that join it.
     pub xdg_runtime_dir: Option<PathBuf>,
     /// The system D-Bus socket, when the host has one.
     pub system_bus: Option<PathBuf>,
@@ -164,6 +166,15 @@ fn env_dir(name: &str) -> Option<PathBuf> {
         .filter(|p| p.is_absolute() && p.is_dir())
 }
 
+/// `/run/user/UID`, when it is a directory of the user's (logind's runtime directory).
+fn user_runtime_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = rustix::process::getuid().as_raw();
+    let dir = PathBuf::from(format!("/run/user/{uid}"));
+    let meta = std::fs::metadata(&dir).ok()?;
+    (meta.is_dir() && meta.uid() == uid).then_some(dir)
+}
+
 /// Look at the host (a few stats and readlinks).
 pub fn discover() -> HostFacts {
     let localtime = std::fs::canonicalize("/etc/localtime").ok();
@@ -175,7 +186,7 @@ pub fn discover() -> HostFacts {
     });
     HostFacts {
         hostname: hostname(),
-        xdg_runtime_dir: env_dir("XDG_RUNTIME_DIR"),
+        xdg_runtime_dir: env_dir("XDG_RUNTIME_DIR").or_else(user_runtime_dir),
         system_bus: Some(PathBuf::from("/run/dbus/system_bus_socket")).filter(|p| p.exists()),
         xauthority: std::env::var_os("XAUTHORITY")
             .map(PathBuf::from)
@@ -250,16 +261,18 @@ pub fn containerenv_box() -> Option<String> {
 
 /// The box name from a `.containerenv` text, when `engine` is box.
 pub fn parse_containerenv(text: &str) -> Option<String> {
-    let value = |key: &str| {
-        text.lines().find_map(|line| {
-            let (k, v) = line.split_once('=')?;
-            (k.trim() == key).then(|| v.trim().trim_matches('"').to_owned())
-        })
-    };
-    (value("engine")? == "box")
-        .then(|| value("name"))
+    (containerenv_value(text, "engine")? == "box")
+        .then(|| containerenv_value(text, "name"))
         .flatten()
         .filter(|name| !name.is_empty())
+}
+
+/// The value of `key` in a `.containerenv` text (`key="value"` lines).
+pub fn containerenv_value(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"').to_owned())
+    })
 }
 
 /// Whether `path` is `dir` or below it.
@@ -331,7 +344,11 @@ mod tests {
 
     #[test]
     fn only_boxs_own_containerenv_means_inside_a_box() {
-        let ours = crate::runtime::plan::containerenv("dev", "debian:12");
+        let ours = crate::runtime::plan::containerenv("dev", "debian:12", "0123abcd");
+        assert_eq!(
+            containerenv_value(&ours, "instance").as_deref(),
+            Some("0123abcd")
+        );
         assert_eq!(parse_containerenv(&ours).as_deref(), Some("dev"));
         assert_eq!(
             parse_containerenv("engine=\"podman-5.0\"\nname=\"x\"\n"),

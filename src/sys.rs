@@ -125,3 +125,20 @@ pub fn close_inherited_fds() {
         unsafe { libc::close(fd) };
     }
 }
+
+/// `ioctl(fd, NS_GET_PARENT)` (ioctl_ns(2)): the parent of the user namespace `fd`
+/// refers to, as a new descriptor. `EPERM` once the parent is outside the caller's own
+/// user namespace (box walks up from a process's namespace towards its own).
+pub fn parent_user_namespace(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    /// `NS_GET_PARENT` of <linux/nsfs.h>: `_IO(0xb7, 0x2)`.
+    const NS_GET_PARENT: libc::c_ulong = (0xb7 << 8) | 0x2;
+    // SAFETY: NS_GET_PARENT takes no argument and only reads the namespace `fd` refers
+    // to; `fd` is borrowed, so it stays open during the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_PARENT as _) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success the ioctl returns a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(rc) })
+}

@@ -29,14 +29,16 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
         .containers()?
         .into_iter()
         .map(|record| {
-            let running = state::find(ctx, &store, &record.name);
+            // A box whose holder died with processes left in it still runs (its overlay
+            // is mounted); the next enter gives it a new holder.
+            let (status, pid) = match state::status(ctx, &store, &record.name) {
+                state::Status::Running(state) => ("running", Some(state.pid)),
+                state::Status::Orphaned { .. } => ("running", None),
+                state::Status::Stopped => ("stopped", None),
+            };
             Row {
-                status: if running.is_some() {
-                    "running"
-                } else {
-                    "stopped"
-                },
-                pid: running.map(|s| s.pid),
+                status,
+                pid,
                 created: format_time(record.created),
                 image: record.image,
                 storage: record.storage,

@@ -27,6 +27,7 @@ pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
     let (first, rest) = args.split_first()?;
     match first.as_str() {
         "__holder" => Some(crate::runtime::holder::main(rest)),
+        "__holder-adopt" => Some(crate::runtime::holder::adopt_main(rest)),
         "__store-helper" => Some(crate::image::helper::main(rest)),
         _ => None,
     }

@@ -57,7 +57,10 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
     let _lock = store.lock(false)?;
     let mut helper: Option<StoreHelper> = None;
     for name in &names {
-        stop::stop(ctx, name)?;
+        // Held until the box is out of the way: a `box run` meanwhile would start a
+        // holder on the directory being removed.
+        let _box_lock = store.box_lock(name)?;
+        stop::stop_locked(ctx, &store, name)?;
         let staging = store.staging_path(&format!("rm-{name}"));
         std::fs::rename(store.container_dir(name), &staging).map_err(|err| {
             anyhow::Error::from(err).context(format!(

@@ -14,6 +14,12 @@
 //!
 //! The holder keeps none of the caller's file descriptors: a holder holding the write
 //! end of a pipe would keep `box run NAME -- true | cat` from ever ending.
+//!
+//! When a holder dies (OOM, kill -9) while processes still run in the box, its overlay
+//! is still mounted in their mount namespace: mounting it again would be a second
+//! overlay on the same upper directory. [`adopt`] starts a new holder that joins those
+//! namespaces instead (`box __holder-adopt`, same protocol without the user namespace
+//! handshake), so the box goes on transparently.
 
 use std::io::{BufRead, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -70,20 +76,128 @@ pub fn start(plan: &Plan, mapping: &crate::idmap::IdMapping) -> Result<Ready> {
     }
 }
 
-/// Entry point of `box __holder`.
-pub fn main(_args: &[String]) -> Result<ExitCode> {
-    // The holder outlives its caller: it must keep none of the caller's descriptors.
+/// What [`adopt`] sends the new holder.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Adoption {
+    plan: Plan,
+    /// A process in the box's own mount namespace, and its start time.
+    member: u32,
+    member_start: u64,
+    /// The storage the box runs on ("overlay" or "copy"), to report back.
+    storage: String,
+    shell: String,
+}
+
+/// Start a new holder for a box whose holder died, in the namespaces of `member` (a
+/// process of the box in its own mount namespace, see `members`).
+pub fn adopt(plan: &Plan, member: u32, storage: &str, shell: &str) -> Result<Ready> {
+    let what = || format!("restarting the holder of box `{}`", plan.name);
+    let member_start = super::state::start_time(member)
+        .with_context(|| format!("process {member} of box `{}` has ended", plan.name))
+        .with_context(what)?;
+    let mut child = std::process::Command::new("/proc/self/exe")
+        .arg("__holder-adopt")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(what)?;
+    let message = serde_json::to_string(&Adoption {
+        plan: plan.clone(),
+        member,
+        member_start,
+        storage: storage.to_owned(),
+        shell: shell.to_owned(),
+    })?;
+    let mut input = child.stdin.take().expect("piped stdin");
+    writeln!(input, "{message}").with_context(what)?;
+    drop(input);
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .with_context(what)?;
+    let status = child.wait().with_context(what)?;
+    let line = line.trim_end();
+    if let Some(json) = line.strip_prefix("ready ") {
+        return serde_json::from_str(json)
+            .with_context(|| format!("the new holder of `{}` sent {json:?}", plan.name));
+    }
+    let (message, hint) = line
+        .strip_prefix("error ")
+        .and_then(|e| e.split_once('\t'))
+        .unwrap_or(("it ended without a word", ""));
+    let err = anyhow::anyhow!("{}: {message} ({status})", what());
+    Err(if hint.is_empty() {
+        err
+    } else {
+        err.context(Hint(hint.to_owned()))
+    })
+}
+
+/// Entry point of `box __holder-adopt`: join the namespaces of a process of the box, then
+/// hold them as [`main`]'s holder does.
+pub fn adopt_main(_args: &[String]) -> Result<ExitCode> {
     crate::sys::close_inherited_fds();
-    let has_root = crate::userns::child_handshake()?;
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .context("reading the plan")?;
-    let plan: Plan = serde_json::from_str(&line).context("parsing the plan")?;
-    match run(&plan, has_root) {
-        Ok(None) => Ok(ExitCode::SUCCESS), // the holder itself, once killed (never)
-        Ok(Some(ready)) => {
+        .context("reading the adoption")?;
+    let adoption: Adoption = serde_json::from_str(&line).context("parsing the adoption")?;
+    report(join_and_fork(&adoption))
+}
+
+fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
+    use rustix::thread::LinkNameSpaceType as Ns;
+    let pid = adoption.member;
+    let open = |ns: &str| {
+        std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))
+            .with_context(|| format!("opening /proc/{pid}/ns/{ns}"))
+    };
+    let (user, mnt, uts) = (open("user")?, open("mnt")?, open("uts")?);
+    // The fds pin the namespaces: a pid reused since the caller looked is caught here.
+    if super::state::start_time(pid) != Some(adoption.member_start) {
+        bail!("process {pid} of the box ended meanwhile");
+    }
+    for (file, kind) in [
+        (&user, Ns::User),
+        (&mnt, Ns::Mount),
+        (&uts, Ns::HostNameAndNISDomainName),
+    ] {
+        rustix::thread::move_into_link_name_space(file.as_fd(), Some(kind))
+            .with_context(|| format!("entering the namespaces of process {pid}"))?;
+    }
+    if adoption.plan.has_root {
+        // Files the holder renews (/etc/hosts) stay root's, as at the first start.
+        crate::userns::become_root()?;
+    }
+    rustix::process::chdir("/").context("chdir /")?;
+    super::follow::apply_all(
+        &adoption
+            .plan
+            .files
+            .iter()
+            .filter(|op| op.follows_host())
+            .cloned()
+            .collect::<Vec<_>>(),
+    )?;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
+        .context("prctl(PR_SET_DUMPABLE)")?;
+    match crate::sys::fork().context("fork")? {
+        None => hold(&adoption.plan.files),
+        Some(pid) => Ok(Ready {
+            pid,
+            start_time: super::state::start_time(pid)
+                .with_context(|| format!("reading /proc/{pid}/stat of the new holder"))?,
+            storage: adoption.storage.clone(),
+            shell: adoption.shell.clone(),
+        }),
+    }
+}
+
+/// Say `ready JSON` or `error MESSAGE<TAB>HINT` on stdout: the end of both protocols.
+fn report(outcome: Result<Ready>) -> Result<ExitCode> {
+    match outcome {
+        Ok(ready) => {
             say(&format!("ready {}", serde_json::to_string(&ready)?));
             Ok(ExitCode::SUCCESS)
         }
@@ -102,14 +216,28 @@ pub fn main(_args: &[String]) -> Result<ExitCode> {
     }
 }
 
+/// Entry point of `box __holder`.
+pub fn main(_args: &[String]) -> Result<ExitCode> {
+    // The holder outlives its caller: it must keep none of the caller's descriptors.
+    crate::sys::close_inherited_fds();
+    let has_root = crate::userns::child_handshake()?;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the plan")?;
+    let plan: Plan = serde_json::from_str(&line).context("parsing the plan")?;
+    report(run(&plan, has_root))
+}
+
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
-/// Set the box up. Returns `Some(ready)` in the process that reports back, `None` in
-/// the holder (which never returns from its sleep in practice).
-fn run(plan: &Plan, has_root: bool) -> Result<Option<Ready>> {
+/// Set the box up. Returns what to report in the process that reports back; the forked
+/// holder never returns.
+fn run(plan: &Plan, has_root: bool) -> Result<Ready> {
     use rustix::thread::UnshareFlags;
     crate::sys::unshare_namespaces(UnshareFlags::NEWNS | UnshareFlags::NEWUTS)
         .context("unshare(CLONE_NEWNS | CLONE_NEWUTS)")?;
@@ -145,6 +273,7 @@ fn run(plan: &Plan, has_root: bool) -> Result<Option<Ready>> {
             Some(hint) => err.context(crate::error::Hint(hint.clone())),
             None => err,
         })?;
+        detach_copied_root(&root_fd, m, &plan.root)?;
     }
     drop(host_root);
 
@@ -155,9 +284,7 @@ fn run(plan: &Plan, has_root: bool) -> Result<Option<Ready>> {
     rustix::mount::unmount(".", UnmountFlags::DETACH).context("detaching the host root")?;
     rustix::process::chdir("/").context("chdir /")?;
 
-    for op in &plan.files {
-        file_op(op).with_context(|| format!("writing {op:?} in the box"))?;
-    }
+    super::follow::apply_all(&plan.files)?;
     if !setup::done(&plan.user)
         && let Err(err) = setup::run(&plan.user, has_root, plan.timezone.as_deref())
     {
@@ -177,25 +304,23 @@ fn run(plan: &Plan, has_root: bool) -> Result<Option<Ready>> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
         .context("prctl(PR_SET_DUMPABLE)")?;
     match crate::sys::fork().context("fork")? {
-        None => {
-            hold();
-            Ok(None)
-        }
+        None => hold(&plan.files),
         Some(pid) => {
             let start_time = super::state::start_time(pid)
                 .with_context(|| format!("reading /proc/{pid}/stat of the new holder"))?;
-            Ok(Some(Ready {
+            Ok(Ready {
                 pid,
                 start_time,
                 storage: storage.into(),
                 shell,
-            }))
+            })
         }
     }
 }
 
-/// The holder's life: detach from the caller and sleep until killed.
-fn hold() {
+/// The holder's life: detach from the caller, then keep the box's host-following files
+/// current until killed.
+fn hold(files: &[FileOp]) -> ! {
     // `ps -o comm` then names the process for what it is.
     let _ = rustix::thread::set_name(c"box-holder");
     let _ = rustix::process::setsid();
@@ -204,8 +329,45 @@ fn hold() {
         let _ = rustix::stdio::dup2_stdout(&null);
         let _ = rustix::stdio::dup2_stderr(&null);
     }
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600 * 24));
+    super::follow::keep_current(files)
+}
+
+/// A recursive bind of a directory that holds the box's own root (the home, when the
+/// store is in `~/.local/share`) brings a copy of that root, with every mount made in it
+/// so far (`/proc`, the whole host at `run/host`), to the same path inside the box:
+/// `du ~` or `find ~` in the box would walk the host's whole tree. Detach that copy.
+fn detach_copied_root(root: &OwnedFd, m: &super::plan::Mount, box_root: &Path) -> Result<()> {
+    if m.kind != (MountKind::BindDir { recursive: true }) {
+        return Ok(());
+    }
+    let Ok(below) = box_root.strip_prefix(&m.source) else {
+        return Ok(());
+    };
+    let copy = m.target.join(below);
+    let relative = copy.strip_prefix("/").unwrap_or(&copy);
+    let fd = match rustix::fs::openat2(
+        root,
+        relative,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(err) => {
+            return Err(std::io::Error::from(err))
+                .with_context(|| format!("opening {} in the box", copy.display()));
+        }
+    };
+    match rustix::mount::unmount(fd_path(&fd).as_str(), UnmountFlags::DETACH) {
+        // EINVAL: nothing is mounted there (the box root was not below this bind).
+        Ok(()) | Err(Errno::INVAL) => Ok(()),
+        Err(err) => Err(std::io::Error::from(err)).with_context(|| {
+            format!(
+                "detaching the copy of the box root at {} in the box",
+                copy.display()
+            )
+        }),
     }
 }
 
@@ -504,79 +666,6 @@ fn unescape_mountinfo(field: &str) -> std::ffi::OsString {
         }
     }
     std::ffi::OsString::from_vec(out)
-}
-
-/// Replace `path` with a symlink to `target` atomically (rename over the old entry).
-fn replace_with_symlink(path: &Path, target: &Path) -> Result<()> {
-    if std::fs::read_link(path).is_ok_and(|t| t == target) {
-        return Ok(());
-    }
-    let tmp = path.with_extension("box-link");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    if path.is_dir() && !path.is_symlink() {
-        std::fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
-}
-
-fn file_op(op: &FileOp) -> Result<()> {
-    match op {
-        FileOp::Write {
-            path,
-            content,
-            mode,
-        } => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let _ = std::fs::remove_file(path);
-            std::fs::write(path, content)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))?;
-        }
-        FileOp::FollowHost { path, host_path } => {
-            replace_with_symlink(
-                path,
-                &Path::new("/run/host").join(host_path.strip_prefix("/").unwrap_or(host_path)),
-            )?;
-        }
-        FileOp::HostsWithName {
-            host_path,
-            hostname,
-        } => {
-            let source =
-                Path::new("/run/host").join(host_path.strip_prefix("/").unwrap_or(host_path));
-            let mut text = std::fs::read_to_string(&source).unwrap_or_default();
-            let named = text.lines().any(|l| {
-                !l.trim_start().starts_with('#')
-                    && l.split_whitespace().skip(1).any(|n| n == hostname)
-            });
-            if !named {
-                if !text.is_empty() && !text.ends_with('\n') {
-                    text.push('\n');
-                }
-                text.push_str(&format!("127.0.1.1\t{hostname}\n"));
-            }
-            let path = Path::new("/etc/hosts");
-            if path.is_symlink() {
-                std::fs::remove_file(path)?;
-            }
-            std::fs::write(path, text)?;
-        }
-        FileOp::Localtime { zone, host_path } => {
-            let in_box = zone
-                .as_ref()
-                .map(|z| Path::new("/usr/share/zoneinfo").join(z))
-                .filter(|p| p.is_file());
-            let target = in_box.unwrap_or_else(|| {
-                Path::new("/run/host").join(host_path.strip_prefix("/").unwrap_or(host_path))
-            });
-            replace_with_symlink(Path::new("/etc/localtime"), &target)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,7 +4,15 @@
 //! start time, open its `ns/user`, `ns/mnt`, `ns/uts`, re-check the start time (the fds
 //! now pin the namespaces, so a pid reused in between is caught), `setns` user first
 //! (it grants the capabilities the other two need), then mount, then UTS; change to the
-//! caller's directory when the box has it; build the environment; and `execve` in place.
+//! caller's directory when the box has it, else to the same directory of the host
+//! through `/run/host` (distrobox does the same), else home; build the environment; and
+//! `execve` in place.
+//!
+//! A session other than the one that started the box (the box was started from cron or
+//! ssh, now a desktop terminal joins) may have another `XDG_RUNTIME_DIR` or `XAUTHORITY`:
+//! only then (two string comparisons otherwise) the join makes its runtime directory
+//! visible in the box (a bind from `/run/host`, made with the capabilities setns(user)
+//! grants until execve) and points `XAUTHORITY` at the host's file through `/run/host`.
 //! No thread, no fork, no pty: the command inherits the terminal, the process group,
 //! the signals and gives its exit status straight to the caller.
 //!
@@ -88,8 +96,17 @@ pub fn exec(
     drop((user, mnt, uts));
 
     // setns(mnt) put us at the box's root; go where the caller was when possible.
+    let on_host = |d: &PathBuf| Path::new("/run/host").join(d.strip_prefix("/").unwrap_or(d));
     let dir = cwd
-        .filter(|d| rustix::process::chdir(d).is_ok())
+        .as_ref()
+        .filter(|d| rustix::process::chdir(*d).is_ok())
+        .cloned()
+        .or_else(|| {
+            let host_dir = on_host(cwd.as_ref()?);
+            rustix::process::chdir(&host_dir)
+                .is_ok()
+                .then_some(host_dir)
+        })
         .or_else(|| {
             let home = PathBuf::from(&state.home);
             rustix::process::chdir(&home).is_ok().then_some(home)
@@ -100,8 +117,45 @@ pub fn exec(
 
     let mut forced = state.env_forced.clone();
     forced.push(("SHELL".into(), state.shell.clone()));
+    let session = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    if let Some(dir) = session("XDG_RUNTIME_DIR")
+        && state.runtime_dir.as_ref() != Some(&dir)
+    {
+        show_runtime_dir(&dir, &on_host(&dir));
+    }
+    if let Some(xauth) = session("XAUTHORITY")
+        && state.xauthority.as_ref() != Some(&xauth)
+        && !xauth.exists()
+    {
+        forced.push((
+            "XAUTHORITY".into(),
+            on_host(&xauth).to_string_lossy().into_owned(),
+        ));
+    }
     let env = crate::host::compose_env(std::env::vars_os(), &forced, &state.env_defaults);
     run(name, Path::new(&state.shell), command, env)
+}
+
+/// Make the caller's runtime directory `dir` (the host's, at `host_dir` in the box)
+/// visible at the same path in the box when it is not: bind it, creating the mount
+/// point. Best effort: a box without it still runs, only without the sockets in it.
+fn show_runtime_dir(dir: &Path, host_dir: &Path) {
+    if dir.is_dir() || !host_dir.is_dir() {
+        return;
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    if std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .is_ok()
+    {
+        let _ = rustix::mount::mount_bind_recursive(host_dir, dir);
+    }
 }
 
 /// When this process runs inside a box (one getenv on the host, see

@@ -1,6 +1,7 @@
 //! The runtime: a box's mount plan ([`plan`]), the holder that keeps a running box's
-//! namespaces ([`holder`]), joining it ([`join`]), first-start user setup ([`setup`]),
-//! the copy fallback ([`copy`]), the runtime state ([`state`]) and stopping ([`stop`]).
+//! namespaces ([`holder`]) and the files that follow the host's ([`follow`]), joining it
+//! ([`join`]), first-start user setup ([`setup`]), the copy fallback ([`copy`]), the
+//! runtime state ([`state`]), the box's processes ([`members`]) and stopping ([`stop`]).
 //!
 //! Invariants:
 //! - one holder per box, whatever session asks: starts, stops and removals of a box are
@@ -8,26 +9,30 @@
 //!   box's record in the store once it has the lock;
 //! - a holder is recognised by pid *and* start time (and boot id), so a stale state
 //!   (kill -9, reboot, pid reuse) leads to a new holder, never to joining a stranger;
-//! - a box whose holder died while processes still run in it is not started again on
-//!   the same overlay: box says so, and `box stop` ends those processes;
+//! - a box whose holder died while processes still run in it is never mounted a second
+//!   time on the same overlay: a new holder joins the namespaces of those processes
+//!   ([`holder::adopt`]); when all of them left the box's mount namespace (and so none
+//!   can be joined), box says so, and `box stop` ends them;
 //! - the join path reads only the session's runtime state file.
 
 pub mod copy;
+pub mod follow;
 pub mod holder;
 pub mod join;
+pub mod members;
 pub mod plan;
 pub mod setup;
 pub mod state;
 pub mod stop;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::context::Context;
 use crate::store::Store;
 use crate::store::containers::ContainerRecord;
 use state::State;
 
-/// The plan of `record` for this user on this host.
+/// The plan of `record` for this user on this host, for a start with a new instance id.
 pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Result<plan::Plan> {
     let user = ctx.user()?;
     let mapping = ctx.id_mapping()?;
@@ -45,8 +50,22 @@ pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Resul
             group,
             mapping,
             host: &host,
+            instance: new_instance_id()?,
         },
     ))
+}
+
+/// 16 random bytes in hex: the id of one start of a box.
+fn new_instance_id() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        filled +=
+            rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())
+                .map_err(std::io::Error::from)
+                .context("getrandom(2)")?;
+    }
+    Ok(hex::encode(bytes))
 }
 
 /// The state of box `name`, starting its holder first when it is not running.
@@ -67,13 +86,29 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     }
     let store = Store::open(&ctx.dirs.store)?;
     let mut record = store.container(name)?;
-    refuse_leftovers(&store, name)?;
     let mapping = ctx.id_mapping()?;
     // Layers unpacked with another mapping would show wrong owners: refuse, never mix.
     store.check_id_mapping(mapping)?;
     ctx.explain_id_mapping_once();
-    let plan = plan_for(ctx, &store, &record)?;
-    let ready = holder::start(&plan, mapping)?;
+    let mut plan = plan_for(ctx, &store, &record)?;
+    let ready = match state::status(ctx, &store, name) {
+        state::Status::Running(state) => return Ok(state),
+        state::Status::Orphaned {
+            record: old,
+            members,
+        } => {
+            let Some(member) = members.iter().find(|m| m.in_box_mounts) else {
+                return Err(leftovers_error(name, &old, &members));
+            };
+            // Same start of the box: its processes keep telling it by the old id, and
+            // its mounts are those the old holder made.
+            plan.instance = old.instance.clone().unwrap_or_default();
+            plan.runtime_dir = old.runtime_dir.clone();
+            plan.xauthority = old.xauthority.clone();
+            holder::adopt(&plan, member.pid as u32, &record.storage, &old.shell)?
+        }
+        state::Status::Stopped => holder::start(&plan, mapping)?,
+    };
     if ready.storage != record.storage {
         record.storage = ready.storage.clone();
         store.update_container(&record)?;
@@ -85,26 +120,24 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
         home: plan.user.home.display().to_string(),
         env_forced: plan.env_forced,
         env_defaults: plan.env_defaults,
-        mnt_ns: state::mount_namespace(ready.pid),
+        mnt_ns: members::namespace(&ready.pid.to_string(), "mnt"),
+        user_ns: members::namespace(&ready.pid.to_string(), "user"),
+        instance: Some(plan.instance.clone()),
+        runtime_dir: plan.runtime_dir.clone(),
+        xauthority: plan.xauthority.clone(),
         boot_id: None,
     };
     state::write(ctx, &store, name, &state)?;
     Ok(state)
 }
 
-/// Refuse to start box `name` while processes of an earlier, dead holder still run in
-/// it: they keep its overlay mounted, and a second mount of the same upper directory
-/// is undefined behaviour.
-fn refuse_leftovers(store: &Store, name: &str) -> Result<()> {
-    let Some(old) = state::recorded(store, name) else {
-        return Ok(());
-    };
-    let left = old.mnt_ns.map(stop::members).unwrap_or_default();
-    if left.is_empty() {
-        return Ok(());
-    }
-    let pids: Vec<String> = left.iter().map(i32::to_string).collect();
-    Err(crate::error::failure(
+/// Why box `name` cannot start while processes of an earlier, dead holder still run in
+/// it, none of them in the box's own mount namespace: they keep its overlay mounted, a
+/// second mount of the same upper directory is undefined behaviour, and there is no
+/// namespace left for a new holder to join.
+fn leftovers_error(name: &str, old: &State, left: &[members::Member]) -> anyhow::Error {
+    let pids: Vec<String> = left.iter().map(|m| m.pid.to_string()).collect();
+    crate::error::failure(
         format!(
             "the holder of box `{name}` (pid {}) has ended, but {} of its processes still run \
              in the box (pid {})",
@@ -113,7 +146,7 @@ fn refuse_leftovers(store: &Store, name: &str) -> Result<()> {
             pids.join(", ")
         ),
         format!("end them with `box stop {name}` (or finish them), then enter the box again"),
-    ))
+    )
 }
 
 /// Refuse to act on box `name` (`what`, e.g. "run a command in box `two`") from inside

@@ -13,8 +13,11 @@
 //!    host root is cloned before the box root is mounted, so `/run/host` does not contain
 //!    the box itself;
 //! 4. `pivot_root(".", ".")` and a lazy unmount of the old root;
-//! 5. the files ([`FileOp`]) written inside the box: `/run/.containerenv`, `/etc/hosts`,
-//!    `/etc/resolv.conf`, `/etc/localtime` following the host's through `/run/host`;
+//! 5. the files ([`FileOp`]) written inside the box: `/run/.containerenv`, and the ones
+//!    that follow the host's through `/run/host` (`/etc/hosts`, `/etc/resolv.conf`,
+//!    `/etc/localtime`, the system bus socket, an X authority file outside the shared
+//!    directories), which the holder applies again whenever the host's `/etc` changes
+//!    (see [`super::follow`]);
 //! 6. first-start user setup (passwd, group, shadow, sudoers; see [`super::setup`]).
 
 use std::fmt;
@@ -80,19 +83,25 @@ pub enum FileOp {
         content: String,
         mode: u32,
     },
-    /// Make `path` a symlink to `/run/host` + `host_path`, so it follows the host's file.
+    /// Make `path` a symlink to where the host's `host_path` really is, seen through
+    /// `/run/host` (host symlinks resolved as on the host), so it follows the host's file.
     FollowHost { path: PathBuf, host_path: PathBuf },
     /// `/etc/hosts` as the host's content plus a line for the box's own hostname.
     HostsWithName {
         host_path: PathBuf,
         hostname: String,
     },
-    /// `/etc/localtime` → `/usr/share/zoneinfo/<zone>` when the box has that zone, else
-    /// the host's file through `/run/host`.
-    Localtime {
-        zone: Option<String>,
-        host_path: PathBuf,
-    },
+    /// `/etc/localtime` → `/usr/share/zoneinfo/<zone>` of the host's zone when the box
+    /// has that zone, else the host's file through `/run/host`; and `/etc/timezone`,
+    /// when the box has one, naming the zone.
+    Localtime { host_path: PathBuf },
+}
+
+impl FileOp {
+    /// Whether the op follows a host file (applied again when the host's `/etc` changes).
+    pub fn follows_host(&self) -> bool {
+        !matches!(self, FileOp::Write { .. })
+    }
 }
 
 /// The host user as the box sees it.
@@ -113,6 +122,9 @@ pub struct UserSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub name: String,
+    /// A random id of this start of the box, in its `/run/.containerenv`: it tells the
+    /// box's processes from strangers once the holder is gone (see [`super::members`]).
+    pub instance: String,
     pub image: String,
     pub hostname: String,
     pub uid_map: Vec<IdRange>,
@@ -132,6 +144,10 @@ pub struct Plan {
     pub env_forced: Vec<(String, String)>,
     /// The image's `Env`.
     pub env_defaults: Vec<String>,
+    /// The runtime directory and X authority file bound or linked for the session that
+    /// started the box; a session with others gets its own at join time.
+    pub runtime_dir: Option<PathBuf>,
+    pub xauthority: Option<PathBuf>,
 }
 
 /// The inputs of a plan besides the record.
@@ -142,6 +158,8 @@ pub struct PlanInputs<'a> {
     pub group: String,
     pub mapping: &'a IdMapping,
     pub host: &'a HostFacts,
+    /// See [`Plan::instance`].
+    pub instance: String,
 }
 
 fn bind_dir(source: &Path, target: &Path) -> Mount {
@@ -154,19 +172,12 @@ fn bind_dir(source: &Path, target: &Path) -> Mount {
     }
 }
 
-fn bind_file(source: &Path, target: &Path, read_only: bool) -> Mount {
-    Mount {
-        source: source.to_owned(),
-        target: target.to_owned(),
-        kind: MountKind::BindFile,
-        read_only,
-        hint: None,
-    }
-}
-
-/// The `/run/.containerenv` text (podman's format, which tools already parse).
-pub fn containerenv(name: &str, image: &str) -> String {
-    format!("engine=\"box\"\nname=\"{name}\"\nid=\"{name}\"\nimage=\"{image}\"\nrootless=1\n")
+/// The `/run/.containerenv` text (podman's format, which tools already parse), with
+/// box's `instance` (see [`Plan::instance`]).
+pub fn containerenv(name: &str, image: &str, instance: &str) -> String {
+    format!(
+        "engine=\"box\"\nname=\"{name}\"\nid=\"{name}\"\nimage=\"{image}\"\nrootless=1\ninstance=\"{instance}\"\n"
+    )
 }
 
 /// Build the plan of box `record`.
@@ -177,6 +188,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         group,
         mapping,
         host,
+        instance,
     } = inputs;
     let name = &record.name;
     let storage = if record.storage == "copy" {
@@ -226,23 +238,11 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         mounts.push(bind_dir(dir, dir));
         bound.push(dir.clone());
     }
-    if let Some(socket) = &host.system_bus {
-        mounts.push(bind_file(
-            socket,
-            Path::new("/run/dbus/system_bus_socket"),
-            false,
-        ));
-    }
     mounts.push(bind_dir(&user.home, &user.home));
     bound.push(user.home.clone());
     if !bound.iter().any(|b| home.starts_with(b)) {
         mounts.push(bind_dir(&home, &home));
         bound.push(home.clone());
-    }
-    if let Some(xauth) = &host.xauthority
-        && !bound.iter().any(|b| xauth.starts_with(b))
-    {
-        mounts.push(bind_file(xauth, xauth, false));
     }
     for volume in &record.volumes {
         let kind = if volume.source.is_dir() {
@@ -267,38 +267,56 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
                 "box puts its own executable ({}) at /usr/local/bin/box in every box: check that it is still there (reinstall box if not) and that the image has no directory at /usr/local/bin/box",
                 exe.display()
             )),
-            ..bind_file(exe, Path::new("/usr/local/bin/box"), true)
+            source: exe.clone(),
+            target: "/usr/local/bin/box".into(),
+            kind: MountKind::BindFile,
+            read_only: true,
         });
     }
 
     let mut files = vec![FileOp::Write {
         path: "/run/.containerenv".into(),
-        content: containerenv(name, &record.image),
+        content: containerenv(name, &record.image, instance),
         mode: 0o644,
     }];
-    if let Some(resolv) = &host.resolv_conf {
+    // Links through /run/host rather than binds: a bind pins the file the host had at
+    // start, and the host replaces these by rename (resolvconf, xauth, a dbus restart).
+    if host.resolv_conf.is_some() {
         files.push(FileOp::FollowHost {
             path: "/etc/resolv.conf".into(),
-            host_path: resolv.clone(),
+            host_path: "/etc/resolv.conf".into(),
         });
     }
-    if let Some(hosts) = &host.hosts {
+    if host.hosts.is_some() {
         files.push(if hostname == host.hostname {
             FileOp::FollowHost {
                 path: "/etc/hosts".into(),
-                host_path: hosts.clone(),
+                host_path: "/etc/hosts".into(),
             }
         } else {
             FileOp::HostsWithName {
-                host_path: hosts.clone(),
+                host_path: "/etc/hosts".into(),
                 hostname: hostname.clone(),
             }
         });
     }
-    if let Some(localtime) = &host.localtime {
+    if host.localtime.is_some() {
         files.push(FileOp::Localtime {
-            zone: host.timezone.clone(),
-            host_path: localtime.clone(),
+            host_path: "/etc/localtime".into(),
+        });
+    }
+    if let Some(socket) = &host.system_bus {
+        files.push(FileOp::FollowHost {
+            path: "/run/dbus/system_bus_socket".into(),
+            host_path: socket.clone(),
+        });
+    }
+    if let Some(xauth) = &host.xauthority
+        && !bound.iter().any(|b| xauth.starts_with(b))
+    {
+        files.push(FileOp::FollowHost {
+            path: xauth.clone(),
+            host_path: xauth.clone(),
         });
     }
 
@@ -315,6 +333,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
 
     Plan {
         name: name.clone(),
+        instance: instance.clone(),
         image: record.image.clone(),
         hostname,
         uid_map: mapping.uid_map(),
@@ -336,6 +355,8 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         timezone: host.timezone.clone(),
         env_forced,
         env_defaults: record.image_env.clone(),
+        runtime_dir: host.xdg_runtime_dir.clone(),
+        xauthority: host.xauthority.clone(),
     }
 }
 
@@ -443,19 +464,27 @@ impl fmt::Display for Plan {
                     "  write        /etc/hosts (host's {} + {hostname})",
                     host_path.display()
                 )?,
-                FileOp::Localtime { zone, host_path } => writeln!(
+                FileOp::Localtime { host_path } => writeln!(
                     f,
-                    "  symlink      /etc/localtime -> {}",
-                    match zone {
-                        Some(zone) => format!(
-                            "/usr/share/zoneinfo/{zone} (or /run/host{})",
-                            host_path.display()
-                        ),
-                        None => format!("/run/host{}", host_path.display()),
-                    }
+                    "  symlink      /etc/localtime -> the box's zoneinfo file of the host's zone (or /run/host{})",
+                    host_path.display()
                 )?,
             }
         }
+        writeln!(
+            f,
+            "  (the links and /etc/hosts follow the host's: the holder renews them when the host's /etc changes)"
+        )?;
+        writeln!(
+            f,
+            "first start: user {} added to passwd, group and shadow{}; locale and timezone from the host",
+            self.user.name,
+            if self.has_root {
+                ", passwordless sudo"
+            } else {
+                ""
+            }
+        )?;
         writeln!(f, "environment additions:")?;
         for (name, value) in &self.env_forced {
             writeln!(f, "  {name}={value}")?;
@@ -541,6 +570,7 @@ mod tests {
                 group: "alice".into(),
                 mapping: &mapping,
                 host: &host,
+                instance: "0123abcd".into(),
             },
         )
     }
@@ -583,7 +613,6 @@ mod tests {
                 "/run",
                 "/run/host",
                 "/run/user/1000",
-                "/run/dbus/system_bus_socket",
                 "/home/alice",
                 "/data",
                 "/usr/local/bin/box",
@@ -601,6 +630,15 @@ mod tests {
         assert!(plan.files.contains(&FileOp::FollowHost {
             path: "/etc/hosts".into(),
             host_path: "/etc/hosts".into()
+        }));
+        // Sockets and files the host replaces are links through /run/host, not binds.
+        assert!(plan.files.contains(&FileOp::FollowHost {
+            path: "/run/dbus/system_bus_socket".into(),
+            host_path: "/run/dbus/system_bus_socket".into()
+        }));
+        assert!(plan.files.contains(&FileOp::FollowHost {
+            path: "/etc/resolv.conf".into(),
+            host_path: "/etc/resolv.conf".into()
         }));
         assert_eq!(
             plan.env_forced,

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
+use super::members::Member;
 use crate::context::Context;
 use crate::store::Store;
 
@@ -37,10 +38,21 @@ pub struct State {
     pub env_forced: Vec<(String, String)>,
     /// The image's `Env`, for names the caller does not set.
     pub env_defaults: Vec<String>,
-    /// (device, inode) of the holder's mount namespace, to find the box's processes
-    /// even after its holder died.
+    /// (device, inode) of the holder's mount and user namespaces, to find the box's
+    /// processes even after its holder died (see `members`).
     #[serde(default)]
     pub mnt_ns: Option<(u64, u64)>,
+    #[serde(default)]
+    pub user_ns: Option<(u64, u64)>,
+    /// The id of this start of the box, also in its `/run/.containerenv`.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// The runtime directory and X authority file the box was started with; a join
+    /// from a session with other ones makes its own visible (see `join`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_dir: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xauthority: Option<PathBuf>,
     /// The kernel's boot id when the holder started (store record only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
@@ -107,11 +119,52 @@ pub fn find(ctx: &Context, store: &Store, name: &str) -> Option<State> {
     Some(state)
 }
 
-/// Those of `names` whose holder is alive, whichever session started it.
+/// Whether a box runs, as far as anything can tell.
+#[derive(Debug)]
+pub enum Status {
+    /// Its holder is alive.
+    Running(State),
+    /// Its holder died (OOM, kill -9), but processes still run in it: the overlay is
+    /// still mounted, the box is not stopped.
+    Orphaned {
+        record: State,
+        members: Vec<Member>,
+    },
+    Stopped,
+}
+
+impl Status {
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, Status::Stopped)
+    }
+}
+
+/// The status of box `name`: its holder alive, else the processes left in it (only
+/// those proven to be that box's, see `members`).
+pub fn status(ctx: &Context, store: &Store, name: &str) -> Status {
+    if let Some(state) = find(ctx, store, name) {
+        return Status::Running(state);
+    }
+    let Some(record) = recorded(store, name) else {
+        return Status::Stopped;
+    };
+    if record.boot_id.as_deref() != boot_id().as_deref() {
+        return Status::Stopped;
+    }
+    let members = super::members::of_box(&record, false);
+    if members.is_empty() {
+        Status::Stopped
+    } else {
+        Status::Orphaned { record, members }
+    }
+}
+
+/// Those of `names` that are not stopped (holder alive, or processes left by a dead
+/// one), whichever session started them.
 pub fn running_among<'a>(ctx: &Context, store: &Store, names: &'a [String]) -> Vec<&'a str> {
     names
         .iter()
-        .filter(|n| find(ctx, store, n).is_some())
+        .filter(|n| !status(ctx, store, n).is_stopped())
         .map(String::as_str)
         .collect()
 }
@@ -166,13 +219,6 @@ fn boot_id() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .ok()
         .map(|s| s.trim().to_owned())
-}
-
-/// (device, inode) of the mount namespace of process `pid`.
-pub fn mount_namespace(pid: u32) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(format!("/proc/{pid}/ns/mnt")).ok()?;
-    Some((meta.dev(), meta.ino()))
 }
 
 #[cfg(test)]

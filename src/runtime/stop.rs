@@ -1,20 +1,22 @@
-//! Stopping a box: its holder and every process in its mount namespace.
+//! Stopping a box: its holder and every process in it.
 //!
-//! The processes are found by comparing `/proc/*/ns/mnt` with the holder's. The user
-//! owns the box's user namespace, and the owner of a user namespace holds every
-//! capability in it (user_namespaces(7)), so box can read the namespace links of, and
-//! signal, processes running inside as subordinate ids (root after sudo, daemons' own
-//! users) without entering the namespace. SIGTERM first, then SIGKILL for what is left
-//! after a short grace period (an interactive bash ignores SIGTERM).
+//! The processes are those in the box's user namespace or nested below it (see
+//! [`super::members`]), whatever mount namespace they moved to: each of them keeps the
+//! box's overlay mounted. The user owns the box's user namespace, and the owner of a user
+//! namespace holds every capability in it (user_namespaces(7)), so box can read the
+//! namespace links of, and signal, processes running inside as subordinate ids (root
+//! after sudo, daemons' own users) without entering the namespace. SIGTERM first, then
+//! SIGKILL for what is left after a short grace period (an interactive bash ignores
+//! SIGTERM).
 
-use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::state;
+use super::members::{self, NsId};
+use super::state::{self, Status};
 use crate::context::Context;
 use crate::store::Store;
 
@@ -25,40 +27,34 @@ const GRACE: Duration = Duration::from_millis(1500);
 /// dirty data).
 const HOLDER_EXIT: Duration = Duration::from_secs(60);
 
-/// The processes in the mount namespace identified by (device, inode), box's own
-/// process aside.
-pub fn members(ns: (u64, u64)) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|pid| {
-            std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| (m.dev(), m.ino()) == ns)
-        })
+/// The pids of the processes in the user namespace `ns` or below it.
+fn pids(ns: NsId) -> Vec<i32> {
+    members::in_namespace(ns, None)
+        .into_iter()
+        .map(|m| m.pid)
         .collect()
 }
 
-/// End every process in the mount namespace `ns` (the holder among them). Returns how
-/// many processes were signalled.
-fn end_members(ns: (u64, u64)) -> usize {
-    let first = members(ns);
+/// End every process in the user namespace `ns` or below it (the holder among them).
+/// The namespace was proven to be the box's by the caller; while any of its processes
+/// lives the kernel cannot give its number to another one. Returns how many processes
+/// were signalled.
+fn end_members(ns: NsId) -> usize {
+    let first = pids(ns);
     for &pid in &first {
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
     let deadline = Instant::now() + GRACE;
-    let mut left = members(ns);
+    let mut left = pids(ns);
     while !left.is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
-        left = members(ns);
+        left = pids(ns);
     }
     for &pid in &left {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !members(ns).is_empty() && Instant::now() < deadline {
+    while !pids(ns).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     first.len()
@@ -70,18 +66,31 @@ fn end_members(ns: (u64, u64)) -> usize {
 pub fn stop(ctx: &Context, name: &str) -> Result<bool> {
     let store = Store::at(&ctx.dirs.store);
     let _lock = store.box_lock(name)?;
-    let live = state::find(ctx, &store, name);
-    let Some(state) = live.clone().or_else(|| state::recorded(&store, name)) else {
-        return Ok(false);
+    stop_locked(ctx, &store, name)
+}
+
+/// [`stop`] for a caller that holds the box's lock already (`box rm`).
+pub fn stop_locked(ctx: &Context, store: &Store, name: &str) -> Result<bool> {
+    let (state, user_ns, live) = match state::status(ctx, store, name) {
+        Status::Stopped => {
+            // A dead holder's record with nothing left: forget it.
+            if let Some(old) = state::recorded(store, name) {
+                state::remove(ctx, store, name, old.pid);
+            }
+            return Ok(false);
+        }
+        Status::Running(state) => {
+            let ns = members::namespace(&state.pid.to_string(), "user").or(state.user_ns);
+            (state, ns, true)
+        }
+        Status::Orphaned { record, .. } => {
+            let ns = record.user_ns;
+            (record, ns, false)
+        }
     };
-    let ns = if live.is_some() {
-        state::mount_namespace(state.pid).or(state.mnt_ns)
-    } else {
-        state.mnt_ns
-    };
-    let signalled = match ns {
+    let signalled = match user_ns {
         Some(ns) => end_members(ns),
-        None if live.is_some() => {
+        None if live => {
             let _ = kill(Pid::from_raw(state.pid as i32), Signal::SIGKILL);
             1
         }
@@ -91,7 +100,7 @@ pub fn stop(ctx: &Context, name: &str) -> Result<bool> {
     // writing back what is dirty: wait for the holder to be gone, so that no new holder
     // mounts the same upper directory meanwhile.
     let deadline = Instant::now() + HOLDER_EXIT;
-    while live.is_some() && state.is_alive() {
+    while live && state.is_alive() {
         if Instant::now() > deadline {
             return Err(crate::error::failure(
                 format!(
@@ -107,6 +116,6 @@ pub fn stop(ctx: &Context, name: &str) -> Result<bool> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    state::remove(ctx, &store, name, state.pid);
-    Ok(live.is_some() || signalled > 0)
+    state::remove(ctx, store, name, state.pid);
+    Ok(live || signalled > 0)
 }

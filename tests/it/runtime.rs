@@ -50,7 +50,17 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_debian_box_is_the_users_own_shell_with_the_box_userland() {
-    let env = TestEnv::new("rt-debian", User::BoxTest);
+    debian_box_is_native(User::BoxTest);
+}
+
+#[test]
+fn without_subordinate_ids_a_debian_box_is_the_users_own_shell_too() {
+    debian_box_is_native(User::BoxNoSub);
+}
+
+/// The end-to-end checks of a Debian box, for a user with or without subordinate ids.
+fn debian_box_is_native(user: User) {
+    let env = TestEnv::new("rt-debian", user);
     let _boxes = Boxes(&env);
     box_from(&env, Fixture::Debian, "deb");
 
@@ -80,7 +90,7 @@ fn a_debian_box_is_the_users_own_shell_with_the_box_userland() {
         lines,
         vec![
             "ID=debian",
-            "boxtest",
+            user.name(),
             &env.uid.to_string(),
             env.home.to_str().unwrap(),
             work.to_str().unwrap()
@@ -161,6 +171,29 @@ fn a_debian_box_is_the_users_own_shell_with_the_box_userland() {
         out.success();
         assert_eq!(out.stdout, format!("{settings}{settings}"), "{out}");
     }
+
+    // A directory the box does not have is the host's, through /run/host.
+    let outside = env.dir.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let out = env
+        .command(&["run", "deb", "--", "pwd"])
+        .current_dir(&outside)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("/run/host{}", outside.display()),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The home is bound with what is mounted below it, but not with the box's own root
+    // (the store is in the home): `du ~` must not walk into it and the host behind it.
+    let root_in_home = env.store().join("containers/deb/root");
+    let out = sh(&env, "deb", &format!("ls -A {}", root_in_home.display()));
+    assert!(
+        out.success().stdout.trim().is_empty(),
+        "the box root shows up again in the home inside the box:\n{out}"
+    );
 
     // Not found: 127; not executable: 126; both name the command and the box.
     env.run(&["run", "deb", "--", "no-such-command"])
@@ -405,14 +438,77 @@ fn a_missing_volume_source_is_refused_at_create() {
 }
 
 #[test]
-fn the_user_without_subordinate_ids_gets_a_working_box() {
-    let env = TestEnv::new("rt-nosub", User::BoxNoSub);
+fn the_hosts_files_and_other_sessions_sockets_follow_the_host() {
+    let env = TestEnv::new("rt-follow", User::BoxTest);
     let _boxes = Boxes(&env);
-    box_from(&env, Fixture::Busybox, "nosub");
-    sh(&env, "nosub", "id -un; echo $HOME")
-        .success()
-        .stdout_has("boxnosub")
-        .stdout_has(env.home.to_str().unwrap());
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &reference]);
+    ok(
+        &env,
+        &[
+            "create",
+            "--no-entry",
+            "--hostname",
+            "own-name",
+            "--image",
+            &reference,
+            "bb",
+        ],
+    );
+    ok(&env, &["run", "bb", "--", "true"]);
+
+    // /etc/hosts: a copy with the box's own name, renewed when the host's changes.
+    sh(&env, "bb", "grep own-name /etc/hosts").success();
+    let marker = format!("# box test {}", std::process::id());
+    let original = std::fs::read_to_string("/etc/hosts").unwrap();
+    std::fs::write("/etc/hosts", format!("{original}{marker}\n")).unwrap();
+    let seen = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        sh(&env, "bb", "cat /etc/hosts").stdout.contains(&marker)
+    });
+    std::fs::write("/etc/hosts", &original).unwrap();
+    assert!(
+        seen,
+        "the box's /etc/hosts did not follow a change of the host's"
+    );
+    let out = sh(&env, "bb", "cat /etc/hosts");
+    assert!(out.stdout.contains("own-name"), "{out}");
+
+    // A session with another runtime directory than the one that started the box gets
+    // its own in the box (a box started from cron, then entered from the desktop).
+    let other = env.dir.join("other-run");
+    env.mkdir_owned(&other, 0o700);
+    env.write_user_file(&other.join("wayland-test"), "", 0o600);
+    let out = env
+        .command(&["run", "bb", "--", "sh", "-c", "ls $XDG_RUNTIME_DIR"])
+        .env("XDG_RUNTIME_DIR", &other)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("wayland-test"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An X authority file outside the shared directories follows the host's, also when
+    // the host replaces it (xauth writes a new file and renames it over the old one).
+    let xauth_dir = env.dir.join("xauth");
+    env.mkdir_owned(&xauth_dir, 0o700);
+    let cookie = xauth_dir.join("cookie");
+    env.write_user_file(&cookie, "one", 0o600);
+    ok(&env, &["stop", "bb"]);
+    let read = || {
+        let out = env
+            .command(&["run", "bb", "--", "sh", "-c", "cat \"$XAUTHORITY\""])
+            .env("XAUTHORITY", &cookie)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(read(), "one");
+    env.write_user_file(&xauth_dir.join("cookie.new"), "two", 0o600);
+    std::fs::rename(xauth_dir.join("cookie.new"), &cookie).unwrap();
+    assert_eq!(read(), "two");
 }
 
 #[test]
@@ -787,38 +883,123 @@ fn the_holder_keeps_no_descriptor_of_its_caller() {
     let out = env.wait(&["run", "bb", "(in a pipeline)"], child);
     out.success().stdout_has("hi");
     let holder = holder_pid(&env, "bb");
-    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{holder}/fd"))
+    // Its own: stdio on /dev/null and the inotify watch on the host's /etc.
+    let fds: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{holder}/fd"))
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            let e = e.unwrap();
+            let target = std::fs::read_link(e.path()).unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                target.display().to_string(),
+            )
+        })
         .collect();
     assert!(
-        fds.iter().all(|fd| ["0", "1", "2"].contains(&fd.as_str())),
+        fds.iter().all(|(fd, target)| {
+            (["0", "1", "2"].contains(&fd.as_str()) && target == "/dev/null")
+                || target == "anon_inode:inotify"
+        }),
         "the holder has descriptors {fds:?}"
     );
 }
 
-#[test]
-fn processes_left_by_a_dead_holder_block_a_restart_until_stopped() {
-    let env = TestEnv::new("rt-leftovers", User::BoxTest);
-    let _boxes = Boxes(&env);
-    box_from(&env, Fixture::Busybox, "bb");
-    let sleeper = env.spawn(&["run", "bb", "--", "sleep", "1000"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let holder = holder_pid(&env, "bb");
+/// The mount namespace of process `pid` as `ls -l` in a box shows it (`mnt:[...]`).
+fn mnt_ns_of(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+fn kill_holder(env: &TestEnv, name: &str) -> i32 {
+    let holder = holder_pid(env, name);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(holder),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(100));
+    holder
+}
+
+#[test]
+fn a_dead_holders_processes_get_a_new_holder_and_stop_ends_them_all() {
+    let env = TestEnv::new("rt-adopt", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Busybox, "bb");
+    let sleeper = env.spawn(&["run", "bb", "--", "sleep", "1000"]);
+    // Also a process in a user and mount namespace of its own, nested in the box's.
+    let nested = env.spawn(&["run", "bb", "--", "unshare", "-r", "-m", "sleep", "1000"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let old = kill_holder(&env, "bb");
+
+    // Still running: its overlay is mounted where the sleepers are.
+    assert_eq!(status_of(&env, "bb"), "running");
+    env.run(&["rm", "bb"])
+        .box_error(&["box bb is running", "box rm --force"]);
+    // The next run gets a new holder in the same namespaces: never a second overlay.
+    let out = ok(&env, &["run", "bb", "--", "ls", "-l", "/proc/self/ns/mnt"]);
+    assert!(
+        out.stdout.trim().ends_with(&mnt_ns_of(sleeper.id())),
+        "not the sleeper's mount namespace:\n{out}"
+    );
+    assert_ne!(holder_pid(&env, "bb"), old);
+    assert_eq!(holders_mounting(&env, "bb"), 1);
+
+    ok(&env, &["stop", "bb"]).stdout_has("Stopped");
+    for (what, child) in [("sleep", sleeper), ("unshare", nested)] {
+        let out = env.wait(&["run", "bb", "--", what], child);
+        assert!(
+            out.status.signal().is_some(),
+            "{what} survived stop:\n{out}"
+        );
+    }
+    assert_eq!(status_of(&env, "bb"), "stopped");
+    ok(&env, &["run", "bb", "--", "true"]);
+}
+
+#[test]
+fn processes_outside_the_boxs_mount_namespace_block_a_restart_until_stopped() {
+    let env = TestEnv::new("rt-leftovers", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Busybox, "bb");
+    // Only a process in a nested mount namespace is left: no namespace to join.
+    let nested = env.spawn(&["run", "bb", "--", "unshare", "-r", "-m", "sleep", "1000"]);
+    std::thread::sleep(Duration::from_millis(300));
+    kill_holder(&env, "bb");
     env.run(&["run", "bb", "--", "true"])
         .box_error(&["still run", "box stop bb"]);
     assert_eq!(holders_mounting(&env, "bb"), 0);
     ok(&env, &["stop", "bb"]).stdout_has("Stopped");
-    let out = env.wait(&["run", "bb", "--", "sleep"], sleeper);
+    let out = env.wait(&["run", "bb", "--", "unshare"], nested);
     assert!(
         out.status.signal().is_some(),
-        "the sleeper survived stop:\n{out}"
+        "the nested sleeper survived stop:\n{out}"
     );
     ok(&env, &["run", "bb", "--", "true"]);
+}
+
+#[test]
+fn a_dead_holders_record_never_names_another_box() {
+    let env = TestEnv::new("rt-reuse", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Busybox, "one");
+    box_from(&env, Fixture::Busybox, "two");
+    ok(&env, &["run", "one", "--", "true"]);
+    // Nothing is left in box one, so the kernel may give its namespace numbers to two.
+    kill_holder(&env, "one");
+    let sleeper = env.spawn(&["run", "two", "--", "sleep", "1000"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status_of(&env, "one"), "stopped");
+    assert_eq!(status_of(&env, "two"), "running");
+    ok(&env, &["run", "one", "--", "cat", "/run/.containerenv"]).stdout_has("name=\"one\"");
+    ok(&env, &["stop", "one"]);
+    assert_eq!(status_of(&env, "two"), "running");
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(sleeper.id() as i32), None).is_ok(),
+        "stopping box one ended a process of box two"
+    );
+    ok(&env, &["stop", "two"]);
+    env.wait(&["run", "two", "--", "sleep"], sleeper);
 }
