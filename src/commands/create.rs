@@ -50,8 +50,9 @@ fn resolve(ctx: &Context, args: &CreateArgs) -> Result<(String, String)> {
     let catalogue = catalogue(ctx)?;
     let given_name = args.name.clone().or_else(|| args.positional_name.clone());
     let (image, default) = match (&args.image, &given_name) {
+        // A catalogue name names the box as it does without --image: `trixie`, `fedora-41`.
         (Some(text), _) => match catalogue.resolve(text) {
-            Some(found) => (found.image, found.distro),
+            Some(found) => (found.image, text.replace(':', "-")),
             None => (text.clone(), default_name(text)),
         },
         (None, Some(name)) => match catalogue.resolve(name) {

@@ -231,19 +231,20 @@ pub fn run(user: &UserSpec, has_root: bool, timezone: Option<&str>) -> Result<()
             );
             write_new(&path, &text, 0o440)?;
         }
-        if let Some(zone) = timezone {
-            write_new("/etc/timezone", &format!("{zone}\n"), 0o644)?;
-        }
-        let host_locale = |path: &str| std::fs::read_to_string(Path::new("/run/host").join(path));
-        if let Some(settings) = locale_settings(
-            host_locale("etc/locale.conf").ok(),
-            host_locale("etc/default/locale").ok(),
-        ) {
-            // systemd's file everywhere; Debian's where the box has /etc/default.
-            write_new("/etc/locale.conf", &settings, 0o644)?;
-            if Path::new("/etc/default").is_dir() {
-                write_new("/etc/default/locale", &settings, 0o644)?;
-            }
+    }
+    // With a single-id mapping the box's files are the user's: these need no root.
+    if let Some(zone) = timezone {
+        write_new("/etc/timezone", &format!("{zone}\n"), 0o644)?;
+    }
+    let host_locale = |path: &str| std::fs::read_to_string(Path::new("/run/host").join(path));
+    if let Some(settings) = locale_settings(
+        host_locale("etc/locale.conf").ok(),
+        host_locale("etc/default/locale").ok(),
+    ) {
+        // systemd's file everywhere; Debian's where the box has /etc/default.
+        write_new("/etc/locale.conf", &settings, 0o644)?;
+        if Path::new("/etc/default").is_dir() {
+            write_new("/etc/default/locale", &settings, 0o644)?;
         }
     }
     std::fs::create_dir_all("/etc/box").context("creating /etc/box")?;

@@ -91,7 +91,9 @@ impl Store {
         if !path.exists() {
             bail!(failure(
                 format!("no box named `{name}`"),
-                format!("`box list` shows your boxes; `box create {name}` makes one"),
+                format!(
+                    "`box list` shows your boxes; `box create --image IMAGE {name}` makes one (or `box create DISTRO`, e.g. `box create debian`)"
+                ),
             ));
         }
         read_json(&path)
