@@ -332,18 +332,13 @@ fn hold(files: &[FileOp]) -> ! {
     super::follow::keep_current(files)
 }
 
-/// A recursive bind of a directory that holds the box's own root (the home, when the
-/// store is in `~/.local/share`) brings a copy of that root, with every mount made in it
-/// so far (`/proc`, the whole host at `run/host`), to the same path inside the box:
-/// `du ~` or `find ~` in the box would walk the host's whole tree. Detach that copy.
+/// Detach the copy of the box root a recursive bind brought along (see
+/// [`super::plan::Mount::copied_root`]): with its `/proc` and the whole host at
+/// `run/host` in it, `du ~` or `find ~` in the box would walk the host's whole tree.
 fn detach_copied_root(root: &OwnedFd, m: &super::plan::Mount, box_root: &Path) -> Result<()> {
-    if m.kind != (MountKind::BindDir { recursive: true }) {
-        return Ok(());
-    }
-    let Ok(below) = box_root.strip_prefix(&m.source) else {
+    let Some(copy) = m.copied_root(box_root) else {
         return Ok(());
     };
-    let copy = m.target.join(below);
     let relative = copy.strip_prefix("/").unwrap_or(&copy);
     let fd = match rustix::fs::openat2(
         root,

@@ -74,6 +74,19 @@ pub struct Mount {
     pub hint: Option<String>,
 }
 
+impl Mount {
+    /// Where, inside the box, this mount shows the box's own root `root` again: a
+    /// recursive bind of a directory holding the store (the home) brings the box root
+    /// along, with every mount made in it so far. The holder detaches that copy.
+    pub fn copied_root(&self, root: &Path) -> Option<PathBuf> {
+        if self.kind != (MountKind::BindDir { recursive: true }) {
+            return None;
+        }
+        let below = root.strip_prefix(&self.source).ok()?;
+        Some(self.target.join(below))
+    }
+}
+
 /// A file box writes inside the box after the pivot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FileOp {
@@ -435,6 +448,13 @@ impl fmt::Display for Plan {
                 m.target.display(),
                 if m.read_only { " (read-only)" } else { "" }
             )?;
+            if let Some(copy) = m.copied_root(&self.root) {
+                writeln!(
+                    f,
+                    "  detach       {} (the box root, seen again inside that bind)",
+                    copy.display()
+                )?;
+            }
         }
         writeln!(
             f,
