@@ -187,6 +187,11 @@ pub struct RmArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("action")
+        .args(["bin", "app", "list"])
+        .required(true)
+))]
 pub struct ExportArgs {
     /// The box whose binary or application to export (default inside a box: that box)
     pub name: Option<String>,
@@ -196,20 +201,20 @@ pub struct ExportArgs {
     /// Desktop application to put in the host menu: a .desktop file name or path, or an app name
     #[arg(long, short, value_name = "APP", group = "what")]
     pub app: Option<String>,
-    /// Directory for exported binaries (default: $XDG_BIN_HOME or ~/.local/bin)
-    #[arg(long, short = 'e', value_name = "DIR")]
+    /// Host directory for the exported binary's wrapper (default: $XDG_BIN_HOME or ~/.local/bin)
+    #[arg(long, short = 'e', value_name = "DIR", conflicts_with_all = ["app", "delete"])]
     pub export_path: Option<PathBuf>,
     /// Text appended to exported application names (default: " (on NAME)"; "none" for nothing)
-    #[arg(long, value_name = "LABEL")]
+    #[arg(long, value_name = "LABEL", conflicts_with_all = ["bin", "delete"])]
     pub export_label: Option<String>,
     /// Replace an existing host file that box did not write
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "delete")]
     pub force: bool,
     /// Remove the export named by --bin or --app
     #[arg(long, short, requires = "what")]
     pub delete: bool,
     /// List the box's exports
-    #[arg(long, short, conflicts_with_all = ["bin", "app", "delete"])]
+    #[arg(long, short, conflicts_with_all = ["bin", "app", "delete", "export_path", "export_label", "force"])]
     pub list: bool,
     /// With --list, print JSON
     #[arg(long, requires = "list")]

@@ -2,9 +2,16 @@
 //! subordinate ids, the user's config.
 //!
 //! Invariant: [`Context::from_env`] reads only environment variables and calls no
-//! syscall beyond `getuid`/`getgid`, because `box run` builds a context on its hot path.
-//! Everything that reads a file (passwd entry, subuid ranges, config) is computed lazily,
-//! on first use, and cached for the rest of the process.
+//! syscall beyond `getuid`/`getgid`, because `box run` builds a context on its hot path;
+//! the one exception is a missing `HOME` (cron, `env -i`), where it reads the user's
+//! passwd entry, as most tools do. Everything else that reads a file (passwd entry,
+//! subuid ranges, config) is computed lazily, on first use, and cached for the rest of
+//! the process.
+//!
+//! `BOX_DATA_HOME`, when set to an absolute path, is the data directory instead of
+//! `XDG_DATA_HOME`: exported wrappers and menu entries set it to the one they were
+//! exported with, so they reach the same store from a caller with another or no
+//! `XDG_DATA_HOME` (see `export::DATA_HOME_ENV`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -63,15 +70,30 @@ fn env_path(name: &str) -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
 }
 
+/// The home directory of `uid` in the user database, when it has an absolute one.
+fn passwd_home(uid: u32) -> Option<PathBuf> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|user| user.dir)
+        .filter(|dir| dir.is_absolute())
+}
+
 impl Context {
-    /// Resolve the directories from the environment. Cheap: no file is read.
+    /// Resolve the directories from the environment. Cheap: no file is read (but the
+    /// passwd entry when `HOME` is unset).
     pub fn from_env() -> Result<Context> {
         let uid = rustix::process::getuid().as_raw();
         let gid = rustix::process::getgid().as_raw();
-        let home = env_path("HOME")
-            .context("$HOME is not set to an absolute path")
-            .hint("box keeps its data under your home directory; set HOME")?;
-        let data_home = env_path("XDG_DATA_HOME").unwrap_or_else(|| home.join(".local/share"));
+        let home = match env_path("HOME") {
+            Some(home) => home,
+            None => passwd_home(uid)
+                .context("$HOME is not set to an absolute path, and the user database has no home for you")
+                .hint("box keeps its data under your home directory; set HOME")?,
+        };
+        let data_home = env_path(crate::export::DATA_HOME_ENV)
+            .or_else(|| env_path("XDG_DATA_HOME"))
+            .unwrap_or_else(|| home.join(".local/share"));
         let config_home = env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config"));
         let (runtime, runtime_is_fallback) = match env_path("XDG_RUNTIME_DIR") {
             Some(dir) => (dir.join("box"), false),

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use crate::cli::ExportArgs;
 use crate::context::Context;
@@ -31,8 +31,13 @@ pub fn exec(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
             let wrapper =
                 export::export_bin(ctx, &name, bin, args.export_path.as_deref(), args.force)?;
             notice(format!(
-                "exported {bin} from box `{name}` as {}",
-                wrapper.display()
+                "exported {bin} from box `{name}` as {}{}",
+                wrapper.display(),
+                if export::current_box().is_some() {
+                    " on the host"
+                } else {
+                    ""
+                }
             ));
             let dir = wrapper.parent().unwrap_or(&wrapper);
             let on_path = std::env::var_os("PATH")
@@ -53,10 +58,10 @@ pub fn exec(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
                 entry.display()
             ));
         }
-        _ => bail!(failure(
-            "nothing to export",
-            "pass --bin /path/in/box, --app NAME, or --list (see `box export --help`)",
-        )),
+        // clap requires one of --bin, --app, --list, and --list was handled above.
+        (None, None) | (Some(_), Some(_)) => {
+            unreachable!("clap requires exactly one of --bin and --app without --list")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,11 +8,26 @@ use anyhow::Result;
 use crate::cli::GenerateEntryArgs;
 use crate::context::Context;
 use crate::error::notice;
+use crate::store::Store;
 
 pub fn exec(ctx: &Context, args: GenerateEntryArgs) -> Result<ExitCode> {
     if args.delete {
-        crate::export::delete_entry(ctx, &args.name)?;
-        notice(format!("removed the menu entry of box `{}`", args.name));
+        // Nothing to remove is not an error (as with distrobox): the goal, no entry, holds.
+        match crate::export::remove_entry(ctx, &args.name)? {
+            Some(removal) => {
+                for path in &removal.removed {
+                    notice(format!("removed {}", path.display()));
+                }
+            }
+            None if Store::at(&ctx.dirs.store).has_container(&args.name) => notice(format!(
+                "box `{}` has no menu entry; nothing to remove",
+                args.name
+            )),
+            None => notice(format!(
+                "there is no box `{}` and no menu entry for it; nothing to remove",
+                args.name
+            )),
+        }
     } else {
         let path = crate::export::generate_entry_with(ctx, &args.name, false)?;
         notice(format!("added {}", path.display()));

@@ -5,15 +5,21 @@
 //! localized keys, group order, unknown groups) are kept byte for byte; every `Exec=` of
 //! `[Desktop Entry]` and of each `[Desktop Action *]` runs through `box run NAME --` with
 //! its field codes intact; `DBusActivatable` goes (host D-Bus activation cannot find an
-//! app that lives in a box); the window keeps matching its launcher via `StartupWMClass`.
+//! app that lives in a box). Nothing is added: the window keeps matching its launcher
+//! through the entry's own `StartupWMClass`, or without one through the desktop file id,
+//! which the export keeps (see `export::app_from`).
+//!
+//! Launchers run box as `/usr/bin/env BOX_DATA_HOME=DIR /path/to/box ...`: box by its
+//! absolute path (a session's PATH may lack it), the data directory pinned so the entry
+//! reaches the store it was exported from whatever `XDG_DATA_HOME` the launcher has.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::{Result, bail};
 
 use super::boxfs::{self, BoxRoot};
 use super::exec;
+use super::wrapper::Launch;
 use crate::error::failure;
 
 /// The directories of a box searched for applications, most important first (the
@@ -101,28 +107,36 @@ pub fn main_group(text: &str) -> Group {
 /// What the rewrite of an application's entry needs.
 #[derive(Debug)]
 pub struct Rewrite<'a> {
-    pub box_exe: &'a Path,
+    pub launch: &'a Launch<'a>,
     pub box_name: &'a str,
     /// Appended to every `Name` of `[Desktop Entry]`; empty for nothing.
     pub label: &'a str,
-    /// `StartupWMClass` to add when the entry has none.
-    pub wm_class: &'a str,
-    /// Host replacements for `Icon=` values (an icon copied to an absolute host path).
+    /// Host replacements for `Icon=` values (an icon copied to an absolute host path, an
+    /// icon name given with an extension).
     pub icons: &'a BTreeMap<String, String>,
 }
 
+/// The words that start box as `launch` says: `/usr/bin/env BOX_DATA_HOME=DIR BOX`.
+fn launch_words(launch: &Launch) -> Vec<exec::Arg> {
+    vec![
+        exec::text("/usr/bin/env"),
+        exec::text(&format!(
+            "{}={}",
+            super::DATA_HOME_ENV,
+            launch.data_home.to_string_lossy()
+        )),
+        exec::text(&launch.box_exe.to_string_lossy()),
+    ]
+}
+
 /// The `Exec` value that runs `original` (a raw Exec value) in the box.
-pub fn boxed_exec(box_exe: &Path, box_name: &str, original: &str) -> Result<String> {
+pub fn boxed_exec(launch: &Launch, box_name: &str, original: &str) -> Result<String> {
     let args = exec::parse_value(original)?;
     if args.is_empty() {
         bail!("the Exec line is empty");
     }
-    let mut boxed = vec![
-        exec::text(&box_exe.to_string_lossy()),
-        exec::text("run"),
-        exec::text(box_name),
-        exec::text("--"),
-    ];
+    let mut boxed = launch_words(launch);
+    boxed.extend([exec::text("run"), exec::text(box_name), exec::text("--")]);
     boxed.extend(args);
     Ok(exec::to_value(&boxed))
 }
@@ -133,31 +147,21 @@ pub fn rewrite(text: &str, params: &Rewrite) -> Result<String> {
     // only put the box's URLs in the host menu.
     match main_group(text).get("Type") {
         Some("Application") | None => {}
-        Some(other) => bail!("it is of Type={other}; only applications can be exported"),
+        Some(other) => bail!(failure(
+            format!("it is of Type={other}; only applications can be exported"),
+            "export an application's entry (Type=Application)",
+        )),
     }
     let label = exec::escape_appended(params.label);
-    let box_exe = exec::escape_string(&params.box_exe.to_string_lossy());
+    let box_exe = exec::escape_string(&params.launch.box_exe.to_string_lossy());
     let mut out = String::with_capacity(text.len() + 256);
-    // Which group we are in: None before the first, Some(true) for groups whose Exec
-    // we rewrite.
+    // The group we are in: None before the first.
     let mut group: Option<String> = None;
-    let mut main_has_wm_class = main_group(text).get("StartupWMClass").is_some();
     let mut saw_main = false;
     let mut exec_count = 0;
-    let close_group = |group: &Option<String>, out: &mut String, has: &mut bool| {
-        if group.as_deref() == Some("Desktop Entry") && !*has {
-            // Insert before the blank lines that separate groups, so it stays readable.
-            let trimmed = out.trim_end_matches('\n').len();
-            let tail = out.split_off(trimmed);
-            out.push_str(&format!("\nStartupWMClass={}", params.wm_class));
-            out.push_str(if tail.is_empty() { "\n" } else { &tail });
-            *has = true;
-        }
-    };
     for raw in text.lines() {
         let line = parse_line(raw);
         if let Line::Group(name) = &line {
-            close_group(&group, &mut out, &mut main_has_wm_class);
             saw_main |= name == "Desktop Entry";
             group = Some(name.clone());
             out.push_str(raw);
@@ -184,12 +188,16 @@ pub fn rewrite(text: &str, params: &Rewrite) -> Result<String> {
             .unwrap_or_default();
         match key.as_str() {
             "Exec" if locale.is_none() => {
-                let value = boxed_exec(params.box_exe, params.box_name, &value).map_err(|err| {
-                    err.context(format!(
-                        "cannot rewrite Exec= of [{}]",
-                        group.as_deref().unwrap_or_default()
-                    ))
-                })?;
+                let value =
+                    boxed_exec(params.launch, params.box_name, &value).map_err(|err| {
+                        err.context(format!(
+                            "cannot rewrite Exec= of [{}]",
+                            group.as_deref().unwrap_or_default()
+                        ))
+                        .context(crate::error::Hint(
+                            "the entry's Exec line breaks the Desktop Entry rules; fix it in the box (or copy the entry, fix it and export that file by its path)".into(),
+                        ))
+                    })?;
                 exec_count += 1;
                 out.push_str(&format!("Exec={value}\n"));
             }
@@ -217,14 +225,17 @@ pub fn rewrite(text: &str, params: &Rewrite) -> Result<String> {
             }
         }
     }
-    close_group(&group, &mut out, &mut main_has_wm_class);
     if !saw_main {
-        bail!("it has no [Desktop Entry] group");
+        bail!(failure(
+            "it has no [Desktop Entry] group, so it is not a desktop entry",
+            "export an application's .desktop file (`box run NAME -- ls /usr/share/applications` lists them)",
+        ));
     }
     if exec_count == 0 {
-        bail!(
-            "it has no Exec= line (it may only be D-Bus activatable), so it cannot be run through box"
-        );
+        bail!(failure(
+            "it has no Exec= line (it may only be D-Bus activatable), so it cannot be run through box",
+            "export the application's binary with --bin instead",
+        ));
     }
     Ok(out)
 }
@@ -425,16 +436,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// action in a terminal when the entry has `Terminal=true`, and there box asks before
 /// removing the box; a desktop that gives the action no terminal gets a refusal, never a
 /// box deleted in one click.
-pub fn terminal_entry(box_exe: &Path, name: &str) -> String {
-    let exe = exec::text(&box_exe.to_string_lossy());
-    let enter = exec::to_value(&[exe.clone(), exec::text("enter"), exec::text(name)]);
-    let remove = exec::to_value(&[
-        exe,
-        exec::text("rm"),
-        exec::text("--interactive"),
-        exec::text(name),
-    ]);
-    let try_exec = exec::escape_string(&box_exe.to_string_lossy());
+///
+/// `Categories=System;`: one main category (desktop-file-validate hints at two, and the
+/// entry would show twice in some menus); not `TerminalEmulator`, which would offer the
+/// entry as the session's terminal program.
+pub fn terminal_entry(launch: &Launch, name: &str) -> String {
+    let with = |args: &[&str]| {
+        let mut words = launch_words(launch);
+        words.extend(args.iter().map(|a| exec::text(a)));
+        exec::to_value(&words)
+    };
+    let enter = with(&["enter", name]);
+    let remove = with(&["rm", "--interactive", name]);
+    let try_exec = exec::escape_string(&launch.box_exe.to_string_lossy());
     format!(
         "[Desktop Entry]\n\
          Type=Application\n\
@@ -445,7 +459,7 @@ pub fn terminal_entry(box_exe: &Path, name: &str) -> String {
          TryExec={try_exec}\n\
          Terminal=true\n\
          Icon=utilities-terminal\n\
-         Categories=System;Utility;\n\
+         Categories=System;\n\
          Keywords=box;container;shell;{name};\n\
          Actions=Remove;\n\
          \n\
@@ -458,7 +472,7 @@ pub fn terminal_entry(box_exe: &Path, name: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use std::path::Path;
 
     const GIMP: &str = "\
 # a comment that must survive
@@ -484,12 +498,18 @@ Exec=gimp-2.10 --new %f
 Exec=untouched %u
 ";
 
-    fn params<'a>(icons: &'a BTreeMap<String, String>) -> Rewrite<'a> {
-        Rewrite {
+    fn launch() -> Launch<'static> {
+        Launch {
             box_exe: Path::new("/home/u/.cargo/bin/box"),
+            data_home: Path::new("/home/u/.local/share"),
+        }
+    }
+
+    fn params<'a>(launch: &'a Launch<'a>, icons: &'a BTreeMap<String, String>) -> Rewrite<'a> {
+        Rewrite {
+            launch,
             box_name: "dev",
             label: " (on dev)",
-            wm_class: "gimp",
             icons,
         }
     }
@@ -497,7 +517,7 @@ Exec=untouched %u
     #[test]
     fn rewrite_boxes_every_exec_and_keeps_the_rest() {
         let icons = BTreeMap::from([("gimp".to_owned(), "/h/icons/gimp.png".to_owned())]);
-        let out = rewrite(GIMP, &params(&icons)).unwrap();
+        let out = rewrite(GIMP, &params(&launch(), &icons)).unwrap();
         let expected = "\
 # a comment that must survive
 [Desktop Entry]
@@ -508,20 +528,21 @@ Name[de]=GNU Bildbearbeitungsprogramm (on dev)
 GenericName=Image Editor
 Comment=Create images
 Comment[fr]=Créer des images
-Exec=/home/u/.cargo/bin/box run dev -- env BABL_PATH=/x \"/opt/gimp app/bin/gimp-2.10\" --title \"say \\\\\"hi\\\\\"\" 100%% %U
+Exec=/usr/bin/env BOX_DATA_HOME=/home/u/.local/share /home/u/.cargo/bin/box run dev -- env BABL_PATH=/x \"/opt/gimp app/bin/gimp-2.10\" --title \"say \\\\\"hi\\\\\"\" 100%% %U
 TryExec=/home/u/.cargo/bin/box
 Icon=/h/icons/gimp.png
 Actions=new;
-StartupWMClass=gimp
 
 [Desktop Action new]
 Name=New Window
-Exec=/home/u/.cargo/bin/box run dev -- gimp-2.10 --new %f
+Exec=/usr/bin/env BOX_DATA_HOME=/home/u/.local/share /home/u/.cargo/bin/box run dev -- gimp-2.10 --new %f
 
 [X-Other Group]
 Exec=untouched %u
 ";
         assert_eq!(out, expected);
+        // No StartupWMClass was invented: the kept desktop id does the matching.
+        assert!(!out.contains("StartupWMClass"), "{out}");
         // The boxed line parses back to box's argv followed by the original argv.
         let args = exec::parse_value(
             main_group(&out)
@@ -535,7 +556,11 @@ Exec=untouched %u
             "env BABL_PATH=/x \"/opt/gimp app/bin/gimp-2.10\" --title \"say \\\\\"hi\\\\\"\" 100%% %U",
         )
         .unwrap();
-        assert_eq!(args[4..], original[..]);
+        assert_eq!(
+            exec::literal(&args[1]).as_deref(),
+            Some("BOX_DATA_HOME=/home/u/.local/share")
+        );
+        assert_eq!(args[6..], original[..]);
     }
 
     #[test]
@@ -543,31 +568,70 @@ Exec=untouched %u
         let text =
             "[Desktop Entry]\nName=XTerm\nExec=xterm\nType=Application\nStartupWMClass=XTerm\n";
         let icons = BTreeMap::new();
-        let mut p = params(&icons);
+        let launch = launch();
+        let mut p = params(&launch, &icons);
         p.label = "";
         let out = rewrite(text, &p).unwrap();
         assert!(out.contains("Name=XTerm\n"));
         assert_eq!(out.matches("StartupWMClass").count(), 1);
         assert!(out.contains("StartupWMClass=XTerm"));
-        assert!(out.contains("Exec=/home/u/.cargo/bin/box run dev -- xterm\n"));
+        assert!(out.contains(
+            "Exec=/usr/bin/env BOX_DATA_HOME=/home/u/.local/share /home/u/.cargo/bin/box run dev -- xterm\n"
+        ));
+    }
+
+    #[test]
+    fn shell_single_quotes_keep_their_argument() {
+        // Not valid per the spec, but GLib and KDE accept it and real entries use it.
+        let text =
+            "[Desktop Entry]\nType=Application\nName=X\nExec=sh -c 'echo one two > /tmp/x' %U\n";
+        let icons = BTreeMap::new();
+        let out = rewrite(text, &params(&launch(), &icons)).unwrap();
+        assert!(
+            out.contains(" run dev -- sh -c \"echo one two > /tmp/x\" %U\n"),
+            "{out}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("quoted.desktop");
+        std::fs::write(&path, &out).unwrap();
+        assert_validates(&path);
     }
 
     #[test]
     fn entries_without_exec_are_refused() {
         let icons = BTreeMap::new();
+        let launch = launch();
+        let hint = |err: &anyhow::Error| err.downcast_ref::<crate::error::Hint>().is_some();
         let err = rewrite(
             "[Desktop Entry]\nName=X\nDBusActivatable=true\n",
-            &params(&icons),
+            &params(&launch, &icons),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("no Exec"), "{err}");
-        assert!(rewrite("Name=X\n", &params(&icons)).is_err());
+        assert!(crate::error::message(&err).contains("no Exec"), "{err:#}");
+        assert!(hint(&err));
+        let err = rewrite("Name=X\n", &params(&launch, &icons)).unwrap_err();
+        assert!(
+            crate::error::message(&err).contains("no [Desktop Entry] group"),
+            "{err:#}"
+        );
+        assert!(hint(&err));
         let err = rewrite(
             "[Desktop Entry]\nType=Link\nName=X\nURL=file:///etc\n",
-            &params(&icons),
+            &params(&launch, &icons),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("Type=Link"), "{err}");
+        assert!(crate::error::message(&err).contains("Type=Link"), "{err:#}");
+        assert!(hint(&err));
+        let err = rewrite(
+            "[Desktop Entry]\nName=X\nExec=app \"unterminated\n",
+            &params(&launch, &icons),
+        )
+        .unwrap_err();
+        assert!(
+            crate::error::message(&err).contains("unterminated"),
+            "{err:#}"
+        );
+        assert!(hint(&err));
     }
 
     fn fake_box() -> (tempfile::TempDir, BoxRoot) {
@@ -645,51 +709,81 @@ Exec=untouched %u
     fn terminal_entry_validates() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("box-dev.desktop");
-        std::fs::write(
-            &path,
-            terminal_entry(&PathBuf::from("/opt/my box/box"), "dev"),
-        )
-        .unwrap();
-        assert_validates(&path);
+        let launch = Launch {
+            box_exe: Path::new("/opt/my box/box"),
+            data_home: Path::new("/home/J Doe/.local/share"),
+        };
+        std::fs::write(&path, terminal_entry(&launch, "dev")).unwrap();
+        assert_validates_cleanly(&path);
     }
 
     #[test]
     fn the_remove_action_asks_on_a_terminal() {
-        let entry = terminal_entry(&PathBuf::from("/usr/bin/box"), "dev");
+        let launch = Launch {
+            box_exe: Path::new("/usr/bin/box"),
+            data_home: Path::new("/d"),
+        };
+        let entry = terminal_entry(&launch, "dev");
         assert!(entry.contains("\nTerminal=true\n"), "{entry}");
         let action = entry.split("[Desktop Action Remove]").nth(1).unwrap();
         assert!(
-            action.contains("\nExec=/usr/bin/box rm --interactive dev\n"),
+            action.contains(
+                "\nExec=/usr/bin/env BOX_DATA_HOME=/d /usr/bin/box rm --interactive dev\n"
+            ),
             "{action}"
         );
         assert!(!entry.contains("--yes"), "{entry}");
     }
 
-    /// Run desktop-file-validate when it is installed (it is on the project's machines).
-    pub(crate) fn assert_validates(path: &Path) {
+    /// desktop-file-validate's verdict on `path`: (passed, what it printed). `None`
+    /// when it is not installed (it is on the project's machines).
+    fn validate(path: &Path) -> Option<(bool, String)> {
         let Ok(out) = std::process::Command::new("desktop-file-validate")
             .arg(path)
             .output()
         else {
             eprintln!("desktop-file-validate not installed; skipping");
-            return;
+            return None;
         };
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && !text.contains("error"),
-            "{}:\n{text}\n{}",
-            path.display(),
-            std::fs::read_to_string(path).unwrap()
-        );
+        Some((out.status.success() && !text.contains("error"), text))
+    }
+
+    /// Assert `path` validates (warnings and hints allowed: the box's own entries may
+    /// have them).
+    pub(crate) fn assert_validates(path: &Path) {
+        if let Some((ok, text)) = validate(path) {
+            assert!(
+                ok,
+                "{}:\n{text}\n{}",
+                path.display(),
+                std::fs::read_to_string(path).unwrap()
+            );
+        }
+    }
+
+    /// Assert `path` validates without a single error, warning or hint.
+    fn assert_validates_cleanly(path: &Path) {
+        if let Some((ok, text)) = validate(path) {
+            assert!(
+                ok && text.trim().is_empty(),
+                "{}:\n{text}\n{}",
+                path.display(),
+                std::fs::read_to_string(path).unwrap()
+            );
+        }
     }
 
     #[test]
     fn rewritten_entries_validate() {
         let dir = tempfile::tempdir().unwrap();
         let icons = BTreeMap::new();
-        let mut p = params(&icons);
-        p.box_exe = Path::new("/opt/my box/box");
+        let launch = Launch {
+            box_exe: Path::new("/opt/my box/box"),
+            data_home: Path::new("/home/J Doe/.local/share"),
+        };
+        let p = params(&launch, &icons);
         let path = dir.path().join("gimp.desktop");
         std::fs::write(
             &path,

@@ -7,6 +7,14 @@
 //! `$` and `\` are escaped with a backslash). Field codes (`%f %F %u %U %i %c %k` and the
 //! deprecated ones) are kept as codes so the launcher still expands them; `%%` is a
 //! literal percent sign. Invariant: `to_value(parse_value(v))` runs the same argv as `v`.
+//!
+//! Reading is lenient where launchers are: GLib (`g_shell_parse_argv`, after field code
+//! expansion) and KDE (`KShell::splitArgs`) also take shell-style single quotes (text up
+//! to the next `'`, taken literally) and a backslash outside quotes (the next character
+//! literally), and real entries use both (`Exec=sh -c 'cmd > file'`). Parsing them the
+//! way those launchers do keeps the command the box's own menu would run; writing always
+//! follows the spec (double quotes only), so the result validates. Field codes inside
+//! single quotes stay codes, as GLib expands them before it splits the line.
 
 use anyhow::{Result, bail};
 
@@ -84,6 +92,12 @@ pub fn parse_value(raw: &str) -> Result<Vec<Arg>> {
 
 /// Parse an Exec command line whose general escapes were already undone.
 pub fn parse(line: &str) -> Result<Vec<Arg>> {
+    #[derive(PartialEq)]
+    enum Quote {
+        None,
+        Double,
+        Single,
+    }
     let mut args: Vec<Arg> = Vec::new();
     let mut current: Option<Arg> = None;
     let mut chars = line.chars().peekable();
@@ -91,20 +105,32 @@ pub fn parse(line: &str) -> Result<Vec<Arg>> {
         Some(Piece::Text(text)) => text.push(c),
         _ => arg.push(Piece::Text(c.to_string())),
     };
-    let mut in_quotes = false;
+    let mut quote = Quote::None;
     while let Some(c) = chars.next() {
         match c {
-            ' ' | '\t' | '\n' if !in_quotes => {
+            ' ' | '\t' | '\n' if quote == Quote::None => {
                 if let Some(arg) = current.take() {
                     args.push(arg);
                 }
             }
-            '"' => {
-                // A quote opens or closes quoting; `""` is an empty argument.
-                in_quotes = !in_quotes;
+            // A quote opens or closes quoting; `""` and `''` are empty arguments.
+            '"' if quote != Quote::Single => {
+                quote = if quote == Quote::Double {
+                    Quote::None
+                } else {
+                    Quote::Double
+                };
                 current.get_or_insert_with(Vec::new);
             }
-            '\\' if in_quotes => match chars.next() {
+            '\'' if quote != Quote::Double => {
+                quote = if quote == Quote::Single {
+                    Quote::None
+                } else {
+                    Quote::Single
+                };
+                current.get_or_insert_with(Vec::new);
+            }
+            '\\' if quote == Quote::Double => match chars.next() {
                 Some(e @ ('"' | '`' | '$' | '\\')) => {
                     push_char(current.get_or_insert_with(Vec::new), e)
                 }
@@ -115,6 +141,13 @@ pub fn parse(line: &str) -> Result<Vec<Arg>> {
                     push_char(arg, other);
                 }
                 None => bail!("the Exec line `{line}` ends inside a quoted argument"),
+            },
+            // Outside quotes (GLib and KDE): the next character literally; a backslash
+            // before a newline joins the lines; a trailing one stays.
+            '\\' if quote == Quote::None => match chars.next() {
+                Some('\n') => {}
+                Some(other) => push_char(current.get_or_insert_with(Vec::new), other),
+                None => push_char(current.get_or_insert_with(Vec::new), '\\'),
             },
             '%' => match chars.next() {
                 Some('%') => push_char(current.get_or_insert_with(Vec::new), '%'),
@@ -127,7 +160,7 @@ pub fn parse(line: &str) -> Result<Vec<Arg>> {
             c => push_char(current.get_or_insert_with(Vec::new), c),
         }
     }
-    if in_quotes {
+    if quote != Quote::None {
         bail!("the Exec line `{line}` has an unterminated quoted argument");
     }
     if let Some(arg) = current.take() {
@@ -322,6 +355,41 @@ mod tests {
             vec![Piece::Code('u')],
         ];
         assert_eq!(to_value(&args), r#""/home/J Doe/box" run "a\\$b" %u"#);
+    }
+
+    #[test]
+    fn single_quotes_and_backslashes_parse_as_glib_does() {
+        // The audit's case: one argument, not four.
+        assert_eq!(
+            lits(&parse("sh -c 'echo one two > /tmp/x'").unwrap()),
+            ["sh", "-c", "echo one two > /tmp/x"]
+        );
+        // Literal up to the next quote: backslashes, `$` and double quotes included;
+        // adjacent quoted parts join into one word; '' is an empty argument.
+        assert_eq!(
+            lits(&parse(r#"a 'x\y $HOME "q"' pre'mid'post '' it"'"s"#).unwrap()),
+            ["a", r#"x\y $HOME "q""#, "premidpost", "", "it's"]
+        );
+        // Field codes are still codes inside single quotes (GLib expands them first).
+        assert_eq!(
+            lits(&parse("app '--file=%f' '100%%'").unwrap()),
+            ["app", "--file=<f>", "100%"]
+        );
+        // A backslash outside quotes takes the next character literally.
+        assert_eq!(lits(&parse(r"my\ app a\'b").unwrap()), ["my app", "a'b"]);
+        assert!(parse("sh -c 'unterminated").is_err());
+        // Written back with the spec's double quotes, the argv is the same.
+        for line in [
+            "sh -c 'echo one two > /tmp/x'",
+            r#"a 'x\y $HOME "q"' '' it"'"s"#,
+        ] {
+            let args = parse(line).unwrap();
+            assert_eq!(parse_value(&to_value(&args)).unwrap(), args, "{line}");
+        }
+        assert_eq!(
+            to_line(&parse("sh -c 'echo one two > /tmp/x'").unwrap()),
+            r#"sh -c "echo one two > /tmp/x""#
+        );
     }
 
     #[test]

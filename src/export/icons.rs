@@ -1,15 +1,24 @@
 //! Icons of exported applications: finding them in a box and choosing where the host
 //! copies go, following the Icon Theme Specification's lookup so the host finds them.
 //!
-//! - A themed icon `NAME` found at `<icons>/<theme>/<a>/<b>/NAME.<ext>` in the box (any
-//!   theme, any size/context layout) is copied to `$XDG_DATA_HOME/icons/<theme>/<a>/<b>/`.
+//! Copies go into `hicolor` only: it is the fallback theme every host has, so an icon
+//! there is found whatever theme the host uses, and it never overrides the host theme's
+//! own icons of the same name (a copy into the box's `Adwaita/` would, for every app
+//! of the host under the Adwaita theme).
+//!
+//! - A themed icon `NAME` the box ships in hicolor (`<icons>/hicolor/<a>/<b>/NAME.<ext>`)
+//!   is copied as it is: to `$XDG_DATA_HOME/icons/hicolor/<a>/<b>/`, every size.
+//! - Otherwise, from the box's other themes, the best one: scalable (SVG) before the
+//!   largest bitmap, placed in `hicolor/scalable/apps/` or `hicolor/<N>x<N>/apps/`.
 //! - A pixmap `/usr/share/pixmaps/NAME.<ext>` (or, when no exact file exists anywhere,
 //!   the sized variants Debian ships, like `NAME_32x32.xpm`) goes to
-//!   `$XDG_DATA_HOME/icons/hicolor/<W>x<H>/apps/NAME.<ext>` when its size can be read
-//!   (PNG IHDR, XPM header; SVG as `scalable`), else to `$XDG_DATA_HOME/icons/` (the
-//!   spec's fallback directory).
+//!   `hicolor/<N>x<N>/apps/NAME.<ext>` when its size can be read (PNG IHDR, XPM header;
+//!   SVG as `scalable`) and is one of hicolor's sizes, else to `$XDG_DATA_HOME/icons/`
+//!   (the spec's fallback directory).
 //! - An absolute `Icon=` path is copied under `$XDG_DATA_HOME/icons/box/<box>/` and the
 //!   entry points at the copy.
+//! - `Icon=NAME.png` (an extension, which the spec does not allow but GTK and KDE strip)
+//!   is looked up as `NAME`; the entry then names `NAME`.
 //!
 //! Everything here is planning: paths are relative to the host icons directory; the
 //! caller writes the files through the export registry (never over a foreign file).
@@ -27,6 +36,11 @@ const PIXMAPS: &str = "/usr/share/pixmaps";
 /// Extensions of themed icons (the spec's three, plus compressed SVG GTK reads).
 const THEME_EXTS: [&str; 4] = ["png", "svg", "svgz", "xpm"];
 const PIXMAP_EXTS: [&str; 3] = ["png", "svg", "xpm"];
+/// The fallback theme.
+const HICOLOR: &str = "hicolor";
+/// The bitmap sizes of hicolor's `<N>x<N>/apps` directories (hicolor-icon-theme's
+/// index.theme): a copy in a size directory the host's index.theme lacks is never found.
+const HICOLOR_SIZES: [u32; 13] = [16, 22, 24, 32, 36, 48, 64, 72, 96, 128, 192, 256, 512];
 /// The largest icon file box copies.
 pub const MAX_ICON: u64 = 8 << 20;
 
@@ -44,6 +58,25 @@ fn is_icon_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('/') && name != "." && name != ".."
 }
 
+/// `value` without an image file extension (`app.png` -> `app`), as GTK and KDE look it
+/// up; other values as they are (`org.gnome.Foo` keeps its dots).
+pub fn without_extension(value: &str) -> &str {
+    match value.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && THEME_EXTS.contains(&ext) => stem,
+        _ => value,
+    }
+}
+
+/// Where a bitmap of `size` (width, height) named `file` goes on the host.
+fn bitmap_dest(size: Option<(u32, u32)>, file: &str) -> PathBuf {
+    match size {
+        Some((w, h)) if w == h && HICOLOR_SIZES.contains(&w) => {
+            PathBuf::from(format!("{HICOLOR}/{w}x{h}/apps/{file}"))
+        }
+        _ => PathBuf::from(file),
+    }
+}
+
 /// Every copy needed for icon `name` (an icon name, not a path).
 pub fn find_named(root: &BoxRoot, name: &str) -> Result<Vec<IconCopy>> {
     let mut copies: Vec<IconCopy> = Vec::new();
@@ -56,6 +89,8 @@ pub fn find_named(root: &BoxRoot, name: &str) -> Result<Vec<IconCopy>> {
             copies.push(IconCopy { source, dest });
         }
     };
+    // (theme, a/b below the theme, file name, box path) of every themed file.
+    let mut themed: Vec<(String, String, String, String)> = Vec::new();
     for theme_root in THEME_ROOTS {
         for (theme, _) in root.list(theme_root)? {
             let theme_dir = boxfs::join(theme_root, &theme);
@@ -73,13 +108,23 @@ pub fn find_named(root: &BoxRoot, name: &str) -> Result<Vec<IconCopy>> {
                         let file = format!("{name}.{ext}");
                         let source = boxfs::join(&b_dir, &file);
                         if root.meta(&source)?.is_some_and(|m| m.is_file()) {
-                            let dest = [theme.as_str(), &a, &b, &file].iter().collect();
-                            add(&mut copies, source, dest);
+                            themed.push((theme.clone(), format!("{a}/{b}"), file, source));
                         }
                     }
                 }
             }
         }
+    }
+    if themed.iter().any(|t| t.0 == HICOLOR) {
+        for (_, rel, file, source) in themed.iter().filter(|t| t.0 == HICOLOR) {
+            add(
+                &mut copies,
+                source.clone(),
+                [HICOLOR, rel.as_str(), file.as_str()].iter().collect(),
+            );
+        }
+    } else if let Some((source, dest)) = best_of_other_themes(root, &themed)? {
+        add(&mut copies, source, dest);
     }
     let mut pixmaps: Vec<String> = Vec::new();
     for ext in PIXMAP_EXTS {
@@ -98,17 +143,45 @@ pub fn find_named(root: &BoxRoot, name: &str) -> Result<Vec<IconCopy>> {
     }
     for source in pixmaps {
         let ext = source.rsplit('.').next().unwrap_or_default().to_owned();
-        let bytes = root.read(&source, MAX_ICON)?;
-        let dest = match (ext.as_str(), image_size(&bytes)) {
-            ("svg", _) => PathBuf::from(format!("hicolor/scalable/apps/{name}.svg")),
-            (_, Some((w, h))) if w == h && w > 0 => {
-                PathBuf::from(format!("hicolor/{w}x{h}/apps/{name}.{ext}"))
-            }
-            _ => PathBuf::from(format!("{name}.{ext}")),
+        let file = format!("{name}.{ext}");
+        let dest = if ext == "svg" {
+            PathBuf::from(format!("{HICOLOR}/scalable/apps/{file}"))
+        } else {
+            bitmap_dest(image_size(&root.read(&source, MAX_ICON)?), &file)
         };
         add(&mut copies, source, dest);
     }
     Ok(copies)
+}
+
+/// The best icon among other themes' files (`themed` as [`find_named`] lists them):
+/// the first scalable one, else the largest bitmap of a hicolor size, else the largest
+/// readable one (placed in the fallback directory). Its hicolor destination with it.
+fn best_of_other_themes(
+    root: &BoxRoot,
+    themed: &[(String, String, String, String)],
+) -> Result<Option<(String, PathBuf)>> {
+    if let Some((_, _, file, source)) = themed
+        .iter()
+        .find(|t| t.2.ends_with(".svg") || t.2.ends_with(".svgz"))
+    {
+        return Ok(Some((
+            source.clone(),
+            PathBuf::from(format!("{HICOLOR}/scalable/apps/{file}")),
+        )));
+    }
+    // (is a hicolor size, width) orders the bitmaps; the first of equals wins.
+    let mut best: Option<((bool, u32), String, PathBuf)> = None;
+    for (_, _, file, source) in themed {
+        let Some((w, h)) = image_size(&root.read(source, MAX_ICON)?) else {
+            continue;
+        };
+        let rank = (w == h && HICOLOR_SIZES.contains(&w), w);
+        if best.as_ref().is_none_or(|b| rank > b.0) {
+            best = Some((rank, source.clone(), bitmap_dest(Some((w, h)), file)));
+        }
+    }
+    Ok(best.map(|(_, source, dest)| (source, dest)))
 }
 
 /// Whether pixmap file `file` is a sized variant of icon `name`: `NAME_WxH.ext` or
@@ -199,6 +272,18 @@ mod tests {
     }
 
     #[test]
+    fn extensions_are_stripped_like_gtk_does() {
+        assert_eq!(without_extension("app.svg"), "app");
+        assert_eq!(without_extension("app.png"), "app");
+        assert_eq!(
+            without_extension("org.gnome.Calculator"),
+            "org.gnome.Calculator"
+        );
+        assert_eq!(without_extension("mini.xterm"), "mini.xterm");
+        assert_eq!(without_extension(".png"), ".png");
+    }
+
+    #[test]
     fn sized_variants_are_recognised() {
         assert!(is_sized_variant("mini.xterm_32x32.xpm", "mini.xterm"));
         assert!(is_sized_variant("xterm-48x48.png", "xterm"));
@@ -234,7 +319,24 @@ mod tests {
         put("/usr/share/pixmaps/xterm_48x48.xpm", xpm(48).as_bytes());
         put("/usr/share/pixmaps/odd_7x9.xpm", b"no header");
         put("/usr/share/pixmaps/plain.png", &png(64, 64));
+        put("/usr/share/pixmaps/odd-size.png", &png(40, 40));
         put("/opt/app/logo.png", &png(16, 16));
+        // Only in other themes: the best one goes to hicolor, never to Adwaita/ (where
+        // it would override the host theme's own icon of that name).
+        put("/usr/share/icons/breeze/apps/48/kate.svg", b"<svg/>");
+        put("/usr/share/icons/breeze/apps/16/kate.png", &png(16, 16));
+        put(
+            "/usr/share/icons/Adwaita/32x32/apps/gedit.png",
+            &png(32, 32),
+        );
+        put(
+            "/usr/share/icons/Adwaita/256x256/apps/gedit.png",
+            &png(256, 256),
+        );
+        put(
+            "/usr/share/icons/Adwaita/44x44/apps/gedit.png",
+            &png(44, 44),
+        );
         let root = BoxRoot::open(r).unwrap();
 
         let dests = |name: &str| -> Vec<String> {
@@ -249,11 +351,13 @@ mod tests {
             dests("mini.xterm"),
             ["hicolor/scalable/apps/mini.xterm.svg"]
         );
-        assert_eq!(
-            dests("xterm"),
-            ["breeze/apps/48/xterm.svg", "hicolor/48x48/apps/xterm.png"]
-        );
+        // The app's own hicolor icons win over other themes' versions.
+        assert_eq!(dests("xterm"), ["hicolor/48x48/apps/xterm.png"]);
+        assert_eq!(dests("kate"), ["hicolor/scalable/apps/kate.svg"]);
+        assert_eq!(dests("gedit"), ["hicolor/256x256/apps/gedit.png"]);
         assert_eq!(dests("plain"), ["hicolor/64x64/apps/plain.png"]);
+        // 40x40 is no hicolor size directory: the fallback directory finds it.
+        assert_eq!(dests("odd-size"), ["odd-size.png"]);
         assert_eq!(dests("odd"), ["odd.xpm"]);
         assert!(dests("missing").is_empty());
         assert!(dests("../etc").is_empty());

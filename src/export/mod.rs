@@ -4,18 +4,24 @@
 //! Invariants:
 //! - Box files are read only through [`boxfs::BoxRoot`] (openat2 in the box root), never
 //!   by joining paths onto `/proc/PID/root`.
+//! - Exports land on the host, also when `box export` runs inside a box: every target
+//!   is a host path, reached through [`hostfs::HostFs`] (`/run/host` inside a box).
 //! - Host files are written only through [`registry::Registry::install`], under the
 //!   store's `exports` lock: box never replaces a file it did not write without `--force`,
 //!   and the registry says which files are box's.
-//! - Wrappers and entries name box by its absolute path, so they work with a minimal PATH.
+//! - Wrappers and entries name box by its absolute path, so they work with a minimal PATH,
+//!   and pin the data directory they were exported with ([`DATA_HOME_ENV`]), so they find
+//!   the same store whatever the caller's `XDG_DATA_HOME` (cron, `env -i`, a launcher).
 //!
-//! Submodules: [`boxfs`] (safe reads in a box), [`wrapper`] (the `--bin` script),
-//! [`exec`] (the desktop Exec grammar), [`desktop`] (finding and rewriting entries),
-//! [`icons`] (icon lookup and host placement), [`registry`] (what box wrote).
+//! Submodules: [`boxfs`] (safe reads in a box), [`hostfs`] (host paths from anywhere),
+//! [`wrapper`] (the `--bin` script), [`exec`] (the desktop Exec grammar), [`desktop`]
+//! (finding and rewriting entries), [`icons`] (icon lookup and host placement),
+//! [`registry`] (what box wrote).
 
 pub mod boxfs;
 pub mod desktop;
 pub mod exec;
+pub mod hostfs;
 pub mod icons;
 pub mod registry;
 pub mod wrapper;
@@ -30,7 +36,14 @@ use crate::context::Context;
 use crate::error::{HintExt, failure};
 use crate::store::Store;
 use boxfs::BoxRoot;
+use hostfs::HostFs;
 use registry::{Kind, Planned, Registry, Removal};
+
+/// The variable wrappers and menu entries set for the box they run: the
+/// `$XDG_DATA_HOME` they were exported with, which box uses instead of the caller's
+/// (see `Context::from_env`). Like every `BOX_*` variable it never reaches the command
+/// run in the box (`host::env_denied`).
+pub const DATA_HOME_ENV: &str = "BOX_DATA_HOME";
 
 /// The name of the box this process runs in (see [`crate::host::containerenv_box`]).
 pub fn current_box() -> Option<String> {
@@ -120,9 +133,12 @@ fn open_box(ctx: &Context, name: &str) -> Result<BoxRoot> {
     }
 }
 
-/// Where exports go on the host, and the box executable they run.
+/// Where exports go on the host, and the box executable they run. Every path is a host
+/// path (see [`hostfs`]).
 #[derive(Debug, Clone)]
 pub struct Host {
+    /// How this process reaches host paths.
+    pub fs: HostFs,
     /// `$XDG_DATA_HOME`: applications/ and icons/.
     pub data_home: PathBuf,
     /// Default directory of wrappers.
@@ -136,33 +152,50 @@ pub struct Host {
 impl Host {
     pub fn from_ctx(ctx: &Context) -> Result<Host> {
         Ok(Host {
+            fs: HostFs::current(),
             data_home: ctx.dirs.data_home.clone(),
             bin_home: ctx.dirs.bin_home.clone(),
             store: ctx.dirs.store.clone(),
             box_exe: box_exe(ctx)?,
         })
     }
+
+    /// How wrappers and entries run box: its path, and the data home they pin.
+    fn launch(&self) -> wrapper::Launch<'_> {
+        wrapper::Launch {
+            box_exe: &self.box_exe,
+            data_home: &self.data_home,
+        }
+    }
 }
 
 /// Run `f` on the export registry under the store's exports lock, saving it after.
-fn with_registry<T>(store: &Path, f: impl FnOnce(&mut Registry) -> Result<T>) -> Result<T> {
-    let store = Store::open(store)?;
+fn with_registry<T>(
+    fs: &HostFs,
+    store: &Path,
+    f: impl FnOnce(&mut Registry) -> Result<T>,
+) -> Result<T> {
+    let store = Store::open(&fs.dir(store)?)?;
     let _lock = store.lock_named("exports")?;
     let path = store.exports_path();
     let mut registry = Registry::load(&path)?;
-    let before = registry.exports.clone();
+    let before = (registry.exports.clone(), registry.dirs.clone());
     let result = f(&mut registry);
     // Save even after an error: files removed before it must leave the registry.
-    if registry.exports != before {
+    if (&registry.exports, &registry.dirs) != (&before.0, &before.1) {
         registry.save(&path)?;
     }
     result
 }
 
+/// The registry file of the store at host path `store`, as this process reaches it.
+fn registry_path(fs: &HostFs, store: &Path) -> Result<PathBuf> {
+    Ok(Store::at(&fs.dir(store)?).exports_path())
+}
+
 /// The exports of box `name` (from the registry; the box need not exist).
 pub fn list(ctx: &Context, name: &str) -> Result<Vec<registry::Export>> {
-    let path = Store::at(&ctx.dirs.store).exports_path();
-    let registry = Registry::load(&path)?;
+    let registry = Registry::load(&registry_path(&HostFs::current(), &ctx.dirs.store)?)?;
     Ok(registry.of_box(name).cloned().collect())
 }
 
@@ -191,25 +224,21 @@ pub fn bin_from(
 ) -> Result<PathBuf> {
     check_bin_path(path)?;
     check_binary(root, name, path)?;
-    let dir = dir.unwrap_or(&host.bin_home);
-    let dir = if dir.is_absolute() {
-        dir.to_owned()
-    } else {
-        std::env::current_dir()
-            .context("finding the current directory")?
-            .join(dir)
-    };
+    // A host directory, from inside a box too; a relative one is below the current
+    // directory, which inside a box must then be one the host shares.
+    let dir = hostfs::absolute(&host.fs, dir.unwrap_or(&host.bin_home))?;
     let file_name = path.rsplit('/').next().unwrap_or_default();
     let wrapper_path = dir.join(file_name);
-    let text = wrapper::script(&host.box_exe, name, path, &wrapper_path);
+    let text = wrapper::script(&host.launch(), name, path, &wrapper_path);
     // One wrapper per binary: exporting it to another directory moves it.
-    let previous = with_registry(&host.store, |registry| {
+    let previous = with_registry(&host.fs, &host.store, |registry| {
         let previous = registry
             .find(name, Kind::Bin, path)
             .and_then(|e| e.files.first())
             .map(|f| f.path.clone())
             .filter(|p| *p != wrapper_path);
         registry.install(
+            &host.fs,
             name,
             Kind::Bin,
             path,
@@ -217,6 +246,7 @@ pub fn bin_from(
                 path: wrapper_path.clone(),
                 bytes: text.into_bytes(),
                 mode: 0o755,
+                base: dir.clone(),
                 shareable: false,
             }],
             force,
@@ -314,7 +344,8 @@ pub fn app_from(
     let found = desktop::find_app(root, name, app)?;
     let text = root.read(&found.path, 1 << 20)?;
     let text = String::from_utf8(text)
-        .with_context(|| format!("{} in box `{name}` is not UTF-8", found.path))?;
+        .with_context(|| format!("{} in box `{name}` is not UTF-8", found.path))
+        .hint("export an application's .desktop file (they are UTF-8 text)")?;
     let icons_dir = host.data_home.join("icons");
 
     // Icons named anywhere in the boxed groups (the entry and its actions).
@@ -329,7 +360,13 @@ pub fn app_from(
             }
             copy.into_iter().collect()
         } else {
-            icons::find_named(root, &icon)?
+            // `Icon=name.png` is not an icon name, but GTK and KDE look up `name` for it.
+            let lookup = icons::without_extension(&icon);
+            let copies = icons::find_named(root, lookup)?;
+            if lookup != icon && !copies.is_empty() {
+                icon_map.insert(icon.clone(), lookup.to_owned());
+            }
+            copies
         };
         if copies.is_empty() {
             crate::error::warn(format!(
@@ -345,37 +382,40 @@ pub fn app_from(
                     path,
                     bytes,
                     mode: 0o644,
+                    base: icons_dir.clone(),
                     shareable: true,
                 });
             }
         }
     }
-    let wm_class = found.id.trim_end_matches(".desktop").to_owned();
     let rewritten = desktop::rewrite(
         &text,
         &desktop::Rewrite {
-            box_exe: &host.box_exe,
+            launch: &host.launch(),
             box_name: name,
             label,
-            wm_class: &wm_class,
             icons: &icon_map,
         },
     )
     .with_context(|| format!("cannot export {} from box `{name}`", found.path))?;
-    let entry_path = host.data_home.join("applications").join(&found.id);
+    // The file keeps its desktop id, so the desktop matches the app's windows to it as
+    // it would in the box (StartupWMClass, or the id when the entry has none).
+    let apps_dir = host.data_home.join("applications");
+    let entry_path = apps_dir.join(&found.id);
     files.insert(
         0,
         Planned {
             path: entry_path.clone(),
             bytes: rewritten.into_bytes(),
             mode: 0o644,
+            base: apps_dir,
             shareable: false,
         },
     );
-    with_registry(&host.store, |registry| {
-        registry.install(name, Kind::App, &found.path, files, force)
+    with_registry(&host.fs, &host.store, |registry| {
+        registry.install(&host.fs, name, Kind::App, &found.path, files, force)
     })?;
-    refresh_caches(&host.data_home);
+    refresh_caches(&host.fs, &host.data_home);
     Ok(entry_path)
 }
 
@@ -405,8 +445,9 @@ fn icon_values(text: &str) -> Vec<String> {
 
 /// Remove the wrapper of binary `path` exported from box `name`.
 pub fn delete_bin(ctx: &Context, name: &str, path: &str) -> Result<Removal> {
-    with_registry(&ctx.dirs.store, |registry| {
-        registry.remove(name, Kind::Bin, path)?.ok_or_else(|| {
+    let fs = HostFs::current();
+    with_registry(&fs, &ctx.dirs.store, |registry| {
+        registry.remove(&fs, name, Kind::Bin, path)?.ok_or_else(|| {
             failure(
                 format!("box `{name}` has no exported binary {path}"),
                 format!("`box export {name} --list` shows its exports"),
@@ -418,7 +459,8 @@ pub fn delete_bin(ctx: &Context, name: &str, path: &str) -> Result<Removal> {
 /// Remove the exported application `app` (its path in the box, its desktop id, or the
 /// name it was exported by) of box `name`, with the icons only it used.
 pub fn delete_app(ctx: &Context, name: &str, app: &str) -> Result<Removal> {
-    let removal = with_registry(&ctx.dirs.store, |registry| {
+    let fs = HostFs::current();
+    let removal = with_registry(&fs, &ctx.dirs.store, |registry| {
         let id = if app.ends_with(".desktop") {
             app.to_owned()
         } else {
@@ -442,40 +484,42 @@ pub fn delete_app(ctx: &Context, name: &str, app: &str) -> Result<Removal> {
                 .map(|found| found.path)
                 .unwrap_or_default(),
         };
-        registry.remove(name, Kind::App, &source)?.ok_or_else(|| {
-            failure(
-                format!("box `{name}` has no exported application `{app}`"),
-                format!("`box export {name} --list` shows its exports"),
-            )
-        })
+        registry
+            .remove(&fs, name, Kind::App, &source)?
+            .ok_or_else(|| {
+                failure(
+                    format!("box `{name}` has no exported application `{app}`"),
+                    format!("`box export {name} --list` shows its exports"),
+                )
+            })
     })?;
-    refresh_caches(&ctx.dirs.data_home);
+    refresh_caches(&fs, &ctx.dirs.data_home);
     Ok(removal)
 }
 
 /// Remove every export of box `name` (called by `box rm`). Files the user changed are
 /// left in place, with a warning naming them.
 pub fn remove_box_exports(ctx: &Context, name: &str) -> Result<()> {
-    let path = Store::at(&ctx.dirs.store).exports_path();
-    if !path.exists() {
+    let fs = HostFs::current();
+    if !registry_path(&fs, &ctx.dirs.store)?.exists() {
         return Ok(());
     }
     let mut any_app = false;
-    with_registry(&ctx.dirs.store, |registry| {
+    with_registry(&fs, &ctx.dirs.store, |registry| {
         let exports: Vec<(Kind, String)> = registry
             .of_box(name)
             .map(|e| (e.kind, e.source.clone()))
             .collect();
         for (kind, source) in exports {
             any_app |= kind != Kind::Bin;
-            if let Some(removal) = registry.remove(name, kind, &source)? {
+            if let Some(removal) = registry.remove(&fs, name, kind, &source)? {
                 warn_kept(&removal);
             }
         }
         Ok(())
     })?;
     if any_app {
-        refresh_caches(&ctx.dirs.data_home);
+        refresh_caches(&fs, &ctx.dirs.data_home);
     }
     Ok(())
 }
@@ -509,10 +553,12 @@ pub fn generate_entry_with(ctx: &Context, name: &str, force: bool) -> Result<Pat
     if current_box().as_deref() != Some(name) {
         Store::at(&ctx.dirs.store).container(name)?;
     }
+    let host = Host::from_ctx(ctx)?;
     let path = entry_path(ctx, name);
-    let text = desktop::terminal_entry(&box_exe(ctx)?, name);
-    with_registry(&ctx.dirs.store, |registry| {
+    let text = desktop::terminal_entry(&host.launch(), name);
+    with_registry(&host.fs, &host.store, |registry| {
         registry.install(
+            &host.fs,
             name,
             Kind::Entry,
             "",
@@ -520,66 +566,130 @@ pub fn generate_entry_with(ctx: &Context, name: &str, force: bool) -> Result<Pat
                 path: path.clone(),
                 bytes: text.into_bytes(),
                 mode: 0o644,
+                base: ctx.dirs.data_home.join("applications"),
                 shareable: false,
             }],
             force,
         )
     })?;
-    refresh_caches(&ctx.dirs.data_home);
+    refresh_caches(&host.fs, &ctx.dirs.data_home);
     Ok(path)
 }
 
 /// Remove the menu entry of box `name` (nothing to do if there is none).
 pub fn delete_entry(ctx: &Context, name: &str) -> Result<()> {
-    let path = Store::at(&ctx.dirs.store).exports_path();
-    if !path.exists() {
-        return Ok(());
-    }
-    let removal = with_registry(&ctx.dirs.store, |registry| {
-        registry.remove(name, Kind::Entry, "")
-    })?;
-    if let Some(removal) = removal {
-        warn_kept(&removal);
-        refresh_caches(&ctx.dirs.data_home);
-    }
-    Ok(())
+    remove_entry(ctx, name).map(|_| ())
 }
 
-/// Refresh the host's menu and icon caches where the tools exist; their absence (or
-/// failure) costs only a stale cache, which desktops rebuild themselves.
-fn refresh_caches(data_home: &Path) {
-    let apps = data_home.join("applications");
-    if apps.is_dir() {
-        run_quietly("update-desktop-database", &[apps.as_os_str()]);
+/// [`delete_entry`], saying what it removed: `None` when there was no entry.
+pub fn remove_entry(ctx: &Context, name: &str) -> Result<Option<Removal>> {
+    let fs = HostFs::current();
+    if !registry_path(&fs, &ctx.dirs.store)?.exists() {
+        return Ok(None);
     }
-    let icons = data_home.join("icons");
-    if let Ok(themes) = std::fs::read_dir(&icons) {
-        for theme in themes.flatten() {
-            let dir = theme.path();
+    let removal = with_registry(&fs, &ctx.dirs.store, |registry| {
+        registry.remove(&fs, name, Kind::Entry, "")
+    })?;
+    if let Some(removal) = &removal {
+        warn_kept(removal);
+        refresh_caches(&fs, &ctx.dirs.data_home);
+    }
+    Ok(removal)
+}
+
+/// How long a cache tool may take before box stops waiting for it.
+const CACHE_TOOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Refresh the host's menu and icon caches where the tools exist; their absence,
+/// failure or output costs only a stale cache (desktops also rebuild their caches when
+/// the directories change), so they run quietly and never fail the export.
+fn refresh_caches(fs: &HostFs, data_home: &Path) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for (program, args) in cache_commands(fs, data_home, &path) {
+        run_quietly(&program, &args, CACHE_TOOL_TIMEOUT);
+    }
+}
+
+/// The cache tools to run, with their arguments, for the tools found in `path`.
+///
+/// - `update-desktop-database DIR` (the MIME cache of the applications directory) and
+///   `gtk-update-icon-cache -q THEME` (only for themes with an index.theme: it refuses
+///   others) write into the directories themselves, so they are right from inside a box
+///   too (through `/run/host`).
+/// - `xdg-desktop-menu forceupdate` (xdg-utils; it knows the running desktop), or
+///   without it `kbuildsycoca6`/`kbuildsycoca5` (KDE's menu cache), rebuild the
+///   session's menu from the *caller's* view of every data directory: inside a box that
+///   is the box's `XDG_DATA_DIRS`, and a KDE cache built there would lose the host's
+///   applications. They run on the host only.
+fn cache_commands(
+    fs: &HostFs,
+    data_home: &Path,
+    path: &std::ffi::OsStr,
+) -> Vec<(PathBuf, Vec<std::ffi::OsString>)> {
+    let mut commands = Vec::new();
+    let mut add = |program: &str, args: Vec<std::ffi::OsString>| match find_in_path(path, program) {
+        Some(found) => {
+            commands.push((found, args));
+            true
+        }
+        None => false,
+    };
+    if let Ok(apps) = fs.dir(&data_home.join("applications"))
+        && apps.is_dir()
+    {
+        add("update-desktop-database", vec![apps.into()]);
+    }
+    if let Ok(icons) = fs.dir(&data_home.join("icons"))
+        && let Ok(themes) = std::fs::read_dir(&icons)
+    {
+        let mut themes: Vec<PathBuf> = themes.flatten().map(|t| t.path()).collect();
+        themes.sort();
+        for dir in themes {
             if dir.join("index.theme").is_file() {
-                run_quietly("gtk-update-icon-cache", &["-q".as_ref(), dir.as_os_str()]);
+                add("gtk-update-icon-cache", vec!["-q".into(), dir.into()]);
             }
         }
     }
+    if !fs.is_remote() && !add("xdg-desktop-menu", vec!["forceupdate".into()]) {
+        for program in ["kbuildsycoca6", "kbuildsycoca5"] {
+            add(program, Vec::new());
+        }
+    }
+    commands
 }
 
-fn run_quietly(program: &str, args: &[&std::ffi::OsStr]) {
-    let Some(path) = find_in_path(program) else {
-        return;
-    };
-    let _ = std::process::Command::new(path)
+/// Run `program` with no input and its output discarded, waiting at most `timeout`
+/// (then it is killed): a cache tool must not hang or clutter an export.
+fn run_quietly(program: &Path, args: &[std::ffi::OsString], timeout: std::time::Duration) {
+    let Ok(mut child) = std::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status();
+        .spawn()
+    else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    while let Ok(None) = child.try_wait() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
-fn find_in_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+fn find_in_path(path: &std::ffi::OsStr, program: &str) -> Option<PathBuf> {
+    std::env::split_paths(path)
+        .filter(|dir| dir.is_absolute())
         .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
+        .find(|candidate| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 #[cfg(test)]
@@ -656,6 +766,85 @@ mod tests {
         );
     }
 
+    #[test]
+    fn cache_tools_run_where_found_and_session_wide_ones_only_on_the_host() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let tool = |name: &str| {
+            let path = bin.join(name);
+            std::fs::write(&path, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        for name in [
+            "update-desktop-database",
+            "gtk-update-icon-cache",
+            "kbuildsycoca6",
+        ] {
+            tool(name);
+        }
+        // Not executable: not a tool.
+        std::fs::write(bin.join("kbuildsycoca5"), "").unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("applications")).unwrap();
+        std::fs::create_dir_all(data.join("icons/hicolor")).unwrap();
+        std::fs::create_dir_all(data.join("icons/MyTheme")).unwrap();
+        std::fs::write(data.join("icons/MyTheme/index.theme"), "[Icon Theme]\n").unwrap();
+        let names = |fs: &HostFs| -> Vec<String> {
+            cache_commands(fs, &data, bin.as_os_str())
+                .into_iter()
+                .map(|(p, args)| {
+                    let mut words = vec![p.file_name().unwrap().to_string_lossy().into_owned()];
+                    words.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
+                    words.join(" ")
+                })
+                .collect()
+        };
+        let apps = data.join("applications").display().to_string();
+        let theme = data.join("icons/MyTheme").display().to_string();
+        assert_eq!(
+            names(&HostFs::native()),
+            [
+                format!("update-desktop-database {apps}"),
+                format!("gtk-update-icon-cache -q {theme}"),
+                "kbuildsycoca6".to_owned(),
+            ]
+        );
+        // xdg-desktop-menu knows the desktop: it replaces the KDE tools.
+        tool("xdg-desktop-menu");
+        assert_eq!(
+            names(&HostFs::native())[2..],
+            ["xdg-desktop-menu forceupdate".to_owned()]
+        );
+        // Inside a box (a host root elsewhere), only the per-directory tools run.
+        let remote = HostFs::at(Path::new("/"));
+        assert_eq!(names(&remote).len(), 2, "{:?}", names(&remote));
+    }
+
+    #[test]
+    fn a_hanging_cache_tool_is_stopped_and_a_noisy_failing_one_is_quiet() {
+        let start = std::time::Instant::now();
+        run_quietly(
+            Path::new("/bin/sleep"),
+            &["30".into()],
+            std::time::Duration::from_millis(200),
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        // Output goes nowhere and a failure is ignored (this would print into the
+        // test's output otherwise, and must not panic).
+        run_quietly(
+            Path::new("/bin/sh"),
+            &["-c".into(), "echo noise; echo noise >&2; exit 3".into()],
+            std::time::Duration::from_secs(5),
+        );
+        run_quietly(
+            Path::new("/no/such/tool"),
+            &[],
+            std::time::Duration::from_secs(1),
+        );
+    }
+
     /// A fake box with Debian's xterm files and a host with temporary XDG dirs.
     fn fake(dir: &Path) -> (Host, BoxRoot) {
         let root = dir.join("box");
@@ -683,6 +872,7 @@ mod tests {
             0o644,
         );
         let host = Host {
+            fs: HostFs::native(),
             data_home: dir.join("data"),
             bin_home: dir.join("bin"),
             store: dir.join("data/box"),
@@ -701,10 +891,11 @@ mod tests {
             host.data_home.join("applications/debian-xterm.desktop")
         );
         let text = std::fs::read_to_string(&entry).unwrap();
-        assert!(
-            text.contains("\nExec=/opt/box/bin/box run dev -- xterm\n"),
-            "{text}"
+        let exec_line = format!(
+            "\nExec=/usr/bin/env BOX_DATA_HOME={} /opt/box/bin/box run dev -- xterm\n",
+            host.data_home.display()
         );
+        assert!(text.contains(&exec_line), "{text}");
         assert!(text.contains("\nName=XTerm (on dev)\n"), "{text}");
         assert!(text.contains("\nStartupWMClass=XTerm\n"), "{text}");
         assert!(text.starts_with("# xterm\n"));
@@ -738,7 +929,10 @@ mod tests {
             (Kind::App, "/usr/share/applications/debian-xterm.desktop"),
             (Kind::Bin, "/usr/bin/xterm"),
         ] {
-            let removal = registry.remove("dev", kind, source).unwrap().unwrap();
+            let removal = registry
+                .remove(&HostFs::native(), "dev", kind, source)
+                .unwrap()
+                .unwrap();
             assert!(removal.kept_modified.is_empty());
         }
         assert!(!entry.exists() && !icon.exists() && !wrapper.exists());

@@ -1,22 +1,31 @@
 //! The export registry: which host files box wrote, for which export of which box.
 //!
 //! Invariants:
-//! - Box never overwrites or deletes a host file it did not write: a file is box's only
-//!   while the registry lists it with the sha256 it still has. A clash with any other
-//!   file is an error naming it, unless `--force` (then the replaced file is box's).
+//! - Box never overwrites or deletes a host entry it did not write: a path is box's only
+//!   while the registry lists it and it is a regular file with the sha256 box recorded.
+//!   Anything else there (the user's file, a symlink even dangling, a fifo, a directory)
+//!   is foreign: a clash is an error naming it, unless `--force` (then a file, link or
+//!   fifo is replaced and becomes box's; a directory never is). Links are looked at,
+//!   never followed.
 //! - A file two exports share (an icon both need) stays until the last of them goes.
-//! - The registry is written atomically after the files; files written by an export
-//!   that then fails are removed again, so a failed export leaves the host as it was.
+//! - Directories box had to create for a file (below the file's [`Planned::base`]) are
+//!   recorded, and removed again once box's files there are gone and they are empty.
+//! - The registry is written atomically after the files; files (and directories) written
+//!   by an export that then fails are removed again, so a failed export leaves the host
+//!   as it was.
+//! - Paths are host paths; all file access goes through [`HostFs`], so the same code
+//!   works on the host and inside a box (through `/run/host`).
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::io::{Read as _, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::hostfs::HostFs;
 use crate::error::{HintExt, failure};
 
 /// What an export is.
@@ -71,19 +80,79 @@ impl Export {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Registry {
     pub exports: Vec<Export>,
+    /// Directories box created for exported files (host paths), removed once empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<PathBuf>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The sha256 of the file at `path`, `None` if there is none.
-fn file_sha(path: &Path) -> Result<Option<String>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(sha256_hex(&bytes))),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+/// What is at a host path, without following a symlink there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Existing {
+    Nothing,
+    /// A regular file, with the sha256 of its content.
+    File(String),
+    /// A directory: never replaced, even with `--force`.
+    Dir,
+    /// Anything else (a symlink, dangling or not, a fifo, a socket, a device).
+    Other(&'static str),
+}
+
+/// Look at `local` (where this process reaches the host path) without following a
+/// symlink there and without blocking on a fifo.
+fn existing(local: &Path, shown: &Path) -> Result<Existing> {
+    let meta = match std::fs::symlink_metadata(local) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Nothing),
+        Err(err) => {
+            let hint = if err.raw_os_error() == Some(libc::ENOTDIR) {
+                "a file is where box needs a directory; move it away, or export to another directory"
+            } else {
+                "check that you can read that directory"
+            };
+            return Err(err)
+                .with_context(|| format!("looking at {}", shown.display()))
+                .hint(hint);
+        }
+    };
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        return Ok(Existing::Dir);
     }
+    if !kind.is_file() {
+        return Ok(Existing::Other(if kind.is_symlink() {
+            "a symbolic link"
+        } else if kind.is_fifo() {
+            "a named pipe"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device node"
+        }));
+    }
+    // O_NOFOLLOW | O_NONBLOCK: if the file was swapped for a link or fifo since the
+    // lstat, fail (or return at once) instead of following or hanging.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(local)
+        .with_context(|| format!("reading {}", shown.display()))?;
+    // Hashed as it is read: the user's file there may be large.
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", shown.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Existing::File(hex::encode(hasher.finalize())))
 }
 
 /// A file an export wants on the host.
@@ -92,6 +161,10 @@ pub struct Planned {
     pub path: PathBuf,
     pub bytes: Vec<u8>,
     pub mode: u32,
+    /// The directory box was asked to write into (the export directory, the
+    /// applications or icons directory). Directories box creates *below* it for this
+    /// file are recorded and removed again when empty; it and its parents never are.
+    pub base: PathBuf,
     /// Icons: when another export of box already put a different file here, keep it
     /// and share it rather than fail (two boxes exporting one app).
     pub shareable: bool,
@@ -142,6 +215,7 @@ impl Registry {
     /// that export wrote before. Checks every file before writing any.
     pub fn install(
         &mut self,
+        fs: &HostFs,
         box_name: &str,
         kind: Kind,
         source: &str,
@@ -161,14 +235,43 @@ impl Registry {
         let mut taken_from_others: Vec<PathBuf> = Vec::new();
         for file in &files {
             let new_sha = sha256_hex(&file.bytes);
-            let current = file_sha(&file.path)?;
-            let Some(current) = current else {
-                to_write.push(file);
-                recorded.push(HostFile {
-                    path: file.path.clone(),
-                    sha256: new_sha,
-                });
-                continue;
+            let current = match existing(&fs.file(&file.path)?, &file.path)? {
+                Existing::Nothing => {
+                    to_write.push(file);
+                    recorded.push(HostFile {
+                        path: file.path.clone(),
+                        sha256: new_sha,
+                    });
+                    continue;
+                }
+                Existing::File(sha) => sha,
+                Existing::Dir => {
+                    return Err(failure(
+                        format!(
+                            "{} is a directory, where box would write a file",
+                            file.path.display()
+                        ),
+                        "box never replaces a directory, even with --force: move it away, or export to another directory (--export-path)",
+                    ));
+                }
+                Existing::Other(what) if !force => {
+                    return Err(failure(
+                        format!(
+                            "{} already exists ({what}) and box did not write it",
+                            file.path.display()
+                        ),
+                        "pass --force to replace it, or move it away",
+                    ));
+                }
+                Existing::Other(_) => {
+                    to_write.push(file);
+                    recorded.push(HostFile {
+                        path: file.path.clone(),
+                        sha256: new_sha,
+                    });
+                    taken_from_others.push(file.path.clone());
+                    continue;
+                }
             };
             let owned_by_me = mine(&file.path).is_some_and(|f| f.sha256 == current);
             let others = self.owners(&file.path, this);
@@ -224,18 +327,34 @@ impl Registry {
                 ));
             }
         }
-        // Write, undoing this run's new files if one write fails.
+        // Write, undoing this run's new files and directories if one write fails.
         let mut written: Vec<PathBuf> = Vec::new();
+        let mut created: Vec<PathBuf> = Vec::new();
         for file in &to_write {
-            let existed = file.path.exists();
-            if let Err(err) = write_file(&file.path, &file.bytes, file.mode) {
+            let result = fs.file(&file.path).and_then(|local| {
+                let existed = std::fs::symlink_metadata(&local).is_ok();
+                created.extend(create_dirs(fs, &file.path, &file.base)?);
+                write_file(&local, &file.path, &file.bytes, file.mode)?;
+                if !existed {
+                    written.push(local);
+                }
+                Ok(())
+            });
+            if let Err(err) = result {
                 for path in &written {
                     let _ = std::fs::remove_file(path);
                 }
+                for dir in created.iter().rev() {
+                    if let Ok(local) = fs.dir(dir) {
+                        let _ = std::fs::remove_dir(local);
+                    }
+                }
                 return Err(err);
             }
-            if !existed {
-                written.push(file.path.clone());
+        }
+        for dir in created {
+            if !self.dirs.contains(&dir) {
+                self.dirs.push(dir);
             }
         }
         // Files this export had before and no longer writes are removed (if unchanged
@@ -249,10 +368,12 @@ impl Registry {
                 .cloned()
                 .collect();
             for file in stale {
+                let local = fs.file(&file.path)?;
                 if self.owners(&file.path, Some(i)).is_empty()
-                    && file_sha(&file.path)?.as_deref() == Some(file.sha256.as_str())
+                    && existing(&local, &file.path)? == Existing::File(file.sha256.clone())
+                    && std::fs::remove_file(&local).is_ok()
                 {
-                    let _ = std::fs::remove_file(&file.path);
+                    self.prune_dirs(fs, &file.path);
                 }
             }
         }
@@ -279,8 +400,15 @@ impl Registry {
     }
 
     /// Remove the export (box, kind, source) and the files only it used, if they still
-    /// hold what box wrote. `None` if there is no such export.
-    pub fn remove(&mut self, box_name: &str, kind: Kind, source: &str) -> Result<Option<Removal>> {
+    /// hold what box wrote, then the directories box created for them that are left
+    /// empty. `None` if there is no such export.
+    pub fn remove(
+        &mut self,
+        fs: &HostFs,
+        box_name: &str,
+        kind: Kind,
+        source: &str,
+    ) -> Result<Option<Removal>> {
         let Some(i) = self
             .exports
             .iter()
@@ -293,49 +421,111 @@ impl Registry {
             if !self.owners(&file.path, Some(i)).is_empty() {
                 continue;
             }
-            match file_sha(&file.path)? {
-                None => {}
-                Some(sha) if sha == file.sha256 => {
-                    std::fs::remove_file(&file.path)
-                        .with_context(|| format!("removing {}", file.path.display()))?;
+            let local = fs.file(&file.path)?;
+            match existing(&local, &file.path)? {
+                Existing::Nothing => {}
+                Existing::File(sha) if sha == file.sha256 => {
+                    std::fs::remove_file(&local)
+                        .with_context(|| format!("removing {}", file.path.display()))
+                        .hint("check that you can write to its directory")?;
                     removal.removed.push(file.path.clone());
                 }
-                Some(_) => removal.kept_modified.push(file.path.clone()),
+                // Changed since, or replaced by something else (a link): the user's now.
+                _ => removal.kept_modified.push(file.path.clone()),
             }
         }
-        self.exports.remove(i);
+        let export = self.exports.remove(i);
+        for file in &export.files {
+            self.prune_dirs(fs, &file.path);
+        }
         Ok(Some(removal))
+    }
+
+    /// Remove the directories box created above `file`, deepest first, while they are
+    /// empty; stop at the first one that is not (or that box did not create).
+    fn prune_dirs(&mut self, fs: &HostFs, file: &Path) {
+        let mut dir = file.parent();
+        while let Some(d) = dir {
+            let Some(pos) = self.dirs.iter().position(|x| x == d) else {
+                return;
+            };
+            let result = fs.dir(d).map(std::fs::remove_dir);
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) if err.kind() == std::io::ErrorKind::NotFound => {}
+                // Not empty (the user's files, or another export's): it stays, and so
+                // do its parents; it is still box's to remove later.
+                _ => return,
+            }
+            self.dirs.remove(pos);
+            dir = d.parent();
+        }
     }
 }
 
-/// Write `bytes` to `path` with `mode`, atomically (temp file in the same directory,
-/// then rename), creating the directory if needed.
-pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+/// Create the missing directories of host file `path`'s directory; return those below
+/// `base` (host paths, deepest last), which box may remove again when they are empty.
+fn create_dirs(fs: &HostFs, path: &Path, base: &Path) -> Result<Vec<PathBuf>> {
     let dir = path.parent().context("a path without a parent")?;
-    let hint = || {
-        format!(
-            "check that you can write to {} (or pick another directory)",
-            dir.display()
-        )
-    };
-    std::fs::create_dir_all(dir)
+    let mut missing = Vec::new();
+    let mut probe = Some(dir);
+    while let Some(d) = probe {
+        if std::fs::symlink_metadata(fs.dir(d)?).is_ok() {
+            break;
+        }
+        missing.push(d.to_owned());
+        probe = d.parent();
+    }
+    let local = fs.dir(dir)?;
+    std::fs::create_dir_all(&local)
         .with_context(|| format!("cannot create directory {}", dir.display()))
-        .with_hint(hint)?;
+        .with_hint(|| {
+            format!(
+                "check that you can write to {} (or pick another directory)",
+                dir.display()
+            )
+        })?;
+    missing.reverse();
+    Ok(missing
+        .into_iter()
+        .filter(|d| d.starts_with(base) && d != base)
+        .collect())
+}
+
+/// Write `bytes` to `local` (where this process reaches host path `shown`) with `mode`,
+/// atomically: a temp file in the same directory, then a rename, which replaces a link
+/// at the path rather than writing through it.
+fn write_file(local: &Path, shown: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = local.parent().context("a path without a parent")?;
+    let shown_dir = shown.parent().unwrap_or(shown);
     let mut tmp = tempfile::Builder::new()
         .prefix(".box-tmp-")
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
-        .with_context(|| format!("cannot write to {}", dir.display()))
-        .with_hint(hint)?;
+        // tempfile's error names its random temp file; the user needs the directory.
+        .map_err(|err| match err.raw_os_error() {
+            Some(errno) => std::io::Error::from_raw_os_error(errno),
+            None => std::io::Error::from(err.kind()),
+        })
+        .with_context(|| format!("cannot write to {}", shown_dir.display()))
+        .with_hint(|| {
+            format!(
+                "check that you can write to {} (or pick another directory)",
+                shown_dir.display()
+            )
+        })?;
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
+        .with_context(|| format!("writing {}", shown.display()))
+        .hint("check that the disk is not full")?;
     // The umask may have narrowed the mode: set it exactly.
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
+        .with_context(|| format!("setting the mode of {}", shown.display()))?;
+    tmp.persist(local)
+        .map_err(|err| err.error)
+        .with_context(|| format!("renaming into {}", shown.display()))
+        .with_hint(|| format!("check that you can write to {}", shown_dir.display()))?;
     Ok(())
 }
 
@@ -343,11 +533,14 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 mod tests {
     use super::*;
 
+    const N: HostFs = HostFs::native();
+
     fn planned(path: &Path, text: &str, shareable: bool) -> Planned {
         Planned {
             path: path.to_owned(),
             bytes: text.as_bytes().to_vec(),
             mode: 0o644,
+            base: path.parent().unwrap().to_owned(),
             shareable,
         }
     }
@@ -361,6 +554,7 @@ mod tests {
         let mut reg = Registry::default();
         let err = reg
             .install(
+                &N,
                 "dev",
                 Kind::Bin,
                 "/usr/bin/tool",
@@ -382,6 +576,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "user's own");
         assert!(reg.exports.is_empty());
         reg.install(
+            &N,
             "dev",
             Kind::Bin,
             "/usr/bin/tool",
@@ -392,6 +587,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "w");
         // Now it is box's: a re-export updates it without --force.
         reg.install(
+            &N,
             "dev",
             Kind::Bin,
             "/usr/bin/tool",
@@ -404,6 +600,7 @@ mod tests {
         // Another box's export of the same name clashes.
         let err = reg
             .install(
+                &N,
                 "other",
                 Kind::Bin,
                 "/usr/bin/tool",
@@ -422,6 +619,7 @@ mod tests {
         let b = dir.path().join("apps/b.desktop");
         let mut reg = Registry::default();
         reg.install(
+            &N,
             "dev",
             Kind::App,
             "/a",
@@ -431,6 +629,7 @@ mod tests {
         .unwrap();
         // A different icon under the same name from another box: the first is kept.
         reg.install(
+            &N,
             "two",
             Kind::App,
             "/b",
@@ -439,16 +638,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(std::fs::read_to_string(&icon).unwrap(), "I");
-        let removal = reg.remove("dev", Kind::App, "/a").unwrap().unwrap();
+        let removal = reg.remove(&N, "dev", Kind::App, "/a").unwrap().unwrap();
         assert_eq!(removal.removed, [a.as_path()]);
         assert!(icon.exists());
         std::fs::write(&b, "user edit").unwrap();
-        let removal = reg.remove("two", Kind::App, "/b").unwrap().unwrap();
+        let removal = reg.remove(&N, "two", Kind::App, "/b").unwrap().unwrap();
         assert_eq!(removal.removed, [icon.as_path()]);
         assert_eq!(removal.kept_modified, [b.as_path()]);
         assert!(b.exists() && !icon.exists());
         assert!(reg.exports.is_empty());
-        assert!(reg.remove("two", Kind::App, "/b").unwrap().is_none());
+        assert!(reg.remove(&N, "two", Kind::App, "/b").unwrap().is_none());
     }
 
     #[test]
@@ -461,6 +660,7 @@ mod tests {
         let mut reg = Registry::default();
         let err = reg
             .install(
+                &N,
                 "dev",
                 Kind::App,
                 "/a",
@@ -474,11 +674,216 @@ mod tests {
     }
 
     #[test]
+    fn links_fifos_and_directories_in_the_way_are_foreign() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let mut reg = Registry::default();
+        let install = |reg: &mut Registry, path: &Path, force: bool| {
+            reg.install(
+                &N,
+                "dev",
+                Kind::Bin,
+                &format!("/usr/bin/{}", path.file_name().unwrap().to_string_lossy()),
+                vec![planned(path, "wrapper", false)],
+                force,
+            )
+        };
+        // A dangling link is the user's: named, kept, replaced only with --force.
+        let link = bin.join("sh");
+        symlink("/nowhere/sh", &link).unwrap();
+        let err = install(&mut reg, &link, false).unwrap_err();
+        let msg = crate::error::message(&err);
+        assert!(
+            msg.contains(&link.display().to_string()) && msg.contains("symbolic link"),
+            "{msg}"
+        );
+        assert!(
+            err.downcast_ref::<crate::error::Hint>()
+                .unwrap()
+                .0
+                .contains("--force")
+        );
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("/nowhere/sh"));
+        // A link to an existing file: the target is never written through.
+        let target = dir.path().join("target");
+        std::fs::write(&target, "target").unwrap();
+        let link2 = bin.join("ls");
+        symlink(&target, &link2).unwrap();
+        assert!(install(&mut reg, &link2, false).is_err());
+        install(&mut reg, &link2, true).unwrap();
+        assert!(!link2.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&link2).unwrap(), "wrapper");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "target");
+        // A fifo is foreign too, and looking at it does not block.
+        let fifo = bin.join("cat");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let err = install(&mut reg, &fifo, false).unwrap_err();
+        assert!(crate::error::message(&err).contains("named pipe"));
+        // A directory is never replaced, not even with --force, and the error says why.
+        let tail = bin.join("tail");
+        std::fs::create_dir(&tail).unwrap();
+        for force in [false, true] {
+            let err = install(&mut reg, &tail, force).unwrap_err();
+            let msg = crate::error::message(&err);
+            assert!(
+                msg.contains(&tail.display().to_string()) && msg.contains("is a directory"),
+                "{msg}"
+            );
+            assert!(err.downcast_ref::<crate::error::Hint>().is_some());
+        }
+        assert!(tail.is_dir());
+        assert_eq!(reg.exports.len(), 1);
+    }
+
+    #[test]
+    fn a_link_put_in_place_of_boxs_file_is_kept_on_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tool");
+        let mut reg = Registry::default();
+        reg.install(
+            &N,
+            "dev",
+            Kind::Bin,
+            "/t",
+            vec![planned(&path, "w", false)],
+            false,
+        )
+        .unwrap();
+        // The user keeps a copy and links to it: same content, but not box's file.
+        let copy = dir.path().join("copy");
+        std::fs::copy(&path, &copy).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&copy, &path).unwrap();
+        let removal = reg.remove(&N, "dev", Kind::Bin, "/t").unwrap().unwrap();
+        assert!(removal.removed.is_empty());
+        assert_eq!(removal.kept_modified, [path.as_path()]);
+        assert!(path.symlink_metadata().unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn directories_box_created_go_when_empty_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let icons = dir.path().join("icons");
+        let user_dir = icons.join("hicolor/48x48/apps");
+        std::fs::create_dir_all(&user_dir).unwrap();
+        let icon = |rel: &str, text: &str| Planned {
+            base: icons.clone(),
+            ..planned(&icons.join(rel), text, true)
+        };
+        let mut reg = Registry::default();
+        reg.install(
+            &N,
+            "dev",
+            Kind::App,
+            "/a",
+            vec![
+                icon("hicolor/48x48/apps/a.png", "A"),
+                icon("hicolor/scalable/apps/a.svg", "S"),
+                icon("box/dev/logo.png", "L"),
+            ],
+            false,
+        )
+        .unwrap();
+        // Box created scalable/, scalable/apps, box/ and box/dev, not the base or 48x48.
+        let mut created = reg.dirs.clone();
+        created.sort();
+        assert_eq!(
+            created,
+            [
+                icons.join("box"),
+                icons.join("box/dev"),
+                icons.join("hicolor/scalable"),
+                icons.join("hicolor/scalable/apps"),
+            ]
+        );
+        // Another export's icon in a created directory keeps it until that one goes.
+        reg.install(
+            &N,
+            "two",
+            Kind::App,
+            "/b",
+            vec![icon("hicolor/scalable/apps/b.svg", "B")],
+            false,
+        )
+        .unwrap();
+        // A user's file in a created directory keeps it, and its parents, for ever.
+        std::fs::write(icons.join("box/dev/mine.png"), "user").unwrap();
+        reg.remove(&N, "dev", Kind::App, "/a").unwrap().unwrap();
+        assert!(user_dir.is_dir(), "a directory box did not create stays");
+        assert!(icons.join("hicolor/scalable/apps").is_dir());
+        assert!(icons.join("box/dev/mine.png").is_file());
+        reg.remove(&N, "two", Kind::App, "/b").unwrap().unwrap();
+        assert!(!icons.join("hicolor/scalable").exists());
+        assert!(icons.join("hicolor").is_dir() && icons.is_dir());
+        assert!(icons.join("box/dev").is_dir());
+        // Once the user's file is gone, the next removal of box's files there prunes it.
+        std::fs::remove_file(icons.join("box/dev/mine.png")).unwrap();
+        reg.install(
+            &N,
+            "dev",
+            Kind::App,
+            "/a",
+            vec![icon("box/dev/logo.png", "L")],
+            false,
+        )
+        .unwrap();
+        reg.remove(&N, "dev", Kind::App, "/a").unwrap().unwrap();
+        assert!(!icons.join("box").exists());
+        assert!(reg.dirs.is_empty(), "{:?}", reg.dirs);
+    }
+
+    #[test]
+    fn a_failed_install_removes_the_directories_it_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let icons = dir.path().join("icons");
+        std::fs::create_dir_all(icons.join("hicolor")).unwrap();
+        // A directory nobody can create (not even root: /proc) makes the second write fail.
+        let bad = Path::new("/proc/box-no-such-dir/a.png");
+        let mut reg = Registry::default();
+        let err = reg
+            .install(
+                &N,
+                "dev",
+                Kind::App,
+                "/a",
+                vec![
+                    Planned {
+                        base: icons.clone(),
+                        ..planned(&icons.join("hicolor/64x64/apps/a.png"), "A", true)
+                    },
+                    Planned {
+                        base: PathBuf::from("/proc"),
+                        ..planned(bad, "B", true)
+                    },
+                ],
+                false,
+            )
+            .unwrap_err();
+        assert!(
+            err.downcast_ref::<crate::error::Hint>().is_some(),
+            "{err:#}"
+        );
+        assert!(!icons.join("hicolor/64x64").exists());
+        assert!(icons.join("hicolor").is_dir());
+        assert!(reg.dirs.is_empty() && reg.exports.is_empty());
+    }
+
+    #[test]
     fn registry_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("exports.json");
         let mut reg = Registry::load(&path).unwrap();
         reg.install(
+            &N,
             "dev",
             Kind::Entry,
             "",

@@ -1,7 +1,10 @@
 //! `box export` and `box generate-entry` end to end, as the unprivileged `boxtest` on the
-//! Debian fixture (which has xterm and sudo): wrappers behave like `box run`, exported
-//! desktop entries validate and start the app in the box (a real X server, Xvfb, shows
-//! its window), `box rm` takes every export away, and each bad input is a clear error.
+//! Debian fixture (which has xterm and sudo): wrappers behave like `box run` (from the
+//! host, from a bare cron-like environment, inside their own box), exported desktop
+//! entries validate and start the app in the box (a real X server, Xvfb, shows its
+//! window; a probe entry shows what its Exec line received), exports made inside a box
+//! land on the host, `box rm` takes every export away, and each bad input is a clear
+//! error.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -24,6 +27,17 @@ fn debian_box(test: &str) -> TestEnv {
 
 /// Run a host program as the test user with box's test environment.
 fn run_as(env: &TestEnv, program: &Path, args: &[&str], extra: &[(&str, &str)]) -> Outcome {
+    run_in(env, &env.home, program, args, extra)
+}
+
+/// [`run_as`] in directory `cwd`.
+fn run_in(
+    env: &TestEnv,
+    cwd: &Path,
+    program: &Path,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Outcome {
     let mut command = Command::new(program);
     command
         .args(args)
@@ -35,10 +49,15 @@ fn run_as(env: &TestEnv, program: &Path, args: &[&str], extra: &[(&str, &str)]) 
         .env("XDG_RUNTIME_DIR", &env.runtime_dir)
         .envs(env.env.iter().map(|(k, v)| (k, v)))
         .envs(extra.iter().copied())
-        .current_dir(&env.home)
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .uid(env.uid)
         .gid(env.gid);
+    outcome_of(env, program, args, command)
+}
+
+/// Run `command` (as the test user, set up by the caller) and collect its outcome.
+fn outcome_of(env: &TestEnv, program: &Path, args: &[&str], mut command: Command) -> Outcome {
     let out = command
         .output()
         .expect("running a program as the test user");
@@ -61,8 +80,9 @@ fn apps_dir(env: &TestEnv) -> PathBuf {
     env.data_home().join("applications")
 }
 
+/// What desktop-file-validate says about `path`, asserting it found no error.
 #[track_caller]
-fn assert_validates(path: &Path) {
+fn assert_validates(path: &Path) -> String {
     let out = Command::new("desktop-file-validate")
         .arg(path)
         .output()
@@ -75,6 +95,122 @@ fn assert_validates(path: &Path) {
         path.display(),
         std::fs::read_to_string(path).unwrap_or_default()
     );
+    text
+}
+
+/// Assert desktop-file-validate has nothing at all to say about `path`: no error,
+/// warning or hint.
+#[track_caller]
+fn assert_validates_cleanly(path: &Path) {
+    let text = assert_validates(path);
+    assert!(
+        text.trim().is_empty(),
+        "desktop-file-validate has remarks on {}:\n{text}\n{}",
+        path.display(),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+}
+
+/// Put `content` at `path` in box `name` (as root there, mode 0644), through the shared
+/// home.
+fn put_in_box(env: &TestEnv, name: &str, path: &str, content: &[u8]) {
+    let staged = env.home.join(".staged-file");
+    env.write_user_file(&staged, content, 0o644);
+    env.run(&[
+        "run",
+        name,
+        "--",
+        "sudo",
+        "install",
+        "-D",
+        "-m",
+        "644",
+        staged.to_str().unwrap(),
+        path,
+    ])
+    .success();
+    std::fs::remove_file(&staged).unwrap();
+}
+
+/// A PNG header of a `size`-pixel square image (what icon lookups read).
+fn png(size: u32) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    bytes.extend(size.to_be_bytes());
+    bytes.extend(size.to_be_bytes());
+    bytes.extend([8, 6, 0, 0, 0]);
+    bytes
+}
+
+/// The probe application: its Exec line has an env prefix, shell-style single quotes,
+/// `%%`, `%i` and `%U`, and writes what it received (and whether box's own variables
+/// reached it) to `$HOME/probe.out`; its action runs through box too. Its icons: an SVG
+/// named with an extension (`Icon=probe.svg`) in hicolor, and one only the box's
+/// Adwaita theme has.
+const PROBE: &str = "[Desktop Entry]
+Type=Application
+Name=Probe
+Comment=Shows what its Exec line received
+Icon=probe.svg
+Exec=env PROBE_VAR=from-entry sh -c 'printf \"%%s|\" \"$PROBE_VAR\" \"${BOX_DATA_HOME-unset}\" \"$(pwd)\" \"$@\" > \"$HOME/probe.out\"' probe %i %U
+Terminal=false
+Categories=Utility;
+Actions=second;
+
+[Desktop Action second]
+Name=Second
+Icon=probe-alt
+Exec=sh -c 'echo second > \"$HOME/probe2.out\"'
+";
+
+/// Install the probe application in box `name`.
+fn install_probe(env: &TestEnv, name: &str) {
+    put_in_box(
+        env,
+        name,
+        "/usr/share/applications/probe.desktop",
+        PROBE.as_bytes(),
+    );
+    put_in_box(
+        env,
+        name,
+        "/usr/share/icons/hicolor/scalable/apps/probe.svg",
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"16\" height=\"16\"/>",
+    );
+    put_in_box(
+        env,
+        name,
+        "/usr/share/icons/Adwaita/48x48/apps/probe-alt.png",
+        &png(48),
+    );
+}
+
+/// Run an expanded Exec argv as the test user with only `vars` in its environment.
+fn launch(env: &TestEnv, argv: &[String], vars: &[(&str, &Path)]) -> Outcome {
+    let mut command = Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .env_clear()
+        .envs(vars.iter().map(|(k, v)| (k, v.as_os_str())))
+        .current_dir(&env.home)
+        .stdin(Stdio::null())
+        .uid(env.uid)
+        .gid(env.gid);
+    let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+    outcome_of(env, Path::new(&argv[0]), &args, command)
+}
+
+/// Every directory under `dir` (recursively), sorted.
+fn dirs_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            found.extend(dirs_under(&path));
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
 }
 
 #[test]
@@ -99,6 +235,31 @@ fn exported_binary_behaves_like_box_run() {
     assert_eq!(via_run.code(), Some(3), "{via_run}");
     assert_eq!(direct.stdout, via_run.stdout, "{direct}\n{via_run}");
     assert_eq!(direct.stdout, "[a b][it's][\"q\"][$HOME][*][]inside\n");
+
+    // The command runs in the caller's directory (a project below the home).
+    let project = env.home.join("src/my project");
+    env.mkdir_owned(&project, 0o755);
+    let out = run_in(&env, &project, &wrapper, &["-c", "pwd"], &[]);
+    out.success();
+    assert_eq!(out.stdout.trim_end(), project.to_str().unwrap(), "{out}");
+
+    // A relative --export-path is below the current directory.
+    env.run(&[
+        "export",
+        "dev",
+        "--bin",
+        "/usr/bin/id",
+        "--export-path",
+        "tools/bin",
+    ])
+    .success();
+    let id = env.home.join("tools/bin/id");
+    let out = run_as(&env, &id, &["-u"], &[]);
+    out.success();
+    assert_eq!(out.stdout.trim(), env.uid.to_string(), "{out}");
+    env.run(&["export", "dev", "--list"])
+        .success()
+        .stdout_has(id.to_str().unwrap());
 
     // stdin reaches the command.
     let out = Command::new(&wrapper)
@@ -183,7 +344,76 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
         locked.to_str().unwrap(),
     ])
     .box_error(&[locked.to_str().unwrap()]);
+    // The directory is named, not box's temporary file in it.
+    let out = env.run(&[
+        "export",
+        "dev",
+        "--bin",
+        "/bin/sh",
+        "--export-path",
+        locked.to_str().unwrap(),
+    ]);
+    assert!(!out.stderr.contains(".box-tmp"), "{out}");
     assert!(!bin_home(&env).join("sh").exists());
+
+    // Usage errors are clap's (status 2): nothing to do, and options that do not apply.
+    for args in [
+        &["export", "dev"][..],
+        &["export", "dev", "--app", "xterm", "--export-path", "/tmp"],
+        &["export", "dev", "--bin", "/bin/sh", "--export-label", "x"],
+        &["export", "dev", "--delete", "--bin", "/bin/sh", "--force"],
+    ] {
+        env.run(args).status(2);
+    }
+    // A file that is not a desktop entry.
+    env.run(&["export", "dev", "--app", "/etc/passwd"])
+        .box_error(&["/etc/passwd", "no [Desktop Entry] group"]);
+
+    // Removing a menu entry that is not there is no error, and says so.
+    env.run(&["generate-entry", "dev", "--delete"])
+        .success()
+        .stderr_has("box `dev` has no menu entry; nothing to remove");
+    env.run(&["generate-entry", "nope", "--delete"])
+        .success()
+        .stderr_has("no box `nope` and no menu entry for it; nothing to remove");
+
+    // Whatever is at the wrapper's path and is not box's file is the user's: a dangling
+    // symlink, a fifo, a directory. Named, kept, and (but for a directory) replaced only
+    // with --force.
+    env.mkdir_owned(&bin_home(&env), 0o755);
+    let link = bin_home(&env).join("cat");
+    std::os::unix::fs::symlink("/nowhere/my-cat", &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(env.uid), Some(env.gid)).unwrap();
+    env.run(&["export", "dev", "--bin", "/bin/cat"])
+        .box_error(&[link.to_str().unwrap(), "symbolic link", "--force"]);
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("/nowhere/my-cat")
+    );
+    let fifo = bin_home(&env).join("tee");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    env.run(&["export", "dev", "--bin", "/usr/bin/tee"])
+        .box_error(&[fifo.to_str().unwrap(), "named pipe"]);
+    let dir_in_the_way = bin_home(&env).join("tail");
+    env.mkdir_owned(&dir_in_the_way, 0o755);
+    for force in [false, true] {
+        let mut args = vec!["export", "dev", "--bin", "/usr/bin/tail"];
+        if force {
+            args.push("--force");
+        }
+        env.run(&args)
+            .box_error(&[dir_in_the_way.to_str().unwrap(), "is a directory"]);
+    }
+    assert!(dir_in_the_way.is_dir());
+    env.run(&["export", "dev", "--bin", "/bin/cat", "--force"])
+        .success();
+    assert!(!link.symlink_metadata().unwrap().file_type().is_symlink());
 
     // Two applications with one name: ambiguous, with the candidates named.
     for id in ["one", "two"] {
@@ -215,6 +445,19 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
             .unwrap()
             .contains("# box: dev")
     );
+
+    // The user swaps box's wrapper for a link to their copy of it (same content): the
+    // link is theirs, and `box rm` leaves it.
+    let copy = env.home.join("my-sh");
+    std::fs::copy(&own, &copy).unwrap();
+    std::fs::remove_file(&own).unwrap();
+    std::os::unix::fs::symlink(&copy, &own).unwrap();
+    std::os::unix::fs::lchown(&own, Some(env.uid), Some(env.gid)).unwrap();
+    env.run(&["rm", "--force", "--yes", "dev"])
+        .success()
+        .stderr_has(&format!("kept {}", own.display()));
+    assert!(own.symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(copy.is_file());
 }
 
 /// An X server on a free display, killed on drop.
@@ -274,10 +517,10 @@ impl Drop for Xvfb {
     }
 }
 
-/// The argv a launcher runs for an Exec line with no files or URLs: field codes for
-/// files/URLs expand to nothing, `%c` to the name, `%k` to the entry's path, `%i` to
-/// `--icon ICON`.
-fn expand_exec(value: &str, name: &str, icon: &str, entry: &Path) -> Vec<String> {
+/// The argv a launcher runs for an Exec line given `urls`, as the spec says: `%u`/`%f`
+/// expand to the first URL, `%U`/`%F` to all of them (as separate arguments), `%c` to
+/// the name, `%k` to the entry's path, `%i` to `--icon ICON`.
+fn expand_exec(value: &str, name: &str, icon: &str, entry: &Path, urls: &[&str]) -> Vec<String> {
     let mut argv = Vec::new();
     for arg in exec::parse_value(value).unwrap() {
         if let [Piece::Code(code)] = arg.as_slice() {
@@ -285,6 +528,8 @@ fn expand_exec(value: &str, name: &str, icon: &str, entry: &Path) -> Vec<String>
                 'i' => argv.extend(["--icon".to_owned(), icon.to_owned()]),
                 'c' => argv.push(name.to_owned()),
                 'k' => argv.push(entry.display().to_string()),
+                'u' | 'f' => argv.extend(urls.first().map(|u| u.to_string())),
+                'U' | 'F' => argv.extend(urls.iter().map(|u| u.to_string())),
                 _ => {}
             }
             continue;
@@ -295,6 +540,7 @@ fn expand_exec(value: &str, name: &str, icon: &str, entry: &Path) -> Vec<String>
                 Piece::Text(t) => word.push_str(&t),
                 Piece::Code('c') => word.push_str(name),
                 Piece::Code('k') => word.push_str(&entry.display().to_string()),
+                Piece::Code('u' | 'f') => word.push_str(urls.first().copied().unwrap_or("")),
                 Piece::Code(_) => {}
             }
         }
@@ -351,8 +597,10 @@ fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
 
     // The Exec line runs xterm in the box; on a real X server its window appears.
     let x = Xvfb::start();
-    let argv = expand_exec(key(&text, "Exec"), "XTerm", icon_name, &entry);
-    assert_eq!(argv[1..4], ["run", "dev", "--"]);
+    let argv = expand_exec(key(&text, "Exec"), "XTerm", icon_name, &entry, &[]);
+    assert_eq!(argv[0], "/usr/bin/env");
+    assert_eq!(argv[2], box_bin());
+    assert_eq!(argv[3..6], ["run", "dev", "--"]);
     let mut child = Command::new(&argv[0])
         .args(&argv[1..])
         .env_clear()
@@ -420,7 +668,7 @@ fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
     // The box's own menu entry, which --delete removes and generate-entry writes again.
     env.run(&["generate-entry", "dev"]).success();
     let own = apps_dir(&env).join("box-dev.desktop");
-    assert_validates(&own);
+    assert_validates_cleanly(&own);
     env.run(&["generate-entry", "dev", "--delete"]).success();
     assert!(!own.exists());
     env.run(&["generate-entry", "dev"]).success();
@@ -436,6 +684,9 @@ fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
     for path in icons.iter().chain([&entry, &own, &wrapper]) {
         assert!(!path.exists(), "{} left after rm", path.display());
     }
+    // The icon directories box created (hicolor/32x32/apps, ...) went with the icons.
+    let left = dirs_under(&env.data_home().join("icons"));
+    assert!(left.is_empty(), "directories left after rm: {left:?}");
     let json = env.run(&["export", "dev", "--list", "--json"]);
     assert!(
         !json.status.success() || json.stdout.trim() == "[]",
@@ -447,4 +698,282 @@ fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
     assert_ne!(out.code(), Some(0));
     out.stderr_has("no box named");
     out.stderr_has("this wrapper was exported from box dev, which no longer exists");
+}
+
+#[test]
+fn exec_line_with_field_codes_quotes_and_env_runs_in_the_box() {
+    let mut env = debian_box("export_probe");
+    install_probe(&env, "dev");
+    // A cache tool that is slow to say nothing useful: it must run, quietly, and its
+    // failure must not fail the export.
+    let tools = env.dir.join("tools");
+    env.mkdir_owned(&tools, 0o755);
+    let marker = env.home.join("menu-refreshed");
+    env.write_user_file(
+        &tools.join("xdg-desktop-menu"),
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\necho menu-tool-noise; echo menu-tool-noise >&2\nexit 1\n",
+            marker.display()
+        ),
+        0o755,
+    );
+    env.set_env(
+        "PATH",
+        format!(
+            "{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            tools.display()
+        ),
+    );
+    let out = env.run(&["export", "dev", "--app", "probe"]);
+    out.success();
+    assert!(!out.stderr.contains("noise"), "{out}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "forceupdate\n");
+
+    let entry = apps_dir(&env).join("probe.desktop");
+    assert_validates(&entry);
+    let text = std::fs::read_to_string(&entry).unwrap();
+    // Nothing invented: the entry had no StartupWMClass, its desktop id does the job.
+    assert!(!text.contains("StartupWMClass"), "{text}");
+    // `Icon=probe.svg` was found as `probe`, and is named so now.
+    assert_eq!(key(&text, "Icon"), "probe");
+    let icons = env.data_home().join("icons");
+    assert!(icons.join("hicolor/scalable/apps/probe.svg").is_file());
+    // An icon only the box's Adwaita theme has goes to hicolor, never to an Adwaita
+    // directory that would override the host theme's own icons.
+    assert!(icons.join("hicolor/48x48/apps/probe-alt.png").is_file());
+    assert!(!icons.join("Adwaita").exists());
+
+    // Launched as the spec says: %i is `--icon NAME`, %U every URL as its own argument.
+    let urls = ["file:///tmp/a b.txt", "https://example.org/?q=1&r=it's"];
+    let argv = expand_exec(key(&text, "Exec"), "Probe", "probe", &entry, &urls);
+    let out = launch(
+        &env,
+        &argv,
+        &[
+            ("HOME", &env.home),
+            ("PATH", Path::new("/usr/bin:/bin")),
+            ("XDG_RUNTIME_DIR", &env.runtime_dir),
+        ],
+    );
+    out.success();
+    let got = std::fs::read_to_string(env.home.join("probe.out")).unwrap();
+    assert_eq!(
+        got,
+        format!(
+            "from-entry|unset|{}|--icon|probe|{}|{}|",
+            env.home.display(),
+            urls[0],
+            urls[1]
+        ),
+        "{out}"
+    );
+    // The action's Exec line (single-quoted too) runs in the box.
+    let action = text.split("[Desktop Action second]").nth(1).unwrap();
+    let argv = expand_exec(key(action, "Exec"), "Probe", "probe", &entry, &[]);
+    launch(
+        &env,
+        &argv,
+        &[("HOME", &env.home), ("XDG_RUNTIME_DIR", &env.runtime_dir)],
+    )
+    .success();
+    assert_eq!(
+        std::fs::read_to_string(env.home.join("probe2.out")).unwrap(),
+        "second\n"
+    );
+
+    // rm takes the entry, both icons and the directories box made for them.
+    env.run(&["rm", "--force", "--yes", "dev"]).success();
+    assert!(!entry.exists());
+    let left = dirs_under(&icons);
+    assert!(left.is_empty(), "directories left after rm: {left:?}");
+}
+
+#[test]
+fn exports_work_from_a_bare_environment_with_another_data_home() {
+    let mut env = TestEnv::new("export_bare", User::BoxTest);
+    let data_home = env.home.join("elsewhere/data");
+    env.mkdir_owned(&data_home, 0o700);
+    env.set_env("XDG_DATA_HOME", &data_home);
+    let image = Fixture::Debian.push(Registry::plain()).image.reference;
+    // Without XDG_RUNTIME_DIR, box keeps this session's state of running boxes in
+    // /tmp/box-run-UID, which every test of this user shares: a name no other test uses.
+    let name = "bare-env-box";
+    env.run(&["create", "--yes", "--no-entry", "--image", &image, name])
+        .success();
+    install_probe(&env, name);
+    env.run(&["export", name, "--bin", "/usr/bin/printf"])
+        .success();
+    env.run(&["export", name, "--app", "probe"]).success();
+    let wrapper = bin_home(&env).join("printf");
+    env.run(&["stop", "--yes", name]).success();
+
+    // cron: HOME and PATH only, no XDG_DATA_HOME, no runtime directory; the box stopped.
+    let cron = |program: &Path, args: &[&str], vars: &[(&str, &Path)]| {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .envs(vars.iter().map(|(k, v)| (k, v.as_os_str())))
+            .current_dir(&env.home)
+            .stdin(Stdio::null())
+            .uid(env.uid)
+            .gid(env.gid);
+        outcome_of(&env, program, args, command)
+    };
+    let path = Path::new("/usr/bin:/bin");
+    let out = cron(
+        &wrapper,
+        &["x-%s", "y"],
+        &[("HOME", &env.home), ("PATH", path)],
+    );
+    out.success();
+    assert_eq!(out.stdout, "x-y", "{out}");
+    // `env -i`: not even HOME (box takes it from the user database).
+    let out = cron(&wrapper, &["%s", "bare"], &[]);
+    out.success();
+    assert_eq!(out.stdout, "bare", "{out}");
+
+    // The desktop entry's Exec line, from the same bare session after another stop.
+    env.run(&["stop", "--yes", name]).success();
+    let entry = data_home.join("applications/probe.desktop");
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let argv = expand_exec(key(&text, "Exec"), "Probe", "probe", &entry, &["u"]);
+    let out = launch(&env, &argv, &[("HOME", &env.home), ("PATH", path)]);
+    out.success();
+    // The pinned data directory did not reach the program in the box.
+    assert_eq!(
+        std::fs::read_to_string(env.home.join("probe.out")).unwrap(),
+        format!("from-entry|unset|{}|--icon|probe|u|", env.home.display()),
+        "{out}"
+    );
+}
+
+#[test]
+fn wrapper_inside_its_own_box_runs_the_binary_directly() {
+    let env = debian_box("export_inside_wrapper");
+    env.run(&["export", "dev", "--bin", "/bin/sh"]).success();
+    let wrapper = bin_home(&env).join("sh");
+    let wrapper = wrapper.to_str().unwrap();
+    // What makes the direct path visible: the box executable the wrapper names on the
+    // host is not in the box (the test build lives under /var/cache, which boxes do not
+    // share), so only a direct exec can succeed there.
+    env.run(&["run", "dev", "--", "test", "-e", box_bin()])
+        .status(1);
+    let script = r#"echo "direct ${BOX_EXPORT_WRAPPER-unset} $*""#;
+    let out = env.run(&["run", "dev", "--", wrapper, "-c", script, "sh", "a b"]);
+    out.success();
+    assert_eq!(out.stdout, "direct unset a b\n", "{out}");
+    // A podman or toolbox container named like the box has CONTAINER_ID and
+    // /run/.containerenv too, but not container=box: the wrapper does not take it for
+    // its box, and goes through box (which is not there).
+    let out = env.run(&[
+        "run",
+        "dev",
+        "--",
+        "env",
+        "container=podman",
+        wrapper,
+        "-c",
+        script,
+    ]);
+    assert!(!out.stdout.contains("direct"), "{out}");
+    assert_eq!(out.code(), Some(127), "{out}");
+    out.stderr_has(box_bin());
+}
+
+#[test]
+fn exports_from_inside_a_box_land_on_the_host() {
+    let env = debian_box("export_from_inside");
+    // A directory on the host that the box does not share (the box has its own /var/tmp).
+    let host_dir = env.dir.join("host-only-bin");
+    env.mkdir_owned(&host_dir, 0o755);
+    env.run(&["run", "dev", "--", "test", "-e", host_dir.to_str().unwrap()])
+        .status(1);
+
+    // Exported from the host first, then again from inside to the host-only directory:
+    // it moves there, on the host.
+    env.run(&["export", "dev", "--bin", "/bin/sh"]).success();
+    let out = env.run(&[
+        "run",
+        "dev",
+        "--",
+        "box",
+        "export",
+        "--bin",
+        "/bin/sh",
+        "--export-path",
+        host_dir.to_str().unwrap(),
+    ]);
+    out.success();
+    let wrapper = host_dir.join("sh");
+    assert!(wrapper.is_file(), "no wrapper on the host:\n{out}");
+    assert!(!bin_home(&env).join("sh").exists());
+    env.run(&["run", "dev", "--", "test", "-e", wrapper.to_str().unwrap()])
+        .status(1);
+    let out = run_as(&env, &wrapper, &["-c", "echo from $CONTAINER_ID"], &[]);
+    out.success();
+    assert_eq!(out.stdout, "from dev\n", "{out}");
+    env.run(&["export", "dev", "--list"])
+        .success()
+        .stdout_has(wrapper.to_str().unwrap());
+
+    // A host symlink to that directory resolves on the host, not in the box.
+    let link = env.home.join("my-bin");
+    std::os::unix::fs::symlink(&host_dir, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(env.uid), Some(env.gid)).unwrap();
+    env.run(&[
+        "run",
+        "dev",
+        "--",
+        "box",
+        "export",
+        "--bin",
+        "/usr/bin/printf",
+        "--export-path",
+        link.to_str().unwrap(),
+    ])
+    .success();
+    assert!(host_dir.join("printf").is_file());
+
+    // Relative: below the current directory, when the box shares it with the host...
+    env.run(&[
+        "run",
+        "dev",
+        "--",
+        "box",
+        "export",
+        "--bin",
+        "/usr/bin/id",
+        "--export-path",
+        "rel-bin",
+    ])
+    .success();
+    assert!(env.home.join("rel-bin/id").is_file());
+    // ...and refused where the directory is the box's own.
+    env.run(&[
+        "run",
+        "dev",
+        "--",
+        "sh",
+        "-c",
+        "cd /usr/share && box export --bin /usr/bin/env --export-path rel-bin",
+    ])
+    .box_error(&["/usr/share", "belongs to the box", "absolute path"]);
+
+    // The default places (the shared home) and an application work from inside too.
+    env.run(&["run", "dev", "--", "box", "export", "--app", "xterm"])
+        .success();
+    let entry = apps_dir(&env).join("debian-xterm.desktop");
+    assert_validates(&entry);
+
+    // --delete from inside removes the host's file.
+    env.run(&[
+        "run", "dev", "--", "box", "export", "--delete", "--bin", "/bin/sh",
+    ])
+    .success();
+    assert!(!wrapper.exists());
+    env.run(&["rm", "--force", "--yes", "dev"]).success();
+    for path in [host_dir.join("printf"), env.home.join("rel-bin/id"), entry] {
+        assert!(!path.exists(), "{} left after rm", path.display());
+    }
 }

@@ -120,6 +120,9 @@ fn the_menu_entry_remove_action_never_removes_without_a_question() {
         .unwrap_or_else(|| panic!("no Remove action:\n{entry}"))
         .to_owned();
     let words: Vec<&str> = exec.split_whitespace().collect();
+    // `/usr/bin/env BOX_DATA_HOME=DIR BOX rm ...`: what follows box is its command line.
+    let at = words.iter().position(|w| *w == crate::common::box_bin());
+    let words = &words[at.unwrap_or_else(|| panic!("box not in {exec}"))..];
     assert_eq!(words[1..], ["rm", "--interactive", "dev"], "{exec}");
 
     // Launched without a terminal (a desktop that gives actions none): refused.
