@@ -125,6 +125,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
         instance: Some(plan.instance.clone()),
         runtime_dir: plan.runtime_dir.clone(),
         xauthority: plan.xauthority.clone(),
+        store: None,
         boot_id: None,
     };
     state::write(ctx, &store, name, &state)?;

@@ -53,6 +53,11 @@ pub struct State {
     pub runtime_dir: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xauthority: Option<PathBuf>,
+    /// The store the box belongs to: sessions without `XDG_RUNTIME_DIR` share one
+    /// fallback runtime directory, where box `dev` of another store (another
+    /// `XDG_DATA_HOME`) must not be taken for this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<PathBuf>,
     /// The kernel's boot id when the holder started (store record only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
@@ -101,7 +106,9 @@ pub fn running(ctx: &Context, name: &str) -> Option<State> {
     if ctx.dirs.runtime_is_fallback && crate::store::check_private_dir(&ctx.dirs.runtime).is_err() {
         return None;
     }
-    read(&state_path(ctx, name)).filter(State::is_alive)
+    read(&state_path(ctx, name))
+        .filter(|s| s.store.as_deref() == Some(ctx.dirs.store.as_path()))
+        .filter(State::is_alive)
 }
 
 /// The state of box `name` if its holder is alive, whichever session started it: this
@@ -184,6 +191,7 @@ pub fn read(path: &Path) -> Option<State> {
 pub fn write(ctx: &Context, store: &Store, name: &str, state: &State) -> Result<()> {
     let record = State {
         boot_id: boot_id(),
+        store: Some(ctx.dirs.store.clone()),
         ..state.clone()
     };
     let bytes = serde_json::to_vec(&record).context("serializing the box state")?;
@@ -195,7 +203,12 @@ fn write_session_copy(ctx: &Context, name: &str, state: &State) -> Result<()> {
     let dir = box_dir(ctx, name);
     ctx.runtime_dir()?;
     crate::store::ensure_private_dir(&dir)?;
-    let bytes = serde_json::to_vec(state).context("serializing the box state")?;
+    let state = State {
+        store: Some(ctx.dirs.store.clone()),
+        boot_id: None,
+        ..state.clone()
+    };
+    let bytes = serde_json::to_vec(&state).context("serializing the box state")?;
     crate::store::write_atomic(&dir.join("state.json"), &bytes)
 }
 

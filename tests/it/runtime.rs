@@ -1003,3 +1003,24 @@ fn a_dead_holders_record_never_names_another_box() {
     ok(&env, &["stop", "two"]);
     env.wait(&["run", "two", "--", "sleep"], sleeper);
 }
+
+#[test]
+fn boxes_of_the_same_name_in_two_stores_are_never_confused() {
+    // TestEnv's drop stops the boxes of the store set last; the other is stopped below.
+    let mut env = TestEnv::new("rt-two-stores", User::BoxTest);
+    box_from(&env, Fixture::Busybox, "same");
+    ok(&env, &["run", "same", "--", "true"]);
+    // Same session (runtime directory), another store.
+    let other = env.dir.join("other-data");
+    env.mkdir_owned(&other, 0o700);
+    let default_store = env.data_home();
+    env.set_env("XDG_DATA_HOME", &other);
+    box_from(&env, Fixture::Multilayer, "same");
+    let in_other = sh(&env, "same", "test -d /data && echo multilayer");
+    ok(&env, &["stop", "--all", "--yes"]);
+    in_other.success().stdout_has("multilayer");
+    env.set_env("XDG_DATA_HOME", &default_store);
+    sh(&env, "same", "test -d /data || echo busybox")
+        .success()
+        .stdout_has("busybox");
+}
