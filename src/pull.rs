@@ -330,7 +330,9 @@ fn fetch_layers(
 
     let mut helper = StoreHelper::start(ctx)?;
     for leftover in &leftovers {
-        if let Err(err) = helper.remove(leftover) {
+        // A staging directory a live helper still holds locked is not debris, whatever
+        // the pid in its name says.
+        if let Err(err) = helper.remove_debris(leftover) {
             warn(format!(
                 "could not remove the leftover {}: {err:#}",
                 leftover.display()

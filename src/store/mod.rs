@@ -246,8 +246,10 @@ impl Store {
         Ok(true)
     }
 
-    /// Remove leftovers of interrupted work in `tmp/` (only entries no live process
-    /// owns: staging names carry the pid of their creator).
+    /// Leftovers of interrupted work in `tmp/`: entries whose creator is dead (staging
+    /// names carry the pid of the box process that made them). Remove them with
+    /// `StoreHelper::remove_debris`, which also spares a directory a store helper still
+    /// holds locked (one that outlived its box process).
     pub fn clean_tmp(&self) -> Vec<PathBuf> {
         let mut leftovers = Vec::new();
         let Ok(entries) = std::fs::read_dir(self.tmp_dir()) else {

@@ -1195,6 +1195,160 @@ fn a_pull_killed_mid_download_leaves_no_image_and_the_next_pull_succeeds() {
     assert!(tmp.is_empty(), "the next pull clears tmp/ debris: {tmp:?}");
 }
 
+/// `/proc/PID/stat` fields after the command name: (state, ppid, start time).
+fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    Some((
+        fields.first()?.chars().next()?,
+        fields.get(1)?.parse().ok()?,
+        fields.get(19)?.parse().ok()?,
+    ))
+}
+
+/// The children of `parent` whose command line has the argument `arg`, with their start
+/// times (to tell them from a later process given the same pid).
+fn children_with_arg(parent: u32, arg: &str) -> Vec<(u32, u64)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some((_, ppid, start)) = proc_stat(pid) else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == parent && cmdline.split(|&b| b == 0).any(|a| a == arg.as_bytes()) {
+            found.push((pid, start));
+        }
+    }
+    found
+}
+
+/// Whether the process (pid, start time) has ended (a zombie waiting for its reaper has).
+fn has_ended(process: (u32, u64)) -> bool {
+    match proc_stat(process.0) {
+        None => true,
+        Some((state, _, start)) => start != process.1 || state == 'Z' || state == 'X',
+    }
+}
+
+/// Staging directories of layers under the store's `tmp/`.
+fn layer_staging_dirs(env: &TestEnv) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(env.store().join("tmp"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_dir()
+                        && p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("layer-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The paths of the Debian fixture's tar that an unpack creates (devices are skipped).
+fn debian_tar_paths() -> Vec<String> {
+    let file = std::fs::File::open(fixtures::debian_tar_path()).unwrap();
+    let mut archive = tar::Archive::new(file);
+    let mut paths = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.header().entry_type();
+        if kind.is_character_special() || kind.is_block_special() || kind.is_pax_global_extensions()
+        {
+            continue;
+        }
+        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = path
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_owned();
+        if !path.is_empty() && path != "." {
+            paths.push(path);
+        }
+    }
+    paths
+}
+
+#[test]
+fn a_pull_killed_mid_unpack_takes_its_store_helper_along() {
+    let debian = Fixture::Debian.push(Registry::plain()).image;
+    let env = TestEnv::new("pull_killed_unpack", User::BoxTest);
+    let args = ["pull", debian.reference.as_str()];
+    let mut child = env.spawn(&args);
+    let pid = child.id();
+    // Kill box as soon as its store helper is writing the layer's staging directory.
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    let helper = loop {
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            let out = env.wait(&args, child);
+            panic!("the pull ended before its unpack could be interrupted:\n{out}");
+        }
+        let helpers = children_with_arg(pid, "__store-helper");
+        if let [helper] = helpers[..]
+            && !layer_staging_dirs(&env).is_empty()
+        {
+            break helper;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = env.wait(&args, child);
+    assert_eq!(TestEnv::signalled(&out), Some(9), "{out}");
+
+    // The helper dies with it (PR_SET_PDEATHSIG), instead of finishing as an orphan.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !has_ended(helper) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        has_ended(helper),
+        "the store helper (pid {}) outlived the killed pull",
+        helper.0
+    );
+    assert!(env.image_records().is_empty(), "{:?}", env.image_records());
+    assert!(
+        !env.layer_dir(&debian.layers[0].1).exists(),
+        "a layer whose unpack was interrupted is in layers/"
+    );
+
+    // The next pull clears the debris and unpacks the whole layer.
+    let out = pull(&env, &debian.reference);
+    out.stderr_has("pulled");
+    let layer = env.layer_dir(&debian.layers[0].1);
+    let missing: Vec<String> = debian_tar_paths()
+        .into_iter()
+        .filter(|p| layer.join(p).symlink_metadata().is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} entries of the layer are missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let entry = image_entry(&env, &debian.reference);
+    assert_eq!(entry["digest"], debian.digest.as_str());
+    assert_eq!(entry["size"].as_u64(), Some(debian.tar_size), "{entry}");
+    assert!(
+        layer_staging_dirs(&env).is_empty(),
+        "{:?}",
+        layer_staging_dirs(&env)
+    );
+}
+
 #[test]
 fn concurrent_pulls_of_the_same_image_both_succeed() {
     let registry = Registry::plain();
