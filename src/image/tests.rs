@@ -585,18 +585,51 @@ fn nothing_is_written_outside_the_destination() {
 }
 
 #[test]
-fn leading_slashes_are_stripped_like_docker_does() {
+fn absolute_paths_and_hard_link_targets_are_refused() {
+    for (what, tar) in [
+        (
+            "absolute path",
+            Tar::new().file("/etc/abs", 0o644, b"x").bytes(),
+        ),
+        ("double slash", Tar::new().file("//x", 0o644, b"y").bytes()),
+        (
+            "absolute hard link target",
+            Tar::new()
+                .file("etc/passwd", 0o644, b"x")
+                .link(EntryType::Link, "hl", "/etc/passwd")
+                .bytes(),
+        ),
+    ] {
+        let (dir, result) = unpack(&tar);
+        let text = message(result);
+        assert!(
+            text.starts_with("layer L: entry `") && text.contains("absolute"),
+            "{what}: {text}"
+        );
+        assert!(!dir.path().join("layer/etc/abs").exists(), "{what}");
+        assert!(!dir.path().join("layer/x").exists(), "{what}");
+        assert!(!dir.path().join("layer/hl").exists(), "{what}");
+    }
+}
+
+#[test]
+fn dot_slash_paths_and_absolute_symlink_targets_are_fine() {
     let tar = Tar::new()
-        .file("/etc/abs", 0o644, b"x")
-        .file("//x", 0o644, b"y")
+        .dir("./", 0o755)
+        .dir("./etc/", 0o755)
+        .file("./etc/os-release", 0o644, b"ID=x\n")
+        .link(EntryType::Link, "./etc/hl", "./etc/os-release")
+        .link(EntryType::Symlink, "./etc/abs", "/etc/os-release")
         .bytes();
     let (dir, result) = unpack(&tar);
     result.unwrap();
+    let layer = dir.path().join("layer");
+    assert_eq!(std::fs::read(layer.join("etc/hl")).unwrap(), b"ID=x\n");
     assert_eq!(
-        std::fs::read(dir.path().join("layer/etc/abs")).unwrap(),
-        b"x"
+        std::fs::read_link(layer.join("etc/abs")).unwrap(),
+        Path::new("/etc/os-release"),
+        "a symlink target resolves inside the box: it may be absolute"
     );
-    assert_eq!(std::fs::read(dir.path().join("layer/x")).unwrap(), b"y");
 }
 
 #[test]

@@ -666,10 +666,18 @@ fn link_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Vec<u8>> {
     }
 }
 
-/// A tar path as a relative path of plain components joined by `/`. A leading `/` is
-/// dropped (as docker and GNU tar do), `.` and empty components are skipped, `..` is
-/// refused. An empty result is the layer root.
+/// A tar path as a relative path of plain components joined by `/`. `.` and empty
+/// components are skipped (`./etc/passwd`, as mmdebstrap and `tar -C dir .` write them,
+/// is `etc/passwd`); an absolute path and `..` components are refused: an entry names a
+/// place in its layer, and a layer with `/etc/passwd` in it was made to write to the host
+/// by an unpacker that trusts it. An empty result is the layer root.
 pub(crate) fn normalize(raw: &[u8]) -> Result<Vec<u8>> {
+    if raw.starts_with(b"/") {
+        return Err(failure(
+            "the path is absolute; refusing an entry that names a place outside the layer",
+            "layer entries are relative to the layer root; the layer is malicious or was made by a broken tool, do not use this image",
+        ));
+    }
     let mut out = Vec::with_capacity(raw.len());
     for component in raw.split(|&b| b == b'/') {
         match component {
