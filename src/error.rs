@@ -78,6 +78,26 @@ pub fn message(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// Whether an error chain is a full disk or an exhausted quota (ENOSPC, EDQUOT), which
+/// deserves its own message rather than the errno of whichever write hit it.
+pub fn is_out_of_space(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        let code = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<rustix::io::Errno>()
+                    .map(|e| e.raw_os_error())
+            });
+        matches!(code, Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    })
+}
+
+/// The hint for a full disk in the store.
+pub const FREE_SPACE_HINT: &str =
+    "free some space (`box rmi` unused images, `box rm` old boxes) and pull again";
+
 /// The exit status an error maps to.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     err.downcast_ref::<Exit>()

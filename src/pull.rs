@@ -31,7 +31,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::context::Context;
 use crate::digest::Digest;
-use crate::error::{failure, notice, warn};
+use crate::error::{HintExt, failure, notice, warn};
 use crate::idmap::IdMapping;
 use crate::image::Compression;
 use crate::image::helper::{StoreHelper, UnpackRequest};
@@ -493,10 +493,21 @@ fn download_one(
             out.inner
                 .flush()
                 .with_context(|| format!("writing {}", path.display()))
+                .hint("check the disk box keeps its store on: is it full or read-only?")
         })
         .with_context(|| format!("downloading layer {} of {canonical}", descriptor.digest));
     if let Err(error) = outcome {
         let _ = std::fs::remove_file(&path);
+        if crate::error::is_out_of_space(&error) {
+            return Err(failure(
+                format!(
+                    "no space left on device while downloading layer {} of {canonical} into {}",
+                    descriptor.digest,
+                    store.tmp_dir().display()
+                ),
+                crate::error::FREE_SPACE_HINT,
+            ));
+        }
         return Err(error);
     }
     Ok(Some((path, lock)))

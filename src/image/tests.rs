@@ -633,6 +633,56 @@ fn dot_slash_paths_and_absolute_symlink_targets_are_fine() {
 }
 
 #[test]
+fn hard_link_failures_say_why_with_a_hint() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            Tar::new().link(EntryType::Link, "hl", "nothing").bytes(),
+            "the hard link's target `nothing` does not exist in the layer",
+        ),
+        (
+            Tar::new().link(EntryType::Link, "hl", "no/such").bytes(),
+            "the hard link's target `no/such` does not exist in the layer (there is no `no`)",
+        ),
+        (
+            Tar::new()
+                .dir("d", 0o755)
+                .file("d/f", 0o644, b"x")
+                .link(EntryType::Symlink, "up", "d")
+                .link(EntryType::Link, "hl", "up/f")
+                .bytes(),
+            "the hard link's target `up/f` goes through the symlink `up`",
+        ),
+        (
+            Tar::new()
+                .file("f", 0o644, b"x")
+                .link(EntryType::Link, "hl", "f/x")
+                .bytes(),
+            "the hard link's target `f/x` goes through `f`, which is not a directory",
+        ),
+        (
+            Tar::new()
+                .dir("d", 0o755)
+                .link(EntryType::Link, "hl", "d")
+                .bytes(),
+            "the hard link's target `d` is a directory",
+        ),
+    ];
+    for (tar, expected) in cases {
+        let (_dir, result) = unpack(&tar);
+        let err = result.unwrap_err();
+        let text = crate::error::message(&err);
+        assert!(
+            text.starts_with("layer L: entry `hl`: ") && text.contains(expected),
+            "expected {expected:?} in {text:?}"
+        );
+        assert!(
+            err.downcast_ref::<crate::error::Hint>().is_some(),
+            "no hint for {text:?}"
+        );
+    }
+}
+
+#[test]
 fn id_maps_decide_what_is_chowned() {
     let map = "         0     100000       1000\n      1000       1000          1\n";
     assert!(unpack::parse_id_ranges_for_test(map, 0));

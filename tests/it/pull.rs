@@ -1142,6 +1142,51 @@ fn a_full_disk_during_unpack_leaves_the_store_as_it_was() {
 }
 
 #[test]
+fn a_full_disk_during_download_leaves_the_store_as_it_was() {
+    let mut env = TestEnv::new("pull_full_disk_download", User::BoxNoSub);
+    let small = env.dir.join("small");
+    env.mount_tmpfs(&small, "8m");
+    env.set_env("XDG_DATA_HOME", &small);
+    let busybox = Fixture::Busybox.push(Registry::plain()).image;
+    pull(&env, &busybox.reference);
+
+    // 10 MiB that do not compress: the blob itself does not fit in tmp/.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..10 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let image = push_with_layer(
+        "full-disk-download",
+        Layer::new(
+            &[Entry::dir("big"), Entry::file("big/noise", &noise)],
+            Compression::Gzip,
+        ),
+    );
+    let out = failed_pull(
+        &env,
+        &["pull", &image.reference],
+        &["no space left on device while downloading", &image.repo],
+    );
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("box: error: "))
+        .unwrap();
+    assert_eq!(
+        error.matches(short(&image.layers[1].0)).count(),
+        1,
+        "the error names the layer once:\n{out}"
+    );
+    check_busybox_layer(&env, &busybox);
+    assert_eq!(images(&env).len(), 1);
+}
+
+#[test]
 fn a_pull_killed_mid_download_leaves_no_image_and_the_next_pull_succeeds() {
     let registry = Registry::plain();
     let multi = Fixture::Multilayer.push(registry).image;
