@@ -550,6 +550,9 @@ fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &
             }
         ));
     }
+    if let Some(xattrs) = stats.xattr_warning() {
+        warn(format!("{label}: {xattrs}"));
+    }
     let keep_id = matches!(ctx.id_mapping(), Ok(IdMapping::KeepId { .. }));
     if keep_id && stats.unmapped_owners > 0 {
         warn(format!(

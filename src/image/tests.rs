@@ -488,8 +488,59 @@ fn xattrs_are_applied_and_overlay_ones_refused() {
     assert!(
         rustix::fs::lgetxattr(root.join("ping"), "trusted.overlay.opaque", &mut value).is_err()
     );
-    // The two overlay ones are refused; security.capability is set (root) or counted.
-    assert!(stats.skipped_xattrs >= 2, "{stats:?}");
+    // The two overlay ones are never applied; security.capability is set (root).
+    assert_eq!(stats.overlay_xattrs, 2, "{stats:?}");
+}
+
+#[test]
+fn xattrs_the_filesystem_refuses_are_left_out_and_summarised() {
+    let tar = Tar::new()
+        .file("f", 0o644, b"x")
+        .pax(&[("SCHILY.xattr.user.on-symlink", b"1")])
+        .link(EntryType::Symlink, "l", "f")
+        .pax(&[("SCHILY.xattr.user.on-fifo", b"2")])
+        .raw(Tar::header(EntryType::Fifo, b"p", 0, 0o644), b"")
+        .pax(&[
+            ("SCHILY.xattr.user.kept", b"3"),
+            ("SCHILY.xattr.user.overlay.opaque", b"y"),
+        ])
+        .file("g", 0o644, b"y")
+        .bytes();
+    let (dir, result) = unpack(&tar);
+    let stats = result.unwrap();
+    let root = dir.path().join("layer");
+    // user.* xattrs are refused on symlinks and fifos (EPERM): the entries are there.
+    assert!(
+        root.join("l")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        root.join("p")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    let mut value = [0u8; 8];
+    let n = rustix::fs::lgetxattr(root.join("g"), "user.kept", &mut value).unwrap();
+    assert_eq!(&value[..n], b"3");
+    assert_eq!(
+        (stats.refused_xattrs, stats.overlay_xattrs),
+        (2, 1),
+        "{stats:?}"
+    );
+    let warning = stats.xattr_warning().unwrap();
+    assert!(
+        warning.starts_with("3 extended attribute(s) were not kept: 2 refused by the filesystem (")
+            && warning.contains("user.on-symlink on l (")
+            && warning.contains("user.on-fifo on p (")
+            && warning.contains("1 overlay attribute(s)"),
+        "{warning}"
+    );
+    assert_eq!(UnpackStats::default().xattr_warning(), None);
 }
 
 /// Every hostile entry must fail naming the layer and the entry, and leave nothing

@@ -207,6 +207,8 @@ struct Unpacker<'l> {
     dirs: Vec<(Vec<u8>, Meta)>,
     buf: Vec<u8>,
     stats: UnpackStats,
+    /// The name of the entry being applied, as the tar spells it (for messages).
+    current: String,
 }
 
 impl<'l> Unpacker<'l> {
@@ -222,14 +224,15 @@ impl<'l> Unpacker<'l> {
             dirs: Vec::new(),
             buf: vec![0; 1 << 20],
             stats: UnpackStats::default(),
+            current: String::new(),
         })
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw_path = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+        self.current = String::from_utf8_lossy(&raw_path).into_owned();
         self.entry_inner(entry, &raw_path)
-            .with_context(|| format!("{}: entry `{shown}`", self.label))
+            .with_context(|| format!("{}: entry `{}`", self.label, self.current))
     }
 
     fn entry_inner<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<()> {
@@ -489,12 +492,16 @@ impl<'l> Unpacker<'l> {
         Ok(out)
     }
 
+    /// Apply the entry's xattrs where the filesystem allows: one it refuses is left out
+    /// and counted for the layer's warning (a full disk or an I/O error still fails).
+    /// This is only for xattrs from the tar: the overlay whiteout and opaque markers box
+    /// derives itself are set in [`Unpacker::whiteout`], where a refusal fails the unpack.
     fn set_xattrs(&mut self, target: Target<'_>, xattrs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         for (name, value) in xattrs {
             // Overlay's own metadata may only come from whiteout entries: a layer setting
             // `user.overlay.redirect` or `.opaque` itself could reshape the merged tree.
             if name.starts_with(b"user.overlay.") || name.starts_with(b"trusted.overlay.") {
-                self.stats.skipped_xattrs += 1;
+                self.stats.overlay_xattrs += 1;
                 continue;
             }
             let result = match target {
@@ -509,10 +516,30 @@ impl<'l> Unpacker<'l> {
                     rustix::fs::lsetxattr(path, name.as_slice(), value, XattrFlags::empty())
                 }
             };
-            if let Err(err) = result {
-                if name.starts_with(b"trusted.") || name.starts_with(b"security.") {
-                    self.stats.skipped_xattrs += 1;
-                } else {
+            match result {
+                Ok(()) => {}
+                // The filesystem or the namespace says no to this attribute: `trusted.*`
+                // needs CAP_SYS_ADMIN in the initial namespace, `user.*` is refused on
+                // symlinks and special files (EPERM), a filesystem may have no user
+                // xattrs at all (EOPNOTSUPP) or a smaller size limit (E2BIG, ERANGE).
+                Err(
+                    err @ (Errno::PERM
+                    | Errno::ACCESS
+                    | Errno::OPNOTSUPP
+                    | Errno::TOOBIG
+                    | Errno::RANGE),
+                ) => {
+                    self.stats.refused_xattrs += 1;
+                    if self.stats.refused_xattr_examples.len() < super::XATTR_EXAMPLES {
+                        self.stats.refused_xattr_examples.push(format!(
+                            "{} on {} ({})",
+                            String::from_utf8_lossy(name),
+                            self.current,
+                            io::Error::from(err)
+                        ));
+                    }
+                }
+                Err(err) => {
                     return Err(io::Error::from(err)).with_context(|| {
                         format!("setting the xattr {}", String::from_utf8_lossy(name))
                     });

@@ -1111,6 +1111,47 @@ fn device_nodes_are_skipped_with_a_warning() {
     assert_eq!(images(&env).len(), 1);
 }
 
+#[test]
+fn xattrs_the_filesystem_refuses_are_skipped_with_one_warning() {
+    let env = TestEnv::new("pull_refused_xattrs", User::BoxTest);
+    let image = push_with_layer(
+        "refused-xattrs",
+        Layer::new(
+            &[
+                Entry::dir("etc"),
+                Entry::file("etc/kept", "x\n").xattr("user.kept", "yes"),
+                // The kernel refuses user.* xattrs on symlinks and fifos (EPERM).
+                Entry::symlink("etc/link-a", "kept").xattr("user.refused", "1"),
+                Entry::symlink("etc/link-b", "kept").xattr("user.refused", "2"),
+                Entry::fifo("etc/fifo").xattr("user.refused", "3"),
+            ],
+            Compression::Gzip,
+        ),
+    );
+    let out = pull(&env, &image.reference);
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("extended attribute"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning for the layer:\n{out}");
+    assert!(
+        warnings[0].starts_with("box: warning: ")
+            && warnings[0].contains(short(&image.layers[1].0))
+            && warnings[0].contains("3 extended attribute(s) were not kept")
+            && warnings[0].contains("user.refused on etc/link-a"),
+        "{out}"
+    );
+    let layer = env.layer_dir(&image.layers[1].1);
+    assert!(lstat(&layer.join("etc/link-b")).file_type().is_symlink());
+    assert!(lstat(&layer.join("etc/fifo")).file_type().is_fifo());
+    assert_eq!(
+        xattr(&layer.join("etc/kept"), "user.kept").as_deref(),
+        Some(&b"yes"[..])
+    );
+    assert_eq!(images(&env).len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // Running out of room, being killed, racing
 // ---------------------------------------------------------------------------------------
