@@ -247,19 +247,25 @@ fn roll_back(ctx: &Context, store: &Store, layers: &[Digest], blobs: &[Digest]) 
     let Ok(Some(_lock)) = store.try_lock_exclusive() else {
         return;
     };
-    let Ok((unused_layers, unused_blobs)) = store.unreferenced() else {
+    let Ok(unused) = store.unreferenced() else {
         return;
     };
     for blob in blobs {
         let path = store.blob_path(blob);
-        if unused_blobs.contains(&path) {
+        if unused.blobs.contains(&path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    for layer in layers {
+        let path = store.layer_info_path(layer);
+        if unused.layer_records.contains(&path) {
             let _ = std::fs::remove_file(&path);
         }
     }
     let doomed: Vec<_> = layers
         .iter()
         .map(|l| store.layer_dir(l))
-        .filter(|dir| unused_layers.contains(dir))
+        .filter(|dir| unused.layers.contains(dir))
         .collect();
     if doomed.is_empty() {
         return;
@@ -294,8 +300,8 @@ enum Downloaded {
     },
 }
 
-/// Make every layer present in the store. Returns each layer's unpacked size (0 for
-/// layers that were already there; their size is read from another record if known).
+/// Make every layer present in the store. Returns each layer's unpacked size (for a
+/// layer already there, from its own record, else from an image record that lists it).
 fn fetch_layers(
     ctx: &Context,
     store: &Store,
@@ -305,20 +311,26 @@ fn fetch_layers(
     added: &mut Vec<Digest>,
 ) -> Result<Vec<u64>> {
     let mut sizes = vec![0u64; layers.len()];
-    // Sizes of layers we already have, from the records that list them.
+    // Layers unpacked by a box that wrote no layer records: their size is known only
+    // from the image records that list them.
     let known: Vec<LayerRecord> = store
         .images()
         .unwrap_or_default()
         .into_iter()
         .flat_map(|r| r.layers)
         .collect();
+    let size_of = |diff_id: &Digest| {
+        store.layer_size(diff_id).unwrap_or_else(|| {
+            known
+                .iter()
+                .find(|l| &l.diff_id == diff_id && l.unpacked_size > 0)
+                .map_or(0, |l| l.unpacked_size)
+        })
+    };
     let mut missing = VecDeque::new();
     for (index, (_, diff_id)) in layers.iter().enumerate() {
         if store.has_layer(diff_id) {
-            sizes[index] = known
-                .iter()
-                .find(|l| &l.diff_id == diff_id)
-                .map_or(0, |l| l.unpacked_size);
+            sizes[index] = size_of(diff_id);
         } else {
             missing.push_back(index);
         }
@@ -417,6 +429,7 @@ fn fetch_layers(
                         diff_id: diff_id.clone(),
                         staging: store.staging_path(&format!("layer-{}", diff_id.short())),
                         dest: store.layer_dir(diff_id),
+                        info: store.layer_info_path(diff_id),
                         label: format!("layer {} of {canonical}", descriptor.digest),
                     };
                     let outcome = helper.unpack(&request);
@@ -436,6 +449,7 @@ fn fetch_layers(
                     }
                 }
                 Downloaded::AlreadyThere { index } => {
+                    sizes[index] = size_of(&layers[index].1);
                     if let Some(bar) = &bars[index] {
                         bar.finish("already there");
                     }

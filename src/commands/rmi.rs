@@ -45,8 +45,9 @@ pub fn exec(ctx: &Context, args: RmiArgs) -> Result<ExitCode> {
         store.remove_image(canonical)?;
         notice(format!("removed {canonical}"));
     }
-    let (layers, blobs) = store.unreferenced()?;
-    for blob in &blobs {
+    let unused = store.unreferenced()?;
+    let (layers, blobs) = (unused.layers, unused.blobs);
+    for blob in blobs.iter().chain(&unused.layer_records) {
         if let Err(err) = std::fs::remove_file(blob) {
             warn(format!("could not remove {}: {err}", blob.display()));
         }

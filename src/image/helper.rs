@@ -51,6 +51,9 @@ pub struct UnpackRequest {
     pub staging: PathBuf,
     /// The layer directory, `layers/<diffid-hex>`.
     pub dest: PathBuf,
+    /// The layer's own record ([`crate::store::LayerInfo`]), written just before the
+    /// layer is renamed into place.
+    pub info: PathBuf,
     /// Names the layer in messages ("layer sha256:ab12… of example.com/x:1").
     pub label: String,
 }
@@ -308,8 +311,12 @@ impl Helper {
     fn unpack(&self, request: &UnpackRequest) -> Result<UnpackStats> {
         let staging = self.relative(&request.staging)?;
         let dest = self.relative(&request.dest)?;
+        let info = self.relative(&request.info)?;
         let (staging_parent, staging_name) = self.parent_of(&staging, &request.staging)?;
         let (dest_parent, dest_name) = self.parent_of(&dest, &request.dest)?;
+        let (info_parent, info_name) = self.parent_of(&info, &request.info)?;
+        let mut info_staging = staging_name.to_vec();
+        info_staging.extend_from_slice(b".json");
         let compression = Compression::from_media_type(&request.media_type)
             .with_context(|| request.label.clone())?;
         let blob = std::fs::File::open(&request.blob)
@@ -361,6 +368,21 @@ impl Helper {
                 ));
             }
             crate::userns::check_parent()?;
+            // The record first: a layer directory is never there without it (a record
+            // left without its layer by a crash is collected as garbage).
+            let record = crate::store::LayerInfo {
+                diff_id: request.diff_id.clone(),
+                tar_bytes: stats.tar_bytes,
+                entries: stats.entries,
+            };
+            let mut bytes = serde_json::to_vec_pretty(&record).context("encoding a record")?;
+            bytes.push(b'\n');
+            write_file_at(staging_parent.as_fd(), &info_staging, &bytes)
+                .and_then(|()| {
+                    rustix::fs::renameat(&staging_parent, &info_staging, &info_parent, info_name)
+                        .map_err(std::io::Error::from)
+                })
+                .with_context(|| format!("writing {}", request.info.display()))?;
             let moved = rename_noreplace(
                 staging_parent.as_fd(),
                 staging_name,
@@ -382,6 +404,7 @@ impl Helper {
         })();
         // After a successful rename there is nothing left at `staging`; when `dest`
         // already existed or anything failed, the staging tree goes.
+        let _ = rustix::fs::unlinkat(&staging_parent, &info_staging, AtFlags::empty());
         let cleanup = remove_tree_at(staging_parent.as_fd(), staging_name);
         match (result, cleanup) {
             (Ok(stats), Ok(())) => Ok(stats),
@@ -397,6 +420,21 @@ impl Helper {
             (Err(err), Ok(())) => Err(err),
         }
     }
+}
+
+/// Create `name` in `dir` (replacing a leftover) with `bytes`, flushed to disk.
+fn write_file_at(dir: BorrowedFd<'_>, name: &[u8], bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// Whether `name` in `parent` is (still) the directory open as `held`, not following a
@@ -452,6 +490,7 @@ mod tests {
             diff_id: Digest::of(b""),
             staging: "/s/tmp/layer-1-0".into(),
             dest: "/s/layers/abc".into(),
+            info: "/s/layers/abc.json".into(),
             label: "layer x".into(),
         });
         let line = serde_json::to_string(&request).unwrap();

@@ -544,9 +544,43 @@ fn rmi_keeps_shared_layers_and_removes_the_others() {
 
         env.run(&["rmi", &busybox.reference]).success();
         assert!(env.layer_dirs().is_empty(), "{:?}", env.layer_dirs());
+        let records = StoreState::capture(&env.store().join("layer-info"));
+        assert!(records.0.is_empty(), "layer records left: {records:?}");
         assert!(images(&env).is_empty());
         assert!(env.image_records().is_empty());
     }
+}
+
+#[test]
+fn a_layer_already_in_the_store_keeps_its_size_in_a_new_record() {
+    let busybox = Fixture::Busybox.push(Registry::plain()).image;
+    let env = TestEnv::new("pull_known_layer_size", User::BoxTest);
+    let _boxes = crate::common::boxes::Boxes(&env);
+    pull(&env, &busybox.reference);
+    assert_eq!(
+        image_entry(&env, &busybox.reference)["size"].as_u64(),
+        Some(busybox.tar_size)
+    );
+    // The box keeps the layer when the image record goes; no record lists it any more.
+    env.run(&[
+        "create",
+        "--no-entry",
+        "--image",
+        &busybox.reference,
+        "keeper",
+    ])
+    .success();
+    env.run(&["rmi", "--force", &busybox.reference]).success();
+    assert!(env.image_records().is_empty());
+    assert!(env.layer_dir(&busybox.layers[0].1).is_dir());
+
+    pull(&env, &busybox.reference);
+    let entry = image_entry(&env, &busybox.reference);
+    assert_eq!(
+        entry["size"].as_u64(),
+        Some(busybox.tar_size),
+        "the size comes from the layer's own record: {entry}"
+    );
 }
 
 #[test]
@@ -1442,6 +1476,8 @@ fn concurrent_pulls_of_the_same_image_both_succeed() {
         assert_eq!(env.image_records().len(), 1, "{:?}", env.image_records());
         let entry = image_entry(&env, &multi.reference);
         assert_eq!(entry["digest"], multi.digest.as_str());
+        // Whichever pull wrote the record, layers the other one unpacked count too.
+        assert_eq!(entry["size"].as_u64(), Some(multi.tar_size), "{entry}");
         let tmp: Vec<_> = std::fs::read_dir(env.store().join("tmp"))
             .map(|rd| rd.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
