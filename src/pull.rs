@@ -440,7 +440,7 @@ fn fetch_layers(
                             sizes[index] = stats.tar_bytes;
                             added.push(diff_id.clone());
                             bar.finish("done");
-                            report_unpack_warnings(&request.label, &stats, ctx);
+                            report_unpack_warnings(&request.label, &stats, ctx, &progress);
                         }
                         Err(error) => {
                             abort.store(true, Ordering::Relaxed);
@@ -545,7 +545,14 @@ impl<W: Write> Write for AbortableWriter<'_, W> {
     }
 }
 
-fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &Context) {
+/// The warnings about what an unpack left out, through `progress` so that they do not
+/// garble the bars on a terminal.
+fn report_unpack_warnings(
+    label: &str,
+    stats: &crate::image::UnpackStats,
+    ctx: &Context,
+    progress: &Progress,
+) {
     if !stats.skipped_devices.is_empty() {
         let shown: Vec<&str> = stats
             .skipped_devices
@@ -553,7 +560,7 @@ fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &
             .take(5)
             .map(String::as_str)
             .collect();
-        warn(format!(
+        progress.warn(&format!(
             "{label}: skipped {} device node(s) ({}{}); boxes get the host's /dev",
             stats.skipped_devices.len(),
             shown.join(", "),
@@ -565,11 +572,11 @@ fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &
         ));
     }
     if let Some(xattrs) = stats.xattr_warning() {
-        warn(format!("{label}: {xattrs}"));
+        progress.warn(&format!("{label}: {xattrs}"));
     }
     let keep_id = matches!(ctx.id_mapping(), Ok(IdMapping::KeepId { .. }));
     if keep_id && stats.unmapped_owners > 0 {
-        warn(format!(
+        progress.warn(&format!(
             "{label}: {} file(s) are owned by ids beyond your 65536 subordinate ids; they keep the unpacker's owner",
             stats.unmapped_owners
         ));

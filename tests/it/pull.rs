@@ -22,10 +22,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::common::boxes::run_on_terminal_sized;
 use crate::common::fixtures::{self, BUSYBOX_APPLETS};
 use crate::common::oci::{DEFAULT_MTIME, Layer, push_index};
 use crate::common::proxy::FaultKind;
 use crate::common::registry::{AUTH_PASSWORD, AUTH_USER, closed_port};
+use crate::common::screen::render;
 use crate::common::token::{SERVICE, TokenRequest};
 use crate::common::{
     Compression, Entry, Fault, FaultProxy, Fixture, ImageBuilder, ManifestFormat, Outcome,
@@ -1184,6 +1186,56 @@ fn xattrs_the_filesystem_refuses_are_skipped_with_one_warning() {
         Some(&b"yes"[..])
     );
     assert_eq!(images(&env).len(), 1);
+}
+
+#[test]
+fn warnings_during_a_pull_on_a_terminal_do_not_garble_the_progress_bars() {
+    const COLUMNS: u16 = 250;
+    let env = TestEnv::new("pull_warning_on_terminal", User::BoxTest);
+    let image = push_with_layer(
+        "warning-on-terminal",
+        Layer::new(
+            &[
+                Entry::dir("dev"),
+                Entry::char_device("dev/my-null", 1, 3),
+                Entry::file("dev/regular", "x".repeat(300_000)),
+            ],
+            Compression::Gzip,
+        ),
+    );
+    let (status, shown) = run_on_terminal_sized(
+        &env,
+        &["pull", &image.reference],
+        &[],
+        Duration::ZERO,
+        Some((COLUMNS, 50)),
+    );
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains('\x1b'),
+        "no progress bars were drawn, so this test proves nothing:\n{shown:?}"
+    );
+    let screen = render(&shown, COLUMNS.into());
+    let warning = format!(
+        "box: warning: layer {} of {}: skipped 1 device node(s) (dev/my-null); boxes get the host's /dev",
+        image.layers[1].0, image.reference
+    );
+    assert_eq!(
+        screen.iter().filter(|l| **l == warning).count(),
+        1,
+        "the warning is on screen once, whole, on a line of its own:\n{}",
+        screen.join("\n")
+    );
+    assert!(
+        !screen.iter().any(|l| l.contains("B/s")),
+        "pieces of progress bars are left on screen:\n{}",
+        screen.join("\n")
+    );
+    assert!(
+        screen.iter().any(|l| l.starts_with("box: pulled ")),
+        "{}",
+        screen.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
