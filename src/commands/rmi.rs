@@ -6,8 +6,7 @@ use anyhow::{Result, bail};
 
 use crate::cli::RmiArgs;
 use crate::context::Context;
-use crate::error::{failure, notice, warn};
-use crate::image::helper::StoreHelper;
+use crate::error::{failure, notice};
 use crate::registry::Reference;
 use crate::store::Store;
 
@@ -40,26 +39,11 @@ pub fn exec(ctx: &Context, args: RmiArgs) -> Result<ExitCode> {
         }
         references.push(canonical);
     }
-    let _lock = store.lock(true)?;
+    let lock = store.lock(true)?;
     for canonical in &references {
         store.remove_image(canonical)?;
         notice(format!("removed {canonical}"));
     }
-    let unused = store.unreferenced()?;
-    let (layers, blobs) = (unused.layers, unused.blobs);
-    for blob in blobs.iter().chain(&unused.layer_records) {
-        if let Err(err) = std::fs::remove_file(blob) {
-            warn(format!("could not remove {}: {err}", blob.display()));
-        }
-    }
-    if !layers.is_empty() {
-        // Layer files belong to subordinate ids: only the user namespace can delete them.
-        let mut helper = StoreHelper::start(ctx)?;
-        for layer in &layers {
-            helper.remove(layer)?;
-        }
-        helper.finish()?;
-        notice(format!("removed {} unused layer(s)", layers.len()));
-    }
+    store.collect_garbage(ctx, lock);
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! $XDG_DATA_HOME/box/
-//!   lock                    flock: shared by pull/create/rm, exclusive by rmi's gc
+//!   lock                    flock: shared by pull/create/rm, exclusive by garbage collection
 //!   idmap                   the id mapping the layers were unpacked with
 //!   blobs/sha256/<hex>      verified manifests and image configs
 //!   layers/<diffid-hex>/    one unpacked layer = one overlay lowerdir, shared by all boxes
@@ -22,8 +22,12 @@
 //!   next pull clears.
 //! - A layer directory exists only once its diff_id has been verified.
 //! - Nothing is deleted from `layers/` while someone holds the store lock shared.
+//! - What nothing refers to any more (layers, their records, blobs) and the debris of
+//!   interrupted work are removed by one mechanism, [`Store::collect_garbage`], which
+//!   `rmi` and `rm` run (see gc.rs).
 
 pub mod containers;
+mod gc;
 pub mod images;
 
 use std::fs::{File, OpenOptions};
@@ -68,7 +72,19 @@ pub struct Unreferenced {
 /// A held flock; released on drop.
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    file: File,
+}
+
+impl Lock {
+    /// Turn this lock exclusive if no other open file holds it; `None` (and no lock at
+    /// all: flock(2) may drop the old lock before failing) when one does.
+    pub fn try_exclusive(self) -> Result<Option<Lock>> {
+        match self.file.try_lock() {
+            Ok(()) => Ok(Some(self)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(err)) => Err(err).context("locking the store"),
+        }
+    }
 }
 
 impl Store {
@@ -204,7 +220,7 @@ impl Store {
             .open(&path)
             .with_context(|| format!("opening lock {}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(Lock { _file: file })),
+            Ok(()) => Ok(Some(Lock { file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(err)) => {
                 Err(err).with_context(|| format!("locking {}", path.display()))
@@ -219,20 +235,29 @@ impl Store {
     }
 
     fn lock_file(&self, path: &Path, exclusive: bool) -> Result<Lock> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("opening lock {}", path.display()))?;
-        if exclusive {
-            file.lock()
-        } else {
-            file.lock_shared()
+        loop {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("opening lock {}", path.display()))?;
+            if exclusive {
+                file.lock()
+            } else {
+                file.lock_shared()
+            }
+            .with_context(|| format!("locking {}", path.display()))?;
+            // Garbage collection unlinks lock files nobody holds (holding them while it
+            // does). A file it unlinked between our open and our lock excludes nobody who
+            // opens the path afresh: start again with the file the path names now.
+            if names_file(path, &file)
+                .with_context(|| format!("reading lock {}", path.display()))?
+            {
+                return Ok(Lock { file });
+            }
         }
-        .with_context(|| format!("locking {}", path.display()))?;
-        Ok(Lock { _file: file })
     }
 
     /// Check that the layers in the store were unpacked with `mapping`, recording it
@@ -305,7 +330,7 @@ impl Store {
             let name = name.to_string_lossy();
             // Staging names end in `-<pid>-<counter>` (see `staging_path`).
             let pid = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-            let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            let alive = pid.is_some_and(gc::pid_alive);
             if !alive {
                 leftovers.push(entry.path());
             }
@@ -375,6 +400,16 @@ impl Store {
     }
 }
 
+/// Whether `path` names the open `file` (it was not unlinked or replaced since).
+fn names_file(path: &Path, file: &File) -> std::io::Result<bool> {
+    let ours = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(now) => Ok(now.ino() == ours.ino() && now.dev() == ours.dev()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
 /// Check that `dir` is a real directory (not a symlink) of this user that nobody else
 /// may write to or read: what a fallback runtime directory under /tmp must be before box
 /// trusts the state files in it.
@@ -421,10 +456,13 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
+///
+/// The temp file is named `.tmp-<pid>-<random>`, so that garbage collection can tell the
+/// debris of a killed writer from a write in progress.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("path without a parent")?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(&format!("{ATOMIC_PREFIX}{}-", std::process::id()))
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)
@@ -435,6 +473,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
+
+/// How the temp files of [`write_atomic`] start.
+const ATOMIC_PREFIX: &str = ".tmp-";
 
 /// Serialize `value` as pretty JSON and write it atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {

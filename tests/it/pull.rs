@@ -586,6 +586,102 @@ fn a_layer_already_in_the_store_keeps_its_size_in_a_new_record() {
 }
 
 #[test]
+fn removing_the_last_box_of_an_image_removed_with_force_collects_its_layers() {
+    let registry = Registry::plain();
+    let busybox = Fixture::Busybox.push(registry).image;
+    let multi = Fixture::Multilayer.push(registry).image;
+    for user in [User::BoxTest, User::BoxNoSub] {
+        let env = TestEnv::new("gc_after_rm", user);
+        let _boxes = crate::common::boxes::Boxes(&env);
+        pull(&env, &busybox.reference);
+        pull(&env, &multi.reference);
+        env.run(&["create", "--no-entry", "--image", &multi.reference, "user"])
+            .success();
+        env.run(&["rmi", "--force", &multi.reference]).success();
+        assert_eq!(env.layer_dirs().len(), 3, "the box still uses them");
+
+        let out = env.run(&["rm", "--yes", "user"]);
+        out.success().no_animation();
+        out.stderr_has("removed 2 unused layer(s)");
+        assert_eq!(
+            env.layer_dirs(),
+            vec![hex_of(&busybox.layers[0].1).to_owned()],
+            "the layers only the box used went with it"
+        );
+        let records = sorted(&env.store().join("layer-info"));
+        assert_eq!(
+            records,
+            vec![format!("{}.json", hex_of(&busybox.layers[0].1))],
+            "layer records go with their layers"
+        );
+        let blobs = sorted(&env.store().join("blobs/sha256"));
+        assert!(
+            !blobs.iter().any(|b| b == hex_of(&multi.digest)),
+            "the manifest of the removed image stays: {blobs:?}"
+        );
+        assert_eq!(images(&env).len(), 1);
+    }
+}
+
+#[test]
+fn garbage_collection_removes_the_debris_of_dead_processes_only() {
+    let busybox = Fixture::Busybox.push(Registry::plain()).image;
+    let multi = Fixture::Multilayer.push(Registry::plain()).image;
+    let env = TestEnv::new("gc_debris", User::BoxTest);
+    pull(&env, &busybox.reference);
+    pull(&env, &multi.reference);
+    let store = env.store();
+    // A pid no process has (pid_max is at most 2^22), and one that is alive (ours).
+    let dead = u32::MAX - 1;
+    let live = std::process::id();
+    let debris = [
+        store.join(format!("images/.tmp-{dead}-Xa1b2c")),
+        store.join(format!("blobs/sha256/.tmp-{dead}-Xd3e4f")),
+        store.join(format!("tmp/blob-abcdef123456-{dead}-0")),
+        store.join(format!("tmp/layer-abcdef123456-{dead}-1/etc/passwd")),
+        store.join("locks/layer-0123456789abcdef"),
+    ];
+    let kept = [
+        store.join(format!("images/.tmp-{live}-Xg5h6i")),
+        store.join(format!("tmp/blob-abcdef123456-{live}-2")),
+    ];
+    for file in debris.iter().chain(&kept) {
+        env.write_user_file(file, "debris\n", 0o600);
+    }
+    env.run(&["rmi", &multi.reference]).success().no_animation();
+    for file in &debris {
+        assert!(!file.exists(), "{} was not collected", file.display());
+    }
+    assert!(
+        !store
+            .join(format!("tmp/layer-abcdef123456-{dead}-1"))
+            .exists()
+    );
+    for file in &kept {
+        assert!(
+            file.exists(),
+            "{} belongs to a live process",
+            file.display()
+        );
+    }
+    check_busybox_layer(&env, &busybox);
+    assert_eq!(images(&env).len(), 1);
+}
+
+/// The names in `dir`, sorted.
+fn sorted(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
 fn the_debian_image_pulls_end_to_end() {
     let debian = Fixture::Debian.push(Registry::plain()).image;
     let env = TestEnv::new("pull_debian", User::BoxTest);
