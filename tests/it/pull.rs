@@ -586,6 +586,59 @@ fn a_layer_already_in_the_store_keeps_its_size_in_a_new_record() {
 }
 
 #[test]
+fn rmi_takes_digests_and_all_and_refuses_images_in_use() {
+    let registry = Registry::plain();
+    let busybox = Fixture::Busybox.push(registry).image;
+    let multi = Fixture::Multilayer.push(registry).image;
+    let env = TestEnv::new("rmi_digests", User::BoxTest);
+    let _boxes = crate::common::boxes::Boxes(&env);
+    pull(&env, &busybox.reference);
+    pull(&env, &multi.reference);
+
+    // The short digest `box images` shows.
+    let short_digest = &hex_of(&multi.digest)[..12];
+    env.run(&["images"]).success().stdout_has(short_digest);
+    let out = env.run(&["rmi", short_digest]);
+    out.success().no_animation();
+    out.stderr_has(&format!("removed {}", multi.reference));
+    assert_eq!(images(&env).len(), 1);
+    assert_eq!(env.layer_dirs().len(), 1, "its own layers went");
+    // The full digest.
+    pull(&env, &multi.reference);
+    env.run(&["rmi", &multi.digest]).success();
+    assert_eq!(images(&env).len(), 1);
+    // A digest nothing has.
+    failed_pull(&env, &["rmi", &"0".repeat(12)], &["no image with digest"]);
+
+    // --all refuses, removing nothing, while a box uses one of the images...
+    pull(&env, &multi.reference);
+    env.run(&[
+        "create",
+        "--no-entry",
+        "--image",
+        &busybox.reference,
+        "user",
+    ])
+    .success();
+    let out = failed_pull(&env, &["rmi", "--all"], &[&busybox.reference, "user"]);
+    out.stderr_has("--force");
+    assert_eq!(images(&env).len(), 2);
+    // ...and with --force removes every record, keeping the layer the box uses.
+    env.run(&["rmi", "--all", "--force"])
+        .success()
+        .no_animation();
+    assert!(images(&env).is_empty());
+    assert_eq!(
+        env.layer_dirs(),
+        vec![hex_of(&busybox.layers[0].1).to_owned()]
+    );
+    env.run(&["rmi", "--all"]).success();
+    // Names and --all do not mix; at least one of them is needed.
+    env.run(&["rmi", "--all", &busybox.reference]).status(2);
+    env.run(&["rmi"]).status(2);
+}
+
+#[test]
 fn removing_the_last_box_of_an_image_removed_with_force_collects_its_layers() {
     let registry = Registry::plain();
     let busybox = Fixture::Busybox.push(registry).image;
