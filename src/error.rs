@@ -20,28 +20,14 @@ pub const EXIT_NOT_EXECUTABLE: u8 = 126;
 pub const EXIT_NOT_FOUND: u8 = 127;
 
 /// What the user can do about an error. Attach with [`HintExt::hint`].
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("")]
 pub struct Hint(pub String);
 
-impl fmt::Display for Hint {
-    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Ok(())
-    }
-}
-
-impl std::error::Error for Hint {}
-
 /// An exit status to use instead of [`EXIT_BOX_FAILURE`].
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("")]
 pub struct Exit(pub u8);
-
-impl fmt::Display for Exit {
-    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Ok(())
-    }
-}
-
-impl std::error::Error for Exit {}
 
 /// Attach a [`Hint`] to any error.
 pub trait HintExt<T> {

@@ -64,11 +64,7 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     let store_lock = store.lock(false)?;
 
     let client = Client::new(&reference, ctx.config()?)?;
-    let wanted = match &reference.digest {
-        Some(digest) => digest.to_string(),
-        None => reference.tag.clone().unwrap_or_else(|| "latest".into()),
-    };
-    let top = client.get_manifest(&wanted)?;
+    let top = client.get_manifest(&reference.tag_or_digest())?;
 
     if let Some(existing) = store.image(&canonical)? {
         let same_manifest = existing.manifest_digest == top.digest
@@ -209,9 +205,9 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
         .map(|(descriptor, _)| descriptor.size)
         .sum();
     notice(format!(
-        "pulled {canonical} ({}, {} layers, {} downloaded) in {}",
+        "pulled {canonical} ({}, {}, {} downloaded) in {}",
         record.manifest_digest,
-        record.layers.len(),
+        layer_count(record.layers.len()),
         human_bytes(downloaded),
         human_duration(started.elapsed())
     ));
@@ -228,6 +224,11 @@ pub fn find_local(ctx: &Context, reference: &str) -> Result<Option<ImageRecord>>
         }
         _ => Ok(None),
     }
+}
+
+/// "1 layer", "3 layers".
+fn layer_count(n: usize) -> String {
+    format!("{n} layer{}", if n == 1 { "" } else { "s" })
 }
 
 fn platform_matches(image: &Platform, wanted: &Platform) -> bool {
@@ -359,9 +360,9 @@ fn fetch_layers(
     let total: u64 = missing.iter().map(|&i| layers[i].0.size).sum();
     let progress = Progress::new(ctx.stderr_is_terminal(), "total", total);
     progress.println(&format!(
-        "pulling {canonical}: {} of {} layers, {}",
+        "pulling {canonical}: {} of {}, {}",
         missing.len(),
-        layers.len(),
+        layer_count(layers.len()),
         human_bytes(total)
     ));
     let bars: Vec<_> = layers

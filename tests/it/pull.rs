@@ -235,14 +235,17 @@ fn pull_busybox_and_multilayer_as(name: &str, user: User) {
     let multi = Fixture::Multilayer.push(registry).image;
     let env = TestEnv::new(name, user);
 
-    pull(&env, &busybox.reference);
+    let out = pull(&env, &busybox.reference);
+    out.stderr_has(": 1 of 1 layer, ").stderr_has(", 1 layer, ");
     check_busybox_layer(&env, &busybox);
     assert_eq!(
         env.layer_dirs(),
         vec![hex_of(&busybox.layers[0].1).to_owned()]
     );
 
-    pull(&env, &multi.reference);
+    let out = pull(&env, &multi.reference);
+    out.stderr_has(": 2 of 3 layers, ")
+        .stderr_has(", 3 layers, ");
     let l2 = env.layer_dir(&multi.layers[1].1);
     let l3 = env.layer_dir(&multi.layers[2].1);
     assert_eq!(env.layer_dirs().len(), 3, "{:?}", env.layer_dirs());
