@@ -333,6 +333,18 @@ fn pull_zstd_layers() {
 }
 
 #[test]
+fn pull_by_digest() {
+    let registry = Registry::plain();
+    let busybox = Fixture::Busybox.push(registry).image;
+    let env = TestEnv::new("pull_by_digest", User::BoxNoSub);
+    let reference = format!("{}/{}@{}", registry.host, busybox.repo, busybox.digest);
+    pull(&env, &reference);
+    check_busybox_layer(&env, &busybox);
+    let entry = image_entry(&env, &reference);
+    assert_eq!(entry["digest"], busybox.digest.as_str());
+}
+
+#[test]
 fn pull_uncompressed_layers() {
     let registry = Registry::plain();
     let image = ImageBuilder::new()
