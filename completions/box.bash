@@ -478,7 +478,7 @@ _box() {
             return 0
             ;;
         box__subcmd__rmi)
-            opts="-f -h -V --force --help --version"
+            opts="-a -f -h -V --all --force --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

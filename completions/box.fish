@@ -45,7 +45,8 @@ complete -c box -n "__fish_box_using_subcommand pull" -s V -l version -d 'Print 
 complete -c box -n "__fish_box_using_subcommand images" -l json -d 'Print a JSON array instead of a table'
 complete -c box -n "__fish_box_using_subcommand images" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand images" -s V -l version -d 'Print version'
-complete -c box -n "__fish_box_using_subcommand rmi" -s f -l force -d 'Remove the image record even when boxes were created from it (their layers are kept)'
+complete -c box -n "__fish_box_using_subcommand rmi" -s a -l all -d 'Remove every image'
+complete -c box -n "__fish_box_using_subcommand rmi" -s f -l force -d 'Remove images even when boxes were created from them (their layers are kept), and every reference of a digest that several have'
 complete -c box -n "__fish_box_using_subcommand rmi" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand rmi" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand create" -s n -l name -d 'Name of the box' -r

@@ -67,10 +67,18 @@ pub struct ImagesArgs {
 
 #[derive(Debug, Args)]
 pub struct RmiArgs {
-    /// Image references to remove
-    #[arg(required = true)]
+    /// Images to remove: references, or digests as `box images` shows them (short or full)
+    #[arg(
+        value_name = "IMAGE",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub references: Vec<String>,
-    /// Remove the image record even when boxes were created from it (their layers are kept)
+    /// Remove every image
+    #[arg(long, short)]
+    pub all: bool,
+    /// Remove images even when boxes were created from them (their layers are kept), and
+    /// every reference of a digest that several have
     #[arg(long, short)]
     pub force: bool,
 }

@@ -20,28 +20,14 @@ pub const EXIT_NOT_EXECUTABLE: u8 = 126;
 pub const EXIT_NOT_FOUND: u8 = 127;
 
 /// What the user can do about an error. Attach with [`HintExt::hint`].
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("")]
 pub struct Hint(pub String);
 
-impl fmt::Display for Hint {
-    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Ok(())
-    }
-}
-
-impl std::error::Error for Hint {}
-
 /// An exit status to use instead of [`EXIT_BOX_FAILURE`].
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("")]
 pub struct Exit(pub u8);
-
-impl fmt::Display for Exit {
-    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Ok(())
-    }
-}
-
-impl std::error::Error for Exit {}
 
 /// Attach a [`Hint`] to any error.
 pub trait HintExt<T> {
@@ -77,6 +63,26 @@ pub fn message(err: &anyhow::Error) -> String {
     }
     parts.join(": ")
 }
+
+/// Whether an error chain is a full disk or an exhausted quota (ENOSPC, EDQUOT), which
+/// deserves its own message rather than the errno of whichever write hit it.
+pub fn is_out_of_space(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        let code = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<rustix::io::Errno>()
+                    .map(|e| e.raw_os_error())
+            });
+        matches!(code, Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    })
+}
+
+/// The hint for a full disk in the store.
+pub const FREE_SPACE_HINT: &str =
+    "free some space (`box rmi` unused images, `box rm` old boxes) and pull again";
 
 /// The exit status an error maps to.
 pub fn exit_code(err: &anyhow::Error) -> u8 {

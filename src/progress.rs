@@ -69,13 +69,27 @@ impl Progress {
         }
     }
 
-    /// Print a line above the bars (or plainly when there are none).
+    /// Print a line above the bars (or plainly when there are none). Like
+    /// [`Progress::warn`], the only right way to print while bars are drawn.
     pub fn println(&self, line: &str) {
         match &self.multi {
             Some(multi) => {
                 let _ = multi.println(line);
             }
             None => eprintln!("{line}"),
+        }
+    }
+
+    /// Print a warning (`box: warning: ...`) above the bars, or as a plain line on stderr
+    /// when there are none. While bars are drawn, nothing else may write to the terminal:
+    /// their next redraw moves the cursor up over the lines it drew last, so a line
+    /// written in between is overwritten or leaves pieces of bars behind.
+    pub fn warn(&self, message: &str) {
+        match &self.multi {
+            Some(multi) => {
+                let _ = multi.println(format!("box: warning: {message}"));
+            }
+            None => crate::error::warn(message),
         }
     }
 

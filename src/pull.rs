@@ -31,7 +31,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::context::Context;
 use crate::digest::Digest;
-use crate::error::{failure, notice, warn};
+use crate::error::{HintExt, failure, notice, warn};
 use crate::idmap::IdMapping;
 use crate::image::Compression;
 use crate::image::helper::{StoreHelper, UnpackRequest};
@@ -64,11 +64,7 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     let store_lock = store.lock(false)?;
 
     let client = Client::new(&reference, ctx.config()?)?;
-    let wanted = match &reference.digest {
-        Some(digest) => digest.to_string(),
-        None => reference.tag.clone().unwrap_or_else(|| "latest".into()),
-    };
-    let top = client.get_manifest(&wanted)?;
+    let top = client.get_manifest(&reference.tag_or_digest())?;
 
     if let Some(existing) = store.image(&canonical)? {
         let same_manifest = existing.manifest_digest == top.digest
@@ -209,9 +205,9 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
         .map(|(descriptor, _)| descriptor.size)
         .sum();
     notice(format!(
-        "pulled {canonical} ({}, {} layers, {} downloaded) in {}",
+        "pulled {canonical} ({}, {}, {} downloaded) in {}",
         record.manifest_digest,
-        record.layers.len(),
+        layer_count(record.layers.len()),
         human_bytes(downloaded),
         human_duration(started.elapsed())
     ));
@@ -228,6 +224,11 @@ pub fn find_local(ctx: &Context, reference: &str) -> Result<Option<ImageRecord>>
         }
         _ => Ok(None),
     }
+}
+
+/// "1 layer", "3 layers".
+fn layer_count(n: usize) -> String {
+    format!("{n} layer{}", if n == 1 { "" } else { "s" })
 }
 
 fn platform_matches(image: &Platform, wanted: &Platform) -> bool {
@@ -247,19 +248,25 @@ fn roll_back(ctx: &Context, store: &Store, layers: &[Digest], blobs: &[Digest]) 
     let Ok(Some(_lock)) = store.try_lock_exclusive() else {
         return;
     };
-    let Ok((unused_layers, unused_blobs)) = store.unreferenced() else {
+    let Ok(unused) = store.unreferenced() else {
         return;
     };
     for blob in blobs {
         let path = store.blob_path(blob);
-        if unused_blobs.contains(&path) {
+        if unused.blobs.contains(&path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    for layer in layers {
+        let path = store.layer_info_path(layer);
+        if unused.layer_records.contains(&path) {
             let _ = std::fs::remove_file(&path);
         }
     }
     let doomed: Vec<_> = layers
         .iter()
         .map(|l| store.layer_dir(l))
-        .filter(|dir| unused_layers.contains(dir))
+        .filter(|dir| unused.layers.contains(dir))
         .collect();
     if doomed.is_empty() {
         return;
@@ -294,8 +301,8 @@ enum Downloaded {
     },
 }
 
-/// Make every layer present in the store. Returns each layer's unpacked size (0 for
-/// layers that were already there; their size is read from another record if known).
+/// Make every layer present in the store. Returns each layer's unpacked size (for a
+/// layer already there, from its own record, else from an image record that lists it).
 fn fetch_layers(
     ctx: &Context,
     store: &Store,
@@ -305,20 +312,26 @@ fn fetch_layers(
     added: &mut Vec<Digest>,
 ) -> Result<Vec<u64>> {
     let mut sizes = vec![0u64; layers.len()];
-    // Sizes of layers we already have, from the records that list them.
+    // Layers unpacked by a box that wrote no layer records: their size is known only
+    // from the image records that list them.
     let known: Vec<LayerRecord> = store
         .images()
         .unwrap_or_default()
         .into_iter()
         .flat_map(|r| r.layers)
         .collect();
+    let size_of = |diff_id: &Digest| {
+        store.layer_size(diff_id).unwrap_or_else(|| {
+            known
+                .iter()
+                .find(|l| &l.diff_id == diff_id && l.unpacked_size > 0)
+                .map_or(0, |l| l.unpacked_size)
+        })
+    };
     let mut missing = VecDeque::new();
     for (index, (_, diff_id)) in layers.iter().enumerate() {
         if store.has_layer(diff_id) {
-            sizes[index] = known
-                .iter()
-                .find(|l| &l.diff_id == diff_id)
-                .map_or(0, |l| l.unpacked_size);
+            sizes[index] = size_of(diff_id);
         } else {
             missing.push_back(index);
         }
@@ -330,7 +343,9 @@ fn fetch_layers(
 
     let mut helper = StoreHelper::start(ctx)?;
     for leftover in &leftovers {
-        if let Err(err) = helper.remove(leftover) {
+        // A staging directory a live helper still holds locked is not debris, whatever
+        // the pid in its name says.
+        if let Err(err) = helper.remove_debris(leftover) {
             warn(format!(
                 "could not remove the leftover {}: {err:#}",
                 leftover.display()
@@ -345,9 +360,9 @@ fn fetch_layers(
     let total: u64 = missing.iter().map(|&i| layers[i].0.size).sum();
     let progress = Progress::new(ctx.stderr_is_terminal(), "total", total);
     progress.println(&format!(
-        "pulling {canonical}: {} of {} layers, {}",
+        "pulling {canonical}: {} of {}, {}",
         missing.len(),
-        layers.len(),
+        layer_count(layers.len()),
         human_bytes(total)
     ));
     let bars: Vec<_> = layers
@@ -415,6 +430,7 @@ fn fetch_layers(
                         diff_id: diff_id.clone(),
                         staging: store.staging_path(&format!("layer-{}", diff_id.short())),
                         dest: store.layer_dir(diff_id),
+                        info: store.layer_info_path(diff_id),
                         label: format!("layer {} of {canonical}", descriptor.digest),
                     };
                     let outcome = helper.unpack(&request);
@@ -425,7 +441,7 @@ fn fetch_layers(
                             sizes[index] = stats.tar_bytes;
                             added.push(diff_id.clone());
                             bar.finish("done");
-                            report_unpack_warnings(&request.label, &stats, ctx);
+                            report_unpack_warnings(&request.label, &stats, ctx, &progress);
                         }
                         Err(error) => {
                             abort.store(true, Ordering::Relaxed);
@@ -434,6 +450,7 @@ fn fetch_layers(
                     }
                 }
                 Downloaded::AlreadyThere { index } => {
+                    sizes[index] = size_of(&layers[index].1);
                     if let Some(bar) = &bars[index] {
                         bar.finish("already there");
                     }
@@ -491,10 +508,21 @@ fn download_one(
             out.inner
                 .flush()
                 .with_context(|| format!("writing {}", path.display()))
+                .hint("check the disk box keeps its store on: is it full or read-only?")
         })
         .with_context(|| format!("downloading layer {} of {canonical}", descriptor.digest));
     if let Err(error) = outcome {
         let _ = std::fs::remove_file(&path);
+        if crate::error::is_out_of_space(&error) {
+            return Err(failure(
+                format!(
+                    "no space left on device while downloading layer {} of {canonical} into {}",
+                    descriptor.digest,
+                    store.tmp_dir().display()
+                ),
+                crate::error::FREE_SPACE_HINT,
+            ));
+        }
         return Err(error);
     }
     Ok(Some((path, lock)))
@@ -518,7 +546,14 @@ impl<W: Write> Write for AbortableWriter<'_, W> {
     }
 }
 
-fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &Context) {
+/// The warnings about what an unpack left out, through `progress` so that they do not
+/// garble the bars on a terminal.
+fn report_unpack_warnings(
+    label: &str,
+    stats: &crate::image::UnpackStats,
+    ctx: &Context,
+    progress: &Progress,
+) {
     if !stats.skipped_devices.is_empty() {
         let shown: Vec<&str> = stats
             .skipped_devices
@@ -526,7 +561,7 @@ fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &
             .take(5)
             .map(String::as_str)
             .collect();
-        warn(format!(
+        progress.warn(&format!(
             "{label}: skipped {} device node(s) ({}{}); boxes get the host's /dev",
             stats.skipped_devices.len(),
             shown.join(", "),
@@ -537,9 +572,12 @@ fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &
             }
         ));
     }
+    if let Some(xattrs) = stats.xattr_warning() {
+        progress.warn(&format!("{label}: {xattrs}"));
+    }
     let keep_id = matches!(ctx.id_mapping(), Ok(IdMapping::KeepId { .. }));
     if keep_id && stats.unmapped_owners > 0 {
-        warn(format!(
+        progress.warn(&format!(
             "{label}: {} file(s) are owned by ids beyond your 65536 subordinate ids; they keep the unpacker's owner",
             stats.unmapped_owners
         ));

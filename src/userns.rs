@@ -12,11 +12,23 @@
 //! 3. child: becomes uid/gid 0 inside when it exists, and goes on with its job.
 //!
 //! After the handshake both sides may keep using the pipes as a line protocol.
+//!
+//! Invariant: a helper never outlives the box process that started it (the holder's
+//! forked child is the one exception: fork(2) clears the parent-death signal, which is
+//! what lets it stay behind on purpose). The child arms PR_SET_PDEATHSIG first thing and
+//! *again after every credential change*, because prctl(2) says the setting is cleared
+//! when the effective uid or gid changes (setresuid/setresgid in [`child_handshake`]);
+//! after each arming it checks that its parent is still the one it started with, since a
+//! parent that died before the arming sent no signal. [`check_parent`] lets a helper ask
+//! again before an irreversible step (the store helper, before renaming a layer into
+//! place).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
 
 use anyhow::{Context as _, Result, bail};
+use rustix::process::Pid;
 
 use crate::idmap::IdMapping;
 
@@ -30,6 +42,10 @@ pub struct NsHelper {
 
 impl NsHelper {
     /// Start `box <subcommand> <args>` in a new user namespace mapped with `mapping`.
+    ///
+    /// The helper is killed when the *thread* calling this ends (PR_SET_PDEATHSIG follows
+    /// the thread that forked, prctl(2)): call it from a thread that outlives the helper's
+    /// use, such as the main thread.
     pub fn spawn(subcommand: &str, args: &[String], mapping: &IdMapping) -> Result<NsHelper> {
         let what = format!("box {subcommand}");
         let mut child = Command::new("/proc/self/exe")
@@ -116,14 +132,18 @@ impl Drop for NsHelper {
     }
 }
 
+/// The parent this helper was started by, recorded by [`child_handshake`].
+static PARENT: OnceLock<Option<Pid>> = OnceLock::new();
+
 /// The child's side of the handshake: unshare the user namespace, wait for the maps,
 /// become root inside if there is one. Returns whether uid 0 exists inside.
 ///
 /// Must be called while the process is single-threaded (it is a fresh exec).
 pub fn child_handshake() -> Result<bool> {
-    // Die with the parent: a helper has no purpose once its caller is gone.
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-        .context("prctl(PR_SET_PDEATHSIG)")?;
+    // Read before arming: if the parent is already gone, this is its reaper and the
+    // handshake below fails anyway (nobody reads `unshared`, nobody writes the maps).
+    PARENT.get_or_init(rustix::process::getppid);
+    die_with_parent()?;
     crate::sys::unshare_namespaces(rustix::thread::UnshareFlags::NEWUSER)
         .context("unshare(CLONE_NEWUSER)")
         .map_err(|e| {
@@ -142,12 +162,36 @@ pub fn child_handshake() -> Result<bool> {
     };
     if has_root {
         become_root()?;
+        // setresgid/setresuid just cleared the parent-death signal (prctl(2)).
+        die_with_parent()?;
     }
     Ok(has_root)
 }
 
+/// Fail when the process that started this helper is gone (the helper was reparented).
+/// Only meaningful after [`child_handshake`].
+pub fn check_parent() -> Result<()> {
+    match PARENT.get() {
+        Some(&parent) if rustix::process::getppid() == parent => Ok(()),
+        Some(_) => Err(crate::error::failure(
+            "the box process that started this helper is gone; stopping without finishing its work",
+            "run the command again",
+        )),
+        None => bail!("check_parent called before the handshake"),
+    }
+}
+
+/// Arm PR_SET_PDEATHSIG (SIGKILL), then check that the parent did not die before it was
+/// armed: a death in between sends no signal, and the helper would run on as an orphan.
+fn die_with_parent() -> Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .context("prctl(PR_SET_PDEATHSIG)")?;
+    check_parent()
+}
+
 /// Become uid/gid 0 inside the user namespace we are in, with no supplementary groups.
-pub fn become_root() -> Result<()> {
+/// Clears the parent-death signal: [`child_handshake`] arms it again.
+fn become_root() -> Result<()> {
     use rustix::process::{Gid, Uid};
     // Groups first: dropping the uid first would drop CAP_SETGID with it.
     rustix::thread::set_thread_groups(&[]).context("setgroups([])")?;

@@ -91,6 +91,7 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
     if let Some(helper) = helper {
         helper.finish()?;
     }
+    store.collect_garbage(ctx, _lock);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,6 +12,15 @@
 //! and is resolved from a descriptor of it without following symlinks. Errors travel as
 //! `{message, hint}` and are rebuilt in the parent, so the user reads the helper's message
 //! once. The helper's stderr is the parent's.
+//!
+//! Invariants of an unpack (what makes a half-written layer impossible to register):
+//! - the helper holds an exclusive flock on its staging directory from right after
+//!   creating it until it is renamed or removed, and [`StoreHelper::remove_debris`]
+//!   leaves a locked directory alone, so no cleaner deletes a tree while it is written;
+//! - just before the rename into `layers/`, the helper checks that the staging name
+//!   still leads to the very directory it created and filled, and that the box process
+//!   that asked for the unpack is still its parent ([`crate::userns::check_parent`]): an
+//!   orphaned helper never registers anything.
 
 use std::io::{BufRead, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -19,7 +28,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use rustix::fs::{Mode, OFlags, RenameFlags};
+use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
 use super::tree::{open_dir_beneath, remove_tree_at, split_last};
@@ -42,6 +51,9 @@ pub struct UnpackRequest {
     pub staging: PathBuf,
     /// The layer directory, `layers/<diffid-hex>`.
     pub dest: PathBuf,
+    /// The layer's own record ([`crate::store::LayerInfo`]), written just before the
+    /// layer is renamed into place.
+    pub info: PathBuf,
     /// Names the layer in messages ("layer sha256:ab12… of example.com/x:1").
     pub label: String,
 }
@@ -49,9 +61,17 @@ pub struct UnpackRequest {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Request {
-    Init { store_root: PathBuf },
+    Init {
+        store_root: PathBuf,
+    },
     Unpack(UnpackRequest),
-    Remove { path: PathBuf },
+    Remove {
+        path: PathBuf,
+        /// Leave the path alone when it is a directory someone holds a flock on (a staging
+        /// directory being written): answered with [`Response::InUse`].
+        #[serde(default)]
+        unless_locked: bool,
+    },
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -60,6 +80,7 @@ enum Response {
     Ready,
     Unpacked(UnpackStats),
     Removed,
+    InUse,
     Failed {
         message: String,
         hint: Option<String>,
@@ -100,8 +121,23 @@ impl StoreHelper {
     pub fn remove(&mut self, path: &Path) -> Result<()> {
         match self.call(&Request::Remove {
             path: path.to_owned(),
+            unless_locked: false,
         })? {
             Response::Removed => Ok(()),
+            other => bail!("box __store-helper answered {other:?} to remove"),
+        }
+    }
+
+    /// Remove debris of interrupted work at `path` like [`StoreHelper::remove`], unless it
+    /// is a directory another process still holds locked (a staging directory being
+    /// unpacked into). Returns whether it was removed.
+    pub fn remove_debris(&mut self, path: &Path) -> Result<bool> {
+        match self.call(&Request::Remove {
+            path: path.to_owned(),
+            unless_locked: true,
+        })? {
+            Response::Removed => Ok(true),
+            Response::InUse => Ok(false),
             other => bail!("box __store-helper answered {other:?} to remove"),
         }
     }
@@ -167,9 +203,18 @@ fn serve(state: &mut Option<Helper>, line: &str) -> Result<Response> {
             let helper = state.as_ref().context("unpack before init")?;
             helper.unpack(&request).map(Response::Unpacked)
         }
-        Request::Remove { path } => {
+        Request::Remove {
+            path,
+            unless_locked,
+        } => {
             let helper = state.as_ref().context("remove before init")?;
-            helper.remove(&path).map(|()| Response::Removed)
+            helper.remove(&path, unless_locked).map(|removed| {
+                if removed {
+                    Response::Removed
+                } else {
+                    Response::InUse
+                }
+            })
         }
     }
 }
@@ -230,21 +275,48 @@ impl Helper {
         Ok((dir, name))
     }
 
-    fn remove(&self, path: &Path) -> Result<()> {
+    /// Remove `path` and what is under it. With `unless_locked`, a directory someone
+    /// holds an flock on is left alone (returns false); the lock is held while removing,
+    /// so nobody can start working in it meanwhile.
+    fn remove(&self, path: &Path, unless_locked: bool) -> Result<bool> {
         let relative = self.relative(path)?;
         let (parent, name) = match self.parent_of(&relative, path) {
             Ok(found) => found,
-            Err(err) if is_errno(&err, libc::ENOENT) => return Ok(()),
+            Err(err) if is_errno(&err, libc::ENOENT) => return Ok(true),
             Err(err) => return Err(err),
         };
-        remove_tree_at(parent.as_fd(), name).with_context(|| format!("removing {}", path.display()))
+        let _held = if unless_locked {
+            match open_dir_beneath(parent.as_fd(), name) {
+                Ok(dir) => {
+                    match rustix::fs::flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+                        Ok(()) => Some(dir),
+                        Err(Errno::WOULDBLOCK) => return Ok(false),
+                        Err(err) => {
+                            return Err(std::io::Error::from(err))
+                                .with_context(|| format!("locking {}", path.display()));
+                        }
+                    }
+                }
+                // Not a directory (a blob, a symlink) or already gone: nothing to ask.
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        remove_tree_at(parent.as_fd(), name)
+            .with_context(|| format!("removing {}", path.display()))?;
+        Ok(true)
     }
 
     fn unpack(&self, request: &UnpackRequest) -> Result<UnpackStats> {
         let staging = self.relative(&request.staging)?;
         let dest = self.relative(&request.dest)?;
+        let info = self.relative(&request.info)?;
         let (staging_parent, staging_name) = self.parent_of(&staging, &request.staging)?;
         let (dest_parent, dest_name) = self.parent_of(&dest, &request.dest)?;
+        let (info_parent, info_name) = self.parent_of(&info, &request.info)?;
+        let mut info_staging = staging_name.to_vec();
+        info_staging.extend_from_slice(b".json");
         let compression = Compression::from_media_type(&request.media_type)
             .with_context(|| request.label.clone())?;
         let blob = std::fs::File::open(&request.blob)
@@ -259,10 +331,16 @@ impl Helper {
                 .with_context(|| format!("creating {}", request.staging.display()))?;
             let dir = open_dir_beneath(staging_parent.as_fd(), staging_name)
                 .with_context(|| format!("opening {}", request.staging.display()))?;
+            // Held until the staging directory is renamed or removed: see the module doc.
+            rustix::fs::flock(&dir, FlockOperation::NonBlockingLockExclusive)
+                .map_err(std::io::Error::from)
+                .with_context(|| format!("locking {}", request.staging.display()))?;
             rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))
                 .map_err(std::io::Error::from)
                 .with_context(|| format!("setting the mode of {}", request.staging.display()))?;
-            let sync_handle = dir.try_clone().context("duplicating a descriptor")?;
+            // Kept open past the unpack: it holds the lock (same open file description),
+            // syncs the filesystem and proves the staging directory is still ours.
+            let held = dir.try_clone().context("duplicating a descriptor")?;
             let stats = unpack_layer_at(
                 blob,
                 compression,
@@ -274,9 +352,37 @@ impl Helper {
             // One syncfs instead of an fsync per file: the rename below must not reach
             // the disk before the layer's contents, or a crash could leave a complete-
             // looking but empty layer.
-            rustix::fs::syncfs(&sync_handle)
+            rustix::fs::syncfs(&held)
                 .map_err(std::io::Error::from)
                 .with_context(|| format!("syncing {}", request.staging.display()))?;
+            if !still_at(held.as_fd(), staging_parent.as_fd(), staging_name)
+                .with_context(|| format!("checking {}", request.staging.display()))?
+            {
+                bail!(failure(
+                    format!(
+                        "{} was replaced while {} was unpacked into it; not registering the layer",
+                        request.staging.display(),
+                        request.label
+                    ),
+                    "another program changed box's store; pull again",
+                ));
+            }
+            crate::userns::check_parent()?;
+            // The record first: a layer directory is never there without it (a record
+            // left without its layer by a crash is collected as garbage).
+            let record = crate::store::LayerInfo {
+                diff_id: request.diff_id.clone(),
+                tar_bytes: stats.tar_bytes,
+                entries: stats.entries,
+            };
+            let mut bytes = serde_json::to_vec_pretty(&record).context("encoding a record")?;
+            bytes.push(b'\n');
+            write_file_at(staging_parent.as_fd(), &info_staging, &bytes)
+                .and_then(|()| {
+                    rustix::fs::renameat(&staging_parent, &info_staging, &info_parent, info_name)
+                        .map_err(std::io::Error::from)
+                })
+                .with_context(|| format!("writing {}", request.info.display()))?;
             let moved = rename_noreplace(
                 staging_parent.as_fd(),
                 staging_name,
@@ -298,6 +404,7 @@ impl Helper {
         })();
         // After a successful rename there is nothing left at `staging`; when `dest`
         // already existed or anything failed, the staging tree goes.
+        let _ = rustix::fs::unlinkat(&staging_parent, &info_staging, AtFlags::empty());
         let cleanup = remove_tree_at(staging_parent.as_fd(), staging_name);
         match (result, cleanup) {
             (Ok(stats), Ok(())) => Ok(stats),
@@ -312,6 +419,32 @@ impl Helper {
             }
             (Err(err), Ok(())) => Err(err),
         }
+    }
+}
+
+/// Create `name` in `dir` (replacing a leftover) with `bytes`, flushed to disk.
+fn write_file_at(dir: BorrowedFd<'_>, name: &[u8], bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Whether `name` in `parent` is (still) the directory open as `held`, not following a
+/// symlink.
+fn still_at(held: BorrowedFd<'_>, parent: BorrowedFd<'_>, name: &[u8]) -> std::io::Result<bool> {
+    let ours = rustix::fs::fstat(held)?;
+    match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(there) => Ok(there.st_dev == ours.st_dev && there.st_ino == ours.st_ino),
+        Err(Errno::NOENT) => Ok(false),
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -357,6 +490,7 @@ mod tests {
             diff_id: Digest::of(b""),
             staging: "/s/tmp/layer-1-0".into(),
             dest: "/s/layers/abc".into(),
+            info: "/s/layers/abc.json".into(),
             label: "layer x".into(),
         });
         let line = serde_json::to_string(&request).unwrap();
@@ -407,13 +541,55 @@ mod tests {
             .unwrap();
         std::fs::set_permissions(tree.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
         let helper = Helper::open(dir.path().to_owned()).unwrap();
-        helper.remove(&tree).unwrap();
+        assert!(helper.remove(&tree, false).unwrap());
         assert!(!tree.exists());
         assert!(outside.path().join("keep").exists());
         // Missing paths are fine; a symlinked parent is refused.
-        helper.remove(&dir.path().join("layers/none")).unwrap();
+        helper
+            .remove(&dir.path().join("layers/none"), false)
+            .unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("evil")).unwrap();
-        assert!(helper.remove(&dir.path().join("evil/keep")).is_err());
+        assert!(helper.remove(&dir.path().join("evil/keep"), false).is_err());
         assert!(outside.path().join("keep").exists());
+    }
+
+    #[test]
+    fn debris_removal_leaves_a_locked_staging_directory_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("tmp/layer-ab12-1-0");
+        std::fs::create_dir_all(staging.join("etc")).unwrap();
+        std::fs::write(staging.join("etc/f"), b"x").unwrap();
+        let blob = dir.path().join("tmp/blob-cd34-1-1");
+        std::fs::write(&blob, b"x").unwrap();
+        let helper = Helper::open(dir.path().to_owned()).unwrap();
+
+        // A writer (another process in real life: flock is per open file description).
+        let writer = std::fs::File::open(&staging).unwrap();
+        rustix::fs::flock(&writer, FlockOperation::NonBlockingLockExclusive).unwrap();
+        assert!(
+            !helper.remove(&staging, true).unwrap(),
+            "removed while locked"
+        );
+        assert!(staging.join("etc/f").is_file());
+        // Files carry no lock: they go.
+        assert!(helper.remove(&blob, true).unwrap());
+        assert!(!blob.exists());
+
+        drop(writer);
+        assert!(helper.remove(&staging, true).unwrap());
+        assert!(!staging.exists());
+    }
+
+    #[test]
+    fn a_replaced_staging_directory_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let parent = std::fs::File::open(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("staging")).unwrap();
+        let held = std::fs::File::open(dir.path().join("staging")).unwrap();
+        assert!(still_at(held.as_fd(), parent.as_fd(), b"staging").unwrap());
+        std::fs::rename(dir.path().join("staging"), dir.path().join("moved")).unwrap();
+        assert!(!still_at(held.as_fd(), parent.as_fd(), b"staging").unwrap());
+        std::fs::create_dir(dir.path().join("staging")).unwrap();
+        assert!(!still_at(held.as_fd(), parent.as_fd(), b"staging").unwrap());
     }
 }

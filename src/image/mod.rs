@@ -162,9 +162,49 @@ pub struct UnpackStats {
     /// Entries whose owner or group has no mapping in this user namespace (left owned by
     /// the unpacking user).
     pub unmapped_owners: u64,
-    /// Extended attributes the filesystem or namespace refused (`trusted.*`,
-    /// `security.*`), or that box refuses to take from a tar (`*.overlay.*`).
-    pub skipped_xattrs: u64,
+    /// Extended attributes of the layer the filesystem or the namespace refused (EPERM,
+    /// EACCES, EOPNOTSUPP, E2BIG, ERANGE: `trusted.*` outside the initial namespace,
+    /// `user.*` on a symlink, a filesystem without user xattrs, a value too big).
+    pub refused_xattrs: u64,
+    /// A few of those, as "NAME on PATH (reason)", for the warning.
+    pub refused_xattr_examples: Vec<String>,
+    /// Overlay metadata xattrs (`*.overlay.*`) in the tar, which box never applies.
+    pub overlay_xattrs: u64,
+}
+
+/// How many refused xattrs [`UnpackStats::refused_xattr_examples`] keeps.
+pub const XATTR_EXAMPLES: usize = 3;
+
+impl UnpackStats {
+    /// The one warning about the xattrs a layer did not get, if any were left out.
+    pub fn xattr_warning(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.refused_xattrs > 0 {
+            let more = if self.refused_xattrs > self.refused_xattr_examples.len() as u64 {
+                ", ..."
+            } else {
+                ""
+            };
+            parts.push(format!(
+                "{} refused by the filesystem ({}{more})",
+                self.refused_xattrs,
+                self.refused_xattr_examples.join(", ")
+            ));
+        }
+        if self.overlay_xattrs > 0 {
+            parts.push(format!(
+                "{} overlay attribute(s) box never takes from a layer",
+                self.overlay_xattrs
+            ));
+        }
+        (!parts.is_empty()).then(|| {
+            format!(
+                "{} extended attribute(s) were not kept: {}",
+                self.refused_xattrs + self.overlay_xattrs,
+                parts.join("; ")
+            )
+        })
+    }
 }
 
 /// Unpack one layer tar from `input` into `dest`, an existing empty directory.

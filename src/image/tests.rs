@@ -488,8 +488,59 @@ fn xattrs_are_applied_and_overlay_ones_refused() {
     assert!(
         rustix::fs::lgetxattr(root.join("ping"), "trusted.overlay.opaque", &mut value).is_err()
     );
-    // The two overlay ones are refused; security.capability is set (root) or counted.
-    assert!(stats.skipped_xattrs >= 2, "{stats:?}");
+    // The two overlay ones are never applied; security.capability is set (root).
+    assert_eq!(stats.overlay_xattrs, 2, "{stats:?}");
+}
+
+#[test]
+fn xattrs_the_filesystem_refuses_are_left_out_and_summarised() {
+    let tar = Tar::new()
+        .file("f", 0o644, b"x")
+        .pax(&[("SCHILY.xattr.user.on-symlink", b"1")])
+        .link(EntryType::Symlink, "l", "f")
+        .pax(&[("SCHILY.xattr.user.on-fifo", b"2")])
+        .raw(Tar::header(EntryType::Fifo, b"p", 0, 0o644), b"")
+        .pax(&[
+            ("SCHILY.xattr.user.kept", b"3"),
+            ("SCHILY.xattr.user.overlay.opaque", b"y"),
+        ])
+        .file("g", 0o644, b"y")
+        .bytes();
+    let (dir, result) = unpack(&tar);
+    let stats = result.unwrap();
+    let root = dir.path().join("layer");
+    // user.* xattrs are refused on symlinks and fifos (EPERM): the entries are there.
+    assert!(
+        root.join("l")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        root.join("p")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    let mut value = [0u8; 8];
+    let n = rustix::fs::lgetxattr(root.join("g"), "user.kept", &mut value).unwrap();
+    assert_eq!(&value[..n], b"3");
+    assert_eq!(
+        (stats.refused_xattrs, stats.overlay_xattrs),
+        (2, 1),
+        "{stats:?}"
+    );
+    let warning = stats.xattr_warning().unwrap();
+    assert!(
+        warning.starts_with("3 extended attribute(s) were not kept: 2 refused by the filesystem (")
+            && warning.contains("user.on-symlink on l (")
+            && warning.contains("user.on-fifo on p (")
+            && warning.contains("1 overlay attribute(s)"),
+        "{warning}"
+    );
+    assert_eq!(UnpackStats::default().xattr_warning(), None);
 }
 
 /// Every hostile entry must fail naming the layer and the entry, and leave nothing
@@ -585,18 +636,101 @@ fn nothing_is_written_outside_the_destination() {
 }
 
 #[test]
-fn leading_slashes_are_stripped_like_docker_does() {
+fn absolute_paths_and_hard_link_targets_are_refused() {
+    for (what, tar) in [
+        (
+            "absolute path",
+            Tar::new().file("/etc/abs", 0o644, b"x").bytes(),
+        ),
+        ("double slash", Tar::new().file("//x", 0o644, b"y").bytes()),
+        (
+            "absolute hard link target",
+            Tar::new()
+                .file("etc/passwd", 0o644, b"x")
+                .link(EntryType::Link, "hl", "/etc/passwd")
+                .bytes(),
+        ),
+    ] {
+        let (dir, result) = unpack(&tar);
+        let text = message(result);
+        assert!(
+            text.starts_with("layer L: entry `") && text.contains("absolute"),
+            "{what}: {text}"
+        );
+        assert!(!dir.path().join("layer/etc/abs").exists(), "{what}");
+        assert!(!dir.path().join("layer/x").exists(), "{what}");
+        assert!(!dir.path().join("layer/hl").exists(), "{what}");
+    }
+}
+
+#[test]
+fn dot_slash_paths_and_absolute_symlink_targets_are_fine() {
     let tar = Tar::new()
-        .file("/etc/abs", 0o644, b"x")
-        .file("//x", 0o644, b"y")
+        .dir("./", 0o755)
+        .dir("./etc/", 0o755)
+        .file("./etc/os-release", 0o644, b"ID=x\n")
+        .link(EntryType::Link, "./etc/hl", "./etc/os-release")
+        .link(EntryType::Symlink, "./etc/abs", "/etc/os-release")
         .bytes();
     let (dir, result) = unpack(&tar);
     result.unwrap();
+    let layer = dir.path().join("layer");
+    assert_eq!(std::fs::read(layer.join("etc/hl")).unwrap(), b"ID=x\n");
     assert_eq!(
-        std::fs::read(dir.path().join("layer/etc/abs")).unwrap(),
-        b"x"
+        std::fs::read_link(layer.join("etc/abs")).unwrap(),
+        Path::new("/etc/os-release"),
+        "a symlink target resolves inside the box: it may be absolute"
     );
-    assert_eq!(std::fs::read(dir.path().join("layer/x")).unwrap(), b"y");
+}
+
+#[test]
+fn hard_link_failures_say_why_with_a_hint() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            Tar::new().link(EntryType::Link, "hl", "nothing").bytes(),
+            "the hard link's target `nothing` does not exist in the layer",
+        ),
+        (
+            Tar::new().link(EntryType::Link, "hl", "no/such").bytes(),
+            "the hard link's target `no/such` does not exist in the layer (there is no `no`)",
+        ),
+        (
+            Tar::new()
+                .dir("d", 0o755)
+                .file("d/f", 0o644, b"x")
+                .link(EntryType::Symlink, "up", "d")
+                .link(EntryType::Link, "hl", "up/f")
+                .bytes(),
+            "the hard link's target `up/f` goes through the symlink `up`",
+        ),
+        (
+            Tar::new()
+                .file("f", 0o644, b"x")
+                .link(EntryType::Link, "hl", "f/x")
+                .bytes(),
+            "the hard link's target `f/x` goes through `f`, which is not a directory",
+        ),
+        (
+            Tar::new()
+                .dir("d", 0o755)
+                .link(EntryType::Link, "hl", "d")
+                .bytes(),
+            "the hard link's target `d` is a directory",
+        ),
+    ];
+    for (tar, expected) in cases {
+        let (_dir, result) = unpack(&tar);
+        let err = result.unwrap_err();
+        let text = crate::error::message(&err);
+        assert!(
+            text.starts_with("layer L: entry `hl`: ") && text.contains(expected),
+            "expected {expected:?} in {text:?}"
+        );
+        assert!(
+            err.downcast_ref::<crate::error::Hint>().is_some(),
+            "no hint for {text:?}"
+        );
+    }
 }
 
 #[test]

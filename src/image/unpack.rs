@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
@@ -45,7 +45,7 @@ pub fn unpack_layer_at(
 
 /// A full disk deserves its own message rather than the errno of whichever write hit it.
 pub(crate) fn map_out_of_space(err: anyhow::Error, label: &str, dest: &Path) -> anyhow::Error {
-    if !is_out_of_space(&err) {
+    if !crate::error::is_out_of_space(&err) {
         return err;
     }
     failure(
@@ -53,18 +53,8 @@ pub(crate) fn map_out_of_space(err: anyhow::Error, label: &str, dest: &Path) -> 
             "no space left on device while unpacking {label} into {}",
             dest.display()
         ),
-        "free some space (`box rmi` unused images, `box rm` old boxes) and pull again",
+        crate::error::FREE_SPACE_HINT,
     )
-}
-
-fn is_out_of_space(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        let code = cause
-            .downcast_ref::<io::Error>()
-            .and_then(io::Error::raw_os_error)
-            .or_else(|| cause.downcast_ref::<Errno>().map(|e| e.raw_os_error()));
-        matches!(code, Some(libc::ENOSPC) | Some(libc::EDQUOT))
-    })
 }
 
 fn unpack_stream(
@@ -217,6 +207,8 @@ struct Unpacker<'l> {
     dirs: Vec<(Vec<u8>, Meta)>,
     buf: Vec<u8>,
     stats: UnpackStats,
+    /// The name of the entry being applied, as the tar spells it (for messages).
+    current: String,
 }
 
 impl<'l> Unpacker<'l> {
@@ -232,14 +224,15 @@ impl<'l> Unpacker<'l> {
             dirs: Vec::new(),
             buf: vec![0; 1 << 20],
             stats: UnpackStats::default(),
+            current: String::new(),
         })
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw_path = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+        self.current = String::from_utf8_lossy(&raw_path).into_owned();
         self.entry_inner(entry, &raw_path)
-            .with_context(|| format!("{}: entry `{shown}`", self.label))
+            .with_context(|| format!("{}: entry `{}`", self.label, self.current))
     }
 
     fn entry_inner<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<()> {
@@ -285,7 +278,10 @@ impl<'l> Unpacker<'l> {
         if path.is_empty() {
             // `./` itself: the layer root's metadata.
             if !matches!(kind, Kind::Dir) {
-                anyhow::bail!("the layer root must be a directory");
+                return Err(failure(
+                    "the layer root must be a directory",
+                    "the layer is malformed; rebuild the image or ask its publisher",
+                ));
             }
             let xattrs = self.xattrs(entry)?;
             let root = open_dir_beneath(self.root.as_fd(), b"")?;
@@ -496,12 +492,16 @@ impl<'l> Unpacker<'l> {
         Ok(out)
     }
 
+    /// Apply the entry's xattrs where the filesystem allows: one it refuses is left out
+    /// and counted for the layer's warning (a full disk or an I/O error still fails).
+    /// This is only for xattrs from the tar: the overlay whiteout and opaque markers box
+    /// derives itself are set in [`Unpacker::whiteout`], where a refusal fails the unpack.
     fn set_xattrs(&mut self, target: Target<'_>, xattrs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         for (name, value) in xattrs {
             // Overlay's own metadata may only come from whiteout entries: a layer setting
             // `user.overlay.redirect` or `.opaque` itself could reshape the merged tree.
             if name.starts_with(b"user.overlay.") || name.starts_with(b"trusted.overlay.") {
-                self.stats.skipped_xattrs += 1;
+                self.stats.overlay_xattrs += 1;
                 continue;
             }
             let result = match target {
@@ -516,10 +516,30 @@ impl<'l> Unpacker<'l> {
                     rustix::fs::lsetxattr(path, name.as_slice(), value, XattrFlags::empty())
                 }
             };
-            if let Err(err) = result {
-                if name.starts_with(b"trusted.") || name.starts_with(b"security.") {
-                    self.stats.skipped_xattrs += 1;
-                } else {
+            match result {
+                Ok(()) => {}
+                // The filesystem or the namespace says no to this attribute: `trusted.*`
+                // needs CAP_SYS_ADMIN in the initial namespace, `user.*` is refused on
+                // symlinks and special files (EPERM), a filesystem may have no user
+                // xattrs at all (EOPNOTSUPP) or a smaller size limit (E2BIG, ERANGE).
+                Err(
+                    err @ (Errno::PERM
+                    | Errno::ACCESS
+                    | Errno::OPNOTSUPP
+                    | Errno::TOOBIG
+                    | Errno::RANGE),
+                ) => {
+                    self.stats.refused_xattrs += 1;
+                    if self.stats.refused_xattr_examples.len() < super::XATTR_EXAMPLES {
+                        self.stats.refused_xattr_examples.push(format!(
+                            "{} on {} ({})",
+                            String::from_utf8_lossy(name),
+                            self.current,
+                            io::Error::from(err)
+                        ));
+                    }
+                }
+                Err(err) => {
                     return Err(io::Error::from(err)).with_context(|| {
                         format!("setting the xattr {}", String::from_utf8_lossy(name))
                     });
@@ -578,42 +598,72 @@ impl<'l> Unpacker<'l> {
             )
         })?;
         if target.is_empty() {
-            anyhow::bail!("the hard link's target is the layer root");
+            return Err(failure(
+                "the hard link's target is the layer root",
+                "the layer is malformed; rebuild the image or ask its publisher",
+            ));
         }
         if target == path {
             return Ok(());
         }
-        let shown = String::from_utf8_lossy(&target).into_owned();
         let (target_parent, target_name) = split_last(&target);
-        let target_dir =
-            open_dir_beneath(self.root.as_fd(), target_parent).map_err(|err| {
-                match err.raw_os_error() {
-                    Some(libc::ELOOP) | Some(libc::EXDEV) => failure(
-                        format!(
-                            "the hard link's target `{shown}` goes through a symlink; refusing it"
-                        ),
-                        "the layer tries to reach outside its directory; do not use this image",
-                    ),
-                    Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
-                        anyhow!("the hard link's target `{shown}` does not exist in the layer")
-                    }
-                    _ => {
-                        anyhow::Error::from(err).context(format!("opening the parent of `{shown}`"))
-                    }
-                }
-            })?;
+        let target_dir = open_dir_beneath(self.root.as_fd(), target_parent)
+            .map_err(|err| self.hard_link_refusal(&target, err))?;
         self.replace(parent, name, false, |p, n| {
             // Without AT_SYMLINK_FOLLOW: a symlink target is linked itself, never followed.
             rustix::fs::linkat(&target_dir, target_name, p, n, AtFlags::empty())
         })
         .map(drop)
-        .map_err(|err| match err.raw_os_error() {
-            Some(libc::ENOENT) => {
-                anyhow!("the hard link's target `{shown}` does not exist in the layer")
-            }
-            Some(libc::EPERM) => anyhow!("cannot hard-link to `{shown}` (is it a directory?)"),
-            _ => anyhow::Error::from(err).context(format!("hard-linking to `{shown}`")),
-        })
+        .map_err(|err| self.hard_link_refusal(&target, err))
+    }
+
+    /// Why a hard link to `target` (normalized) could not be made, once a syscall said
+    /// `err`: the first component of the target that is missing, a symlink, or not a
+    /// directory, or the target being a directory itself.
+    fn hard_link_refusal(&self, target: &[u8], err: io::Error) -> anyhow::Error {
+        const MALFORMED: &str = "a hard link must name a file written earlier in the same layer; the layer is \
+             malformed or was made by a broken tool: rebuild the image or ask its publisher";
+        let shown = String::from_utf8_lossy(target).into_owned();
+        let lossy = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
+        match first_obstacle(self.root.as_fd(), target) {
+            Some(Obstacle::Missing(at)) if at.len() == target.len() => failure(
+                format!("the hard link's target `{shown}` does not exist in the layer"),
+                MALFORMED,
+            ),
+            Some(Obstacle::Missing(at)) => failure(
+                format!(
+                    "the hard link's target `{shown}` does not exist in the layer (there is no `{}`)",
+                    lossy(at)
+                ),
+                MALFORMED,
+            ),
+            Some(Obstacle::Symlink(at)) => failure(
+                format!(
+                    "the hard link's target `{shown}` goes through the symlink `{}`; refusing it \
+                     (hard-link targets are never resolved through symlinks)",
+                    lossy(at)
+                ),
+                "the layer tries to reach outside its directory, or was made by a broken tool; do not use this image",
+            ),
+            Some(Obstacle::NotDirectory(at)) => failure(
+                format!(
+                    "the hard link's target `{shown}` goes through `{}`, which is not a directory",
+                    lossy(at)
+                ),
+                MALFORMED,
+            ),
+            Some(Obstacle::Directory) => failure(
+                format!(
+                    "the hard link's target `{shown}` is a directory; directories cannot be hard-linked"
+                ),
+                MALFORMED,
+            ),
+            None => anyhow::Error::from(err)
+                .context(format!("hard-linking to `{shown}`"))
+                .context(crate::error::Hint(
+                    "check that the store's filesystem supports hard links and is not full".into(),
+                )),
+        }
     }
 
     /// Apply the deferred directory metadata, children before parents (so that a
@@ -653,6 +703,46 @@ impl<'l> Unpacker<'l> {
     }
 }
 
+/// What stops a path from naming a file in the layer, from [`first_obstacle`].
+#[derive(Debug, PartialEq, Eq)]
+enum Obstacle<'p> {
+    /// The prefix of the path that does not exist.
+    Missing(&'p [u8]),
+    /// A prefix (before the last component) that is a symlink.
+    Symlink(&'p [u8]),
+    /// A prefix (before the last component) that is neither a directory nor a symlink.
+    NotDirectory(&'p [u8]),
+    /// The whole path is a directory.
+    Directory,
+}
+
+/// Walk `path` (normalized) from `root` without following anything, and say what stops
+/// it from naming a non-directory; `None` when it does name one (or on an unexpected
+/// error, which the caller reports as it is).
+fn first_obstacle<'p>(root: BorrowedFd<'_>, path: &'p [u8]) -> Option<Obstacle<'p>> {
+    let mut dir = open_dir_beneath(root, b"").ok()?;
+    let mut end = 0;
+    let components: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+    for (i, component) in components.iter().enumerate() {
+        end += component.len() + usize::from(i > 0);
+        let prefix = &path[..end];
+        let last = i + 1 == components.len();
+        let stat = match rustix::fs::statat(&dir, *component, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(Errno::NOENT) => return Some(Obstacle::Missing(prefix)),
+            Err(_) => return None,
+        };
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Directory if last => return Some(Obstacle::Directory),
+            FileType::Directory => dir = open_dir_beneath(dir.as_fd(), component).ok()?,
+            _ if last => return None,
+            FileType::Symlink => return Some(Obstacle::Symlink(prefix)),
+            _ => return Some(Obstacle::NotDirectory(prefix)),
+        }
+    }
+    None
+}
+
 #[derive(Clone, Copy)]
 enum Target<'a> {
     Fd(BorrowedFd<'a>),
@@ -662,14 +752,25 @@ enum Target<'a> {
 fn link_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Vec<u8>> {
     match entry.link_name_bytes() {
         Some(name) if !name.is_empty() => Ok(name.into_owned()),
-        _ => anyhow::bail!("the link has no target"),
+        _ => Err(failure(
+            "the link has no target",
+            "the layer is malformed; rebuild the image or ask its publisher",
+        )),
     }
 }
 
-/// A tar path as a relative path of plain components joined by `/`. A leading `/` is
-/// dropped (as docker and GNU tar do), `.` and empty components are skipped, `..` is
-/// refused. An empty result is the layer root.
+/// A tar path as a relative path of plain components joined by `/`. `.` and empty
+/// components are skipped (`./etc/passwd`, as mmdebstrap and `tar -C dir .` write them,
+/// is `etc/passwd`); an absolute path and `..` components are refused: an entry names a
+/// place in its layer, and a layer with `/etc/passwd` in it was made to write to the host
+/// by an unpacker that trusts it. An empty result is the layer root.
 pub(crate) fn normalize(raw: &[u8]) -> Result<Vec<u8>> {
+    if raw.starts_with(b"/") {
+        return Err(failure(
+            "the path is absolute; refusing an entry that names a place outside the layer",
+            "layer entries are relative to the layer root; the layer is malicious or was made by a broken tool, do not use this image",
+        ));
+    }
     let mut out = Vec::with_capacity(raw.len());
     for component in raw.split(|&b| b == b'/') {
         match component {

@@ -31,7 +31,7 @@ use ureq::{Agent, Body};
 
 use crate::config::Config;
 use crate::digest::{Digest, Hasher};
-use crate::error::failure;
+use crate::error::{HintExt, failure};
 use crate::registry::auth::{AuthSources, Challenge, Credentials, parse_challenges};
 use crate::registry::certs;
 use crate::registry::manifest::{ACCEPT_MANIFESTS, Descriptor, is_manifest_type};
@@ -352,12 +352,16 @@ impl Client {
                             format!("more than {} bytes", descriptor.size),
                         ));
                     }
-                    if let Some(WriteFailed(inner)) =
-                        err.get_ref().and_then(|e| e.downcast_ref::<WriteFailed>())
-                    {
-                        return Err(anyhow!("{inner}")).with_context(|| {
-                            format!("writing blob {} of {}", descriptor.digest, self.reference)
-                        });
+                    if err.get_ref().is_some_and(|e| e.is::<WriteFailed>()) {
+                        // The io::Error itself goes up (the caller tells a full disk from
+                        // other failures by its errno); the caller names the blob.
+                        let inner = err
+                            .into_inner()
+                            .and_then(|e| e.downcast::<WriteFailed>().ok())
+                            .map_or_else(|| io::Error::other("write failed"), |w| w.0);
+                        return Err(inner).context("saving the download").hint(
+                            "check the disk box keeps its store on: is it full or read-only?",
+                        );
                     }
                     let err = ureq::Error::from(err);
                     if interruptions < RETRIES && self.is_transient(&err) {

@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! $XDG_DATA_HOME/box/
-//!   lock                    flock: shared by pull/create/rm, exclusive by rmi's gc
+//!   lock                    flock: shared by pull/create/rm, exclusive by garbage collection
 //!   idmap                   the id mapping the layers were unpacked with
 //!   blobs/sha256/<hex>      verified manifests and image configs
 //!   layers/<diffid-hex>/    one unpacked layer = one overlay lowerdir, shared by all boxes
+//!   layer-info/<hex>.json   each layer's own record (its size), written before the layer
 //!   locks/<name>            per-layer and per-image locks (flock)
 //!   images/<ref>.json       image records (see images.rs)
 //!   containers/<name>/      box record box.json, overlay upper/ work/ and mount point root/
@@ -21,8 +22,12 @@
 //!   next pull clears.
 //! - A layer directory exists only once its diff_id has been verified.
 //! - Nothing is deleted from `layers/` while someone holds the store lock shared.
+//! - What nothing refers to any more (layers, their records, blobs) and the debris of
+//!   interrupted work are removed by one mechanism, [`Store::collect_garbage`], which
+//!   `rmi` and `rm` run (see gc.rs).
 
 pub mod containers;
+mod gc;
 pub mod images;
 
 use std::fs::{File, OpenOptions};
@@ -42,10 +47,44 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// What a layer's own record says: enough to list an image whose layer another pull
+/// unpacked.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerInfo {
+    pub diff_id: Digest,
+    /// Size of the uncompressed tar, padding included (what `box images` adds up).
+    pub tar_bytes: u64,
+    /// Tar entries applied.
+    pub entries: u64,
+}
+
+/// What no image record and no box refers to, from [`Store::unreferenced`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Unreferenced {
+    /// Layer directories.
+    pub layers: Vec<PathBuf>,
+    /// Layer records (`layer-info/<hex>.json`) of those layers, or of layers that are gone.
+    pub layer_records: Vec<PathBuf>,
+    /// Manifests, indexes and configs.
+    pub blobs: Vec<PathBuf>,
+}
+
 /// A held flock; released on drop.
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    file: File,
+}
+
+impl Lock {
+    /// Turn this lock exclusive if no other open file holds it; `None` (and no lock at
+    /// all: flock(2) may drop the old lock before failing) when one does.
+    pub fn try_exclusive(self) -> Result<Option<Lock>> {
+        match self.file.try_lock() {
+            Ok(()) => Ok(Some(self)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(err)) => Err(err).context("locking the store"),
+        }
+    }
 }
 
 impl Store {
@@ -58,6 +97,7 @@ impl Store {
             store.root.clone(),
             store.blobs_dir(),
             store.layers_dir(),
+            store.layer_info_dir(),
             store.images_dir(),
             store.containers_dir(),
             store.tmp_dir(),
@@ -98,6 +138,27 @@ impl Store {
 
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
         self.layer_dir(diff_id).is_dir()
+    }
+
+    /// The record beside a layer directory ([`LayerInfo`]). The store helper writes it
+    /// just before renaming the layer into place, so a layer present has one (unless it
+    /// was unpacked by a box that did not write them yet).
+    pub fn layer_info_path(&self, diff_id: &Digest) -> PathBuf {
+        self.layer_info_dir()
+            .join(format!("{}.json", diff_id.hex()))
+    }
+
+    fn layer_info_dir(&self) -> PathBuf {
+        self.root.join("layer-info")
+    }
+
+    /// The uncompressed size of a layer in the store, from its own record; `None` when
+    /// it has none.
+    pub fn layer_size(&self, diff_id: &Digest) -> Option<u64> {
+        read_json::<LayerInfo>(&self.layer_info_path(diff_id))
+            .ok()
+            .filter(|info| &info.diff_id == diff_id)
+            .map(|info| info.tar_bytes)
     }
 
     pub fn images_dir(&self) -> PathBuf {
@@ -159,7 +220,7 @@ impl Store {
             .open(&path)
             .with_context(|| format!("opening lock {}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(Lock { _file: file })),
+            Ok(()) => Ok(Some(Lock { file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(err)) => {
                 Err(err).with_context(|| format!("locking {}", path.display()))
@@ -174,20 +235,29 @@ impl Store {
     }
 
     fn lock_file(&self, path: &Path, exclusive: bool) -> Result<Lock> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("opening lock {}", path.display()))?;
-        if exclusive {
-            file.lock()
-        } else {
-            file.lock_shared()
+        loop {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("opening lock {}", path.display()))?;
+            if exclusive {
+                file.lock()
+            } else {
+                file.lock_shared()
+            }
+            .with_context(|| format!("locking {}", path.display()))?;
+            // Garbage collection unlinks lock files nobody holds (holding them while it
+            // does). A file it unlinked between our open and our lock excludes nobody who
+            // opens the path afresh: start again with the file the path names now.
+            if names_file(path, &file)
+                .with_context(|| format!("reading lock {}", path.display()))?
+            {
+                return Ok(Lock { file });
+            }
         }
-        .with_context(|| format!("locking {}", path.display()))?;
-        Ok(Lock { _file: file })
     }
 
     /// Check that the layers in the store were unpacked with `mapping`, recording it
@@ -246,8 +316,10 @@ impl Store {
         Ok(true)
     }
 
-    /// Remove leftovers of interrupted work in `tmp/` (only entries no live process
-    /// owns: staging names carry the pid of their creator).
+    /// Leftovers of interrupted work in `tmp/`: entries whose creator is dead (staging
+    /// names carry the pid of the box process that made them). Remove them with
+    /// `StoreHelper::remove_debris`, which also spares a directory a store helper still
+    /// holds locked (one that outlived its box process).
     pub fn clean_tmp(&self) -> Vec<PathBuf> {
         let mut leftovers = Vec::new();
         let Ok(entries) = std::fs::read_dir(self.tmp_dir()) else {
@@ -258,7 +330,7 @@ impl Store {
             let name = name.to_string_lossy();
             // Staging names end in `-<pid>-<counter>` (see `staging_path`).
             let pid = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-            let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            let alive = pid.is_some_and(gc::pid_alive);
             if !alive {
                 leftovers.push(entry.path());
             }
@@ -268,9 +340,9 @@ impl Store {
 }
 
 impl Store {
-    /// Layer directories and blobs no image record and no box refers to: what garbage
-    /// collection may remove. Call with the store lock held exclusively.
-    pub fn unreferenced(&self) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    /// Layer directories, their records and blobs no image record and no box refers to:
+    /// what garbage collection may remove. Call with the store lock held exclusively.
+    pub fn unreferenced(&self) -> Result<Unreferenced> {
         use std::collections::HashSet;
         let images = self.images()?;
         let boxes = self.containers()?;
@@ -287,27 +359,54 @@ impl Store {
         for record in &boxes {
             layers.extend(record.layers.iter().map(|d| d.hex().to_owned()));
         }
-        let unlisted = |dir: PathBuf, keep: &HashSet<String>| -> Result<Vec<PathBuf>> {
-            let mut out = Vec::new();
+        let is_digest = |hex: &str| Digest::parse(&format!("sha256:{hex}")).is_ok();
+        let names = |dir: PathBuf| -> Result<Vec<(String, PathBuf)>> {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
                 Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
             };
+            let mut out = Vec::new();
             for entry in entries {
-                let entry = entry?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !keep.contains(&name) && Digest::parse(&format!("sha256:{name}")).is_ok() {
-                    out.push(entry.path());
-                }
+                let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+                out.push((
+                    entry.file_name().to_string_lossy().into_owned(),
+                    entry.path(),
+                ));
             }
             out.sort();
             Ok(out)
         };
-        Ok((
-            unlisted(self.layers_dir(), &layers)?,
-            unlisted(self.blobs_dir(), &blobs)?,
-        ))
+        let mut unreferenced = Unreferenced::default();
+        for (name, path) in names(self.layers_dir())? {
+            if is_digest(&name) && !layers.contains(&name) {
+                unreferenced.layers.push(path);
+            }
+        }
+        for (name, path) in names(self.layer_info_dir())? {
+            if let Some(hex) = name.strip_suffix(".json")
+                && is_digest(hex)
+                && !layers.contains(hex)
+            {
+                unreferenced.layer_records.push(path);
+            }
+        }
+        for (name, path) in names(self.blobs_dir())? {
+            if is_digest(&name) && !blobs.contains(&name) {
+                unreferenced.blobs.push(path);
+            }
+        }
+        Ok(unreferenced)
+    }
+}
+
+/// Whether `path` names the open `file` (it was not unlinked or replaced since).
+fn names_file(path: &Path, file: &File) -> std::io::Result<bool> {
+    let ours = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(now) => Ok(now.ino() == ours.ino() && now.dev() == ours.dev()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
     }
 }
 
@@ -357,10 +456,13 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
+///
+/// The temp file is named `.tmp-<pid>-<random>`, so that garbage collection can tell the
+/// debris of a killed writer from a write in progress.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("path without a parent")?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(&format!("{ATOMIC_PREFIX}{}-", std::process::id()))
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)
@@ -371,6 +473,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
+
+/// How the temp files of [`write_atomic`] start.
+const ATOMIC_PREFIX: &str = ".tmp-";
 
 /// Serialize `value` as pretty JSON and write it atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -426,6 +531,33 @@ mod tests {
             .join(format!("layer-ab12-{}-0", u32::MAX - 1));
         std::fs::create_dir(&dead).unwrap();
         assert_eq!(store.clean_tmp(), vec![dead]);
+    }
+
+    #[test]
+    fn layer_records_give_sizes_and_go_with_unreferenced_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let layer = Digest::of(b"layer");
+        let gone = Digest::of(b"gone");
+        assert_eq!(store.layer_size(&layer), None);
+        std::fs::create_dir(store.layer_dir(&layer)).unwrap();
+        for digest in [&layer, &gone] {
+            let info = LayerInfo {
+                diff_id: digest.clone(),
+                tar_bytes: 10240,
+                entries: 3,
+            };
+            write_json(&store.layer_info_path(digest), &info).unwrap();
+        }
+        assert_eq!(store.layer_size(&layer), Some(10240));
+        // A record under another layer's name says nothing about this one.
+        std::fs::copy(store.layer_info_path(&gone), store.layer_info_path(&layer)).unwrap();
+        assert_eq!(store.layer_size(&layer), None);
+        let unused = store.unreferenced().unwrap();
+        assert_eq!(unused.layers, vec![store.layer_dir(&layer)]);
+        let mut records = vec![store.layer_info_path(&layer), store.layer_info_path(&gone)];
+        records.sort();
+        assert_eq!(unused.layer_records, records);
     }
 
     #[test]

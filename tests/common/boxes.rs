@@ -67,12 +67,27 @@ pub fn run_on_terminal(
     keys: &[&str],
     pause: Duration,
 ) -> (ExitStatus, String) {
+    run_on_terminal_sized(env, args, keys, pause, None)
+}
+
+/// [`run_on_terminal`] on a terminal of `(columns, rows)` (`stty` sets it before box
+/// starts), for tests that replay what the terminal showed with [`super::screen`].
+pub fn run_on_terminal_sized(
+    env: &TestEnv,
+    args: &[&str],
+    keys: &[&str],
+    pause: Duration,
+    size: Option<(u16, u16)>,
+) -> (ExitStatus, String) {
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let command_line = std::iter::once(super::box_bin())
+    let mut command_line = std::iter::once(super::box_bin())
         .chain(args.iter().copied())
         .map(quote)
         .collect::<Vec<_>>()
         .join(" ");
+    if let Some((columns, rows)) = size {
+        command_line = format!("stty cols {columns} rows {rows} && exec {command_line}");
+    }
     let template = env.command(args);
     let mut script = Command::new("script");
     script

@@ -16,6 +16,7 @@ pub mod fixtures;
 pub mod oci;
 pub mod proxy;
 pub mod registry;
+pub mod screen;
 pub mod sys;
 pub mod token;
 pub mod user;

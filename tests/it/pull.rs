@@ -7,9 +7,10 @@
 //! the store is exactly as it was before, an image pulled earlier included.
 //!
 //! Decisions these tests pin down (see the report of the harness branch):
-//! - a leading `/` in a layer entry is stripped (GNU tar's rule): `/abs-file` lands in the
-//!   layer; `..` components, a path through a symlink, a hardlink or whiteout that leaves
-//!   the layer fail the pull, naming the entry;
+//! - an absolute entry path (`/abs-file`) or hard-link target, `..` components, a path
+//!   through a symlink, a hardlink or whiteout that leaves the layer fail the pull, naming
+//!   the entry; `./etc` paths are fine, and symlink targets may be absolute (they resolve
+//!   inside the box);
 //! - device nodes are skipped with a warning naming them; the pull succeeds;
 //! - with subordinate ids, layer files carry the mapped owners (0 -> 100000, 33 -> 100033);
 //!   without, every file is the user's.
@@ -21,10 +22,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::common::boxes::run_on_terminal_sized;
 use crate::common::fixtures::{self, BUSYBOX_APPLETS};
 use crate::common::oci::{DEFAULT_MTIME, Layer, push_index};
 use crate::common::proxy::FaultKind;
 use crate::common::registry::{AUTH_PASSWORD, AUTH_USER, closed_port};
+use crate::common::screen::render;
 use crate::common::token::{SERVICE, TokenRequest};
 use crate::common::{
     Compression, Entry, Fault, FaultProxy, Fixture, ImageBuilder, ManifestFormat, Outcome,
@@ -232,14 +235,17 @@ fn pull_busybox_and_multilayer_as(name: &str, user: User) {
     let multi = Fixture::Multilayer.push(registry).image;
     let env = TestEnv::new(name, user);
 
-    pull(&env, &busybox.reference);
+    let out = pull(&env, &busybox.reference);
+    out.stderr_has(": 1 of 1 layer, ").stderr_has(", 1 layer, ");
     check_busybox_layer(&env, &busybox);
     assert_eq!(
         env.layer_dirs(),
         vec![hex_of(&busybox.layers[0].1).to_owned()]
     );
 
-    pull(&env, &multi.reference);
+    let out = pull(&env, &multi.reference);
+    out.stderr_has(": 2 of 3 layers, ")
+        .stderr_has(", 3 layers, ");
     let l2 = env.layer_dir(&multi.layers[1].1);
     let l3 = env.layer_dir(&multi.layers[2].1);
     assert_eq!(env.layer_dirs().len(), 3, "{:?}", env.layer_dirs());
@@ -324,6 +330,18 @@ fn pull_zstd_layers() {
     check_busybox_layer(&env, &image);
     let entry = image_entry(&env, &image.reference);
     assert_eq!(entry["digest"], image.digest.as_str());
+}
+
+#[test]
+fn pull_by_digest() {
+    let registry = Registry::plain();
+    let busybox = Fixture::Busybox.push(registry).image;
+    let env = TestEnv::new("pull_by_digest", User::BoxNoSub);
+    let reference = format!("{}/{}@{}", registry.host, busybox.repo, busybox.digest);
+    pull(&env, &reference);
+    check_busybox_layer(&env, &busybox);
+    let entry = image_entry(&env, &reference);
+    assert_eq!(entry["digest"], busybox.digest.as_str());
 }
 
 #[test]
@@ -543,9 +561,192 @@ fn rmi_keeps_shared_layers_and_removes_the_others() {
 
         env.run(&["rmi", &busybox.reference]).success();
         assert!(env.layer_dirs().is_empty(), "{:?}", env.layer_dirs());
+        let records = StoreState::capture(&env.store().join("layer-info"));
+        assert!(records.0.is_empty(), "layer records left: {records:?}");
         assert!(images(&env).is_empty());
         assert!(env.image_records().is_empty());
     }
+}
+
+#[test]
+fn a_layer_already_in_the_store_keeps_its_size_in_a_new_record() {
+    let busybox = Fixture::Busybox.push(Registry::plain()).image;
+    let env = TestEnv::new("pull_known_layer_size", User::BoxTest);
+    let _boxes = crate::common::boxes::Boxes(&env);
+    pull(&env, &busybox.reference);
+    assert_eq!(
+        image_entry(&env, &busybox.reference)["size"].as_u64(),
+        Some(busybox.tar_size)
+    );
+    // The box keeps the layer when the image record goes; no record lists it any more.
+    env.run(&[
+        "create",
+        "--no-entry",
+        "--image",
+        &busybox.reference,
+        "keeper",
+    ])
+    .success();
+    env.run(&["rmi", "--force", &busybox.reference]).success();
+    assert!(env.image_records().is_empty());
+    assert!(env.layer_dir(&busybox.layers[0].1).is_dir());
+
+    pull(&env, &busybox.reference);
+    let entry = image_entry(&env, &busybox.reference);
+    assert_eq!(
+        entry["size"].as_u64(),
+        Some(busybox.tar_size),
+        "the size comes from the layer's own record: {entry}"
+    );
+}
+
+#[test]
+fn rmi_takes_digests_and_all_and_refuses_images_in_use() {
+    let registry = Registry::plain();
+    let busybox = Fixture::Busybox.push(registry).image;
+    let multi = Fixture::Multilayer.push(registry).image;
+    let env = TestEnv::new("rmi_digests", User::BoxTest);
+    let _boxes = crate::common::boxes::Boxes(&env);
+    pull(&env, &busybox.reference);
+    pull(&env, &multi.reference);
+
+    // The short digest `box images` shows.
+    let short_digest = &hex_of(&multi.digest)[..12];
+    env.run(&["images"]).success().stdout_has(short_digest);
+    let out = env.run(&["rmi", short_digest]);
+    out.success().no_animation();
+    out.stderr_has(&format!("removed {}", multi.reference));
+    assert_eq!(images(&env).len(), 1);
+    assert_eq!(env.layer_dirs().len(), 1, "its own layers went");
+    // The full digest.
+    pull(&env, &multi.reference);
+    env.run(&["rmi", &multi.digest]).success();
+    assert_eq!(images(&env).len(), 1);
+    // A digest nothing has.
+    failed_pull(&env, &["rmi", &"0".repeat(12)], &["no image with digest"]);
+
+    // --all refuses, removing nothing, while a box uses one of the images...
+    pull(&env, &multi.reference);
+    env.run(&[
+        "create",
+        "--no-entry",
+        "--image",
+        &busybox.reference,
+        "user",
+    ])
+    .success();
+    let out = failed_pull(&env, &["rmi", "--all"], &[&busybox.reference, "user"]);
+    out.stderr_has("--force");
+    assert_eq!(images(&env).len(), 2);
+    // ...and with --force removes every record, keeping the layer the box uses.
+    env.run(&["rmi", "--all", "--force"])
+        .success()
+        .no_animation();
+    assert!(images(&env).is_empty());
+    assert_eq!(
+        env.layer_dirs(),
+        vec![hex_of(&busybox.layers[0].1).to_owned()]
+    );
+    env.run(&["rmi", "--all"]).success();
+    // Names and --all do not mix; at least one of them is needed.
+    env.run(&["rmi", "--all", &busybox.reference]).status(2);
+    env.run(&["rmi"]).status(2);
+}
+
+#[test]
+fn removing_the_last_box_of_an_image_removed_with_force_collects_its_layers() {
+    let registry = Registry::plain();
+    let busybox = Fixture::Busybox.push(registry).image;
+    let multi = Fixture::Multilayer.push(registry).image;
+    for user in [User::BoxTest, User::BoxNoSub] {
+        let env = TestEnv::new("gc_after_rm", user);
+        let _boxes = crate::common::boxes::Boxes(&env);
+        pull(&env, &busybox.reference);
+        pull(&env, &multi.reference);
+        env.run(&["create", "--no-entry", "--image", &multi.reference, "user"])
+            .success();
+        env.run(&["rmi", "--force", &multi.reference]).success();
+        assert_eq!(env.layer_dirs().len(), 3, "the box still uses them");
+
+        let out = env.run(&["rm", "--yes", "user"]);
+        out.success().no_animation();
+        out.stderr_has("removed 2 unused layer(s)");
+        assert_eq!(
+            env.layer_dirs(),
+            vec![hex_of(&busybox.layers[0].1).to_owned()],
+            "the layers only the box used went with it"
+        );
+        let records = sorted(&env.store().join("layer-info"));
+        assert_eq!(
+            records,
+            vec![format!("{}.json", hex_of(&busybox.layers[0].1))],
+            "layer records go with their layers"
+        );
+        let blobs = sorted(&env.store().join("blobs/sha256"));
+        assert!(
+            !blobs.iter().any(|b| b == hex_of(&multi.digest)),
+            "the manifest of the removed image stays: {blobs:?}"
+        );
+        assert_eq!(images(&env).len(), 1);
+    }
+}
+
+#[test]
+fn garbage_collection_removes_the_debris_of_dead_processes_only() {
+    let busybox = Fixture::Busybox.push(Registry::plain()).image;
+    let multi = Fixture::Multilayer.push(Registry::plain()).image;
+    let env = TestEnv::new("gc_debris", User::BoxTest);
+    pull(&env, &busybox.reference);
+    pull(&env, &multi.reference);
+    let store = env.store();
+    // A pid no process has (pid_max is at most 2^22), and one that is alive (ours).
+    let dead = u32::MAX - 1;
+    let live = std::process::id();
+    let debris = [
+        store.join(format!("images/.tmp-{dead}-Xa1b2c")),
+        store.join(format!("blobs/sha256/.tmp-{dead}-Xd3e4f")),
+        store.join(format!("tmp/blob-abcdef123456-{dead}-0")),
+        store.join(format!("tmp/layer-abcdef123456-{dead}-1/etc/passwd")),
+        store.join("locks/layer-0123456789abcdef"),
+    ];
+    let kept = [
+        store.join(format!("images/.tmp-{live}-Xg5h6i")),
+        store.join(format!("tmp/blob-abcdef123456-{live}-2")),
+    ];
+    for file in debris.iter().chain(&kept) {
+        env.write_user_file(file, "debris\n", 0o600);
+    }
+    env.run(&["rmi", &multi.reference]).success().no_animation();
+    for file in &debris {
+        assert!(!file.exists(), "{} was not collected", file.display());
+    }
+    assert!(
+        !store
+            .join(format!("tmp/layer-abcdef123456-{dead}-1"))
+            .exists()
+    );
+    for file in &kept {
+        assert!(
+            file.exists(),
+            "{} belongs to a live process",
+            file.display()
+        );
+    }
+    check_busybox_layer(&env, &busybox);
+    assert_eq!(images(&env).len(), 1);
+}
+
+/// The names in `dir`, sorted.
+fn sorted(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 #[test]
@@ -960,14 +1161,16 @@ fn an_unknown_layer_media_type_is_refused() {
 // Hostile layers
 // ---------------------------------------------------------------------------------------
 
-/// Pull an image whose top layer is `entries`, expect the pull to fail naming `needle`,
-/// and check nothing was written anywhere: not outside the store, not in it.
+/// Pull an image whose top layer is `entries`, expect the pull to fail naming the image,
+/// the layer and `needle` (the entry), and check nothing was written anywhere: not outside
+/// the store, not in it.
 fn hostile(test: &str, user: User, entries: Vec<Entry>, needle: &str) {
     let (env, _) = env_with_busybox(test, user);
     let sentinel = sentinel(&env);
     let image = push_with_layer(test, Layer::new(&entries, Compression::Gzip));
     let before = world(&env);
-    let out = failed_pull(&env, &["pull", &image.reference], &[needle]);
+    let out = failed_pull(&env, &["pull", &image.reference], &[needle, &image.repo]);
+    names_layer(&out, &image.layers[1]);
     let diff = before.diff(&world(&env));
     assert!(
         diff.is_empty(),
@@ -1063,37 +1266,24 @@ fn escape_with_a_whiteout_is_refused() {
 }
 
 #[test]
-fn an_absolute_path_lands_inside_the_layer() {
-    let (env, _) = env_with_busybox("pull_absolute_path", User::BoxTest);
-    let sentinel = sentinel(&env);
-    let image = push_with_layer(
-        "absolute-path",
-        Layer::new(
-            &[
-                Entry::raw_file("/abs-file", "stripped like GNU tar\n"),
-                Entry::dir("etc"),
-            ],
-            Compression::Gzip,
-        ),
+fn an_absolute_path_is_refused() {
+    hostile(
+        "escape_absolute_path",
+        User::BoxTest,
+        vec![
+            Entry::dir("etc"),
+            Entry::raw_file("/tmp/box-test-pwned", "pwned\n"),
+        ],
+        "/tmp/box-test-pwned",
     );
-    let outside = StoreState::capture_except(&env.dir, &["run", "home"]);
-    let sentinel_before = StoreState::capture(&sentinel);
-    pull(&env, &image.reference);
-    let inside = env.layer_dir(&image.layers[1].1).join("abs-file");
-    assert_eq!(
-        std::fs::read_to_string(&inside).unwrap(),
-        "stripped like GNU tar\n"
-    );
-    assert!(!Path::new("/abs-file").exists());
-    assert!(
-        outside
-            .diff(&StoreState::capture_except(&env.dir, &["run", "home"]))
-            .is_empty()
-    );
-    assert!(
-        sentinel_before
-            .diff(&StoreState::capture(&sentinel))
-            .is_empty()
+    hostile(
+        "escape_absolute_hardlink",
+        User::BoxNoSub,
+        vec![
+            Entry::dir("etc"),
+            Entry::raw_hardlink("etc/hl", "/etc/passwd"),
+        ],
+        "/etc/passwd",
     );
 }
 
@@ -1119,6 +1309,97 @@ fn device_nodes_are_skipped_with_a_warning() {
     assert!(!layer.join("dev/my-disk").exists());
     assert!(layer.join("dev/regular").is_file());
     assert_eq!(images(&env).len(), 1);
+}
+
+#[test]
+fn xattrs_the_filesystem_refuses_are_skipped_with_one_warning() {
+    let env = TestEnv::new("pull_refused_xattrs", User::BoxTest);
+    let image = push_with_layer(
+        "refused-xattrs",
+        Layer::new(
+            &[
+                Entry::dir("etc"),
+                Entry::file("etc/kept", "x\n").xattr("user.kept", "yes"),
+                // The kernel refuses user.* xattrs on symlinks and fifos (EPERM).
+                Entry::symlink("etc/link-a", "kept").xattr("user.refused", "1"),
+                Entry::symlink("etc/link-b", "kept").xattr("user.refused", "2"),
+                Entry::fifo("etc/fifo").xattr("user.refused", "3"),
+            ],
+            Compression::Gzip,
+        ),
+    );
+    let out = pull(&env, &image.reference);
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("extended attribute"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning for the layer:\n{out}");
+    assert!(
+        warnings[0].starts_with("box: warning: ")
+            && warnings[0].contains(short(&image.layers[1].0))
+            && warnings[0].contains("3 extended attribute(s) were not kept")
+            && warnings[0].contains("user.refused on etc/link-a"),
+        "{out}"
+    );
+    let layer = env.layer_dir(&image.layers[1].1);
+    assert!(lstat(&layer.join("etc/link-b")).file_type().is_symlink());
+    assert!(lstat(&layer.join("etc/fifo")).file_type().is_fifo());
+    assert_eq!(
+        xattr(&layer.join("etc/kept"), "user.kept").as_deref(),
+        Some(&b"yes"[..])
+    );
+    assert_eq!(images(&env).len(), 1);
+}
+
+#[test]
+fn warnings_during_a_pull_on_a_terminal_do_not_garble_the_progress_bars() {
+    const COLUMNS: u16 = 250;
+    let env = TestEnv::new("pull_warning_on_terminal", User::BoxTest);
+    let image = push_with_layer(
+        "warning-on-terminal",
+        Layer::new(
+            &[
+                Entry::dir("dev"),
+                Entry::char_device("dev/my-null", 1, 3),
+                Entry::file("dev/regular", "x".repeat(300_000)),
+            ],
+            Compression::Gzip,
+        ),
+    );
+    let (status, shown) = run_on_terminal_sized(
+        &env,
+        &["pull", &image.reference],
+        &[],
+        Duration::ZERO,
+        Some((COLUMNS, 50)),
+    );
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains('\x1b'),
+        "no progress bars were drawn, so this test proves nothing:\n{shown:?}"
+    );
+    let screen = render(&shown, COLUMNS.into());
+    let warning = format!(
+        "box: warning: layer {} of {}: skipped 1 device node(s) (dev/my-null); boxes get the host's /dev",
+        image.layers[1].0, image.reference
+    );
+    assert_eq!(
+        screen.iter().filter(|l| **l == warning).count(),
+        1,
+        "the warning is on screen once, whole, on a line of its own:\n{}",
+        screen.join("\n")
+    );
+    assert!(
+        !screen.iter().any(|l| l.contains("B/s")),
+        "pieces of progress bars are left on screen:\n{}",
+        screen.join("\n")
+    );
+    assert!(
+        screen.iter().any(|l| l.starts_with("box: pulled ")),
+        "{}",
+        screen.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1147,6 +1428,51 @@ fn a_full_disk_during_unpack_leaves_the_store_as_it_was() {
     let out = failed_pull(&env, &["pull", &image.reference], &["space"]);
     names_layer(&out, &image.layers[1]);
     // And the image already there still works.
+    check_busybox_layer(&env, &busybox);
+    assert_eq!(images(&env).len(), 1);
+}
+
+#[test]
+fn a_full_disk_during_download_leaves_the_store_as_it_was() {
+    let mut env = TestEnv::new("pull_full_disk_download", User::BoxNoSub);
+    let small = env.dir.join("small");
+    env.mount_tmpfs(&small, "8m");
+    env.set_env("XDG_DATA_HOME", &small);
+    let busybox = Fixture::Busybox.push(Registry::plain()).image;
+    pull(&env, &busybox.reference);
+
+    // 10 MiB that do not compress: the blob itself does not fit in tmp/.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..10 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let image = push_with_layer(
+        "full-disk-download",
+        Layer::new(
+            &[Entry::dir("big"), Entry::file("big/noise", &noise)],
+            Compression::Gzip,
+        ),
+    );
+    let out = failed_pull(
+        &env,
+        &["pull", &image.reference],
+        &["no space left on device while downloading", &image.repo],
+    );
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("box: error: "))
+        .unwrap();
+    assert_eq!(
+        error.matches(short(&image.layers[1].0)).count(),
+        1,
+        "the error names the layer once:\n{out}"
+    );
     check_busybox_layer(&env, &busybox);
     assert_eq!(images(&env).len(), 1);
 }
@@ -1195,6 +1521,160 @@ fn a_pull_killed_mid_download_leaves_no_image_and_the_next_pull_succeeds() {
     assert!(tmp.is_empty(), "the next pull clears tmp/ debris: {tmp:?}");
 }
 
+/// `/proc/PID/stat` fields after the command name: (state, ppid, start time).
+fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    Some((
+        fields.first()?.chars().next()?,
+        fields.get(1)?.parse().ok()?,
+        fields.get(19)?.parse().ok()?,
+    ))
+}
+
+/// The children of `parent` whose command line has the argument `arg`, with their start
+/// times (to tell them from a later process given the same pid).
+fn children_with_arg(parent: u32, arg: &str) -> Vec<(u32, u64)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some((_, ppid, start)) = proc_stat(pid) else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == parent && cmdline.split(|&b| b == 0).any(|a| a == arg.as_bytes()) {
+            found.push((pid, start));
+        }
+    }
+    found
+}
+
+/// Whether the process (pid, start time) has ended (a zombie waiting for its reaper has).
+fn has_ended(process: (u32, u64)) -> bool {
+    match proc_stat(process.0) {
+        None => true,
+        Some((state, _, start)) => start != process.1 || state == 'Z' || state == 'X',
+    }
+}
+
+/// Staging directories of layers under the store's `tmp/`.
+fn layer_staging_dirs(env: &TestEnv) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(env.store().join("tmp"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_dir()
+                        && p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("layer-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The paths of the Debian fixture's tar that an unpack creates (devices are skipped).
+fn debian_tar_paths() -> Vec<String> {
+    let file = std::fs::File::open(fixtures::debian_tar_path()).unwrap();
+    let mut archive = tar::Archive::new(file);
+    let mut paths = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.header().entry_type();
+        if kind.is_character_special() || kind.is_block_special() || kind.is_pax_global_extensions()
+        {
+            continue;
+        }
+        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = path
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_owned();
+        if !path.is_empty() && path != "." {
+            paths.push(path);
+        }
+    }
+    paths
+}
+
+#[test]
+fn a_pull_killed_mid_unpack_takes_its_store_helper_along() {
+    let debian = Fixture::Debian.push(Registry::plain()).image;
+    let env = TestEnv::new("pull_killed_unpack", User::BoxTest);
+    let args = ["pull", debian.reference.as_str()];
+    let mut child = env.spawn(&args);
+    let pid = child.id();
+    // Kill box as soon as its store helper is writing the layer's staging directory.
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    let helper = loop {
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            let out = env.wait(&args, child);
+            panic!("the pull ended before its unpack could be interrupted:\n{out}");
+        }
+        let helpers = children_with_arg(pid, "__store-helper");
+        if let [helper] = helpers[..]
+            && !layer_staging_dirs(&env).is_empty()
+        {
+            break helper;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = env.wait(&args, child);
+    assert_eq!(TestEnv::signalled(&out), Some(9), "{out}");
+
+    // The helper dies with it (PR_SET_PDEATHSIG), instead of finishing as an orphan.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !has_ended(helper) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        has_ended(helper),
+        "the store helper (pid {}) outlived the killed pull",
+        helper.0
+    );
+    assert!(env.image_records().is_empty(), "{:?}", env.image_records());
+    assert!(
+        !env.layer_dir(&debian.layers[0].1).exists(),
+        "a layer whose unpack was interrupted is in layers/"
+    );
+
+    // The next pull clears the debris and unpacks the whole layer.
+    let out = pull(&env, &debian.reference);
+    out.stderr_has("pulled");
+    let layer = env.layer_dir(&debian.layers[0].1);
+    let missing: Vec<String> = debian_tar_paths()
+        .into_iter()
+        .filter(|p| layer.join(p).symlink_metadata().is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} entries of the layer are missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let entry = image_entry(&env, &debian.reference);
+    assert_eq!(entry["digest"], debian.digest.as_str());
+    assert_eq!(entry["size"].as_u64(), Some(debian.tar_size), "{entry}");
+    assert!(
+        layer_staging_dirs(&env).is_empty(),
+        "{:?}",
+        layer_staging_dirs(&env)
+    );
+}
+
 #[test]
 fn concurrent_pulls_of_the_same_image_both_succeed() {
     let registry = Registry::plain();
@@ -1212,6 +1692,8 @@ fn concurrent_pulls_of_the_same_image_both_succeed() {
         assert_eq!(env.image_records().len(), 1, "{:?}", env.image_records());
         let entry = image_entry(&env, &multi.reference);
         assert_eq!(entry["digest"], multi.digest.as_str());
+        // Whichever pull wrote the record, layers the other one unpacked count too.
+        assert_eq!(entry["size"].as_u64(), Some(multi.tar_size), "{entry}");
         let tmp: Vec<_> = std::fs::read_dir(env.store().join("tmp"))
             .map(|rd| rd.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
