@@ -190,8 +190,9 @@ fn die_with_parent() -> Result<()> {
 }
 
 /// Become uid/gid 0 inside the user namespace we are in, with no supplementary groups.
-/// Clears the parent-death signal: [`child_handshake`] arms it again.
-fn become_root() -> Result<()> {
+/// Clears the parent-death signal: [`child_handshake`] arms it again (the holder adopting
+/// a box wants none: it outlives its caller).
+pub fn become_root() -> Result<()> {
     use rustix::process::{Gid, Uid};
     // Groups first: dropping the uid first would drop CAP_SETGID with it.
     rustix::thread::set_thread_groups(&[]).context("setgroups([])")?;
