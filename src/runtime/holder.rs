@@ -53,25 +53,35 @@ pub fn start(plan: &Plan, mapping: &crate::idmap::IdMapping) -> Result<Ready> {
     let mut helper = crate::userns::NsHelper::spawn("__holder", &[], mapping)
         .with_context(|| format!("starting box `{}`", plan.name))?;
     helper.send(&serde_json::to_string(plan).context("serializing the plan")?)?;
+    let ready = await_ready(&plan.name, "starting", || helper.recv())?;
+    helper.finish()?;
+    Ok(ready)
+}
+
+/// Read a holder's reply (`notice` lines, passed on to the user, then `ready JSON` or
+/// `error MESSAGE<TAB>HINT`) with `next_line`; `doing` names the job in errors.
+fn await_ready(
+    name: &str,
+    doing: &str,
+    mut next_line: impl FnMut() -> Result<String>,
+) -> Result<Ready> {
     loop {
-        let line = helper.recv()?;
+        let line = next_line()?;
         if let Some(text) = line.strip_prefix("notice ") {
             crate::error::notice(text);
         } else if let Some(json) = line.strip_prefix("ready ") {
-            let ready: Ready = serde_json::from_str(json)
-                .with_context(|| format!("the holder of `{}` sent {json:?}", plan.name))?;
-            helper.finish()?;
-            return Ok(ready);
+            return serde_json::from_str(json)
+                .with_context(|| format!("the holder of `{name}` sent {json:?}"));
         } else if let Some(error) = line.strip_prefix("error ") {
             let (message, hint) = error.split_once('\t').unwrap_or((error, ""));
-            let err = anyhow::anyhow!("starting box `{}`: {message}", plan.name);
+            let err = anyhow::anyhow!("{doing} box `{name}`: {message}");
             return Err(if hint.is_empty() {
                 err
             } else {
                 err.context(Hint(hint.to_owned()))
             });
         } else {
-            bail!("the holder of `{}` sent {line:?}", plan.name);
+            bail!("the holder of `{name}` sent {line:?}");
         }
     }
 }
@@ -111,26 +121,16 @@ pub fn adopt(plan: &Plan, member: u32, storage: &str, shell: &str) -> Result<Rea
     let mut input = child.stdin.take().expect("piped stdin");
     writeln!(input, "{message}").with_context(what)?;
     drop(input);
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
-        .read_line(&mut line)
-        .with_context(what)?;
+    let mut output = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let reply = await_ready(&plan.name, "restarting the holder of", || {
+        let mut line = String::new();
+        match output.read_line(&mut line).with_context(what)? {
+            0 => bail!("{}: the new holder ended without a word", what()),
+            _ => Ok(line.trim_end().to_owned()),
+        }
+    });
     let status = child.wait().with_context(what)?;
-    let line = line.trim_end();
-    if let Some(json) = line.strip_prefix("ready ") {
-        return serde_json::from_str(json)
-            .with_context(|| format!("the new holder of `{}` sent {json:?}", plan.name));
-    }
-    let (message, hint) = line
-        .strip_prefix("error ")
-        .and_then(|e| e.split_once('\t'))
-        .unwrap_or(("it ended without a word", ""));
-    let err = anyhow::anyhow!("{}: {message} ({status})", what());
-    Err(if hint.is_empty() {
-        err
-    } else {
-        err.context(Hint(hint.to_owned()))
-    })
+    reply.with_context(|| format!("the new holder exited with {status}"))
 }
 
 /// Entry point of `box __holder-adopt`: join the namespaces of a process of the box, then
