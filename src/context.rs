@@ -63,6 +63,9 @@ pub struct Context {
     id_mapping: OnceLock<IdMapping>,
 }
 
+/// The host user's home, set by box for commands in a box whose `HOME` is another one.
+pub const HOST_HOME_ENV: &str = "BOX_HOST_HOME";
+
 fn env_path(name: &str) -> Option<PathBuf> {
     // The XDG spec says relative paths are invalid and must be ignored.
     std::env::var_os(name)
@@ -85,7 +88,9 @@ impl Context {
     pub fn from_env() -> Result<Context> {
         let uid = rustix::process::getuid().as_raw();
         let gid = rustix::process::getgid().as_raw();
-        let home = match env_path("HOME") {
+        // In a box with a home of its own (`create --home`), box's data and the exports'
+        // default directories are still those of the host home, which the box has too.
+        let home = match env_path(HOST_HOME_ENV).or_else(|| env_path("HOME")) {
             Some(home) => home,
             None => passwd_home(uid)
                 .context("$HOME is not set to an absolute path, and the user database has no home for you")

@@ -10,7 +10,9 @@
 //! - `PATH`: the caller's, followed by the standard entries
 //!   `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` it lacks;
 //! - `CONTAINER_ID=NAME` and `container=box` (what toolbox and distrobox scripts look for);
-//! - `HOME` when the box has its own home (`--home`), `SHELL` = the login shell in the box;
+//! - `HOME` when the box has its own home (`--home`), with `BOX_HOST_HOME` = the host's
+//!   (box in the box keeps its data and exports there); `SHELL` = the login shell in the
+//!   box;
 //! - `XAUTHLOCALHOSTNAME` = the host's name when the box has another hostname, so X11
 //!   cookies written for the host still match.
 //!

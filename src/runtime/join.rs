@@ -183,9 +183,10 @@ pub fn exec_here(name: &str, command: Command<'_>, no_workdir: bool) -> Result<I
     if no_workdir && let Some(home) = std::env::var_os("HOME") {
         let _ = rustix::process::chdir(Path::new(&home));
     }
-    // box's own variables (an exported launcher's BOX_DATA_HOME) stay out, as on a join.
+    // box's own variables (an exported launcher's BOX_DATA_HOME) stay out, as on a join,
+    // but for the one the box itself sets in it.
     let env = std::env::vars_os()
-        .filter(|(n, _)| !n.as_bytes().starts_with(b"BOX_"))
+        .filter(|(n, _)| !n.as_bytes().starts_with(b"BOX_") || n == crate::context::HOST_HOME_ENV)
         .map(|(n, v)| [n.as_bytes(), b"=", v.as_bytes()].concat())
         .collect();
     let shell = std::env::var_os("SHELL")

@@ -339,6 +339,11 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
     ];
     if record.home.is_some() {
         env_forced.push(("HOME".into(), home.display().to_string()));
+        // For box itself in the box (`box export`): the store and exports stay the host's.
+        env_forced.push((
+            crate::context::HOST_HOME_ENV.into(),
+            user.home.display().to_string(),
+        ));
     }
     if hostname != host.hostname {
         env_forced.push(("XAUTHLOCALHOSTNAME".into(), host.hostname.clone()));
@@ -691,6 +696,10 @@ mod tests {
         assert!(
             plan.env_forced
                 .contains(&("HOME".into(), "/srv/devhome".into()))
+        );
+        assert!(
+            plan.env_forced
+                .contains(&("BOX_HOST_HOME".into(), "/home/alice".into()))
         );
         assert!(
             plan.env_forced

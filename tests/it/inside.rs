@@ -342,3 +342,35 @@ fn a_box_starts_when_the_box_executable_was_replaced_meanwhile() {
         .stderr_has("box: warning: the box executable")
         .stderr_has("is gone");
 }
+
+#[test]
+fn in_a_box_with_a_home_of_its_own_box_keeps_the_hosts_data_and_exports() {
+    let env = TestEnv::new("inside-own-home", User::BoxTest);
+    let _boxes = Boxes(&env);
+    // Debian: the box executable inside needs the image's C library.
+    let reference = Fixture::Debian.push(Registry::plain()).image.reference;
+    let own_home = env.dir.join("box-home");
+    env.mkdir_owned(&own_home, 0o700);
+    env.run(&["pull", &reference]).success();
+    env.run(&[
+        "create",
+        "--no-entry",
+        "--home",
+        own_home.to_str().unwrap(),
+        "--image",
+        &reference,
+        "hb",
+    ])
+    .success();
+    env.run(&["run", "hb", "--", "sh", "-c", "echo $HOME"])
+        .success()
+        .stdout_has(own_home.to_str().unwrap());
+    // box in the box finds the host's store, and exports into the host home's bin dir.
+    env.run(&["run", "hb", "--", "box", "export", "--bin", "/usr/bin/cat"])
+        .success();
+    assert!(env.home.join(".local/bin/cat").is_file());
+    assert!(!own_home.join(".local/bin/cat").exists());
+    env.run(&["export", "hb", "--list"])
+        .success()
+        .stdout_has("/usr/bin/cat");
+}
