@@ -73,6 +73,26 @@ fn env_path(name: &str) -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
 }
 
+/// Where box keeps session state without `XDG_RUNTIME_DIR` (cron, `su`, `sudo -i`), and
+/// whether it is a fallback that must be checked before every use:
+/// - logind's `/run/user/UID` when it exists and is the user's (what the variable would
+///   have named);
+/// - for root, `/run/box`: only root can create names in `/run`;
+/// - else a per-user directory under /tmp, created with mode 0700 and checked before
+///   every use, since anyone (root in a box too: boxes share the host's /tmp) can create
+///   that name first.
+fn fallback_runtime_dir(uid: u32) -> (PathBuf, bool) {
+    use std::os::unix::fs::MetadataExt;
+    let logind = PathBuf::from(format!("/run/user/{uid}"));
+    if std::fs::metadata(&logind).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+        return (logind.join("box"), false);
+    }
+    if uid == 0 {
+        return (PathBuf::from("/run/box"), false);
+    }
+    (std::env::temp_dir().join(format!("box-run-{uid}")), true)
+}
+
 /// The home directory of `uid` in the user database, when it has an absolute one.
 fn passwd_home(uid: u32) -> Option<PathBuf> {
     nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
@@ -102,10 +122,7 @@ impl Context {
         let config_home = env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config"));
         let (runtime, runtime_is_fallback) = match env_path("XDG_RUNTIME_DIR") {
             Some(dir) => (dir.join("box"), false),
-            // Without a runtime dir (cron, su without a session) fall back to a per-user
-            // directory under /tmp, created with mode 0700 and checked before every use:
-            // anyone can create that name first.
-            None => (std::env::temp_dir().join(format!("box-run-{uid}")), true),
+            None => fallback_runtime_dir(uid),
         };
         let bin_home = env_path("XDG_BIN_HOME").unwrap_or_else(|| home.join(".local/bin"));
         Ok(Context {

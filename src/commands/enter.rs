@@ -33,6 +33,10 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
     let state = match state::running(ctx, name) {
         Some(state) => state,
         None => {
+            // In box NAME without CONTAINER_ID (sudo, env -i): see `box run`.
+            runtime::join::here_when_box_file_says(name, command, args.no_workdir, || {
+                format!("enter box `{name}`")
+            })?;
             if !Store::at(&ctx.dirs.store).has_container(name) {
                 offer_create(ctx, name, args.yes)?;
             }

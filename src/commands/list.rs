@@ -25,27 +25,43 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
     // A listing in a pipeline ends quietly when the reader does (`box list | head`).
     crate::sys::default_sigpipe();
     let store = Store::at(&ctx.dirs.store);
-    let rows: Vec<Row> = store
-        .containers()?
-        .into_iter()
-        .map(|record| {
-            // A box whose holder died with processes left in it still runs (its overlay
-            // is mounted); the next enter gives it a new holder.
-            let (status, pid) = match state::status(ctx, &store, &record.name) {
-                state::Status::Running(state) => ("running", Some(state.pid)),
-                state::Status::Orphaned { .. } => ("running", None),
-                state::Status::Stopped => ("stopped", None),
-            };
-            Row {
-                status,
-                pid,
-                created: format_time(record.created),
-                image: record.image,
-                storage: record.storage,
-                name: record.name,
+    let mut rows = Vec::new();
+    for name in store.container_names()? {
+        let record = match store.container(&name) {
+            Ok(record) => record,
+            // One damaged record must not hide the other boxes (nor itself).
+            Err(err) => {
+                crate::error::warn(format!(
+                    "{} (hint: `box rm --force {name}` removes it)",
+                    crate::error::message(&err)
+                ));
+                rows.push(Row {
+                    name,
+                    status: "damaged",
+                    image: String::new(),
+                    created: String::new(),
+                    storage: String::new(),
+                    pid: None,
+                });
+                continue;
             }
-        })
-        .collect();
+        };
+        // A box whose holder died with processes left in it still runs (its overlay is
+        // mounted); the next enter gives it a new holder.
+        let (status, pid) = match state::status(ctx, &store, &record.name) {
+            state::Status::Running(state) => ("running", Some(state.pid)),
+            state::Status::Orphaned { .. } => ("running", None),
+            state::Status::Stopped => ("stopped", None),
+        };
+        rows.push(Row {
+            status,
+            pid,
+            created: format_time(record.created),
+            image: record.image,
+            storage: record.storage,
+            name: record.name,
+        });
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);

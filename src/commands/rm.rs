@@ -28,13 +28,7 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
     let running = state::running_among(ctx, &store, &names);
     // Refuse before removing anything when a running box is named without --force.
     if !args.force && !running.is_empty() {
-        bail!(failure(
-            format!("box {} is running", running.join(", ")),
-            format!(
-                "stop it first (`box stop {}`) or use `box rm --force`",
-                running.join(" ")
-            ),
-        ));
+        bail!(running_error(&running));
     }
     if !names.is_empty() && !args.yes && (args.interactive || interactive()) {
         if !interactive() {
@@ -60,6 +54,10 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
         // Held until the box is out of the way: a `box run` meanwhile would start a
         // holder on the directory being removed.
         let _box_lock = store.box_lock(name)?;
+        // Again under the lock: a session may have started it while we asked.
+        if !args.force && !state::status(ctx, &store, name).is_stopped() {
+            bail!(running_error(&[name.as_str()]));
+        }
         stop::stop_locked(ctx, &store, name)?;
         let staging = store.staging_path(&format!("rm-{name}"));
         std::fs::rename(store.container_dir(name), &staging).map_err(|err| {
@@ -93,6 +91,17 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
     }
     store.collect_garbage(ctx, _lock);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why running boxes `running` are not removed without --force.
+fn running_error(running: &[&str]) -> anyhow::Error {
+    failure(
+        format!("box {} is running", running.join(", ")),
+        format!(
+            "stop it first (`box stop {}`) or use `box rm --force`",
+            running.join(" ")
+        ),
+    )
 }
 
 /// The confirmation question for removing `names`, saying what goes and what stays.

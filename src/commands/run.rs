@@ -22,15 +22,24 @@ pub fn exec(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     // The hot path: a running box is joined from its runtime state alone.
     let state = match state::running(ctx, name) {
         Some(state) => state,
-        None => match runtime::ensure_running(ctx, name) {
-            Ok(state) => state,
-            // Called through an exported wrapper whose box was removed: say which file.
-            Err(err) if !ctx_has_box(ctx, name) => match crate::export::missing_box_hint(name) {
-                Some(hint) => return Err(err.context(Hint(hint))),
-                None => return Err(err),
-            },
-            Err(err) => return Err(err),
-        },
+        None => {
+            // In box NAME under sudo or env -i (no CONTAINER_ID): no state, no holder to
+            // start; the box's own file says where we are.
+            runtime::join::here_when_box_file_says(name, command, args.no_workdir, || {
+                format!("run a command in box `{name}`")
+            })?;
+            match runtime::ensure_running(ctx, name) {
+                Ok(state) => state,
+                // Called through an exported wrapper whose box was removed: say which file.
+                Err(err) if !ctx_has_box(ctx, name) => {
+                    return Err(match crate::export::missing_box_hint(name) {
+                        Some(hint) => err.context(Hint(hint)),
+                        None => err,
+                    });
+                }
+                Err(err) => return Err(err),
+            }
+        }
     };
     match runtime::join::exec(name, &state, command, args.no_workdir)? {}
 }

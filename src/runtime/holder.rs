@@ -10,7 +10,11 @@
 //!    the holder (new session, stdio on /dev/null, dumpable so the user can open its
 //!    `/proc/PID/ns/*`, asleep until killed);
 //! 3. holder → parent: `notice TEXT` lines (e.g. the copy fallback), then `ready JSON`
-//!    ([`Ready`]) or `error MESSAGE<TAB>HINT`; the forking process exits.
+//!    ([`Ready`]) or `error MESSAGE<TAB>HINT`; the forking process exits;
+//! 4. parent → holder: `committed`, once the holder is recorded ([`Pending::commit`]).
+//!    Until then the holder waits; when its starter dies first (Ctrl-C, kill -9), it reads
+//!    end-of-file and ends, so no holder nobody knows of keeps the overlay mounted (the
+//!    next start would mount a second one).
 //!
 //! The holder keeps none of the caller's file descriptors: a holder holding the write
 //! end of a pipe would keep `box run NAME -- true | cat` from ever ending.
@@ -47,15 +51,66 @@ pub struct Ready {
     pub shell: String,
 }
 
+/// A holder that is up and waits to be recorded: [`Pending::commit`] once its state is
+/// written; dropping it instead ends the holder.
+pub struct Pending {
+    pub ready: Ready,
+    channel: Channel,
+}
+
+enum Channel {
+    Start(crate::userns::NsHelper),
+    Adopt(std::process::Child, std::process::ChildStdin),
+}
+
+impl Pending {
+    /// Tell the holder it is recorded, and wait for the process that forked it.
+    pub fn commit(self) -> Result<()> {
+        match self.channel {
+            Channel::Start(mut helper) => {
+                helper.send(COMMITTED)?;
+                helper.finish()
+            }
+            Channel::Adopt(mut child, mut input) => {
+                writeln!(input, "{COMMITTED}").context("telling the new holder it is recorded")?;
+                drop(input);
+                let status = child.wait().context("waiting for the new holder")?;
+                if !status.success() {
+                    bail!("the new holder's parent failed ({status})");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The line that lets a holder go on (step 4 of the protocol).
+const COMMITTED: &str = "committed";
+
+/// In the forked holder: wait until the starter says the holder is recorded; end when
+/// it died first.
+fn await_commit() {
+    let mut line = String::new();
+    let committed = std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .is_ok_and(|_| line.trim_end() == COMMITTED);
+    if !committed {
+        std::process::exit(0);
+    }
+}
+
 /// Start the holder of a box whose plan is `plan`; returns what it reported, after
 /// passing its notices on to the user.
-pub fn start(plan: &Plan, mapping: &crate::idmap::IdMapping) -> Result<Ready> {
+pub fn start(plan: &Plan, mapping: &crate::idmap::IdMapping) -> Result<Pending> {
     let mut helper = crate::userns::NsHelper::spawn("__holder", &[], mapping)
         .with_context(|| format!("starting box `{}`", plan.name))?;
     helper.send(&serde_json::to_string(plan).context("serializing the plan")?)?;
     let ready = await_ready(&plan.name, "starting", || helper.recv())?;
-    helper.finish()?;
-    Ok(ready)
+    Ok(Pending {
+        ready,
+        channel: Channel::Start(helper),
+    })
 }
 
 /// Read a holder's reply (`notice` lines, passed on to the user, then `ready JSON` or
@@ -100,7 +155,7 @@ struct Adoption {
 
 /// Start a new holder for a box whose holder died, in the namespaces of `member` (a
 /// process of the box in its own mount namespace, see `members`).
-pub fn adopt(plan: &Plan, member: u32, storage: &str, shell: &str) -> Result<Ready> {
+pub fn adopt(plan: &Plan, member: u32, storage: &str, shell: &str) -> Result<Pending> {
     let what = || format!("restarting the holder of box `{}`", plan.name);
     let member_start = super::state::start_time(member)
         .with_context(|| format!("process {member} of box `{}` has ended", plan.name))
@@ -120,7 +175,6 @@ pub fn adopt(plan: &Plan, member: u32, storage: &str, shell: &str) -> Result<Rea
     })?;
     let mut input = child.stdin.take().expect("piped stdin");
     writeln!(input, "{message}").with_context(what)?;
-    drop(input);
     let mut output = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
     let reply = await_ready(&plan.name, "restarting the holder of", || {
         let mut line = String::new();
@@ -129,8 +183,17 @@ pub fn adopt(plan: &Plan, member: u32, storage: &str, shell: &str) -> Result<Rea
             _ => Ok(line.trim_end().to_owned()),
         }
     });
-    let status = child.wait().with_context(what)?;
-    reply.with_context(|| format!("the new holder exited with {status}"))
+    match reply {
+        Ok(ready) => Ok(Pending {
+            ready,
+            channel: Channel::Adopt(child, input),
+        }),
+        Err(err) => {
+            drop(input);
+            let _ = child.wait();
+            Err(err)
+        }
+    }
 }
 
 /// Entry point of `box __holder-adopt`: join the namespaces of a process of the box, then
@@ -183,7 +246,10 @@ fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
         .context("prctl(PR_SET_DUMPABLE)")?;
     match crate::sys::fork().context("fork")? {
-        None => hold(&adoption.plan.files),
+        None => {
+            await_commit();
+            hold(&adoption.plan.files)
+        }
         Some(pid) => Ok(Ready {
             pid,
             start_time: super::state::start_time(pid)
@@ -304,7 +370,10 @@ fn run(plan: &Plan, has_root: bool) -> Result<Ready> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
         .context("prctl(PR_SET_DUMPABLE)")?;
     match crate::sys::fork().context("fork")? {
-        None => hold(&plan.files),
+        None => {
+            await_commit();
+            hold(&plan.files)
+        }
         Some(pid) => {
             let start_time = super::state::start_time(pid)
                 .with_context(|| format!("reading /proc/{pid}/stat of the new holder"))?;

@@ -5,8 +5,9 @@
 //! now pin the namespaces, so a pid reused in between is caught), `setns` user first
 //! (it grants the capabilities the other two need), then mount, then UTS; change to the
 //! caller's directory when the box has it, else to the same directory of the host
-//! through `/run/host` (distrobox does the same), else home; build the environment; and
-//! `execve` in place.
+//! through `/run/host` (distrobox does the same), else home (a command, unlike a login
+//! shell, must be in the very directory: a box directory of the same path that is
+//! another one gives way to `/run/host`); build the environment; and `execve` in place.
 //!
 //! A session other than the one that started the box (the box was started from cron or
 //! ssh, now a desktop terminal joins) may have another `XDG_RUNTIME_DIR` or `XAUTHORITY`:
@@ -51,17 +52,29 @@ pub fn exec(
     command: Command<'_>,
     no_workdir: bool,
 ) -> Result<Infallible> {
-    // Taken before setns(mnt) moves us to the box's root.
+    // Taken before setns(mnt) moves us to the box's root: the caller's directory, and
+    // for a command (not a login shell) which directory it is.
     let cwd = if no_workdir {
         None
     } else {
         std::env::current_dir().ok()
+    };
+    let cwd_identity = match command {
+        Command::Exec(_) if cwd.is_some() => dir_identity("."),
+        _ => None,
     };
     let gone = || {
         failure(
             format!("box `{name}` stopped while being entered"),
             format!("run the command again; `box enter {name}` starts it"),
         )
+    };
+    // `box run` checks for being in a box up front; a caller that dropped CONTAINER_ID
+    // from its environment (sudo, env -i) gets here, and is told by the box's own file.
+    let inside = || {
+        here_when_box_file_says(name, command, no_workdir, || {
+            format!("run a command in box `{name}`")
+        })
     };
     let open = |ns: &str| {
         File::open(format!("/proc/{}/ns/{ns}", state.pid))
@@ -71,16 +84,17 @@ pub fn exec(
                     state.pid
                 )
             })
-            .with_hint(|| match crate::host::containerenv_box() {
-                // `box run` checks for this up front; this catches a caller that dropped
-                // CONTAINER_ID from its environment.
-                Some(current) => super::from_host_only_hint(&current, name),
-                None => format!(
-                    "check that box `{name}` belongs to you; `box stop {name}` then `box enter {name}` starts it afresh"
-                ),
-            })
+            .with_hint(|| format!(
+                "check that box `{name}` belongs to you; `box stop {name}` then `box enter {name}` starts it afresh"
+            ))
     };
-    let (user, mnt, uts) = (open("user")?, open("mnt")?, open("uts")?);
+    let (user, mnt, uts) = match (open("user"), open("mnt"), open("uts")) {
+        (Ok(user), Ok(mnt), Ok(uts)) => (user, mnt, uts),
+        (Err(err), ..) | (_, Err(err), _) | (.., Err(err)) => {
+            inside()?;
+            return Err(err);
+        }
+    };
     if !state.is_alive() {
         return Err(gone());
     }
@@ -88,18 +102,26 @@ pub fn exec(
         rustix::thread::move_into_link_name_space(file.as_fd(), Some(kind))
             .with_context(|| format!("entering the {what} namespace of box `{name}`"))
     };
-    setns(&user, LinkNameSpaceType::User, "user").hint(
-        "the box may belong to another user, or your kernel forbids joining user namespaces",
-    )?;
+    if let Err(err) = setns(&user, LinkNameSpaceType::User, "user") {
+        inside()?;
+        return Err(err).hint(
+            "the box may belong to another user, or your kernel forbids joining user namespaces",
+        );
+    }
     setns(&mnt, LinkNameSpaceType::Mount, "mount")?;
     setns(&uts, LinkNameSpaceType::HostNameAndNISDomainName, "uts")?;
     drop((user, mnt, uts));
 
-    // setns(mnt) put us at the box's root; go where the caller was when possible.
+    // setns(mnt) put us at the box's root; go where the caller was when possible. A
+    // command works on the caller's files: a box directory of the same path that is not
+    // the same directory (the box's own /var/tmp or /usr/src) gives way to the host's.
     let on_host = |d: &PathBuf| Path::new("/run/host").join(d.strip_prefix("/").unwrap_or(d));
     let dir = cwd
         .as_ref()
-        .filter(|d| rustix::process::chdir(*d).is_ok())
+        .filter(|d| {
+            rustix::process::chdir(*d).is_ok()
+                && cwd_identity.is_none_or(|id| dir_identity(".") == Some(id))
+        })
         .cloned()
         .or_else(|| {
             let host_dir = on_host(cwd.as_ref()?);
@@ -140,6 +162,12 @@ pub fn exec(
     run(name, Path::new(&state.shell), command, env)
 }
 
+/// (device, inode) of directory `path`.
+fn dir_identity(path: &str) -> Option<(u64, u64)> {
+    let stat = rustix::fs::stat(path).ok()?;
+    Some((stat.st_dev, stat.st_ino))
+}
+
 /// Make the caller's runtime directory `dir` (the host's, at `host_dir` in the box)
 /// visible at the same path in the box when it is not: bind it, creating the mount
 /// point. Best effort: a box without it still runs, only without the sockets in it.
@@ -167,7 +195,35 @@ pub fn here_when_inside(
     no_workdir: bool,
     what: impl FnOnce() -> String,
 ) -> Result<()> {
-    let Some(current) = crate::host::inside_box() else {
+    here_if_in(crate::host::inside_box(), name, command, no_workdir, what)
+}
+
+/// [`here_when_inside`] for a caller whose environment lost `CONTAINER_ID` (sudo,
+/// `env -i`): asks the box's `/run/.containerenv` itself. For the paths where box would
+/// otherwise fail (no running box to join, a join refused), where a file read is free.
+pub fn here_when_box_file_says(
+    name: &str,
+    command: Command<'_>,
+    no_workdir: bool,
+    what: impl FnOnce() -> String,
+) -> Result<()> {
+    here_if_in(
+        crate::host::containerenv_box(),
+        name,
+        command,
+        no_workdir,
+        what,
+    )
+}
+
+fn here_if_in(
+    current: Option<String>,
+    name: &str,
+    command: Command<'_>,
+    no_workdir: bool,
+    what: impl FnOnce() -> String,
+) -> Result<()> {
+    let Some(current) = current else {
         return Ok(());
     };
     if current == name {
@@ -185,10 +241,16 @@ pub fn exec_here(name: &str, command: Command<'_>, no_workdir: bool) -> Result<I
     }
     // box's own variables (an exported launcher's BOX_DATA_HOME) stay out, as on a join,
     // but for the one the box itself sets in it.
-    let env = std::env::vars_os()
-        .filter(|(n, _)| !n.as_bytes().starts_with(b"BOX_") || n == crate::context::HOST_HOME_ENV)
+    // PATH with the standard entries, as on a join: `env -i` leaves none.
+    let mut env: Vec<Vec<u8>> = std::env::vars_os()
+        .filter(|(n, _)| {
+            n != "PATH"
+                && (!n.as_bytes().starts_with(b"BOX_") || n == crate::context::HOST_HOME_ENV)
+        })
         .map(|(n, v)| [n.as_bytes(), b"=", v.as_bytes()].concat())
         .collect();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    env.push(format!("PATH={}", crate::host::merge_path(path.as_bytes())).into_bytes());
     let shell = std::env::var_os("SHELL")
         .filter(|s| Path::new(s).is_absolute())
         .unwrap_or_else(|| "/bin/sh".into());

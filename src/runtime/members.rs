@@ -7,9 +7,11 @@
 //! kernel hands the same number to a new namespace once the old one is gone. So a
 //! recorded number is trusted only
 //! - while the holder recorded with it is alive (pid and start time), or
-//! - when a process in that namespace shows the box's own `/run/.containerenv` with the
-//!   instance id of that start (the holder died: OOM, kill -9; the record also has to
-//!   come from this boot, see `state`).
+//! - when a process in that namespace proves it belongs to the box (the holder died:
+//!   OOM, kill -9; the record also has to come from this boot, see `state`): it sees the
+//!   box's own `/run/.containerenv` with the instance id of that start, or, when it hid
+//!   `/run` under a mount of its own (bwrap, flatpak), its mount table still holds the
+//!   box's overlay (a mount from the box's directory in the store).
 //!
 //! Reading another process's namespace links and root needs PTRACE_MODE_READ, which the
 //! owner of a user namespace has over every process inside it (user_namespaces(7)), even
@@ -17,6 +19,7 @@
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use super::state::State;
 
@@ -31,9 +34,17 @@ const MAX_NESTING: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Member {
     pub pid: i32,
-    /// Whether it is in the box's own mount namespace (the holder's), so that a new
-    /// holder could join it.
-    pub in_box_mounts: bool,
+    /// Whether it is in the box's own user, mount and UTS namespaces (the holder's), so
+    /// that a new holder may join its namespaces.
+    pub joinable: bool,
+}
+
+/// The namespaces of a box's holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoxNamespaces {
+    pub user: NsId,
+    pub mnt: Option<NsId>,
+    pub uts: Option<NsId>,
 }
 
 /// The namespace `kind` (`user`, `mnt`) of process `pid` (a number or `self`).
@@ -42,35 +53,40 @@ pub fn namespace(pid: &str, kind: &str) -> Option<NsId> {
     Some((meta.dev(), meta.ino()))
 }
 
-/// The processes of the box whose state is `record`. `holder_alive` says the record's
-/// holder was just seen alive, so its namespaces are the box's; otherwise the recorded
-/// namespace counts only when one of its processes proves it belongs to that start of
-/// the box, and no process is returned when none does.
-pub fn of_box(record: &State, holder_alive: bool) -> Vec<Member> {
-    let user_ns = if holder_alive {
-        namespace(&record.pid.to_string(), "user").or(record.user_ns)
-    } else {
-        record.user_ns
+/// The processes of the box whose state is `record` and whose directory in the store is
+/// `box_dir`. `holder_alive` says the record's holder was just seen alive, so its
+/// namespaces are the box's; otherwise the recorded namespace counts only when one of its
+/// processes proves it belongs to that start of the box, and no process is returned when
+/// none does.
+pub fn of_box(record: &State, holder_alive: bool, box_dir: &Path) -> Vec<Member> {
+    let live = |kind: &str| {
+        holder_alive
+            .then(|| namespace(&record.pid.to_string(), kind))
+            .flatten()
     };
-    let Some(user_ns) = user_ns else {
+    let Some(user) = live("user").or(record.user_ns) else {
         return Vec::new();
     };
-    let mnt_ns = if holder_alive {
-        namespace(&record.pid.to_string(), "mnt").or(record.mnt_ns)
-    } else {
-        record.mnt_ns
+    let ns = BoxNamespaces {
+        user,
+        mnt: live("mnt").or(record.mnt_ns),
+        uts: live("uts").or(record.uts_ns),
     };
-    let found = in_namespace(user_ns, mnt_ns);
-    if holder_alive || found.iter().any(|m| shows_instance(m.pid, record)) {
+    let found = in_namespace(&ns);
+    if holder_alive
+        || found
+            .iter()
+            .any(|m| shows_instance(m.pid, record) || mounts_box(m.pid, box_dir))
+    {
         found
     } else {
         Vec::new()
     }
 }
 
-/// Every process (box's own aside) in the user namespace `user_ns` or nested below it;
-/// `in_box_mounts` says which are in the mount namespace `mnt_ns`.
-pub fn in_namespace(user_ns: NsId, mnt_ns: Option<NsId>) -> Vec<Member> {
+/// Every process (box's own aside) in the user namespace `ns.user` or nested below it;
+/// `joinable` says which are in all of `ns`.
+pub fn in_namespace(ns: &BoxNamespaces) -> Vec<Member> {
     let me = std::process::id() as i32;
     let own = namespace("self", "user");
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -81,11 +97,16 @@ pub fn in_namespace(user_ns: NsId, mnt_ns: Option<NsId>) -> Vec<Member> {
         .filter(|&pid| pid != me)
         .filter_map(|pid| {
             let text = pid.to_string();
-            let ns = namespace(&text, "user")?;
-            let inside = ns == user_ns || (Some(ns) != own && nested_below(&text, user_ns));
+            let user = namespace(&text, "user")?;
+            let inside = user == ns.user || (Some(user) != own && nested_below(&text, ns.user));
             inside.then(|| Member {
                 pid,
-                in_box_mounts: mnt_ns.is_some() && namespace(&text, "mnt") == mnt_ns,
+                joinable: user == ns.user
+                    && ns.mnt.is_some()
+                    && namespace(&text, "mnt") == ns.mnt
+                    && ns
+                        .uts
+                        .is_none_or(|uts| namespace(&text, "uts") == Some(uts)),
             })
         })
         .collect()
@@ -111,6 +132,22 @@ fn nested_below(pid: &str, user_ns: NsId) -> bool {
         current = parent;
     }
     false
+}
+
+/// Whether the mount table of process `pid` holds a mount from the box's directory in the
+/// store (its overlay's upper directory, or its copy bound onto itself).
+fn mounts_box(pid: i32, box_dir: &Path) -> bool {
+    // mountinfo escapes space, tab, newline and backslash as octal (proc_pid_mountinfo(5)).
+    let mut needle = String::new();
+    for c in box_dir.to_string_lossy().chars() {
+        match c {
+            ' ' | '\t' | '\n' | '\\' => needle.push_str(&format!("\\{:03o}", c as u32)),
+            c => needle.push(c),
+        }
+    }
+    needle.push('/');
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .is_ok_and(|table| table.contains(&needle))
 }
 
 /// Whether process `pid` sees the `/run/.containerenv` of the start of the box that

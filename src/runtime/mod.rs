@@ -91,13 +91,13 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     store.check_id_mapping(mapping)?;
     ctx.explain_id_mapping_once();
     let mut plan = plan_for(ctx, &store, &record)?;
-    let ready = match state::status(ctx, &store, name) {
+    let pending = match state::status(ctx, &store, name) {
         state::Status::Running(state) => return Ok(state),
         state::Status::Orphaned {
             record: old,
             members,
         } => {
-            let Some(member) = members.iter().find(|m| m.in_box_mounts) else {
+            let Some(member) = members.iter().find(|m| m.joinable) else {
                 return Err(leftovers_error(name, &old, &members));
             };
             // Same start of the box: its processes keep telling it by the old id, and
@@ -109,6 +109,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
         }
         state::Status::Stopped => holder::start(&plan, mapping)?,
     };
+    let ready = &pending.ready;
     if ready.storage != record.storage {
         record.storage = ready.storage.clone();
         store.update_container(&record)?;
@@ -116,12 +117,13 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     let state = State {
         pid: ready.pid,
         start_time: ready.start_time,
-        shell: ready.shell,
+        shell: ready.shell.clone(),
         home: plan.user.home.display().to_string(),
         env_forced: plan.env_forced,
         env_defaults: plan.env_defaults,
         mnt_ns: members::namespace(&ready.pid.to_string(), "mnt"),
         user_ns: members::namespace(&ready.pid.to_string(), "user"),
+        uts_ns: members::namespace(&ready.pid.to_string(), "uts"),
         instance: Some(plan.instance.clone()),
         runtime_dir: plan.runtime_dir.clone(),
         xauthority: plan.xauthority.clone(),
@@ -129,13 +131,14 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
         boot_id: None,
     };
     state::write(ctx, &store, name, &state)?;
+    pending.commit()?;
     Ok(state)
 }
 
 /// Why box `name` cannot start while processes of an earlier, dead holder still run in
-/// it, none of them in the box's own mount namespace: they keep its overlay mounted, a
+/// it, none of them in all of the box's own namespaces: they keep its overlay mounted, a
 /// second mount of the same upper directory is undefined behaviour, and there is no
-/// namespace left for a new holder to join.
+/// process whose namespaces a new holder could take for the box's.
 fn leftovers_error(name: &str, old: &State, left: &[members::Member]) -> anyhow::Error {
     let pids: Vec<String> = left.iter().map(|m| m.pid.to_string()).collect();
     crate::error::failure(

@@ -44,6 +44,8 @@ pub struct State {
     pub mnt_ns: Option<(u64, u64)>,
     #[serde(default)]
     pub user_ns: Option<(u64, u64)>,
+    #[serde(default)]
+    pub uts_ns: Option<(u64, u64)>,
     /// The id of this start of the box, also in its `/run/.containerenv`.
     #[serde(default)]
     pub instance: Option<String>,
@@ -158,7 +160,7 @@ pub fn status(ctx: &Context, store: &Store, name: &str) -> Status {
     if record.boot_id.as_deref() != boot_id().as_deref() {
         return Status::Stopped;
     }
-    let members = super::members::of_box(&record, false);
+    let members = super::members::of_box(&record, false, &store.container_dir(name));
     if members.is_empty() {
         Status::Stopped
     } else {

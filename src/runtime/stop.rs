@@ -15,7 +15,7 @@ use anyhow::Result;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::members::{self, NsId};
+use super::members::{self, BoxNamespaces, NsId};
 use super::state::{self, Status};
 use crate::context::Context;
 use crate::store::Store;
@@ -29,10 +29,14 @@ const HOLDER_EXIT: Duration = Duration::from_secs(60);
 
 /// The pids of the processes in the user namespace `ns` or below it.
 fn pids(ns: NsId) -> Vec<i32> {
-    members::in_namespace(ns, None)
-        .into_iter()
-        .map(|m| m.pid)
-        .collect()
+    members::in_namespace(&BoxNamespaces {
+        user: ns,
+        mnt: None,
+        uts: None,
+    })
+    .into_iter()
+    .map(|m| m.pid)
+    .collect()
 }
 
 /// End every process in the user namespace `ns` or below it (the holder among them).

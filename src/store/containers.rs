@@ -96,7 +96,11 @@ impl Store {
                 ),
             ));
         }
-        read_json(&path)
+        read_json(&path).with_hint(|| {
+            format!(
+                "the record of box `{name}` is damaged; `box rm --force {name}` removes the box"
+            )
+        })
     }
 
     /// Whether box `name` exists.
@@ -151,35 +155,48 @@ impl Store {
     /// Every box record, sorted by name.
     /// The boxes a command names: every box with `all`, else `names`, each checked to
     /// exist first (a typo must not act on half of the list).
+    /// The boxes `names` (each must exist), or every box with `all`. A box whose record
+    /// is damaged counts: stop and rm need only its name and directory.
     pub fn named_containers(&self, all: bool, names: &[String]) -> Result<Vec<String>> {
         if all {
-            return Ok(self.containers()?.into_iter().map(|r| r.name).collect());
+            return self.container_names();
         }
         for name in names {
-            self.container(name)?;
+            if !self.has_container(name) {
+                self.container(name)?;
+            }
         }
         Ok(names.to_vec())
     }
 
-    pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
+    /// The names of every box (a directory with a record), sorted.
+    pub fn container_names(&self) -> Result<Vec<String>> {
         let dir = self.containers_dir();
-        let mut records = Vec::new();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(records),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
         };
+        let mut names = Vec::new();
         for entry in entries {
-            let path = entry?.path().join("box.json");
-            if path.exists() {
-                records
-                    .push(read_json::<ContainerRecord>(&path).hint(
-                        "the box record is damaged; `box rm --force NAME` removes the box",
-                    )?);
+            let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+            if entry.path().join("box.json").exists()
+                && let Some(name) = entry.file_name().to_str()
+            {
+                names.push(name.to_owned());
             }
         }
-        records.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(records)
+        names.sort();
+        Ok(names)
+    }
+
+    /// Every box's record. Fails on a damaged one: callers decide about layers from
+    /// these, and a record that cannot be read may use any of them.
+    pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        self.container_names()?
+            .iter()
+            .map(|name| self.container(name))
+            .collect()
     }
 }
 

@@ -119,7 +119,7 @@ impl Pushed {
 pub const BUSYBOX_APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "id", "stat", "mkdir", "rm", "cp", "mv", "ln", "env", "sleep",
     "touch", "chmod", "test", "[", "head", "grep", "sed", "uname", "whoami", "find", "ps",
-    "unshare", "readlink",
+    "unshare", "readlink", "mount",
 ];
 
 /// The file system of the busybox image.

@@ -216,6 +216,21 @@ fn inside_a_box_box_run_of_that_box_runs_the_command_there() {
     ])
     .success();
     assert!(env.home.join("from-wrapper").exists());
+
+    // Without CONTAINER_ID (sudo drops it; env -i drops everything) box still knows
+    // where it is from the box's /run/.containerenv.
+    for prefix in ["env -u CONTAINER_ID", "env -i"] {
+        let out = env.run(&[
+            "run",
+            "dev",
+            "--",
+            "sh",
+            "-c",
+            &format!("{prefix} /usr/local/bin/box run dev -- sh -c 'echo here-$(id -un)'"),
+        ]);
+        out.success();
+        assert_eq!(out.stdout, "here-boxtest\n", "{prefix}: {out}");
+    }
 }
 
 #[test]

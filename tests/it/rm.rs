@@ -138,3 +138,41 @@ fn the_menu_entry_remove_action_never_removes_without_a_question() {
     assert!(names(&env).is_empty(), "{shown}");
     assert!(!path.exists());
 }
+
+#[test]
+fn a_damaged_box_record_hides_nothing_and_rm_removes_it() {
+    let env = TestEnv::new("rm-damaged", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &reference]);
+    for name in ["good", "broken"] {
+        ok(&env, &["create", "--no-entry", "--image", &reference, name]);
+    }
+    // Its first start leaves files of the box's root (subordinate ids) in its upper dir.
+    ok(&env, &["run", "broken", "--", "true"]);
+    ok(&env, &["stop", "broken"]);
+    let record = env.store().join("containers/broken/box.json");
+    std::fs::write(&record, "{bad").unwrap();
+
+    // The listing shows both, the broken one as such, and says what to do.
+    let out = ok(&env, &["list", "--json"]);
+    let rows = match out.json() {
+        Value::Array(rows) => rows,
+        other => panic!("not an array: {other}"),
+    };
+    let status = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status("good").as_deref(), Some("stopped"), "{out}");
+    assert_eq!(status("broken").as_deref(), Some("damaged"), "{out}");
+    out.stderr_has("box rm --force broken");
+    env.run(&["run", "broken", "--", "true"])
+        .box_error(&["broken", "box rm --force broken"]);
+
+    // rm removes it, files owned by subordinate ids in its upper directory included.
+    ok(&env, &["rm", "--force", "broken"]);
+    assert!(!env.store().join("containers/broken").exists());
+    assert_eq!(names(&env), ["good"]);
+}

@@ -186,6 +186,27 @@ fn debian_box_is_native(user: User) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Also when the box has a directory of the same path that is another one: a command
+    // works on the caller's files.
+    let both = env.dir.join("both");
+    env.mkdir_owned(&both, 0o755);
+    // (Its parents in the box are the home's mount point's: root's, with subordinate ids.)
+    let mkdir = format!(
+        "mkdir -p {0} 2>/dev/null || sudo mkdir -p {0}",
+        both.display()
+    );
+    sh(&env, "deb", &mkdir).success();
+    let out = env
+        .command(&["run", "deb", "--", "pwd"])
+        .current_dir(&both)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("/run/host{}", both.display()),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The home is bound with what is mounted below it, but not with the box's own root
     // (the store is in the home): `du ~` must not walk into it and the host behind it.
     let root_in_home = env.store().join("containers/deb/root");
@@ -763,6 +784,27 @@ fn root_gets_a_working_box_too() {
         .success()
         .stdout_has("root:mail")
         .stdout_has("root:root");
+    // Without XDG_RUNTIME_DIR (sudo -i, cron) root's state lives in /run/box, which
+    // nobody else can create: not in /tmp, where root in any box can squat a name.
+    let squatted = Path::new("/tmp/box-run-0");
+    let squatted_here = !squatted.exists();
+    if squatted_here {
+        std::fs::create_dir(squatted).unwrap();
+        std::os::unix::fs::chown(squatted, Some(100000), Some(100000)).unwrap();
+    }
+    let out = env
+        .command(&["run", "rootbox", "--", "id", "-un"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    if squatted_here {
+        std::fs::remove_dir(squatted).unwrap();
+    }
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout) == "root\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     ok(&env, &["rm", "--force", "rootbox"]);
     assert!(list(&env).is_empty());
 }
@@ -957,6 +999,68 @@ fn a_dead_holders_processes_get_a_new_holder_and_stop_ends_them_all() {
     }
     assert_eq!(status_of(&env, "bb"), "stopped");
     ok(&env, &["run", "bb", "--", "true"]);
+}
+
+#[test]
+fn a_dead_holders_processes_that_hide_the_boxs_run_or_nest_namespaces_are_still_its() {
+    let env = TestEnv::new("rt-hidden", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Busybox, "bb");
+    // First a process in a nested user namespace (same mounts): not one a new holder may
+    // join; then one that hides the box's /run (bwrap and flatpak mount their own).
+    let nested = env.spawn(&["run", "bb", "--", "unshare", "-r", "sleep", "1000"]);
+    let hidden = env.spawn(&[
+        "run",
+        "bb",
+        "--",
+        "unshare",
+        "-r",
+        "-m",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /run && exec sleep 1000",
+    ]);
+    let plain = env.spawn(&["run", "bb", "--", "sleep", "1000"]);
+    std::thread::sleep(Duration::from_millis(400));
+    kill_holder(&env, "bb");
+    assert_eq!(status_of(&env, "bb"), "running");
+    // The new holder takes the plain sleeper's namespaces.
+    let out = ok(&env, &["run", "bb", "--", "ls", "-l", "/proc/self/ns/user"]);
+    let user_ns = std::fs::read_link(format!("/proc/{}/ns/user", plain.id())).unwrap();
+    assert!(
+        out.stdout.trim().ends_with(&user_ns.display().to_string()),
+        "not the plain sleeper's user namespace:\n{out}"
+    );
+    assert_eq!(holders_mounting(&env, "bb"), 1);
+    ok(&env, &["stop", "bb"]);
+    for (what, child) in [("nested", nested), ("hidden", hidden), ("plain", plain)] {
+        let out = env.wait(&["run", "bb", "--", what], child);
+        assert!(
+            out.status.signal().is_some(),
+            "{what} survived stop:\n{out}"
+        );
+    }
+    // With only a process that hides /run left, the box is still not stopped.
+    let hidden = env.spawn(&[
+        "run",
+        "bb",
+        "--",
+        "unshare",
+        "-r",
+        "-m",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /run && exec sleep 1000",
+    ]);
+    std::thread::sleep(Duration::from_millis(400));
+    kill_holder(&env, "bb");
+    assert_eq!(status_of(&env, "bb"), "running");
+    env.run(&["rm", "bb"]).box_error(&["box bb is running"]);
+    env.run(&["run", "bb", "--", "true"])
+        .box_error(&["still run", "box stop bb"]);
+    ok(&env, &["stop", "bb"]);
+    let out = env.wait(&["run", "bb", "--", "hidden"], hidden);
+    assert!(out.status.signal().is_some(), "it survived stop:\n{out}");
 }
 
 #[test]
