@@ -28,6 +28,7 @@ pub mod stop;
 use anyhow::{Context as _, Result};
 
 use crate::context::Context;
+use crate::error::HintExt;
 use crate::store::Store;
 use crate::store::containers::ContainerRecord;
 use state::State;
@@ -105,7 +106,13 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
             plan.instance = old.instance.clone().unwrap_or_default();
             plan.runtime_dir = old.runtime_dir.clone();
             plan.xauthority = old.xauthority.clone();
-            holder::adopt(&plan, member.pid as u32, &record.storage, &old.shell)?
+            holder::adopt(&plan, member.pid as u32, &record.storage, &old.shell).with_hint(
+                || {
+                    format!(
+                        "`box stop {name}` ends what still runs in the box; then enter it again"
+                    )
+                },
+            )?
         }
         state::Status::Stopped => holder::start(&plan, mapping)?,
     };
