@@ -863,22 +863,79 @@ fn wrapper_inside_its_own_box_runs_the_binary_directly() {
     let out = env.run(&["run", "dev", "--", wrapper, "-c", script, "sh", "a b"]);
     out.success();
     assert_eq!(out.stdout, "direct unset a b\n", "{out}");
-    // A podman or toolbox container named like the box has CONTAINER_ID and
-    // /run/.containerenv too, but not container=box: the wrapper does not take it for
-    // its box, and goes through box (which is not there).
+    // Without box's variables (`env -i`, sudo), /run/.containerenv says which box this
+    // is: still the binary itself, directly.
     let out = env.run(&[
-        "run",
-        "dev",
-        "--",
-        "env",
-        "container=podman",
-        wrapper,
-        "-c",
-        script,
+        "run", "dev", "--", "env", "-i", wrapper, "-c", script, "sh", "bare",
     ]);
-    assert!(!out.stdout.contains("direct"), "{out}");
+    out.success();
+    assert_eq!(out.stdout, "direct unset bare\n", "{out}");
+    let out = env.run(&["run", "dev", "--", "sudo", wrapper, "-c", "id -u"]);
+    out.success();
+    assert_eq!(out.stdout, "0\n", "{out}");
+}
+
+/// Put an executable script at `path` in box `name`.
+fn put_script_in_box(env: &TestEnv, name: &str, path: &str, script: &str) {
+    put_in_box(env, name, path, script.as_bytes());
+    env.run(&["run", name, "--", "sudo", "chmod", "755", path])
+        .success();
+}
+
+#[test]
+fn wrapper_inside_another_box_runs_that_box_s_own_command() {
+    let env = debian_box("export_other_box");
+    let image = Fixture::Debian.push(Registry::plain()).image.reference;
+    env.run(&["create", "--yes", "--no-entry", "--image", &image, "other"])
+        .success();
+    put_script_in_box(
+        &env,
+        "dev",
+        "/usr/local/bin/which-box",
+        "#!/bin/sh\necho \"dev's $*\"\n",
+    );
+    env.run(&["export", "dev", "--bin", "/usr/local/bin/which-box"])
+        .success();
+    env.run(&["export", "dev", "--bin", "/usr/bin/id"])
+        .success();
+    let wrapper = bin_home(&env).join("which-box");
+    let out = run_as(&env, &wrapper, &["a"], &[]);
+    out.success();
+    assert_eq!(out.stdout, "dev's a\n", "{out}");
+
+    // In box `other`, the host's ~/.local/bin comes first on PATH, as it does in a
+    // login shell there.
+    let path = format!(
+        "PATH={}:/usr/local/bin:/usr/bin:/bin",
+        bin_home(&env).display()
+    );
+    let in_other = |args: &[&str]| {
+        let mut all = vec!["run", "other", "--", "env", &path];
+        all.extend(args);
+        env.run(&all)
+    };
+    // `id` is the box's own id, not a failed `box run dev` from inside box other.
+    let out = in_other(&["id", "-u"]);
+    out.success();
+    assert_eq!(out.stdout.trim(), env.uid.to_string(), "{out}");
+    // A command box other lacks: the error names the wrapper, its box, the host.
+    let out = in_other(&["which-box", "a"]);
     assert_eq!(out.code(), Some(127), "{out}");
-    out.stderr_has(box_bin());
+    out.stderr_has(&format!(
+        "box: error: {} runs /usr/local/bin/which-box in box `dev` from the host, and box `other` has no `which-box` of its own on PATH",
+        wrapper.display()
+    ));
+    out.stderr_has("hint: run `which-box` on the host, or install it in box `other`");
+    // Once box other has its own, that one runs, with the caller's arguments.
+    put_script_in_box(
+        &env,
+        "other",
+        "/usr/local/bin/which-box",
+        "#!/bin/sh\necho \"other's $*\"\n",
+    );
+    let out = in_other(&["which-box", "a b", "*"]);
+    out.success();
+    assert_eq!(out.stdout, "other's a b *\n", "{out}");
 }
 
 #[test]
