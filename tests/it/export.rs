@@ -781,9 +781,87 @@ fn exec_line_with_field_codes_quotes_and_env_runs_in_the_box() {
         "second\n"
     );
 
-    // rm takes the entry, both icons and the directories box made for them.
+    // An entry with a working directory only the box has (Path=), TryExec, a name
+    // with trailing blanks, and an icon file named like another app's.
+    assert!(!Path::new("/opt/probe-dir").exists());
+    for (app, extra) in [
+        (
+            "workdir",
+            "Path=/opt/probe-dir\nTryExec=sh\nName=Workdir  \n",
+        ),
+        ("workdir2", "Name=Workdir 2\n"),
+    ] {
+        put_in_box(
+            &env,
+            "dev",
+            &format!("/usr/share/applications/{app}.desktop"),
+            format!("[Desktop Entry]\nType=Application\n{extra}Icon=/opt/{app}/icon.png\nExec=sh -c 'pwd > \"$HOME/{app}.out\"'\n").as_bytes(),
+        );
+        put_in_box(
+            &env,
+            "dev",
+            &format!("/opt/{app}/icon.png"),
+            &png(if app == "workdir" { 32 } else { 48 }),
+        );
+    }
+    env.run(&["run", "dev", "--", "sudo", "mkdir", "-p", "/opt/probe-dir"])
+        .success();
+    let mut icon_paths = Vec::new();
+    for app in ["workdir", "workdir2"] {
+        env.run(&["export", "dev", "--app", app]).success();
+        let entry = apps_dir(&env).join(format!("{app}.desktop"));
+        assert_validates(&entry);
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(
+            !text.contains("Path=") && !text.contains("TryExec"),
+            "{text}"
+        );
+        let argv = expand_exec(key(&text, "Exec"), app, app, &entry, &[]);
+        launch(
+            &env,
+            &argv,
+            &[("HOME", &env.home), ("XDG_RUNTIME_DIR", &env.runtime_dir)],
+        )
+        .success();
+        icon_paths.push(PathBuf::from(key(&text, "Icon")));
+    }
+    assert!(
+        std::fs::read_to_string(apps_dir(&env).join("workdir.desktop"))
+            .unwrap()
+            .contains("\nName=Workdir (on dev)\n")
+    );
+    // The command started in the box's directory (the other in the caller's, the home).
+    assert_eq!(
+        std::fs::read_to_string(env.home.join("workdir.out")).unwrap(),
+        "/opt/probe-dir\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.home.join("workdir2.out")).unwrap(),
+        format!("{}\n", env.home.display())
+    );
+    // Each app shows its own icon.
+    assert_ne!(icon_paths[0], icon_paths[1]);
+    assert_eq!(std::fs::read(&icon_paths[0]).unwrap(), png(32));
+    assert_eq!(std::fs::read(&icon_paths[1]).unwrap(), png(48));
+    // An entry whose TryExec the box lacks is refused, and nothing is written.
+    put_in_box(
+        &env,
+        "dev",
+        "/usr/share/applications/uninstalled.desktop",
+        b"[Desktop Entry]\nType=Application\nName=Gone\nTryExec=/usr/bin/gone\nExec=gone\n",
+    );
+    env.run(&["export", "dev", "--app", "uninstalled"])
+        .box_error(&[
+            "uninstalled.desktop",
+            "TryExec=/usr/bin/gone",
+            "not installed",
+        ]);
+    assert!(!apps_dir(&env).join("uninstalled.desktop").exists());
+
+    // rm takes the entries, the icons and the directories box made for them.
     env.run(&["rm", "--force", "--yes", "dev"]).success();
     assert!(!entry.exists());
+    assert!(icon_paths.iter().all(|p| !p.exists()), "{icon_paths:?}");
     let left = dirs_under(&icons);
     assert!(left.is_empty(), "directories left after rm: {left:?}");
 }
