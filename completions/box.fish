@@ -98,6 +98,7 @@ complete -c box -n "__fish_box_using_subcommand export" -l json -d 'With --list,
 complete -c box -n "__fish_box_using_subcommand export" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand export" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand generate-entry" -s d -l delete -d 'Remove the entry instead'
+complete -c box -n "__fish_box_using_subcommand generate-entry" -s f -l force -d 'Replace a file at the entry\'s path that box did not write'
 complete -c box -n "__fish_box_using_subcommand generate-entry" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand generate-entry" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "pull" -d 'Download an image from a registry into the shared layer store'

@@ -236,6 +236,9 @@ pub struct GenerateEntryArgs {
     /// Remove the entry instead
     #[arg(long, short)]
     pub delete: bool,
+    /// Replace a file at the entry's path that box did not write
+    #[arg(long, short, conflicts_with = "delete")]
+    pub force: bool,
 }
 
 /// The clap command tree, for the man page and completion generators.

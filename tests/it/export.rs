@@ -376,6 +376,21 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
     env.run(&["generate-entry", "nope", "--delete"])
         .success()
         .stderr_has("no box `nope` and no menu entry for it; nothing to remove");
+    // A file of the user's at the menu entry's path: named, kept, replaced with --force.
+    let own_entry = apps_dir(&env).join("box-dev.desktop");
+    env.write_user_file(&own_entry, "[Desktop Entry]\nName=mine\n", 0o644);
+    env.run(&["generate-entry", "dev"])
+        .box_error(&[own_entry.to_str().unwrap(), "--force"]);
+    assert_eq!(
+        std::fs::read_to_string(&own_entry).unwrap(),
+        "[Desktop Entry]\nName=mine\n"
+    );
+    env.run(&["generate-entry", "dev", "--force", "--delete"])
+        .status(2);
+    env.run(&["generate-entry", "dev", "--force"]).success();
+    assert!(key(&std::fs::read_to_string(&own_entry).unwrap(), "Exec").ends_with(" enter dev"));
+    env.run(&["generate-entry", "dev", "--delete"]).success();
+    assert!(!own_entry.exists());
 
     // Whatever is at the wrapper's path and is not box's file is the user's: a dangling
     // symlink, a fifo, a directory. Named, kept, and (but for a directory) replaced only
