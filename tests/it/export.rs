@@ -356,15 +356,18 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
     assert!(!out.stderr.contains(".box-tmp"), "{out}");
     assert!(!bin_home(&env).join("sh").exists());
 
-    // Usage errors are clap's (status 2): nothing to do, and options that do not apply.
+    // Usage errors are clap's (status 2): nothing to do, and options that do not apply
+    // (see also export_usage_lists_the_forms_and_misplaced_options_are_usage_errors).
     for args in [
         &["export", "dev"][..],
         &["export", "dev", "--app", "xterm", "--export-path", "/tmp"],
         &["export", "dev", "--bin", "/bin/sh", "--export-label", "x"],
         &["export", "dev", "--delete", "--bin", "/bin/sh", "--force"],
+        &["export", "dev", "--bin", "/bin/sh", "--json"],
     ] {
         env.run(args).status(2);
     }
+    assert!(!bin_home(&env).join("sh").exists());
     // A file that is not a desktop entry.
     env.run(&["export", "dev", "--app", "/etc/passwd"])
         .box_error(&["/etc/passwd", "no [Desktop Entry] group"]);
@@ -473,6 +476,72 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
         .stderr_has(&format!("kept {}", own.display()));
     assert!(own.symlink_metadata().unwrap().file_type().is_symlink());
     assert!(copy.is_file());
+}
+
+#[test]
+fn export_usage_lists_the_forms_and_misplaced_options_are_usage_errors() {
+    let parse = |args: &[&str]| {
+        box_cli::cli::command()
+            .try_get_matches_from(std::iter::once("box").chain(args.iter().copied()))
+    };
+    for args in [
+        &["export", "dev", "--bin", "/bin/sh", "--json"][..],
+        &["export", "dev", "--app", "xterm", "--json"],
+        &["export", "dev", "--delete", "--app", "xterm", "--json"],
+        &["export", "dev", "--json"],
+        &["export", "dev", "--delete"],
+        &["export", "dev", "--delete", "--list"],
+        &["export", "dev", "--list", "--force"],
+        &["export", "dev", "--list", "--export-path", "/tmp"],
+        &["export", "dev", "--bin", "/bin/sh", "--app", "xterm"],
+        &[
+            "export",
+            "dev",
+            "--delete",
+            "--bin",
+            "/bin/sh",
+            "--export-path",
+            "/tmp",
+        ],
+        &["generate-entry", "dev", "--delete", "--force"],
+    ] {
+        let err = parse(args).expect_err(&args.join(" "));
+        assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+    }
+    for args in [
+        &[
+            "export",
+            "dev",
+            "--bin",
+            "/bin/sh",
+            "--export-path",
+            "/tmp",
+            "--force",
+        ][..],
+        &["export", "--app", "xterm", "--export-label", "x", "--force"],
+        &["export", "dev", "--delete", "--bin", "/bin/sh"],
+        &["export", "dev", "--delete", "--app", "xterm"],
+        &["export", "dev", "--list", "--json"],
+        &["generate-entry", "dev", "--force"],
+    ] {
+        parse(args).unwrap_or_else(|err| panic!("{args:?}: {err}"));
+    }
+    // The usage names the four forms, in help and in errors.
+    let forms = "Usage: box export [NAME] --bin PATH [--export-path DIR] [--force]
+       box export [NAME] --app APP [--export-label LABEL] [--force]
+       box export [NAME] --delete (--bin PATH | --app APP)
+       box export [NAME] --list [--json]
+";
+    let err = parse(&["export", "--delete", "dev"])
+        .unwrap_err()
+        .render()
+        .to_string();
+    assert!(err.contains(forms), "{err}");
+    let help = parse(&["export", "--help"])
+        .unwrap_err()
+        .render()
+        .to_string();
+    assert!(help.contains(forms), "{help}");
 }
 
 /// An X server on a free display, killed on drop.
