@@ -246,7 +246,6 @@ pub fn bin_from(
                 path: wrapper_path.clone(),
                 bytes: text.into_bytes(),
                 mode: 0o755,
-                base: dir.clone(),
                 shareable: false,
             }],
             force,
@@ -397,7 +396,6 @@ pub fn app_from(
                 path,
                 bytes,
                 mode: 0o644,
-                base: icons_dir.clone(),
                 shareable,
             });
         }
@@ -422,7 +420,6 @@ pub fn app_from(
             path: entry_path.clone(),
             bytes: rewritten.into_bytes(),
             mode: 0o644,
-            base: apps_dir,
             shareable: false,
         },
     );
@@ -612,7 +609,6 @@ pub fn generate_entry_with(ctx: &Context, name: &str, force: bool) -> Result<Pat
                 path: path.clone(),
                 bytes: text.into_bytes(),
                 mode: 0o644,
-                base: ctx.dirs.data_home.join("applications"),
                 shareable: false,
             }],
             force,

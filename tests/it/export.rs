@@ -260,6 +260,12 @@ fn exported_binary_behaves_like_box_run() {
     env.run(&["export", "dev", "--list"])
         .success()
         .stdout_has(id.to_str().unwrap());
+    // --delete takes the directories box made for it away with it (tools/ and tools/bin),
+    // and leaves the ones it did not make.
+    env.run(&["export", "dev", "--delete", "--bin", "/usr/bin/id"])
+        .success();
+    assert!(!env.home.join("tools").exists());
+    assert!(env.home.join("src").is_dir());
 
     // stdin reaches the command.
     let out = Command::new(&wrapper)
@@ -1191,8 +1197,29 @@ fn exports_from_inside_a_box_land_on_the_host() {
     ])
     .success();
     assert!(!wrapper.exists());
+    // An export directory box creates on the host, with a parent, from the host.
+    let bin2 = env.home.join("bin2/deeper");
+    env.run(&[
+        "export",
+        "dev",
+        "--bin",
+        "/usr/bin/env",
+        "--export-path",
+        bin2.to_str().unwrap(),
+    ])
+    .success();
     env.run(&["rm", "--force", "--yes", "dev"]).success();
     for path in [host_dir.join("printf"), env.home.join("rel-bin/id"), entry] {
         assert!(!path.exists(), "{} left after rm", path.display());
     }
+    // The directories box created for its exports went with them; the one that was
+    // there before (host-only-bin, the user's) stays.
+    for dir in [
+        env.home.join("rel-bin"),
+        env.home.join("bin2"),
+        bin_home(&env),
+    ] {
+        assert!(!dir.exists(), "{} left after rm", dir.display());
+    }
+    assert!(host_dir.is_dir());
 }
