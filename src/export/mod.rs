@@ -12,6 +12,7 @@
 //! - Wrappers and entries name box by its absolute path, so they work with a minimal PATH,
 //!   and pin the data directory they were exported with ([`DATA_HOME_ENV`]), so they find
 //!   the same store whatever the caller's `XDG_DATA_HOME` (cron, `env -i`, a launcher).
+//!   That path is the host's: inside a box a wrapper never runs box (see [`wrapper`]).
 //!
 //! Submodules: [`boxfs`] (safe reads in a box), [`hostfs`] (host paths from anywhere),
 //! [`wrapper`] (the `--bin` script), [`exec`] (the desktop Exec grammar), [`desktop`]

@@ -21,8 +21,9 @@
 //!
 //! Invariants:
 //! - The host path costs one `stat` of `/run/.containerenv` and one exec: no loop, no
-//!   extra process. Loops (reading `/run/.containerenv`, walking PATH) run only inside
-//!   a box, and there are no extra processes anywhere.
+//!   extra process, and it comes first, so the shell does not even parse the rest.
+//!   Loops (reading `/run/.containerenv`, walking PATH) run only inside a box, and there
+//!   are no extra processes anywhere.
 //! - The walk over PATH cannot loop: it skips the wrapper's own directory (as recorded
 //!   and as `$0` names it) and every file whose first lines are a wrapper's marker, so
 //!   two wrappers of one name never exec each other. Files in a box's system directories
@@ -126,40 +127,47 @@ fn render(
     ));
     // Comments must stay on one line each: a newline in a path would end the comment.
     let one_line = |s: &str| s.replace('\n', "\\n");
+    // The host's lines come first and end in an exec, so on the host the shell never
+    // even reads the rest; they come again last, for another engine's `.containerenv`.
+    let host = format!(
+        "{data_env}={data_home}; {WRAPPER_ENV}={wrapper}; export {data_env} {WRAPPER_ENV}\n\
+         exec {exe} run {name} -- {source_q} \"$@\"\n"
+    );
+    let host_in_if: String = host.lines().map(|line| format!("\t{line}\n")).collect();
     format!(
         "{SHEBANG}\n\
          {MARKER}\n\
          # box: {}\n\
          # source: {}\n\
-         if [ -e {env_file} ]; then\n\
-         \tif [ \"${{container-}}\" = box ] && [ \"${{CONTAINER_ID-}}\" = {name} ]; then exec {source_q} \"$@\"; fi\n\
-         \t_box_engine= _box_name=\n\
-         \tif [ -r {env_file} ]; then\n\
-         \t\twhile IFS= read -r _box_line || [ -n \"$_box_line\" ]; do\n\
-         \t\t\tcase $_box_line in engine=*) _box_engine=${{_box_line#engine=}} ;; name=*) _box_name=${{_box_line#name=}} ;; esac\n\
-         \t\tdone < {env_file}\n\
-         \tfi\n\
-         \tif [ \"$_box_engine\" = '\"box\"' ]; then\n\
-         \t\tif [ \"$_box_name\" = {name_in_file} ]; then exec {source_q} \"$@\"; fi\n\
-         \t\t# Another box: its own {} (the first on PATH that is not an exported wrapper).\n\
-         \t\tIFS=:; set -f\n\
-         \t\tfor _box_dir in ${{PATH-{DEFAULT_PATH}}}; do\n\
-         \t\t\tcase $_box_dir in {wrapper_dir}|\"${{0%/*}}\") continue ;; /*) ;; *) continue ;; esac\n\
-         \t\t\t_box_cmd=$_box_dir/{command_q}\n\
-         \t\t\t[ -f \"$_box_cmd\" ] && [ -x \"$_box_cmd\" ] || continue\n\
-         \t\t\tcase $_box_dir in\n\
-         \t\t\t/usr/*|/bin|/bin/|/sbin|/sbin/) ;;\n\
-         \t\t\t*) if {{ IFS= read -r _box_line && [ \"$_box_line\" = '{SHEBANG}' ] && IFS= read -r _box_line && [ \"$_box_line\" = '{MARKER}' ]; }} 2>/dev/null < \"$_box_cmd\"; then continue; fi ;;\n\
-         \t\t\tesac\n\
-         \t\t\texec \"$_box_cmd\" \"$@\"\n\
-         \t\tdone\n\
-         \t\t_box_name=${{_box_name#\\\"}}; _box_name=${{_box_name%\\\"}}\n\
-         \t\tprintf '%s\\n' {error}\"$_box_name\"{error_end} {hint}\"$_box_name\"'`' >&2\n\
-         \t\texit 127\n\
-         \tfi\n\
+         if [ ! -e {env_file} ]; then\n\
+         {host_in_if}\
          fi\n\
-         {data_env}={data_home}; {WRAPPER_ENV}={wrapper}; export {data_env} {WRAPPER_ENV}\n\
-         exec {exe} run {name} -- {source_q} \"$@\"\n",
+         # In a box: this one runs the binary, another one its own {} (not a wrapper's).\n\
+         if [ \"${{container-}}\" = box ] && [ \"${{CONTAINER_ID-}}\" = {name} ]; then exec {source_q} \"$@\"; fi\n\
+         _box_engine= _box_name=\n\
+         if [ -r {env_file} ]; then\n\
+         \twhile IFS= read -r _box_line || [ -n \"$_box_line\" ]; do\n\
+         \t\tcase $_box_line in engine=*) _box_engine=${{_box_line#engine=}} ;; name=*) _box_name=${{_box_line#name=}} ;; esac\n\
+         \tdone < {env_file}\n\
+         fi\n\
+         if [ \"$_box_engine\" = '\"box\"' ]; then\n\
+         \tif [ \"$_box_name\" = {name_in_file} ]; then exec {source_q} \"$@\"; fi\n\
+         \tIFS=:; set -f\n\
+         \tfor _box_dir in ${{PATH-{DEFAULT_PATH}}}; do\n\
+         \t\tcase $_box_dir in {wrapper_dir}|\"${{0%/*}}\") continue ;; /*) ;; *) continue ;; esac\n\
+         \t\t_box_cmd=$_box_dir/{command_q}\n\
+         \t\t[ -f \"$_box_cmd\" ] && [ -x \"$_box_cmd\" ] || continue\n\
+         \t\tcase $_box_dir in\n\
+         \t\t/usr/*|/bin|/bin/|/sbin|/sbin/) ;;\n\
+         \t\t*) if {{ IFS= read -r _box_line && [ \"$_box_line\" = '{SHEBANG}' ] && IFS= read -r _box_line && [ \"$_box_line\" = '{MARKER}' ]; }} 2>/dev/null < \"$_box_cmd\"; then continue; fi ;;\n\
+         \t\tesac\n\
+         \t\texec \"$_box_cmd\" \"$@\"\n\
+         \tdone\n\
+         \t_box_name=${{_box_name#\\\"}}; _box_name=${{_box_name%\\\"}}\n\
+         \tprintf '%s\\n' {error}\"$_box_name\"{error_end} {hint}\"$_box_name\"'`' >&2\n\
+         \texit 127\n\
+         fi\n\
+         {host}",
         one_line(box_name),
         one_line(source),
         one_line(&command),
@@ -319,9 +327,11 @@ mod tests {
         let script = std::fs::read_to_string(fake.path("a/tool")).unwrap();
         assert_eq!(marker_box(&script), Some("dev"));
         assert_eq!(marker_box("#!/bin/sh\necho hi\n"), None);
-        // What runs on the host is the `if` (one test) and the two lines after it.
-        let host_part = script.rsplit("\nfi\n").next().unwrap();
-        assert_eq!(host_part.lines().count(), 2, "{script}");
+        // What runs on the host is the first `if` (one test) and the two lines in it,
+        // which end in an exec: the shell never reads further.
+        let host_part = script.split("\nfi\n").next().unwrap();
+        assert_eq!(host_part.lines().count(), 7, "{script}");
+        assert!(host_part.lines().last().unwrap().starts_with("\texec "));
         assert!(!host_part.contains("for ") && !host_part.contains("while "));
     }
 
