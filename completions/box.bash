@@ -222,7 +222,7 @@ _box() {
             return 0
             ;;
         box__subcmd__generate__subcmd__entry)
-            opts="-d -h -V --delete --help --version"
+            opts="-d -f -h -V --delete --force --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

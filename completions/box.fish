@@ -91,13 +91,14 @@ complete -c box -n "__fish_box_using_subcommand export" -s b -l bin -d 'Absolute
 complete -c box -n "__fish_box_using_subcommand export" -s a -l app -d 'Desktop application to put in the host menu: a .desktop file name or path, or an app name' -r
 complete -c box -n "__fish_box_using_subcommand export" -s e -l export-path -d 'Host directory for the exported binary\'s wrapper (default: $XDG_BIN_HOME or ~/.local/bin)' -r -F
 complete -c box -n "__fish_box_using_subcommand export" -l export-label -d 'Text appended to exported application names (default: " (on NAME)"; "none" for nothing)' -r
-complete -c box -n "__fish_box_using_subcommand export" -s f -l force -d 'Replace an existing host file that box did not write'
+complete -c box -n "__fish_box_using_subcommand export" -s f -l force -d 'Replace existing host files that box did not write'
 complete -c box -n "__fish_box_using_subcommand export" -s d -l delete -d 'Remove the export named by --bin or --app'
 complete -c box -n "__fish_box_using_subcommand export" -s l -l list -d 'List the box\'s exports'
 complete -c box -n "__fish_box_using_subcommand export" -l json -d 'With --list, print JSON'
 complete -c box -n "__fish_box_using_subcommand export" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand export" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand generate-entry" -s d -l delete -d 'Remove the entry instead'
+complete -c box -n "__fish_box_using_subcommand generate-entry" -s f -l force -d 'Replace a file at the entry\'s path that box did not write'
 complete -c box -n "__fish_box_using_subcommand generate-entry" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand generate-entry" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "pull" -d 'Download an image from a registry into the shared layer store'

@@ -194,38 +194,49 @@ pub struct RmArgs {
     pub interactive: bool,
 }
 
+/// One of --bin, --app and --list says what to do; --delete turns --bin or --app into a
+/// removal. Each option conflicts with the forms it has no meaning in, so a misplaced one
+/// is a usage error rather than ignored (clap waives a `requires` when a conflicting
+/// argument is present, so --json conflicts with the other forms explicitly). The usage
+/// line lists the four forms: clap's own, drawn from the groups, reads badly.
 #[derive(Debug, Args)]
-#[command(group(
-    clap::ArgGroup::new("action")
-        .args(["bin", "app", "list"])
-        .required(true)
-))]
+#[command(
+    override_usage = "box export [NAME] --bin PATH [--export-path DIR] [--force]\n       \
+                      box export [NAME] --app APP [--export-label LABEL] [--force]\n       \
+                      box export [NAME] --delete (--bin PATH | --app APP)\n       \
+                      box export [NAME] --list [--json]",
+    group(
+        clap::ArgGroup::new("action")
+            .args(["bin", "app", "list"])
+            .required(true)
+    )
+)]
 pub struct ExportArgs {
     /// The box whose binary or application to export (default inside a box: that box)
     pub name: Option<String>,
     /// Absolute path of a binary in the box to put on the host PATH
-    #[arg(long, short, value_name = "PATH", group = "what")]
+    #[arg(long, short, value_name = "PATH")]
     pub bin: Option<String>,
     /// Desktop application to put in the host menu: a .desktop file name or path, or an app name
-    #[arg(long, short, value_name = "APP", group = "what")]
+    #[arg(long, short, value_name = "APP")]
     pub app: Option<String>,
     /// Host directory for the exported binary's wrapper (default: $XDG_BIN_HOME or ~/.local/bin)
-    #[arg(long, short = 'e', value_name = "DIR", conflicts_with_all = ["app", "delete"])]
+    #[arg(long, short = 'e', value_name = "DIR", conflicts_with_all = ["app", "delete", "list"])]
     pub export_path: Option<PathBuf>,
     /// Text appended to exported application names (default: " (on NAME)"; "none" for nothing)
-    #[arg(long, value_name = "LABEL", conflicts_with_all = ["bin", "delete"])]
+    #[arg(long, value_name = "LABEL", conflicts_with_all = ["bin", "delete", "list"])]
     pub export_label: Option<String>,
-    /// Replace an existing host file that box did not write
-    #[arg(long, short, conflicts_with = "delete")]
+    /// Replace existing host files that box did not write
+    #[arg(long, short, conflicts_with_all = ["delete", "list"])]
     pub force: bool,
     /// Remove the export named by --bin or --app
-    #[arg(long, short, requires = "what")]
+    #[arg(long, short, conflicts_with = "list")]
     pub delete: bool,
     /// List the box's exports
-    #[arg(long, short, conflicts_with_all = ["bin", "app", "delete", "export_path", "export_label", "force"])]
+    #[arg(long, short)]
     pub list: bool,
     /// With --list, print JSON
-    #[arg(long, requires = "list")]
+    #[arg(long, requires = "list", conflicts_with_all = ["bin", "app", "delete"])]
     pub json: bool,
 }
 
@@ -236,6 +247,9 @@ pub struct GenerateEntryArgs {
     /// Remove the entry instead
     #[arg(long, short)]
     pub delete: bool,
+    /// Replace a file at the entry's path that box did not write
+    #[arg(long, short, conflicts_with = "delete")]
+    pub force: bool,
 }
 
 /// The clap command tree, for the man page and completion generators.

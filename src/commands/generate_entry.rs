@@ -1,5 +1,7 @@
 //! `box generate-entry`: add (or with `--delete` remove) the desktop menu entry that
-//! opens a terminal in a box. The work is in [`crate::export`].
+//! opens a terminal in a box; `--force` replaces a file at its path that box did not
+//! write (distrobox has no such flag, but box never overwrites a user's file without
+//! one). The work is in [`crate::export`].
 
 use std::process::ExitCode;
 
@@ -29,7 +31,7 @@ pub fn exec(ctx: &Context, args: GenerateEntryArgs) -> Result<ExitCode> {
             )),
         }
     } else {
-        let path = crate::export::generate_entry_with(ctx, &args.name, false)?;
+        let path = crate::export::generate_entry_with(ctx, &args.name, args.force)?;
         notice(format!("added {}", path.display()));
     }
     Ok(ExitCode::SUCCESS)

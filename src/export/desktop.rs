@@ -4,10 +4,20 @@
 //! Invariants of the rewrite: lines box does not need to change (comments, other keys,
 //! localized keys, group order, unknown groups) are kept byte for byte; every `Exec=` of
 //! `[Desktop Entry]` and of each `[Desktop Action *]` runs through `box run NAME --` with
-//! its field codes intact; `DBusActivatable` goes (host D-Bus activation cannot find an
-//! app that lives in a box). Nothing is added: the window keeps matching its launcher
-//! through the entry's own `StartupWMClass`, or without one through the desktop file id,
-//! which the export keeps (see `export::app_from`).
+//! its field codes intact. Three keys go, because on the host they would name the host's
+//! world instead of the box's:
+//! - `DBusActivatable`: host D-Bus activation cannot find an app that lives in a box;
+//! - `Path` (the working directory): the directory is the box's (`/opt/app`), which the
+//!   host may lack, so the launcher would fail to change to it; instead the command
+//!   changes to it inside the box, first thing (`/bin/sh -c 'cd -- "$1" && shift && exec
+//!   "$@"' sh DIR CMD...`, the shell replaced by the command, no process in between);
+//! - `TryExec`: it tests a program the *host* has, and the program is the box's; box
+//!   checks it in the box at export time instead (`export::app_from`), and pointing it
+//!   at box itself would only repeat what the Exec line's absolute path already says.
+//!
+//! Nothing is added: the window keeps matching its launcher through the entry's own
+//! `StartupWMClass`, or without one through the desktop file id, which the export keeps
+//! (see `export::app_from`). Labelled names lose trailing blanks before the label.
 //!
 //! Launchers run box as `/usr/bin/env BOX_DATA_HOME=DIR /path/to/box ...`: box by its
 //! absolute path (a session's PATH may lack it), the data directory pinned so the entry
@@ -129,14 +139,27 @@ fn launch_words(launch: &Launch) -> Vec<exec::Arg> {
     ]
 }
 
-/// The `Exec` value that runs `original` (a raw Exec value) in the box.
-pub fn boxed_exec(launch: &Launch, box_name: &str, original: &str) -> Result<String> {
+/// The shell script that runs its arguments after the first in the directory the first
+/// names (see the module doc on `Path`); `--` so a directory named `-` is one.
+const IN_DIR: &str = r#"cd -- "$1" && shift && exec "$@""#;
+
+/// The `Exec` value that runs `original` (a raw Exec value) in the box, in directory
+/// `workdir` of the box when there is one.
+pub fn boxed_exec(
+    launch: &Launch,
+    box_name: &str,
+    original: &str,
+    workdir: Option<&str>,
+) -> Result<String> {
     let args = exec::parse_value(original)?;
     if args.is_empty() {
         bail!("the Exec line is empty");
     }
     let mut boxed = launch_words(launch);
     boxed.extend([exec::text("run"), exec::text(box_name), exec::text("--")]);
+    if let Some(dir) = workdir {
+        boxed.extend(["/bin/sh", "-c", IN_DIR, "sh", dir].map(exec::text));
+    }
     boxed.extend(args);
     Ok(exec::to_value(&boxed))
 }
@@ -145,15 +168,17 @@ pub fn boxed_exec(launch: &Launch, box_name: &str, original: &str) -> Result<Str
 pub fn rewrite(text: &str, params: &Rewrite) -> Result<String> {
     // Links and directories have no command to run in the box; exporting them would
     // only put the box's URLs in the host menu.
-    match main_group(text).get("Type") {
+    let main = main_group(text);
+    match main.get("Type") {
         Some("Application") | None => {}
         Some(other) => bail!(failure(
             format!("it is of Type={other}; only applications can be exported"),
             "export an application's entry (Type=Application)",
         )),
     }
+    // Launchers run actions in the entry's Path too (GLib does): every Exec gets it.
+    let workdir = main.get("Path").filter(|dir| !dir.is_empty());
     let label = exec::escape_appended(params.label);
-    let box_exe = exec::escape_string(&params.launch.box_exe.to_string_lossy());
     let mut out = String::with_capacity(text.len() + 256);
     // The group we are in: None before the first.
     let mut group: Option<String> = None;
@@ -188,8 +213,8 @@ pub fn rewrite(text: &str, params: &Rewrite) -> Result<String> {
             .unwrap_or_default();
         match key.as_str() {
             "Exec" if locale.is_none() => {
-                let value =
-                    boxed_exec(params.launch, params.box_name, &value).map_err(|err| {
+                let value = boxed_exec(params.launch, params.box_name, &value, workdir)
+                    .map_err(|err| {
                         err.context(format!(
                             "cannot rewrite Exec= of [{}]",
                             group.as_deref().unwrap_or_default()
@@ -201,8 +226,9 @@ pub fn rewrite(text: &str, params: &Rewrite) -> Result<String> {
                 exec_count += 1;
                 out.push_str(&format!("Exec={value}\n"));
             }
-            "TryExec" if locale.is_none() => out.push_str(&format!("TryExec={box_exe}\n")),
-            "DBusActivatable" => {}
+            // See the module doc for why these go.
+            "TryExec" | "DBusActivatable" => {}
+            "Path" if is_main => {}
             "Icon" => {
                 let name = exec::unescape_string(&value);
                 match params.icons.get(&name) {
@@ -217,6 +243,8 @@ pub fn rewrite(text: &str, params: &Rewrite) -> Result<String> {
                 }
             }
             "Name" if is_main && !label.is_empty() => {
+                // `Name=Editor  ` would read `Editor   (on dev)`.
+                let value = value.trim_end();
                 out.push_str(&format!("Name{locale_suffix}={value}{label}\n"));
             }
             _ => {
@@ -529,7 +557,6 @@ GenericName=Image Editor
 Comment=Create images
 Comment[fr]=Créer des images
 Exec=/usr/bin/env BOX_DATA_HOME=/home/u/.local/share /home/u/.cargo/bin/box run dev -- env BABL_PATH=/x \"/opt/gimp app/bin/gimp-2.10\" --title \"say \\\\\"hi\\\\\"\" 100%% %U
-TryExec=/home/u/.cargo/bin/box
 Icon=/h/icons/gimp.png
 Actions=new;
 
@@ -578,6 +605,74 @@ Exec=untouched %u
         assert!(out.contains(
             "Exec=/usr/bin/env BOX_DATA_HOME=/home/u/.local/share /home/u/.cargo/bin/box run dev -- xterm\n"
         ));
+    }
+
+    #[test]
+    fn path_becomes_a_cd_in_the_box_and_names_lose_trailing_blanks() {
+        let text = "[Desktop Entry]\nType=Application\nName=Tool  \nName[de]=Werkzeug \t\nPath=/opt/my app/100%\nTryExec=tool\nExec=tool --open %f\nActions=more;\n\n[Desktop Action more]\nName=More \nExec=tool --more\n";
+        let icons = BTreeMap::new();
+        let out = rewrite(text, &params(&launch(), &icons)).unwrap();
+        // The host may lack the box's directory: no Path, no TryExec on the host.
+        assert!(!out.contains("Path="), "{out}");
+        assert!(!out.contains("TryExec"), "{out}");
+        assert!(out.contains("\nName=Tool (on dev)\n"), "{out}");
+        assert!(out.contains("\nName[de]=Werkzeug (on dev)\n"), "{out}");
+        // Only the entry's names are labelled; an action's name stays as it was.
+        assert!(out.contains("\nName=More \n"), "{out}");
+        // Every Exec, the action's too, changes to the directory in the box first.
+        let execs: Vec<Vec<exec::Arg>> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("Exec="))
+            .map(|v| exec::parse_value(v).unwrap())
+            .collect();
+        assert_eq!(execs.len(), 2);
+        for (args, tail) in execs
+            .iter()
+            .zip([&["tool", "--open"][..], &["tool", "--more"]])
+        {
+            let words: Vec<String> = args.iter().filter_map(exec::literal).collect();
+            assert_eq!(
+                words[3..11],
+                [
+                    "run",
+                    "dev",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    IN_DIR,
+                    "sh",
+                    "/opt/my app/100%"
+                ]
+            );
+            assert_eq!(words[11..], *tail);
+        }
+        // The field code is still a code, for the launcher to expand.
+        assert_eq!(execs[0].last().unwrap(), &vec![exec::Piece::Code('f')]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tool.desktop");
+        std::fs::write(&path, &out).unwrap();
+        assert_validates(&path);
+        // What the shell does with it: the command runs in the directory, with its
+        // arguments as they were.
+        let target = dir.path().join("work dir");
+        std::fs::create_dir(&target).unwrap();
+        let run = std::process::Command::new("/bin/sh")
+            .args(["-c", IN_DIR, "sh"])
+            .arg(&target)
+            .args([
+                "sh",
+                "-c",
+                "printf '%s|' \"$(pwd)\" \"$@\"",
+                "x",
+                "a b",
+                "-",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&run.stdout),
+            format!("{}|a b|-|", target.display())
+        );
     }
 
     #[test]

@@ -16,7 +16,10 @@
 //!   SVG as `scalable`) and is one of hicolor's sizes, else to `$XDG_DATA_HOME/icons/`
 //!   (the spec's fallback directory).
 //! - An absolute `Icon=` path is copied under `$XDG_DATA_HOME/icons/box/<box>/` and the
-//!   entry points at the copy.
+//!   entry points at the copy. Its file name is the source's with a hash of the source
+//!   path and content before the extension (`icon-0123456789abcdef.png`): two apps'
+//!   `/opt/appx/icon.png` and `/opt/appy/icon.png` get a file each, and only the same
+//!   file of the box, unchanged, is shared by the apps that name it.
 //! - `Icon=NAME.png` (an extension, which the spec does not allow but GTK and KDE strip)
 //!   is looked up as `NAME`; the entry then names `NAME`.
 //!
@@ -208,18 +211,46 @@ fn is_sized_variant(file: &str, name: &str) -> bool {
         && h.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The copy for an absolute `Icon=` path, if the file exists in the box.
-pub fn find_path(root: &BoxRoot, box_name: &str, path: &str) -> Result<Option<IconCopy>> {
+/// The copy for an absolute `Icon=` path, if the file exists in the box, with its bytes.
+pub fn find_path(
+    root: &BoxRoot,
+    box_name: &str,
+    path: &str,
+) -> Result<Option<(IconCopy, Vec<u8>)>> {
     if !root.meta(path)?.is_some_and(|m| m.is_file()) {
         return Ok(None);
     }
     let Some(file) = path.rsplit('/').next().filter(|f| is_icon_name(f)) else {
         return Ok(None);
     };
-    Ok(Some(IconCopy {
-        source: path.to_owned(),
-        dest: ["box", box_name, file].iter().collect(),
-    }))
+    let bytes = root.read(path, MAX_ICON)?;
+    let dest = ["box", box_name, &path_copy_name(path, file, &bytes)]
+        .iter()
+        .collect();
+    Ok(Some((
+        IconCopy {
+            source: path.to_owned(),
+            dest,
+        },
+        bytes,
+    )))
+}
+
+/// The host file name of the copy of icon file `path` (named `file`) holding `bytes`:
+/// `file` with 16 hex digits of the sha256 of path and content before its extension.
+fn path_copy_name(path: &str, file: &str, bytes: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(path.as_bytes());
+    // The path cannot hold a NUL: this separates it from the content unambiguously.
+    hasher.update([0]);
+    hasher.update(bytes);
+    let hash = hex::encode(hasher.finalize());
+    let hash = &hash[..16];
+    match file.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{hash}.{ext}"),
+        _ => format!("{file}-{hash}"),
+    }
 }
 
 /// Width and height of a PNG (from its IHDR chunk) or an XPM (from its values line).
@@ -372,10 +403,34 @@ mod tests {
             ]
         );
 
-        let copy = find_path(&root, "dev", "/opt/app/logo.png")
+        let (copy, bytes) = find_path(&root, "dev", "/opt/app/logo.png")
             .unwrap()
             .unwrap();
-        assert_eq!(copy.dest, PathBuf::from("box/dev/logo.png"));
+        assert_eq!(bytes, png(16, 16));
+        let dest = copy.dest.to_str().unwrap();
+        assert!(
+            dest.starts_with("box/dev/logo-") && dest.ends_with(".png") && dest.len() == 33,
+            "{dest}"
+        );
+        // Same name, another path or another content: another file. Same both: the same.
+        put("/opt/other/logo.png", &png(16, 16));
+        put("/opt/third/logo.png", &png(32, 32));
+        let dest_of = |path: &str| find_path(&root, "dev", path).unwrap().unwrap().0.dest;
+        assert_ne!(dest_of("/opt/other/logo.png"), copy.dest);
+        assert_ne!(
+            dest_of("/opt/third/logo.png"),
+            dest_of("/opt/other/logo.png")
+        );
+        assert_eq!(dest_of("/opt/app/logo.png"), copy.dest);
+        put("/opt/app/logo.png", &png(48, 48));
+        assert_ne!(dest_of("/opt/app/logo.png"), copy.dest);
+        put("/opt/app/noext", b"x");
+        assert!(
+            dest_of("/opt/app/noext")
+                .to_str()
+                .unwrap()
+                .starts_with("box/dev/noext-")
+        );
         assert!(
             find_path(&root, "dev", "/opt/app/none.png")
                 .unwrap()

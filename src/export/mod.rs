@@ -12,6 +12,7 @@
 //! - Wrappers and entries name box by its absolute path, so they work with a minimal PATH,
 //!   and pin the data directory they were exported with ([`DATA_HOME_ENV`]), so they find
 //!   the same store whatever the caller's `XDG_DATA_HOME` (cron, `env -i`, a launcher).
+//!   That path is the host's: inside a box a wrapper never runs box (see [`wrapper`]).
 //!
 //! Submodules: [`boxfs`] (safe reads in a box), [`hostfs`] (host paths from anywhere),
 //! [`wrapper`] (the `--bin` script), [`exec`] (the desktop Exec grammar), [`desktop`]
@@ -246,7 +247,6 @@ pub fn bin_from(
                 path: wrapper_path.clone(),
                 bytes: text.into_bytes(),
                 mode: 0o755,
-                base: dir.clone(),
                 shareable: false,
             }],
             force,
@@ -346,19 +346,27 @@ pub fn app_from(
     let text = String::from_utf8(text)
         .with_context(|| format!("{} in box `{name}` is not UTF-8", found.path))
         .hint("export an application's .desktop file (they are UTF-8 text)")?;
+    if let Some(try_exec) = desktop::main_group(&text).get("TryExec") {
+        check_try_exec(root, name, &found.id, try_exec)?;
+    }
     let icons_dir = host.data_home.join("icons");
 
     // Icons named anywhere in the boxed groups (the entry and its actions).
     let mut files: Vec<Planned> = Vec::new();
     let mut icon_map: BTreeMap<String, String> = BTreeMap::new();
     for icon in icon_values(&text) {
-        let copies = if icon.starts_with('/') {
+        // (copy, its bytes when already read, whether another export may share it)
+        let copies: Vec<(icons::IconCopy, Option<Vec<u8>>, bool)> = if icon.starts_with('/') {
             let copy = icons::find_path(root, name, &icon)?;
-            if let Some(copy) = &copy {
+            if let Some((copy, _)) = &copy {
                 let host = icons_dir.join(&copy.dest);
                 icon_map.insert(icon.clone(), host.to_string_lossy().into_owned());
             }
-            copy.into_iter().collect()
+            // Its name says which box file it is, and which content: a different file
+            // there is not the same icon, so it is never shared (see `icons`).
+            copy.map(|(copy, bytes)| (copy, Some(bytes), false))
+                .into_iter()
+                .collect()
         } else {
             // `Icon=name.png` is not an icon name, but GTK and KDE look up `name` for it.
             let lookup = icons::without_extension(&icon);
@@ -366,7 +374,9 @@ pub fn app_from(
             if lookup != icon && !copies.is_empty() {
                 icon_map.insert(icon.clone(), lookup.to_owned());
             }
-            copies
+            // Icon names are one namespace for every app: when two boxes ship one, the
+            // first copy stays and serves both.
+            copies.into_iter().map(|c| (c, None, true)).collect()
         };
         if copies.is_empty() {
             crate::error::warn(format!(
@@ -374,18 +384,21 @@ pub fn app_from(
                 found.id
             ));
         }
-        for copy in copies {
-            let bytes = root.read(&copy.source, icons::MAX_ICON)?;
+        for (copy, bytes, shareable) in copies {
             let path = icons_dir.join(&copy.dest);
-            if !files.iter().any(|f| f.path == path) {
-                files.push(Planned {
-                    path,
-                    bytes,
-                    mode: 0o644,
-                    base: icons_dir.clone(),
-                    shareable: true,
-                });
+            if files.iter().any(|f| f.path == path) {
+                continue;
             }
+            let bytes = match bytes {
+                Some(bytes) => bytes,
+                None => root.read(&copy.source, icons::MAX_ICON)?,
+            };
+            files.push(Planned {
+                path,
+                bytes,
+                mode: 0o644,
+                shareable,
+            });
         }
     }
     let rewritten = desktop::rewrite(
@@ -408,7 +421,6 @@ pub fn app_from(
             path: entry_path.clone(),
             bytes: rewritten.into_bytes(),
             mode: 0o644,
-            base: apps_dir,
             shareable: false,
         },
     );
@@ -417,6 +429,38 @@ pub fn app_from(
     })?;
     refresh_caches(&host.fs, &host.data_home);
     Ok(entry_path)
+}
+
+/// Refuse an entry whose `TryExec` program box `name` lacks: the box's own menu hides
+/// it (the program is not installed), and its Exec line would fail. The host entry drops
+/// the key (see [`desktop`]), so this is where it is tested. A name without `/` is looked
+/// up as a command run in the box finds it: the caller's PATH, then the standard
+/// directories box adds (`host::compose_env`).
+fn check_try_exec(root: &BoxRoot, name: &str, id: &str, try_exec: &str) -> Result<()> {
+    let candidates: Vec<String> = if try_exec.starts_with('/') {
+        vec![try_exec.to_owned()]
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .filter(|dir| dir.is_absolute())
+            .map(|dir| dir.to_string_lossy().into_owned())
+            .chain(crate::host::STANDARD_PATH.iter().map(|d| d.to_string()))
+            .map(|dir| boxfs::join(&dir, try_exec))
+            .collect()
+    };
+    for candidate in &candidates {
+        if root.meta(candidate)?.is_some_and(|m| m.is_executable()) {
+            return Ok(());
+        }
+    }
+    Err(failure(
+        format!(
+            "{id} in box `{name}` has TryExec={try_exec}, which is not installed there (the box's own menu hides this entry)"
+        ),
+        format!(
+            "install the application in box `{name}` first; `box run {name} -- which <command>` shows what is installed"
+        ),
+    ))
 }
 
 /// Every `Icon=` value (unlocalized or not) of the entry and its actions, unescaped.
@@ -566,7 +610,6 @@ pub fn generate_entry_with(ctx: &Context, name: &str, force: bool) -> Result<Pat
                 path: path.clone(),
                 bytes: text.into_bytes(),
                 mode: 0o644,
-                base: ctx.dirs.data_home.join("applications"),
                 shareable: false,
             }],
             force,
@@ -937,6 +980,88 @@ mod tests {
         }
         assert!(!entry.exists() && !icon.exists() && !wrapper.exists());
         assert!(own.exists());
+    }
+
+    #[test]
+    fn apps_with_same_named_icon_files_each_get_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, root) = fake(dir.path());
+        let put = |path: &str, bytes: &[u8]| {
+            let p = dir.path().join("box").join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, bytes).unwrap();
+        };
+        for app in ["appx", "appy", "appz"] {
+            // appz uses appx's very file.
+            let icon = if app == "appz" { "appx" } else { app };
+            put(
+                &format!("/usr/share/applications/{app}.desktop"),
+                format!("[Desktop Entry]\nType=Application\nName={app}\nExec=xterm\nIcon=/opt/{icon}/icon.png\n").as_bytes(),
+            );
+        }
+        put("/opt/appx/icon.png", b"x's icon");
+        put("/opt/appy/icon.png", b"y's icon");
+        let icon_of = |app: &str| -> PathBuf {
+            let entry = app_from(&host, &root, "dev", app, "", false).unwrap();
+            let text = std::fs::read_to_string(entry).unwrap();
+            PathBuf::from(desktop::main_group(&text).get("Icon").unwrap())
+        };
+        let (x, y, z) = (icon_of("appx"), icon_of("appy"), icon_of("appz"));
+        assert_ne!(x, y);
+        assert_eq!(std::fs::read(&x).unwrap(), b"x's icon");
+        assert_eq!(std::fs::read(&y).unwrap(), b"y's icon");
+        assert!(x.starts_with(host.data_home.join("icons/box/dev")), "{x:?}");
+        // The same box file is one host file, shared, kept until its last user goes.
+        assert_eq!(z, x);
+        let mut registry = Registry::load(&Store::at(&host.store).exports_path()).unwrap();
+        for app in ["appx", "appz"] {
+            let source = format!("/usr/share/applications/{app}.desktop");
+            assert!(x.exists());
+            registry
+                .remove(&HostFs::native(), "dev", Kind::App, &source)
+                .unwrap()
+                .unwrap();
+        }
+        assert!(!x.exists() && y.exists());
+    }
+
+    #[test]
+    fn try_exec_is_checked_in_the_box_and_path_is_not_the_host_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, root) = fake(dir.path());
+        let put = |name: &str, extra: &str| {
+            let p = dir
+                .path()
+                .join("box/usr/share/applications")
+                .join(format!("{name}.desktop"));
+            std::fs::write(
+                &p,
+                format!("[Desktop Entry]\nType=Application\nName={name}\nExec=xterm\n{extra}"),
+            )
+            .unwrap();
+        };
+        put("gone", "TryExec=/usr/bin/gone\n");
+        let err = app_from(&host, &root, "dev", "gone", "", false).unwrap_err();
+        assert_eq!(
+            crate::error::message(&err),
+            "gone.desktop in box `dev` has TryExec=/usr/bin/gone, which is not installed there (the box's own menu hides this entry)"
+        );
+        assert!(err.downcast_ref::<crate::error::Hint>().is_some());
+        assert!(!host.data_home.join("applications/gone.desktop").exists());
+        put("gone-too", "TryExec=no-such-program\n");
+        assert!(app_from(&host, &root, "dev", "gone-too", "", false).is_err());
+        // Found by name in the box's PATH, or by its path; no TryExec on the host.
+        put("here", "TryExec=xterm\nPath=/opt/only-in-the-box\n");
+        put("here-too", "TryExec=/usr/bin/xterm\n");
+        for app in ["here", "here-too"] {
+            let entry = app_from(&host, &root, "dev", app, "", false).unwrap();
+            let text = std::fs::read_to_string(&entry).unwrap();
+            assert!(
+                !text.contains("TryExec") && !text.contains("Path="),
+                "{text}"
+            );
+            desktop::tests::assert_validates(&entry);
+        }
     }
 
     #[test]

@@ -8,8 +8,16 @@
 //!   fifo is replaced and becomes box's; a directory never is). Links are looked at,
 //!   never followed.
 //! - A file two exports share (an icon both need) stays until the last of them goes.
-//! - Directories box had to create for a file (below the file's [`Planned::base`]) are
-//!   recorded, and removed again once box's files there are gone and they are empty.
+//! - Every directory box had to create for a file is recorded, and removed again once
+//!   box's files there are gone and it is empty: an `--export-path` directory box made,
+//!   the missing parents it made for it, and the default places too (`~/.local/bin`,
+//!   `applications/`, an icon theme's size directories) when box was the one that
+//!   created them. What box did not create is never removed, and neither is a directory
+//!   that holds anything else (the user's files, another export's, a cache a desktop
+//!   tool wrote there): it stays, still recorded, until it is empty when box next
+//!   removes a file there.
+//! - A clash names every file in the way, not the first: with `--force` box would
+//!   replace them all, the user's own icons included, so the user sees them all first.
 //! - The registry is written atomically after the files; files (and directories) written
 //!   by an export that then fails are removed again, so a failed export leaves the host
 //!   as it was.
@@ -161,10 +169,6 @@ pub struct Planned {
     pub path: PathBuf,
     pub bytes: Vec<u8>,
     pub mode: u32,
-    /// The directory box was asked to write into (the export directory, the
-    /// applications or icons directory). Directories box creates *below* it for this
-    /// file are recorded and removed again when empty; it and its parents never are.
-    pub base: PathBuf,
     /// Icons: when another export of box already put a different file here, keep it
     /// and share it rather than fail (two boxes exporting one app).
     pub shareable: bool,
@@ -229,10 +233,12 @@ impl Registry {
         let mine = |path: &Path| -> Option<&HostFile> {
             this.and_then(|i| self.exports[i].files.iter().find(|f| f.path == path))
         };
-        // Decide for each file: write it, share the existing one, or refuse.
+        // Decide for each file: write it, share the existing one, or refuse. Every file
+        // is looked at before any is refused, so the error lists all clashes.
         let mut to_write: Vec<&Planned> = Vec::new();
         let mut recorded: Vec<HostFile> = Vec::new();
         let mut taken_from_others: Vec<PathBuf> = Vec::new();
+        let mut clashes: Vec<(PathBuf, Clash)> = Vec::new();
         for file in &files {
             let new_sha = sha256_hex(&file.bytes);
             let current = match existing(&fs.file(&file.path)?, &file.path)? {
@@ -246,22 +252,12 @@ impl Registry {
                 }
                 Existing::File(sha) => sha,
                 Existing::Dir => {
-                    return Err(failure(
-                        format!(
-                            "{} is a directory, where box would write a file",
-                            file.path.display()
-                        ),
-                        "box never replaces a directory, even with --force: move it away, or export to another directory (--export-path)",
-                    ));
+                    clashes.push((file.path.clone(), Clash::Directory));
+                    continue;
                 }
                 Existing::Other(what) if !force => {
-                    return Err(failure(
-                        format!(
-                            "{} already exists ({what}) and box did not write it",
-                            file.path.display()
-                        ),
-                        "pass --force to replace it, or move it away",
-                    ));
+                    clashes.push((file.path.clone(), Clash::Foreign(Some(what))));
+                    continue;
                 }
                 Existing::Other(_) => {
                     to_write.push(file);
@@ -299,33 +295,20 @@ impl Registry {
                 taken_from_others.push(file.path.clone());
             } else if owned_by_others {
                 let other = &self.exports[others[0].0];
-                return Err(failure(
-                    format!(
-                        "{} was already exported from box `{}` ({} {})",
-                        file.path.display(),
-                        other.box_name,
-                        other.kind.as_str(),
-                        other.source
-                    ),
-                    format!(
-                        "remove that export first (`box export {} --delete --{} ...`), or pass --force to replace it",
-                        other.box_name,
-                        if other.kind == Kind::App {
-                            "app"
-                        } else {
-                            "bin"
-                        }
-                    ),
+                clashes.push((
+                    file.path.clone(),
+                    Clash::Exported {
+                        box_name: other.box_name.clone(),
+                        kind: other.kind,
+                        source: other.source.clone(),
+                    },
                 ));
             } else {
-                return Err(failure(
-                    format!(
-                        "{} already exists and box did not write it",
-                        file.path.display()
-                    ),
-                    "pass --force to replace it, or move it away",
-                ));
+                clashes.push((file.path.clone(), Clash::Foreign(None)));
             }
+        }
+        if !clashes.is_empty() {
+            return Err(clash_error(&clashes));
         }
         // Write, undoing this run's new files and directories if one write fails.
         let mut written: Vec<PathBuf> = Vec::new();
@@ -333,7 +316,7 @@ impl Registry {
         for file in &to_write {
             let result = fs.file(&file.path).and_then(|local| {
                 let existed = std::fs::symlink_metadata(&local).is_ok();
-                created.extend(create_dirs(fs, &file.path, &file.base)?);
+                created.extend(create_dirs(fs, &file.path)?);
                 write_file(&local, &file.path, &file.bytes, file.mode)?;
                 if !existed {
                     written.push(local);
@@ -463,9 +446,10 @@ impl Registry {
     }
 }
 
-/// Create the missing directories of host file `path`'s directory; return those below
-/// `base` (host paths, deepest last), which box may remove again when they are empty.
-fn create_dirs(fs: &HostFs, path: &Path, base: &Path) -> Result<Vec<PathBuf>> {
+/// Create the missing directories of host file `path`'s directory; return them (host
+/// paths, deepest last): box created them, so box may remove them again when they are
+/// empty (see the module doc).
+fn create_dirs(fs: &HostFs, path: &Path) -> Result<Vec<PathBuf>> {
     let dir = path.parent().context("a path without a parent")?;
     let mut missing = Vec::new();
     let mut probe = Some(dir);
@@ -486,10 +470,99 @@ fn create_dirs(fs: &HostFs, path: &Path, base: &Path) -> Result<Vec<PathBuf>> {
             )
         })?;
     missing.reverse();
-    Ok(missing
-        .into_iter()
-        .filter(|d| d.starts_with(base) && d != base)
-        .collect())
+    Ok(missing)
+}
+
+/// Why a host file is in the way of an export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Clash {
+    /// A directory: never replaced, even with `--force`.
+    Directory,
+    /// A file box did not write; what it is when it is not a regular file.
+    Foreign(Option<&'static str>),
+    /// A file another export wrote.
+    Exported {
+        box_name: String,
+        kind: Kind,
+        source: String,
+    },
+}
+
+impl Clash {
+    fn describe(&self, path: &Path) -> String {
+        let path = path.display();
+        match self {
+            Clash::Directory => format!("{path} is a directory, where box would write a file"),
+            Clash::Foreign(Some(what)) => {
+                format!("{path} already exists ({what}) and box did not write it")
+            }
+            Clash::Foreign(None) => format!("{path} already exists and box did not write it"),
+            Clash::Exported {
+                box_name,
+                kind,
+                source,
+            } => {
+                let what = if source.is_empty() {
+                    kind.as_str().to_owned()
+                } else {
+                    format!("{} {source}", kind.as_str())
+                };
+                format!("{path} was already exported from box `{box_name}` ({what})")
+            }
+        }
+    }
+}
+
+/// The error for the files in the way of an export: each named, with what to do.
+fn clash_error(clashes: &[(PathBuf, Clash)]) -> anyhow::Error {
+    let message = match clashes {
+        [(path, clash)] => clash.describe(path),
+        many => format!(
+            "{} files are in the way: {}",
+            many.len(),
+            many.iter()
+                .map(|(path, clash)| clash.describe(path))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
+    let one = clashes.len() == 1;
+    let (it, them) = if one {
+        ("it", "it")
+    } else {
+        ("them", "them all")
+    };
+    let hint = if clashes.iter().any(|(_, c)| *c == Clash::Directory) {
+        format!(
+            "box never replaces a directory, even with --force: move {it} away, or export to another directory (--export-path)"
+        )
+    } else if clashes.iter().any(|(_, c)| matches!(c, Clash::Foreign(_))) {
+        if one {
+            "pass --force to replace it, or move it away".to_owned()
+        } else {
+            format!("pass --force to replace {them} (your own files too), or move them away")
+        }
+    } else {
+        // Only other exports' files: say how to remove the first of them.
+        let remove = clashes
+            .iter()
+            .find_map(|(_, clash)| match clash {
+                Clash::Exported {
+                    box_name,
+                    kind: Kind::Entry,
+                    ..
+                } => Some(format!("box generate-entry {box_name} --delete")),
+                Clash::Exported { box_name, kind, .. } => Some(format!(
+                    "box export {box_name} --delete --{} ...",
+                    kind.as_str()
+                )),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let that = if one { "that export" } else { "those exports" };
+        format!("remove {that} first (`{remove}`), or pass --force to replace {them}")
+    };
+    failure(message, hint)
 }
 
 /// Write `bytes` to `local` (where this process reaches host path `shown`) with `mode`,
@@ -540,7 +613,6 @@ mod tests {
             path: path.to_owned(),
             bytes: text.as_bytes().to_vec(),
             mode: 0o644,
-            base: path.parent().unwrap().to_owned(),
             shareable,
         }
     }
@@ -775,10 +847,7 @@ mod tests {
         let icons = dir.path().join("icons");
         let user_dir = icons.join("hicolor/48x48/apps");
         std::fs::create_dir_all(&user_dir).unwrap();
-        let icon = |rel: &str, text: &str| Planned {
-            base: icons.clone(),
-            ..planned(&icons.join(rel), text, true)
-        };
+        let icon = |rel: &str, text: &str| planned(&icons.join(rel), text, true);
         let mut reg = Registry::default();
         reg.install(
             &N,
@@ -793,7 +862,7 @@ mod tests {
             false,
         )
         .unwrap();
-        // Box created scalable/, scalable/apps, box/ and box/dev, not the base or 48x48.
+        // Box created scalable/, scalable/apps, box/ and box/dev, not icons/ or 48x48.
         let mut created = reg.dirs.clone();
         created.sort();
         assert_eq!(
@@ -842,6 +911,148 @@ mod tests {
     }
 
     #[test]
+    fn export_directories_box_created_go_with_their_last_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("bin2");
+        let existed = dir.path().join("existed");
+        std::fs::create_dir(&existed).unwrap();
+        let mut reg = Registry::default();
+        for (source, path) in [
+            ("/usr/bin/a", made.join("deeper/a")),
+            ("/usr/bin/b", made.join("deeper/b")),
+            ("/usr/bin/c", existed.join("c")),
+        ] {
+            reg.install(
+                &N,
+                "dev",
+                Kind::Bin,
+                source,
+                vec![planned(&path, "w", false)],
+                false,
+            )
+            .unwrap();
+        }
+        // The export directory box made, with the parent it made for it.
+        assert_eq!(reg.dirs, [made.clone(), made.join("deeper")]);
+        reg.remove(&N, "dev", Kind::Bin, "/usr/bin/a")
+            .unwrap()
+            .unwrap();
+        assert!(made.join("deeper/b").is_file());
+        // A file of the user's there keeps the directories, which stay box's to remove.
+        std::fs::write(made.join("mine"), "user").unwrap();
+        reg.remove(&N, "dev", Kind::Bin, "/usr/bin/b")
+            .unwrap()
+            .unwrap();
+        assert!(!made.join("deeper").exists() && made.join("mine").is_file());
+        assert_eq!(reg.dirs, std::slice::from_ref(&made));
+        std::fs::remove_file(made.join("mine")).unwrap();
+        reg.install(
+            &N,
+            "dev",
+            Kind::Bin,
+            "/usr/bin/a",
+            vec![planned(&made.join("a"), "w", false)],
+            false,
+        )
+        .unwrap();
+        reg.remove(&N, "dev", Kind::Bin, "/usr/bin/a")
+            .unwrap()
+            .unwrap();
+        assert!(!made.exists());
+        // A directory that was there before stays, empty or not.
+        reg.remove(&N, "dev", Kind::Bin, "/usr/bin/c")
+            .unwrap()
+            .unwrap();
+        assert!(existed.is_dir() && dir.path().is_dir());
+        assert!(reg.dirs.is_empty(), "{:?}", reg.dirs);
+    }
+
+    #[test]
+    fn a_clash_names_every_file_in_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let apps = dir.path().join("applications");
+        let icons = dir.path().join("icons");
+        std::fs::create_dir_all(&apps).unwrap();
+        std::fs::create_dir_all(icons.join("a.svg")).unwrap();
+        std::fs::write(apps.join("a.desktop"), "user's entry").unwrap();
+        std::fs::write(icons.join("a.png"), "user's icon").unwrap();
+        std::os::unix::fs::symlink("/nowhere", icons.join("a.xpm")).unwrap();
+        let mut reg = Registry::default();
+        let files = || {
+            vec![
+                planned(&apps.join("a.desktop"), "E", false),
+                planned(&icons.join("a.png"), "P", true),
+                planned(&icons.join("a.xpm"), "X", true),
+                planned(&icons.join("new.png"), "N", true),
+            ]
+        };
+        let err = reg
+            .install(&N, "dev", Kind::App, "/a", files(), false)
+            .unwrap_err();
+        let msg = crate::error::message(&err);
+        assert_eq!(
+            msg,
+            format!(
+                "3 files are in the way: {0}/applications/a.desktop already exists and box did not write it; {0}/icons/a.png already exists and box did not write it; {0}/icons/a.xpm already exists (a symbolic link) and box did not write it",
+                dir.path().display()
+            )
+        );
+        let hint = &err.downcast_ref::<crate::error::Hint>().unwrap().0;
+        assert_eq!(
+            hint,
+            "pass --force to replace them all (your own files too), or move them away"
+        );
+        assert!(!icons.join("new.png").exists() && reg.exports.is_empty());
+        // A directory among them cannot be forced, and the hint says so first.
+        let mut with_dir = files();
+        with_dir.push(planned(&icons.join("a.svg"), "S", true));
+        let err = reg
+            .install(&N, "dev", Kind::App, "/a", with_dir.clone(), true)
+            .unwrap_err();
+        assert_eq!(
+            crate::error::message(&err),
+            format!(
+                "{}/icons/a.svg is a directory, where box would write a file",
+                dir.path().display()
+            )
+        );
+        let err = reg
+            .install(&N, "dev", Kind::App, "/a", with_dir, false)
+            .unwrap_err();
+        assert!(crate::error::message(&err).starts_with("4 files are in the way: "));
+        assert!(
+            err.downcast_ref::<crate::error::Hint>()
+                .unwrap()
+                .0
+                .starts_with("box never replaces a directory")
+        );
+        // Other exports' files: named with their export, and how to remove it.
+        reg.install(&N, "dev", Kind::App, "/a", files(), true)
+            .unwrap();
+        let err = reg
+            .install(
+                &N,
+                "two",
+                Kind::App,
+                "/b",
+                vec![planned(&apps.join("a.desktop"), "two's", false)],
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(
+            crate::error::message(&err),
+            format!(
+                "{}/applications/a.desktop was already exported from box `dev` (app /a)",
+                dir.path().display()
+            )
+        );
+        assert_eq!(
+            err.downcast_ref::<crate::error::Hint>().unwrap().0,
+            "remove that export first (`box export dev --delete --app ...`), or pass --force to replace it"
+        );
+    }
+
+    #[test]
     fn a_failed_install_removes_the_directories_it_created() {
         let dir = tempfile::tempdir().unwrap();
         let icons = dir.path().join("icons");
@@ -856,14 +1067,8 @@ mod tests {
                 Kind::App,
                 "/a",
                 vec![
-                    Planned {
-                        base: icons.clone(),
-                        ..planned(&icons.join("hicolor/64x64/apps/a.png"), "A", true)
-                    },
-                    Planned {
-                        base: PathBuf::from("/proc"),
-                        ..planned(bad, "B", true)
-                    },
+                    planned(&icons.join("hicolor/64x64/apps/a.png"), "A", true),
+                    planned(bad, "B", true),
                 ],
                 false,
             )

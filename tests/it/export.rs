@@ -260,6 +260,12 @@ fn exported_binary_behaves_like_box_run() {
     env.run(&["export", "dev", "--list"])
         .success()
         .stdout_has(id.to_str().unwrap());
+    // --delete takes the directories box made for it away with it (tools/ and tools/bin),
+    // and leaves the ones it did not make.
+    env.run(&["export", "dev", "--delete", "--bin", "/usr/bin/id"])
+        .success();
+    assert!(!env.home.join("tools").exists());
+    assert!(env.home.join("src").is_dir());
 
     // stdin reaches the command.
     let out = Command::new(&wrapper)
@@ -356,15 +362,18 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
     assert!(!out.stderr.contains(".box-tmp"), "{out}");
     assert!(!bin_home(&env).join("sh").exists());
 
-    // Usage errors are clap's (status 2): nothing to do, and options that do not apply.
+    // Usage errors are clap's (status 2): nothing to do, and options that do not apply
+    // (see also export_usage_lists_the_forms_and_misplaced_options_are_usage_errors).
     for args in [
         &["export", "dev"][..],
         &["export", "dev", "--app", "xterm", "--export-path", "/tmp"],
         &["export", "dev", "--bin", "/bin/sh", "--export-label", "x"],
         &["export", "dev", "--delete", "--bin", "/bin/sh", "--force"],
+        &["export", "dev", "--bin", "/bin/sh", "--json"],
     ] {
         env.run(args).status(2);
     }
+    assert!(!bin_home(&env).join("sh").exists());
     // A file that is not a desktop entry.
     env.run(&["export", "dev", "--app", "/etc/passwd"])
         .box_error(&["/etc/passwd", "no [Desktop Entry] group"]);
@@ -376,6 +385,21 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
     env.run(&["generate-entry", "nope", "--delete"])
         .success()
         .stderr_has("no box `nope` and no menu entry for it; nothing to remove");
+    // A file of the user's at the menu entry's path: named, kept, replaced with --force.
+    let own_entry = apps_dir(&env).join("box-dev.desktop");
+    env.write_user_file(&own_entry, "[Desktop Entry]\nName=mine\n", 0o644);
+    env.run(&["generate-entry", "dev"])
+        .box_error(&[own_entry.to_str().unwrap(), "--force"]);
+    assert_eq!(
+        std::fs::read_to_string(&own_entry).unwrap(),
+        "[Desktop Entry]\nName=mine\n"
+    );
+    env.run(&["generate-entry", "dev", "--force", "--delete"])
+        .status(2);
+    env.run(&["generate-entry", "dev", "--force"]).success();
+    assert!(key(&std::fs::read_to_string(&own_entry).unwrap(), "Exec").ends_with(" enter dev"));
+    env.run(&["generate-entry", "dev", "--delete"]).success();
+    assert!(!own_entry.exists());
 
     // Whatever is at the wrapper's path and is not box's file is the user's: a dangling
     // symlink, a fifo, a directory. Named, kept, and (but for a directory) replaced only
@@ -458,6 +482,72 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
         .stderr_has(&format!("kept {}", own.display()));
     assert!(own.symlink_metadata().unwrap().file_type().is_symlink());
     assert!(copy.is_file());
+}
+
+#[test]
+fn export_usage_lists_the_forms_and_misplaced_options_are_usage_errors() {
+    let parse = |args: &[&str]| {
+        box_cli::cli::command()
+            .try_get_matches_from(std::iter::once("box").chain(args.iter().copied()))
+    };
+    for args in [
+        &["export", "dev", "--bin", "/bin/sh", "--json"][..],
+        &["export", "dev", "--app", "xterm", "--json"],
+        &["export", "dev", "--delete", "--app", "xterm", "--json"],
+        &["export", "dev", "--json"],
+        &["export", "dev", "--delete"],
+        &["export", "dev", "--delete", "--list"],
+        &["export", "dev", "--list", "--force"],
+        &["export", "dev", "--list", "--export-path", "/tmp"],
+        &["export", "dev", "--bin", "/bin/sh", "--app", "xterm"],
+        &[
+            "export",
+            "dev",
+            "--delete",
+            "--bin",
+            "/bin/sh",
+            "--export-path",
+            "/tmp",
+        ],
+        &["generate-entry", "dev", "--delete", "--force"],
+    ] {
+        let err = parse(args).expect_err(&args.join(" "));
+        assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+    }
+    for args in [
+        &[
+            "export",
+            "dev",
+            "--bin",
+            "/bin/sh",
+            "--export-path",
+            "/tmp",
+            "--force",
+        ][..],
+        &["export", "--app", "xterm", "--export-label", "x", "--force"],
+        &["export", "dev", "--delete", "--bin", "/bin/sh"],
+        &["export", "dev", "--delete", "--app", "xterm"],
+        &["export", "dev", "--list", "--json"],
+        &["generate-entry", "dev", "--force"],
+    ] {
+        parse(args).unwrap_or_else(|err| panic!("{args:?}: {err}"));
+    }
+    // The usage names the four forms, in help and in errors.
+    let forms = "Usage: box export [NAME] --bin PATH [--export-path DIR] [--force]
+       box export [NAME] --app APP [--export-label LABEL] [--force]
+       box export [NAME] --delete (--bin PATH | --app APP)
+       box export [NAME] --list [--json]
+";
+    let err = parse(&["export", "--delete", "dev"])
+        .unwrap_err()
+        .render()
+        .to_string();
+    assert!(err.contains(forms), "{err}");
+    let help = parse(&["export", "--help"])
+        .unwrap_err()
+        .render()
+        .to_string();
+    assert!(help.contains(forms), "{help}");
 }
 
 /// An X server on a free display, killed on drop.
@@ -781,9 +871,87 @@ fn exec_line_with_field_codes_quotes_and_env_runs_in_the_box() {
         "second\n"
     );
 
-    // rm takes the entry, both icons and the directories box made for them.
+    // An entry with a working directory only the box has (Path=), TryExec, a name
+    // with trailing blanks, and an icon file named like another app's.
+    assert!(!Path::new("/opt/probe-dir").exists());
+    for (app, extra) in [
+        (
+            "workdir",
+            "Path=/opt/probe-dir\nTryExec=sh\nName=Workdir  \n",
+        ),
+        ("workdir2", "Name=Workdir 2\n"),
+    ] {
+        put_in_box(
+            &env,
+            "dev",
+            &format!("/usr/share/applications/{app}.desktop"),
+            format!("[Desktop Entry]\nType=Application\n{extra}Icon=/opt/{app}/icon.png\nExec=sh -c 'pwd > \"$HOME/{app}.out\"'\n").as_bytes(),
+        );
+        put_in_box(
+            &env,
+            "dev",
+            &format!("/opt/{app}/icon.png"),
+            &png(if app == "workdir" { 32 } else { 48 }),
+        );
+    }
+    env.run(&["run", "dev", "--", "sudo", "mkdir", "-p", "/opt/probe-dir"])
+        .success();
+    let mut icon_paths = Vec::new();
+    for app in ["workdir", "workdir2"] {
+        env.run(&["export", "dev", "--app", app]).success();
+        let entry = apps_dir(&env).join(format!("{app}.desktop"));
+        assert_validates(&entry);
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(
+            !text.contains("Path=") && !text.contains("TryExec"),
+            "{text}"
+        );
+        let argv = expand_exec(key(&text, "Exec"), app, app, &entry, &[]);
+        launch(
+            &env,
+            &argv,
+            &[("HOME", &env.home), ("XDG_RUNTIME_DIR", &env.runtime_dir)],
+        )
+        .success();
+        icon_paths.push(PathBuf::from(key(&text, "Icon")));
+    }
+    assert!(
+        std::fs::read_to_string(apps_dir(&env).join("workdir.desktop"))
+            .unwrap()
+            .contains("\nName=Workdir (on dev)\n")
+    );
+    // The command started in the box's directory (the other in the caller's, the home).
+    assert_eq!(
+        std::fs::read_to_string(env.home.join("workdir.out")).unwrap(),
+        "/opt/probe-dir\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.home.join("workdir2.out")).unwrap(),
+        format!("{}\n", env.home.display())
+    );
+    // Each app shows its own icon.
+    assert_ne!(icon_paths[0], icon_paths[1]);
+    assert_eq!(std::fs::read(&icon_paths[0]).unwrap(), png(32));
+    assert_eq!(std::fs::read(&icon_paths[1]).unwrap(), png(48));
+    // An entry whose TryExec the box lacks is refused, and nothing is written.
+    put_in_box(
+        &env,
+        "dev",
+        "/usr/share/applications/uninstalled.desktop",
+        b"[Desktop Entry]\nType=Application\nName=Gone\nTryExec=/usr/bin/gone\nExec=gone\n",
+    );
+    env.run(&["export", "dev", "--app", "uninstalled"])
+        .box_error(&[
+            "uninstalled.desktop",
+            "TryExec=/usr/bin/gone",
+            "not installed",
+        ]);
+    assert!(!apps_dir(&env).join("uninstalled.desktop").exists());
+
+    // rm takes the entries, the icons and the directories box made for them.
     env.run(&["rm", "--force", "--yes", "dev"]).success();
     assert!(!entry.exists());
+    assert!(icon_paths.iter().all(|p| !p.exists()), "{icon_paths:?}");
     let left = dirs_under(&icons);
     assert!(left.is_empty(), "directories left after rm: {left:?}");
 }
@@ -863,22 +1031,79 @@ fn wrapper_inside_its_own_box_runs_the_binary_directly() {
     let out = env.run(&["run", "dev", "--", wrapper, "-c", script, "sh", "a b"]);
     out.success();
     assert_eq!(out.stdout, "direct unset a b\n", "{out}");
-    // A podman or toolbox container named like the box has CONTAINER_ID and
-    // /run/.containerenv too, but not container=box: the wrapper does not take it for
-    // its box, and goes through box (which is not there).
+    // Without box's variables (`env -i`, sudo), /run/.containerenv says which box this
+    // is: still the binary itself, directly.
     let out = env.run(&[
-        "run",
-        "dev",
-        "--",
-        "env",
-        "container=podman",
-        wrapper,
-        "-c",
-        script,
+        "run", "dev", "--", "env", "-i", wrapper, "-c", script, "sh", "bare",
     ]);
-    assert!(!out.stdout.contains("direct"), "{out}");
+    out.success();
+    assert_eq!(out.stdout, "direct unset bare\n", "{out}");
+    let out = env.run(&["run", "dev", "--", "sudo", wrapper, "-c", "id -u"]);
+    out.success();
+    assert_eq!(out.stdout, "0\n", "{out}");
+}
+
+/// Put an executable script at `path` in box `name`.
+fn put_script_in_box(env: &TestEnv, name: &str, path: &str, script: &str) {
+    put_in_box(env, name, path, script.as_bytes());
+    env.run(&["run", name, "--", "sudo", "chmod", "755", path])
+        .success();
+}
+
+#[test]
+fn wrapper_inside_another_box_runs_that_box_s_own_command() {
+    let env = debian_box("export_other_box");
+    let image = Fixture::Debian.push(Registry::plain()).image.reference;
+    env.run(&["create", "--yes", "--no-entry", "--image", &image, "other"])
+        .success();
+    put_script_in_box(
+        &env,
+        "dev",
+        "/usr/local/bin/which-box",
+        "#!/bin/sh\necho \"dev's $*\"\n",
+    );
+    env.run(&["export", "dev", "--bin", "/usr/local/bin/which-box"])
+        .success();
+    env.run(&["export", "dev", "--bin", "/usr/bin/id"])
+        .success();
+    let wrapper = bin_home(&env).join("which-box");
+    let out = run_as(&env, &wrapper, &["a"], &[]);
+    out.success();
+    assert_eq!(out.stdout, "dev's a\n", "{out}");
+
+    // In box `other`, the host's ~/.local/bin comes first on PATH, as it does in a
+    // login shell there.
+    let path = format!(
+        "PATH={}:/usr/local/bin:/usr/bin:/bin",
+        bin_home(&env).display()
+    );
+    let in_other = |args: &[&str]| {
+        let mut all = vec!["run", "other", "--", "env", &path];
+        all.extend(args);
+        env.run(&all)
+    };
+    // `id` is the box's own id, not a failed `box run dev` from inside box other.
+    let out = in_other(&["id", "-u"]);
+    out.success();
+    assert_eq!(out.stdout.trim(), env.uid.to_string(), "{out}");
+    // A command box other lacks: the error names the wrapper, its box, the host.
+    let out = in_other(&["which-box", "a"]);
     assert_eq!(out.code(), Some(127), "{out}");
-    out.stderr_has(box_bin());
+    out.stderr_has(&format!(
+        "box: error: {} runs /usr/local/bin/which-box in box `dev` from the host, and box `other` has no `which-box` of its own on PATH",
+        wrapper.display()
+    ));
+    out.stderr_has("hint: run `which-box` on the host, or install it in box `other`");
+    // Once box other has its own, that one runs, with the caller's arguments.
+    put_script_in_box(
+        &env,
+        "other",
+        "/usr/local/bin/which-box",
+        "#!/bin/sh\necho \"other's $*\"\n",
+    );
+    let out = in_other(&["which-box", "a b", "*"]);
+    out.success();
+    assert_eq!(out.stdout, "other's a b *\n", "{out}");
 }
 
 #[test]
@@ -972,8 +1197,29 @@ fn exports_from_inside_a_box_land_on_the_host() {
     ])
     .success();
     assert!(!wrapper.exists());
+    // An export directory box creates on the host, with a parent, from the host.
+    let bin2 = env.home.join("bin2/deeper");
+    env.run(&[
+        "export",
+        "dev",
+        "--bin",
+        "/usr/bin/env",
+        "--export-path",
+        bin2.to_str().unwrap(),
+    ])
+    .success();
     env.run(&["rm", "--force", "--yes", "dev"]).success();
     for path in [host_dir.join("printf"), env.home.join("rel-bin/id"), entry] {
         assert!(!path.exists(), "{} left after rm", path.display());
     }
+    // The directories box created for its exports went with them; the one that was
+    // there before (host-only-bin, the user's) stays.
+    for dir in [
+        env.home.join("rel-bin"),
+        env.home.join("bin2"),
+        bin_home(&env),
+    ] {
+        assert!(!dir.exists(), "{} left after rm", dir.display());
+    }
+    assert!(host_dir.is_dir());
 }
