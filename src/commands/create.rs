@@ -252,8 +252,12 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<(String, St
         && let Err(err) = crate::export::generate_entry(ctx, &name)
     {
         crate::error::warn(format!(
-            "box `{name}` was created, but its menu entry was not: {}",
-            crate::error::message(&err)
+            "box `{name}` was created, but its menu entry was not: {} (hint: {})",
+            crate::error::message(&err),
+            err.downcast_ref::<crate::error::Hint>().map_or_else(
+                || format!("`box generate-entry {name}` tries again"),
+                |h| h.0.clone()
+            )
         ));
     }
     Ok((name, container.image))
