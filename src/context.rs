@@ -82,9 +82,7 @@ fn env_path(name: &str) -> Option<PathBuf> {
 ///   every use, since anyone (root in a box too: boxes share the host's /tmp) can create
 ///   that name first.
 fn fallback_runtime_dir(uid: u32) -> (PathBuf, bool) {
-    use std::os::unix::fs::MetadataExt;
-    let logind = PathBuf::from(format!("/run/user/{uid}"));
-    if std::fs::metadata(&logind).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+    if let Some(logind) = crate::host::logind_runtime_dir(uid) {
         return (logind.join("box"), false);
     }
     if uid == 0 {

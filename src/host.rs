@@ -168,10 +168,9 @@ fn env_dir(name: &str) -> Option<PathBuf> {
         .filter(|p| p.is_absolute() && p.is_dir())
 }
 
-/// `/run/user/UID`, when it is a directory of the user's (logind's runtime directory).
-fn user_runtime_dir() -> Option<PathBuf> {
+/// `/run/user/UID`, when it is a directory of user `uid`'s (logind's runtime directory).
+pub fn logind_runtime_dir(uid: u32) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
-    let uid = rustix::process::getuid().as_raw();
     let dir = PathBuf::from(format!("/run/user/{uid}"));
     let meta = std::fs::metadata(&dir).ok()?;
     (meta.is_dir() && meta.uid() == uid).then_some(dir)
@@ -188,7 +187,8 @@ pub fn discover() -> HostFacts {
     });
     HostFacts {
         hostname: hostname(),
-        xdg_runtime_dir: env_dir("XDG_RUNTIME_DIR").or_else(user_runtime_dir),
+        xdg_runtime_dir: env_dir("XDG_RUNTIME_DIR")
+            .or_else(|| logind_runtime_dir(rustix::process::getuid().as_raw())),
         system_bus: Some(PathBuf::from("/run/dbus/system_bus_socket")).filter(|p| p.exists()),
         xauthority: std::env::var_os("XAUTHORITY")
             .map(PathBuf::from)

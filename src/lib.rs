@@ -11,6 +11,7 @@
 //! - [`idmap`], [`userns`]: id mappings and helpers in a user namespace;
 //! - [`runtime`]: mount plan, the holder process, joining a running box;
 //! - [`host`]: discovery of the host's sockets, devices and environment;
+//! - [`hostfs`]: host paths reached from the host or from inside a box (`/run/host`);
 //! - [`export`]: wrappers, desktop entries and icons on the host.
 
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod distro;
 pub mod error;
 pub mod export;
 pub mod host;
+pub mod hostfs;
 pub mod idmap;
 pub mod image;
 pub mod progress;

@@ -239,14 +239,13 @@ pub fn find_path(
 /// The host file name of the copy of icon file `path` (named `file`) holding `bytes`:
 /// `file` with 16 hex digits of the sha256 of path and content before its extension.
 fn path_copy_name(path: &str, file: &str, bytes: &[u8]) -> String {
-    use sha2::{Digest as _, Sha256};
-    let mut hasher = Sha256::new();
+    let mut hasher = crate::digest::Hasher::new();
     hasher.update(path.as_bytes());
     // The path cannot hold a NUL: this separates it from the content unambiguously.
-    hasher.update([0]);
+    hasher.update(&[0]);
     hasher.update(bytes);
-    let hash = hex::encode(hasher.finalize());
-    let hash = &hash[..16];
+    let digest = hasher.finish();
+    let hash = &digest.hex()[..16];
     match file.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{hash}.{ext}"),
         _ => format!("{file}-{hash}"),

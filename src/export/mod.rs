@@ -5,7 +5,7 @@
 //! - Box files are read only through [`boxfs::BoxRoot`] (openat2 in the box root), never
 //!   by joining paths onto `/proc/PID/root`.
 //! - Exports land on the host, also when `box export` runs inside a box: every target
-//!   is a host path, reached through [`hostfs::HostFs`] (`/run/host` inside a box).
+//!   is a host path, reached through [`crate::hostfs::HostFs`] (`/run/host` inside a box).
 //! - Host files are written only through [`registry::Registry::install`], under the
 //!   store's `exports` lock: box never replaces a file it did not write without `--force`,
 //!   and the registry says which files are box's.
@@ -14,7 +14,7 @@
 //!   the same store whatever the caller's `XDG_DATA_HOME` (cron, `env -i`, a launcher).
 //!   That path is the host's: inside a box a wrapper never runs box (see [`wrapper`]).
 //!
-//! Submodules: [`boxfs`] (safe reads in a box), [`hostfs`] (host paths from anywhere),
+//! Submodules: [`boxfs`] (safe reads in a box), [`crate::hostfs`] (host paths from anywhere),
 //! [`wrapper`] (the `--bin` script), [`exec`] (the desktop Exec grammar), [`desktop`]
 //! (finding and rewriting entries), [`icons`] (icon lookup and host placement),
 //! [`registry`] (what box wrote).
@@ -22,7 +22,6 @@
 pub mod boxfs;
 pub mod desktop;
 pub mod exec;
-pub mod hostfs;
 pub mod icons;
 pub mod registry;
 pub mod wrapper;
@@ -35,9 +34,9 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::context::Context;
 use crate::error::{HintExt, failure};
+use crate::hostfs::{self, HostFs};
 use crate::store::Store;
 use boxfs::BoxRoot;
-use hostfs::HostFs;
 use registry::{Kind, Planned, Registry, Removal};
 
 /// The variable wrappers and menu entries set for the box they run: the
@@ -135,7 +134,7 @@ fn open_box(ctx: &Context, name: &str) -> Result<BoxRoot> {
 }
 
 /// Where exports go on the host, and the box executable they run. Every path is a host
-/// path (see [`hostfs`]).
+/// path (see [`crate::hostfs`]).
 #[derive(Debug, Clone)]
 pub struct Host {
     /// How this process reaches host paths.

@@ -31,10 +31,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
-use super::hostfs::HostFs;
 use crate::error::{HintExt, failure};
+use crate::hostfs::HostFs;
 
 /// What an export is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -94,7 +93,7 @@ pub struct Registry {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    crate::digest::Digest::of(bytes).hex().to_owned()
 }
 
 /// What is at a host path, without following a symlink there.
@@ -149,7 +148,7 @@ fn existing(local: &Path, shown: &Path) -> Result<Existing> {
         .open(local)
         .with_context(|| format!("reading {}", shown.display()))?;
     // Hashed as it is read: the user's file there may be large.
-    let mut hasher = Sha256::new();
+    let mut hasher = crate::digest::Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = file
@@ -160,7 +159,7 @@ fn existing(local: &Path, shown: &Path) -> Result<Existing> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(Existing::File(hex::encode(hasher.finalize())))
+    Ok(Existing::File(hasher.finish().hex().to_owned()))
 }
 
 /// A file an export wants on the host.

@@ -29,6 +29,9 @@ use super::{Compression, UnpackStats};
 use crate::digest::{Digest, HashingReader};
 use crate::error::failure;
 
+/// The hint of an entry no sane layer has.
+const MALFORMED_LAYER: &str = "the layer is malformed; rebuild the image or ask its publisher";
+
 /// Unpack into the directory open as `dest` (`dest_path` is for messages only).
 /// See [`super::unpack_layer`].
 pub fn unpack_layer_at(
@@ -280,7 +283,7 @@ impl<'l> Unpacker<'l> {
             if !matches!(kind, Kind::Dir) {
                 return Err(failure(
                     "the layer root must be a directory",
-                    "the layer is malformed; rebuild the image or ask its publisher",
+                    MALFORMED_LAYER,
                 ));
             }
             let xattrs = self.xattrs(entry)?;
@@ -600,7 +603,7 @@ impl<'l> Unpacker<'l> {
         if target.is_empty() {
             return Err(failure(
                 "the hard link's target is the layer root",
-                "the layer is malformed; rebuild the image or ask its publisher",
+                MALFORMED_LAYER,
             ));
         }
         if target == path {
@@ -752,10 +755,7 @@ enum Target<'a> {
 fn link_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Vec<u8>> {
     match entry.link_name_bytes() {
         Some(name) if !name.is_empty() => Ok(name.into_owned()),
-        _ => Err(failure(
-            "the link has no target",
-            "the layer is malformed; rebuild the image or ask its publisher",
-        )),
+        _ => Err(failure("the link has no target", MALFORMED_LAYER)),
     }
 }
 

@@ -13,22 +13,21 @@
 //!   rename, so no program in the box reads half a file.
 
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::plan::FileOp;
 
 /// The host's root inside a box.
-const HOST_ROOT: &str = "/run/host";
+const HOST_ROOT: &str = crate::hostfs::HOST_ROOT_IN_BOX;
 
 /// The entries of the host's `/etc` that the host-following ops read.
 const WATCHED: &[&str] = &["hosts", "resolv.conf", "localtime", "timezone"];
 
-/// Apply every op of a starting box; the first failure names the file.
-pub fn apply_all(ops: &[FileOp]) -> Result<()> {
+/// Apply `ops` (all of a starting box's, or the host-following ones); the first failure
+/// names the file.
+pub fn apply_all<'a>(ops: impl IntoIterator<Item = &'a FileOp>) -> Result<()> {
     for op in ops {
         apply(op).with_context(|| format!("writing {} in the box", target(op).display()))?;
     }
@@ -169,33 +168,15 @@ pub fn hosts_with_name(mut text: String, hostname: &str) -> String {
 }
 
 /// Where the host's `host_path` really is, seen from inside the box: resolved in
-/// `/run/host` as the host resolves it (absolute symlinks stay in the host's root).
-/// When it cannot be resolved (it dangles on the host too), the plain `/run/host` path,
-/// which starts working once the host creates the file.
+/// `/run/host` as the host resolves it (absolute symlinks stay in the host's root, see
+/// [`crate::hostfs`]). When it does not exist (it dangles on the host too), the plain
+/// `/run/host` path, which starts working once the host creates the file.
 fn host_real_path(host_path: &Path) -> PathBuf {
-    let relative = host_path.strip_prefix("/").unwrap_or(host_path);
-    let plain = Path::new(HOST_ROOT).join(relative);
-    let resolved = (|| {
-        let root = rustix::fs::open(
-            HOST_ROOT,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        let fd = rustix::fs::openat2(
-            &root,
-            relative,
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )
-        .ok()?;
-        use std::os::fd::AsRawFd;
-        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()
-    })();
-    resolved
-        .filter(|p| p.starts_with(HOST_ROOT) && !p.as_os_str().as_bytes().ends_with(b" (deleted)"))
-        .unwrap_or(plain)
+    crate::hostfs::HostFs::at(Path::new(HOST_ROOT))
+        .dir(host_path)
+        .unwrap_or_else(|_| {
+            Path::new(HOST_ROOT).join(host_path.strip_prefix("/").unwrap_or(host_path))
+        })
 }
 
 /// Replace `path` with a symlink to `target` atomically (rename over the old entry).

@@ -200,12 +200,7 @@ pub fn adopt(plan: &Plan, member: u32, storage: &str, shell: &str) -> Result<Pen
 /// hold them as [`main`]'s holder does.
 pub fn adopt_main(_args: &[String]) -> Result<ExitCode> {
     crate::sys::close_inherited_fds();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("reading the adoption")?;
-    let adoption: Adoption = serde_json::from_str(&line).context("parsing the adoption")?;
+    let adoption: Adoption = read_message("the adoption")?;
     report(join_and_fork(&adoption))
 }
 
@@ -234,15 +229,7 @@ fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
         crate::userns::become_root()?;
     }
     rustix::process::chdir("/").context("chdir /")?;
-    super::follow::apply_all(
-        &adoption
-            .plan
-            .files
-            .iter()
-            .filter(|op| op.follows_host())
-            .cloned()
-            .collect::<Vec<_>>(),
-    )?;
+    super::follow::apply_all(adoption.plan.files.iter().filter(|op| op.follows_host()))?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
         .context("prctl(PR_SET_DUMPABLE)")?;
     match crate::sys::fork().context("fork")? {
@@ -287,13 +274,18 @@ pub fn main(_args: &[String]) -> Result<ExitCode> {
     // The holder outlives its caller: it must keep none of the caller's descriptors.
     crate::sys::close_inherited_fds();
     let has_root = crate::userns::child_handshake()?;
+    let plan: Plan = read_message("the plan")?;
+    report(run(&plan, has_root))
+}
+
+/// Read the one JSON line (`what`) the starter sends on stdin.
+fn read_message<T: serde::de::DeserializeOwned>(what: &str) -> Result<T> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .context("reading the plan")?;
-    let plan: Plan = serde_json::from_str(&line).context("parsing the plan")?;
-    report(run(&plan, has_root))
+        .with_context(|| format!("reading {what}"))?;
+    serde_json::from_str(&line).with_context(|| format!("parsing {what}"))
 }
 
 fn say(line: &str) {

@@ -115,7 +115,9 @@ pub fn exec(
     // setns(mnt) put us at the box's root; go where the caller was when possible. A
     // command works on the caller's files: a box directory of the same path that is not
     // the same directory (the box's own /var/tmp or /usr/src) gives way to the host's.
-    let on_host = |d: &PathBuf| Path::new("/run/host").join(d.strip_prefix("/").unwrap_or(d));
+    let on_host = |d: &PathBuf| {
+        Path::new(crate::hostfs::HOST_ROOT_IN_BOX).join(d.strip_prefix("/").unwrap_or(d))
+    };
     let dir = cwd
         .as_ref()
         .filter(|d| {
@@ -239,9 +241,9 @@ pub fn exec_here(name: &str, command: Command<'_>, no_workdir: bool) -> Result<I
     if no_workdir && let Some(home) = std::env::var_os("HOME") {
         let _ = rustix::process::chdir(Path::new(&home));
     }
-    // box's own variables (an exported launcher's BOX_DATA_HOME) stay out, as on a join,
-    // but for the one the box itself sets in it.
-    // PATH with the standard entries, as on a join: `env -i` leaves none.
+    // As on a join: box's own variables (an exported launcher's BOX_DATA_HOME) stay out
+    // but for the one the box itself sets in it, and PATH has the standard entries
+    // (`env -i` leaves none).
     let mut env: Vec<Vec<u8>> = std::env::vars_os()
         .filter(|(n, _)| {
             n != "PATH"

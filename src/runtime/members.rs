@@ -53,30 +53,22 @@ pub fn namespace(pid: &str, kind: &str) -> Option<NsId> {
     Some((meta.dev(), meta.ino()))
 }
 
-/// The processes of the box whose state is `record` and whose directory in the store is
-/// `box_dir`. `holder_alive` says the record's holder was just seen alive, so its
-/// namespaces are the box's; otherwise the recorded namespace counts only when one of its
-/// processes proves it belongs to that start of the box, and no process is returned when
-/// none does.
-pub fn of_box(record: &State, holder_alive: bool, box_dir: &Path) -> Vec<Member> {
-    let live = |kind: &str| {
-        holder_alive
-            .then(|| namespace(&record.pid.to_string(), kind))
-            .flatten()
-    };
-    let Some(user) = live("user").or(record.user_ns) else {
+/// The processes left in the box whose holder, recorded in `record`, has died, and whose
+/// directory in the store is `box_dir`. The recorded namespaces count only when one of
+/// their processes proves it belongs to that start of the box; none is returned when
+/// none does. (While the holder lives, its namespaces are the box's: see `stop`.)
+pub fn left_in_box(record: &State, box_dir: &Path) -> Vec<Member> {
+    let Some(user) = record.user_ns else {
         return Vec::new();
     };
-    let ns = BoxNamespaces {
+    let found = in_namespace(&BoxNamespaces {
         user,
-        mnt: live("mnt").or(record.mnt_ns),
-        uts: live("uts").or(record.uts_ns),
-    };
-    let found = in_namespace(&ns);
-    if holder_alive
-        || found
-            .iter()
-            .any(|m| shows_instance(m.pid, record) || mounts_box(m.pid, box_dir))
+        mnt: record.mnt_ns,
+        uts: record.uts_ns,
+    });
+    if found
+        .iter()
+        .any(|m| shows_instance(m.pid, record) || mounts_box(m.pid, box_dir))
     {
         found
     } else {

@@ -81,10 +81,13 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     }
     ctx.runtime_dir()?;
     let _lock = store.box_lock(name)?;
-    // Another session may have started it, possibly while we waited for the lock.
-    if let Some(state) = state::find(ctx, &store, name) {
-        return Ok(state);
-    }
+    // Another session may have started it, possibly while we waited for the lock; or its
+    // holder died and left processes behind.
+    let leftovers = match state::status(ctx, &store, name) {
+        state::Status::Running(state) => return Ok(state),
+        state::Status::Orphaned { record, members } => Some((record, members)),
+        state::Status::Stopped => None,
+    };
     let store = Store::open(&ctx.dirs.store)?;
     let mut record = store.container(name)?;
     let mapping = ctx.id_mapping()?;
@@ -92,12 +95,8 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     store.check_id_mapping(mapping)?;
     ctx.explain_id_mapping_once();
     let mut plan = plan_for(ctx, &store, &record)?;
-    let pending = match state::status(ctx, &store, name) {
-        state::Status::Running(state) => return Ok(state),
-        state::Status::Orphaned {
-            record: old,
-            members,
-        } => {
+    let pending = match leftovers {
+        Some((old, members)) => {
             let Some(member) = members.iter().find(|m| m.joinable) else {
                 return Err(leftovers_error(name, &old, &members));
             };
@@ -114,7 +113,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
                 },
             )?
         }
-        state::Status::Stopped => holder::start(&plan, mapping)?,
+        None => holder::start(&plan, mapping)?,
     };
     let ready = &pending.ready;
     if ready.storage != record.storage {

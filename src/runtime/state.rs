@@ -113,21 +113,6 @@ pub fn running(ctx: &Context, name: &str) -> Option<State> {
         .filter(State::is_alive)
 }
 
-/// The state of box `name` if its holder is alive, whichever session started it: this
-/// session's copy, else the box's record in the store (then copied for this session).
-pub fn find(ctx: &Context, store: &Store, name: &str) -> Option<State> {
-    if let Some(state) = running(ctx, name) {
-        return Some(state);
-    }
-    let state = recorded(store, name).filter(State::is_alive)?;
-    if state.boot_id.as_deref() != boot_id().as_deref() {
-        return None;
-    }
-    // Best effort: without the copy, joins take this slower path.
-    let _ = write_session_copy(ctx, name, &state);
-    Some(state)
-}
-
 /// Whether a box runs, as far as anything can tell.
 #[derive(Debug)]
 pub enum Status {
@@ -148,10 +133,12 @@ impl Status {
     }
 }
 
-/// The status of box `name`: its holder alive, else the processes left in it (only
-/// those proven to be that box's, see `members`).
+/// The status of box `name`, whichever session started it: running when this session's
+/// copy or the box's record in the store (then copied for this session) names a live
+/// holder, else the processes left in it (only those proven to be that box's, see
+/// `members`). Each file is read once.
 pub fn status(ctx: &Context, store: &Store, name: &str) -> Status {
-    if let Some(state) = find(ctx, store, name) {
+    if let Some(state) = running(ctx, name) {
         return Status::Running(state);
     }
     let Some(record) = recorded(store, name) else {
@@ -160,7 +147,12 @@ pub fn status(ctx: &Context, store: &Store, name: &str) -> Status {
     if record.boot_id.as_deref() != boot_id().as_deref() {
         return Status::Stopped;
     }
-    let members = super::members::of_box(&record, false, &store.container_dir(name));
+    if record.is_alive() {
+        // Best effort: without the copy, joins take this slower path.
+        let _ = write_session_copy(ctx, name, &record);
+        return Status::Running(record);
+    }
+    let members = super::members::left_in_box(&record, &store.container_dir(name));
     if members.is_empty() {
         Status::Stopped
     } else {
@@ -193,7 +185,6 @@ pub fn read(path: &Path) -> Option<State> {
 pub fn write(ctx: &Context, store: &Store, name: &str, state: &State) -> Result<()> {
     let record = State {
         boot_id: boot_id(),
-        store: Some(ctx.dirs.store.clone()),
         ..state.clone()
     };
     let bytes = serde_json::to_vec(&record).context("serializing the box state")?;

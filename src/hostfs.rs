@@ -10,8 +10,10 @@
 //!
 //! Invariants:
 //! - Every path box records or prints is a host path; [`HostFs::dir`] and
-//!   [`HostFs::file`] give where this process reaches it, and nothing else joins paths
-//!   onto `/run/host`.
+//!   [`HostFs::file`] give where this process reaches it, with the host's symlinks
+//!   resolved as on the host (exports, and the files a holder keeps following the host's
+//!   in `runtime::follow`). Only `box run`'s working directory joins a path onto
+//!   `/run/host` without them: a plain chdir, on the hot path.
 //! - Inside a box, a host path is resolved with `openat2(RESOLVE_IN_ROOT)` relative to
 //!   `/run/host`, so an absolute symlink on the host (`~/.local/bin -> /opt/bin`) means
 //!   the host's `/opt/bin`, not the box's. [`HostFs::file`] never follows the last
@@ -51,7 +53,7 @@ impl HostFs {
 
     /// For this process: through `/run/host` inside a box, else native.
     pub fn current() -> HostFs {
-        if super::current_box().is_some() {
+        if crate::host::containerenv_box().is_some() {
             HostFs::at(Path::new(HOST_ROOT_IN_BOX))
         } else {
             HostFs::native()
