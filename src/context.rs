@@ -200,18 +200,13 @@ impl Context {
         if !crate::store::Store::at(&self.dirs.store).first_time("single-id-mapping") {
             return;
         }
-        crate::error::notice(format!(
+        crate::report::notice(format!(
             "note: {reason}, so boxes map only your own user id: there is no root inside a box, \
              files of other owners in images show as yours, and package installs (sudo apt/dnf) \
              fail. To fix it, give your user subordinate ids (`sudo usermod --add-subuids \
              100000-165535 --add-subgids 100000-165535 $USER`) and install newuidmap/newgidmap \
              (package uidmap); then remove your boxes and images and pull again. (Shown once.)"
         ));
-    }
-
-    /// Whether stderr is a terminal (progress bars and prompts only then).
-    pub fn stderr_is_terminal(&self) -> bool {
-        rustix::termios::isatty(rustix::stdio::stderr())
     }
 
     /// Whether colour may be used on stdout (a terminal, and `NO_COLOR` unset or empty).

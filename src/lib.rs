@@ -29,6 +29,7 @@ pub mod image;
 pub mod progress;
 pub mod pull;
 pub mod registry;
+pub mod report;
 pub mod runtime;
 pub mod store;
 pub mod sys;

@@ -251,7 +251,7 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<(String, St
     if !args.no_entry
         && let Err(err) = crate::export::generate_entry(ctx, &name)
     {
-        crate::error::warn(format!(
+        crate::report::warn(format!(
             "box `{name}` was created, but its menu entry was not: {} (hint: {})",
             crate::error::message(&err),
             err.downcast_ref::<crate::error::Hint>().map_or_else(

@@ -8,7 +8,8 @@ use anyhow::{Context as _, Result};
 
 use crate::cli::ExportArgs;
 use crate::context::Context;
-use crate::error::{failure, notice};
+use crate::error::failure;
+use crate::report::notice;
 use crate::export;
 
 pub fn exec(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {

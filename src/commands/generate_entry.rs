@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use crate::cli::GenerateEntryArgs;
 use crate::context::Context;
-use crate::error::notice;
+use crate::report::notice;
 use crate::store::Store;
 
 pub fn exec(ctx: &Context, args: GenerateEntryArgs) -> Result<ExitCode> {

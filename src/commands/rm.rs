@@ -79,7 +79,7 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
         .filter_map(|r| r.err().map(|e| crate::error::message(&e)))
         .collect();
         if !failures.is_empty() {
-            crate::error::warn(format!(
+            crate::report::warn(format!(
                 "box `{name}` was removed, but not all of its exports: {}",
                 failures.join("; ")
             ));

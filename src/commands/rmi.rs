@@ -13,7 +13,8 @@ use anyhow::Result;
 
 use crate::cli::RmiArgs;
 use crate::context::Context;
-use crate::error::{failure, notice};
+use crate::error::failure;
+use crate::report::notice;
 use crate::registry::Reference;
 use crate::store::Store;
 use crate::store::images::ImageRecord;

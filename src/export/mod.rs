@@ -253,7 +253,7 @@ pub fn bin_from(
         Ok(previous)
     })?;
     if let Some(previous) = previous {
-        crate::error::notice(format!(
+        crate::report::notice(format!(
             "the wrapper of {path} moved here from {}",
             previous.display()
         ));
@@ -378,7 +378,7 @@ pub fn app_from(
             copies.into_iter().map(|c| (c, None, true)).collect()
         };
         if copies.is_empty() {
-            crate::error::warn(format!(
+            crate::report::warn(format!(
                 "icon `{icon}` of {} was not found in box `{name}`; the host's theme may lack it",
                 found.id
             ));
@@ -570,7 +570,7 @@ pub fn remove_box_exports(ctx: &Context, name: &str) -> Result<()> {
 /// Warn about files left in place because the user changed them.
 pub fn warn_kept(removal: &Removal) {
     for path in &removal.kept_modified {
-        crate::error::warn(format!(
+        crate::report::warn(format!(
             "kept {}: it was changed after box wrote it; remove it yourself if you no longer need it",
             path.display()
         ));

@@ -29,7 +29,8 @@ use anyhow::{Context as _, Result};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::error::{HintExt, failure, warn};
+use crate::error::{HintExt, failure};
+use crate::report::warn;
 use crate::registry::reference::DOCKER_HUB;
 
 /// A username and password (or token) for one registry, and where they came from.

@@ -123,7 +123,7 @@ fn await_ready(
     loop {
         let line = next_line()?;
         if let Some(text) = line.strip_prefix("notice ") {
-            crate::error::notice(text);
+            crate::report::notice(text);
         } else if let Some(json) = line.strip_prefix("ready ") {
             return serde_json::from_str(json)
                 .with_context(|| format!("the holder of `{name}` sent {json:?}"));

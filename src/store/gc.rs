@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use super::{ATOMIC_PREFIX, Lock, Store};
 use crate::context::Context;
-use crate::error::{notice, warn};
+use crate::report::{notice, warn};
 use crate::image::helper::StoreHelper;
 
 /// Whether a process with this pid exists (a pid reused since errs on the safe side).
