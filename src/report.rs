@@ -49,7 +49,9 @@ thread_local! {
 
 fn reporter() -> std::sync::MutexGuard<'static, Reporter> {
     // A panic while printing leaves nothing half-done worth refusing later messages for.
-    REPORTER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    REPORTER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The output the command chose; without a choice, a terminal when stderr is one.

@@ -32,7 +32,6 @@ use anyhow::{Context as _, Result, bail};
 use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::{HintExt, failure};
-use crate::report::{notice, warn};
 use crate::idmap::IdMapping;
 use crate::image::Compression;
 use crate::image::helper::{StoreHelper, UnpackRequest};
@@ -41,6 +40,7 @@ use crate::registry::{
     Client, Descriptor, Manifest, Platform, Reference, parse_config, parse_manifest,
     select_platform,
 };
+use crate::report::{notice, warn};
 use crate::store::images::{ImageRecord, LayerRecord};
 use crate::store::{Lock, Store, now};
 
