@@ -464,12 +464,20 @@ _box() {
             return 0
             ;;
         box__subcmd__rm)
-            opts="-a -f -Y -i -h -V --all --force --yes --interactive --help --version"
+            opts="-a -f -Y -i -t -h -V --all --force --yes --interactive --time --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -506,12 +514,20 @@ _box() {
             return 0
             ;;
         box__subcmd__stop)
-            opts="-a -Y -h -V --all --yes --help --version"
+            opts="-a -Y -t -h -V --all --yes --time --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -77,10 +77,12 @@ complete -c box -n "__fish_box_using_subcommand ls" -l json -d 'Print a JSON arr
 complete -c box -n "__fish_box_using_subcommand ls" -l no-color -d 'Do not colour the output (also: NO_COLOR)'
 complete -c box -n "__fish_box_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand ls" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand stop" -s t -l time -d 'Seconds the box\'s processes get to end after SIGTERM and SIGHUP before they are killed' -r
 complete -c box -n "__fish_box_using_subcommand stop" -s a -l all -d 'Stop every running box'
 complete -c box -n "__fish_box_using_subcommand stop" -s Y -l yes -d 'Do not ask for confirmation (box asks only on a terminal)'
 complete -c box -n "__fish_box_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand stop" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand rm" -s t -l time -d 'With --force: seconds running boxes\' processes get to end after SIGTERM and SIGHUP before they are killed' -r
 complete -c box -n "__fish_box_using_subcommand rm" -s a -l all -d 'Remove every box'
 complete -c box -n "__fish_box_using_subcommand rm" -s f -l force -d 'Remove running boxes too, stopping them first'
 complete -c box -n "__fish_box_using_subcommand rm" -s Y -l yes -d 'Do not ask for confirmation (box asks only on a terminal)'

@@ -173,6 +173,19 @@ pub struct StopArgs {
     /// Do not ask for confirmation (box asks only on a terminal)
     #[arg(long, short = 'Y')]
     pub yes: bool,
+    /// Seconds the box's processes get to end after SIGTERM and SIGHUP before they are
+    /// killed
+    #[arg(long, short, value_name = "SECONDS", default_value = "1.5", value_parser = grace_seconds)]
+    pub time: std::time::Duration,
+}
+
+/// A grace period in seconds (`1`, `0.5`), as `--time` takes it.
+fn grace_seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86400.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{text}` is not a number of seconds between 0 and 86400"))
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +205,10 @@ pub struct RmArgs {
     /// Ask for confirmation, and remove nothing when there is no terminal to ask on
     #[arg(long, short, conflicts_with = "yes")]
     pub interactive: bool,
+    /// With --force: seconds running boxes' processes get to end after SIGTERM and SIGHUP
+    /// before they are killed
+    #[arg(long, short, value_name = "SECONDS", default_value = "1.5", value_parser = grace_seconds)]
+    pub time: std::time::Duration,
 }
 
 /// One of --bin, --app and --list says what to do; --delete turns --bin or --app into a

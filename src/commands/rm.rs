@@ -18,6 +18,7 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
     let options = RmOptions {
         force: args.force,
         require_question: args.interactive && !args.yes,
+        grace: args.time,
     };
     let ask = crate::prompt::yes_or_terminal(args.yes);
     let done = rm(ctx, args.all, &args.names, options, ask, &mut |name| {

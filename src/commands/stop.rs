@@ -9,13 +9,20 @@ use crate::context::Context;
 
 pub fn exec(ctx: &Context, args: StopArgs) -> Result<ExitCode> {
     let ask = crate::prompt::yes_or_terminal(args.yes);
-    let done = crate::ops::stop::stop(ctx, args.all, &args.names, ask, &mut |name, running| {
-        if running {
-            println!("Stopped box {name}.");
-        } else if !args.all {
-            println!("Box {name} is not running.");
-        }
-    })?;
+    let done = crate::ops::stop::stop(
+        ctx,
+        args.all,
+        &args.names,
+        args.time,
+        ask,
+        &mut |name, running| {
+            if running {
+                println!("Stopped box {name}.");
+            } else if !args.all {
+                println!("Box {name} is not running.");
+            }
+        },
+    )?;
     if !done {
         println!("Nothing stopped.");
     }

@@ -3,8 +3,9 @@
 //!
 //! Invariants:
 //! - a running box is removed only with `force`; this is checked for all boxes before
-//!   anything is removed, and again for each box under its lock (a session may have
-//!   started it while the user was asked);
+//!   anything is removed, and again under their locks (a session may have started one
+//!   while the user was asked); running boxes are stopped together, before any is
+//!   removed;
 //! - the box directory is first renamed into the store's `tmp/`, so a box is either
 //!   complete or gone: an interrupted removal leaves only debris in `tmp/`, which garbage
 //!   collection clears;
@@ -22,12 +23,14 @@ use crate::runtime::{state, stop};
 use crate::store::Store;
 
 /// How to remove.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RmOptions {
     /// Stop running boxes first instead of refusing.
     pub force: bool,
     /// Remove nothing unless the user answered the question (`box rm --interactive`).
     pub require_question: bool,
+    /// How long running boxes' processes get to end before they are killed.
+    pub grace: std::time::Duration,
 }
 
 /// Remove the boxes named (or every box, with `all`); `removed` is called with each name
@@ -64,16 +67,28 @@ pub fn rm(
         }
     }
     let lock = store.lock(false)?;
+    // Held until the boxes are out of the way: a `box run` meanwhile would start a holder
+    // on a directory being removed. Taken in name order (as `box stop` does).
+    let mut box_locks = Vec::new();
+    let mut in_order: Vec<&String> = names.iter().collect();
+    in_order.sort_unstable();
+    for name in in_order {
+        box_locks.push(store.box_lock(name)?);
+    }
+    // Again under the locks: a session may have started one while we asked.
+    if !options.force {
+        let running = state::running_among(ctx, &store, &names);
+        if !running.is_empty() {
+            bail!(running_error(&running));
+        }
+    }
+    // Every box stopped at once (their processes are waited for together).
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    for result in stop::stop_locked(ctx, &store, &name_refs, options.grace) {
+        result?;
+    }
     let mut helper: Option<StoreHelper> = None;
     for name in &names {
-        // Held until the box is out of the way: a `box run` meanwhile would start a
-        // holder on the directory being removed.
-        let _box_lock = store.box_lock(name)?;
-        // Again under the lock: a session may have started it while we asked.
-        if !options.force && !state::status(ctx, &store, name).is_stopped() {
-            bail!(running_error(&[name.as_str()]));
-        }
-        stop::stop_locked(ctx, &store, name)?;
         let staging = store.staging_path(&format!("rm-{name}"));
         std::fs::rename(store.container_dir(name), &staging).map_err(|err| {
             anyhow::Error::from(err).context(format!(

@@ -3,6 +3,8 @@
 //! Invariant: the question (when there is someone to ask) comes before any box is
 //! stopped; nobody to ask means stop, as scripts expect.
 
+use std::time::Duration;
+
 use anyhow::Result;
 
 use crate::context::Context;
@@ -11,12 +13,14 @@ use crate::runtime::{state, stop as runtime_stop};
 use crate::store::Store;
 
 /// Stop the boxes named (or every box, with `all`: a box whose holder died may have
-/// processes left, which stop ends too). `stopped` is called for each box with whether
-/// it was running. Returns false when the user declined (nothing was stopped).
+/// processes left, which stop ends too), giving their processes `grace` to end before
+/// they are killed. `stopped` is called for each box with whether it was running.
+/// Returns false when the user declined (nothing was stopped).
 pub fn stop(
     ctx: &Context,
     all: bool,
     names: &[String],
+    grace: Duration,
     ask: &dyn Ask,
     stopped: &mut dyn FnMut(&str, bool),
 ) -> Result<bool> {
@@ -33,9 +37,18 @@ pub fn stop(
     {
         return Ok(false);
     }
-    for name in &names {
-        let was_running = runtime_stop::stop(ctx, name)?;
-        stopped(name, was_running);
+    // All together: processes of every box get their signals at once and are waited
+    // for together, so many boxes stop in the time of one.
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut failed = None;
+    for (name, result) in names
+        .iter()
+        .zip(runtime_stop::stop_many(ctx, &names, grace))
+    {
+        match result {
+            Ok(was_running) => stopped(name, was_running),
+            Err(err) => failed = failed.or(Some(err)),
+        }
     }
-    Ok(true)
+    failed.map_or(Ok(true), Err)
 }

@@ -15,4 +15,5 @@ mod inside;
 pub(crate) mod pull;
 mod rm;
 mod runtime;
+mod stop;
 mod volumes;
