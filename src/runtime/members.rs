@@ -79,27 +79,19 @@ pub fn left_in_box(record: &State, box_dir: &Path) -> Vec<Member> {
 /// Every process (box's own aside) in the user namespace `ns.user` or nested below it;
 /// `joinable` says which are in all of `ns`.
 pub fn in_namespace(ns: &BoxNamespaces) -> Vec<Member> {
-    let me = std::process::id() as i32;
-    let own = namespace("self", "user");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me)
-        .filter_map(|pid| {
+    in_user_namespaces(&[ns.user])
+        .into_iter()
+        .map(|(_, pid)| {
             let text = pid.to_string();
-            let user = namespace(&text, "user")?;
-            let inside = user == ns.user || (Some(user) != own && nested_below(&text, ns.user));
-            inside.then(|| Member {
+            Member {
                 pid,
-                joinable: user == ns.user
+                joinable: namespace(&text, "user") == Some(ns.user)
                     && ns.mnt.is_some()
                     && namespace(&text, "mnt") == ns.mnt
                     && ns
                         .uts
                         .is_none_or(|uts| namespace(&text, "uts") == Some(uts)),
-            })
+            }
         })
         .collect()
 }
@@ -135,11 +127,6 @@ fn box_index(pid: i32, user_nss: &[NsId], own: Option<NsId>) -> Option<usize> {
         None if Some(user) != own => nested_below_one_of(&text, user_nss),
         None => None,
     }
-}
-
-/// Whether the user namespace of process `pid` is nested below `user_ns`.
-fn nested_below(pid: &str, user_ns: NsId) -> bool {
-    nested_below_one_of(pid, &[user_ns]).is_some()
 }
 
 /// Which of `user_nss` the user namespace of process `pid` is nested below, if any.
