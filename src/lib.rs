@@ -48,6 +48,7 @@ pub mod export;
 pub mod host;
 pub mod hostfs;
 pub mod idmap;
+pub mod manifest;
 pub mod image;
 pub mod ops;
 pub mod progress;
