@@ -1097,6 +1097,125 @@ mod tests {
         assert_eq!(registry_message(br#"{"errors":[]}"#), None);
     }
 
+    /// A registry on 127.0.0.1 that answers the n-th request with `answers[n]` (the last
+    /// one repeated), each on its own connection. Returns its `host:port` and the number
+    /// of requests seen so far.
+    fn serve(answers: Vec<String>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                // The request head ends with an empty line.
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let answer = &answers[n.min(answers.len() - 1)];
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        (host, seen)
+    }
+
+    fn answer(status: &str, headers: &[&str], body: &str) -> String {
+        let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+        for header in headers {
+            out.push_str(header);
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        out
+    }
+
+    fn client_for(host: &str, retry: Policy) -> Client {
+        let options = ClientOptions {
+            auth: AuthSources::default(),
+            cert_dirs: Vec::new(),
+            retry,
+            ..ClientOptions::from_env()
+        };
+        let reference = Reference::parse(&format!("{host}/x")).unwrap();
+        Client::with_options(&reference, &Config::default(), options).unwrap()
+    }
+
+    const MANIFEST: &str = r#"{"schemaVersion": 2, "manifests": []}"#;
+
+    #[test]
+    fn one_loop_honours_retry_after_from_a_real_server() {
+        let (host, seen) = serve(vec![
+            answer(
+                "503 Service Unavailable",
+                &["Retry-After: 1"],
+                r#"{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}"#,
+            ),
+            answer(
+                "200 OK",
+                &["Content-Type: application/vnd.oci.image.index.v1+json"],
+                MANIFEST,
+            ),
+        ]);
+        // A backoff far shorter than the Retry-After: only honouring it explains the wait.
+        let policy = Policy {
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+            ..Policy::REGISTRY
+        };
+        let client = client_for(&host, policy);
+        let started = Instant::now();
+        let manifest = client.get_manifest("latest").unwrap();
+        let waited = started.elapsed();
+        assert_eq!(manifest.bytes, MANIFEST.as_bytes());
+        assert_eq!(
+            manifest.media_type,
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        assert!(waited >= Duration::from_secs(1), "{waited:?}");
+        assert!(waited < Duration::from_secs(10), "{waited:?}");
+    }
+
+    #[test]
+    fn a_lasting_failure_stops_after_the_attempts_and_says_what_failed() {
+        let (host, seen) = serve(vec![answer(
+            "503 Service Unavailable",
+            &[],
+            r#"{"errors":[{"code":"UNAVAILABLE","message":"down for maintenance"}]}"#,
+        )]);
+        let policy = Policy {
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(10),
+            ..Policy::REGISTRY
+        };
+        let err = client_for(&host, policy)
+            .get_manifest("latest")
+            .unwrap_err();
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+        let typed = err.downcast_ref::<RegistryError>().unwrap();
+        assert_eq!(typed.status(), Some(503));
+        let message = crate::error::message(&err);
+        assert!(message.contains(&host), "{message}");
+        assert!(message.contains("down for maintenance"), "{message}");
+        assert!(err.downcast_ref::<Hint>().is_some());
+
+        // The answer, not a hiccup: asked once.
+        let (host, seen) = serve(vec![answer("404 Not Found", &[], "")]);
+        let err = client_for(&host, Policy::REGISTRY)
+            .get_manifest("latest")
+            .unwrap_err();
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            err.downcast_ref::<RegistryError>().unwrap().status(),
+            Some(404)
+        );
+        assert!(crate::error::message(&err).contains("no image"));
+    }
+
     #[test]
     fn schemes_by_registry() {
         let config = Config {

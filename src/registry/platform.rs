@@ -178,7 +178,7 @@ pub fn select_platform(
     let mut available: Vec<String> = entries
         .iter()
         .filter_map(|e| e.platform().as_ref())
-        .filter(|p| p.os().to_string() != "unknown")
+        .filter(|p| *p.os() != Os::from("unknown"))
         .map(|p| p.display().to_string())
         .collect();
     available.dedup();
