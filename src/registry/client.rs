@@ -325,17 +325,7 @@ impl Client {
             ));
         }
         let content_type = header(&headers, "content-type").unwrap_or_default();
-        // A vague header with a silent document: keep the header (lower-cased, without
-        // parameters), and let the parser decide by shape.
-        let media_type = manifest_media_type(&content_type, declared_media_type(&bytes).as_deref())
-            .unwrap_or_else(|| {
-                content_type
-                    .split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            });
+        let media_type = manifest_media_type(&content_type, declared_media_type(&bytes).as_deref());
         Ok(FetchedManifest {
             bytes,
             digest,

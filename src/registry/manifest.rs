@@ -72,26 +72,21 @@ fn kind_of(media_type: &str) -> Option<Kind> {
     }
 }
 
-/// Whether `media_type` is one of the four manifest types box can parse.
-pub fn is_manifest_type(media_type: &str) -> bool {
-    matches!(kind_of(media_type), Some(Kind::Image | Kind::Index))
-}
-
 /// The media type of a manifest document: the `Content-Type` header (parameters such as
 /// `charset` dropped, lower-cased) when it names a manifest type box knows, else the
-/// document's own `declared` `mediaType`, else `None` (a vague header such as
-/// `application/json` and a silent document: the shape decides).
-pub fn manifest_media_type(content_type: &str, declared: Option<&str>) -> Option<String> {
+/// document's own `declared` `mediaType`, else the header as it is (a vague type such as
+/// `application/json`, with a silent document: [`parse_manifest`] decides by shape).
+pub fn manifest_media_type(content_type: &str, declared: Option<&str>) -> String {
     let header = content_type
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    if kind_of(&header).is_some() {
-        return Some(header);
+    match declared {
+        Some(declared) if kind_of(&header).is_none() => declared.to_owned(),
+        _ => header,
     }
-    declared.map(str::to_owned)
 }
 
 /// The `mediaType` a JSON document declares, if it is an object that has one.
@@ -132,8 +127,11 @@ pub fn parse_manifest(bytes: &[u8], content_type: &str) -> Result<Manifest> {
             "schema 1 images are deprecated; push the image again with a current docker or podman",
         )
     };
-    let media_type = match manifest_media_type(content_type, declared) {
-        Some(media_type) => media_type,
+    let media_type = manifest_media_type(content_type, declared);
+    let media_type = match kind_of(&media_type) {
+        Some(_) => media_type,
+        // Declared, but not a manifest box knows: refused below.
+        None if declared.is_some() => media_type,
         None if field("schemaVersion").and_then(Value::as_u64) == Some(1)
             || field("fsLayers").is_some() =>
         {
@@ -417,6 +415,32 @@ mod tests {
             parse_manifest(body.as_bytes(), "application/json").unwrap(),
             Manifest::Index(_)
         ));
+    }
+
+    #[test]
+    fn one_media_type_decision_for_header_and_document() {
+        let decide = manifest_media_type;
+        // A known header wins, without its parameters and in lower case.
+        assert_eq!(
+            decide(
+                "Application/VND.oci.image.index.v1+json; charset=utf-8",
+                Some(OCI_MANIFEST)
+            ),
+            OCI_INDEX
+        );
+        assert_eq!(decide(DOCKER_SCHEMA1_SIGNED, None), DOCKER_SCHEMA1_SIGNED);
+        // A vague header defers to the document, and stays when the document is silent.
+        assert_eq!(
+            decide("application/json", Some(DOCKER_MANIFEST)),
+            DOCKER_MANIFEST
+        );
+        assert_eq!(decide("Text/Plain; x=y", None), "text/plain");
+        assert_eq!(decide("", None), "");
+        assert_eq!(
+            declared_media_type(image_json(Some(DOCKER_MANIFEST)).as_bytes()).as_deref(),
+            Some(DOCKER_MANIFEST)
+        );
+        assert_eq!(declared_media_type(b"[1]"), None);
     }
 
     #[test]
