@@ -579,7 +579,9 @@ impl Client {
             },
             AttemptError::Transport { error, .. } => match error {
                 ureq::Error::Timeout(_) => Failure::Timeout,
-                ureq::Error::Io(io) if rustls_error(io).is_some() => Failure::Final,
+                ureq::Error::Io(io) if rustls_error(io).is_some() || name_not_resolved(io) => {
+                    Failure::Final
+                }
                 ureq::Error::Io(io) => Failure::Io {
                     kind: io.kind(),
                     reached,
@@ -819,7 +821,7 @@ impl Client {
         let registry = &self.reference.registry;
         let is_dns = match &err {
             ureq::Error::HostNotFound => true,
-            ureq::Error::Io(io) => io.get_ref().is_some_and(|e| e.is::<NameNotResolved>()),
+            ureq::Error::Io(io) => name_not_resolved(io),
             _ => false,
         };
         if is_dns {
@@ -1019,6 +1021,11 @@ fn status_failure(response: Response<Body>, token: bool) -> AttemptError {
     }
 }
 
+/// Whether an I/O error is a failed name lookup (see [`NameResolver`]).
+fn name_not_resolved(io: &io::Error) -> bool {
+    io.get_ref().is_some_and(|e| e.is::<NameNotResolved>())
+}
+
 /// The rustls error inside an I/O error: rustls reports handshake and certificate
 /// failures as `InvalidData` errors that carry its own error type.
 fn rustls_error(io: &io::Error) -> Option<&rustls::Error> {
@@ -1204,6 +1211,57 @@ mod tests {
             Some(404)
         );
         assert!(crate::error::message(&err).contains("no image"));
+    }
+
+    #[test]
+    fn attempts_are_classified_by_type() {
+        let client = client_for("127.0.0.1:9", Policy::REGISTRY);
+        let transport = |error| AttemptError::Transport {
+            error,
+            url: "http://127.0.0.1:9/v2/".into(),
+            token: false,
+        };
+        let io_error = |kind, inner: Box<dyn std::error::Error + Send + Sync>| {
+            transport(ureq::Error::Io(io::Error::new(kind, inner)))
+        };
+        assert_eq!(
+            client.classify(&io_error(io::ErrorKind::ConnectionReset, "reset".into())),
+            Failure::Io {
+                kind: io::ErrorKind::ConnectionReset,
+                reached: false
+            }
+        );
+        assert_eq!(
+            client.classify(&transport(ureq::Error::Timeout(ureq::Timeout::RecvBody))),
+            Failure::Timeout
+        );
+        // Types, whatever the kind or text says.
+        let tls = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        assert_eq!(
+            client.classify(&io_error(io::ErrorKind::ConnectionReset, Box::new(tls))),
+            Failure::Final
+        );
+        let dns = NameNotResolved(io::Error::other("connection reset"));
+        assert_eq!(
+            client.classify(&io_error(io::ErrorKind::TimedOut, Box::new(dns))),
+            Failure::Final
+        );
+        assert_eq!(
+            client.classify(&AttemptError::Final(anyhow!("503 connection reset"))),
+            Failure::Final
+        );
+        assert_eq!(
+            client.classify(&AttemptError::Status {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                retry_after: Some(Duration::from_secs(2)),
+                body: Vec::new(),
+                token: true,
+            }),
+            Failure::Status {
+                code: 429,
+                retry_after: Some(Duration::from_secs(2))
+            }
+        );
     }
 
     #[test]
