@@ -13,16 +13,17 @@
 //!   must match its digest, and a blob must have exactly its descriptor's size (reading
 //!   stops as soon as a registry sends more).
 //! - Retries: every operation (a manifest, a blob, with the token requests they need) is
-//!   one loop under the one policy of [`retry`](super::retry); an attempt is a single
+//!   one loop under the one policy of [`super::retry`]; an attempt is a single
 //!   request with no retries of its own, so retries never nest. An interrupted blob
 //!   download resumes with a `Range` request (or re-reads and skips what it already has
 //!   when the registry ignores ranges).
-//! - Errors: an attempt fails with an [`AttemptError`] (a status, a transport error, or
+//! - Errors: an attempt fails with an `AttemptError` (a status, a transport error, or
 //!   a final, already worded error), classified for the policy by type: status codes,
-//!   `io::ErrorKind`, ureq's error variants, rustls' error type, and a resolver that
-//!   marks every name-resolution failure as [`ureq::Error::HostNotFound`]. Never by the
-//!   text of a message. What the user sees is worded once, when the loop gives up, and
-//!   carries a [`RegistryError`] that callers can downcast to learn the status or kind.
+//!   `io::ErrorKind`, ureq's error variants, rustls' error type inside an I/O error, and
+//!   a marker type a resolver wraps around every failed name lookup. Never by the text
+//!   of a message. A status or transport failure is worded once, when the loop gives up
+//!   (what failed, on which reference and host, with a hint), on top of a
+//!   [`RegistryError`] that callers can downcast to learn the status or I/O kind.
 //!
 //! Invariant: [`Client`] is `Send + Sync`; the auth state is behind a mutex so parallel
 //! downloads share one token.
