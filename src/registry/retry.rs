@@ -116,7 +116,7 @@ impl Policy {
 
     /// The wait after the `attempts`-th failed attempt without `Retry-After`: the
     /// exponential delay capped at `max_backoff`, half of it fixed and half scaled by
-    /// `jitter` (clamped into `[0, 1]`).
+    /// `jitter` (clamped into `[0, 1]`; NaN counts as 0).
     pub fn backoff(&self, attempts: u32, jitter: f64) -> Duration {
         let doublings = attempts.saturating_sub(1).min(20);
         let full = self
@@ -124,7 +124,13 @@ impl Policy {
             .saturating_mul(1u32 << doublings)
             .min(self.max_backoff);
         let half = full / 2;
-        half + half.mul_f64(jitter.clamp(0.0, 1.0))
+        // `mul_f64` panics on NaN: treat a nonsense jitter as none.
+        let jitter = if jitter.is_nan() {
+            0.0
+        } else {
+            jitter.clamp(0.0, 1.0)
+        };
+        half + half.mul_f64(jitter)
     }
 }
 
@@ -450,7 +456,7 @@ mod tests {
         // Jitter keeps at least half of the delay and never adds to it.
         for attempts in 1..=10 {
             let full = P.backoff(attempts, 1.0);
-            for j in [0.0, 0.3, 0.999, -1.0, 7.0] {
+            for j in [0.0, 0.3, 0.999, -1.0, 7.0, f64::NAN, f64::INFINITY] {
                 let d = P.backoff(attempts, j);
                 assert!(d >= full / 2 && d <= full, "{attempts} {j}: {d:?}");
             }
