@@ -219,7 +219,11 @@ impl AuthSources {
             .with_context(|| format!("running credential helper {program}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() {
-            // The protocol's way of saying "nothing stored for this server".
+            // The protocol's way of saying "nothing stored for this server": the helper
+            // exits non-zero and prints this text (docker-credential-helpers'
+            // "credentials not found in native keychain"). It is the helper's answer, in
+            // the protocol's own words, not an error of box's classified by its text; the
+            // protocol has no other signal for it.
             if stdout.contains("credentials not found") {
                 return Ok(None);
             }
