@@ -47,6 +47,59 @@ pub enum Command {
     Export(ExportArgs),
     /// Add (or remove) a desktop menu entry that opens a terminal in a box
     GenerateEntry(GenerateEntryArgs),
+    /// Create, remove or list the boxes of a distrobox manifest (distrobox.ini)
+    Assemble(AssembleArgs),
+}
+
+/// distrobox's manifest format: `[name]` sections with `key=value` lines (image,
+/// additional_packages, init_hooks, pre_init_hooks, home, hostname, volume, clone, entry,
+/// start_now, pull, replace, exported_apps, exported_bins, exported_bins_path, include,
+/// init, nvidia, root, additional_flags, unshare_*); `#` starts a comment. `create`
+/// writes FILE.lock with the digest each box's image resolved to; `--locked` creates
+/// from those digests.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  box assemble create\n  box assemble create --file dev.ini --name tools --replace\n  box assemble create --locked\n  box assemble rm --file https://example.org/distrobox.ini"
+)]
+pub struct AssembleArgs {
+    #[command(subcommand)]
+    pub action: AssembleAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssembleAction {
+    /// Create the manifest's boxes (those that exist are kept unless replaced)
+    Create(AssembleCreateArgs),
+    /// Remove the manifest's boxes and their exports
+    Rm(AssembleFileArgs),
+    /// List the manifest's boxes and whether they exist
+    List(AssembleFileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AssembleFileArgs {
+    /// The manifest: a path or an https:// URL (default: ./box.ini if present, else
+    /// ./distrobox.ini)
+    #[arg(long, short, value_name = "FILE")]
+    pub file: Option<String>,
+    /// Only the box of this section
+    #[arg(long, short, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Say what would be done, and do nothing
+    #[arg(long, short)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AssembleCreateArgs {
+    #[command(flatten)]
+    pub common: AssembleFileArgs,
+    /// Replace boxes that exist (once their new image is pulled)
+    #[arg(long, short = 'R')]
+    pub replace: bool,
+    /// Create from the image digests recorded in FILE.lock
+    #[arg(long)]
+    pub locked: bool,
 }
 
 #[derive(Debug, Args)]

@@ -146,7 +146,8 @@ fn error_at(origin: &Origin, message: impl std::fmt::Display, hint: &str) -> any
     failure(format!("{origin}: {message}"), hint)
 }
 
-const FORMAT_HINT: &str = "see `box assemble --help`: sections `[name]`, lines `key=value`, comments after `#`";
+const FORMAT_HINT: &str =
+    "see `box assemble --help`: sections `[name]`, lines `key=value`, comments after `#`";
 
 /// The sections of `text` with their own lines, in a map by name.
 fn read_sections(text: &str, file: &str) -> Result<Sections> {
@@ -163,7 +164,11 @@ fn read_sections(text: &str, file: &str) -> Result<Sections> {
         }
         if let Some(rest) = line.strip_prefix('[') {
             let Some((name, after)) = rest.split_once(']') else {
-                return Err(error_at(&origin, "a section header without `]`", FORMAT_HINT));
+                return Err(error_at(
+                    &origin,
+                    "a section header without `]`",
+                    FORMAT_HINT,
+                ));
             };
             let after = after.trim();
             if !(after.is_empty() || after.starts_with('#') || after.starts_with(';')) {
@@ -180,7 +185,10 @@ fn read_sections(text: &str, file: &str) -> Result<Sections> {
             if let Some((first, _)) = sections.get(&name) {
                 return Err(error_at(
                     &origin,
-                    format!("box [{name}] is defined twice (first at line {})", first.line),
+                    format!(
+                        "box [{name}] is defined twice (first at line {})",
+                        first.line
+                    ),
                     "give each box one section; merge the two, or rename one",
                 ));
             }
@@ -262,7 +270,12 @@ fn read_value(text: &str, origin: &Origin, key: &str, section: &str) -> Result<S
 }
 
 /// The entries of section `name`, with those of the sections it includes first.
-fn expand(name: &str, sections: &Sections, path: &mut Vec<String>, file: &str) -> Result<Vec<Entry>> {
+fn expand(
+    name: &str,
+    sections: &Sections,
+    path: &mut Vec<String>,
+    file: &str,
+) -> Result<Vec<Entry>> {
     if path.iter().any(|n| n == name) {
         path.push(name.to_owned());
         return Err(failure(
@@ -280,7 +293,10 @@ fn expand(name: &str, sections: &Sections, path: &mut Vec<String>, file: &str) -
         if !sections.contains_key(&entry.value) {
             return Err(error_at(
                 &entry.origin,
-                format!("box [{name}] includes [{}], which the manifest does not have", entry.value),
+                format!(
+                    "box [{name}] includes [{}], which the manifest does not have",
+                    entry.value
+                ),
                 "include=NAME copies the keys of section [NAME] of the same file",
             ));
         }
@@ -458,7 +474,10 @@ exported_bins_path="~/.local/bin"
         assert_eq!(defs[1].image.as_deref(), Some("ubuntu:latest"));
         assert_eq!(defs[1].additional_packages, ["git", "vim"]);
         let err = parse_err("[a]\ninclude=b\n[b]\ninclude=c\n[c]\ninclude=a\n");
-        assert!(err.contains("include cycle: [a] includes [b] includes [c] includes [a]"), "{err}");
+        assert!(
+            err.contains("include cycle: [a] includes [b] includes [c] includes [a]"),
+            "{err}"
+        );
         let err = parse_err("[a]\ninclude=nope\n");
         assert!(err.contains("m.ini:2: box [a] includes [nope]"), "{err}");
     }
@@ -466,18 +485,36 @@ exported_bins_path="~/.local/bin"
     #[test]
     fn bad_manifests_name_file_line_key_and_box() {
         let err = parse_err("[a]\nimage=x\nfrobnicate=1\n");
-        assert!(err.contains("m.ini:3: unknown key `frobnicate` in box [a]"), "{err}");
+        assert!(
+            err.contains("m.ini:3: unknown key `frobnicate` in box [a]"),
+            "{err}"
+        );
         let err = parse_err("[a]\nimage=\"x\n");
-        assert!(err.contains("m.ini:2: the value of `image` in box [a] has no closing"), "{err}");
+        assert!(
+            err.contains("m.ini:2: the value of `image` in box [a] has no closing"),
+            "{err}"
+        );
         let err = parse_err("[a]\nimage=x\n[a]\nimage=y\n");
-        assert!(err.contains("m.ini:3: box [a] is defined twice (first at line 1)"), "{err}");
+        assert!(
+            err.contains("m.ini:3: box [a] is defined twice (first at line 1)"),
+            "{err}"
+        );
         let err = parse_err("image=x\n[a]\n");
-        assert!(err.contains("m.ini:1: key `image` is outside any [box] section"), "{err}");
+        assert!(
+            err.contains("m.ini:1: key `image` is outside any [box] section"),
+            "{err}"
+        );
         let err = parse_err("[a]\npull=yes\n");
         assert!(err.contains("m.ini:2: `pull` in box [a] is `yes`"), "{err}");
         let err = parse_err("[a\n");
-        assert!(err.contains("m.ini:1: a section header without `]`"), "{err}");
+        assert!(
+            err.contains("m.ini:1: a section header without `]`"),
+            "{err}"
+        );
         let err = parse_err("[a]\njust words\n");
-        assert!(err.contains("neither a section nor a key=value line"), "{err}");
+        assert!(
+            err.contains("neither a section nor a key=value line"),
+            "{err}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! One module per verb. Each `exec` turns parsed arguments into calls into the library
 //! and returns the exit status; none of them prints an error (that is `error::report`).
 
+mod assemble;
 mod create;
 mod enter;
 mod export;
@@ -53,6 +54,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Rm(args) => rm::exec(&ctx, args),
         Command::Export(args) => export::exec(&ctx, args),
         Command::GenerateEntry(args) => generate_entry::exec(&ctx, args),
+        Command::Assemble(args) => assemble::exec(&ctx, args),
     }
 }
 
@@ -76,6 +78,9 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
         Command::Create(args) if !args.dry_run => Some(("", "create boxes".into())),
         Command::Stop(args) => Some(boxes("stop", &args.names)),
         Command::Rm(args) => Some(boxes("remove", &args.names)),
+        Command::Assemble(args) if !matches!(args.action, crate::cli::AssembleAction::List(_)) => {
+            Some(("", "assemble boxes".into()))
+        }
         _ => None,
     }
 }

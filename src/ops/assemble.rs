@@ -80,7 +80,8 @@ pub fn load(options: &AssembleOptions) -> Result<Manifest> {
             .with_context(|| format!("reading the manifest {source}"))
             .with_hint(|| {
                 if options.file.is_none() {
-                    "box assemble reads ./distrobox.ini (or ./box.ini); name another with --file".to_owned()
+                    "box assemble reads ./distrobox.ini (or ./box.ini); name another with --file"
+                        .to_owned()
                 } else {
                     "check the path given to --file".to_owned()
                 }
@@ -139,7 +140,11 @@ fn download(url: &str) -> Result<String> {
 /// for a URL.
 pub fn lockfile_path(source: &str) -> PathBuf {
     if source.contains("://") {
-        let base = source.rsplit('/').next().filter(|b| !b.is_empty()).unwrap_or("manifest.ini");
+        let base = source
+            .rsplit('/')
+            .next()
+            .filter(|b| !b.is_empty())
+            .unwrap_or("manifest.ini");
         PathBuf::from(format!("{base}.lock"))
     } else {
         PathBuf::from(format!("{source}.lock"))
@@ -160,7 +165,7 @@ fn read_lockfile(path: &Path) -> Result<Option<Lockfile>> {
 /// Refuse what box cannot do, before anything is done.
 fn check_supported(def: &Definition) -> Result<()> {
     let name = &def.name;
-    for (key, origin) in &def.enabled {
+    if let Some((key, origin)) = def.enabled.iter().next() {
         let why = match key.as_str() {
             "root" => "box runs rootless only: root in a box is `box enter NAME --user root`",
             "init" => "boxes with systemd as init are not supported yet",
@@ -202,7 +207,9 @@ fn check_supported(def: &Definition) -> Result<()> {
         bail!(failure(
             format!(
                 "{}: box [{name}] has no image",
-                def.origin.as_ref().map_or_else(String::new, ToString::to_string)
+                def.origin
+                    .as_ref()
+                    .map_or_else(String::new, ToString::to_string)
             ),
             "add image=REFERENCE (or a distribution name: image=debian) to its section",
         ));
@@ -267,14 +274,25 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
     let mut plans = Vec::new();
     for def in &manifest.definitions {
         let written = def.image.clone().expect("checked above");
-        let image = catalogue.resolve(&written).map_or(written, |found| found.image);
-        let canonical = crate::registry::Reference::parse(&image)
-            .with_context(|| format!("{}: the image of box [{}]", def.origin_of("image"), def.name))?;
+        let image = catalogue
+            .resolve(&written)
+            .map_or(written, |found| found.image);
+        let canonical = crate::registry::Reference::parse(&image).with_context(|| {
+            format!(
+                "{}: the image of box [{}]",
+                def.origin_of("image"),
+                def.name
+            )
+        })?;
         let pinned = match &old_lock {
             Some(lock) if options.locked => {
                 let Some(entry) = lock.boxes.iter().find(|b| b.name == def.name) else {
                     bail!(failure(
-                        format!("box [{}] is not in the lockfile {}", def.name, lock_path.display()),
+                        format!(
+                            "box [{}] is not in the lockfile {}",
+                            def.name,
+                            lock_path.display()
+                        ),
                         "run `box assemble create` without --locked to add it",
                     ));
                 };
@@ -287,95 +305,145 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
 
     let mut outcomes = Vec::new();
     let mut locked = old_lock.unwrap_or_default();
+    let mut failure = None;
     for (def, image, pinned) in plans {
-        let name = def.name.clone();
-        let exists = store.has_container(&name);
-        let replace = exists && (def.replace || options.replace);
-        let source = pinned.clone().unwrap_or_else(|| image.clone());
-        if options.dry_run {
-            let what = match (exists, replace) {
-                (true, false) => format!("keep box `{name}` (it exists; replace=true or --replace replaces it)"),
-                (true, true) => format!("replace box `{name}` with a new one from {source}"),
-                _ => format!("create box `{name}` from {source}"),
-            };
-            outcomes.push((name, Outcome::Planned(what)));
-            continue;
+        match make_box(ctx, options, &store, def, &image, pinned) {
+            Ok((outcome, lock)) => {
+                if let Some(lock) = lock {
+                    locked.boxes.retain(|b| b.name != lock.name);
+                    locked.boxes.push(lock);
+                }
+                outcomes.push((def.name.clone(), outcome));
+            }
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
         }
-        if exists && !replace {
-            notice(format!(
-                "box `{name}` exists; kept (replace=true in the manifest or --replace replaces it)"
-            ));
-            outcomes.push((name, Outcome::Kept));
-            continue;
-        }
-        // The new image first: a failed pull keeps the old box.
-        let always_pull = def.pull || pinned.is_some();
-        let record = if always_pull || super::pull::find_local(ctx, &source)?.is_none() {
-            super::pull::pull(ctx, &source, None)
-                .with_context(|| format!("pulling the image of box [{name}]"))
-                .with_hint(|| match &pinned {
-                    Some(_) => format!(
-                        "the lockfile pins box [{name}] to a digest the registry may no longer have; `box assemble create` without --locked resolves the tag again"
-                    ),
-                    None => format!("`box pull {source}` says more"),
-                })?
-        } else {
-            super::pull::find_local(ctx, &source)?.expect("checked above")
+    }
+    // What was made is recorded even when a later box failed.
+    if outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, Outcome::Created | Outcome::Replaced))
+    {
+        write_lockfile(&lock_path, &manifest.source, &mut locked)?;
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(outcomes),
+    }
+}
+
+fn write_lockfile(path: &Path, source: &str, locked: &mut Lockfile) -> Result<()> {
+    locked.boxes.sort_by(|a, b| a.name.cmp(&b.name));
+    let text = format!(
+        "# Written by `box assemble create` from {source}: each box's image and the manifest\n\
+         # digest it resolved to. `box assemble create --locked` recreates exactly these.\n{}",
+        toml::to_string(locked).context("writing the lockfile")?
+    );
+    crate::store::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing the lockfile {}", path.display()))
+}
+
+/// Make (or keep, or plan) box `def`: its image is `image` (canonical), or `pinned` (a
+/// digest reference) with `--locked`. Returns what happened and its lockfile entry.
+fn make_box(
+    ctx: &Context,
+    options: &AssembleOptions,
+    store: &Store,
+    def: &Definition,
+    image: &str,
+    pinned: Option<String>,
+) -> Result<(Outcome, Option<Locked>)> {
+    let name = def.name.clone();
+    let exists = store.has_container(&name);
+    let replace = exists && (def.replace || options.replace);
+    let source = pinned.clone().unwrap_or_else(|| image.to_owned());
+    if options.dry_run {
+        let what = match (exists, replace) {
+            (true, false) => {
+                format!("keep box `{name}` (it exists; replace=true or --replace replaces it)")
+            }
+            (true, true) => format!("replace box `{name}` with a new one from {source}"),
+            _ => format!("create box `{name}` from {source}"),
         };
-        if replace {
-            super::rm::rm(
-                ctx,
-                false,
-                std::slice::from_ref(&name),
-                super::rm::RmOptions {
-                    force: true,
-                    require_question: false,
-                    grace: crate::runtime::stop::DEFAULT_GRACE,
-                },
-                &Assume(true),
-                &mut |_| {},
-            )?;
-        }
-        // The image is in the store now: create from exactly what was pulled.
-        create(ctx, &create_options(ctx, def, record.reference.clone(), false), &Assume(true))?;
-        for bin in &def.exported_bins {
-            let export_path = def.exported_bins_path.as_deref().map(|p| expand_home(ctx, p));
-            export(
-                ctx,
-                &name,
-                Request::Bin {
-                    path: bin,
-                    export_path: export_path.as_deref(),
-                    force: false,
-                },
-            )?;
-        }
-        for app in &def.exported_apps {
-            export(ctx, &name, Request::App { app, label: None, force: false })?;
-        }
-        if def.start_now {
-            crate::runtime::ensure_running(ctx, &name)?;
-        }
-        locked.boxes.retain(|b| b.name != name);
-        locked.boxes.push(Locked {
-            name: name.clone(),
-            // The reference the manifest names, not the pinned one.
-            image: image.clone(),
-            digest: record.manifest_digest.to_string(),
-        });
-        outcomes.push((name, if replace { Outcome::Replaced } else { Outcome::Created }));
+        return Ok((Outcome::Planned(what), None));
     }
-    if !options.dry_run && outcomes.iter().any(|(_, o)| matches!(o, Outcome::Created | Outcome::Replaced)) {
-        locked.boxes.sort_by(|a, b| a.name.cmp(&b.name));
-        let text = format!(
-            "# Written by `box assemble create` from {}: each box's image and the manifest\n# digest it resolved to. `box assemble create --locked` recreates exactly these.\n{}",
-            manifest.source,
-            toml::to_string(&locked).context("writing the lockfile")?
-        );
-        crate::store::write_atomic(&lock_path, text.as_bytes())
-            .with_context(|| format!("writing the lockfile {}", lock_path.display()))?;
+    if exists && !replace {
+        notice(format!(
+            "box `{name}` exists; kept (replace=true in the manifest or --replace replaces it)"
+        ));
+        return Ok((Outcome::Kept, None));
     }
-    Ok(outcomes)
+    // The new image first (a replacement always asks the registry: the point is a box
+    // from what the reference names now); a failed pull keeps the old box.
+    let local = match def.pull || pinned.is_some() || replace {
+        true => None,
+        false => super::pull::find_local(ctx, &source)?,
+    };
+    let record = match local {
+        Some(record) => record,
+        None => super::pull::pull(ctx, &source, None)
+            .with_context(|| format!("pulling the image of box [{name}]"))
+            .with_hint(|| match &pinned {
+                Some(_) => format!(
+                    "the lockfile pins box [{name}] to a digest the registry may no longer have; `box assemble create` without --locked resolves the tag again"
+                ),
+                None => format!("`box pull {source}` says more"),
+            })?,
+    };
+    if replace {
+        super::rm::rm(
+            ctx,
+            false,
+            std::slice::from_ref(&name),
+            super::rm::RmOptions {
+                force: true,
+                require_question: false,
+                grace: crate::runtime::stop::DEFAULT_GRACE,
+            },
+            &Assume(true),
+            &mut |_| {},
+        )?;
+    }
+    // The image is in the store now: create from exactly what was pulled.
+    let options = create_options(ctx, def, record.reference.clone(), false);
+    create(ctx, &options, &Assume(true))?;
+    let export_path = def
+        .exported_bins_path
+        .as_deref()
+        .map(|p| expand_home(ctx, p));
+    for bin in &def.exported_bins {
+        let request = Request::Bin {
+            path: bin,
+            export_path: export_path.as_deref(),
+            force: false,
+        };
+        export(ctx, &name, request)?;
+    }
+    for app in &def.exported_apps {
+        let request = Request::App {
+            app,
+            label: None,
+            force: false,
+        };
+        export(ctx, &name, request)?;
+    }
+    if def.start_now {
+        crate::runtime::ensure_running(ctx, &name)?;
+    }
+    let lock = Locked {
+        name: name.clone(),
+        // The reference the manifest names, not the pinned one.
+        image: image.to_owned(),
+        digest: record.manifest_digest.to_string(),
+    };
+    let outcome = if replace {
+        Outcome::Replaced
+    } else {
+        Outcome::Created
+    };
+    Ok((outcome, Some(lock)))
 }
 
 /// Remove the manifest's boxes (and their exports). Returns the names removed.

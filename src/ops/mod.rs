@@ -10,8 +10,10 @@
 //!
 //! [`pull`] fetches images, [`create`] makes boxes, [`rm`] and [`rmi`] remove boxes and
 //! images, [`gc`] collects what they leave unused, [`stop`] ends running boxes,
-//! [`export`] puts binaries, apps and a box's own entry on the host.
+//! [`export`] puts binaries, apps and a box's own entry on the host, [`assemble`] does all
+//! of it for the boxes of a manifest.
 
+pub mod assemble;
 pub mod create;
 pub mod export;
 pub mod gc;

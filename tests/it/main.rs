@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod assemble;
 mod cli;
 mod export;
 mod generated;
