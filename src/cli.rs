@@ -49,6 +49,45 @@ pub enum Command {
     GenerateEntry(GenerateEntryArgs),
     /// Create, remove or list the boxes of a distrobox manifest (distrobox.ini)
     Assemble(AssembleArgs),
+    /// A temporary box: entered (or a command run in it), then removed with all it wrote
+    Ephemeral(EphemeralArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  box ephemeral --image debian:trixie\n  box ephemeral -i ubuntu -- make -j"
+)]
+pub struct EphemeralArgs {
+    /// Image reference or distribution name (`ubuntu`, `trixie`, ...)
+    #[arg(long, short, required = true)]
+    pub image: Option<String>,
+    /// Name of the temporary box (default: ephemeral-XXXXXXXX)
+    #[arg(long, short)]
+    pub name: Option<String>,
+    /// Pull the image even if it is already in the store
+    #[arg(long, short)]
+    pub pull: bool,
+    /// Do not ask before pulling
+    #[arg(long, short = 'Y')]
+    pub yes: bool,
+    /// Hostname inside the box (default: the host's)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Use DIR as the home directory inside the box (the host home is still mounted)
+    #[arg(long, short = 'H', value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Bind-mount a host path into the box: SRC:DST[:ro]
+    #[arg(long, short, value_name = "SRC:DST[:ro]")]
+    pub volume: Vec<String>,
+    /// Platform to pick from a multi-platform image, as os/arch[/variant]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Start in the box's home instead of the current directory
+    #[arg(long = "no-workdir", visible_alias = "nw")]
+    pub no_workdir: bool,
+    /// Command to run instead of a login shell
+    #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
+    pub command: Vec<OsString>,
 }
 
 /// distrobox's manifest format: `[name]` sections with `key=value` lines (image,

@@ -4,6 +4,7 @@
 mod assemble;
 mod create;
 mod enter;
+mod ephemeral;
 mod export;
 mod generate_entry;
 mod images;
@@ -30,6 +31,7 @@ pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
         "__holder" => Some(crate::runtime::holder::main(rest)),
         "__holder-adopt" => Some(crate::runtime::holder::adopt_main(rest)),
         "__store-helper" => Some(crate::image::helper::main(rest)),
+        crate::ops::ephemeral::GUARD => Some(crate::ops::ephemeral::guard_main(rest)),
         _ => None,
     }
 }
@@ -55,6 +57,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Export(args) => export::exec(&ctx, args),
         Command::GenerateEntry(args) => generate_entry::exec(&ctx, args),
         Command::Assemble(args) => assemble::exec(&ctx, args),
+        Command::Ephemeral(args) => ephemeral::exec(&ctx, args),
     }
 }
 
@@ -74,6 +77,7 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
     }
     match command {
         Command::Pull(_) => Some(("", "pull images".into())),
+        Command::Ephemeral(_) => Some(("", "create temporary boxes".into())),
         Command::Rmi(_) => Some(("", "remove images".into())),
         Command::Create(args) if !args.dry_run => Some(("", "create boxes".into())),
         Command::Stop(args) => Some(boxes("stop", &args.names)),

@@ -11,10 +11,12 @@
 //! [`pull`] fetches images, [`create`] makes boxes, [`rm`] and [`rmi`] remove boxes and
 //! images, [`gc`] collects what they leave unused, [`stop`] ends running boxes,
 //! [`export`] puts binaries, apps and a box's own entry on the host, [`assemble`] does all
-//! of it for the boxes of a manifest.
+//! of it for the boxes of a manifest, [`ephemeral`] makes a box that lives as long as one
+//! session.
 
 pub mod assemble;
 pub mod create;
+pub mod ephemeral;
 pub mod export;
 pub mod gc;
 pub mod pull;
