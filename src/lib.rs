@@ -27,6 +27,7 @@ pub mod hostfs;
 pub mod idmap;
 pub mod image;
 pub mod progress;
+pub mod protocol;
 pub mod pull;
 pub mod registry;
 pub mod runtime;

@@ -225,7 +225,7 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<(String, St
         home,
         volumes,
         image_env: record.config.env.clone(),
-        storage: "overlay".into(),
+        storage: crate::store::containers::StorageKind::Overlay,
     };
     if args.dry_run {
         let plan = crate::runtime::plan_for(ctx, &store, &container)?;
