@@ -389,7 +389,7 @@ impl Helper {
             (Ok(_), Err(err)) => Err(anyhow::Error::from(err))
                 .with_context(|| format!("removing {}", request.staging.display())),
             (Err(err), Err(cleanup)) => {
-                crate::error::warn(format!(
+                crate::report::warn(format!(
                     "could not remove {}: {cleanup}",
                     request.staging.display()
                 ));

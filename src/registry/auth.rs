@@ -29,8 +29,9 @@ use anyhow::{Context as _, Result};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::error::{HintExt, failure, warn};
+use crate::error::{HintExt, failure};
 use crate::registry::reference::DOCKER_HUB;
+use crate::report::warn;
 
 /// A username and password (or token) for one registry, and where they came from.
 #[derive(Clone, PartialEq, Eq)]

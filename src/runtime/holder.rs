@@ -138,7 +138,7 @@ pub fn start(plan: &Plan, mapping: &crate::idmap::IdMapping) -> Result<Pending> 
 fn await_ready(name: &str, doing: &str, mut next: impl FnMut() -> Result<Report>) -> Result<Ready> {
     loop {
         match next()? {
-            Report::Notice(text) => crate::error::notice(text),
+            Report::Notice(text) => crate::report::notice(text),
             Report::Ready(ready) => return Ok(ready),
             Report::Failed(failure) => {
                 return Err(Failure {

@@ -24,7 +24,7 @@
 //! - A layer directory exists only once its diff_id has been verified.
 //! - Nothing is deleted from `layers/` while someone holds the store lock shared.
 //! - What nothing refers to any more (layers, their records, blobs) and the debris of
-//!   interrupted work are removed by one mechanism, [`Store::collect_garbage`], which
+//!   interrupted work are removed by one mechanism, [`Store::garbage`] and `ops::gc::collect`, which
 //!   `rmi` and `rm` run (see gc.rs).
 
 pub mod containers;

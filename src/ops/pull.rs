@@ -31,7 +31,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::context::Context;
 use crate::digest::Digest;
-use crate::error::{HintExt, failure, notice, warn};
+use crate::error::{HintExt, failure};
 use crate::idmap::IdMapping;
 use crate::image::Compression;
 use crate::image::helper::{StoreHelper, UnpackRequest};
@@ -40,6 +40,7 @@ use crate::registry::{
     Client, Descriptor, Manifest, Platform, Reference, parse_config, parse_manifest,
     select_platform,
 };
+use crate::report::{notice, warn};
 use crate::store::images::{ImageRecord, LayerRecord};
 use crate::store::{Lock, Store, now};
 
@@ -358,8 +359,8 @@ fn fetch_layers(
     }
 
     let total: u64 = missing.iter().map(|&i| layers[i].0.size).sum();
-    let progress = Progress::new(ctx.stderr_is_terminal(), "total", total);
-    progress.println(&format!(
+    let progress = Progress::new("total", total);
+    crate::report::line(format!(
         "pulling {canonical}: {} of {}, {}",
         missing.len(),
         layer_count(layers.len()),
@@ -441,7 +442,7 @@ fn fetch_layers(
                             sizes[index] = stats.tar_bytes;
                             added.push(diff_id.clone());
                             bar.finish("done");
-                            report_unpack_warnings(&request.label, &stats, ctx, &progress);
+                            report_unpack_warnings(&request.label, &stats, ctx);
                         }
                         Err(error) => {
                             abort.store(true, Ordering::Relaxed);
@@ -546,14 +547,8 @@ impl<W: Write> Write for AbortableWriter<'_, W> {
     }
 }
 
-/// The warnings about what an unpack left out, through `progress` so that they do not
-/// garble the bars on a terminal.
-fn report_unpack_warnings(
-    label: &str,
-    stats: &crate::image::UnpackStats,
-    ctx: &Context,
-    progress: &Progress,
-) {
+/// The warnings about what an unpack left out (the reporter prints them above the bars).
+fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &Context) {
     if !stats.skipped_devices.is_empty() {
         let shown: Vec<&str> = stats
             .skipped_devices
@@ -561,7 +556,7 @@ fn report_unpack_warnings(
             .take(5)
             .map(String::as_str)
             .collect();
-        progress.warn(&format!(
+        warn(format!(
             "{label}: skipped {} device node(s) ({}{}); boxes get the host's /dev",
             stats.skipped_devices.len(),
             shown.join(", "),
@@ -573,11 +568,11 @@ fn report_unpack_warnings(
         ));
     }
     if let Some(xattrs) = stats.xattr_warning() {
-        progress.warn(&format!("{label}: {xattrs}"));
+        warn(format!("{label}: {xattrs}"));
     }
     let keep_id = matches!(ctx.id_mapping(), Ok(IdMapping::KeepId { .. }));
     if keep_id && stats.unmapped_owners > 0 {
-        progress.warn(&format!(
+        warn(format!(
             "{label}: {} file(s) are owned by ids beyond your 65536 subordinate ids; they keep the unpacker's owner",
             stats.unmapped_owners
         ));
