@@ -18,8 +18,8 @@
 //!    |
 //! store             the only module that knows file names: records, locks, garbage
 //!    |
-//! leaves            error, report, prompt, digest, idmap, sys, userns, host, hostfs,
-//!                   config, distro, progress, cli
+//! leaves            error, report, prompt, digest, idmap, sys, userns, protocol, host,
+//!                   hostfs, config, distro, progress, cli
 //! ```
 //!
 //! Map of the crate:
@@ -31,6 +31,7 @@
 //! - [`image`]: layer decompression and safe unpacking with whiteouts;
 //! - [`store`]: the only module that knows directory names; records and locks;
 //! - [`idmap`], [`userns`]: id mappings and helpers in a user namespace;
+//! - [`protocol`]: the one framing of every parent/child exchange, and errors across it;
 //! - [`runtime`]: mount plan, the holder process, joining a running box;
 //! - [`host`]: discovery of the host's sockets, devices and environment;
 //! - [`hostfs`]: host paths reached from the host or from inside a box (`/run/host`);
@@ -53,6 +54,7 @@ pub mod manifest;
 pub mod ops;
 pub mod progress;
 pub mod prompt;
+pub mod protocol;
 pub mod registry;
 pub mod report;
 pub mod runtime;

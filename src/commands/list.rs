@@ -58,7 +58,7 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
             pid,
             created: format_time(record.created),
             image: record.image,
-            storage: record.storage,
+            storage: record.storage.to_string(),
             name: record.name,
         });
     }

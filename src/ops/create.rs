@@ -241,7 +241,7 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
         home,
         volumes,
         image_env: record.config.env.clone(),
-        storage: "overlay".into(),
+        storage: crate::store::containers::StorageKind::Overlay,
     };
     if options.dry_run {
         let plan = crate::runtime::plan_for(ctx, &store, &container)?;
