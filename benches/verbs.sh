@@ -72,7 +72,7 @@ box_create=$(mean create --runs 20 --warmup 2 --prepare "$box rm --force --yes -
   "$box create --no-entry --image $image c")
 if [ -n "$podman" ]; then
   podman_create=$(mean pcreate --runs 10 --warmup 1 --prepare "podman rm -f pc >/dev/null 2>&1 || true" \
-    "podman create --name pc $image sleep infinity")
+    "podman create --network host --name pc $image sleep infinity")
   row '`box create NAME` (Debian image)' "$box_create" '`podman create`' "$podman_create" 'constant, a few ms'
 else
   row '`box create NAME` (Debian image)' "$box_create" '' '' 'constant, a few ms'
@@ -137,7 +137,7 @@ row '`box stop --all`, 20 running boxes' "$box_stop_all" '`box stop NAME`, idle'
 box_rm=$(mean rm --runs 20 --warmup 2 --prepare "$box create --no-entry --image $image gone >/dev/null" \
   "$box rm --yes gone")
 if [ -n "$podman" ]; then
-  podman_rm=$(mean prm --runs 10 --warmup 1 --prepare "podman create --name pgone $image true >/dev/null" \
+  podman_rm=$(mean prm --runs 10 --warmup 1 --prepare "podman create --network host --name pgone $image true >/dev/null" \
     "podman rm pgone")
   row '`box rm NAME`, stopped' "$box_rm" '`podman rm NAME`' "$podman_rm" ''
 else

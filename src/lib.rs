@@ -19,7 +19,7 @@
 //! store             the only module that knows file names: records, locks, garbage
 //!    |
 //! leaves            error, report, prompt, digest, idmap, sys, userns, protocol, host,
-//!                   hostfs, config, distro, progress, cli
+//!                   hostfs, config, distro, progress, manifest, cli
 //! ```
 //!
 //! Map of the crate:
