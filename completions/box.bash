@@ -331,7 +331,7 @@ _box() {
             return 0
             ;;
         box__subcmd__create)
-            opts="-n -i -p -Y -H -v -d -h -V --name --image --pull --yes --hostname --home --volume --platform --no-entry --dry-run --help --version"
+            opts="-n -i -c -p -Y -H -v -d -h -V --name --image --clone --pull --yes --hostname --home --volume --platform --no-entry --dry-run --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -350,6 +350,14 @@ _box() {
                     return 0
                     ;;
                 -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --clone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -53,6 +53,7 @@ complete -c box -n "__fish_box_using_subcommand rmi" -s h -l help -d 'Print help
 complete -c box -n "__fish_box_using_subcommand rmi" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand create" -s n -l name -d 'Name of the box' -r
 complete -c box -n "__fish_box_using_subcommand create" -s i -l image -d 'Image reference or distribution name (`ubuntu`, `trixie`, `fedora:41`, ...)' -r
+complete -c box -n "__fish_box_using_subcommand create" -s c -l clone -d 'Make the box as a copy of this stopped box (its files, packages and record)' -r
 complete -c box -n "__fish_box_using_subcommand create" -l hostname -d 'Hostname inside the box (default: the host\'s)' -r
 complete -c box -n "__fish_box_using_subcommand create" -s H -l home -d 'Use DIR as the home directory inside the box (the host home is still mounted)' -r -F
 complete -c box -n "__fish_box_using_subcommand create" -s v -l volume -d 'Bind-mount a host path into the box: SRC:DST[:ro]' -r

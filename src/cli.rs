@@ -186,6 +186,9 @@ pub struct CreateArgs {
     /// Image reference or distribution name (`ubuntu`, `trixie`, `fedora:41`, ...)
     #[arg(long, short)]
     pub image: Option<String>,
+    /// Make the box as a copy of this stopped box (its files, packages and record)
+    #[arg(long, short = 'c', value_name = "SOURCE", conflicts_with_all = ["image", "pull", "platform"])]
+    pub clone: Option<String>,
     /// Pull the image even if it is already in the store
     #[arg(long, short)]
     pub pull: bool,

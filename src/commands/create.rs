@@ -10,12 +10,27 @@ use crate::context::Context;
 use crate::ops::create::{self, CreateOptions};
 
 pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
-    let (image, name) = create::resolve_target(
-        ctx,
-        args.image.as_deref(),
-        args.name.as_deref(),
-        args.positional_name.as_deref(),
-    )?;
+    let (image, name) = match &args.clone {
+        // The image is the source box's.
+        Some(source) => (
+            String::new(),
+            args.name
+                .clone()
+                .or(args.positional_name.clone())
+                .ok_or_else(|| {
+                    crate::error::failure(
+                        format!("--clone {source} needs the new box's name"),
+                        format!("e.g. `box create --clone {source} {source}-copy`"),
+                    )
+                })?,
+        ),
+        None => create::resolve_target(
+            ctx,
+            args.image.as_deref(),
+            args.name.as_deref(),
+            args.positional_name.as_deref(),
+        )?,
+    };
     let options = CreateOptions {
         name,
         image,
@@ -26,6 +41,7 @@ pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
         platform: args.platform,
         entry: !args.no_entry,
         dry_run: args.dry_run,
+        clone: args.clone,
     };
     // `--pull` asks no question either: the user asked for the download.
     let created = create::create(ctx, &options, crate::prompt::yes_or_terminal(args.yes))?;

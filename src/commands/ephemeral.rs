@@ -25,6 +25,7 @@ pub fn exec(ctx: &Context, args: EphemeralArgs) -> Result<ExitCode> {
         platform: args.platform,
         entry: false,
         dry_run: false,
+        clone: None,
     };
     let ask = crate::prompt::yes_or_terminal(args.yes);
     let status = ephemeral(ctx, &options, &args.command, args.no_workdir, ask)?;

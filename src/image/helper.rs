@@ -72,6 +72,12 @@ enum Request {
         #[serde(default)]
         unless_locked: bool,
     },
+    /// Copy the contents of directory `from` into the empty directory `to` (`box create
+    /// --clone`).
+    Copy {
+        from: PathBuf,
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -81,6 +87,7 @@ enum Response {
     Unpacked(UnpackStats),
     Removed,
     InUse,
+    Copied(crate::image::copy::CopyStats),
     Failed(Failure),
 }
 
@@ -122,6 +129,19 @@ impl StoreHelper {
         })? {
             Response::Removed => Ok(()),
             other => bail!("box __store-helper answered {other:?} to remove"),
+        }
+    }
+
+    /// Copy the contents of directory `from` into the empty directory `to`, both in the
+    /// store, exactly (owners of subordinate ids included), sharing data blocks where the
+    /// filesystem can.
+    pub fn copy(&mut self, from: &Path, to: &Path) -> Result<crate::image::copy::CopyStats> {
+        match self.call(&Request::Copy {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        })? {
+            Response::Copied(stats) => Ok(stats),
+            other => bail!("box __store-helper answered {other:?} to copy"),
         }
     }
 
@@ -194,6 +214,10 @@ fn serve(state: &mut Option<Helper>, request: Request) -> Result<Response> {
                 }
             })
         }
+        Request::Copy { from, to } => {
+            let helper = state.as_ref().context("copy before init")?;
+            helper.copy(&from, &to).map(Response::Copied)
+        }
     }
 }
 
@@ -251,6 +275,18 @@ impl Helper {
         let dir = open_dir_beneath(self.root.as_fd(), parent)
             .with_context(|| format!("opening the directory of {}", shown.display()))?;
         Ok((dir, name))
+    }
+
+    /// Copy the contents of directory `from` into the empty directory `to` (both opened
+    /// beneath the store root, never through a symlink).
+    fn copy(&self, from: &Path, to: &Path) -> Result<crate::image::copy::CopyStats> {
+        let from_rel = self.relative(from)?;
+        let to_rel = self.relative(to)?;
+        let source = open_dir_beneath(self.root.as_fd(), &from_rel)
+            .with_context(|| format!("opening {}", from.display()))?;
+        let target = open_dir_beneath(self.root.as_fd(), &to_rel)
+            .with_context(|| format!("opening {}", to.display()))?;
+        crate::image::copy::copy_tree(source.as_fd(), target.as_fd(), &from.display().to_string())
     }
 
     /// Remove `path` and what is under it. With `unless_locked`, a directory someone

@@ -24,6 +24,7 @@
 //! - overlay metadata xattrs (`user.overlay.*`, `trusted.overlay.*`) carried in the tar
 //!   are never applied: only whiteout entries may produce them.
 
+pub mod copy;
 pub mod helper;
 mod tree;
 mod unpack;

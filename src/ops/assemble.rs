@@ -191,7 +191,6 @@ fn check_supported(def: &Definition) -> Result<()> {
         ("additional_packages", !def.additional_packages.is_empty()),
         ("init_hooks", !def.init_hooks.is_empty()),
         ("pre_init_hooks", !def.pre_init_hooks.is_empty()),
-        ("clone", def.clone.is_some()),
     ] {
         if set {
             bail!(failure(
@@ -203,7 +202,7 @@ fn check_supported(def: &Definition) -> Result<()> {
             ));
         }
     }
-    if def.image.is_none() {
+    if def.image.is_none() && def.clone.is_none() {
         bail!(failure(
             format!(
                 "{}: box [{name}] has no image",
@@ -240,6 +239,7 @@ fn create_options(ctx: &Context, def: &Definition, image: String, pull: bool) ->
         platform: None,
         entry: def.entry,
         dry_run: false,
+        clone: None,
     }
 }
 
@@ -273,7 +273,11 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
     // Resolve every image reference first: a bad one stops everything before any change.
     let mut plans = Vec::new();
     for def in &manifest.definitions {
-        let written = def.image.clone().expect("checked above");
+        // A clone's image is its source box's.
+        let Some(written) = def.image.clone().filter(|_| def.clone.is_none()) else {
+            plans.push((def, String::new(), None));
+            continue;
+        };
         let image = catalogue
             .resolve(&written)
             .map_or(written, |found| found.image);
@@ -375,6 +379,24 @@ fn make_box(
         ));
         return Ok((Outcome::Kept, None));
     }
+    if let Some(source) = &def.clone {
+        if replace {
+            remove_box(ctx, &name)?;
+        }
+        let options = CreateOptions {
+            clone: Some(source.clone()),
+            ..create_options(ctx, def, String::new(), false)
+        };
+        create(ctx, &options, &Assume(true))
+            .with_context(|| format!("box [{name}]: cloning box `{source}`"))?;
+        finish_box(ctx, def)?;
+        let outcome = if replace {
+            Outcome::Replaced
+        } else {
+            Outcome::Created
+        };
+        return Ok((outcome, None));
+    }
     // The new image first (a replacement always asks the registry: the point is a box
     // from what the reference names now); a failed pull keeps the old box.
     let local = match def.pull || pinned.is_some() || replace {
@@ -393,45 +415,12 @@ fn make_box(
             })?,
     };
     if replace {
-        super::rm::rm(
-            ctx,
-            false,
-            std::slice::from_ref(&name),
-            super::rm::RmOptions {
-                force: true,
-                require_question: false,
-                grace: crate::runtime::stop::DEFAULT_GRACE,
-            },
-            &Assume(true),
-            &mut |_| {},
-        )?;
+        remove_box(ctx, &name)?;
     }
     // The image is in the store now: create from exactly what was pulled.
     let options = create_options(ctx, def, record.reference.clone(), false);
     create(ctx, &options, &Assume(true))?;
-    let export_path = def
-        .exported_bins_path
-        .as_deref()
-        .map(|p| expand_home(ctx, p));
-    for bin in &def.exported_bins {
-        let request = Request::Bin {
-            path: bin,
-            export_path: export_path.as_deref(),
-            force: false,
-        };
-        export(ctx, &name, request)?;
-    }
-    for app in &def.exported_apps {
-        let request = Request::App {
-            app,
-            label: None,
-            force: false,
-        };
-        export(ctx, &name, request)?;
-    }
-    if def.start_now {
-        crate::runtime::ensure_running(ctx, &name)?;
-    }
+    finish_box(ctx, def)?;
     let lock = Locked {
         name: name.clone(),
         // The reference the manifest names, not the pinned one.
@@ -444,6 +433,53 @@ fn make_box(
         Outcome::Created
     };
     Ok((outcome, Some(lock)))
+}
+
+/// Remove box `name` (stopping it) before it is made again.
+fn remove_box(ctx: &Context, name: &str) -> Result<()> {
+    let options = super::rm::RmOptions {
+        force: true,
+        require_question: false,
+        grace: crate::runtime::stop::DEFAULT_GRACE,
+    };
+    super::rm::rm(
+        ctx,
+        false,
+        &[name.to_owned()],
+        options,
+        &Assume(true),
+        &mut |_| {},
+    )?;
+    Ok(())
+}
+
+/// What follows the creation of box `def`: its exports, and its start with `start_now`.
+fn finish_box(ctx: &Context, def: &Definition) -> Result<()> {
+    let name = &def.name;
+    let export_path = def
+        .exported_bins_path
+        .as_deref()
+        .map(|p| expand_home(ctx, p));
+    for bin in &def.exported_bins {
+        let request = Request::Bin {
+            path: bin,
+            export_path: export_path.as_deref(),
+            force: false,
+        };
+        export(ctx, name, request)?;
+    }
+    for app in &def.exported_apps {
+        let request = Request::App {
+            app,
+            label: None,
+            force: false,
+        };
+        export(ctx, name, request)?;
+    }
+    if def.start_now {
+        crate::runtime::ensure_running(ctx, name)?;
+    }
+    Ok(())
 }
 
 /// Remove the manifest's boxes (and their exports). Returns the names removed.

@@ -39,6 +39,8 @@ pub struct CreateOptions {
     pub entry: bool,
     /// Only build the plan: nothing is pulled or written.
     pub dry_run: bool,
+    /// Make the box as a copy of this (stopped) box: its files and record, its image.
+    pub clone: Option<String>,
 }
 
 /// What [`create`] made (or with `dry_run`, would make).
@@ -163,6 +165,9 @@ fn validate_hostname(name: &str) -> Result<()> {
 /// Create a box (or with `dry_run`, build its plan). `ask` is asked before an image that
 /// is not in the store is pulled; nobody to ask means yes.
 pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<Created> {
+    if let Some(source) = &options.clone {
+        return clone(ctx, options, source, ask);
+    }
     let name = options.name.clone();
     let image = options.image.clone();
     validate_name(&name)?;
@@ -284,6 +289,101 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
         image: container.image,
         plan: None,
     })
+}
+
+/// `box create --clone SOURCE NAME`: a new box with SOURCE's current files (copied in the
+/// user namespace, owners kept, data blocks shared where the filesystem can) and record
+/// (packages installed, provisioning done). SOURCE must be stopped, as with distrobox:
+/// `ask` is asked whether to stop it, and nobody to ask means no. The source's lock is
+/// held during the copy, so nobody starts it meanwhile; the new box appears whole or not
+/// at all (staged under `tmp/`, renamed into place).
+fn clone(ctx: &Context, options: &CreateOptions, source: &str, ask: &dyn Ask) -> Result<Created> {
+    use crate::runtime::state;
+    let name = options.name.clone();
+    validate_name(&name)?;
+    let store = Store::open(&ctx.dirs.store)?;
+    let original = store.container(source)?;
+    if store.has_container(&name) {
+        bail!(failure(
+            format!("a box named `{name}` already exists"),
+            "pick another name with --name, or remove the old box with `box rm`",
+        ));
+    }
+    let running = || !state::status(ctx, &store, source).is_stopped();
+    if running() {
+        let question = format!("Box {source} is running. Stop it to clone it?");
+        if ask.ask(&question)? != Some(true) {
+            bail!(failure(
+                format!("box `{source}` is running, so it was not cloned"),
+                format!("stop it first (`box stop {source}`): a clone copies its files at rest"),
+            ));
+        }
+        crate::runtime::stop::stop(ctx, source, crate::runtime::stop::DEFAULT_GRACE)?;
+    }
+    let mut record = original.clone();
+    record.name = name.clone();
+    record.created = crate::store::now();
+    if options.dry_run {
+        let plan = crate::runtime::plan_for(ctx, &store, &record)?;
+        return Ok(Created {
+            name,
+            image: record.image,
+            plan: Some(plan),
+        });
+    }
+    let _store_lock = store.lock(false)?;
+    let _source_lock = store.box_lock(source)?;
+    if running() {
+        bail!(failure(
+            format!("box `{source}` was started again while box waited to clone it"),
+            format!("stop it (`box stop {source}`) and clone again"),
+        ));
+    }
+    let staging = store.stage_container(&record)?;
+    let mut helper = crate::image::helper::StoreHelper::start(ctx)?;
+    let copied = (|| {
+        for (from, to) in store.clone_parts(source, &record.storage, &staging) {
+            helper
+                .copy(&from, &to)
+                .with_context(|| format!("cloning box `{source}`"))
+                .map_err(|err| map_clone_error(err, &name))?;
+        }
+        if record.storage == crate::store::containers::StorageKind::Copy {
+            store.mark_staged_copy_complete(&staging)?;
+        }
+        store.commit_container(&staging, &name)
+    })();
+    if let Err(err) = copied {
+        // Files of subordinate owners: only the helper can remove them.
+        let _ = helper.remove(&staging);
+        let _ = helper.finish();
+        return Err(err);
+    }
+    helper.finish()?;
+    if options.entry
+        && let Err(err) = crate::export::generate_entry(ctx, &name)
+    {
+        crate::report::warn(format!(
+            "box `{name}` was created, but its menu entry was not: {} (`box generate-entry {name}` tries again)",
+            crate::error::message(&err)
+        ));
+    }
+    Ok(Created {
+        name,
+        image: record.image,
+        plan: None,
+    })
+}
+
+/// A full disk while cloning says so, with what to do.
+fn map_clone_error(err: anyhow::Error, name: &str) -> anyhow::Error {
+    if crate::error::is_out_of_space(&err) {
+        return err.context(crate::error::Hint(format!(
+            "the disk is full; box `{name}` was not created. {}",
+            crate::error::FREE_SPACE_HINT
+        )));
+    }
+    err
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! whole). A box directory is built under `tmp/` and renamed into place with
 //! RENAME_NOREPLACE, so two `box create` of one name give one box and one clear error.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -155,6 +155,19 @@ impl Store {
     /// Create the directory of a new box with its record. Fails cleanly, leaving
     /// nothing behind, if the name is taken (even by a concurrent create).
     pub fn create_container(&self, record: &ContainerRecord) -> Result<()> {
+        let staging = self.stage_container(record)?;
+        let result = self.commit_container(&staging, &record.name);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        result
+    }
+
+    /// The directory of a new box, built under `tmp/` (its `upper/`, `work/`, `root/`
+    /// and record), for the caller to fill before [`Store::commit_container`]. Nothing
+    /// is left behind when this fails; once it succeeded, the caller removes the staging
+    /// directory when it gives up.
+    pub fn stage_container(&self, record: &ContainerRecord) -> Result<PathBuf> {
         validate_name(&record.name)?;
         let staging = self.staging_path(&format!("box-{}", record.name));
         let result = (|| {
@@ -164,31 +177,58 @@ impl Store {
                 std::fs::create_dir(staging.join(sub))
                     .with_context(|| format!("creating {}/{sub}", staging.display()))?;
             }
-            write_json(&staging.join(RECORD), record)?;
-            let target = self.container_dir(&record.name);
-            rustix::fs::renameat_with(
-                rustix::fs::CWD,
-                &staging,
-                rustix::fs::CWD,
-                &target,
-                rustix::fs::RenameFlags::NOREPLACE,
-            )
-            .map_err(|err| {
-                if err == rustix::io::Errno::EXIST || err == rustix::io::Errno::NOTEMPTY {
-                    failure(
-                        format!("a box named `{}` already exists", record.name),
-                        "pick another name with --name, or remove the old box with `box rm`",
-                    )
-                } else {
-                    anyhow::Error::from(std::io::Error::from(err))
-                        .context(format!("renaming {} into place", staging.display()))
-                }
-            })
+            write_json(&staging.join(RECORD), record)
         })();
-        if result.is_err() {
+        if let Err(err) = result {
             let _ = std::fs::remove_dir_all(&staging);
+            return Err(err);
         }
-        result
+        Ok(staging)
+    }
+
+    /// What a clone of box `source` (stored as `kind`) copies into the staged directory
+    /// `staging`: (directory of the source, directory in the staging) pairs: the
+    /// overlay's upper directory, or with copy storage the whole root.
+    pub fn clone_parts(
+        &self,
+        source: &str,
+        kind: &StorageKind,
+        staging: &Path,
+    ) -> Vec<(PathBuf, PathBuf)> {
+        match kind {
+            StorageKind::Overlay => vec![(self.container_upper(source), staging.join(UPPER))],
+            StorageKind::Copy => vec![(self.container_root(source), staging.join(ROOT))],
+        }
+    }
+
+    /// Mark a staged copy-storage root complete (after [`Store::clone_parts`] copied it).
+    pub fn mark_staged_copy_complete(&self, staging: &Path) -> Result<()> {
+        std::fs::write(staging.join(COPY_COMPLETE), b"")
+            .with_context(|| format!("writing {}", staging.join(COPY_COMPLETE).display()))
+    }
+
+    /// Move a staged box directory into place as box `name`; a clear error when the name
+    /// was taken meanwhile (the staging directory is then still the caller's).
+    pub fn commit_container(&self, staging: &Path, name: &str) -> Result<()> {
+        let target = self.container_dir(name);
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            staging,
+            rustix::fs::CWD,
+            &target,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|err| {
+            if err == rustix::io::Errno::EXIST || err == rustix::io::Errno::NOTEMPTY {
+                failure(
+                    format!("a box named `{name}` already exists"),
+                    "pick another name with --name, or remove the old box with `box rm`",
+                )
+            } else {
+                anyhow::Error::from(std::io::Error::from(err))
+                    .context(format!("renaming {} into place", staging.display()))
+            }
+        })
     }
 
     /// Rewrite the record of an existing box.

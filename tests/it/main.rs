@@ -8,6 +8,7 @@ mod common;
 
 mod assemble;
 mod cli;
+mod clone;
 mod ephemeral;
 mod export;
 mod generated;

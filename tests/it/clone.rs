@@ -1,0 +1,81 @@
+//! `box create --clone` end to end: the clone has the source's files (owners of
+//! subordinate ids, whiteouts of deleted image files, hard links) and record; the two are
+//! independent afterwards; a running source is stopped only when the user agrees.
+
+use crate::common::boxes::{Boxes, box_from, ok, sh, status_of};
+use crate::common::{Fixture, TestEnv, User};
+
+#[test]
+fn a_clone_has_the_source_s_files_and_goes_its_own_way() {
+    let env = TestEnv::new("clone", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Debian, "src");
+    // What an installed package leaves: root-owned files, a file of another owner, a
+    // deleted image file (an overlay whiteout), a hard link.
+    ok(
+        &env,
+        &[
+            "run",
+            "src",
+            "--",
+            "sudo",
+            "sh",
+            "-c",
+            "echo installed > /opt/pkg && mkdir /opt/www && chown 33:33 /opt/www && rm /etc/issue && ln /opt/pkg /opt/pkg-link",
+        ],
+    );
+    assert_eq!(status_of(&env, "src"), "running");
+
+    // Running, and nobody to say yes: refused, nothing made.
+    env.run(&["create", "--clone", "src", "copy"])
+        .status(125)
+        .stderr_has("box `src` is running, so it was not cloned")
+        .stderr_has("box stop src");
+    assert!(!env.store().join("containers/copy").exists());
+
+    ok(
+        &env,
+        &["create", "--yes", "--no-entry", "--clone", "src", "copy"],
+    );
+    assert_eq!(status_of(&env, "src"), "stopped");
+    let check = "cat /opt/pkg; stat -c '%u:%g %h' /opt/www /opt/pkg; if test -e /etc/issue; then echo issue-back; fi";
+    let out = sh(&env, "copy", check);
+    out.success();
+    assert_eq!(out.stdout, "installed\n33:33 2\n0:0 2\n", "{out}");
+
+    // Independent: a change in one is not in the other.
+    ok(
+        &env,
+        &[
+            "run",
+            "copy",
+            "--",
+            "sudo",
+            "sh",
+            "-c",
+            "echo changed > /opt/pkg",
+        ],
+    );
+    ok(&env, &["run", "src", "--", "cat", "/opt/pkg"]).stdout_has("installed");
+    ok(&env, &["run", "copy", "--", "cat", "/opt/pkg"]).stdout_has("changed");
+
+    // The record is the source's but for the name.
+    let record = |name: &str| {
+        let path = env.store().join("containers").join(name).join("box.json");
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let object = value.as_object_mut().unwrap();
+        object.remove("name");
+        object.remove("created");
+        value
+    };
+    assert_eq!(record("src"), record("copy"));
+
+    // A clone needs its own name, and a source that exists.
+    env.run(&["create", "--clone", "nosuch", "other"])
+        .status(125)
+        .stderr_has("no box named `nosuch`");
+    env.run(&["create", "--clone", "src", "copy"])
+        .status(125)
+        .stderr_has("already exists");
+}
