@@ -8,7 +8,8 @@
 # Needs: docker-registry, curl, hyperfine, nsenter, python3, a release build
 # (cargo build --release). The rootfs defaults to the cached mmdebstrap tar of the tests.
 # Peers (optional): podman, distrobox (Debian's packages). The pull has its own script,
-# benches/pull.sh (floor: curl | gzip | tar).
+# benches/pull.sh (floor: curl | gzip | tar). PODMAN_RUNTIME=runc picks podman's OCI
+# runtime where its default (crun) cannot start containers (cgroups in hybrid mode).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +22,7 @@ for tool in docker-registry curl hyperfine nsenter gzip sha256sum python3; do
 done
 podman=$(command -v podman || true)
 distrobox=$(command -v distrobox || true)
+runtime_flag=${PODMAN_RUNTIME:+--runtime $PODMAN_RUNTIME}
 [ -n "$podman" ] || distrobox=   # distrobox needs an engine
 
 . "$here/benches/lib.sh"
@@ -72,7 +74,7 @@ box_create=$(mean create --runs 20 --warmup 2 --prepare "$box rm --force --yes -
   "$box create --no-entry --image $image c")
 if [ -n "$podman" ]; then
   podman_create=$(mean pcreate --runs 10 --warmup 1 --prepare "podman rm -f pc >/dev/null 2>&1 || true" \
-    "podman create --network host --name pc $image sleep infinity")
+    "podman $runtime_flag create --network host --name pc $image sh -c 'trap \"exit 0\" TERM; sleep infinity & wait'")
   row '`box create NAME` (Debian image)' "$box_create" '`podman create`' "$podman_create" 'constant, a few ms'
 else
   row '`box create NAME` (Debian image)' "$box_create" '' '' 'constant, a few ms'
@@ -89,20 +91,20 @@ floor_run=$(mean floor -N --warmup 20 --runs 300 "nsenter --preserve-credentials
 box_run=$(mean run -N --warmup 20 --runs 300 "$box run warm -- true")
 if [ -n "$podman" ]; then
   podman_first=$(mean pfirst --runs 10 --warmup 1 --prepare "podman stop -t 0 pc >/dev/null 2>&1 || true" \
-    "sh -c 'podman start pc >/dev/null && podman exec pc true'")
+    "sh -c 'podman $runtime_flag start pc >/dev/null && podman exec pc true'")
   row '`box enter NAME -- true`, never started' "$box_first" '`podman start` + `exec`' "$podman_first" '<= 10x the warm run'
 else
   row '`box enter NAME -- true`, never started' "$box_first" '' '' '<= 10x the warm run'
 fi
 row '`box run NAME -- true`, warm' "$box_run" 'floor: `nsenter -U -m -t PID true`' "$floor_run" '<= 1.2x the floor'
 if [ -n "$podman" ]; then
-  podman start pc >/dev/null
+  podman $runtime_flag start pc >/dev/null
   podman_exec=$(mean pexec --runs 30 --warmup 3 "podman exec pc true")
   row '`box run NAME -- true`, warm' "$box_run" '`podman exec NAME true`' "$podman_exec" ''
 fi
 if [ -n "$distrobox" ]; then
   # distrobox's own first enter installs what it lacks: done once, outside the timing.
-  distrobox create --yes --no-entry -i "$image" -n dbx >/dev/null 2>&1 \
+  distrobox create --yes --no-entry ${PODMAN_RUNTIME:+--additional-flags "--runtime $PODMAN_RUNTIME"} -i "$image" -n dbx >/dev/null 2>&1 \
     && distrobox enter dbx -- true >/dev/null 2>&1 \
     && { dbx_run=$(mean dbxrun --runs 10 --warmup 1 "distrobox enter dbx -- true")
          row '`box run NAME -- true`, warm' "$box_run" '`distrobox enter NAME -- true`' "$dbx_run" ''; } \
@@ -119,7 +121,7 @@ row 'exported wrapper `~/.local/bin/true`' "$box_wrapper" '`box run NAME -- /usr
 # --- stop -------------------------------------------------------------------------------
 box_stop=$(mean stop --runs 20 --warmup 2 --prepare "$box run warm -- true" "$box stop warm")
 if [ -n "$podman" ]; then
-  podman_stop=$(mean pstop --runs 10 --warmup 1 --prepare "podman start pc" "podman stop pc")
+  podman_stop=$(mean pstop --runs 10 --warmup 1 --prepare "podman $runtime_flag start pc" "podman stop pc")
   row '`box stop NAME`, idle' "$box_stop" '`podman stop NAME`' "$podman_stop" '<= 0.5x podman'
 else
   row '`box stop NAME`, idle' "$box_stop" '' '' '<= 0.5x podman'
@@ -137,7 +139,7 @@ row '`box stop --all`, 20 running boxes' "$box_stop_all" '`box stop NAME`, idle'
 box_rm=$(mean rm --runs 20 --warmup 2 --prepare "$box create --no-entry --image $image gone >/dev/null" \
   "$box rm --yes gone")
 if [ -n "$podman" ]; then
-  podman_rm=$(mean prm --runs 10 --warmup 1 --prepare "podman create --network host --name pgone $image true >/dev/null" \
+  podman_rm=$(mean prm --runs 10 --warmup 1 --prepare "podman $runtime_flag create --network host --name pgone $image true >/dev/null" \
     "podman rm pgone")
   row '`box rm NAME`, stopped' "$box_rm" '`podman rm NAME`' "$podman_rm" ''
 else
