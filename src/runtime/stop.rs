@@ -19,6 +19,8 @@
 //!   waited for together with one poll(2), so twenty boxes stop in the time of one;
 //! - processes that join a box while it stops (a `box run` that had already joined) are
 //!   found by a second look and killed;
+//! - the store's filesystem is synced once before the signals: every overlay unmount
+//!   syncs its upper filesystem, and many in a row would wait for each other;
 //! - the holder's exit is awaited before the state is removed: the last process of a
 //!   mount namespace unmounts the box's overlay, writing back what is dirty, and no new
 //!   holder may mount the same upper directory meanwhile.
@@ -126,6 +128,16 @@ pub fn stop_locked(
             }),
         })
         .collect();
+
+    // Write back the boxes' data once, before any holder ends: each overlay's unmount
+    // syncs its upper filesystem (overlayfs' sync_fs), and twenty of them in a row would
+    // each wait for the writeback of all the others. What is written after this (by
+    // programs ending on SIGTERM) is little, and the unmounts still sync it.
+    if targets.iter().flatten().any(|t| t.live || t.user_ns.is_some())
+        && let Ok(dir) = std::fs::File::open(store.containers_dir())
+    {
+        let _ = rustix::fs::syncfs(&dir);
+    }
 
     // A live holder whose namespace cannot be read (it is exiting): kill it alone.
     for target in targets.iter_mut().flatten() {
