@@ -10,6 +10,7 @@
 //! - [`store`]: the only module that knows directory names; records and locks;
 //! - [`idmap`], [`userns`]: id mappings and helpers in a user namespace;
 //! - [`runtime`]: mount plan, the holder process, joining a running box;
+//! - [`seccomp`]: the filter of the fake root in boxes without subordinate ids;
 //! - [`host`]: discovery of the host's sockets, devices and environment;
 //! - [`hostfs`]: host paths reached from the host or from inside a box (`/run/host`);
 //! - [`export`]: wrappers, desktop entries and icons on the host.
@@ -30,6 +31,7 @@ pub mod progress;
 pub mod pull;
 pub mod registry;
 pub mod runtime;
+pub mod seccomp;
 pub mod store;
 pub mod sys;
 pub mod userns;
