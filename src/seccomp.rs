@@ -122,14 +122,14 @@ macro_rules! native {
 /// The native syscall numbers under their plain names, for [`native!`].
 #[allow(non_upper_case_globals)]
 mod sys {
+    #[cfg(target_arch = "x86_64")]
+    pub use libc::{SYS_chown as chown, SYS_lchown as lchown};
     pub use libc::{
         SYS_fchown as fchown, SYS_fchownat as fchownat, SYS_setfsgid as setfsgid,
         SYS_setfsuid as setfsuid, SYS_setgid as setgid, SYS_setgroups as setgroups,
         SYS_setregid as setregid, SYS_setresgid as setresgid, SYS_setresuid as setresuid,
         SYS_setreuid as setreuid, SYS_setuid as setuid,
     };
-    #[cfg(target_arch = "x86_64")]
-    pub use libc::{SYS_chown as chown, SYS_lchown as lchown};
 }
 
 /// The ABIs of this architecture, native first.
@@ -160,8 +160,8 @@ pub const ABIS: &[Abi] = &[
         name: "aarch64",
         audit_arch: AUDIT_ARCH_AARCH64,
         faked: native!(
-            fchown, fchownat, setuid, setgid, setreuid, setregid, setresuid, setresgid,
-            setfsuid, setfsgid, setgroups,
+            fchown, fchownat, setuid, setgid, setreuid, setregid, setresuid, setresgid, setfsuid,
+            setfsgid, setgroups,
         ),
         refuse_from: None,
     },
@@ -479,7 +479,10 @@ mod tests {
         for abi in ABIS {
             assert!(text.contains(abi.name), "{text}");
         }
-        assert!(text.contains("setresuid") && text.contains("fchownat"), "{text}");
+        assert!(
+            text.contains("setresuid") && text.contains("fchownat"),
+            "{text}"
+        );
         assert!(text.contains("refuse (ENOSYS)"), "{text}");
     }
 

@@ -147,8 +147,7 @@ pub fn parent_user_namespace(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<std:
 /// program `prog` to the calling thread. Falls back to `prctl(PR_SET_SECCOMP)` on kernels
 /// before 3.17, which lack the seccomp syscall. The caller sets no_new_privs first.
 pub fn seccomp_filter(prog: &[libc::sock_filter]) -> io::Result<()> {
-    let len = u16::try_from(prog.len())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let fprog = libc::sock_fprog {
         len,
         filter: prog.as_ptr() as *mut libc::sock_filter,

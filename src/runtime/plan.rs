@@ -335,10 +335,13 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
 
     // Without subordinate ids the image's sudo cannot work: a shim ahead of it in PATH
     // runs box's fake root instead (see `super::sudo`). It needs box in the box.
-    if !mapping.has_root() && host.box_binary.is_some() {
+    // (The shim's text depends on the box binary's ELF interpreter: read from it.)
+    if !mapping.has_root()
+        && let Some(exe) = &host.box_binary
+    {
         files.push(FileOp::Write {
             path: super::sudo::SHIM_PATH.into(),
-            content: super::sudo::shim(),
+            content: super::sudo::shim(exe),
             mode: 0o755,
         });
     }
@@ -646,7 +649,10 @@ mod tests {
             FileOp::Write { path, content, mode: 0o755 }
                 if path == Path::new("/usr/local/bin/sudo") && content.contains("__fakeroot sudo"))));
         let text = plan.to_string();
-        assert!(text.contains("uid map (inside->outside+count): 1000->1000+1"), "{text}");
+        assert!(
+            text.contains("uid map (inside->outside+count): 1000->1000+1"),
+            "{text}"
+        );
         assert!(text.contains("uid map 0->1000+1"), "{text}");
         assert!(text.contains("fake (return 0, change nothing)"), "{text}");
         assert!(text.contains("setresuid"), "{text}");

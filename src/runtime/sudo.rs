@@ -2,12 +2,13 @@
 //! cannot work there (it is a setuid file owned by the user's own id, the only id the
 //! box maps). It runs the command as box's fake root ([`super::fakeroot`]).
 //!
-//! How it is reached: the holder of such a box writes a two-line shim at
+//! How it is reached: the holder of such a box writes a small shell shim at
 //! [`SHIM_PATH`] (`/usr/local/bin/sudo`, ahead of `/usr/bin` in every usual PATH,
 //! Debian's login PATH and sudo's own secure_path) that execs `box __fakeroot sudo ARGS`
-//! through the box's `/usr/local/bin/box` (the host's box, bound there). Not a bind over
-//! `/usr/bin/sudo`: dpkg replaces that file by rename when sudo is upgraded, which a
-//! mount point refuses (EBUSY).
+//! with the host's box through `/run/host` ([`shim`]). Not a bind over `/usr/bin/sudo`:
+//! dpkg replaces that file by rename when sudo is upgraded, which a mount point refuses
+//! (EBUSY). A script that calls `/usr/bin/sudo` by its full path gets the image's sudo,
+//! which fails.
 //!
 //! What it understands: sudo's common options, parsed as sudo does (clustered short
 //! options, `--opt=value`, `--`, `VAR=value` before the command): `-n`, `-E`,
@@ -33,13 +34,103 @@ use crate::error::{Exit, failure};
 /// Where the shim lives in a box.
 pub const SHIM_PATH: &str = "/usr/local/bin/sudo";
 
-/// The shim's text.
-pub fn shim() -> String {
-    "#!/bin/sh\n\
-     # Written by box: this box maps only your own user id, so the image's sudo cannot work;\n\
-     # this runs the command as box's fake root instead (see `box create --dry-run`).\n\
-     exec /usr/local/bin/box __fakeroot sudo \"$@\"\n"
-        .to_owned()
+/// The shim's text, for the host's box at `box_binary`.
+///
+/// It runs the host's box through `/run/host` with the host's own dynamic loader and
+/// libraries (ld.so(8) run as a program, `--library-path`): the box's libc may be another
+/// (musl in Alpine, busybox images without any) or older than the one box was built
+/// against, so `/usr/local/bin/box` on the box's libc cannot be relied on. A static box
+/// (no `PT_INTERP`) runs directly. Reads the binary's ELF header.
+pub fn shim(box_binary: &Path) -> String {
+    let host = |p: &Path| {
+        Path::new(crate::hostfs::HOST_ROOT_IN_BOX).join(p.strip_prefix("/").unwrap_or(p))
+    };
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    // Real paths, resolved on the host: the host's absolute symlinks (Debian's
+    // /lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/...) would resolve in the box.
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let exe = quote(&host(&real(box_binary)));
+    let run = match elf_interpreter(box_binary) {
+        Some(interp) => {
+            let interp = real(&interp);
+            let triplet = format!("{}-linux-gnu", std::env::consts::ARCH);
+            let mut dirs: Vec<PathBuf> = Vec::new();
+            for dir in [
+                interp.parent().map(Path::to_path_buf).unwrap_or_default(),
+                Path::new("/lib").join(&triplet),
+                Path::new("/usr/lib").join(&triplet),
+                "/lib64".into(),
+                "/usr/lib64".into(),
+                "/lib".into(),
+                "/usr/lib".into(),
+            ] {
+                let Ok(dir) = std::fs::canonicalize(&dir) else {
+                    continue;
+                };
+                let dir = host(&dir);
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+            let path = dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":");
+            format!(
+                "{} --library-path {} {exe}",
+                quote(&host(&interp)),
+                quote(Path::new(&path))
+            )
+        }
+        None => exe,
+    };
+    format!(
+        "#!/bin/sh\n\
+         # Written by box: this box maps only your own user id, so the image's sudo cannot work;\n\
+         # this runs the command as box's fake root instead (see `box create --dry-run`).\n\
+         exec {run} __fakeroot sudo \"$@\"\n"
+    )
+}
+
+/// The program interpreter (`PT_INTERP`, elf(5)) of the 64-bit little-endian ELF file at
+/// `path`, or None (not such a file, or static).
+pub fn elf_interpreter(path: &Path) -> Option<PathBuf> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut header = [0u8; 64];
+    file.read_exact(&mut header).ok()?;
+    // e_ident: magic, ELFCLASS64, ELFDATA2LSB.
+    if &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return None;
+    }
+    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let (phoff, phentsize, phnum) = (
+        u64_at(&header, 0x20),
+        usize::from(u16_at(&header, 0x36)),
+        usize::from(u16_at(&header, 0x38)),
+    );
+    if phentsize < 56 || phnum > 256 {
+        return None;
+    }
+    let mut table = vec![0u8; phentsize * phnum];
+    file.seek(SeekFrom::Start(phoff)).ok()?;
+    file.read_exact(&mut table).ok()?;
+    let entry = table
+        .chunks(phentsize)
+        .find(|ph| u32::from_le_bytes(ph[..4].try_into().unwrap()) == 3)?; // PT_INTERP
+    let (offset, size) = (u64_at(entry, 8), u64_at(entry, 32));
+    if size == 0 || size > 4096 {
+        return None;
+    }
+    let mut name = vec![0u8; size as usize];
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    file.read_exact(&mut name).ok()?;
+    let name = name.split(|&b| b == 0).next()?;
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(name));
+    path.is_absolute().then_some(path)
 }
 
 /// Debian's `secure_path` (and sudo's usual one): the PATH commands run with.
@@ -171,9 +262,7 @@ pub fn parse(args: &[OsString]) -> Result<Request> {
                 "prompt" | "close-from" | "command-timeout" | "other-user" | "host" => {
                     value_of(&mut i)?;
                 }
-                "validate" | "reset-timestamp" | "remove-timestamp" => {
-                    req.action = Action::Nothing
-                }
+                "validate" | "reset-timestamp" | "remove-timestamp" => req.action = Action::Nothing,
                 "list" => req.action = Action::List,
                 "version" => req.action = Action::Version,
                 "help" => req.action = Action::Help,
@@ -528,7 +617,11 @@ fn exec(plan: Exec) -> Result<std::convert::Infallible> {
         // sudo -i goes home; a home the box lacks is not worth failing the command for,
         // but -D is an explicit request.
         if let Err(err) = rustix::process::chdir(dir.as_str()) {
-            if plan.argv.first().is_some_and(|a| a.as_bytes().starts_with(b"-")) {
+            if plan
+                .argv
+                .first()
+                .is_some_and(|a| a.as_bytes().starts_with(b"-"))
+            {
                 let _ = rustix::process::chdir("/");
             } else {
                 return Err(failure(
@@ -627,7 +720,13 @@ mod tests {
         let r = parsed(&["-i"]);
         assert!(r.login && r.command.is_empty());
 
-        let r = parsed(&["--user=root", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y", "A=b"]);
+        let r = parsed(&[
+            "--user=root",
+            "DEBIAN_FRONTEND=noninteractive",
+            "apt-get",
+            "-y",
+            "A=b",
+        ]);
         assert_eq!(
             r.assignments,
             vec![("DEBIAN_FRONTEND".into(), "noninteractive".into())]
@@ -655,9 +754,15 @@ mod tests {
             user: Some(u.into()),
             ..parsed(&["true"])
         };
-        assert_eq!(target(&parsed(&["true"]), "alice", 1000).unwrap(), Target::Root);
+        assert_eq!(
+            target(&parsed(&["true"]), "alice", 1000).unwrap(),
+            Target::Root
+        );
         for root in ["root", "0", "#0"] {
-            assert_eq!(target(&with_user(root), "alice", 1000).unwrap(), Target::Root);
+            assert_eq!(
+                target(&with_user(root), "alice", 1000).unwrap(),
+                Target::Root
+            );
         }
         for me in ["alice", "1000", "#1000"] {
             assert_eq!(target(&with_user(me), "alice", 1000).unwrap(), Target::Me);
@@ -761,8 +866,38 @@ mod tests {
     }
 
     #[test]
-    fn the_shim_execs_box_with_every_argument() {
-        assert!(shim().starts_with("#!/bin/sh\n"));
-        assert!(shim().ends_with("exec /usr/local/bin/box __fakeroot sudo \"$@\"\n"));
+    fn the_shim_runs_the_hosts_box_with_the_hosts_loader_and_every_argument() {
+        // This test's own executable is a dynamically linked ELF file like box.
+        let exe = std::env::current_exe().unwrap();
+        let interp = elf_interpreter(&exe).expect("a dynamically linked test binary");
+        assert!(
+            interp.is_absolute() && interp.exists(),
+            "{}",
+            interp.display()
+        );
+        let text = shim(&exe);
+        assert!(text.starts_with("#!/bin/sh\n"), "{text}");
+        let last = text.lines().last().unwrap();
+        let interp = std::fs::canonicalize(interp).unwrap();
+        assert!(
+            last.starts_with(&format!(
+                "exec '/run/host{}' --library-path '/run/host",
+                interp.display()
+            )),
+            "{text}"
+        );
+        assert!(
+            last.ends_with(&format!(
+                "'/run/host{}' __fakeroot sudo \"$@\"",
+                exe.display()
+            )),
+            "{text}"
+        );
+        // Not an ELF file (or a static one): box itself, through /run/host.
+        assert_eq!(elf_interpreter(Path::new("/etc/passwd")), None);
+        assert!(
+            shim(Path::new("/nonexistent/box"))
+                .ends_with("exec '/run/host/nonexistent/box' __fakeroot sudo \"$@\"\n")
+        );
     }
 }

@@ -8,6 +8,7 @@ mod common;
 
 mod cli;
 mod export;
+mod fakeroot;
 mod generated;
 mod harness;
 mod idmap;
