@@ -18,9 +18,16 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 box=${BOX:-$here/target/release/box}
 packages=(hello less bc file tree)
 
+# The timed command, run as USER with the environment of DIR (the store, the runtime dir).
+install_as() {
+  local user=$1 dir=$2
+  echo "runuser -u $user -- env HOME=$dir XDG_DATA_HOME=$dir/data XDG_RUNTIME_DIR=$dir/run XDG_CONFIG_HOME=$dir/config" \
+    "$box run bench -- sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall --no-download ${packages[*]}"
+}
+
 if [ "${1:-}" = __user ]; then
-  # As one of the two users: a box, the packages in its cache, then the timing.
-  port=$2 dir=$3 label=$4
+  # As one of the two users: a box with the packages installed and in its apt cache.
+  port=$2 dir=$3
   export HOME=$dir XDG_DATA_HOME=$dir/data XDG_RUNTIME_DIR=$dir/run XDG_CONFIG_HOME=$dir/config
   mkdir -p "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME"
   chmod 700 "$XDG_RUNTIME_DIR"
@@ -29,11 +36,7 @@ if [ "${1:-}" = __user ]; then
   "$box" pull "$image" >/dev/null 2>&1
   "$box" create --no-entry --image "$image" bench >/dev/null 2>&1
   "$box" run bench -- sudo apt-get update -qq >/dev/null
-  "$box" run bench -- sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
-  hyperfine --runs 10 --warmup 1 --export-json "$dir/result.json" \
-    -n "$label" \
-    "$box run bench -- sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall --no-download ${packages[*]}" >&2
-  "$box" stop --all >/dev/null 2>&1 || true
+  "$box" run bench -- sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null 2>&1
   exit 0
 fi
 
@@ -67,17 +70,11 @@ push_rootfs bench/debian "$rootfs" 1
 for user in "$with" "$without"; do
   mkdir -p "$work/$user"
   chown "$user:" "$work/$user"
-  label="with subordinate ids ($user): sudo apt-get install --reinstall ${packages[*]}"
-  [ "$user" = "$without" ] && label="without (fake root, $user): sudo apt-get install --reinstall ${packages[*]}"
-  runuser -u "$user" -- "$0" __user "$port" "$work/$user" "$label"
+  runuser -u "$user" -- "$0" __user "$port" "$work/$user"
 done
 
-python3 - "$work/$with/result.json" "$work/$without/result.json" <<'PY'
-import json, sys
-rows = [json.load(open(p))["results"][0] for p in sys.argv[1:]]
-base = rows[0]["mean"]
-print("| Command | Mean [s] | Min [s] | Max [s] | Relative |")
-print("|:---|---:|---:|---:|---:|")
-for r in rows:
-    print(f"| {r['command']} | {r['mean']:.3f} ± {r['stddev']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {r['mean'] / base:.2f} |")
-PY
+# Both in one hyperfine run, one after the other, so the machine's state is alike.
+hyperfine --runs 15 --warmup 2 --export-markdown "$work/result.md" \
+  -n "with subordinate ids (real root): sudo apt-get install --reinstall ${packages[*]}" "$(install_as "$with" "$work/$with")" \
+  -n "without (box's fake root): the same" "$(install_as "$without" "$work/$without")" >&2
+cat "$work/result.md"
