@@ -38,6 +38,8 @@ complete -c box -n "__fish_box_needs_command" -f -a "stop" -d 'Stop boxes and ev
 complete -c box -n "__fish_box_needs_command" -f -a "rm" -d 'Remove boxes, their data and their exports'
 complete -c box -n "__fish_box_needs_command" -f -a "export" -d 'Export a box\'s binary or application to the host'
 complete -c box -n "__fish_box_needs_command" -f -a "generate-entry" -d 'Add (or remove) a desktop menu entry that opens a terminal in a box'
+complete -c box -n "__fish_box_needs_command" -f -a "assemble" -d 'Create, remove or list the boxes of a distrobox manifest (distrobox.ini)'
+complete -c box -n "__fish_box_needs_command" -f -a "ephemeral" -d 'A temporary box: entered (or a command run in it), then removed with all it wrote'
 complete -c box -n "__fish_box_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c box -n "__fish_box_using_subcommand pull" -l platform -d 'Platform to pick from a multi-platform image, as os/arch[/variant]' -r
 complete -c box -n "__fish_box_using_subcommand pull" -s h -l help -d 'Print help'
@@ -77,10 +79,12 @@ complete -c box -n "__fish_box_using_subcommand ls" -l json -d 'Print a JSON arr
 complete -c box -n "__fish_box_using_subcommand ls" -l no-color -d 'Do not colour the output (also: NO_COLOR)'
 complete -c box -n "__fish_box_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand ls" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand stop" -s t -l time -d 'Seconds the box\'s processes get to end after SIGTERM and SIGHUP before they are killed' -r
 complete -c box -n "__fish_box_using_subcommand stop" -s a -l all -d 'Stop every running box'
 complete -c box -n "__fish_box_using_subcommand stop" -s Y -l yes -d 'Do not ask for confirmation (box asks only on a terminal)'
 complete -c box -n "__fish_box_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand stop" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand rm" -s t -l time -d 'With --force: seconds running boxes\' processes get to end after SIGTERM and SIGHUP before they are killed' -r
 complete -c box -n "__fish_box_using_subcommand rm" -s a -l all -d 'Remove every box'
 complete -c box -n "__fish_box_using_subcommand rm" -s f -l force -d 'Remove running boxes too, stopping them first'
 complete -c box -n "__fish_box_using_subcommand rm" -s Y -l yes -d 'Do not ask for confirmation (box asks only on a terminal)'
@@ -101,15 +105,58 @@ complete -c box -n "__fish_box_using_subcommand generate-entry" -s d -l delete -
 complete -c box -n "__fish_box_using_subcommand generate-entry" -s f -l force -d 'Replace a file at the entry\'s path that box did not write'
 complete -c box -n "__fish_box_using_subcommand generate-entry" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand generate-entry" -s V -l version -d 'Print version'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "pull" -d 'Download an image from a registry into the shared layer store'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "images" -d 'List the images in the store'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "rmi" -d 'Remove images and the layers no other image or box uses'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "create" -d 'Create a box from an image or a distribution name'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "enter" -d 'Open a shell (or run a command) in a box, starting it if needed'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "run" -d 'Run one command in a box, with its exit status'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "list" -d 'List the boxes'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "stop" -d 'Stop boxes and every process in them'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "rm" -d 'Remove boxes, their data and their exports'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "export" -d 'Export a box\'s binary or application to the host'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "generate-entry" -d 'Add (or remove) a desktop menu entry that opens a terminal in a box'
-complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c box -n "__fish_box_using_subcommand assemble; and not __fish_seen_subcommand_from create rm list help" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand assemble; and not __fish_seen_subcommand_from create rm list help" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand assemble; and not __fish_seen_subcommand_from create rm list help" -f -a "create" -d 'Create the manifest\'s boxes (those that exist are kept unless replaced)'
+complete -c box -n "__fish_box_using_subcommand assemble; and not __fish_seen_subcommand_from create rm list help" -f -a "rm" -d 'Remove the manifest\'s boxes and their exports'
+complete -c box -n "__fish_box_using_subcommand assemble; and not __fish_seen_subcommand_from create rm list help" -f -a "list" -d 'List the manifest\'s boxes and whether they exist'
+complete -c box -n "__fish_box_using_subcommand assemble; and not __fish_seen_subcommand_from create rm list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from create" -s f -l file -d 'The manifest: a path or an https:// URL (default: ./box.ini if present, else ./distrobox.ini)' -r
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from create" -s n -l name -d 'Only the box of this section' -r
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from create" -s d -l dry-run -d 'Say what would be done, and do nothing'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from create" -s R -l replace -d 'Replace boxes that exist (once their new image is pulled)'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from create" -l locked -d 'Create from the image digests recorded in FILE.lock'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from rm" -s f -l file -d 'The manifest: a path or an https:// URL (default: ./box.ini if present, else ./distrobox.ini)' -r
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from rm" -s n -l name -d 'Only the box of this section' -r
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from rm" -s d -l dry-run -d 'Say what would be done, and do nothing'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from rm" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from list" -s f -l file -d 'The manifest: a path or an https:// URL (default: ./box.ini if present, else ./distrobox.ini)' -r
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from list" -s n -l name -d 'Only the box of this section' -r
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from list" -s d -l dry-run -d 'Say what would be done, and do nothing'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create the manifest\'s boxes (those that exist are kept unless replaced)'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove the manifest\'s boxes and their exports'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the manifest\'s boxes and whether they exist'
+complete -c box -n "__fish_box_using_subcommand assemble; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c box -n "__fish_box_using_subcommand ephemeral" -s i -l image -d 'Image reference or distribution name (`ubuntu`, `trixie`, ...)' -r
+complete -c box -n "__fish_box_using_subcommand ephemeral" -s n -l name -d 'Name of the temporary box (default: ephemeral-XXXXXXXX)' -r
+complete -c box -n "__fish_box_using_subcommand ephemeral" -l hostname -d 'Hostname inside the box (default: the host\'s)' -r
+complete -c box -n "__fish_box_using_subcommand ephemeral" -s H -l home -d 'Use DIR as the home directory inside the box (the host home is still mounted)' -r -F
+complete -c box -n "__fish_box_using_subcommand ephemeral" -s v -l volume -d 'Bind-mount a host path into the box: SRC:DST[:ro]' -r
+complete -c box -n "__fish_box_using_subcommand ephemeral" -l platform -d 'Platform to pick from a multi-platform image, as os/arch[/variant]' -r
+complete -c box -n "__fish_box_using_subcommand ephemeral" -s p -l pull -d 'Pull the image even if it is already in the store'
+complete -c box -n "__fish_box_using_subcommand ephemeral" -s Y -l yes -d 'Do not ask before pulling'
+complete -c box -n "__fish_box_using_subcommand ephemeral" -l no-workdir -l nw -d 'Start in the box\'s home instead of the current directory'
+complete -c box -n "__fish_box_using_subcommand ephemeral" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand ephemeral" -s V -l version -d 'Print version'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "pull" -d 'Download an image from a registry into the shared layer store'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "images" -d 'List the images in the store'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "rmi" -d 'Remove images and the layers no other image or box uses'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "create" -d 'Create a box from an image or a distribution name'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "enter" -d 'Open a shell (or run a command) in a box, starting it if needed'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "run" -d 'Run one command in a box, with its exit status'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "list" -d 'List the boxes'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "stop" -d 'Stop boxes and every process in them'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "rm" -d 'Remove boxes, their data and their exports'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "export" -d 'Export a box\'s binary or application to the host'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "generate-entry" -d 'Add (or remove) a desktop menu entry that opens a terminal in a box'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "assemble" -d 'Create, remove or list the boxes of a distrobox manifest (distrobox.ini)'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "ephemeral" -d 'A temporary box: entered (or a command run in it), then removed with all it wrote'
+complete -c box -n "__fish_box_using_subcommand help; and not __fish_seen_subcommand_from pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c box -n "__fish_box_using_subcommand help; and __fish_seen_subcommand_from assemble" -f -a "create" -d 'Create the manifest\'s boxes (those that exist are kept unless replaced)'
+complete -c box -n "__fish_box_using_subcommand help; and __fish_seen_subcommand_from assemble" -f -a "rm" -d 'Remove the manifest\'s boxes and their exports'
+complete -c box -n "__fish_box_using_subcommand help; and __fish_seen_subcommand_from assemble" -f -a "list" -d 'List the manifest\'s boxes and whether they exist'

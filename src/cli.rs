@@ -47,6 +47,98 @@ pub enum Command {
     Export(ExportArgs),
     /// Add (or remove) a desktop menu entry that opens a terminal in a box
     GenerateEntry(GenerateEntryArgs),
+    /// Create, remove or list the boxes of a distrobox manifest (distrobox.ini)
+    Assemble(AssembleArgs),
+    /// A temporary box: entered (or a command run in it), then removed with all it wrote
+    Ephemeral(EphemeralArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  box ephemeral --image debian:trixie\n  box ephemeral -i ubuntu -- make -j"
+)]
+pub struct EphemeralArgs {
+    /// Image reference or distribution name (`ubuntu`, `trixie`, ...)
+    #[arg(long, short, required = true)]
+    pub image: Option<String>,
+    /// Name of the temporary box (default: ephemeral-XXXXXXXX)
+    #[arg(long, short)]
+    pub name: Option<String>,
+    /// Pull the image even if it is already in the store
+    #[arg(long, short)]
+    pub pull: bool,
+    /// Do not ask before pulling
+    #[arg(long, short = 'Y')]
+    pub yes: bool,
+    /// Hostname inside the box (default: the host's)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Use DIR as the home directory inside the box (the host home is still mounted)
+    #[arg(long, short = 'H', value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Bind-mount a host path into the box: SRC:DST[:ro]
+    #[arg(long, short, value_name = "SRC:DST[:ro]")]
+    pub volume: Vec<String>,
+    /// Platform to pick from a multi-platform image, as os/arch[/variant]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Start in the box's home instead of the current directory
+    #[arg(long = "no-workdir", visible_alias = "nw")]
+    pub no_workdir: bool,
+    /// Command to run instead of a login shell
+    #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
+    pub command: Vec<OsString>,
+}
+
+/// distrobox's manifest format: `[name]` sections with `key=value` lines (image,
+/// additional_packages, init_hooks, pre_init_hooks, home, hostname, volume, clone, entry,
+/// start_now, pull, replace, exported_apps, exported_bins, exported_bins_path, include,
+/// init, nvidia, root, additional_flags, unshare_*); `#` starts a comment. `create`
+/// writes FILE.lock with the digest each box's image resolved to; `--locked` creates
+/// from those digests.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  box assemble create\n  box assemble create --file dev.ini --name tools --replace\n  box assemble create --locked\n  box assemble rm --file https://example.org/distrobox.ini"
+)]
+pub struct AssembleArgs {
+    #[command(subcommand)]
+    pub action: AssembleAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssembleAction {
+    /// Create the manifest's boxes (those that exist are kept unless replaced)
+    Create(AssembleCreateArgs),
+    /// Remove the manifest's boxes and their exports
+    Rm(AssembleFileArgs),
+    /// List the manifest's boxes and whether they exist
+    List(AssembleFileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AssembleFileArgs {
+    /// The manifest: a path or an https:// URL (default: ./box.ini if present, else
+    /// ./distrobox.ini)
+    #[arg(long, short, value_name = "FILE")]
+    pub file: Option<String>,
+    /// Only the box of this section
+    #[arg(long, short, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Say what would be done, and do nothing
+    #[arg(long, short)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AssembleCreateArgs {
+    #[command(flatten)]
+    pub common: AssembleFileArgs,
+    /// Replace boxes that exist (once their new image is pulled)
+    #[arg(long, short = 'R')]
+    pub replace: bool,
+    /// Create from the image digests recorded in FILE.lock
+    #[arg(long)]
+    pub locked: bool,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +265,19 @@ pub struct StopArgs {
     /// Do not ask for confirmation (box asks only on a terminal)
     #[arg(long, short = 'Y')]
     pub yes: bool,
+    /// Seconds the box's processes get to end after SIGTERM and SIGHUP before they are
+    /// killed
+    #[arg(long, short, value_name = "SECONDS", default_value = "1.5", value_parser = grace_seconds)]
+    pub time: std::time::Duration,
+}
+
+/// A grace period in seconds (`1`, `0.5`), as `--time` takes it.
+fn grace_seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86400.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{text}` is not a number of seconds between 0 and 86400"))
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +297,10 @@ pub struct RmArgs {
     /// Ask for confirmation, and remove nothing when there is no terminal to ask on
     #[arg(long, short, conflicts_with = "yes")]
     pub interactive: bool,
+    /// With --force: seconds running boxes' processes get to end after SIGTERM and SIGHUP
+    /// before they are killed
+    #[arg(long, short, value_name = "SECONDS", default_value = "1.5", value_parser = grace_seconds)]
+    pub time: std::time::Duration,
 }
 
 /// One of --bin, --app and --list says what to do; --delete turns --bin or --app into a

@@ -11,7 +11,7 @@
 //! `BOX_DATA_HOME`, when set to an absolute path, is the data directory instead of
 //! `XDG_DATA_HOME`: exported wrappers and menu entries set it to the one they were
 //! exported with, so they reach the same store from a caller with another or no
-//! `XDG_DATA_HOME` (see `export::DATA_HOME_ENV`).
+//! `XDG_DATA_HOME` (see [`DATA_HOME_ENV`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -62,6 +62,12 @@ pub struct Context {
     config: OnceLock<Config>,
     id_mapping: OnceLock<IdMapping>,
 }
+
+/// The variable wrappers and menu entries set for the box they run: the
+/// `$XDG_DATA_HOME` they were exported with, which box uses instead of the caller's
+/// (see [`Context::from_env`]). Like every `BOX_*` variable it never reaches the command
+/// run in the box (`host::env_denied`).
+pub const DATA_HOME_ENV: &str = "BOX_DATA_HOME";
 
 /// The host user's home, set by box for commands in a box whose `HOME` is another one.
 pub const HOST_HOME_ENV: &str = "BOX_HOST_HOME";
@@ -114,7 +120,7 @@ impl Context {
                 .context("$HOME is not set to an absolute path, and the user database has no home for you")
                 .hint("box keeps its data under your home directory; set HOME")?,
         };
-        let data_home = env_path(crate::export::DATA_HOME_ENV)
+        let data_home = env_path(DATA_HOME_ENV)
             .or_else(|| env_path("XDG_DATA_HOME"))
             .unwrap_or_else(|| home.join(".local/share"));
         let config_home = env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config"));
@@ -200,7 +206,7 @@ impl Context {
         if !crate::store::Store::at(&self.dirs.store).first_time("single-id-mapping") {
             return;
         }
-        crate::error::notice(format!(
+        crate::report::notice(format!(
             "note: {reason}, so boxes map only your own user id. Files of other owners in \
              images show as yours, and root in a box (`sudo`, package installs) is box's fake \
              root, your own id in a nested user namespace: every file stays yours, ownership \
@@ -210,11 +216,6 @@ impl Context {
              100000-165535 $USER`) and install newuidmap/newgidmap (package uidmap); then remove \
              your boxes and images and pull again. (Shown once.)"
         ));
-    }
-
-    /// Whether stderr is a terminal (progress bars and prompts only then).
-    pub fn stderr_is_terminal(&self) -> bool {
-        rustix::termios::isatty(rustix::stdio::stderr())
     }
 
     /// Whether colour may be used on stdout (a terminal, and `NO_COLOR` unset or empty).

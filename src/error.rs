@@ -99,16 +99,6 @@ pub fn report(err: &anyhow::Error) {
     }
 }
 
-/// Print a warning on stderr.
-pub fn warn(message: impl fmt::Display) {
-    let _ = writeln!(std::io::stderr().lock(), "box: warning: {message}");
-}
-
-/// Print a notice on stderr.
-pub fn notice(message: impl fmt::Display) {
-    let _ = writeln!(std::io::stderr().lock(), "box: {message}");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

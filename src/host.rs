@@ -222,7 +222,7 @@ pub fn box_binary() -> Option<PathBuf> {
         .map(|path| PathBuf::from(os(path)))
         .filter(|path| path.is_file());
     if replaced.is_none() {
-        crate::error::warn(format!(
+        crate::report::warn(format!(
             "the box executable {} is gone, so `box` will not be available in boxes started now; reinstall box, then `box stop` and start them again to have it back",
             exe.display()
         ));

@@ -1,9 +1,11 @@
 //! Progress display for long work (pulls): indicatif bars on stderr, only on a terminal.
 //!
-//! Invariants: nothing is drawn when stderr is not a terminal (logs and pipes stay clean,
-//! no `\r`, no escape sequences); no steady-tick thread is started (bars redraw when their
-//! position changes), so a progress display never adds a thread of its own. Never used on
-//! the enter/run path.
+//! Invariants: nothing is drawn unless the reporter allows progress
+//! ([`crate::report::progress_allowed`]: stderr is a terminal), so logs and pipes stay
+//! clean (no `\r`, no escape sequences); no steady-tick thread is started (bars redraw
+//! when their position changes), so a progress display never adds a thread of its own;
+//! while bars are shown they are registered with the reporter, so every notice and
+//! warning is printed above them. Never used on the enter/run path.
 
 use std::time::Duration;
 
@@ -13,6 +15,16 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Progress {
     multi: Option<MultiProgress>,
     total: Option<ProgressBar>,
+    _shown: Option<crate::report::Shown>,
+}
+
+/// The bars' display as the reporter sees it: lines go above the bars.
+struct Above(MultiProgress);
+
+impl crate::report::Display for Above {
+    fn println(&self, line: &str) {
+        let _ = self.0.println(line);
+    }
 }
 
 /// One item's bar (a layer download); inert when progress is disabled.
@@ -30,12 +42,13 @@ fn bytes_style() -> ProgressStyle {
 }
 
 impl Progress {
-    /// A display for `total_bytes` of work, drawn only if `enabled` (stderr is a TTY).
-    pub fn new(enabled: bool, label: &str, total_bytes: u64) -> Progress {
-        if !enabled {
+    /// A display for `total_bytes` of work, drawn only when the reporter allows progress.
+    pub fn new(label: &str, total_bytes: u64) -> Progress {
+        if !crate::report::progress_allowed() {
             return Progress {
                 multi: None,
                 total: None,
+                _shown: None,
             };
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
@@ -43,6 +56,7 @@ impl Progress {
         total.set_style(bytes_style());
         total.set_prefix(label.to_owned());
         Progress {
+            _shown: Some(crate::report::show(Box::new(Above(multi.clone())))),
             multi: Some(multi),
             total: Some(total),
         }
@@ -66,30 +80,6 @@ impl Progress {
     pub fn advance(&self, delta: u64) {
         if let Some(total) = &self.total {
             total.inc(delta);
-        }
-    }
-
-    /// Print a line above the bars (or plainly when there are none). Like
-    /// [`Progress::warn`], the only right way to print while bars are drawn.
-    pub fn println(&self, line: &str) {
-        match &self.multi {
-            Some(multi) => {
-                let _ = multi.println(line);
-            }
-            None => eprintln!("{line}"),
-        }
-    }
-
-    /// Print a warning (`box: warning: ...`) above the bars, or as a plain line on stderr
-    /// when there are none. While bars are drawn, nothing else may write to the terminal:
-    /// their next redraw moves the cursor up over the lines it drew last, so a line
-    /// written in between is overwritten or leaves pieces of bars behind.
-    pub fn warn(&self, message: &str) {
-        match &self.multi {
-            Some(multi) => {
-                let _ = multi.println(format!("box: warning: {message}"));
-            }
-            None => crate::error::warn(message),
         }
     }
 

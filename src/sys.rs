@@ -98,6 +98,82 @@ pub fn default_sigpipe() {
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
+/// Set the disposition of `signals` to `handler` (SIG_IGN or SIG_DFL only); returns the
+/// old ones.
+fn set_dispositions(
+    signals: &[nix::sys::signal::Signal],
+    handler: nix::sys::signal::SigHandler,
+) -> Vec<(nix::sys::signal::Signal, nix::sys::signal::SigHandler)> {
+    use nix::sys::signal::{SigHandler, signal};
+    assert!(
+        matches!(handler, SigHandler::SigIgn | SigHandler::SigDfl),
+        "only SIG_IGN and SIG_DFL are installed here"
+    );
+    signals
+        .iter()
+        // SAFETY: SIG_IGN and SIG_DFL (asserted above) run no handler code, so none of
+        // the async-signal-safety rules that make `signal` unsafe apply. Restoring an old
+        // disposition (see `Ignored`) reinstalls what was there before.
+        .filter_map(|&sig| Some((sig, unsafe { signal(sig, handler) }.ok()?)))
+        .collect()
+}
+
+/// Signals ignored until this is dropped, then restored to what they were.
+pub struct Ignored(Vec<(nix::sys::signal::Signal, nix::sys::signal::SigHandler)>);
+
+impl Drop for Ignored {
+    fn drop(&mut self) {
+        for &(sig, old) in &self.0 {
+            // SAFETY: `old` is the disposition `signal` returned for `sig`: a handler
+            // that was installed before, or SIG_IGN/SIG_DFL; reinstalling it is as sound
+            // as it was then.
+            let _ = unsafe { nix::sys::signal::signal(sig, old) };
+        }
+    }
+}
+
+/// Ignore SIGINT and SIGQUIT while a child runs on the terminal (as `system(3)` does):
+/// the terminal's Ctrl-C and Ctrl-\ are for the child.
+pub fn ignore_interrupts() -> Ignored {
+    use nix::sys::signal::{SigHandler, Signal};
+    Ignored(set_dispositions(
+        &[Signal::SIGINT, Signal::SIGQUIT],
+        SigHandler::SigIgn,
+    ))
+}
+
+/// Ignore SIGHUP and SIGINT for good (a process that must outlive its terminal).
+pub fn ignore_hangups() {
+    use nix::sys::signal::{SigHandler, Signal};
+    set_dispositions(&[Signal::SIGHUP, Signal::SIGINT], SigHandler::SigIgn);
+}
+
+/// Block until this process's parent has exited (it is gone at once if it already has).
+/// The parent is named by getppid(2) and checked again once its pidfd is open, so a pid
+/// the kernel gave to another process meanwhile is never waited for.
+pub fn wait_for_parent_exit(expected: i32) {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let parent = rustix::process::getppid();
+    if parent.map(|p| p.as_raw_nonzero().get()) != Some(expected) {
+        return;
+    }
+    let Some(pid) = parent else { return };
+    let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+        return;
+    };
+    if rustix::process::getppid() != Some(pid) {
+        return;
+    }
+    loop {
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Ok(n) if n > 0 => return,
+            Err(rustix::io::Errno::INTR) | Ok(_) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
 /// Close every file descriptor above 2 that this process inherited.
 ///
 /// For long-lived re-executions of box (the holder): whatever the caller left open (the

@@ -5,13 +5,15 @@
 //! (`/proc/self/exe <hidden subcommand>`), because `unshare(CLONE_NEWUSER)` fails with
 //! EINVAL in a multi-threaded process and the caller may have threads (pull does).
 //!
-//! The handshake, over the child's stdin/stdout, one line each way:
-//! 1. child: `unshare(CLONE_NEWUSER)`, then writes `unshared`;
-//! 2. parent: writes the id maps for the child's pid ([`IdMapping::apply`]), then writes
-//!    `mapped root` (uid 0 exists inside) or `mapped user`;
+//! The handshake, over the child's stdin/stdout in [`crate::protocol`]'s framing, one
+//! [`Handshake`] message each way:
+//! 1. child: `unshare(CLONE_NEWUSER)`, then sends [`Handshake::Unshared`];
+//! 2. parent: writes the id maps for the child's pid ([`IdMapping::apply`]), then sends
+//!    [`Handshake::Mapped`], saying whether uid 0 exists inside;
 //! 3. child: becomes uid/gid 0 inside when it exists, and goes on with its job.
 //!
-//! After the handshake both sides may keep using the pipes as a line protocol.
+//! After the handshake both sides go on exchanging their own messages over the same
+//! pipes ([`NsHelper::send`], [`NsHelper::recv`]).
 //!
 //! Invariant: a helper never outlives the box process that started it (the holder's
 //! forked child is the one exception: fork(2) clears the parent-death signal, which is
@@ -23,14 +25,26 @@
 //! again before an irreversible step (the store helper, before renaming a layer into
 //! place).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufReader;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 
 use anyhow::{Context as _, Result, bail};
 use rustix::process::Pid;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::idmap::IdMapping;
+use crate::protocol;
+
+/// The messages of the handshake (see the module doc).
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handshake {
+    /// Child to parent: the new user namespace exists; write its maps.
+    Unshared,
+    /// Parent to child: the maps are written; whether uid 0 exists inside.
+    Mapped { has_root: bool },
+}
 
 /// The parent's handle on a helper in a new user namespace.
 pub struct NsHelper {
@@ -63,17 +77,15 @@ impl NsHelper {
             output,
             what,
         };
-        let first = helper.recv()?;
-        if first != "unshared" {
+        let first: Handshake = helper.recv()?;
+        if first != Handshake::Unshared {
             bail!("{} sent {first:?} instead of `unshared`", helper.what);
         }
         mapping
             .apply(helper.pid())
             .with_context(|| format!("setting up the id mapping of {}", helper.what))?;
-        helper.send(if mapping.has_root() {
-            "mapped root"
-        } else {
-            "mapped user"
+        helper.send(&Handshake::Mapped {
+            has_root: mapping.has_root(),
         })?;
         Ok(helper)
     }
@@ -82,30 +94,26 @@ impl NsHelper {
         self.child.id()
     }
 
-    /// Send one line to the helper.
-    pub fn send(&mut self, line: &str) -> Result<()> {
+    /// Send one message to the helper.
+    pub fn send<T: Serialize>(&mut self, message: &T) -> Result<()> {
         let input = self.input.as_mut().context("helper input already closed")?;
-        writeln!(input, "{line}")
-            .and_then(|()| input.flush())
+        protocol::send(input, message)
             .with_context(|| format!("{} stopped unexpectedly", self.what))
     }
 
-    /// Receive one line from the helper (without the newline).
-    pub fn recv(&mut self) -> Result<String> {
-        let mut line = String::new();
-        let n = self
-            .output
-            .read_line(&mut line)
-            .with_context(|| format!("reading from {}", self.what))?;
-        if n == 0 {
-            let status = self.child.wait().ok();
-            bail!(
-                "{} ended unexpectedly{}",
-                self.what,
-                status.map(|s| format!(" ({s})")).unwrap_or_default()
-            );
+    /// Receive one message from the helper; its end is an error.
+    pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
+        match protocol::recv(&mut self.output, &self.what)? {
+            Some(message) => Ok(message),
+            None => {
+                let status = self.child.wait().ok();
+                bail!(
+                    "{} ended unexpectedly{}",
+                    self.what,
+                    status.map(|s| format!(" ({s})")).unwrap_or_default()
+                );
+            }
         }
-        Ok(line.trim_end_matches('\n').to_owned())
     }
 
     /// Close the helper's input and wait for it to end successfully.
@@ -151,14 +159,10 @@ pub fn child_handshake() -> Result<bool> {
                 "unprivileged user namespaces may be disabled: check the sysctls kernel.unprivileged_userns_clone and user.max_user_namespaces".into(),
             ))
         })?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "unshared").and_then(|()| stdout.flush())?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let has_root = match line.trim_end() {
-        "mapped root" => true,
-        "mapped user" => false,
-        other => bail!("unexpected handshake line {other:?}"),
+    protocol::send(&mut std::io::stdout().lock(), &Handshake::Unshared)?;
+    let has_root = match protocol::recv(&mut std::io::stdin().lock(), "the parent")? {
+        Some(Handshake::Mapped { has_root }) => has_root,
+        other => bail!("unexpected handshake message {other:?}"),
     };
     if has_root {
         become_root()?;

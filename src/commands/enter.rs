@@ -8,6 +8,7 @@ use anyhow::Result;
 use crate::cli::EnterArgs;
 use crate::context::Context;
 use crate::error::failure;
+use crate::ops::create::CreateOptions;
 use crate::runtime::join::Command;
 use crate::runtime::{self, state};
 use crate::store::Store;
@@ -50,26 +51,29 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
 /// the usual "no box named" error.
 fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
     let missing = || Store::at(&ctx.dirs.store).container(name).map(|_| ());
-    if !yes && !super::create::interactive() {
+    if !yes && !crate::prompt::Terminal::present() {
         return missing();
     }
-    let Some(found) = super::create::catalogue(ctx)?.resolve(name) else {
+    let Some(found) = crate::ops::create::catalogue(ctx)?.resolve(name) else {
         return Err(failure(
             format!("no box named `{name}`"),
             format!("`box list` shows your boxes; `box create --image REFERENCE {name}` makes one"),
         ));
     };
-    if !yes
-        && !super::create::ask(&format!(
-            "Box {name} does not exist. Create it from {}?",
-            found.image
-        ))?
-    {
+    let ask = crate::prompt::yes_or_terminal(yes);
+    let question = format!("Box {name} does not exist. Create it from {}?", found.image);
+    if ask.ask(&question)? != Some(true) {
         return missing();
     }
-    let (name, image) =
-        super::create::create_box(ctx, &super::create::args_for(name, &found.image))?;
+    let options = CreateOptions {
+        name: name.to_owned(),
+        image: found.image,
+        entry: true,
+        ..CreateOptions::default()
+    };
+    // The user agreed to the box, and so to the pull it may need.
+    let created = crate::ops::create::create(ctx, &options, &crate::prompt::Assume(true))?;
     // stderr: stdout belongs to the command about to run.
-    eprintln!("Created box {name} from {image}.");
+    eprintln!("Created box {} from {}.", created.name, created.image);
     Ok(())
 }

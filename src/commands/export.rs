@@ -1,5 +1,6 @@
 //! `box export`: put a box's binary on the host PATH or its application in the host
-//! menu, remove such an export, or list them. The work is in [`crate::export`].
+//! menu, remove such an export, or list them. The work is in [`crate::ops::export`];
+//! the listing's table is this file's.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,90 +9,39 @@ use anyhow::{Context as _, Result};
 
 use crate::cli::ExportArgs;
 use crate::context::Context;
-use crate::error::{failure, notice};
-use crate::export;
+use crate::ops::export::{self, Request};
 
 pub fn exec(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
-    let name = box_name(args.name.as_deref())?;
+    let name = export::box_name(args.name.as_deref())?;
     if args.list {
         // A listing in a pipeline ends quietly when the reader does (`box list | head`).
         crate::sys::default_sigpipe();
         return list(ctx, &name, args.json);
     }
-    match (&args.bin, &args.app) {
-        (Some(bin), None) if args.delete => {
-            let removal = export::delete_bin(ctx, &name, bin)?;
-            report_removal(&removal);
-        }
-        (None, Some(app)) if args.delete => {
-            let removal = export::delete_app(ctx, &name, app)?;
-            report_removal(&removal);
-        }
-        (Some(bin), None) => {
-            let wrapper =
-                export::export_bin(ctx, &name, bin, args.export_path.as_deref(), args.force)?;
-            notice(format!(
-                "exported {bin} from box `{name}` as {}{}",
-                wrapper.display(),
-                if export::current_box().is_some() {
-                    " on the host"
-                } else {
-                    ""
-                }
-            ));
-            let dir = wrapper.parent().unwrap_or(&wrapper);
-            let on_path = std::env::var_os("PATH")
-                .is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
-            if !on_path {
-                notice(format!(
-                    "{} is not on your PATH; add it to run `{}` by name",
-                    dir.display(),
-                    wrapper.file_name().unwrap_or_default().to_string_lossy()
-                ));
-            }
-        }
-        (None, Some(app)) => {
-            let entry =
-                export::export_app(ctx, &name, app, args.export_label.as_deref(), args.force)?;
-            notice(format!(
-                "exported {app} from box `{name}` to the menu: {}",
-                entry.display()
-            ));
-        }
+    let request = match (&args.bin, &args.app) {
+        (Some(bin), None) if args.delete => Request::DeleteBin(bin),
+        (None, Some(app)) if args.delete => Request::DeleteApp(app),
+        (Some(bin), None) => Request::Bin {
+            path: bin,
+            export_path: args.export_path.as_deref(),
+            force: args.force,
+        },
+        (None, Some(app)) => Request::App {
+            app,
+            label: args.export_label.as_deref(),
+            force: args.force,
+        },
         // clap requires one of --bin, --app, --list, and --list was handled above.
         (None, None) | (Some(_), Some(_)) => {
             unreachable!("clap requires exactly one of --bin and --app without --list")
         }
-    }
+    };
+    export::export(ctx, &name, request)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The box to act on: the one named, or inside a box, that box.
-fn box_name(named: Option<&str>) -> Result<String> {
-    let current = export::current_box();
-    match (named, current) {
-        (Some(name), Some(current)) if name != current => Err(failure(
-            format!("cannot export from box `{name}` while inside box `{current}`"),
-            "run `box export` on the host, or leave out the name to export from this box",
-        )),
-        (Some(name), _) => Ok(name.to_owned()),
-        (None, Some(current)) => Ok(current),
-        (None, None) => Err(failure(
-            "which box? name it: `box export NAME ...`",
-            "`box list` shows your boxes",
-        )),
-    }
-}
-
-fn report_removal(removal: &crate::export::registry::Removal) {
-    for path in &removal.removed {
-        notice(format!("removed {}", path.display()));
-    }
-    export::warn_kept(removal);
-}
-
 fn list(ctx: &Context, name: &str, json: bool) -> Result<ExitCode> {
-    let exports = export::list(ctx, name)?;
+    let exports = crate::export::list(ctx, name)?;
     if exports.is_empty() && !crate::store::Store::at(&ctx.dirs.store).has_container(name) {
         // No record and no exports: most likely a typo.
         crate::store::Store::at(&ctx.dirs.store).container(name)?;

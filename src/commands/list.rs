@@ -31,7 +31,7 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
             Ok(record) => record,
             // One damaged record must not hide the other boxes (nor itself).
             Err(err) => {
-                crate::error::warn(format!(
+                crate::report::warn(format!(
                     "{} (hint: `box rm --force {name}` removes it)",
                     crate::error::message(&err)
                 ));
@@ -58,7 +58,7 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
             pid,
             created: format_time(record.created),
             image: record.image,
-            storage: record.storage,
+            storage: record.storage.to_string(),
             name: record.name,
         });
     }

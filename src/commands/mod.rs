@@ -1,8 +1,10 @@
 //! One module per verb. Each `exec` turns parsed arguments into calls into the library
 //! and returns the exit status; none of them prints an error (that is `error::report`).
 
+mod assemble;
 mod create;
 mod enter;
+mod ephemeral;
 mod export;
 mod generate_entry;
 mod images;
@@ -30,6 +32,7 @@ pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
         "__holder" => Some(crate::runtime::holder::main(rest)),
         "__holder-adopt" => Some(crate::runtime::holder::adopt_main(rest)),
         "__store-helper" => Some(crate::image::helper::main(rest)),
+        crate::ops::ephemeral::GUARD => Some(crate::ops::ephemeral::guard_main(rest)),
         // From the `sudo` shim inside a box without subordinate ids.
         "__fakeroot" => Some(match rest.split_first() {
             Some((verb, args)) if verb == "sudo" => crate::runtime::sudo::main(args),
@@ -59,6 +62,8 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Rm(args) => rm::exec(&ctx, args),
         Command::Export(args) => export::exec(&ctx, args),
         Command::GenerateEntry(args) => generate_entry::exec(&ctx, args),
+        Command::Assemble(args) => assemble::exec(&ctx, args),
+        Command::Ephemeral(args) => ephemeral::exec(&ctx, args),
     }
 }
 
@@ -78,10 +83,14 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
     }
     match command {
         Command::Pull(_) => Some(("", "pull images".into())),
+        Command::Ephemeral(_) => Some(("", "create temporary boxes".into())),
         Command::Rmi(_) => Some(("", "remove images".into())),
         Command::Create(args) if !args.dry_run => Some(("", "create boxes".into())),
         Command::Stop(args) => Some(boxes("stop", &args.names)),
         Command::Rm(args) => Some(boxes("remove", &args.names)),
+        Command::Assemble(args) if !matches!(args.action, crate::cli::AssembleAction::List(_)) => {
+            Some(("", "assemble boxes".into()))
+        }
         _ => None,
     }
 }

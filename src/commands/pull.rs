@@ -8,7 +8,7 @@ use crate::cli::PullArgs;
 use crate::context::Context;
 
 pub fn exec(ctx: &Context, args: PullArgs) -> Result<ExitCode> {
-    let record = crate::pull::pull(ctx, &args.reference, args.platform.as_deref())?;
+    let record = crate::ops::pull::pull(ctx, &args.reference, args.platform.as_deref())?;
     // Like podman, print the image's identity on stdout for scripts.
     println!("{}", record.manifest_digest);
     Ok(ExitCode::SUCCESS)

@@ -132,7 +132,7 @@ fn launch_words(launch: &Launch) -> Vec<exec::Arg> {
         exec::text("/usr/bin/env"),
         exec::text(&format!(
             "{}={}",
-            super::DATA_HOME_ENV,
+            crate::context::DATA_HOME_ENV,
             launch.data_home.to_string_lossy()
         )),
         exec::text(&launch.box_exe.to_string_lossy()),

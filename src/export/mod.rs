@@ -10,7 +10,7 @@
 //!   store's `exports` lock: box never replaces a file it did not write without `--force`,
 //!   and the registry says which files are box's.
 //! - Wrappers and entries name box by its absolute path, so they work with a minimal PATH,
-//!   and pin the data directory they were exported with ([`DATA_HOME_ENV`]), so they find
+//!   and pin the data directory they were exported with ([`crate::context::DATA_HOME_ENV`]), so they find
 //!   the same store whatever the caller's `XDG_DATA_HOME` (cron, `env -i`, a launcher).
 //!   That path is the host's: inside a box a wrapper never runs box (see [`wrapper`]).
 //!
@@ -39,17 +39,6 @@ use crate::store::Store;
 use boxfs::BoxRoot;
 use registry::{Kind, Planned, Registry, Removal};
 
-/// The variable wrappers and menu entries set for the box they run: the
-/// `$XDG_DATA_HOME` they were exported with, which box uses instead of the caller's
-/// (see `Context::from_env`). Like every `BOX_*` variable it never reaches the command
-/// run in the box (`host::env_denied`).
-pub const DATA_HOME_ENV: &str = "BOX_DATA_HOME";
-
-/// The name of the box this process runs in (see [`crate::host::containerenv_box`]).
-pub fn current_box() -> Option<String> {
-    crate::host::containerenv_box()
-}
-
 /// The hint `box run` adds when the box of an exported wrapper is gone: the wrapper sets
 /// [`wrapper::WRAPPER_ENV`] to its own path.
 pub fn missing_box_hint(name: &str) -> Option<String> {
@@ -67,7 +56,7 @@ fn format_missing_box_hint(name: &str, path: &Path) -> String {
 /// The absolute path of the box executable as the host sees it, for wrappers and entries.
 pub fn box_exe(ctx: &Context) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("finding the box executable (/proc/self/exe)")?;
-    if current_box().is_none() {
+    if crate::host::containerenv_box().is_none() {
         return Ok(exe);
     }
     host_path_of(ctx, &exe).with_hint(|| {
@@ -124,7 +113,7 @@ fn host_path_of(ctx: &Context, exe: &Path) -> Result<PathBuf> {
 /// Open box `name` for reading its files: `/` inside that box, else the running box's
 /// root (starting it if needed).
 fn open_box(ctx: &Context, name: &str) -> Result<BoxRoot> {
-    if current_box().as_deref() == Some(name) {
+    if crate::host::containerenv_box().as_deref() == Some(name) {
         BoxRoot::open(Path::new("/"))
     } else {
         Store::at(&ctx.dirs.store).container(name)?;
@@ -253,7 +242,7 @@ pub fn bin_from(
         Ok(previous)
     })?;
     if let Some(previous) = previous {
-        crate::error::notice(format!(
+        crate::report::notice(format!(
             "the wrapper of {path} moved here from {}",
             previous.display()
         ));
@@ -378,7 +367,7 @@ pub fn app_from(
             copies.into_iter().map(|c| (c, None, true)).collect()
         };
         if copies.is_empty() {
-            crate::error::warn(format!(
+            crate::report::warn(format!(
                 "icon `{icon}` of {} was not found in box `{name}`; the host's theme may lack it",
                 found.id
             ));
@@ -570,7 +559,7 @@ pub fn remove_box_exports(ctx: &Context, name: &str) -> Result<()> {
 /// Warn about files left in place because the user changed them.
 pub fn warn_kept(removal: &Removal) {
     for path in &removal.kept_modified {
-        crate::error::warn(format!(
+        crate::report::warn(format!(
             "kept {}: it was changed after box wrote it; remove it yourself if you no longer need it",
             path.display()
         ));
@@ -593,7 +582,7 @@ pub fn generate_entry(ctx: &Context, name: &str) -> Result<()> {
 /// [`generate_entry`], optionally replacing a file box did not write. Returns its path.
 pub fn generate_entry_with(ctx: &Context, name: &str, force: bool) -> Result<PathBuf> {
     crate::store::containers::validate_name(name)?;
-    if current_box().as_deref() != Some(name) {
+    if crate::host::containerenv_box().as_deref() != Some(name) {
         Store::at(&ctx.dirs.store).container(name)?;
     }
     let host = Host::from_ctx(ctx)?;
@@ -758,7 +747,7 @@ mod tests {
     fn host_with_dockerenv_is_not_a_box() {
         // This machine has /.dockerenv; only /run/.containerenv with engine="box" counts.
         if !Path::new("/run/.containerenv").exists() {
-            assert_eq!(current_box(), None);
+            assert_eq!(crate::host::containerenv_box(), None);
         }
     }
 

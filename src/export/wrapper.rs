@@ -3,7 +3,7 @@
 //! Where the wrapper runs decides what it does:
 //! - **On the host** it execs box by the absolute path box was run from (a launcher, cron
 //!   or an IDE may have a minimal PATH), with the data directory it was exported with
-//!   pinned (`BOX_DATA_HOME`, see [`super::DATA_HOME_ENV`]), so a caller with another or
+//!   pinned (`BOX_DATA_HOME`, see [`crate::context::DATA_HOME_ENV`]), so a caller with another or
 //!   no `XDG_DATA_HOME` or `HOME` still reaches the box.
 //! - **Inside its own box** it execs the binary directly. "Its own box" is
 //!   `container=box` with `CONTAINER_ID=NAME` in the environment (the cheap test), or,
@@ -116,7 +116,7 @@ fn render(
     let env_file = sh_quote(&containerenv.to_string_lossy());
     // `.containerenv` values are double-quoted: `name="dev"`.
     let name_in_file = sh_quote(&format!("\"{box_name}\""));
-    let data_env = super::DATA_HOME_ENV;
+    let data_env = crate::context::DATA_HOME_ENV;
     let error = sh_quote(&format!(
         "box: error: {} runs {source} in box `{box_name}` from the host, and box `",
         wrapper_path.display()

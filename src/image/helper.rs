@@ -6,12 +6,12 @@
 //! whiteouts, and later move or delete directories owned by those ids, which the user
 //! cannot do from the host. With a single-id mapping it is the user itself.
 //!
-//! Protocol, after the [`crate::userns`] handshake: JSON lines over the helper's
-//! stdin/stdout, one [`Request`] then exactly one [`Response`]. The first request is
-//! `init` with the store root; every path of a later request must lie strictly beneath it
-//! and is resolved from a descriptor of it without following symlinks. Errors travel as
-//! `{message, hint}` and are rebuilt in the parent, so the user reads the helper's message
-//! once. The helper's stderr is the parent's.
+//! Protocol, after the [`crate::userns`] handshake, in [`crate::protocol`]'s framing over
+//! the helper's stdin/stdout: one [`Request`] then exactly one [`Response`]. The first
+//! request is `init` with the store root; every path of a later request must lie strictly
+//! beneath it and is resolved from a descriptor of it without following symlinks. Errors
+//! travel as a [`Failure`] and are rebuilt in the parent, so the user reads the helper's
+//! message and hint once. The helper's stderr is the parent's.
 //!
 //! Invariants of an unpack (what makes a half-written layer impossible to register):
 //! - the helper holds an exclusive flock on its staging directory from right after
@@ -22,7 +22,6 @@
 //!   that asked for the unpack is still its parent ([`crate::userns::check_parent`]): an
 //!   orphaned helper never registers anything.
 
-use std::io::{BufRead, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
@@ -35,7 +34,8 @@ use super::tree::{open_dir_beneath, remove_tree_at, split_last};
 use super::{Compression, UnpackStats, unpack_layer_at};
 use crate::context::Context;
 use crate::digest::Digest;
-use crate::error::{Hint, failure};
+use crate::error::failure;
+use crate::protocol::{self, Failure};
 use crate::userns::NsHelper;
 
 /// Unpack one downloaded layer blob into the store.
@@ -81,10 +81,7 @@ enum Response {
     Unpacked(UnpackStats),
     Removed,
     InUse,
-    Failed {
-        message: String,
-        hint: Option<String>,
-    },
+    Failed(Failure),
 }
 
 /// The parent's handle on a running store helper.
@@ -148,16 +145,9 @@ impl StoreHelper {
     }
 
     fn call(&mut self, request: &Request) -> Result<Response> {
-        let line = serde_json::to_string(request).context("encoding a store helper request")?;
-        self.helper.send(&line)?;
-        let answer = self.helper.recv()?;
-        let response: Response = serde_json::from_str(&answer)
-            .with_context(|| format!("box __store-helper sent an invalid answer: {answer:?}"))?;
-        match response {
-            Response::Failed { message, hint } => Err(match hint {
-                Some(hint) => failure(message, hint),
-                None => anyhow!(message),
-            }),
+        self.helper.send(request)?;
+        match self.helper.recv()? {
+            Response::Failed(failure) => Err(failure.into_error()),
             other => Ok(other),
         }
     }
@@ -170,30 +160,18 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     }
     crate::userns::child_handshake()?;
     let mut state: Option<Helper> = None;
-    let stdin = std::io::stdin();
+    let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
-    for line in stdin.lock().lines() {
-        let line = line.context("reading a request")?;
-        let response = match serve(&mut state, &line) {
-            Ok(response) => response,
-            Err(err) => Response::Failed {
-                message: crate::error::message(&err),
-                hint: err.downcast_ref::<Hint>().map(|h| h.0.clone()),
-            },
-        };
-        let mut text = serde_json::to_string(&response).context("encoding a response")?;
-        text.push('\n');
-        stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-            .context("answering the parent")?;
+    while let Some(line) = protocol::read_line(&mut stdin).context("reading a request")? {
+        let response = protocol::decode(&line, "the box process")
+            .and_then(|request| serve(&mut state, request))
+            .unwrap_or_else(|err| Response::Failed(Failure::from_error(&err)));
+        protocol::send(&mut stdout, &response).context("answering the parent")?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(state: &mut Option<Helper>, line: &str) -> Result<Response> {
-    let request: Request =
-        serde_json::from_str(line).with_context(|| format!("invalid request {line:?}"))?;
+fn serve(state: &mut Option<Helper>, request: Request) -> Result<Response> {
     match request {
         Request::Init { store_root } => {
             *state = Some(Helper::open(store_root)?);
@@ -411,7 +389,7 @@ impl Helper {
             (Ok(_), Err(err)) => Err(anyhow::Error::from(err))
                 .with_context(|| format!("removing {}", request.staging.display())),
             (Err(err), Err(cleanup)) => {
-                crate::error::warn(format!(
+                crate::report::warn(format!(
                     "could not remove {}: {cleanup}",
                     request.staging.display()
                 ));
@@ -498,14 +476,14 @@ mod tests {
         assert!(line.contains("\"op\":\"unpack\""));
         let back: Request = serde_json::from_str(&line).unwrap();
         assert!(matches!(back, Request::Unpack(r) if r.dest == Path::new("/s/layers/abc")));
-        let failed = serde_json::to_string(&Response::Failed {
+        let failed = serde_json::to_string(&Response::Failed(Failure {
             message: "m".into(),
             hint: Some("h".into()),
-        })
+        }))
         .unwrap();
         assert!(matches!(
             serde_json::from_str::<Response>(&failed).unwrap(),
-            Response::Failed { hint: Some(h), .. } if h == "h"
+            Response::Failed(Failure { hint: Some(h), .. }) if h == "h"
         ));
     }
 

@@ -29,8 +29,9 @@ use anyhow::{Context as _, Result};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::error::{HintExt, failure, warn};
+use crate::error::{HintExt, failure};
 use crate::registry::reference::DOCKER_HUB;
+use crate::report::warn;
 
 /// A username and password (or token) for one registry, and where they came from.
 #[derive(Clone, PartialEq, Eq)]
@@ -218,7 +219,11 @@ impl AuthSources {
             .with_context(|| format!("running credential helper {program}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() {
-            // The protocol's way of saying "nothing stored for this server".
+            // The protocol's way of saying "nothing stored for this server": the helper
+            // exits non-zero and prints this text (docker-credential-helpers'
+            // "credentials not found in native keychain"). It is the helper's answer, in
+            // the protocol's own words, not an error of box's classified by its text; the
+            // protocol has no other signal for it.
             if stdout.contains("credentials not found") {
                 return Ok(None);
             }

@@ -12,9 +12,18 @@
 //! - Verification: everything read is hashed; a manifest fetched by digest and every blob
 //!   must match its digest, and a blob must have exactly its descriptor's size (reading
 //!   stops as soon as a registry sends more).
-//! - Retries: connection resets, 429 and 502/503/504 are retried twice with a short
-//!   backoff; an interrupted blob download resumes with a `Range` request (or re-reads and
-//!   skips what it already has when the registry ignores ranges).
+//! - Retries: every operation (a manifest, a blob, with the token requests they need) is
+//!   one loop under the one policy of [`super::retry`]; an attempt is a single
+//!   request with no retries of its own, so retries never nest. An interrupted blob
+//!   download resumes with a `Range` request (or re-reads and skips what it already has
+//!   when the registry ignores ranges).
+//! - Errors: an attempt fails with an `AttemptError` (a status, a transport error, or
+//!   a final, already worded error), classified for the policy by type: status codes,
+//!   `io::ErrorKind`, ureq's error variants, rustls' error type inside an I/O error, and
+//!   a marker type a resolver wraps around every failed name lookup. Never by the text
+//!   of a message. A status or transport failure is worded once, when the loop gives up
+//!   (what failed, on which reference and host, with a hint), on top of a
+//!   [`RegistryError`] that callers can downcast to learn the status or I/O kind.
 //!
 //! Invariant: [`Client`] is `Send + Sync`; the auth state is behind a mutex so parallel
 //! downloads share one token.
@@ -23,26 +32,31 @@ use std::io::{self, Read as _};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result, anyhow};
-use ureq::http::{HeaderMap, Response, StatusCode};
+use ureq::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::{Agent, Body};
 
 use crate::config::Config;
 use crate::digest::{Digest, Hasher};
-use crate::error::{HintExt, failure};
+use crate::error::{Hint, HintExt, failure};
 use crate::registry::auth::{AuthSources, Challenge, Credentials, parse_challenges};
 use crate::registry::certs;
-use crate::registry::manifest::{ACCEPT_MANIFESTS, Descriptor, is_manifest_type};
+use crate::registry::manifest::{
+    ACCEPT_MANIFESTS, Descriptor, declared_media_type, manifest_media_type,
+};
 use crate::registry::reference::Reference;
+use crate::registry::retry::{self, Failure, Policy, Retrier};
 
 /// Largest manifest or index accepted (the distribution project's own limit is 4 MiB).
 pub const MAX_MANIFEST: u64 = 4 << 20;
 /// Largest blob [`Client::get_blob`] reads into memory (configs are a few KiB).
 pub const MAX_SMALL_BLOB: u64 = 16 << 20;
-/// Extra attempts after a transient failure.
-const RETRIES: u32 = 2;
+/// Most of an error answer's body kept for its message.
+const MAX_ERROR_BODY: u64 = 64 << 10;
 
 /// A manifest as served, with the digest of its bytes.
 #[derive(Debug, Clone)]
@@ -62,6 +76,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Longest silence while waiting for a response or for more of a body.
     pub read_timeout: Duration,
+    /// When and how often failed requests are tried again.
+    pub retry: Policy,
 }
 
 impl ClientOptions {
@@ -71,7 +87,58 @@ impl ClientOptions {
             cert_dirs: certs::default_dirs(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            retry: Policy::REGISTRY,
         }
+    }
+}
+
+/// A registry request that failed for good, by type: the root of the error chain the
+/// client returns (its text is the message users see), for callers that need to tell
+/// failures apart without reading that text.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RegistryError {
+    /// How the last attempt failed.
+    pub failure: Failure,
+    message: String,
+}
+
+impl RegistryError {
+    /// The HTTP status the registry (or its token service) answered, if that was it.
+    pub fn status(&self) -> Option<u16> {
+        match self.failure {
+            Failure::Status { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// How one attempt failed.
+#[derive(Debug)]
+enum AttemptError {
+    /// A status other than 2xx (and other than a 401 the client answered).
+    Status {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        /// The start of the body, for the registry's own error message.
+        body: Vec<u8>,
+        /// From the token service rather than the registry.
+        token: bool,
+    },
+    /// No (complete) answer from `url`.
+    Transport {
+        error: ureq::Error,
+        url: String,
+        token: bool,
+    },
+    /// Already worded for the user, and not worth another attempt (auth refused, a
+    /// verification failure, a malformed answer, a full disk).
+    Final(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AttemptError {
+    fn from(error: anyhow::Error) -> AttemptError {
+        AttemptError::Final(error)
     }
 }
 
@@ -99,6 +166,42 @@ enum Target<'a> {
     Token,
 }
 
+/// ureq's resolver, with every I/O failure to resolve a name wrapped in
+/// [`NameNotResolved`]: std's lookup error has no `io::ErrorKind` of its own, and a DNS
+/// failure must be told apart from other I/O errors by type. Its text is kept.
+#[derive(Debug, Default)]
+struct NameResolver(DefaultResolver);
+
+impl Resolver for NameResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        self.0
+            .resolve(uri, config, timeout)
+            .map_err(|err| match err {
+                ureq::Error::Io(io) => {
+                    ureq::Error::Io(io::Error::new(io.kind(), NameNotResolved(io)))
+                }
+                other => other,
+            })
+    }
+}
+
+/// Marks an I/O error as a failed name lookup; displays as the lookup's own error.
+#[derive(Debug)]
+struct NameNotResolved(io::Error);
+
+impl std::fmt::Display for NameNotResolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for NameNotResolved {}
+
 /// A client for one repository (`reference`'s registry and repository).
 pub struct Client {
     agent: Agent,
@@ -113,6 +216,7 @@ pub struct Client {
     /// transient failure (a restart), before it a registry that is not there.
     reached: AtomicBool,
     read_timeout: Duration,
+    policy: Policy,
 }
 
 impl Client {
@@ -141,7 +245,7 @@ impl Client {
         } else {
             ureq::Proxy::try_from_env()
         };
-        let agent: Agent = Agent::config_builder()
+        let agent_config = Agent::config_builder()
             .http_status_as_error(false)
             .proxy(proxy)
             .tls_config(tls)
@@ -151,8 +255,12 @@ impl Client {
             .max_redirects(10)
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .user_agent(format!("box/{}", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = Agent::with_parts(
+            agent_config,
+            DefaultConnector::default(),
+            NameResolver::default(),
+        );
         let scheme = if insecure { "http" } else { "https" };
         Ok(Client {
             agent,
@@ -167,6 +275,7 @@ impl Client {
             }),
             reached: AtomicBool::new(false),
             read_timeout: options.read_timeout,
+            policy: options.retry,
         })
     }
 
@@ -217,25 +326,7 @@ impl Client {
             ));
         }
         let content_type = header(&headers, "content-type").unwrap_or_default();
-        let header_type = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        let media_type = if is_manifest_type(&header_type) {
-            header_type
-        } else {
-            #[derive(serde::Deserialize)]
-            struct Sniff {
-                #[serde(rename = "mediaType")]
-                media_type: Option<String>,
-            }
-            serde_json::from_slice::<Sniff>(&bytes)
-                .ok()
-                .and_then(|s| s.media_type)
-                .unwrap_or(header_type)
-        };
+        let media_type = manifest_media_type(&content_type, declared_media_type(&bytes).as_deref());
         Ok(FetchedManifest {
             bytes,
             digest,
@@ -245,19 +336,19 @@ impl Client {
 
     /// GET a small blob (an image config) into memory, verified.
     pub fn get_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
-        if descriptor.size > MAX_SMALL_BLOB {
+        if descriptor.size() > MAX_SMALL_BLOB {
             return Err(failure(
                 format!(
                     "blob {} of {} is {} bytes, more than the {} MiB box reads into memory",
-                    descriptor.digest,
+                    descriptor.digest(),
                     self.reference,
-                    descriptor.size,
+                    descriptor.size(),
                     MAX_SMALL_BLOB >> 20
                 ),
                 "the image's config is implausibly large; the image is probably malformed",
             ));
         }
-        let mut bytes = Vec::with_capacity(descriptor.size as usize);
+        let mut bytes = Vec::with_capacity(descriptor.size() as usize);
         self.download_blob(descriptor, &mut bytes, &|_| {})?;
         Ok(bytes)
     }
@@ -270,118 +361,42 @@ impl Client {
         out: &mut dyn io::Write,
         progress: &dyn Fn(u64),
     ) -> Result<()> {
+        let digest = Digest::try_from(descriptor.digest())
+            .with_context(|| format!("blob {} of {}", descriptor.digest(), self.reference))?;
+        let size = descriptor.size();
         let url = format!(
-            "{}/v2/{}/blobs/{}",
-            self.origin, self.reference.repository, descriptor.digest
+            "{}/v2/{}/blobs/{digest}",
+            self.origin, self.reference.repository
         );
-        let target = Target::Blob(&descriptor.digest);
+        let target = Target::Blob(&digest);
         let mut hasher = Hasher::new();
         let mut buf = vec![0u8; 64 << 10];
-        let mut interruptions = 0;
-        loop {
-            let resume_from = hasher.bytes;
-            let response =
-                self.send(&url, None, (resume_from > 0).then_some(resume_from), target)?;
-            // A registry that ignores the range starts over: skip what we already have.
-            let mut skip = if response.status() == StatusCode::PARTIAL_CONTENT {
-                let start = header(response.headers(), "content-range").and_then(|r| {
-                    r.strip_prefix("bytes ")
-                        .and_then(|r| r.split('-').next()?.parse::<u64>().ok())
-                });
-                if start != Some(resume_from) {
-                    return Err(anyhow!(
-                        "the registry resumed blob {} of {} at the wrong offset ({:?} instead of {resume_from})",
-                        descriptor.digest,
-                        self.reference,
-                        start
-                    ));
-                }
-                0
-            } else {
-                if let Some(length) = response.body().content_length()
-                    && length != descriptor.size
-                {
-                    return Err(
-                        self.wrong_size(descriptor, format!("{length} bytes (Content-Length)"))
-                    );
-                }
-                resume_from
-            };
-            let mut reader = response
-                .into_body()
-                .into_with_config()
-                .limit(u64::MAX)
-                .reader();
-            let outcome: Result<(), io::Error> = (|| {
-                loop {
-                    let n = match reader.read(&mut buf) {
-                        Ok(0) => return Ok(()),
-                        Ok(n) => n,
-                        Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(err) => return Err(err),
-                    };
-                    let mut chunk = &buf[..n];
-                    if skip > 0 {
-                        let dropped = skip.min(n as u64);
-                        skip -= dropped;
-                        chunk = &chunk[dropped as usize..];
-                    }
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    if hasher.bytes + chunk.len() as u64 > descriptor.size {
-                        // Stop at once: a registry streaming too much is not read to the end.
-                        return Err(io::Error::other(WrongSize(
-                            hasher.bytes + chunk.len() as u64,
-                        )));
-                    }
-                    hasher.update(chunk);
-                    out.write_all(chunk)
-                        .map_err(|e| io::Error::other(WriteFailed(e)))?;
-                    progress(hasher.bytes);
-                }
-            })();
-            match outcome {
-                Ok(()) => break,
-                Err(err) => {
-                    if let Some(WrongSize(_)) =
-                        err.get_ref().and_then(|e| e.downcast_ref::<WrongSize>())
-                    {
-                        return Err(self.wrong_size(
-                            descriptor,
-                            format!("more than {} bytes", descriptor.size),
-                        ));
-                    }
-                    if err.get_ref().is_some_and(|e| e.is::<WriteFailed>()) {
-                        // The io::Error itself goes up (the caller tells a full disk from
-                        // other failures by its errno); the caller names the blob.
-                        let inner = err
-                            .into_inner()
-                            .and_then(|e| e.downcast::<WriteFailed>().ok())
-                            .map_or_else(|| io::Error::other("write failed"), |w| w.0);
-                        return Err(inner).context("saving the download").hint(
-                            "check the disk box keeps its store on: is it full or read-only?",
-                        );
-                    }
-                    let err = ureq::Error::from(err);
-                    if interruptions < RETRIES && self.is_transient(&err) {
-                        interruptions += 1;
-                        std::thread::sleep(backoff(interruptions));
-                        continue;
-                    }
-                    return Err(self.transport_error(err, &url, target));
-                }
+        self.run(target, |retrier| {
+            let before = hasher.bytes;
+            let outcome = self.download_attempt(
+                &url,
+                &digest,
+                size,
+                target,
+                &mut hasher,
+                &mut buf,
+                out,
+                progress,
+            );
+            if hasher.bytes > before {
+                retrier.progressed();
             }
-        }
-        if hasher.bytes != descriptor.size {
-            return Err(self.wrong_size(descriptor, format!("{} bytes", hasher.bytes)));
+            outcome
+        })?;
+        if hasher.bytes != size {
+            return Err(self.wrong_size(&digest, size, format!("{} bytes", hasher.bytes)));
         }
         let actual = hasher.finish();
-        if actual != descriptor.digest {
+        if actual != digest {
             return Err(failure(
                 format!(
-                    "blob {} of {} from {} has digest {actual}: the content is corrupt",
-                    descriptor.digest, self.reference, self.reference.registry
+                    "blob {digest} of {} from {} has digest {actual}: the content is corrupt",
+                    self.reference, self.reference.registry
                 ),
                 "try again; if it persists, the image on the registry is damaged and must be pushed again",
             ));
@@ -389,18 +404,103 @@ impl Client {
         Ok(())
     }
 
+    /// One GET of a blob, resuming after the `hasher.bytes` already received.
+    #[allow(clippy::too_many_arguments)]
+    fn download_attempt(
+        &self,
+        url: &str,
+        digest: &Digest,
+        size: u64,
+        target: Target,
+        hasher: &mut Hasher,
+        buf: &mut [u8],
+        out: &mut dyn io::Write,
+        progress: &dyn Fn(u64),
+    ) -> Result<(), AttemptError> {
+        let resume_from = hasher.bytes;
+        let response = self.send(url, None, (resume_from > 0).then_some(resume_from), target)?;
+        // A registry that ignores the range starts over: skip what we already have.
+        let mut skip = if response.status() == StatusCode::PARTIAL_CONTENT {
+            let start = header(response.headers(), "content-range").and_then(|r| {
+                r.strip_prefix("bytes ")
+                    .and_then(|r| r.split('-').next()?.parse::<u64>().ok())
+            });
+            if start != Some(resume_from) {
+                return Err(AttemptError::Final(anyhow!(
+                    "the registry resumed blob {digest} of {} at the wrong offset ({start:?} instead of {resume_from})",
+                    self.reference,
+                )));
+            }
+            0
+        } else {
+            if let Some(length) = response.body().content_length()
+                && length != size
+            {
+                return Err(AttemptError::Final(self.wrong_size(
+                    digest,
+                    size,
+                    format!("{length} bytes (Content-Length)"),
+                )));
+            }
+            resume_from
+        };
+        let mut reader = response
+            .into_body()
+            .into_with_config()
+            .limit(u64::MAX)
+            .reader();
+        loop {
+            let n = match reader.read(buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    return Err(AttemptError::Transport {
+                        error: ureq::Error::from(err),
+                        url: url.to_owned(),
+                        token: false,
+                    });
+                }
+            };
+            let mut chunk = &buf[..n];
+            if skip > 0 {
+                let dropped = skip.min(n as u64);
+                skip -= dropped;
+                chunk = &chunk[dropped as usize..];
+            }
+            if chunk.is_empty() {
+                continue;
+            }
+            if hasher.bytes + chunk.len() as u64 > size {
+                // Stop at once: a registry streaming too much is not read to the end.
+                return Err(AttemptError::Final(self.wrong_size(
+                    digest,
+                    size,
+                    format!("more than {size} bytes"),
+                )));
+            }
+            hasher.update(chunk);
+            // The io::Error itself goes up (the caller tells a full disk from other
+            // failures by its errno); the caller names the blob.
+            out.write_all(chunk)
+                .context("saving the download")
+                .hint("check the disk box keeps its store on: is it full or read-only?")?;
+            progress(hasher.bytes);
+        }
+    }
+
     /// `sent` says what the registry sent, e.g. "133 bytes" or "more than 135 bytes".
-    fn wrong_size(&self, descriptor: &Descriptor, sent: String) -> anyhow::Error {
+    fn wrong_size(&self, digest: &Digest, size: u64, sent: String) -> anyhow::Error {
         failure(
             format!(
-                "blob {} of {} from {} has the wrong size: the registry sent {sent}, but the manifest says {} bytes",
-                descriptor.digest, self.reference, self.reference.registry, descriptor.size
+                "blob {digest} of {} from {} has the wrong size: the registry sent {sent}, but the manifest says {size} bytes",
+                self.reference, self.reference.registry
             ),
             "the image on the registry is inconsistent (or a proxy altered it); push it again",
         )
     }
 
-    /// GET a small document with retries on transient failures, capped at `cap` bytes.
+    /// GET a small document, capped at `cap` bytes.
     fn fetch_small(
         &self,
         url: &str,
@@ -409,56 +509,116 @@ impl Client {
         cap: u64,
         what: &str,
     ) -> Result<(Vec<u8>, HeaderMap)> {
-        let mut attempt = 0;
-        loop {
+        let too_big = || {
+            failure(
+                format!(
+                    "the {what} of {} from {} is larger than {} MiB",
+                    self.display(target),
+                    self.reference.registry,
+                    cap >> 20
+                ),
+                "this is not a normal image; check the reference",
+            )
+        };
+        self.run(target, |_| {
             let response = self.send(url, accept, None, target)?;
-            let too_big = || {
-                failure(
-                    format!(
-                        "the {what} of {} from {} is larger than {} MiB",
-                        self.display(target),
-                        self.reference.registry,
-                        cap >> 20
-                    ),
-                    "this is not a normal image; check the reference",
-                )
-            };
             if response.body().content_length().is_some_and(|l| l > cap) {
-                return Err(too_big());
+                return Err(AttemptError::Final(too_big()));
             }
             let (parts, body) = response.into_parts();
             let mut bytes = Vec::new();
-            match body
-                .into_with_config()
+            body.into_with_config()
                 .limit(u64::MAX)
                 .reader()
                 .take(cap + 1)
                 .read_to_end(&mut bytes)
-            {
-                Ok(_) if bytes.len() as u64 > cap => return Err(too_big()),
-                Ok(_) => return Ok((bytes, parts.headers)),
-                Err(err) => {
-                    let err = ureq::Error::from(err);
-                    if attempt < RETRIES && self.is_transient(&err) {
-                        attempt += 1;
-                        std::thread::sleep(backoff(attempt));
-                        continue;
-                    }
-                    return Err(self.transport_error(err, url, target));
-                }
+                .map_err(|err| AttemptError::Transport {
+                    error: ureq::Error::from(err),
+                    url: url.to_owned(),
+                    token: false,
+                })?;
+            if bytes.len() as u64 > cap {
+                return Err(AttemptError::Final(too_big()));
+            }
+            Ok((bytes, parts.headers))
+        })
+    }
+
+    /// The one retry loop: run `attempt` until it succeeds or the policy says stop, then
+    /// word the last failure for `target`. Every request goes through here (GET only).
+    fn run<T>(
+        &self,
+        target: Target,
+        mut attempt: impl FnMut(&mut Retrier) -> Result<T, AttemptError>,
+    ) -> Result<T> {
+        let mut retrier = Retrier::new(self.policy, Method::GET);
+        loop {
+            retrier.attempt();
+            let err = match attempt(&mut retrier) {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            let failure = self.classify(&err);
+            if !retrier.wait_after(&failure) {
+                return Err(self.word(err, failure, target));
             }
         }
     }
 
-    /// One GET with authentication and retries; returns only 2xx responses.
+    /// How an attempt failed, for the retry policy: by status code, io::ErrorKind and
+    /// error type.
+    fn classify(&self, err: &AttemptError) -> Failure {
+        let reached = self.reached.load(Ordering::Relaxed);
+        match err {
+            AttemptError::Status {
+                status,
+                retry_after,
+                ..
+            } => Failure::Status {
+                code: status.as_u16(),
+                retry_after: *retry_after,
+            },
+            AttemptError::Transport { error, .. } => match error {
+                ureq::Error::Timeout(_) => Failure::Timeout,
+                ureq::Error::Io(io) if rustls_error(io).is_some() || name_not_resolved(io) => {
+                    Failure::Final
+                }
+                ureq::Error::Io(io) => Failure::Io {
+                    kind: io.kind(),
+                    reached,
+                },
+                _ => Failure::Final,
+            },
+            AttemptError::Final(_) => Failure::Final,
+        }
+    }
+
+    /// The error users see for a failure the loop gave up on.
+    fn word(&self, err: AttemptError, failure: Failure, target: Target) -> anyhow::Error {
+        let (message, hint) = match err {
+            AttemptError::Final(error) => return error,
+            AttemptError::Status {
+                status,
+                body,
+                token,
+                ..
+            } => self.status_error(status, &body, if token { Target::Token } else { target }),
+            AttemptError::Transport { error, url, token } => {
+                self.transport_error(error, &url, if token { Target::Token } else { target })
+            }
+        };
+        anyhow::Error::new(RegistryError { failure, message }).context(Hint(hint))
+    }
+
+    /// One GET with authentication (answering one 401 challenge); returns only 2xx
+    /// responses. No retries here: [`Client::run`] owns them.
     fn send(
         &self,
         url: &str,
         accept: Option<&str>,
         range_from: Option<u64>,
         target: Target,
-    ) -> Result<Response<Body>> {
-        let mut attempt = 0;
+    ) -> Result<Response<Body>, AttemptError> {
         let mut authenticated_after_401 = false;
         loop {
             let authorization = self.authorization()?;
@@ -472,40 +632,26 @@ impl Client {
             if let Some(authorization) = &authorization {
                 request = request.header("Authorization", authorization);
             }
-            let response = match request.call() {
-                Ok(response) => response,
-                Err(err) => {
-                    if attempt < RETRIES && self.is_transient(&err) {
-                        attempt += 1;
-                        std::thread::sleep(backoff(attempt));
-                        continue;
-                    }
-                    return Err(self.transport_error(err, url, target));
-                }
-            };
+            let response = request.call().map_err(|error| AttemptError::Transport {
+                error,
+                url: url.to_owned(),
+                token: false,
+            })?;
             self.reached.store(true, Ordering::Relaxed);
-            let status = response.status().as_u16();
-            match status {
+            match response.status().as_u16() {
                 200..=299 => return Ok(response),
                 401 if !authenticated_after_401 => {
                     authenticated_after_401 = true;
                     self.authenticate(&response, target)?;
                 }
-                401 => return Err(self.refused(target)),
-                429 | 502..=504 if attempt < RETRIES => {
-                    attempt += 1;
-                    let wait = header(response.headers(), "retry-after")
-                        .and_then(|s| s.trim().parse::<u64>().ok())
-                        .map_or(backoff(attempt), |s| Duration::from_secs(s.min(5)));
-                    std::thread::sleep(wait);
-                }
-                _ => return Err(self.status_error(response, target)),
+                401 => return Err(AttemptError::Final(self.refused(target))),
+                _ => return Err(status_failure(response, false)),
             }
         }
     }
 
     /// The `Authorization` value for the next request, renewing an expiring token.
-    fn authorization(&self) -> Result<Option<String>> {
+    fn authorization(&self) -> Result<Option<String>, AttemptError> {
         let mut state = self.auth.lock().unwrap_or_else(|p| p.into_inner());
         let renew = match &state.scheme {
             AuthScheme::Anonymous => return Ok(None),
@@ -533,7 +679,7 @@ impl Client {
     }
 
     /// Answer a 401's challenge: set up Bearer or Basic auth for the next attempts.
-    fn authenticate(&self, response: &Response<Body>, target: Target) -> Result<()> {
+    fn authenticate(&self, response: &Response<Body>, target: Target) -> Result<(), AttemptError> {
         let challenges: Vec<Challenge> = response
             .headers()
             .get_all("www-authenticate")
@@ -554,10 +700,10 @@ impl Client {
         let credentials = state.credentials.clone().flatten();
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
             if !bearer.params.contains_key("realm") {
-                return Err(anyhow!(
+                return Err(AttemptError::Final(anyhow!(
                     "registry {} asked for a bearer token without saying where to get one (no realm)",
                     self.reference.registry
-                ));
+                )));
             }
             let (token, renew_at) = self.fetch_token(bearer, credentials.as_ref())?;
             state.scheme = AuthScheme::Bearer {
@@ -569,12 +715,12 @@ impl Client {
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             let Some(credentials) = credentials else {
-                return Err(self.needs_credentials(target));
+                return Err(AttemptError::Final(self.needs_credentials(target)));
             };
             state.scheme = AuthScheme::Basic(credentials.basic_header());
             return Ok(());
         }
-        Err(failure(
+        Err(AttemptError::Final(failure(
             format!(
                 "registry {} requires an authentication scheme box does not know ({})",
                 self.reference.registry,
@@ -582,48 +728,40 @@ impl Client {
                     .unwrap_or_else(|| "no challenge given".into())
             ),
             "box supports Bearer token and Basic authentication",
-        ))
+        )))
     }
 
-    /// Get a pull token from the challenge's realm. Returns it with the time to renew it.
+    /// Get a pull token from the challenge's realm, in one request (the operation that
+    /// needs it retries). Returns it with the time to renew it.
     fn fetch_token(
         &self,
         challenge: &Challenge,
         credentials: Option<&Credentials>,
-    ) -> Result<(String, Instant)> {
+    ) -> Result<(String, Instant), AttemptError> {
         let realm = &challenge.params["realm"];
         let scope = format!("repository:{}:pull", self.reference.repository);
-        let mut attempt = 0;
-        let response = loop {
-            let mut request = self.agent.get(realm).query("scope", &scope);
-            if let Some(service) = challenge.params.get("service") {
-                request = request.query("service", service);
-            }
-            if let Some(credentials) = credentials {
-                request = request.header("Authorization", credentials.basic_header());
-            }
-            match request.call() {
-                Ok(r)
-                    if [429, 502, 503, 504].contains(&r.status().as_u16()) && attempt < RETRIES =>
-                {
-                    attempt += 1;
-                    std::thread::sleep(backoff(attempt));
-                }
-                Ok(r) => break r,
-                Err(err) if attempt < RETRIES && self.is_transient(&err) => {
-                    attempt += 1;
-                    std::thread::sleep(backoff(attempt));
-                }
-                Err(err) => return Err(self.transport_error(err, realm, Target::Token)),
-            }
+        let mut request = self.agent.get(realm).query("scope", &scope);
+        if let Some(service) = challenge.params.get("service") {
+            request = request.query("service", service);
+        }
+        if let Some(credentials) = credentials {
+            request = request.header("Authorization", credentials.basic_header());
+        }
+        let transport = |error| AttemptError::Transport {
+            error,
+            url: realm.clone(),
+            token: true,
         };
+        let response = request.call().map_err(transport)?;
         match response.status().as_u16() {
             200..=299 => {}
             401 | 403 if credentials.is_some() => {
-                return Err(self.refused_with(credentials, Target::Token));
+                return Err(AttemptError::Final(
+                    self.refused_with(credentials, Target::Token),
+                ));
             }
-            401 | 403 => return Err(self.needs_credentials(Target::Token)),
-            _ => return Err(self.status_error(response, Target::Token)),
+            401 | 403 => return Err(AttemptError::Final(self.needs_credentials(Target::Token))),
+            _ => return Err(status_failure(response, true)),
         }
         #[derive(serde::Deserialize)]
         struct TokenAnswer {
@@ -636,7 +774,7 @@ impl Client {
             .with_config()
             .limit(1 << 20)
             .read_to_vec()
-            .map_err(|err| self.transport_error(err, realm, Target::Token))?;
+            .map_err(transport)?;
         let answer: TokenAnswer = serde_json::from_slice(&body).with_context(|| {
             format!(
                 "the token service {realm} of {} answered invalid JSON",
@@ -661,22 +799,6 @@ impl Client {
         ))
     }
 
-    fn is_transient(&self, err: &ureq::Error) -> bool {
-        match err {
-            ureq::Error::Io(io) => match io.kind() {
-                io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::BrokenPipe
-                | io::ErrorKind::UnexpectedEof => true,
-                // The registry answered before: it is restarting, not absent.
-                io::ErrorKind::ConnectionRefused => self.reached.load(Ordering::Relaxed),
-                _ => false,
-            },
-            ureq::Error::Protocol(_) => self.reached.load(Ordering::Relaxed),
-            _ => false,
-        }
-    }
-
     /// `name:tag` or `name@digest` for messages.
     fn display(&self, target: Target) -> String {
         match target {
@@ -688,7 +810,8 @@ impl Client {
         }
     }
 
-    fn transport_error(&self, err: ureq::Error, url: &str, target: Target) -> anyhow::Error {
+    /// The message and hint for a request that got no (complete) answer.
+    fn transport_error(&self, err: ureq::Error, url: &str, target: Target) -> (String, String) {
         let shown = self.display(target);
         let host = url
             .split("://")
@@ -699,11 +822,11 @@ impl Client {
         let registry = &self.reference.registry;
         let is_dns = match &err {
             ureq::Error::HostNotFound => true,
-            ureq::Error::Io(io) => io.to_string().contains("failed to lookup address"),
+            ureq::Error::Io(io) => name_not_resolved(io),
             _ => false,
         };
         if is_dns {
-            return failure(
+            return (
                 format!(
                     "cannot resolve registry host {} (pulling {shown}): {err}",
                     host_only(&host)
@@ -714,7 +837,7 @@ impl Client {
         if let ureq::Error::Io(io) = &err
             && io.kind() == io::ErrorKind::ConnectionRefused
         {
-            return failure(
+            return (
                 format!(
                     "cannot connect to {host}: is a registry running there? (pulling {shown}: connection refused)"
                 ),
@@ -722,16 +845,29 @@ impl Client {
             );
         }
         if let ureq::Error::Timeout(which) = &err {
-            return failure(
+            return (
                 format!(
                     "registry {host} did not answer in time ({which}; limit {} s) while pulling {shown}",
                     self.read_timeout.as_secs()
                 ),
-                "the registry or the network is stalled; try again later",
+                "the registry or the network is stalled; try again later".to_owned(),
             );
         }
-        if self.looks_like_tls(&err) {
-            let plain_http = err.to_string().contains("InvalidContentType");
+        let tls = match &err {
+            ureq::Error::Tls(_) | ureq::Error::Pem(_) => Some(None),
+            ureq::Error::Rustls(rustls) => Some(Some(rustls)),
+            // rustls reports handshake failures through the socket's io::Error.
+            ureq::Error::Io(io) => rustls_error(io).map(Some),
+            _ => None,
+        };
+        if let Some(rustls) = tls {
+            // A TLS client reading a plain HTTP answer sees a record of no known type.
+            let plain_http = matches!(
+                rustls,
+                Some(rustls::Error::InvalidMessage(
+                    rustls::InvalidMessage::InvalidContentType
+                ))
+            );
             let hint = if plain_http {
                 format!(
                     "{host} answers in plain HTTP, not HTTPS; if you trust the network, add \"{registry}\" to \
@@ -758,36 +894,15 @@ impl Client {
                         .join(", ")
                 )
             };
-            return failure(
+            return (
                 format!("TLS connection to {host} failed (pulling {shown}): {err}"),
                 hint,
             );
         }
-        failure(
+        (
             format!("request to {host} failed (pulling {shown}): {err}"),
-            "check your network connection and try again",
+            "check your network connection and try again".to_owned(),
         )
-    }
-
-    fn looks_like_tls(&self, err: &ureq::Error) -> bool {
-        match err {
-            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => true,
-            // rustls reports handshake failures through the socket's io::Error.
-            ureq::Error::Io(io) => {
-                let text = io.to_string();
-                io.kind() == io::ErrorKind::InvalidData
-                    && [
-                        "certificate",
-                        "corrupt message",
-                        "handshake",
-                        "alert",
-                        "tls",
-                    ]
-                    .iter()
-                    .any(|word| text.to_ascii_lowercase().contains(word))
-            }
-            _ => false,
-        }
     }
 
     fn needs_credentials(&self, target: Target) -> anyhow::Error {
@@ -835,24 +950,21 @@ impl Client {
         }
     }
 
-    fn status_error(&self, response: Response<Body>, target: Target) -> anyhow::Error {
-        let status = response.status();
+    /// The message and hint for an error status, with the registry's own explanation
+    /// from the start of the `body`.
+    fn status_error(&self, status: StatusCode, body: &[u8], target: Target) -> (String, String) {
         let registry = &self.reference.registry;
         let shown = self.display(target);
-        let body = response
-            .into_body()
-            .with_config()
-            .limit(64 << 10)
-            .read_to_vec()
-            .unwrap_or_default();
-        let message = registry_message(&body);
+        let message = registry_message(body);
         let detail = message
             .as_deref()
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
-        // Go's TLS servers answer a plain HTTP request with this 400.
-        if status.as_u16() == 400 && String::from_utf8_lossy(&body).contains("HTTPS server") {
-            return failure(
+        // Go's TLS servers answer a plain HTTP request with a 400 whose body says so
+        // ("Client sent an HTTP request to an HTTPS server."): the only sign there is,
+        // in the answer itself rather than in an error of box's.
+        if status.as_u16() == 400 && String::from_utf8_lossy(body).contains("HTTPS server") {
+            return (
                 format!(
                     "registry {registry} speaks HTTPS, but box used plain HTTP (pulling {shown})"
                 ),
@@ -861,32 +973,64 @@ impl Client {
                 ),
             );
         }
-        match (status.as_u16(), target) {
-            (404, Target::Manifest(_)) => failure(
+        let (message, hint) = match (status.as_u16(), target) {
+            (404, Target::Manifest(_)) => (
                 format!(
                     "no image {shown} at {registry} ({})",
                     message.as_deref().unwrap_or("manifest unknown")
                 ),
                 "check the name and tag",
             ),
-            (404, Target::Blob(digest)) => failure(
+            (404, Target::Blob(digest)) => (
                 format!("blob {digest} of {shown} was not found at {registry}{detail}"),
                 "the image on the registry is incomplete; push it again",
             ),
-            (403, _) => failure(
+            (403, _) => (
                 format!("access to {shown} at {registry} was denied ({status}{detail})"),
                 "check that your account may pull this repository, and your credentials",
             ),
-            (500..=599, _) => failure(
+            (500..=599, _) => (
                 format!("registry {registry} failed while serving {shown} ({status}{detail})"),
                 "the registry has a problem; try again later",
             ),
-            _ => failure(
+            _ => (
                 format!("registry {registry} refused the request for {shown} ({status}{detail})"),
                 "check the reference; the registry may not support this request",
             ),
-        }
+        };
+        (message, hint.to_owned())
     }
+}
+
+/// An error answer as an attempt's failure: its status, `Retry-After` and the start of
+/// its body (for the registry's message).
+fn status_failure(response: Response<Body>, token: bool) -> AttemptError {
+    let status = response.status();
+    let retry_after = header(response.headers(), "retry-after")
+        .and_then(|value| retry::parse_retry_after(&value, SystemTime::now()));
+    let body = response
+        .into_body()
+        .with_config()
+        .limit(MAX_ERROR_BODY)
+        .read_to_vec()
+        .unwrap_or_default();
+    AttemptError::Status {
+        status,
+        retry_after,
+        body,
+        token,
+    }
+}
+
+/// Whether an I/O error is a failed name lookup (see [`NameResolver`]).
+fn name_not_resolved(io: &io::Error) -> bool {
+    io.get_ref().is_some_and(|e| e.is::<NameNotResolved>())
+}
+
+/// The rustls error inside an I/O error: rustls reports handshake and certificate
+/// failures as `InvalidData` errors that carry its own error type.
+fn rustls_error(io: &io::Error) -> Option<&rustls::Error> {
+    io.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
 /// The first error of a registry's `{"errors": [{"code", "message"}]}` envelope.
@@ -928,29 +1072,6 @@ fn host_only(host_port: &str) -> &str {
     crate::registry::reference::split_port(host_port).0
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(300 * 3u64.pow(attempt.saturating_sub(1)))
-}
-
-/// Markers carried through `io::Error` out of the copy loop.
-#[derive(Debug)]
-struct WrongSize(u64);
-impl std::fmt::Display for WrongSize {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "wrong size ({} bytes or more)", self.0)
-    }
-}
-impl std::error::Error for WrongSize {}
-
-#[derive(Debug)]
-struct WriteFailed(io::Error);
-impl std::fmt::Display for WriteFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-impl std::error::Error for WriteFailed {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -972,6 +1093,176 @@ mod tests {
         );
         assert_eq!(registry_message(b"<html>"), None);
         assert_eq!(registry_message(br#"{"errors":[]}"#), None);
+    }
+
+    /// A registry on 127.0.0.1 that answers the n-th request with `answers[n]` (the last
+    /// one repeated), each on its own connection. Returns its `host:port` and the number
+    /// of requests seen so far.
+    fn serve(answers: Vec<String>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                // The request head ends with an empty line.
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let answer = &answers[n.min(answers.len() - 1)];
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        (host, seen)
+    }
+
+    fn answer(status: &str, headers: &[&str], body: &str) -> String {
+        let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+        for header in headers {
+            out.push_str(header);
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        out
+    }
+
+    fn client_for(host: &str, retry: Policy) -> Client {
+        let options = ClientOptions {
+            auth: AuthSources::default(),
+            cert_dirs: Vec::new(),
+            retry,
+            ..ClientOptions::from_env()
+        };
+        let reference = Reference::parse(&format!("{host}/x")).unwrap();
+        Client::with_options(&reference, &Config::default(), options).unwrap()
+    }
+
+    const MANIFEST: &str = r#"{"schemaVersion": 2, "manifests": []}"#;
+
+    #[test]
+    fn one_loop_honours_retry_after_from_a_real_server() {
+        let (host, seen) = serve(vec![
+            answer(
+                "503 Service Unavailable",
+                &["Retry-After: 1"],
+                r#"{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}"#,
+            ),
+            answer(
+                "200 OK",
+                &["Content-Type: application/vnd.oci.image.index.v1+json"],
+                MANIFEST,
+            ),
+        ]);
+        // A backoff far shorter than the Retry-After: only honouring it explains the wait.
+        let policy = Policy {
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+            ..Policy::REGISTRY
+        };
+        let client = client_for(&host, policy);
+        let started = Instant::now();
+        let manifest = client.get_manifest("latest").unwrap();
+        let waited = started.elapsed();
+        assert_eq!(manifest.bytes, MANIFEST.as_bytes());
+        assert_eq!(
+            manifest.media_type,
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        assert!(waited >= Duration::from_secs(1), "{waited:?}");
+        assert!(waited < Duration::from_secs(10), "{waited:?}");
+    }
+
+    #[test]
+    fn a_lasting_failure_stops_after_the_attempts_and_says_what_failed() {
+        let (host, seen) = serve(vec![answer(
+            "503 Service Unavailable",
+            &[],
+            r#"{"errors":[{"code":"UNAVAILABLE","message":"down for maintenance"}]}"#,
+        )]);
+        let policy = Policy {
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(10),
+            ..Policy::REGISTRY
+        };
+        let err = client_for(&host, policy)
+            .get_manifest("latest")
+            .unwrap_err();
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+        let typed = err.downcast_ref::<RegistryError>().unwrap();
+        assert_eq!(typed.status(), Some(503));
+        let message = crate::error::message(&err);
+        assert!(message.contains(&host), "{message}");
+        assert!(message.contains("down for maintenance"), "{message}");
+        assert!(err.downcast_ref::<Hint>().is_some());
+
+        // The answer, not a hiccup: asked once.
+        let (host, seen) = serve(vec![answer("404 Not Found", &[], "")]);
+        let err = client_for(&host, Policy::REGISTRY)
+            .get_manifest("latest")
+            .unwrap_err();
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            err.downcast_ref::<RegistryError>().unwrap().status(),
+            Some(404)
+        );
+        assert!(crate::error::message(&err).contains("no image"));
+    }
+
+    #[test]
+    fn attempts_are_classified_by_type() {
+        let client = client_for("127.0.0.1:9", Policy::REGISTRY);
+        let transport = |error| AttemptError::Transport {
+            error,
+            url: "http://127.0.0.1:9/v2/".into(),
+            token: false,
+        };
+        let io_error = |kind, inner: Box<dyn std::error::Error + Send + Sync>| {
+            transport(ureq::Error::Io(io::Error::new(kind, inner)))
+        };
+        assert_eq!(
+            client.classify(&io_error(io::ErrorKind::ConnectionReset, "reset".into())),
+            Failure::Io {
+                kind: io::ErrorKind::ConnectionReset,
+                reached: false
+            }
+        );
+        assert_eq!(
+            client.classify(&transport(ureq::Error::Timeout(ureq::Timeout::RecvBody))),
+            Failure::Timeout
+        );
+        // Types, whatever the kind or text says.
+        let tls = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        assert_eq!(
+            client.classify(&io_error(io::ErrorKind::ConnectionReset, Box::new(tls))),
+            Failure::Final
+        );
+        let dns = NameNotResolved(io::Error::other("connection reset"));
+        assert_eq!(
+            client.classify(&io_error(io::ErrorKind::TimedOut, Box::new(dns))),
+            Failure::Final
+        );
+        assert_eq!(
+            client.classify(&AttemptError::Final(anyhow!("503 connection reset"))),
+            Failure::Final
+        );
+        assert_eq!(
+            client.classify(&AttemptError::Status {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                retry_after: Some(Duration::from_secs(2)),
+                body: Vec::new(),
+                token: true,
+            }),
+            Failure::Status {
+                code: 429,
+                retry_after: Some(Duration::from_secs(2))
+            }
+        );
     }
 
     #[test]

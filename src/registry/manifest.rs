@@ -1,28 +1,36 @@
-//! Manifests, indexes and image configs: parsing what registries serve into the few
-//! fields box uses.
+//! Manifests, indexes and image configs: what registries serve, parsed into oci-spec's
+//! types ([`ImageManifest`], [`ImageIndex`], [`ImageConfiguration`], [`Descriptor`]),
+//! then checked for what box relies on.
 //!
 //! Accepted: Docker v2 schema 2 manifests and manifest lists, OCI image manifests and
-//! indexes. The media type comes from the `Content-Type` header when it names one of those,
-//! else from the document's `mediaType` field, else from its shape. Docker schema 1
-//! (signed, no config blob, no diff ids) is refused with a clear error, as podman does
-//! for pushes and modern registries do for pulls.
+//! indexes (oci-spec reads both: the documents have the same shape, only their media
+//! types differ, and those it keeps as [`MediaType::Other`]). The media type of a document
+//! is decided in one place, [`manifest_media_type`]: the `Content-Type` header when it
+//! names one of those, else the document's `mediaType` field, else (in [`parse_manifest`])
+//! its shape. Docker schema 1 (signed, no config blob, no diff ids) is refused with a clear
+//! error, as podman does for pushes and modern registries do for pulls.
 //!
-//! Invariant: every digest in a parsed manifest is a valid sha256 [`Digest`].
-
-use std::collections::BTreeMap;
+//! Lenient where the hand-written parser this replaced was: a descriptor without
+//! `mediaType`, a document without `schemaVersion` and a config without `os` or
+//! `architecture` still parse (as empty strings and version 2), so images that pulled
+//! before still pull.
+//!
+//! Invariants: every digest in a manifest or index from [`parse_manifest`] is a valid
+//! sha256 digest (so [`Digest::try_from`] on it succeeds), and so is every diff id of an
+//! [`ImageConfig`]; nothing else reaches the store, whose paths are built from digests.
 
 use anyhow::{Context as _, Result, bail};
-use serde::{Deserialize, Serialize};
+pub use oci_spec::image::{
+    Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, Platform,
+};
+use serde_json::Value;
 
 use crate::digest::Digest;
 use crate::error::{HintExt, failure};
-use crate::registry::platform::Platform;
 use crate::store::images::RuntimeConfig;
 
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
@@ -32,196 +40,277 @@ pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
      application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json";
 
-/// A pointer to content: its type, digest and exact size.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    #[serde(default)]
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    /// Set on index entries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-    /// Alternative download locations (non-distributable layers); box does not use them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub urls: Vec<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageManifest {
-    pub config: Descriptor,
-    pub layers: Vec<Descriptor>,
-}
-
+/// A parsed manifest or index (boxed: oci-spec's types are large, and a value of this
+/// type moves between functions).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Manifest {
-    Image(ImageManifest),
+    Image(Box<ImageManifest>),
     /// A manifest list / image index: one entry per platform (and attestations).
-    Index(Vec<Descriptor>),
+    Index(Box<ImageIndex>),
 }
 
-/// Whether `media_type` is one of the four manifest types box can parse.
-pub fn is_manifest_type(media_type: &str) -> bool {
-    [
-        DOCKER_MANIFEST,
-        DOCKER_MANIFEST_LIST,
-        OCI_MANIFEST,
-        OCI_INDEX,
-    ]
-    .contains(&media_type)
+/// The kinds of document box tells apart by media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Image,
+    Index,
+    Schema1,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawManifest {
-    schema_version: Option<u32>,
-    media_type: Option<String>,
-    config: Option<Descriptor>,
-    layers: Option<Vec<Descriptor>>,
-    manifests: Option<Vec<Descriptor>>,
-    // Only schema 1 has these.
-    fs_layers: Option<serde_json::Value>,
+/// What a (normalized) media type names, if box knows it.
+fn kind_of(media_type: &str) -> Option<Kind> {
+    match MediaType::from(media_type) {
+        MediaType::ImageManifest => Some(Kind::Image),
+        MediaType::ImageIndex => Some(Kind::Index),
+        MediaType::Other(other) => match other.as_str() {
+            DOCKER_MANIFEST => Some(Kind::Image),
+            DOCKER_MANIFEST_LIST => Some(Kind::Index),
+            DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED => Some(Kind::Schema1),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
-/// Parse a manifest or index served with `content_type` (parameters like `charset` are
-/// ignored; a vague type such as `application/json` defers to the document).
-pub fn parse_manifest(bytes: &[u8], content_type: &str) -> Result<Manifest> {
+/// The media type of a manifest document: the `Content-Type` header (parameters such as
+/// `charset` dropped, lower-cased) when it names a manifest type box knows, else the
+/// document's own `declared` `mediaType`, else the header as it is (a vague type such as
+/// `application/json`, with a silent document: [`parse_manifest`] decides by shape).
+pub fn manifest_media_type(content_type: &str, declared: Option<&str>) -> String {
     let header = content_type
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let raw: RawManifest = serde_json::from_slice(bytes)
-        .context("the registry sent a manifest that is not valid JSON (or has invalid fields)")
-        .hint("the registry or a proxy in front of it is misbehaving; try again or report it")?;
+    match declared {
+        Some(declared) if kind_of(&header).is_none() => declared.to_owned(),
+        _ => header,
+    }
+}
 
-    let schema1 = |_| {
+/// The `mediaType` a JSON document declares, if it is an object that has one.
+pub fn declared_media_type(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Sniff {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<Sniff>(bytes).ok()?.media_type
+}
+
+impl TryFrom<&oci_spec::image::Digest> for Digest {
+    type Error = anyhow::Error;
+
+    /// The project's digest type accepts sha256 only: the store is addressed by it.
+    fn try_from(digest: &oci_spec::image::Digest) -> Result<Digest> {
+        Digest::parse(digest.as_ref()).map_err(|why| anyhow::anyhow!("{why}"))
+    }
+}
+
+const INVALID_MANIFEST: &str =
+    "the registry sent a manifest that is not valid JSON (or has invalid fields)";
+const INVALID_MANIFEST_HINT: &str =
+    "the registry or a proxy in front of it is misbehaving; try again or report it";
+
+/// Parse a manifest or index served with `content_type` (parameters like `charset` are
+/// ignored; a vague type such as `application/json` defers to the document).
+pub fn parse_manifest(bytes: &[u8], content_type: &str) -> Result<Manifest> {
+    let mut document: Value = serde_json::from_slice(bytes)
+        .context(INVALID_MANIFEST)
+        .hint(INVALID_MANIFEST_HINT)?;
+    let field = |name: &str| document.get(name).filter(|v| !v.is_null());
+    let declared = field("mediaType").and_then(Value::as_str);
+    let schema1 = || {
         failure(
             "the image uses Docker's manifest schema 1, which box does not support",
             "schema 1 images are deprecated; push the image again with a current docker or podman",
         )
     };
-    let media_type =
-        if is_manifest_type(&header) || header == DOCKER_SCHEMA1 || header == DOCKER_SCHEMA1_SIGNED
+    let media_type = manifest_media_type(content_type, declared);
+    let media_type = match kind_of(&media_type) {
+        Some(_) => media_type,
+        // Declared, but not a manifest box knows: refused below.
+        None if declared.is_some() => media_type,
+        None if field("schemaVersion").and_then(Value::as_u64) == Some(1)
+            || field("fsLayers").is_some() =>
         {
-            header
-        } else if let Some(declared) = raw.media_type.clone() {
-            declared
-        } else if raw.schema_version == Some(1) || raw.fs_layers.is_some() {
-            return Err(schema1(()));
-        } else if raw.manifests.is_some() {
-            OCI_INDEX.to_owned()
-        } else if raw.config.is_some() && raw.layers.is_some() {
-            OCI_MANIFEST.to_owned()
-        } else {
-            bail!(
-                "the registry sent a document of type `{content_type}` that is neither an image \
+            return Err(schema1());
+        }
+        None if field("manifests").is_some() => MediaType::ImageIndex.to_string(),
+        None if field("config").is_some() && field("layers").is_some() => {
+            MediaType::ImageManifest.to_string()
+        }
+        None => bail!(
+            "the registry sent a document of type `{content_type}` that is neither an image \
              manifest nor an index"
-            );
-        };
-
-    match media_type.as_str() {
-        DOCKER_MANIFEST | OCI_MANIFEST => {
-            let (Some(config), Some(layers)) = (raw.config, raw.layers) else {
+        ),
+    };
+    let manifest = match kind_of(&media_type) {
+        Some(Kind::Image) => {
+            if field("config").is_none() || field("layers").is_none() {
                 bail!("the image manifest ({media_type}) has no config or no layers list");
-            };
-            Ok(Manifest::Image(ImageManifest { config, layers }))
+            }
+            lenient_defaults(&mut document, &["config"], &["layers"]);
+            let image: ImageManifest = serde_json::from_value(document)
+                .context(INVALID_MANIFEST)
+                .hint(INVALID_MANIFEST_HINT)?;
+            check_digests(std::iter::once(image.config()).chain(image.layers()))?;
+            Manifest::Image(Box::new(image))
         }
-        DOCKER_MANIFEST_LIST | OCI_INDEX => {
-            let Some(entries) = raw.manifests else {
+        Some(Kind::Index) => {
+            if field("manifests").is_none() {
                 bail!("the index ({media_type}) has no manifests list");
-            };
-            Ok(Manifest::Index(entries))
+            }
+            lenient_defaults(&mut document, &[], &["manifests"]);
+            let index: ImageIndex = serde_json::from_value(document)
+                .context(INVALID_MANIFEST)
+                .hint(INVALID_MANIFEST_HINT)?;
+            check_digests(index.manifests())?;
+            Manifest::Index(Box::new(index))
         }
-        DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED => Err(schema1(())),
-        other => Err(failure(
-            format!("unsupported manifest media type `{other}`"),
-            "box pulls OCI and Docker v2 images; this reference may point at something else \
-             (a Helm chart, a signature, an artifact)",
-        )),
+        Some(Kind::Schema1) => return Err(schema1()),
+        None => {
+            return Err(failure(
+                format!("unsupported manifest media type `{media_type}`"),
+                "box pulls OCI and Docker v2 images; this reference may point at something else \
+                 (a Helm chart, a signature, an artifact)",
+            ));
+        }
+    };
+    Ok(manifest)
+}
+
+/// Fill in what oci-spec requires but registries (and the parser before it) did without:
+/// `schemaVersion` (2) and the `mediaType` of the descriptors in the named `single`
+/// fields and `lists` (empty: an unknown type, refused where it matters, for layers).
+fn lenient_defaults(document: &mut Value, single: &[&str], lists: &[&str]) {
+    let Some(object) = document.as_object_mut() else {
+        return;
+    };
+    object
+        .entry("schemaVersion")
+        .or_insert_with(|| Value::from(2));
+    let fill = |descriptor: &mut Value| {
+        if let Some(d) = descriptor.as_object_mut() {
+            d.entry("mediaType").or_insert_with(|| Value::from(""));
+        }
+    };
+    for name in single {
+        if let Some(descriptor) = object.get_mut(*name) {
+            fill(descriptor);
+        }
+    }
+    for name in lists {
+        if let Some(Value::Array(entries)) = object.get_mut(*name) {
+            entries.iter_mut().for_each(fill);
+        }
     }
 }
 
-/// The parts of an image config box needs.
+/// Every descriptor's digest must be sha256 (oci-spec also accepts sha512 and others).
+fn check_digests<'a>(descriptors: impl IntoIterator<Item = &'a Descriptor>) -> Result<()> {
+    for descriptor in descriptors {
+        Digest::try_from(descriptor.digest())
+            .with_context(|| format!("{INVALID_MANIFEST}: digest {}", descriptor.digest()))
+            .hint(INVALID_MANIFEST_HINT)?;
+    }
+    Ok(())
+}
+
+/// An image config as oci-spec parses it, with its diff ids checked as sha256 digests.
 #[derive(Debug, Clone)]
 pub struct ImageConfig {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-    pub created: Option<String>,
-    pub config: RuntimeConfig,
+    pub spec: ImageConfiguration,
     /// Digests of the uncompressed layers, bottom first.
     pub diff_ids: Vec<Digest>,
 }
 
-#[derive(Deserialize)]
-struct RawConfig {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    variant: Option<String>,
-    created: Option<String>,
-    // Images built `FROM scratch` with no settings have `"config": null` or none at all.
-    config: Option<RawRuntime>,
-    rootfs: RawRootfs,
+impl ImageConfig {
+    /// The platform the image is for (`os/architecture[/variant]`).
+    pub fn platform(&self) -> Platform {
+        let variant = self.spec.variant().clone().filter(|v| !v.is_empty());
+        let mut platform = Platform::default();
+        platform.set_os(self.spec.os().clone());
+        platform.set_architecture(self.spec.architecture().clone());
+        platform.set_variant(variant);
+        platform
+    }
+
+    /// The creation date (RFC 3339), if the config has one.
+    pub fn created(&self) -> Option<&str> {
+        self.spec.created().as_deref()
+    }
+
+    /// The settings a box uses when running commands, as the store records them (Docker
+    /// writes `null` for unset lists: those are empty).
+    pub fn runtime(&self) -> RuntimeConfig {
+        let Some(c) = self.spec.config() else {
+            return RuntimeConfig::default();
+        };
+        RuntimeConfig {
+            env: c.env().clone().unwrap_or_default(),
+            entrypoint: c.entrypoint().clone().unwrap_or_default(),
+            cmd: c.cmd().clone().unwrap_or_default(),
+            working_dir: c.working_dir().clone().unwrap_or_default(),
+            user: c.user().clone().unwrap_or_default(),
+        }
+    }
 }
 
-/// Docker writes `null` for unset lists, so each field is an Option here.
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawRuntime {
-    env: Option<Vec<String>>,
-    entrypoint: Option<Vec<String>>,
-    cmd: Option<Vec<String>>,
-    working_dir: Option<String>,
-    user: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawRootfs {
-    #[serde(rename = "type")]
-    kind: String,
-    diff_ids: Vec<Digest>,
-}
+const INVALID_CONFIG: &str = "the image config is not valid JSON (or lacks rootfs.diff_ids)";
+const INVALID_CONFIG_HINT: &str = "the image is malformed; rebuild and push it again";
 
 /// Parse an image config blob.
 pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig> {
-    let raw: RawConfig = serde_json::from_slice(bytes)
-        .context("the image config is not valid JSON (or lacks rootfs.diff_ids)")
-        .hint("the image is malformed; rebuild and push it again")?;
-    if raw.rootfs.kind != "layers" {
+    // The rootfs is checked first, so that its errors are the ones reported.
+    #[derive(serde::Deserialize)]
+    struct Rootfs {
+        rootfs: RawRootfs,
+    }
+    #[derive(serde::Deserialize)]
+    struct RawRootfs {
+        #[serde(rename = "type")]
+        kind: String,
+        diff_ids: Vec<Digest>,
+    }
+    let Rootfs { rootfs } = serde_json::from_slice(bytes)
+        .context(INVALID_CONFIG)
+        .hint(INVALID_CONFIG_HINT)?;
+    if rootfs.kind != "layers" {
         bail!(
             "the image config has rootfs type `{}` (expected `layers`)",
-            raw.rootfs.kind
+            rootfs.kind
         );
     }
-    let runtime = raw
-        .config
-        .map_or_else(RuntimeConfig::default, |c| RuntimeConfig {
-            env: c.env.unwrap_or_default(),
-            entrypoint: c.entrypoint.unwrap_or_default(),
-            cmd: c.cmd.unwrap_or_default(),
-            working_dir: c.working_dir.unwrap_or_default(),
-            user: c.user.unwrap_or_default(),
-        });
+    let mut document: Value = serde_json::from_slice(bytes)
+        .context(INVALID_CONFIG)
+        .hint(INVALID_CONFIG_HINT)?;
+    if let Some(object) = document.as_object_mut() {
+        for required in ["os", "architecture"] {
+            object.entry(required).or_insert_with(|| Value::from(""));
+        }
+        // Images built `FROM scratch` with no settings have `"config": null`.
+        if object.get("config").is_some_and(Value::is_null) {
+            object.remove("config");
+        }
+    }
+    let spec: ImageConfiguration = serde_json::from_value(document)
+        .context(INVALID_CONFIG)
+        .hint(INVALID_CONFIG_HINT)?;
     Ok(ImageConfig {
-        os: raw.os,
-        architecture: raw.architecture,
-        variant: raw.variant.filter(|v| !v.is_empty()),
-        created: raw.created,
-        config: runtime,
-        diff_ids: raw.rootfs.diff_ids,
+        spec,
+        diff_ids: rootfs.diff_ids,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::platform::PlatformExt as _;
+
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
     fn d(n: u8) -> String {
         Digest::of(&[n]).to_string()
@@ -274,14 +363,14 @@ mod tests {
             let Manifest::Image(m) = parse_manifest(body.as_bytes(), header).unwrap() else {
                 panic!("{header}")
             };
-            assert_eq!(m.config.digest.to_string(), d(1));
-            assert_eq!(m.config.size, 12);
-            assert_eq!(m.layers.len(), 2);
+            assert_eq!(m.config().digest().to_string(), d(1));
+            assert_eq!(m.config().size(), 12);
+            assert_eq!(m.layers().len(), 2);
             assert_eq!(
-                m.layers[1].media_type,
+                m.layers()[1].media_type().as_ref(),
                 "application/vnd.oci.image.layer.v1.tar+zstd"
             );
-            assert_eq!(m.layers[1].size, 56);
+            assert_eq!(m.layers()[1].size(), 56);
         }
     }
 
@@ -289,22 +378,33 @@ mod tests {
     fn indexes_keep_platforms() {
         for mt in [OCI_INDEX, DOCKER_MANIFEST_LIST] {
             for header in [mt, "application/octet-stream"] {
-                let Manifest::Index(entries) =
+                let Manifest::Index(index) =
                     parse_manifest(index_json(mt).as_bytes(), header).unwrap()
                 else {
                     panic!()
                 };
+                let entries = index.manifests();
                 assert_eq!(entries.len(), 3);
                 assert_eq!(
-                    entries[0].platform.as_ref().unwrap().to_string(),
+                    entries[0]
+                        .platform()
+                        .as_ref()
+                        .unwrap()
+                        .display()
+                        .to_string(),
                     "linux/arm/v7"
                 );
                 assert_eq!(
-                    entries[1].platform.as_ref().unwrap().to_string(),
+                    entries[1]
+                        .platform()
+                        .as_ref()
+                        .unwrap()
+                        .display()
+                        .to_string(),
                     "linux/amd64"
                 );
                 assert_eq!(
-                    entries[2].annotations["vnd.docker.reference.type"],
+                    entries[2].annotations().as_ref().unwrap()["vnd.docker.reference.type"],
                     "attestation-manifest"
                 );
             }
@@ -315,6 +415,32 @@ mod tests {
             parse_manifest(body.as_bytes(), "application/json").unwrap(),
             Manifest::Index(_)
         ));
+    }
+
+    #[test]
+    fn one_media_type_decision_for_header_and_document() {
+        let decide = manifest_media_type;
+        // A known header wins, without its parameters and in lower case.
+        assert_eq!(
+            decide(
+                "Application/VND.oci.image.index.v1+json; charset=utf-8",
+                Some(OCI_MANIFEST)
+            ),
+            OCI_INDEX
+        );
+        assert_eq!(decide(DOCKER_SCHEMA1_SIGNED, None), DOCKER_SCHEMA1_SIGNED);
+        // A vague header defers to the document, and stays when the document is silent.
+        assert_eq!(
+            decide("application/json", Some(DOCKER_MANIFEST)),
+            DOCKER_MANIFEST
+        );
+        assert_eq!(decide("Text/Plain; x=y", None), "text/plain");
+        assert_eq!(decide("", None), "");
+        assert_eq!(
+            declared_media_type(image_json(Some(DOCKER_MANIFEST)).as_bytes()).as_deref(),
+            Some(DOCKER_MANIFEST)
+        );
+        assert_eq!(declared_media_type(b"[1]"), None);
     }
 
     #[test]
@@ -351,16 +477,22 @@ mod tests {
             d(8)
         );
         let c = parse_config(body.as_bytes()).unwrap();
+        let p = c.platform();
         assert_eq!(
-            (c.os.as_str(), c.architecture.as_str(), c.variant.as_deref()),
-            ("linux", "arm64", Some("v8"))
+            (
+                p.os().to_string(),
+                p.architecture().to_string(),
+                p.variant().as_deref()
+            ),
+            ("linux".to_owned(), "arm64".to_owned(), Some("v8"))
         );
-        assert_eq!(c.created.as_deref(), Some("2024-01-01T00:00:00Z"));
-        assert_eq!(c.config.env, ["PATH=/bin"]);
-        assert!(c.config.entrypoint.is_empty());
-        assert_eq!(c.config.cmd, ["sh"]);
-        assert_eq!(c.config.working_dir, "/w");
-        assert_eq!(c.config.user, "1000");
+        assert_eq!(c.created(), Some("2024-01-01T00:00:00Z"));
+        let runtime = c.runtime();
+        assert_eq!(runtime.env, ["PATH=/bin"]);
+        assert!(runtime.entrypoint.is_empty());
+        assert_eq!(runtime.cmd, ["sh"]);
+        assert_eq!(runtime.working_dir, "/w");
+        assert_eq!(runtime.user, "1000");
         assert_eq!(c.diff_ids.len(), 2);
 
         let bare = format!(
@@ -368,7 +500,7 @@ mod tests {
             d(9)
         );
         let c = parse_config(bare.as_bytes()).unwrap();
-        assert!(c.config.cmd.is_empty() && c.variant.is_none());
+        assert!(c.runtime().cmd.is_empty() && c.platform().variant().is_none());
 
         let err = parse_config(b"{\"os\": \"linux\"}").unwrap_err();
         assert!(crate::error::message(&err).contains("diff_ids"));

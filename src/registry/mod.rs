@@ -3,10 +3,11 @@
 //!
 //! - [`reference`]: parsing and normalizing `debian:trixie`-style references;
 //! - [`platform`]: `os/arch/variant` and choosing an index entry;
-//! - [`manifest`]: manifests, indexes and image configs;
+//! - [`manifest`]: manifests, indexes and image configs (oci-spec's types, checked);
 //! - [`auth`]: credentials from auth files and helpers, `WWW-Authenticate` challenges;
 //! - [`certs`]: extra CA certificates from `certs.d` directories;
-//! - [`client`]: the HTTP client for one repository.
+//! - [`client`]: the HTTP client for one repository;
+//! - [`retry`]: the one retry policy every registry request follows.
 
 pub mod auth;
 pub mod certs;
@@ -14,11 +15,12 @@ pub mod client;
 pub mod manifest;
 pub mod platform;
 pub mod reference;
+pub mod retry;
 
 pub use auth::{AuthSources, Credentials};
-pub use client::{Client, ClientOptions, FetchedManifest};
+pub use client::{Client, ClientOptions, FetchedManifest, RegistryError};
 pub use manifest::{
-    Descriptor, ImageConfig, ImageManifest, Manifest, parse_config, parse_manifest,
+    Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, parse_config, parse_manifest,
 };
-pub use platform::{Platform, select_platform};
+pub use platform::{Platform, PlatformExt, select_platform};
 pub use reference::Reference;

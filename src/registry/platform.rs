@@ -1,6 +1,10 @@
 //! Platforms (`os/architecture[/variant]`, with Go's architecture names as OCI uses them)
 //! and choosing one entry of a multi-platform index.
 //!
+//! The type is oci-spec's [`Platform`]; [`PlatformExt`] adds what box needs of it: the
+//! host's platform, parsing what users type for `--platform` (with common aliases), and
+//! the `os/arch[/variant]` spelling used in messages and image records.
+//!
 //! Matching rules (those of containerd's default matcher, simplified):
 //! - os and architecture must be equal;
 //! - `arm64` without a variant is `arm64/v8`;
@@ -11,22 +15,47 @@
 use std::fmt;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
+pub use oci_spec::image::Platform;
+use oci_spec::image::{Arch, Os};
 
 use crate::error::failure;
 use crate::registry::manifest::Descriptor;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+/// What box adds to oci-spec's [`Platform`].
+pub trait PlatformExt: Sized {
+    /// The platform this binary runs on, in OCI terms.
+    fn host() -> Self;
+    /// Parse `os/arch[/variant]` (`linux/arm64/v8`). Common aliases (`x86_64`, `aarch64`,
+    /// `armhf`, `i386`) are accepted and normalized to OCI's names.
+    fn parse(text: &str) -> Result<Self>;
+    /// `os/arch[/variant]`, e.g. `linux/arm/v7`.
+    fn display(&self) -> Shown<'_>;
 }
 
-impl Platform {
-    /// The platform this binary runs on, in OCI terms.
-    pub fn host() -> Platform {
+/// A platform spelled `os/arch[/variant]`.
+pub struct Shown<'a>(&'a Platform);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0.os(), self.0.architecture())?;
+        if let Some(variant) = self.0.variant() {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A platform from its parts.
+pub fn platform(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
+    let mut platform = Platform::default();
+    platform.set_os(Os::from(os));
+    platform.set_architecture(Arch::from(architecture));
+    platform.set_variant(variant.map(str::to_owned));
+    platform
+}
+
+impl PlatformExt for Platform {
+    fn host() -> Platform {
         let (architecture, variant) = match std::env::consts::ARCH {
             "x86_64" => ("amd64", None),
             "aarch64" => ("arm64", Some("v8")),
@@ -41,16 +70,10 @@ impl Platform {
             "mips64" if cfg!(target_endian = "little") => ("mips64le", None),
             other => (other, None),
         };
-        Platform {
-            os: "linux".to_owned(),
-            architecture: architecture.to_owned(),
-            variant: variant.map(str::to_owned),
-        }
+        platform("linux", architecture, variant)
     }
 
-    /// Parse `os/arch[/variant]` (`linux/arm64/v8`). Common aliases (`x86_64`, `aarch64`,
-    /// `armhf`, `i386`) are accepted and normalized to OCI's names.
-    pub fn parse(text: &str) -> Result<Platform> {
+    fn parse(text: &str) -> Result<Platform> {
         let bad = |what: &str| {
             failure(
                 format!("invalid platform `{text}`: {what}"),
@@ -85,54 +108,44 @@ impl Platform {
             }
             other => other.to_owned(),
         };
-        Ok(Platform {
-            os,
-            architecture,
-            variant,
-        })
+        Ok(platform(&os, &architecture, variant.as_deref()))
     }
 
-    /// The variant with arm64's implicit `v8` filled in.
-    fn normalized_variant(&self) -> Option<&str> {
-        match (self.architecture.as_str(), self.variant.as_deref()) {
-            ("arm64", None) => Some("v8"),
-            (_, variant) => variant,
-        }
+    fn display(&self) -> Shown<'_> {
+        Shown(self)
     }
 }
 
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(variant) = &self.variant {
-            write!(f, "/{variant}")?;
-        }
-        Ok(())
+/// The variant with arm64's implicit `v8` filled in.
+fn normalized_variant(platform: &Platform) -> Option<&str> {
+    match (platform.architecture(), platform.variant().as_deref()) {
+        (Arch::ARM64, None) => Some("v8"),
+        (_, variant) => variant,
     }
 }
 
 /// How well `candidate` fits `wanted`: `None` if it cannot run, lower is better.
 fn rank(candidate: &Platform, wanted: &Platform) -> Option<u32> {
-    if candidate.os != wanted.os || candidate.architecture != wanted.architecture {
+    if candidate.os() != wanted.os() || candidate.architecture() != wanted.architecture() {
         return None;
     }
     let Some(want) = wanted
-        .variant
+        .variant()
         .as_ref()
-        .map(|_| wanted.normalized_variant().unwrap_or_default())
+        .map(|_| normalized_variant(wanted).unwrap_or_default())
     else {
         // No variant asked for: any will do, those without one first.
-        return Some(u32::from(candidate.variant.is_some()));
+        return Some(u32::from(candidate.variant().is_some()));
     };
-    if candidate.variant == wanted.variant {
+    if candidate.variant() == wanted.variant() {
         return Some(0);
     }
-    let have = candidate.normalized_variant();
+    let have = normalized_variant(candidate);
     if have == Some(want) {
         // arm64 and arm64/v8: the same, but the spelling asked for wins.
         return Some(1);
     }
-    if wanted.architecture == "arm" {
+    if *wanted.architecture() == Arch::ARM {
         // An armv7 CPU runs armv6 and armv5 code; an image without a variant is assumed
         // to be for the oldest.
         let level = |v: &str| v.strip_prefix('v').and_then(|n| n.parse::<u32>().ok());
@@ -156,7 +169,7 @@ pub fn select_platform(
 ) -> Result<Descriptor> {
     let best = entries
         .iter()
-        .filter_map(|entry| Some((rank(entry.platform.as_ref()?, wanted)?, entry)))
+        .filter_map(|entry| Some((rank(entry.platform().as_ref()?, wanted)?, entry)))
         .min_by_key(|(rank, _)| *rank);
     if let Some((_, entry)) = best {
         return Ok(entry.clone());
@@ -164,9 +177,9 @@ pub fn select_platform(
     // Attestation manifests carry `unknown/unknown`; they are not platforms to offer.
     let mut available: Vec<String> = entries
         .iter()
-        .filter_map(|e| e.platform.as_ref())
-        .filter(|p| p.os != "unknown")
-        .map(Platform::to_string)
+        .filter_map(|e| e.platform().as_ref())
+        .filter(|p| *p.os() != Os::from("unknown"))
+        .map(|p| p.display().to_string())
         .collect();
     available.dedup();
     let available = if available.is_empty() {
@@ -175,7 +188,10 @@ pub fn select_platform(
         available.join(", ")
     };
     Err(failure(
-        format!("image {reference} has no variant for platform {wanted} (available: {available})"),
+        format!(
+            "image {reference} has no variant for platform {} (available: {available})",
+            wanted.display()
+        ),
         "choose one of the available platforms with --platform, e.g. --platform linux/amd64",
     ))
 }
@@ -186,38 +202,54 @@ mod tests {
     use crate::digest::Digest;
 
     fn entry(n: u8, platform: &str) -> Descriptor {
-        Descriptor {
-            media_type: crate::registry::manifest::OCI_MANIFEST.to_owned(),
-            digest: Digest::of(&[n]),
-            size: 100,
-            platform: Some(Platform::parse(platform).unwrap()),
-            urls: Vec::new(),
-            annotations: Default::default(),
-        }
+        let digest: oci_spec::image::Digest = Digest::of(&[n]).as_str().parse().unwrap();
+        let mut entry = Descriptor::new(oci_spec::image::MediaType::ImageManifest, 100, digest);
+        entry.set_platform(Some(Platform::parse(platform).unwrap()));
+        entry
+    }
+
+    fn digest(entry: Descriptor) -> Digest {
+        Digest::try_from(entry.digest()).unwrap()
     }
 
     #[test]
     fn parse_and_display() {
         let p = Platform::parse("linux/arm64/v8").unwrap();
         assert_eq!(
-            (p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()),
-            ("linux", "arm64", Some("v8"))
+            (
+                p.os().to_string(),
+                p.architecture().to_string(),
+                p.variant().as_deref()
+            ),
+            ("linux".to_owned(), "arm64".to_owned(), Some("v8"))
         );
-        assert_eq!(p.to_string(), "linux/arm64/v8");
+        assert_eq!(p.display().to_string(), "linux/arm64/v8");
         assert_eq!(
-            Platform::parse("linux/amd64").unwrap().to_string(),
+            Platform::parse("linux/amd64")
+                .unwrap()
+                .display()
+                .to_string(),
             "linux/amd64"
         );
         assert_eq!(
-            Platform::parse("linux/x86_64").unwrap().to_string(),
+            Platform::parse("linux/x86_64")
+                .unwrap()
+                .display()
+                .to_string(),
             "linux/amd64"
         );
         assert_eq!(
-            Platform::parse("linux/aarch64").unwrap().to_string(),
+            Platform::parse("linux/aarch64")
+                .unwrap()
+                .display()
+                .to_string(),
             "linux/arm64"
         );
         assert_eq!(
-            Platform::parse("linux/armhf").unwrap().to_string(),
+            Platform::parse("linux/armhf")
+                .unwrap()
+                .display()
+                .to_string(),
             "linux/arm/v7"
         );
         for bad in [
@@ -239,12 +271,12 @@ mod tests {
     #[test]
     fn host_is_linux_with_a_go_arch() {
         let host = Platform::host();
-        assert_eq!(host.os, "linux");
+        assert_eq!(host.os().to_string(), "linux");
         if cfg!(target_arch = "x86_64") {
-            assert_eq!(host.to_string(), "linux/amd64");
+            assert_eq!(host.display().to_string(), "linux/amd64");
         }
         if cfg!(target_arch = "aarch64") {
-            assert_eq!(host.to_string(), "linux/arm64/v8");
+            assert_eq!(host.display().to_string(), "linux/arm64/v8");
         }
     }
 
@@ -258,11 +290,8 @@ mod tests {
             entry(5, "linux/arm64/v8"),
             entry(6, "linux/386"),
         ];
-        let pick = |p: &str| {
-            select_platform(&entries, &Platform::parse(p).unwrap(), "r")
-                .unwrap()
-                .digest
-        };
+        let pick =
+            |p: &str| digest(select_platform(&entries, &Platform::parse(p).unwrap(), "r").unwrap());
         assert_eq!(pick("linux/amd64"), Digest::of(&[1]));
         assert_eq!(pick("linux/arm/v7"), Digest::of(&[3]));
         assert_eq!(pick("linux/arm/v6"), Digest::of(&[2]));
@@ -273,7 +302,7 @@ mod tests {
         // Only the v8 spelled without variant: still matches v8.
         let only = vec![entry(9, "linux/arm64")];
         let got = select_platform(&only, &Platform::parse("linux/arm64/v8").unwrap(), "r").unwrap();
-        assert_eq!(got.digest, Digest::of(&[9]));
+        assert_eq!(digest(got), Digest::of(&[9]));
         // armv7 machines fall back to v6 images; v6 machines do not take v7 ones.
         let v6 = vec![entry(7, "linux/arm/v6")];
         assert!(select_platform(&v6, &Platform::parse("linux/arm/v7").unwrap(), "r").is_ok());

@@ -125,7 +125,7 @@ fn tell_apt() {
     let written = std::fs::write(&tmp, APT_CONF_TEXT).and_then(|()| std::fs::rename(&tmp, path));
     if let Err(err) = written {
         let _ = std::fs::remove_file(&tmp);
-        crate::error::warn(format!(
+        crate::report::warn(format!(
             "could not write {APT_CONF} ({err}): apt may fail to drop to its _apt user"
         ));
     }

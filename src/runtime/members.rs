@@ -79,6 +79,27 @@ pub fn left_in_box(record: &State, box_dir: &Path) -> Vec<Member> {
 /// Every process (box's own aside) in the user namespace `ns.user` or nested below it;
 /// `joinable` says which are in all of `ns`.
 pub fn in_namespace(ns: &BoxNamespaces) -> Vec<Member> {
+    in_user_namespaces(&[ns.user])
+        .into_iter()
+        .map(|(_, pid)| {
+            let text = pid.to_string();
+            Member {
+                pid,
+                joinable: namespace(&text, "user") == Some(ns.user)
+                    && ns.mnt.is_some()
+                    && namespace(&text, "mnt") == ns.mnt
+                    && ns
+                        .uts
+                        .is_none_or(|uts| namespace(&text, "uts") == Some(uts)),
+            }
+        })
+        .collect()
+}
+
+/// Every process (box's own aside) in one of the user namespaces `user_nss` or nested
+/// below one, with the index of its namespace: one pass over /proc for many boxes
+/// (`box stop --all`).
+pub fn in_user_namespaces(user_nss: &[NsId]) -> Vec<(usize, i32)> {
     let me = std::process::id() as i32;
     let own = namespace("self", "user");
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -87,43 +108,44 @@ pub fn in_namespace(ns: &BoxNamespaces) -> Vec<Member> {
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| pid != me)
-        .filter_map(|pid| {
-            let text = pid.to_string();
-            let user = namespace(&text, "user")?;
-            let inside = user == ns.user || (Some(user) != own && nested_below(&text, ns.user));
-            inside.then(|| Member {
-                pid,
-                joinable: user == ns.user
-                    && ns.mnt.is_some()
-                    && namespace(&text, "mnt") == ns.mnt
-                    && ns
-                        .uts
-                        .is_none_or(|uts| namespace(&text, "uts") == Some(uts)),
-            })
-        })
+        .filter_map(|pid| Some((box_index(pid, user_nss, own)?, pid)))
         .collect()
 }
 
-/// Whether the user namespace of process `pid` is nested below `user_ns`.
-fn nested_below(pid: &str, user_ns: NsId) -> bool {
-    let Ok(file) = std::fs::File::open(format!("/proc/{pid}/ns/user")) else {
-        return false;
-    };
+/// Which of `user_nss` process `pid` is in or below, if any (a second look at one pid).
+pub fn in_user_namespaces_pid(pid: i32, user_nss: &[NsId]) -> Option<usize> {
+    box_index(pid, user_nss, namespace("self", "user"))
+}
+
+/// Which of `user_nss` process `pid` is in or below; processes in box's own user
+/// namespace `own` are in none (no need to walk up from there).
+fn box_index(pid: i32, user_nss: &[NsId], own: Option<NsId>) -> Option<usize> {
+    let text = pid.to_string();
+    let user = namespace(&text, "user")?;
+    match user_nss.iter().position(|ns| *ns == user) {
+        Some(index) => Some(index),
+        None if Some(user) != own => nested_below_one_of(&text, user_nss),
+        None => None,
+    }
+}
+
+/// Which of `user_nss` the user namespace of process `pid` is nested below, if any.
+fn nested_below_one_of(pid: &str, user_nss: &[NsId]) -> Option<usize> {
+    let file = std::fs::File::open(format!("/proc/{pid}/ns/user")).ok()?;
     let mut current: std::os::fd::OwnedFd = file.into();
     for _ in 0..MAX_NESTING {
-        // EPERM once the parent is our own namespace or outside it: not in the box.
-        let Ok(parent) = crate::sys::parent_user_namespace(current.as_fd()) else {
-            return false;
-        };
-        let Ok(stat) = rustix::fs::fstat(&parent) else {
-            return false;
-        };
-        if (stat.st_dev, stat.st_ino) == user_ns {
-            return true;
+        // EPERM once the parent is our own namespace or outside it: not in a box.
+        let parent = crate::sys::parent_user_namespace(current.as_fd()).ok()?;
+        let stat = rustix::fs::fstat(&parent).ok()?;
+        if let Some(index) = user_nss
+            .iter()
+            .position(|ns| *ns == (stat.st_dev, stat.st_ino))
+        {
+            return Some(index);
         }
         current = parent;
     }
-    false
+    None
 }
 
 /// Whether the mount table of process `pid` holds a mount from the box's directory in the

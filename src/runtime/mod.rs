@@ -190,7 +190,7 @@ pub fn from_host_only_hint(current: &str, name: &str) -> String {
 /// `export::boxfs` (openat2 in root), never by joining: absolute symlinks in the box
 /// would resolve against the host.
 pub fn box_root(ctx: &Context, name: &str) -> Result<std::path::PathBuf> {
-    if crate::export::current_box().as_deref() == Some(name) {
+    if crate::host::containerenv_box().as_deref() == Some(name) {
         return Ok("/".into());
     }
     let state = match state::running(ctx, name) {

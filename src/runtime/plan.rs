@@ -29,7 +29,7 @@ use crate::context::HostUser;
 use crate::host::HostFacts;
 use crate::idmap::{IdMapping, IdRange};
 use crate::store::Store;
-use crate::store::containers::ContainerRecord;
+use crate::store::containers::{ContainerRecord, StorageKind};
 
 /// Where the box's root comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +149,8 @@ pub struct Plan {
     pub storage: Storage,
     /// Layer directories, bottom first (for the copy fallback).
     pub layer_dirs: Vec<PathBuf>,
+    /// The file that marks a complete copy in `root` (copy fallback).
+    pub copy_marker: PathBuf,
     pub mounts: Vec<Mount>,
     pub files: Vec<FileOp>,
     pub user: UserSpec,
@@ -204,7 +206,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         instance,
     } = inputs;
     let name = &record.name;
-    let storage = if record.storage == "copy" {
+    let storage = if record.storage == StorageKind::Copy {
         Storage::Copy
     } else {
         Storage::Overlay {
@@ -373,6 +375,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         root: store.container_root(name),
         storage,
         layer_dirs: record.layers.iter().map(|d| store.layer_dir(d)).collect(),
+        copy_marker: store.container_copy_marker(name),
         mounts,
         files,
         user: UserSpec {
@@ -568,7 +571,7 @@ mod tests {
                 read_only: true,
             }],
             image_env: vec!["LANG=C.UTF-8".into()],
-            storage: "overlay".into(),
+            storage: StorageKind::Overlay,
         }
     }
 
@@ -741,7 +744,7 @@ mod tests {
         let mut rec = record();
         rec.hostname = Some("devbox".into());
         rec.home = Some("/srv/devhome".into());
-        rec.storage = "copy".into();
+        rec.storage = StorageKind::Copy;
         let plan = plan_of(&rec);
         assert_eq!(plan.storage, Storage::Copy);
         assert_eq!(plan.hostname, "devbox");

@@ -1,125 +1,267 @@
-//! Stopping a box: its holder and every process in it.
+//! Stopping boxes: their holders and every process in them, several boxes at once.
 //!
 //! The processes are those in the box's user namespace or nested below it (see
 //! [`super::members`]), whatever mount namespace they moved to: each of them keeps the
 //! box's overlay mounted. The user owns the box's user namespace, and the owner of a user
 //! namespace holds every capability in it (user_namespaces(7)), so box can read the
 //! namespace links of, and signal, processes running inside as subordinate ids (root
-//! after sudo, daemons' own users) without entering the namespace. SIGTERM first, then
-//! SIGKILL for what is left after a short grace period (an interactive bash ignores
-//! SIGTERM).
+//! after sudo, daemons' own users) without entering the namespace.
+//!
+//! How, and why:
+//! - every process gets SIGTERM, then SIGHUP (what a closing terminal sends: an
+//!   interactive bash ignores SIGTERM but ends on SIGHUP), then SIGKILL at the end of the
+//!   grace period if it is still there. The holder ends on SIGTERM (the default action;
+//!   its overlay is unmounted by the kernel as its mount namespace goes);
+//! - box waits for exits, not in fixed sleeps: each process is held by a pidfd
+//!   (pidfd_open(2)), which signals without the risk of a reused pid and becomes readable
+//!   when the process exits (a zombie nobody reaped yet counts as gone: its mounts and
+//!   files are released before it becomes one, see exit(2)); all boxes' processes are
+//!   waited for together with one poll(2), so twenty boxes stop in the time of one;
+//! - processes that join a box while it stops (a `box run` that had already joined) are
+//!   found by a second look and killed;
+//! - the holder's exit is awaited before the state is removed: the last process of a
+//!   mount namespace unmounts the box's overlay, writing back what is dirty, and no new
+//!   holder may mount the same upper directory meanwhile.
 
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 
-use super::members::{self, BoxNamespaces, NsId};
-use super::state::{self, Status};
+use super::members::{self, NsId};
+use super::state::{self, State, Status};
 use crate::context::Context;
 use crate::store::Store;
 
-/// How long processes get to end after SIGTERM.
-const GRACE: Duration = Duration::from_millis(1500);
+/// How long processes get to end after SIGTERM and SIGHUP unless the user says
+/// (`box stop --time`).
+pub const DEFAULT_GRACE: Duration = Duration::from_millis(1500);
 
-/// How long a killed holder may take to exit (unmounting the overlay writes back its
-/// dirty data).
+/// How long SIGKILLed processes may take to be gone (unmounting writes back dirty data).
+const AFTER_KILL: Duration = Duration::from_secs(2);
+
+/// How long a holder may take to exit once every process of its box was killed.
 const HOLDER_EXIT: Duration = Duration::from_secs(60);
 
-/// The pids of the processes in the user namespace `ns` or below it.
-fn pids(ns: NsId) -> Vec<i32> {
-    members::in_namespace(&BoxNamespaces {
-        user: ns,
-        mnt: None,
-        uts: None,
-    })
-    .into_iter()
-    .map(|m| m.pid)
-    .collect()
-}
-
-/// End every process in the user namespace `ns` or below it (the holder among them).
-/// The namespace was proven to be the box's by the caller; while any of its processes
-/// lives the kernel cannot give its number to another one. Returns how many processes
-/// were signalled.
-fn end_members(ns: NsId) -> usize {
-    let first = pids(ns);
-    for &pid in &first {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-    let deadline = Instant::now() + GRACE;
-    let mut left = pids(ns);
-    while !left.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-        left = pids(ns);
-    }
-    for &pid in &left {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !pids(ns).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    first.len()
-}
-
-/// Stop box `name`: its holder and every process in it, also when the holder died and
-/// left processes behind. Returns whether anything was running. Holds the box's lock,
-/// so no session starts the box again halfway through.
-pub fn stop(ctx: &Context, name: &str) -> Result<bool> {
+/// Stop box `name` (see [`stop_many`]); returns whether anything was running.
+pub fn stop(ctx: &Context, name: &str, grace: Duration) -> Result<bool> {
     let store = Store::at(&ctx.dirs.store);
     let _lock = store.box_lock(name)?;
-    stop_locked(ctx, &store, name)
+    stop_locked(ctx, &store, &[name], grace)
+        .pop()
+        .expect("one result per box")
 }
 
-/// [`stop`] for a caller that holds the box's lock already (`box rm`).
-pub fn stop_locked(ctx: &Context, store: &Store, name: &str) -> Result<bool> {
-    let (state, user_ns, live) = match state::status(ctx, store, name) {
-        Status::Stopped => {
-            // A dead holder's record with nothing left: forget it.
-            if let Some(old) = state::recorded(store, name) {
-                state::remove(ctx, store, name, old.pid);
+/// Stop the boxes `names` together, holding each box's lock for the whole stop so no
+/// session starts one again halfway through. One result per box, in order: whether
+/// anything was running in it.
+pub fn stop_many(ctx: &Context, names: &[&str], grace: Duration) -> Vec<Result<bool>> {
+    let store = Store::at(&ctx.dirs.store);
+    // Locks in name order, so two `stop --all` cannot each wait for the other's.
+    let mut order: Vec<&str> = names.to_vec();
+    order.sort_unstable();
+    order.dedup();
+    let mut locks = Vec::new();
+    for name in &order {
+        match store.box_lock(name) {
+            Ok(lock) => locks.push(lock),
+            Err(err) => {
+                return names
+                    .iter()
+                    .map(|_| Err(anyhow::anyhow!("{err:#}")))
+                    .collect();
             }
-            return Ok(false);
         }
-        Status::Running(state) => {
-            let ns = members::namespace(&state.pid.to_string(), "user").or(state.user_ns);
-            (state, ns, true)
-        }
-        Status::Orphaned { record, .. } => {
-            let ns = record.user_ns;
-            (record, ns, false)
-        }
-    };
-    let signalled = match user_ns {
-        Some(ns) => end_members(ns),
-        None if live => {
-            let _ = kill(Pid::from_raw(state.pid as i32), Signal::SIGKILL);
-            1
-        }
-        None => 0,
-    };
-    // The last process of a mount namespace unmounts the box's overlay on its way out,
-    // writing back what is dirty: wait for the holder to be gone, so that no new holder
-    // mounts the same upper directory meanwhile.
-    let deadline = Instant::now() + HOLDER_EXIT;
-    while live && state.is_alive() {
-        if Instant::now() > deadline {
-            return Err(crate::error::failure(
-                format!(
-                    "box `{name}` did not stop: its holder (pid {}) is still alive after {}s",
-                    state.pid,
-                    HOLDER_EXIT.as_secs()
-                ),
-                format!(
-                    "try `box stop {name}` again; `kill -9 {}` ends it for sure",
-                    state.pid
-                ),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    state::remove(ctx, store, name, state.pid);
-    Ok(live || signalled > 0)
+    stop_locked(ctx, &store, names, grace)
+}
+
+/// One box to stop.
+struct Target {
+    state: State,
+    /// Whether its holder is alive.
+    live: bool,
+    user_ns: Option<NsId>,
+    /// The holder's pidfd, to await its exit.
+    holder: Option<OwnedFd>,
+    signalled: usize,
+}
+
+/// [`stop_many`] for a caller that holds the boxes' locks already (`box rm`).
+pub fn stop_locked(
+    ctx: &Context,
+    store: &Store,
+    names: &[&str],
+    grace: Duration,
+) -> Vec<Result<bool>> {
+    let mut targets: Vec<Option<Target>> = names
+        .iter()
+        .map(|name| match state::status(ctx, store, name) {
+            Status::Stopped => {
+                // A dead holder's record with nothing left: forget it.
+                if let Some(old) = state::recorded(store, name) {
+                    state::remove(ctx, store, name, old.pid);
+                }
+                None
+            }
+            Status::Running(state) => {
+                let user_ns = members::namespace(&state.pid.to_string(), "user").or(state.user_ns);
+                let holder = open_pid(state.pid as i32);
+                Some(Target {
+                    state,
+                    live: true,
+                    user_ns,
+                    holder,
+                    signalled: 0,
+                })
+            }
+            Status::Orphaned { record, .. } => Some(Target {
+                user_ns: record.user_ns,
+                state: record,
+                live: false,
+                holder: None,
+                signalled: 0,
+            }),
+        })
+        .collect();
+
+    // A live holder whose namespace cannot be read (it is exiting): kill it alone.
+    for target in targets.iter_mut().flatten() {
+        if target.user_ns.is_none()
+            && let Some(holder) = &target.holder
+        {
+            let _ = pidfd_send_signal(holder, Signal::KILL);
+            target.signalled += 1;
+        }
+    }
+
+    let (index_of, namespaces): (Vec<usize>, Vec<NsId>) = targets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i, t.as_ref()?.user_ns?)))
+        .unzip();
+    let mut processes = open_members(&namespaces, &index_of);
+    for (box_index, pidfd) in &processes {
+        if let Some(target) = &mut targets[*box_index] {
+            target.signalled += 1;
+        }
+        // SIGTERM first, so that a program that handles both ends as asked to; SIGHUP for
+        // what ignores SIGTERM (an interactive shell), as when its terminal closes.
+        let _ = pidfd_send_signal(pidfd, Signal::TERM);
+        let _ = pidfd_send_signal(pidfd, Signal::HUP);
+    }
+    wait_for_exits(&mut processes, grace);
+    kill_all(&mut processes);
+    // Who joined meanwhile (a `box run` already past its setns): kill them too, until
+    // none is left.
+    for _ in 0..3 {
+        let mut late = open_members(&namespaces, &index_of);
+        if late.is_empty() {
+            break;
+        }
+        kill_all(&mut late);
+    }
+
+    names
+        .iter()
+        .zip(targets)
+        .map(|(name, target)| {
+            let Some(target) = target else {
+                return Ok(false);
+            };
+            if target.live
+                && let Some(holder) = &target.holder
+                && !exited_within(holder, HOLDER_EXIT)
+            {
+                return Err(crate::error::failure(
+                    format!(
+                        "box `{name}` did not stop: its holder (pid {}) is still alive after {}s",
+                        target.state.pid,
+                        HOLDER_EXIT.as_secs()
+                    ),
+                    format!(
+                        "try `box stop {name}` again; `kill -9 {}` ends it for sure",
+                        target.state.pid
+                    ),
+                ));
+            }
+            state::remove(ctx, store, name, target.state.pid);
+            Ok(target.live || target.signalled > 0)
+        })
+        .collect()
+}
+
+/// A pidfd for `pid`, or `None` when it is gone.
+fn open_pid(pid: i32) -> Option<OwnedFd> {
+    pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
+}
+
+/// The processes in (or below) `namespaces`, each with the index of its box (through
+/// `index_of`) and held by a pidfd. The pid is checked again after pidfd_open: between
+/// the scan and the open it may have ended and been reused by a process outside.
+fn open_members(namespaces: &[NsId], index_of: &[usize]) -> Vec<(usize, OwnedFd)> {
+    if namespaces.is_empty() {
+        return Vec::new();
+    }
+    members::in_user_namespaces(namespaces)
+        .into_iter()
+        .filter_map(|(ns_index, pid)| {
+            let pidfd = open_pid(pid)?;
+            let still = members::in_user_namespaces_pid(pid, namespaces) == Some(ns_index);
+            (still && !exited_within(&pidfd, Duration::ZERO)).then(|| (index_of[ns_index], pidfd))
+        })
+        .collect()
+}
+
+/// SIGKILL every process still there and wait (a bounded time) for them to be gone.
+fn kill_all(processes: &mut Vec<(usize, OwnedFd)>) {
+    processes.retain(|(_, pidfd)| !exited_within(pidfd, Duration::ZERO));
+    for (_, pidfd) in processes.iter() {
+        let _ = pidfd_send_signal(pidfd, Signal::KILL);
+    }
+    wait_for_exits(processes, AFTER_KILL);
+}
+
+/// Wait until every process in `processes` has exited or `limit` has passed; the ones
+/// that exited are dropped from the list.
+fn wait_for_exits(processes: &mut Vec<(usize, OwnedFd)>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        processes.retain(|(_, pidfd)| !exited_within(pidfd, Duration::ZERO));
+        let now = Instant::now();
+        if processes.is_empty() || now >= deadline {
+            return;
+        }
+        let timeout = timespec(deadline - now);
+        let mut fds: Vec<PollFd> = processes
+            .iter()
+            .map(|(_, pidfd)| PollFd::new(pidfd, PollFlags::IN))
+            .collect();
+        // EINTR and the like: loop, the deadline bounds it.
+        let _ = poll(&mut fds, Some(&timeout));
+    }
+}
+
+/// Whether the process of `pidfd` exits within `limit` (zero: has exited).
+fn exited_within(pidfd: &OwnedFd, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+        let left = deadline.saturating_duration_since(Instant::now());
+        match poll(&mut fds, Some(&timespec(left))) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(rustix::io::Errno::INTR) if !left.is_zero() => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn timespec(duration: Duration) -> Timespec {
+    Timespec {
+        tv_sec: duration.as_secs() as _,
+        tv_nsec: duration.subsec_nanos() as _,
+    }
 }

@@ -1,7 +1,8 @@
 //! Box records: what a box was created from and with which options.
 //!
 //! `containers/<name>/box.json` beside the overlay's `upper/`, `work/` and the mount
-//! point `root/`. A box directory is built under `tmp/` and renamed into place with
+//! point `root/` (and, with copy storage, `copy-complete` once the copy in `root/` is
+//! whole). A box directory is built under `tmp/` and renamed into place with
 //! RENAME_NOREPLACE, so two `box create` of one name give one box and one clear error.
 
 use std::path::PathBuf;
@@ -40,14 +41,52 @@ pub struct ContainerRecord {
     /// Environment from the image config (`KEY=value`).
     #[serde(default)]
     pub image_env: Vec<String>,
-    /// Storage: "overlay", or "copy" when the kernel refused overlay.
-    #[serde(default = "default_storage")]
-    pub storage: String,
+    /// Overlay, or a copy when the kernel refused overlay.
+    #[serde(default)]
+    pub storage: StorageKind,
 }
 
-fn default_storage() -> String {
-    "overlay".into()
+/// How a box's root is stored. Records spell it "overlay" or "copy" (records written
+/// before this type existed read the same).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// overlayfs over the shared layers, the box's changes in `upper/`.
+    #[default]
+    Overlay,
+    /// A flattened copy of the layers in `root/`, for kernels that refuse overlayfs in a
+    /// user namespace.
+    Copy,
 }
+
+impl StorageKind {
+    /// The name records and `box list --json` use.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StorageKind::Overlay => "overlay",
+            StorageKind::Copy => "copy",
+        }
+    }
+}
+
+impl std::fmt::Display for StorageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// The names inside `containers/<name>/`, each spelled once.
+/// The box's record.
+const RECORD: &str = "box.json";
+/// The overlay's upper directory.
+const UPPER: &str = "upper";
+/// The overlay's work directory.
+const WORK: &str = "work";
+/// The mount point of the root (with copy storage, the root itself).
+const ROOT: &str = "root";
+/// The file beside a copy-storage root that says the copy is complete (see
+/// `runtime::copy`): its absence means an interrupted copy, started again.
+const COPY_COMPLETE: &str = "copy-complete";
 
 /// Check a box name: what podman accepts, so names work as hostnames and file names.
 pub fn validate_name(name: &str) -> Result<()> {
@@ -68,20 +107,25 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 impl Store {
     pub fn container_record_path(&self, name: &str) -> PathBuf {
-        self.container_dir(name).join("box.json")
+        self.container_dir(name).join(RECORD)
     }
 
     pub fn container_upper(&self, name: &str) -> PathBuf {
-        self.container_dir(name).join("upper")
+        self.container_dir(name).join(UPPER)
     }
 
     pub fn container_work(&self, name: &str) -> PathBuf {
-        self.container_dir(name).join("work")
+        self.container_dir(name).join(WORK)
     }
 
     /// The mount point of the box's root (and, with copy storage, the root itself).
     pub fn container_root(&self, name: &str) -> PathBuf {
-        self.container_dir(name).join("root")
+        self.container_dir(name).join(ROOT)
+    }
+
+    /// The marker of a complete copy-storage root of box `name`.
+    pub fn container_copy_marker(&self, name: &str) -> PathBuf {
+        self.container_dir(name).join(COPY_COMPLETE)
     }
 
     /// The record of box `name`, or a clear error if there is none.
@@ -116,11 +160,11 @@ impl Store {
         let result = (|| {
             std::fs::create_dir(&staging)
                 .with_context(|| format!("creating {}", staging.display()))?;
-            for sub in ["upper", "work", "root"] {
+            for sub in [UPPER, WORK, ROOT] {
                 std::fs::create_dir(staging.join(sub))
                     .with_context(|| format!("creating {}/{sub}", staging.display()))?;
             }
-            write_json(&staging.join("box.json"), record)?;
+            write_json(&staging.join(RECORD), record)?;
             let target = self.container_dir(&record.name);
             rustix::fs::renameat_with(
                 rustix::fs::CWD,
@@ -180,7 +224,7 @@ impl Store {
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
-            if entry.path().join("box.json").exists()
+            if entry.path().join(RECORD).exists()
                 && let Some(name) = entry.file_name().to_str()
             {
                 names.push(name.to_owned());
@@ -215,7 +259,7 @@ mod tests {
             home: None,
             volumes: vec![],
             image_env: vec![],
-            storage: default_storage(),
+            storage: StorageKind::Overlay,
         }
     }
 
@@ -227,6 +271,20 @@ mod tests {
         for bad in ["", "-a", "../x", "a/b", "a b", &"x".repeat(65)] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn storage_kinds_read_and_write_as_the_strings_records_always_had() {
+        let mut json = serde_json::to_value(record("dev")).unwrap();
+        assert_eq!(json["storage"], "overlay");
+        json["storage"] = "copy".into();
+        let back: ContainerRecord = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.storage, StorageKind::Copy);
+        assert_eq!(back.storage.to_string(), "copy");
+        // Records from before the field existed are overlay boxes.
+        json.as_object_mut().unwrap().remove("storage");
+        let old: ContainerRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(old.storage, StorageKind::Overlay);
     }
 
     #[test]

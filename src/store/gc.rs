@@ -1,7 +1,9 @@
-//! Garbage collection: the one mechanism that removes what nothing refers to any more
-//! (layers, their records, blobs) and the debris interrupted work leaves behind. `box rmi`
-//! runs it after removing image records and `box rm` after removing boxes, so the layers
-//! of an image removed with `rmi --force` go with its last box.
+//! Garbage collection, the deciding half: what nothing refers to any more (layers, their
+//! records, blobs) and the debris interrupted work leaves behind ([`Store::garbage`]).
+//! The removing half is [`crate::ops::gc`], since layers hold files of subordinate ids
+//! that only the store helper in the user namespace can remove. `box rmi` runs it after
+//! removing image records and `box rm` after removing boxes, so the layers of an image
+//! removed with `rmi --force` go with its last box.
 //!
 //! Invariants:
 //! - it runs only with the store lock held exclusively, so no pull, create or rm is under
@@ -18,10 +20,9 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Result;
+
 use super::{ATOMIC_PREFIX, Lock, Store};
-use crate::context::Context;
-use crate::error::{notice, warn};
-use crate::image::helper::StoreHelper;
 
 /// Whether a process with this pid exists (a pid reused since errs on the safe side).
 pub(super) fn pid_alive(pid: u32) -> bool {
@@ -37,75 +38,42 @@ fn atomic_writer(name: &str) -> Option<u32> {
         .ok()
 }
 
+/// What garbage collection removes, decided under the exclusive store lock it carries:
+/// hold it until everything is removed ([`crate::ops::gc`] does the removing).
+pub struct Garbage {
+    /// The store lock, exclusive.
+    pub lock: Lock,
+    /// The user's own files (unused blobs and layer records, temp files of dead atomic
+    /// writers): removed from the host.
+    pub files: Vec<PathBuf>,
+    /// Unheld `locks/layer-*` files, each held by us until unlinked.
+    pub layer_locks: Vec<(PathBuf, std::fs::File)>,
+    /// Unused layer directories: files of subordinate ids, removed by the store helper.
+    pub layers: Vec<PathBuf>,
+    /// Staging trees of dead processes under `tmp/`: removed by the store helper too.
+    pub staging: Vec<PathBuf>,
+}
+
 impl Store {
-    /// Remove the layers, layer records and blobs no image and no box refers to, and the
-    /// debris of interrupted work (see the module doc). `lock` is this process's store
-    /// lock, shared or exclusive; it is made exclusive, or the collection is skipped when
-    /// another box process holds the store. Prints what it removed; never fails.
-    pub fn collect_garbage(&self, ctx: &Context, lock: Lock) {
-        let _lock = match lock.try_exclusive() {
-            Ok(Some(lock)) => lock,
-            Ok(None) => return,
-            Err(err) => {
-                warn(format!("skipping garbage collection: {err:#}"));
-                return;
-            }
+    /// What nothing refers to any more, and the debris of interrupted work (see the
+    /// module doc). `lock` is this process's store lock, shared or exclusive; it is made
+    /// exclusive, or `Ok(None)` says another box process holds the store and the
+    /// collection must wait for the next `rmi` or `rm`.
+    pub fn garbage(&self, lock: Lock) -> Result<Option<Garbage>> {
+        let Some(lock) = lock.try_exclusive()? else {
+            return Ok(None);
         };
-        let unused = match self.unreferenced() {
-            Ok(unused) => unused,
-            Err(err) => {
-                warn(format!("skipping garbage collection: {err:#}"));
-                return;
-            }
-        };
-        let mut failed: Vec<String> = Vec::new();
-        // The user's own files: removed from the host.
-        for file in unused
-            .blobs
-            .iter()
-            .chain(&unused.layer_records)
-            .chain(&self.atomic_write_debris())
-        {
-            if let Err(err) = std::fs::remove_file(file)
-                && err.kind() != std::io::ErrorKind::NotFound
-            {
-                failed.push(format!("{}: {err}", file.display()));
-            }
-        }
-        for lock in self.unheld_layer_locks() {
-            let _ = std::fs::remove_file(lock.0);
-        }
-        // Layers and staging trees hold files of subordinate ids: the helper removes them.
-        let staging = self.clean_tmp();
-        if !unused.layers.is_empty() || !staging.is_empty() {
-            let removed = StoreHelper::start(ctx).and_then(|mut helper| {
-                for path in &staging {
-                    if let Err(err) = helper.remove_debris(path) {
-                        failed.push(format!("{}: {err:#}", path.display()));
-                    }
-                }
-                let mut layers = 0;
-                for layer in &unused.layers {
-                    match helper.remove(layer) {
-                        Ok(()) => layers += 1,
-                        Err(err) => failed.push(format!("{}: {err:#}", layer.display())),
-                    }
-                }
-                helper.finish()?;
-                Ok(layers)
-            });
-            match removed {
-                Ok(0) => {}
-                Ok(layers) => notice(format!("removed {layers} unused layer(s)")),
-                Err(err) => failed.push(format!("{err:#}")),
-            }
-        }
-        if !failed.is_empty() {
-            warn(format!(
-                "garbage collection could not remove {} (the next `box rmi` or `box rm` tries again)",
-                failed.join("; ")
-            ));
-        }
+        let unused = self.unreferenced()?;
+        let mut files = unused.blobs;
+        files.extend(unused.layer_records);
+        files.extend(self.atomic_write_debris());
+        Ok(Some(Garbage {
+            lock,
+            files,
+            layer_locks: self.unheld_layer_locks(),
+            layers: unused.layers,
+            staging: self.clean_tmp(),
+        }))
     }
 
     /// Temp files of atomic writes whose writer is dead, in the directories of records

@@ -9,7 +9,8 @@
 //!   layer-info/<hex>.json   each layer's own record (its size), written before the layer
 //!   locks/<name>            per-layer and per-image locks (flock)
 //!   images/<ref>.json       image records (see images.rs)
-//!   containers/<name>/      box record box.json, overlay upper/ work/ and mount point root/
+//!   containers/<name>/      box record box.json, overlay upper/ work/ and mount point root/,
+//!                           copy-complete (copy storage: the copy in root/ is whole)
 //!   tmp/                    staging on the same filesystem, for atomic renames
 //!   notices/<what>          markers of one-time notices already shown
 //!   exports.json            the export registry: host files written by `box export`
@@ -23,7 +24,7 @@
 //! - A layer directory exists only once its diff_id has been verified.
 //! - Nothing is deleted from `layers/` while someone holds the store lock shared.
 //! - What nothing refers to any more (layers, their records, blobs) and the debris of
-//!   interrupted work are removed by one mechanism, [`Store::collect_garbage`], which
+//!   interrupted work are removed by one mechanism, [`Store::garbage`] and `ops::gc::collect`, which
 //!   `rmi` and `rm` run (see gc.rs).
 
 pub mod containers;

@@ -438,7 +438,12 @@ impl TestEnv {
 
     /// The command line that runs box as the user, ready to spawn.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(box_bin());
+        self.command_of(Path::new(box_bin()), args)
+    }
+
+    /// [`TestEnv::command`] with another box executable (a copy at a path of the test's).
+    pub fn command_of(&self, program: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
         command
             .args(args)
             .env_clear()

@@ -1019,14 +1019,32 @@ fn exports_work_from_a_bare_environment_with_another_data_home() {
 #[test]
 fn wrapper_inside_its_own_box_runs_the_binary_directly() {
     let env = debian_box("export_inside_wrapper");
-    env.run(&["export", "dev", "--bin", "/bin/sh"]).success();
+    // What makes the direct path visible: the box executable the wrapper names on the
+    // host is not in the box, so only a direct exec can succeed there. The test build may
+    // be in a directory boxes share (a checkout under /tmp or a home), so the export is
+    // made by a copy in the test's own directory, which no box shares.
+    let private = env.dir.join("private-bin");
+    std::fs::create_dir(&private).unwrap();
+    let private_box = private.join("box");
+    std::fs::copy(box_bin(), &private_box).unwrap();
+    let out = env.wait(
+        &["export"],
+        env.command_of(&private_box, &["export", "dev", "--bin", "/bin/sh"])
+            .spawn()
+            .unwrap(),
+    );
+    out.success();
     let wrapper = bin_home(&env).join("sh");
     let wrapper = wrapper.to_str().unwrap();
-    // What makes the direct path visible: the box executable the wrapper names on the
-    // host is not in the box (the test build lives under /var/cache, which boxes do not
-    // share), so only a direct exec can succeed there.
-    env.run(&["run", "dev", "--", "test", "-e", box_bin()])
-        .status(1);
+    env.run(&[
+        "run",
+        "dev",
+        "--",
+        "test",
+        "-e",
+        private_box.to_str().unwrap(),
+    ])
+    .status(1);
     let script = r#"echo "direct ${BOX_EXPORT_WRAPPER-unset} $*""#;
     let out = env.run(&["run", "dev", "--", wrapper, "-c", script, "sh", "a b"]);
     out.success();

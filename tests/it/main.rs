@@ -6,7 +6,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod assemble;
 mod cli;
+mod ephemeral;
 mod export;
 mod fakeroot;
 mod generated;
@@ -16,4 +18,5 @@ mod inside;
 pub(crate) mod pull;
 mod rm;
 mod runtime;
+mod stop;
 mod volumes;

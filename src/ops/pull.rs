@@ -31,15 +31,16 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::context::Context;
 use crate::digest::Digest;
-use crate::error::{HintExt, failure, notice, warn};
+use crate::error::{HintExt, failure};
 use crate::idmap::IdMapping;
 use crate::image::Compression;
 use crate::image::helper::{StoreHelper, UnpackRequest};
 use crate::progress::{Progress, human_bytes, human_duration};
 use crate::registry::{
-    Client, Descriptor, Manifest, Platform, Reference, parse_config, parse_manifest,
+    Client, Descriptor, Manifest, Platform, PlatformExt, Reference, parse_config, parse_manifest,
     select_platform,
 };
+use crate::report::{notice, warn};
 use crate::store::images::{ImageRecord, LayerRecord};
 use crate::store::{Lock, Store, now};
 
@@ -70,7 +71,7 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
         let same_manifest = existing.manifest_digest == top.digest
             || existing.index_digest.as_ref() == Some(&top.digest);
         let same_platform =
-            existing.index_digest.is_none() || existing.platform == platform.to_string();
+            existing.index_digest.is_none() || existing.platform == platform.display().to_string();
         if same_manifest
             && same_platform
             && existing.layers.iter().all(|l| store.has_layer(&l.diff_id))
@@ -86,9 +87,9 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     let (manifest, index) = match parse_manifest(&top.bytes, &top.media_type)
         .with_context(|| format!("reading the manifest of {canonical}"))?
     {
-        Manifest::Index(entries) => {
-            let chosen = select_platform(&entries, &platform, &canonical)?;
-            let manifest = client.get_manifest(chosen.digest.as_str())?;
+        Manifest::Index(index) => {
+            let chosen = select_platform(index.manifests(), &platform, &canonical)?;
+            let manifest = client.get_manifest(chosen.digest().as_ref())?;
             (manifest, Some(top))
         }
         Manifest::Image(_) => (top, None),
@@ -104,18 +105,20 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
             "box follows one level of image index; this image is not supported",
         ));
     };
+    // parse_manifest checked that every digest in the manifest is sha256.
+    let config_digest = Digest::try_from(image.config().digest())?;
     let config_bytes = client
-        .get_blob(&image.config)
+        .get_blob(image.config())
         .with_context(|| format!("fetching the config of {canonical}"))?;
     let config = parse_config(&config_bytes)
-        .with_context(|| format!("reading the config {} of {canonical}", image.config.digest))?;
-    let image_platform = Platform {
-        os: config.os.clone(),
-        architecture: config.architecture.clone(),
-        variant: config.variant.clone(),
-    };
+        .with_context(|| format!("reading the config {config_digest} of {canonical}"))?;
+    let image_platform = config.platform();
     if index.is_none() && !platform_matches(&image_platform, &platform) {
-        let message = format!("{canonical} is an image for {image_platform}, not {platform}");
+        let message = format!(
+            "{canonical} is an image for {}, not {}",
+            image_platform.display(),
+            platform.display()
+        );
         if explicit_platform {
             bail!(failure(
                 message,
@@ -126,28 +129,34 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
             "{message}: its programs may not run on this machine"
         ));
     }
-    if config.diff_ids.len() != image.layers.len() {
+    if config.diff_ids.len() != image.layers().len() {
         bail!(failure(
             format!(
                 "the manifest of {canonical} lists {} layers but its config lists {} diff_ids",
-                image.layers.len(),
+                image.layers().len(),
                 config.diff_ids.len()
             ),
             "the image is malformed; ask its publisher to rebuild it",
         ));
     }
     // Refuse unknown layer formats before downloading anything.
-    for layer in &image.layers {
-        Compression::from_media_type(&layer.media_type)
-            .with_context(|| format!("layer {} of {canonical}", layer.digest))?;
+    for layer in image.layers() {
+        Compression::from_media_type(layer.media_type().as_ref())
+            .with_context(|| format!("layer {} of {canonical}", layer.digest()))?;
     }
 
-    let layers: Vec<(Descriptor, Digest)> = image
-        .layers
+    let layers: Vec<Layer> = image
+        .layers()
         .iter()
-        .cloned()
-        .zip(config.diff_ids.iter().cloned())
-        .collect();
+        .zip(&config.diff_ids)
+        .map(|(descriptor, diff_id)| {
+            Ok(Layer {
+                digest: Digest::try_from(descriptor.digest())?,
+                descriptor: descriptor.clone(),
+                diff_id: diff_id.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
     // What this pull adds, so a failure can take it back out.
     let mut added_layers: Vec<Digest> = Vec::new();
     let mut added_blobs: Vec<Digest> = Vec::new();
@@ -156,7 +165,7 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
         let blobs = [
             Some((&manifest.digest, &manifest.bytes)),
             index.as_ref().map(|i| (&i.digest, &i.bytes)),
-            Some((&image.config.digest, &config_bytes)),
+            Some((&config_digest, &config_bytes)),
         ];
         for (digest, bytes) in blobs.into_iter().flatten() {
             if store.put_blob(digest, bytes)? {
@@ -167,26 +176,26 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
             reference: canonical.clone(),
             manifest_digest: manifest.digest.clone(),
             index_digest: index.as_ref().map(|i| i.digest.clone()),
-            config_digest: image.config.digest.clone(),
+            config_digest: config_digest.clone(),
             platform: if index.is_some() {
-                platform.to_string()
+                platform.display().to_string()
             } else {
-                image_platform.to_string()
+                image_platform.display().to_string()
             },
             layers: layers
                 .iter()
                 .zip(&stats)
-                .map(|((descriptor, diff_id), unpacked)| LayerRecord {
-                    diff_id: diff_id.clone(),
-                    digest: descriptor.digest.clone(),
-                    media_type: descriptor.media_type.clone(),
-                    size: descriptor.size,
+                .map(|(layer, unpacked)| LayerRecord {
+                    diff_id: layer.diff_id.clone(),
+                    digest: layer.digest.clone(),
+                    media_type: layer.descriptor.media_type().to_string(),
+                    size: layer.descriptor.size(),
                     unpacked_size: *unpacked,
                 })
                 .collect(),
-            created: config.created.clone(),
+            created: config.created().map(str::to_owned),
             pulled: now(),
-            config: config.config.clone(),
+            config: config.runtime(),
         };
         store.put_image(&record)?;
         Ok(record)
@@ -201,8 +210,8 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     };
     let downloaded: u64 = layers
         .iter()
-        .filter(|(_, diff_id)| added_layers.contains(diff_id))
-        .map(|(descriptor, _)| descriptor.size)
+        .filter(|layer| added_layers.contains(&layer.diff_id))
+        .map(|layer| layer.descriptor.size())
         .sum();
     notice(format!(
         "pulled {canonical} ({}, {}, {} downloaded) in {}",
@@ -232,9 +241,20 @@ fn layer_count(n: usize) -> String {
 }
 
 fn platform_matches(image: &Platform, wanted: &Platform) -> bool {
-    image.os == wanted.os
-        && image.architecture == wanted.architecture
-        && (wanted.variant.is_none() || image.variant.is_none() || image.variant == wanted.variant)
+    image.os() == wanted.os()
+        && image.architecture() == wanted.architecture()
+        && (wanted.variant().is_none()
+            || image.variant().is_none()
+            || image.variant() == wanted.variant())
+}
+
+/// One layer of the image being pulled.
+struct Layer {
+    descriptor: Descriptor,
+    /// The blob's digest (sha256, as parse_manifest checked).
+    digest: Digest,
+    /// The digest of the uncompressed tar, from the config.
+    diff_id: Digest,
 }
 
 /// Take back what a failed pull added (layers and blobs no record refers to), so a
@@ -308,7 +328,7 @@ fn fetch_layers(
     store: &Store,
     client: &Client,
     canonical: &str,
-    layers: &[(Descriptor, Digest)],
+    layers: &[Layer],
     added: &mut Vec<Digest>,
 ) -> Result<Vec<u64>> {
     let mut sizes = vec![0u64; layers.len()];
@@ -329,9 +349,9 @@ fn fetch_layers(
         })
     };
     let mut missing = VecDeque::new();
-    for (index, (_, diff_id)) in layers.iter().enumerate() {
-        if store.has_layer(diff_id) {
-            sizes[index] = size_of(diff_id);
+    for (index, layer) in layers.iter().enumerate() {
+        if store.has_layer(&layer.diff_id) {
+            sizes[index] = size_of(&layer.diff_id);
         } else {
             missing.push_back(index);
         }
@@ -357,9 +377,9 @@ fn fetch_layers(
         return Ok(sizes);
     }
 
-    let total: u64 = missing.iter().map(|&i| layers[i].0.size).sum();
-    let progress = Progress::new(ctx.stderr_is_terminal(), "total", total);
-    progress.println(&format!(
+    let total: u64 = missing.iter().map(|&i| layers[i].descriptor.size()).sum();
+    let progress = Progress::new("total", total);
+    crate::report::line(format!(
         "pulling {canonical}: {} of {}, {}",
         missing.len(),
         layer_count(layers.len()),
@@ -368,9 +388,9 @@ fn fetch_layers(
     let bars: Vec<_> = layers
         .iter()
         .enumerate()
-        .map(|(i, (d, _))| {
+        .map(|(i, layer)| {
             if missing.contains(&i) {
-                Some(progress.item(d.digest.short(), d.size))
+                Some(progress.item(layer.digest.short(), layer.descriptor.size()))
             } else {
                 None
             }
@@ -393,10 +413,15 @@ fn fetch_layers(
                     let Some(index) = queue.lock().expect("queue lock").pop_front() else {
                         return;
                     };
-                    let (descriptor, diff_id) = &layers[index];
                     let bar = bars[index].as_ref().expect("bar of a missing layer");
                     let message = match download_one(
-                        store, client, canonical, descriptor, diff_id, bar, progress, abort,
+                        store,
+                        client,
+                        canonical,
+                        &layers[index],
+                        bar,
+                        progress,
+                        abort,
                     ) {
                         Ok(Some((path, lock))) => Downloaded::Blob { index, path, lock },
                         Ok(None) => Downloaded::AlreadyThere { index },
@@ -417,7 +442,11 @@ fn fetch_layers(
         for message in receiver {
             match message {
                 Downloaded::Blob { index, path, lock } => {
-                    let (descriptor, diff_id) = &layers[index];
+                    let Layer {
+                        descriptor,
+                        digest,
+                        diff_id,
+                    } = &layers[index];
                     let bar = bars[index].as_ref().expect("bar of a missing layer");
                     if first_error.is_some() {
                         let _ = std::fs::remove_file(&path);
@@ -426,12 +455,12 @@ fn fetch_layers(
                     bar.status("unpacking");
                     let request = UnpackRequest {
                         blob: path.clone(),
-                        media_type: descriptor.media_type.clone(),
+                        media_type: descriptor.media_type().to_string(),
                         diff_id: diff_id.clone(),
                         staging: store.staging_path(&format!("layer-{}", diff_id.short())),
                         dest: store.layer_dir(diff_id),
                         info: store.layer_info_path(diff_id),
-                        label: format!("layer {} of {canonical}", descriptor.digest),
+                        label: format!("layer {digest} of {canonical}"),
                     };
                     let outcome = helper.unpack(&request);
                     let _ = std::fs::remove_file(&path);
@@ -441,7 +470,7 @@ fn fetch_layers(
                             sizes[index] = stats.tar_bytes;
                             added.push(diff_id.clone());
                             bar.finish("done");
-                            report_unpack_warnings(&request.label, &stats, ctx, &progress);
+                            report_unpack_warnings(&request.label, &stats, ctx);
                         }
                         Err(error) => {
                             abort.store(true, Ordering::Relaxed);
@@ -450,7 +479,7 @@ fn fetch_layers(
                     }
                 }
                 Downloaded::AlreadyThere { index } => {
-                    sizes[index] = size_of(&layers[index].1);
+                    sizes[index] = size_of(&layers[index].diff_id);
                     if let Some(bar) = &bars[index] {
                         bar.finish("already there");
                     }
@@ -476,22 +505,25 @@ fn fetch_layers(
 
 /// Download one layer blob into `tmp/`, verified. `Ok(None)` when another process
 /// unpacked the layer while we waited for its lock.
-#[allow(clippy::too_many_arguments)]
 fn download_one(
     store: &Store,
     client: &Client,
     canonical: &str,
-    descriptor: &Descriptor,
-    diff_id: &Digest,
+    layer: &Layer,
     bar: &crate::progress::ItemBar,
     progress: &Progress,
     abort: &AtomicBool,
 ) -> Result<Option<(PathBuf, Lock)>> {
+    let Layer {
+        descriptor,
+        digest,
+        diff_id,
+    } = layer;
     let lock = store.lock_named(&format!("layer-{}", diff_id.hex()))?;
     if store.has_layer(diff_id) {
         return Ok(None);
     }
-    let path = store.staging_path(&format!("blob-{}", descriptor.digest.short()));
+    let path = store.staging_path(&format!("blob-{}", digest.short()));
     let file =
         std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = AbortableWriter {
@@ -510,14 +542,13 @@ fn download_one(
                 .with_context(|| format!("writing {}", path.display()))
                 .hint("check the disk box keeps its store on: is it full or read-only?")
         })
-        .with_context(|| format!("downloading layer {} of {canonical}", descriptor.digest));
+        .with_context(|| format!("downloading layer {digest} of {canonical}"));
     if let Err(error) = outcome {
         let _ = std::fs::remove_file(&path);
         if crate::error::is_out_of_space(&error) {
             return Err(failure(
                 format!(
-                    "no space left on device while downloading layer {} of {canonical} into {}",
-                    descriptor.digest,
+                    "no space left on device while downloading layer {digest} of {canonical} into {}",
                     store.tmp_dir().display()
                 ),
                 crate::error::FREE_SPACE_HINT,
@@ -546,14 +577,8 @@ impl<W: Write> Write for AbortableWriter<'_, W> {
     }
 }
 
-/// The warnings about what an unpack left out, through `progress` so that they do not
-/// garble the bars on a terminal.
-fn report_unpack_warnings(
-    label: &str,
-    stats: &crate::image::UnpackStats,
-    ctx: &Context,
-    progress: &Progress,
-) {
+/// The warnings about what an unpack left out (the reporter prints them above the bars).
+fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &Context) {
     if !stats.skipped_devices.is_empty() {
         let shown: Vec<&str> = stats
             .skipped_devices
@@ -561,7 +586,7 @@ fn report_unpack_warnings(
             .take(5)
             .map(String::as_str)
             .collect();
-        progress.warn(&format!(
+        warn(format!(
             "{label}: skipped {} device node(s) ({}{}); boxes get the host's /dev",
             stats.skipped_devices.len(),
             shown.join(", "),
@@ -573,11 +598,11 @@ fn report_unpack_warnings(
         ));
     }
     if let Some(xattrs) = stats.xattr_warning() {
-        progress.warn(&format!("{label}: {xattrs}"));
+        warn(format!("{label}: {xattrs}"));
     }
     let keep_id = matches!(ctx.id_mapping(), Ok(IdMapping::KeepId { .. }));
     if keep_id && stats.unmapped_owners > 0 {
-        progress.warn(&format!(
+        warn(format!(
             "{label}: {} file(s) are owned by ids beyond your 65536 subordinate ids; they keep the unpacker's owner",
             stats.unmapped_owners
         ));

@@ -1,0 +1,72 @@
+//! `box assemble create|rm|list`: the work is in [`crate::ops::assemble`].
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{AssembleAction, AssembleArgs, AssembleFileArgs};
+use crate::context::Context;
+use crate::ops::assemble::{self, AssembleOptions, Outcome};
+use crate::store::Store;
+
+fn options(args: &AssembleFileArgs) -> AssembleOptions {
+    AssembleOptions {
+        file: args.file.clone(),
+        name: args.name.clone(),
+        dry_run: args.dry_run,
+        ..AssembleOptions::default()
+    }
+}
+
+pub fn exec(ctx: &Context, args: AssembleArgs) -> Result<ExitCode> {
+    match args.action {
+        AssembleAction::Create(create) => {
+            let options = AssembleOptions {
+                replace: create.replace,
+                locked: create.locked,
+                ..options(&create.common)
+            };
+            for (name, outcome) in assemble::assemble_create(ctx, &options)? {
+                match outcome {
+                    Outcome::Created => println!("Created box {name}."),
+                    Outcome::Replaced => println!("Replaced box {name}."),
+                    Outcome::Kept => println!("Kept box {name}."),
+                    Outcome::Planned(what) => println!("Would {what}."),
+                }
+            }
+        }
+        AssembleAction::Rm(rm) => {
+            let options = options(&rm);
+            let names = assemble::assemble_rm(ctx, &options)?;
+            for name in &names {
+                if options.dry_run {
+                    println!("Would remove box {name}.");
+                } else {
+                    println!("Removed box {name}.");
+                }
+            }
+            if names.is_empty() {
+                println!("None of the manifest's boxes exist; nothing removed.");
+            }
+        }
+        AssembleAction::List(list) => {
+            let manifest = assemble::load(&options(&list))?;
+            let store = Store::at(&ctx.dirs.store);
+            println!("{:<20}  {:<8}  IMAGE", "NAME", "EXISTS");
+            for def in &manifest.definitions {
+                let exists = if store.has_container(&def.name) {
+                    "yes"
+                } else {
+                    "no"
+                };
+                let image = def
+                    .image
+                    .clone()
+                    .or_else(|| def.clone.as_ref().map(|c| format!("clone of {c}")))
+                    .unwrap_or_default();
+                println!("{:<20}  {exists:<8}  {image}", def.name);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,32 @@
+//! `box ephemeral`: the work is in [`crate::ops::ephemeral`].
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::EphemeralArgs;
+use crate::context::Context;
+use crate::ops::create::{CreateOptions, resolve_target};
+use crate::ops::ephemeral::{ephemeral, fresh_name};
+
+pub fn exec(ctx: &Context, args: EphemeralArgs) -> Result<ExitCode> {
+    let name = match args.name {
+        Some(name) => name,
+        None => fresh_name()?,
+    };
+    let (image, name) = resolve_target(ctx, args.image.as_deref(), Some(&name), None)?;
+    let options = CreateOptions {
+        name,
+        image,
+        pull: args.pull,
+        hostname: args.hostname,
+        home: args.home,
+        volumes: args.volume,
+        platform: args.platform,
+        entry: false,
+        dry_run: false,
+    };
+    let ask = crate::prompt::yes_or_terminal(args.yes);
+    let status = ephemeral(ctx, &options, &args.command, args.no_workdir, ask)?;
+    Ok(ExitCode::from(status))
+}

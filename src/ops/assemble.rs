@@ -1,0 +1,476 @@
+//! `box assemble`: the boxes of a distrobox manifest, made, removed or listed with the
+//! same operations as `box create`, `box export` and `box rm`, so a manifest and the
+//! equivalent commands give the same boxes; and a lockfile, which distrobox does not have.
+//!
+//! Invariants:
+//! - the whole manifest is read and checked before anything is done: a manifest that
+//!   does not parse, or names a feature box does not support with a true value
+//!   (`root=true`, `init=true`, ...), changes nothing and the error names the file, line,
+//!   key and box (false values of such features are accepted, as they ask for nothing);
+//! - a box is replaced (`replace=true` or `--replace`) only once its new image is in the
+//!   store: a failed pull keeps the old box;
+//! - the lockfile (`FILE.lock`, TOML) records each box's image reference and the manifest
+//!   digest it resolved to, written atomically after the boxes were made; `--locked`
+//!   creates boxes from exactly those digests, whatever the tags point at now.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::create::{CreateOptions, create};
+use super::export::{Request, export};
+use crate::context::Context;
+use crate::error::{HintExt, failure};
+use crate::manifest::Definition;
+use crate::prompt::Assume;
+use crate::report::notice;
+use crate::store::Store;
+
+/// What `box assemble` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct AssembleOptions {
+    /// The manifest: a path or an `https://` URL; `None` is `./box.ini` when present,
+    /// else `./distrobox.ini`.
+    pub file: Option<String>,
+    /// Only the box of this section.
+    pub name: Option<String>,
+    /// Replace boxes that exist, whatever the manifest says.
+    pub replace: bool,
+    /// Create from the digests of the lockfile.
+    pub locked: bool,
+    /// Say what would be done, do nothing.
+    pub dry_run: bool,
+}
+
+/// A manifest as read: where from, and its boxes.
+pub struct Manifest {
+    pub source: String,
+    pub definitions: Vec<Definition>,
+}
+
+/// The lockfile: one entry per box.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Lockfile {
+    #[serde(default, rename = "box")]
+    pub boxes: Vec<Locked>,
+}
+
+/// One box of the lockfile.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Locked {
+    pub name: String,
+    /// The image reference the manifest names, canonical.
+    pub image: String,
+    /// The manifest digest it resolved to.
+    pub digest: String,
+}
+
+/// The manifest `options` names, read and parsed (an `https://` URL is downloaded).
+pub fn load(options: &AssembleOptions) -> Result<Manifest> {
+    let source = match &options.file {
+        Some(file) => file.clone(),
+        None if Path::new("box.ini").exists() => "box.ini".to_owned(),
+        None => "distrobox.ini".to_owned(),
+    };
+    let text = if source.starts_with("https://") || source.starts_with("http://") {
+        download(&source)?
+    } else {
+        std::fs::read_to_string(&source)
+            .with_context(|| format!("reading the manifest {source}"))
+            .with_hint(|| {
+                if options.file.is_none() {
+                    "box assemble reads ./distrobox.ini (or ./box.ini); name another with --file"
+                        .to_owned()
+                } else {
+                    "check the path given to --file".to_owned()
+                }
+            })?
+    };
+    let mut definitions = crate::manifest::parse(&text, &source)?;
+    if let Some(name) = &options.name {
+        definitions.retain(|d| &d.name == name);
+        if definitions.is_empty() {
+            bail!(failure(
+                format!("the manifest {source} has no box [{name}]"),
+                "`box assemble list` shows the manifest's boxes",
+            ));
+        }
+    }
+    Ok(Manifest {
+        source,
+        definitions,
+    })
+}
+
+/// The manifest at `url`: https, or plain http from this machine (as for registries).
+fn download(url: &str) -> Result<String> {
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        if !crate::registry::reference::is_loopback_host(host) {
+            bail!(failure(
+                format!("the manifest {url} is not served over https"),
+                "use an https:// address, or download it and pass the file",
+            ));
+        }
+    }
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .proxy(ureq::Proxy::try_from_env())
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("downloading the manifest {url}"))
+        .hint("check the address and your network")?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()
+        .with_context(|| format!("reading the manifest {url}"))
+}
+
+/// Where the lockfile of `source` lives: beside the file, or in the current directory
+/// for a URL.
+pub fn lockfile_path(source: &str) -> PathBuf {
+    if source.contains("://") {
+        let base = source
+            .rsplit('/')
+            .next()
+            .filter(|b| !b.is_empty())
+            .unwrap_or("manifest.ini");
+        PathBuf::from(format!("{base}.lock"))
+    } else {
+        PathBuf::from(format!("{source}.lock"))
+    }
+}
+
+fn read_lockfile(path: &Path) -> Result<Option<Lockfile>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text)
+            .with_context(|| format!("reading the lockfile {}", path.display()))
+            .hint("it is written by `box assemble create`; remove it to start over")
+            .map(Some),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Refuse what box cannot do, before anything is done.
+fn check_supported(def: &Definition) -> Result<()> {
+    let name = &def.name;
+    if let Some((key, origin)) = def.enabled.iter().next() {
+        let why = match key.as_str() {
+            "root" => "box runs rootless only: root in a box is `box enter NAME --user root`",
+            "init" => "boxes with systemd as init are not supported yet",
+            "nvidia" => "NVIDIA integration (through CDI specs) is not supported yet",
+            _ => "box has the host's namespaces for these; unsharing them is not supported yet",
+        };
+        bail!(failure(
+            format!("{origin}: box [{name}] sets `{key}=true`, which box does not support"),
+            format!("{why}; remove the line or set it to false"),
+        ));
+    }
+    if !def.additional_flags.is_empty() {
+        bail!(failure(
+            format!(
+                "{}: box [{name}] sets additional_flags ({}), which are a container engine's flags",
+                def.origin_of("additional_flags"),
+                def.additional_flags.join(" ")
+            ),
+            "box has no engine underneath; use the manifest's own keys (volume, hostname, home, ...)",
+        ));
+    }
+    for (key, set) in [
+        ("additional_packages", !def.additional_packages.is_empty()),
+        ("init_hooks", !def.init_hooks.is_empty()),
+        ("pre_init_hooks", !def.pre_init_hooks.is_empty()),
+        ("clone", def.clone.is_some()),
+    ] {
+        if set {
+            bail!(failure(
+                format!(
+                    "{}: box [{name}] sets `{key}`, which box assemble does not support yet",
+                    def.origin_of(key)
+                ),
+                "remove the line, or make the box by hand",
+            ));
+        }
+    }
+    if def.image.is_none() {
+        bail!(failure(
+            format!(
+                "{}: box [{name}] has no image",
+                def.origin
+                    .as_ref()
+                    .map_or_else(String::new, ToString::to_string)
+            ),
+            "add image=REFERENCE (or a distribution name: image=debian) to its section",
+        ));
+    }
+    crate::store::containers::validate_name(name)
+        .with_context(|| format!("box [{name}] of the manifest"))?;
+    Ok(())
+}
+
+/// `~` and `~/...` as the user's home.
+fn expand_home(ctx: &Context, path: &str) -> PathBuf {
+    match path.strip_prefix('~') {
+        Some("") => ctx.dirs.home.clone(),
+        Some(rest) if rest.starts_with('/') => ctx.dirs.home.join(&rest[1..]),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// The create options of a definition, `image` already resolved.
+fn create_options(ctx: &Context, def: &Definition, image: String, pull: bool) -> CreateOptions {
+    CreateOptions {
+        name: def.name.clone(),
+        image,
+        pull,
+        hostname: def.hostname.clone(),
+        home: def.home.as_deref().map(|h| expand_home(ctx, h)),
+        volumes: def.volumes.clone(),
+        platform: None,
+        entry: def.entry,
+        dry_run: false,
+    }
+}
+
+/// What happened to one box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Replaced,
+    /// It exists and was not to be replaced.
+    Kept,
+    /// `--dry-run`: what would happen.
+    Planned(String),
+}
+
+/// Make the manifest's boxes. Returns each box's name and outcome.
+pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(String, Outcome)>> {
+    let manifest = load(options)?;
+    for def in &manifest.definitions {
+        check_supported(def)?;
+    }
+    let lock_path = lockfile_path(&manifest.source);
+    let old_lock = read_lockfile(&lock_path)?;
+    if options.locked && old_lock.is_none() {
+        bail!(failure(
+            format!("--locked, but there is no lockfile {}", lock_path.display()),
+            "run `box assemble create` without --locked once to write it",
+        ));
+    }
+    let catalogue = super::create::catalogue(ctx)?;
+    let store = Store::at(&ctx.dirs.store);
+    // Resolve every image reference first: a bad one stops everything before any change.
+    let mut plans = Vec::new();
+    for def in &manifest.definitions {
+        let written = def.image.clone().expect("checked above");
+        let image = catalogue
+            .resolve(&written)
+            .map_or(written, |found| found.image);
+        let canonical = crate::registry::Reference::parse(&image).with_context(|| {
+            format!(
+                "{}: the image of box [{}]",
+                def.origin_of("image"),
+                def.name
+            )
+        })?;
+        let pinned = match &old_lock {
+            Some(lock) if options.locked => {
+                let Some(entry) = lock.boxes.iter().find(|b| b.name == def.name) else {
+                    bail!(failure(
+                        format!(
+                            "box [{}] is not in the lockfile {}",
+                            def.name,
+                            lock_path.display()
+                        ),
+                        "run `box assemble create` without --locked to add it",
+                    ));
+                };
+                Some(format!("{}@{}", canonical.name(), entry.digest))
+            }
+            _ => None,
+        };
+        plans.push((def, canonical.canonical(), pinned));
+    }
+
+    let mut outcomes = Vec::new();
+    let mut locked = old_lock.unwrap_or_default();
+    let mut failure = None;
+    for (def, image, pinned) in plans {
+        match make_box(ctx, options, &store, def, &image, pinned) {
+            Ok((outcome, lock)) => {
+                if let Some(lock) = lock {
+                    locked.boxes.retain(|b| b.name != lock.name);
+                    locked.boxes.push(lock);
+                }
+                outcomes.push((def.name.clone(), outcome));
+            }
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+    }
+    // What was made is recorded even when a later box failed.
+    if outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, Outcome::Created | Outcome::Replaced))
+    {
+        write_lockfile(&lock_path, &manifest.source, &mut locked)?;
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(outcomes),
+    }
+}
+
+fn write_lockfile(path: &Path, source: &str, locked: &mut Lockfile) -> Result<()> {
+    locked.boxes.sort_by(|a, b| a.name.cmp(&b.name));
+    let text = format!(
+        "# Written by `box assemble create` from {source}: each box's image and the manifest\n\
+         # digest it resolved to. `box assemble create --locked` recreates exactly these.\n{}",
+        toml::to_string(locked).context("writing the lockfile")?
+    );
+    crate::store::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing the lockfile {}", path.display()))
+}
+
+/// Make (or keep, or plan) box `def`: its image is `image` (canonical), or `pinned` (a
+/// digest reference) with `--locked`. Returns what happened and its lockfile entry.
+fn make_box(
+    ctx: &Context,
+    options: &AssembleOptions,
+    store: &Store,
+    def: &Definition,
+    image: &str,
+    pinned: Option<String>,
+) -> Result<(Outcome, Option<Locked>)> {
+    let name = def.name.clone();
+    let exists = store.has_container(&name);
+    let replace = exists && (def.replace || options.replace);
+    let source = pinned.clone().unwrap_or_else(|| image.to_owned());
+    if options.dry_run {
+        let what = match (exists, replace) {
+            (true, false) => {
+                format!("keep box `{name}` (it exists; replace=true or --replace replaces it)")
+            }
+            (true, true) => format!("replace box `{name}` with a new one from {source}"),
+            _ => format!("create box `{name}` from {source}"),
+        };
+        return Ok((Outcome::Planned(what), None));
+    }
+    if exists && !replace {
+        notice(format!(
+            "box `{name}` exists; kept (replace=true in the manifest or --replace replaces it)"
+        ));
+        return Ok((Outcome::Kept, None));
+    }
+    // The new image first (a replacement always asks the registry: the point is a box
+    // from what the reference names now); a failed pull keeps the old box.
+    let local = match def.pull || pinned.is_some() || replace {
+        true => None,
+        false => super::pull::find_local(ctx, &source)?,
+    };
+    let record = match local {
+        Some(record) => record,
+        None => super::pull::pull(ctx, &source, None)
+            .with_context(|| format!("pulling the image of box [{name}]"))
+            .with_hint(|| match &pinned {
+                Some(_) => format!(
+                    "the lockfile pins box [{name}] to a digest the registry may no longer have; `box assemble create` without --locked resolves the tag again"
+                ),
+                None => format!("`box pull {source}` says more"),
+            })?,
+    };
+    if replace {
+        super::rm::rm(
+            ctx,
+            false,
+            std::slice::from_ref(&name),
+            super::rm::RmOptions {
+                force: true,
+                require_question: false,
+                grace: crate::runtime::stop::DEFAULT_GRACE,
+            },
+            &Assume(true),
+            &mut |_| {},
+        )?;
+    }
+    // The image is in the store now: create from exactly what was pulled.
+    let options = create_options(ctx, def, record.reference.clone(), false);
+    create(ctx, &options, &Assume(true))?;
+    let export_path = def
+        .exported_bins_path
+        .as_deref()
+        .map(|p| expand_home(ctx, p));
+    for bin in &def.exported_bins {
+        let request = Request::Bin {
+            path: bin,
+            export_path: export_path.as_deref(),
+            force: false,
+        };
+        export(ctx, &name, request)?;
+    }
+    for app in &def.exported_apps {
+        let request = Request::App {
+            app,
+            label: None,
+            force: false,
+        };
+        export(ctx, &name, request)?;
+    }
+    if def.start_now {
+        crate::runtime::ensure_running(ctx, &name)?;
+    }
+    let lock = Locked {
+        name: name.clone(),
+        // The reference the manifest names, not the pinned one.
+        image: image.to_owned(),
+        digest: record.manifest_digest.to_string(),
+    };
+    let outcome = if replace {
+        Outcome::Replaced
+    } else {
+        Outcome::Created
+    };
+    Ok((outcome, Some(lock)))
+}
+
+/// Remove the manifest's boxes (and their exports). Returns the names removed.
+pub fn assemble_rm(ctx: &Context, options: &AssembleOptions) -> Result<Vec<String>> {
+    let manifest = load(options)?;
+    let store = Store::at(&ctx.dirs.store);
+    let names: Vec<String> = manifest
+        .definitions
+        .iter()
+        .map(|d| d.name.clone())
+        .filter(|n| store.has_container(n))
+        .collect();
+    if options.dry_run || names.is_empty() {
+        return Ok(names);
+    }
+    let mut removed = Vec::new();
+    super::rm::rm(
+        ctx,
+        false,
+        &names,
+        super::rm::RmOptions {
+            force: true,
+            require_question: false,
+            grace: crate::runtime::stop::DEFAULT_GRACE,
+        },
+        &Assume(true),
+        &mut |name| removed.push(name.to_owned()),
+    )?;
+    Ok(removed)
+}

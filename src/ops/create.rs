@@ -1,0 +1,315 @@
+//! Creating a box: resolve the image (catalogue or reference), pull it if needed, write
+//! the box record, add its menu entry. Nothing is copied: a box is a few directories and
+//! a record until its first start.
+//!
+//! Invariants: every argument is checked (name, hostname, volumes, home) before anything
+//! is pulled or written; the record is written under the store lock after checking that
+//! every layer it names is in the store, so a box never names a layer that is gone; a
+//! failed menu entry is a warning, never a failed create.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::context::Context;
+use crate::distro::{Catalogue, default_name};
+use crate::error::{HintExt, failure};
+use crate::prompt::Ask;
+use crate::store::Store;
+use crate::store::containers::{ContainerRecord, Volume, validate_name};
+
+/// What to create: the typed form of `box create`'s flags (and of a manifest's section).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The box's name.
+    pub name: String,
+    /// An image reference (catalogue names are resolved by [`resolve_target`]).
+    pub image: String,
+    /// Pull the image even when the store has it.
+    pub pull: bool,
+    /// Hostname inside; `None` keeps the host's.
+    pub hostname: Option<String>,
+    /// Home inside the box when not the host's (absolute).
+    pub home: Option<PathBuf>,
+    /// Volumes as the user writes them: `SRC:DST[:ro|:rw]`.
+    pub volumes: Vec<String>,
+    /// `os/arch[/variant]` to pick from a multi-platform image.
+    pub platform: Option<String>,
+    /// Add the desktop menu entry.
+    pub entry: bool,
+    /// Only build the plan: nothing is pulled or written.
+    pub dry_run: bool,
+}
+
+/// What [`create`] made (or with `dry_run`, would make).
+pub struct Created {
+    pub name: String,
+    /// The canonical image reference.
+    pub image: String,
+    /// With `dry_run`: the namespace and mount plan.
+    pub plan: Option<crate::runtime::plan::Plan>,
+}
+
+/// The user's catalogue (shipped entries plus `distros.d`).
+pub fn catalogue(ctx: &Context) -> Result<Catalogue> {
+    Catalogue::load(&ctx.dirs.config.join("distros.d"))
+}
+
+/// Which image and which box name `box create` means: `--image` (a catalogue name or a
+/// reference) with `--name` or a positional name, or a catalogue name alone.
+pub fn resolve_target(
+    ctx: &Context,
+    image: Option<&str>,
+    name: Option<&str>,
+    positional_name: Option<&str>,
+) -> Result<(String, String)> {
+    let catalogue = catalogue(ctx)?;
+    let given_name = name.or(positional_name);
+    let (image_ref, default) = match (image, given_name) {
+        // A catalogue name names the box as it does without --image: `trixie`, `fedora-41`.
+        (Some(text), _) => match catalogue.resolve(text) {
+            Some(found) => (found.image, text.replace(':', "-")),
+            None => (text.to_owned(), default_name(text)),
+        },
+        (None, Some(name)) => match catalogue.resolve(name) {
+            Some(found) => (found.image, name.replace(':', "-")),
+            None => bail!(failure(
+                format!("`{name}` is not a distribution box knows, and no --image was given"),
+                format!(
+                    "give the image: `box create --image REFERENCE {name}`; distributions: {}",
+                    catalogue
+                        .distros
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        },
+        (None, None) => bail!(failure(
+            "no image or distribution given",
+            "e.g. `box create ubuntu`, `box create trixie`, or `box create --image REFERENCE NAME`",
+        )),
+    };
+    let box_name = match (name, positional_name, image) {
+        (Some(name), _, _) => name.to_owned(),
+        (None, Some(name), Some(_)) => name.to_owned(),
+        _ => default,
+    };
+    Ok((image_ref, box_name))
+}
+
+/// Parse `SRC:DST[:ro]` (or `:rw`); SRC must exist.
+fn parse_volume(text: &str) -> Result<Volume> {
+    let mut parts: Vec<&str> = text.split(':').collect();
+    let read_only = match parts.last() {
+        Some(&"ro") if parts.len() == 3 => {
+            parts.pop();
+            true
+        }
+        Some(&"rw") if parts.len() == 3 => {
+            parts.pop();
+            false
+        }
+        _ => false,
+    };
+    let hint = "write volumes as SRC:DST or SRC:DST:ro, with absolute DST";
+    let [source, target] = parts[..] else {
+        bail!(failure(format!("`{text}` is not a volume"), hint));
+    };
+    let target = PathBuf::from(target);
+    if !target.is_absolute() || source.is_empty() {
+        bail!(failure(format!("`{text}` is not a volume"), hint));
+    }
+    // `..` would be resolved inside the box, somewhere else than the user wrote.
+    if target
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        bail!(failure(
+            format!("the volume target {} contains `..`", target.display()),
+            "write the target as a plain absolute path inside the box, e.g. /data",
+        ));
+    }
+    let source = std::fs::canonicalize(source)
+        .with_context(|| format!("the volume source {source} does not exist"))
+        .hint("create it first, or fix the path")?;
+    Ok(Volume {
+        source,
+        target,
+        read_only,
+    })
+}
+
+fn validate_hostname(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !ok {
+        bail!(failure(
+            format!("`{name}` is not a valid hostname"),
+            "use letters, digits and `-`, in dot-separated labels, at most 64 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Create a box (or with `dry_run`, build its plan). `ask` is asked before an image that
+/// is not in the store is pulled; nobody to ask means yes.
+pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<Created> {
+    let name = options.name.clone();
+    let image = options.image.clone();
+    validate_name(&name)?;
+    if let Some(hostname) = &options.hostname {
+        validate_hostname(hostname)?;
+    }
+    let volumes = options
+        .volumes
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
+    let home = match &options.home {
+        Some(dir) if !dir.is_absolute() => bail!(failure(
+            format!("--home {} is not an absolute path", dir.display()),
+            "give the full path of the home directory to use in the box",
+        )),
+        other => other.clone(),
+    };
+    let store = if options.dry_run {
+        Store::at(&ctx.dirs.store)
+    } else {
+        Store::open(&ctx.dirs.store)?
+    };
+    if !options.dry_run && store.has_container(&name) {
+        bail!(failure(
+            format!("a box named `{name}` already exists"),
+            "pick another name with --name, or remove the old box with `box rm`",
+        ));
+    }
+    // A subordinate range too small, or layers unpacked with another mapping: say so now.
+    let mapping = ctx.id_mapping()?;
+    if !options.dry_run {
+        store.check_id_mapping(mapping)?;
+    }
+
+    let local = if options.pull {
+        None
+    } else {
+        super::pull::find_local(ctx, &image)?
+    };
+    let record = match local {
+        Some(record) => record,
+        None if options.dry_run => bail!(failure(
+            format!("image {image} is not in the store"),
+            format!("--dry-run does not download; `box pull {image}` first"),
+        )),
+        None => {
+            if !options.pull
+                && ask.ask(&format!("Image {image} is not in the store. Pull it now?"))?
+                    == Some(false)
+            {
+                bail!(failure(
+                    format!("box `{name}` not created: image {image} was not pulled"),
+                    format!("`box pull {image}` downloads it"),
+                ));
+            }
+            ctx.explain_id_mapping_once();
+            super::pull::pull(ctx, &image, options.platform.as_deref())
+                .with_context(|| format!("creating box `{name}`"))?
+        }
+    };
+
+    if let Some(dir) = &home
+        && !options.dry_run
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the home {}", dir.display()))?;
+    }
+    let container = ContainerRecord {
+        name: name.clone(),
+        image: record.reference.clone(),
+        image_digest: record.manifest_digest.clone(),
+        layers: record.diff_ids(),
+        created: crate::store::now(),
+        hostname: options.hostname.clone(),
+        home,
+        volumes,
+        image_env: record.config.env.clone(),
+        storage: crate::store::containers::StorageKind::Overlay,
+    };
+    if options.dry_run {
+        let plan = crate::runtime::plan_for(ctx, &store, &container)?;
+        return Ok(Created {
+            name,
+            image: container.image,
+            plan: Some(plan),
+        });
+    }
+    {
+        let _lock = store.lock(false)?;
+        for layer in &container.layers {
+            if !store.has_layer(layer) {
+                bail!(failure(
+                    format!(
+                        "layer {layer} of image {} is missing from the store",
+                        container.image
+                    ),
+                    format!("pull the image again: `box pull {}`", container.image),
+                ));
+            }
+        }
+        store.create_container(&container)?;
+    }
+    ctx.explain_id_mapping_once();
+    if options.entry
+        && let Err(err) = crate::export::generate_entry(ctx, &name)
+    {
+        crate::report::warn(format!(
+            "box `{name}` was created, but its menu entry was not: {} (hint: {})",
+            crate::error::message(&err),
+            err.downcast_ref::<crate::error::Hint>().map_or_else(
+                || format!("`box generate-entry {name}` tries again"),
+                |h| h.0.clone()
+            )
+        ));
+    }
+    Ok(Created {
+        name,
+        image: container.image,
+        plan: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn volumes_parse_and_need_an_existing_source() {
+        let v = parse_volume("/tmp:/data:ro").unwrap();
+        assert_eq!(v.target, Path::new("/data"));
+        assert!(v.read_only);
+        assert!(!parse_volume("/tmp:/data").unwrap().read_only);
+        let err = parse_volume("/no/such/dir:/data").unwrap_err();
+        assert!(crate::error::message(&err).contains("/no/such/dir does not exist"));
+        assert!(parse_volume("/tmp:rel").is_err());
+        let err = parse_volume("/tmp:/a/../etc").unwrap_err();
+        assert!(crate::error::message(&err).contains("contains `..`"));
+        assert!(parse_volume("/tmp").is_err());
+    }
+
+    #[test]
+    fn hostnames_are_checked() {
+        validate_hostname("devbox").unwrap();
+        validate_hostname("a.b-c").unwrap();
+        assert!(validate_hostname("-x").is_err());
+        assert!(validate_hostname("a b").is_err());
+    }
+}

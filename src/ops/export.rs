@@ -1,0 +1,128 @@
+//! Exporting from a box: a binary as a wrapper on the host PATH, an application as a
+//! menu entry, their removal, and the box's own menu entry (`box generate-entry`). The
+//! files themselves are [`crate::export`]'s work; this layer picks the box, says what was
+//! done, and is what `box export`, `box create` and manifests call.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::context::Context;
+use crate::error::failure;
+use crate::export;
+use crate::report::notice;
+use crate::store::Store;
+
+/// One export change.
+#[derive(Debug, Clone)]
+pub enum Request<'a> {
+    /// `--bin PATH [--export-path DIR] [--force]`
+    Bin {
+        path: &'a str,
+        export_path: Option<&'a Path>,
+        force: bool,
+    },
+    /// `--app APP [--export-label L] [--force]`
+    App {
+        app: &'a str,
+        label: Option<&'a str>,
+        force: bool,
+    },
+    /// `--delete --bin PATH`
+    DeleteBin(&'a str),
+    /// `--delete --app APP`
+    DeleteApp(&'a str),
+}
+
+/// The box to act on: the one named, or inside a box, that box.
+pub fn box_name(named: Option<&str>) -> Result<String> {
+    let current = crate::host::containerenv_box();
+    match (named, current) {
+        (Some(name), Some(current)) if name != current => Err(failure(
+            format!("cannot export from box `{name}` while inside box `{current}`"),
+            "run `box export` on the host, or leave out the name to export from this box",
+        )),
+        (Some(name), _) => Ok(name.to_owned()),
+        (None, Some(current)) => Ok(current),
+        (None, None) => Err(failure(
+            "which box? name it: `box export NAME ...`",
+            "`box list` shows your boxes",
+        )),
+    }
+}
+
+/// Carry out `request` for box `name`, saying what was done.
+pub fn export(ctx: &Context, name: &str, request: Request) -> Result<()> {
+    match request {
+        Request::DeleteBin(bin) => report_removal(&export::delete_bin(ctx, name, bin)?),
+        Request::DeleteApp(app) => report_removal(&export::delete_app(ctx, name, app)?),
+        Request::Bin {
+            path,
+            export_path,
+            force,
+        } => {
+            let wrapper = export::export_bin(ctx, name, path, export_path, force)?;
+            notice(format!(
+                "exported {path} from box `{name}` as {}{}",
+                wrapper.display(),
+                if crate::host::containerenv_box().is_some() {
+                    " on the host"
+                } else {
+                    ""
+                }
+            ));
+            let dir = wrapper.parent().unwrap_or(&wrapper);
+            let on_path = std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
+            if !on_path {
+                notice(format!(
+                    "{} is not on your PATH; add it to run `{}` by name",
+                    dir.display(),
+                    wrapper.file_name().unwrap_or_default().to_string_lossy()
+                ));
+            }
+        }
+        Request::App { app, label, force } => {
+            let entry = export::export_app(ctx, name, app, label, force)?;
+            notice(format!(
+                "exported {app} from box `{name}` to the menu: {}",
+                entry.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn report_removal(removal: &export::registry::Removal) {
+    for path in &removal.removed {
+        notice(format!("removed {}", path.display()));
+    }
+    export::warn_kept(removal);
+}
+
+/// Add the menu entry that opens a terminal in box `name` (`force`: replace a file at
+/// its path that box did not write); returns its path.
+pub fn add_entry(ctx: &Context, name: &str, force: bool) -> Result<PathBuf> {
+    let path = export::generate_entry_with(ctx, name, force)?;
+    notice(format!("added {}", path.display()));
+    Ok(path)
+}
+
+/// Remove box `name`'s menu entry. Nothing to remove is not an error (as with
+/// distrobox): the goal, no entry, holds.
+pub fn remove_entry(ctx: &Context, name: &str) -> Result<()> {
+    match export::remove_entry(ctx, name)? {
+        Some(removal) => {
+            for path in &removal.removed {
+                notice(format!("removed {}", path.display()));
+            }
+        }
+        None if Store::at(&ctx.dirs.store).has_container(name) => {
+            notice(format!("box `{name}` has no menu entry; nothing to remove"))
+        }
+        None => notice(format!(
+            "there is no box `{name}` and no menu entry for it; nothing to remove"
+        )),
+    }
+    Ok(())
+}

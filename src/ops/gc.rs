@@ -1,0 +1,64 @@
+//! Garbage collection, the removing half: removes what [`Store::garbage`] decided, the
+//! user's own files from the host and layers and staging trees (files of subordinate ids)
+//! through the store helper in the user namespace.
+//!
+//! Invariant: never fails the command that asked for it; what could not be removed is
+//! named in one warning and left for the next `box rmi` or `box rm`.
+
+use crate::context::Context;
+use crate::image::helper::StoreHelper;
+use crate::report::{notice, warn};
+use crate::store::{Lock, Store};
+
+/// Collect the store's garbage with `lock` (this process's store lock, made exclusive;
+/// skipped when another box process holds the store). Says what it removed.
+pub fn collect(ctx: &Context, store: &Store, lock: Lock) {
+    let garbage = match store.garbage(lock) {
+        Ok(Some(garbage)) => garbage,
+        Ok(None) => return,
+        Err(err) => {
+            warn(format!("skipping garbage collection: {err:#}"));
+            return;
+        }
+    };
+    let mut failed: Vec<String> = Vec::new();
+    for file in &garbage.files {
+        if let Err(err) = std::fs::remove_file(file)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            failed.push(format!("{}: {err}", file.display()));
+        }
+    }
+    for (path, _held) in &garbage.layer_locks {
+        let _ = std::fs::remove_file(path);
+    }
+    if !garbage.layers.is_empty() || !garbage.staging.is_empty() {
+        let removed = StoreHelper::start(ctx).and_then(|mut helper| {
+            for path in &garbage.staging {
+                if let Err(err) = helper.remove_debris(path) {
+                    failed.push(format!("{}: {err:#}", path.display()));
+                }
+            }
+            let mut layers = 0;
+            for layer in &garbage.layers {
+                match helper.remove(layer) {
+                    Ok(()) => layers += 1,
+                    Err(err) => failed.push(format!("{}: {err:#}", layer.display())),
+                }
+            }
+            helper.finish()?;
+            Ok(layers)
+        });
+        match removed {
+            Ok(0) => {}
+            Ok(layers) => notice(format!("removed {layers} unused layer(s)")),
+            Err(err) => failed.push(format!("{err:#}")),
+        }
+    }
+    if !failed.is_empty() {
+        warn(format!(
+            "garbage collection could not remove {} (the next `box rmi` or `box rm` tries again)",
+            failed.join("; ")
+        ));
+    }
+}

@@ -1,0 +1,262 @@
+//! `box assemble` end to end: distrobox manifests against the loopback registry, as the
+//! unprivileged test user: create, list, dry runs, replace, the lockfile and `--locked`
+//! after a tag moved, rm with exports, a manifest served over http from this machine, and
+//! bad manifests that change nothing.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::common::boxes::{Boxes, list, ok};
+use crate::common::fixtures::busybox;
+use crate::common::{Compression, Entry, Registry, TestEnv, User};
+
+/// Push a busybox image whose /etc/version says `version` as `assemble/tool:latest`.
+fn push_tool(version: &str) -> crate::common::PushedImage {
+    busybox()
+        .entries(
+            &[
+                Entry::dir("etc"),
+                Entry::file("etc/version", format!("{version}\n")),
+            ],
+            Compression::Gzip,
+        )
+        .push(Registry::plain(), "assemble/tool", "latest")
+}
+
+/// Write a manifest file owned by the user; returns its path as a string.
+fn manifest(env: &TestEnv, name: &str, text: &str) -> String {
+    let path = env.home.join(name);
+    env.write_user_file(&path, text, 0o644);
+    path.to_str().unwrap().to_owned()
+}
+
+fn record(env: &TestEnv, name: &str) -> Value {
+    let path = env.store().join("containers").join(name).join("box.json");
+    let mut record: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let object = record.as_object_mut().unwrap();
+    object.remove("name");
+    object.remove("created");
+    record
+}
+
+fn lock_digests(path: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(format!("{path}.lock")).unwrap();
+    let value: toml::Value = toml::from_str(&text).unwrap();
+    value["box"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap().to_owned(),
+                b["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_manifest_creates_locks_replaces_and_removes_its_boxes() {
+    let env = TestEnv::new("assemble", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let v1 = push_tool("1");
+    let file = manifest(
+        &env,
+        "distrobox.ini",
+        &format!(
+            "# two boxes\n[alpha]\nimage={image}\nhostname=alpha-host\ninit=false\nnvidia=false\nroot=false\npull=false\n\n[beta] # the second\ninclude=alpha\nhostname=beta-host\nstart_now=true\nexported_bins=\"/bin/sh\"\nexported_bins_path=\"~/bin-out\"\n",
+            image = v1.reference
+        ),
+    );
+
+    ok(&env, &["assemble", "list", "--file", &file])
+        .stdout_has("alpha")
+        .stdout_has("beta");
+    ok(&env, &["assemble", "create", "--dry-run", "--file", &file])
+        .stdout_has("Would create box `alpha`");
+    assert!(list(&env).is_empty(), "--dry-run created something");
+
+    let out = ok(&env, &["assemble", "create", "--file", &file]);
+    out.stdout_has("Created box alpha.")
+        .stdout_has("Created box beta.");
+    let status = |name: &str| {
+        list(&env)
+            .iter()
+            .find(|b| b["name"] == name)
+            .map(|b| b["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status("beta").as_deref(), Some("running"), "start_now");
+    ok(&env, &["run", "alpha", "--", "uname", "-n"]).stdout_has("alpha-host");
+    ok(&env, &["run", "beta", "--", "uname", "-n"]).stdout_has("beta-host");
+    let wrapper = env.home.join("bin-out/sh");
+    assert!(wrapper.exists(), "exported_bins went nowhere:\n{out}");
+
+    // The equivalent commands give the same record.
+    ok(
+        &env,
+        &[
+            "create",
+            "--no-entry",
+            "--hostname",
+            "alpha-host",
+            "--image",
+            &v1.reference,
+            "same",
+        ],
+    );
+    assert_eq!(record(&env, "alpha"), record(&env, "same"));
+    ok(&env, &["rm", "--yes", "same"]);
+
+    // The lockfile pins each box to the digest its tag resolved to.
+    let v1_digest = record(&env, "alpha")["image_digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        lock_digests(&file),
+        [
+            ("alpha".into(), v1_digest.clone()),
+            ("beta".into(), v1_digest.clone())
+        ]
+    );
+
+    // Existing boxes are kept unless replaced.
+    ok(&env, &["assemble", "create", "--file", &file]).stdout_has("Kept box alpha.");
+
+    // The tag moves; --locked still gives the old content, a plain run the new one.
+    let v2 = push_tool("2");
+    assert_ne!(v1.digest, v2.digest);
+    ok(
+        &env,
+        &[
+            "assemble",
+            "create",
+            "--locked",
+            "--replace",
+            "--file",
+            &file,
+        ],
+    )
+    .stdout_has("Replaced box alpha.");
+    ok(&env, &["run", "alpha", "--", "cat", "/etc/version"]).stdout_has("1");
+    ok(
+        &env,
+        &[
+            "assemble",
+            "create",
+            "--replace",
+            "--file",
+            &file,
+            "--name",
+            "alpha",
+        ],
+    )
+    .stdout_has("Replaced box alpha.");
+    ok(&env, &["run", "alpha", "--", "cat", "/etc/version"]).stdout_has("2");
+    let digests = lock_digests(&file);
+    assert_ne!(digests[0].1, v1_digest, "the lockfile kept the old digest");
+    assert_eq!(
+        digests[1],
+        ("beta".into(), v1_digest),
+        "beta was not re-created"
+    );
+
+    // rm removes the manifest's boxes and their exports.
+    ok(&env, &["assemble", "rm", "--file", &file])
+        .stdout_has("Removed box alpha.")
+        .stdout_has("Removed box beta.");
+    assert!(list(&env).is_empty());
+    assert!(!wrapper.exists(), "the export outlived its box");
+}
+
+#[test]
+fn bad_manifests_and_unsupported_features_change_nothing() {
+    let env = TestEnv::new("assemble-bad", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let image = push_tool("1").reference;
+    let cases = [
+        (
+            "[a]\nimage=IMG\nfrobnicate=1\n",
+            "bad.ini:3: unknown key `frobnicate` in box [a]",
+        ),
+        (
+            "[a]\nimage=\"IMG\n",
+            "bad.ini:2: the value of `image` in box [a] has no closing",
+        ),
+        (
+            "[a]\ninclude=b\nimage=IMG\n[b]\ninclude=a\n",
+            "include cycle",
+        ),
+        (
+            "[a]\nimage=IMG\n[b]\nhostname=x\n",
+            "bad.ini:3: box [b] has no image",
+        ),
+        (
+            "[a]\nimage=IMG\n[a]\nimage=IMG\n",
+            "bad.ini:3: box [a] is defined twice",
+        ),
+        // distrobox's own first example (images adapted): arch asks for NVIDIA.
+        (
+            "[ubuntu]\nimage=IMG\ninit=false\nnvidia=false\npull=true\nroot=false\nreplace=true\nstart_now=false\n\n# You can add comments using this #\n[arch] # also inline comments are supported\nhome=/tmp/home\nimage=IMG\ninit=false\nstart_now=true\nnvidia=true\npull=true\nroot=false\nreplace=false\n",
+            "bad.ini:16: box [arch] sets `nvidia=true`, which box does not support",
+        ),
+        ("[a]\nimage=IMG\nroot=true\n", "sets `root=true`"),
+        (
+            "[a]\nimage=IMG\nadditional_flags=\"--cap-add=ALL\"\n",
+            "a container engine's flags",
+        ),
+    ];
+    ok(&env, &["pull", &image]);
+    let before = env.store_state();
+    for (text, expected) in cases {
+        let file = manifest(&env, "bad.ini", &text.replace("IMG", &image));
+        let out = env.run(&["assemble", "create", "--file", &file]);
+        out.status(125).stderr_has(expected).stderr_has("hint:");
+        assert!(
+            list(&env).is_empty(),
+            "a bad manifest created a box:\n{out}"
+        );
+        env.assert_store_unchanged(&before, &out);
+        assert!(!PathBuf::from(format!("{file}.lock")).exists());
+    }
+    // No manifest at all: says where it looked.
+    env.run(&["assemble", "create"])
+        .status(125)
+        .stderr_has("distrobox.ini");
+}
+
+#[test]
+fn a_manifest_is_read_from_an_http_address_on_this_machine() {
+    let env = TestEnv::new("assemble-url", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let body = "[fromurl]\nimage=example.org/some/image:1\n".to_owned();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // One request, answered with the manifest; the thread ends with it.
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request);
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let url = format!("http://127.0.0.1:{port}/distrobox.ini");
+    ok(&env, &["assemble", "list", "--file", &url])
+        .stdout_has("fromurl")
+        .stdout_has("example.org/some/image:1");
+    server.join().unwrap();
+    // Plain http from elsewhere is refused before any request.
+    env.run(&[
+        "assemble",
+        "list",
+        "--file",
+        "http://example.org/distrobox.ini",
+    ])
+    .status(125)
+    .stderr_has("not served over https");
+}
