@@ -64,6 +64,26 @@ fn sudo_in_a_box_without_subordinate_ids_is_a_fake_root_that_installs_packages()
         ["root", "/root", "kept"],
         "{out}"
     );
+    // sudo's environment policy, and the user themself as a target (no root then).
+    let out = sh(
+        &env,
+        "fr",
+        &format!(
+            "sudo sh -c 'echo $HOME $USER $SUDO_USER $PATH $CONTAINER_ID'; sudo -u {} id -u",
+            User::BoxNoSub.name()
+        ),
+    );
+    assert_eq!(
+        out.success().stdout.lines().collect::<Vec<_>>(),
+        [
+            format!(
+                "/root root {} /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin fr",
+                User::BoxNoSub.name()
+            ),
+            env.uid.to_string()
+        ],
+        "{out}"
+    );
     // Another user does not exist for this root: a clear error, sudo's status.
     sh(&env, "fr", "sudo -u www-data id")
         .status(1)
