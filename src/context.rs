@@ -207,11 +207,14 @@ impl Context {
             return;
         }
         crate::report::notice(format!(
-            "note: {reason}, so boxes map only your own user id: there is no root inside a box, \
-             files of other owners in images show as yours, and package installs (sudo apt/dnf) \
-             fail. To fix it, give your user subordinate ids (`sudo usermod --add-subuids \
-             100000-165535 --add-subgids 100000-165535 $USER`) and install newuidmap/newgidmap \
-             (package uidmap); then remove your boxes and images and pull again. (Shown once.)"
+            "note: {reason}, so boxes map only your own user id. Files of other owners in \
+             images show as yours, and root in a box (`sudo`, package installs) is box's fake \
+             root, your own id in a nested user namespace: every file stays yours, ownership \
+             changes are accepted and not kept, and programs that need a second real user (a \
+             daemon dropping privileges) see no effect. For real users in boxes, give your user \
+             subordinate ids (`sudo usermod --add-subuids 100000-165535 --add-subgids \
+             100000-165535 $USER`) and install newuidmap/newgidmap (package uidmap); then remove \
+             your boxes and images and pull again. (Shown once.)"
         ));
     }
 

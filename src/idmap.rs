@@ -5,7 +5,8 @@
 //!   the user's uid U is U itself; 0..U-1 and U+1..65535 land on the subordinate range.
 //!   The user is themself in the box, and `sudo` gives a root that can install packages.
 //! - **single** (no subordinate ids): only U maps, to U. Files owned by anyone else in the
-//!   image show as the user's; there is no root inside. The reason is kept for the notice.
+//!   image show as the user's; root inside is box's fake root (`runtime::fakeroot`). The
+//!   reason is kept for the notice.
 //! - **root** (box runs as root): the identity over the whole id space.
 //!
 //! The same mapping is used to unpack layers and to run boxes, so ownership, setuid bits

@@ -10,7 +10,7 @@
 //!    |
 //! export            wrappers, desktop entries, icons, the export registry
 //!    |
-//! runtime           mount plan, holder, join, stop
+//! runtime           mount plan, holder, join, stop, fake root and its sudo
 //!    |
 //! registry, image   references, auth, manifests, downloads | safe layer unpacking
 //!    |
@@ -19,7 +19,7 @@
 //! store             the only module that knows file names: records, locks, garbage
 //!    |
 //! leaves            error, report, prompt, digest, idmap, sys, userns, protocol, host,
-//!                   hostfs, config, distro, progress, manifest, cli
+//!                   hostfs, config, distro, progress, manifest, seccomp, cli
 //! ```
 //!
 //! Map of the crate:
@@ -33,6 +33,7 @@
 //! - [`idmap`], [`userns`]: id mappings and helpers in a user namespace;
 //! - [`protocol`]: the one framing of every parent/child exchange, and errors across it;
 //! - [`runtime`]: mount plan, the holder process, joining a running box;
+//! - [`seccomp`]: the filter of the fake root in boxes without subordinate ids;
 //! - [`host`]: discovery of the host's sockets, devices and environment;
 //! - [`hostfs`]: host paths reached from the host or from inside a box (`/run/host`);
 //! - [`export`]: wrappers, desktop entries and icons on the host;
@@ -58,6 +59,7 @@ pub mod protocol;
 pub mod registry;
 pub mod report;
 pub mod runtime;
+pub mod seccomp;
 pub mod store;
 pub mod sys;
 pub mod userns;

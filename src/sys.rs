@@ -218,3 +218,46 @@ pub fn parent_user_namespace(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<std:
     // SAFETY: on success the ioctl returns a new descriptor that nothing else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(rc) })
 }
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)` (seccomp(2)): attach the classic-BPF
+/// program `prog` to the calling thread. Falls back to `prctl(PR_SET_SECCOMP)` on kernels
+/// before 3.17, which lack the seccomp syscall. The caller sets no_new_privs first.
+pub fn seccomp_filter(prog: &[libc::sock_filter]) -> io::Result<()> {
+    let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `fprog` points at `prog`, which is borrowed for the whole call and holds
+    // `len` initialised `struct sock_filter`s; the kernel copies the program before the
+    // call returns and never writes through the pointer (the `*mut` is the C type's).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0u32,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    // SAFETY: as above; prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog) takes the same
+    // `struct sock_fprog` and only reads it during the call.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -23,7 +23,8 @@ use crate::cli::Command;
 use crate::context::Context;
 
 /// The internal entry points box re-executes itself with (`/proc/self/exe NAME ...`):
-/// the holder of a running box and the store helper in the user namespace. They are not
+/// the holder of a running box, the store helper in the user namespace, and box's
+/// `sudo` in a box without subordinate ids. They are not
 /// part of the command line users see (help, man pages, completions), and they skip clap.
 pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
     let (first, rest) = args.split_first()?;
@@ -32,6 +33,11 @@ pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
         "__holder-adopt" => Some(crate::runtime::holder::adopt_main(rest)),
         "__store-helper" => Some(crate::image::helper::main(rest)),
         crate::ops::ephemeral::GUARD => Some(crate::ops::ephemeral::guard_main(rest)),
+        // From the `sudo` shim inside a box without subordinate ids.
+        "__fakeroot" => Some(match rest.split_first() {
+            Some((verb, args)) if verb == "sudo" => crate::runtime::sudo::main(args),
+            _ => Err(anyhow::anyhow!("usage: box __fakeroot sudo [ARGS...]")),
+        }),
         _ => None,
     }
 }

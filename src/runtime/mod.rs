@@ -1,7 +1,8 @@
 //! The runtime: a box's mount plan ([`plan`]), the holder that keeps a running box's
 //! namespaces ([`holder`]) and the files that follow the host's ([`follow`]), joining it
 //! ([`join`]), first-start user setup ([`setup`]), the copy fallback ([`copy`]), the
-//! runtime state ([`state`]), the box's processes ([`members`]) and stopping ([`stop`]).
+//! runtime state ([`state`]), the box's processes ([`members`]) and stopping ([`stop`]);
+//! root in a box without subordinate ids ([`fakeroot`]) and its `sudo` ([`sudo`]).
 //!
 //! Invariants:
 //! - one holder per box, whatever session asks: starts, stops and removals of a box are
@@ -16,6 +17,7 @@
 //! - the join path reads only the session's runtime state file.
 
 pub mod copy;
+pub mod fakeroot;
 pub mod follow;
 pub mod holder;
 pub mod join;
@@ -24,6 +26,7 @@ pub mod plan;
 pub mod setup;
 pub mod state;
 pub mod stop;
+pub mod sudo;
 
 use anyhow::{Context as _, Result};
 

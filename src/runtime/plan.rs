@@ -335,6 +335,19 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         });
     }
 
+    // Without subordinate ids the image's sudo cannot work: a shim ahead of it in PATH
+    // runs box's fake root instead (see `super::sudo`). It needs box in the box.
+    // (The shim's text depends on the box binary's ELF interpreter: read from it.)
+    if !mapping.has_root()
+        && let Some(exe) = &host.box_binary
+    {
+        files.push(FileOp::Write {
+            path: super::sudo::SHIM_PATH.into(),
+            content: super::sudo::shim(exe),
+            mode: 0o755,
+        });
+    }
+
     let mut env_forced = vec![
         ("CONTAINER_ID".to_owned(), name.clone()),
         ("container".to_owned(), "box".to_owned()),
@@ -416,9 +429,14 @@ impl fmt::Display for Plan {
             if self.has_root {
                 ", root inside via sudo"
             } else {
-                ", no root inside"
+                ", root inside: box's fake root (below)"
             }
         )?;
+        if !self.has_root
+            && let (Some(uid), Some(gid)) = (self.uid_map.first(), self.gid_map.first())
+        {
+            writeln!(f, "{}", super::fakeroot::describe(uid.inside, gid.inside))?;
+        }
         writeln!(f, "hostname: {}", self.hostname)?;
         writeln!(f, "mounts:")?;
         writeln!(f, "  make-rslave  / (recursive)")?;
@@ -472,6 +490,13 @@ impl fmt::Display for Plan {
         writeln!(f, "files:")?;
         for op in &self.files {
             match op {
+                FileOp::Write { path, .. } if path == Path::new(super::sudo::SHIM_PATH) => {
+                    writeln!(
+                        f,
+                        "  write        {} (sudo: runs `box __fakeroot sudo ARGS`, box's fake root)",
+                        path.display()
+                    )?
+                }
                 FileOp::Write { path, content, .. } => writeln!(
                     f,
                     "  write        {} ({})",
@@ -601,6 +626,43 @@ mod tests {
                 instance: "0123abcd".into(),
             },
         )
+    }
+
+    #[test]
+    fn without_subordinate_ids_the_plan_has_the_sudo_shim_and_shows_the_fake_root() {
+        let store = Store::at(Path::new("/s"));
+        let mapping = IdMapping::Single {
+            uid: 1000,
+            gid: 1000,
+            reason: "none".into(),
+        };
+        let plan = build(
+            &record(),
+            &PlanInputs {
+                store: &store,
+                user: &user(),
+                group: "alice".into(),
+                mapping: &mapping,
+                host: &host(),
+                instance: "0123abcd".into(),
+            },
+        );
+        assert!(!plan.has_root);
+        assert!(plan.files.iter().any(|op| matches!(op,
+            FileOp::Write { path, content, mode: 0o755 }
+                if path == Path::new("/usr/local/bin/sudo") && content.contains("__fakeroot sudo"))));
+        let text = plan.to_string();
+        assert!(
+            text.contains("uid map (inside->outside+count): 1000->1000+1"),
+            "{text}"
+        );
+        assert!(text.contains("uid map 0->1000+1"), "{text}");
+        assert!(text.contains("fake (return 0, change nothing)"), "{text}");
+        assert!(text.contains("setresuid"), "{text}");
+        assert!(text.contains("APT::Sandbox::User"), "{text}");
+        // With subordinate ids the image's sudo works: no shim.
+        assert!(!plan_of(&record()).files.iter().any(|op| matches!(op,
+            FileOp::Write { path, .. } if path == Path::new("/usr/local/bin/sudo"))));
     }
 
     #[test]

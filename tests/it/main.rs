@@ -11,6 +11,7 @@ mod cli;
 mod clone;
 mod ephemeral;
 mod export;
+mod fakeroot;
 mod generated;
 mod harness;
 mod idmap;
