@@ -10,6 +10,7 @@
 //! - [`store`]: the only module that knows directory names; records and locks;
 //! - [`idmap`], [`userns`]: id mappings and helpers in a user namespace;
 //! - [`runtime`]: mount plan, the holder process, joining a running box;
+//! - [`provision`]: installing what a box lacks with its package manager, once;
 //! - [`host`]: discovery of the host's sockets, devices and environment;
 //! - [`hostfs`]: host paths reached from the host or from inside a box (`/run/host`);
 //! - [`export`]: wrappers, desktop entries and icons on the host.
@@ -27,6 +28,7 @@ pub mod hostfs;
 pub mod idmap;
 pub mod image;
 pub mod progress;
+pub mod provision;
 pub mod pull;
 pub mod registry;
 pub mod runtime;

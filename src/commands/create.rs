@@ -1,6 +1,7 @@
 //! `box create`: resolve the image (catalogue or reference), pull it if needed, write the
-//! box record. Nothing is copied: a box is a few directories and a record until its
-//! first start.
+//! box record, then provision the box (`provision`: nothing but file checks when the
+//! image has what a box needs). Nothing is copied: a box is a few directories and a
+//! record until its first start.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -226,6 +227,15 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<(String, St
         volumes,
         image_env: record.config.env.clone(),
         storage: "overlay".into(),
+        provision: crate::provision::requested(
+            ctx,
+            &crate::provision::Request {
+                additional_packages: args.additional_packages.clone(),
+                pre_init_hooks: args.pre_init_hooks.clone(),
+                init_hooks: args.init_hooks.clone(),
+                off: args.no_provision,
+            },
+        )?,
     };
     if args.dry_run {
         let plan = crate::runtime::plan_for(ctx, &store, &container)?;
@@ -260,6 +270,8 @@ pub(crate) fn create_box(ctx: &Context, args: &CreateArgs) -> Result<(String, St
             )
         ));
     }
+    // Installs what the box lacks; a failure leaves the box, marked not provisioned.
+    crate::provision::at_create(ctx, &name)?;
     Ok((name, container.image))
 }
 
@@ -277,6 +289,10 @@ pub(crate) fn args_for(name: &str, image: &str) -> CreateArgs {
         platform: None,
         no_entry: false,
         dry_run: false,
+        additional_packages: Vec::new(),
+        pre_init_hooks: Vec::new(),
+        init_hooks: Vec::new(),
+        no_provision: false,
     }
 }
 

@@ -12,6 +12,7 @@ mod rm;
 mod rmi;
 mod run;
 mod stop;
+mod upgrade;
 
 use std::process::ExitCode;
 
@@ -53,6 +54,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Rm(args) => rm::exec(&ctx, args),
         Command::Export(args) => export::exec(&ctx, args),
         Command::GenerateEntry(args) => generate_entry::exec(&ctx, args),
+        Command::Upgrade(args) => upgrade::exec(&ctx, args),
     }
 }
 
@@ -76,6 +78,7 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
         Command::Create(args) if !args.dry_run => Some(("", "create boxes".into())),
         Command::Stop(args) => Some(boxes("stop", &args.names)),
         Command::Rm(args) => Some(boxes("remove", &args.names)),
+        Command::Upgrade(args) => Some(boxes("upgrade", &args.names)),
         _ => None,
     }
 }

@@ -18,6 +18,7 @@
 pub mod copy;
 pub mod follow;
 pub mod holder;
+pub mod identity;
 pub mod join;
 pub mod members;
 pub mod plan;
@@ -135,6 +136,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
         xauthority: plan.xauthority.clone(),
         store: None,
         boot_id: None,
+        provisioning: false,
     };
     state::write(ctx, &store, name, &state)?;
     pending.commit()?;

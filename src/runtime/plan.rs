@@ -544,6 +544,7 @@ mod tests {
             }],
             image_env: vec!["LANG=C.UTF-8".into()],
             storage: "overlay".into(),
+            provision: None,
         }
     }
 

@@ -43,6 +43,10 @@ pub struct ContainerRecord {
     /// Storage: "overlay", or "copy" when the kernel refused overlay.
     #[serde(default = "default_storage")]
     pub storage: String,
+    /// Provisioning (see `store::provision`); `None` in records written before box
+    /// provisioned boxes, which are never provisioned on a start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision: Option<super::provision::Provisioning>,
 }
 
 fn default_storage() -> String {
@@ -216,6 +220,7 @@ mod tests {
             volumes: vec![],
             image_env: vec![],
             storage: default_storage(),
+            provision: None,
         }
     }
 

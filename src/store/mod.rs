@@ -9,7 +9,8 @@
 //!   layer-info/<hex>.json   each layer's own record (its size), written before the layer
 //!   locks/<name>            per-layer and per-image locks (flock)
 //!   images/<ref>.json       image records (see images.rs)
-//!   containers/<name>/      box record box.json, overlay upper/ work/ and mount point root/
+//!   containers/<name>/      box record box.json, overlay upper/ work/ and mount point root/,
+//!                           provision.log (see provision.rs)
 //!   tmp/                    staging on the same filesystem, for atomic renames
 //!   notices/<what>          markers of one-time notices already shown
 //!   exports.json            the export registry: host files written by `box export`
@@ -29,6 +30,7 @@
 pub mod containers;
 mod gc;
 pub mod images;
+pub mod provision;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
