@@ -483,6 +483,9 @@ fn run(ctx: &Context, name: &str, resumed: bool) -> Result<bool> {
         .map(|pm| pm.offline.clone())
         .unwrap_or_default();
     let count = plan.steps.len();
+    // What said the network was unreachable, also in a step that went on regardless
+    // (`apt-get update` only warns), for the error of a later step.
+    let mut unreachable: Vec<String> = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         display.step(&format!("[{}/{count}] {}", i + 1, step.title));
         let env: &[(&str, &str)] = if step.package_manager {
@@ -492,9 +495,12 @@ fn run(ctx: &Context, name: &str, resumed: bool) -> Result<bool> {
         };
         let patterns: &[String] = if step.package_manager { &offline } else { &[] };
         let outcome = steps::run(name, &step.script, env, &mut log, &mut display, patterns);
+        if let Ok(outcome) = &outcome {
+            unreachable.extend(outcome.offline.iter().cloned());
+        }
         let failed = match outcome {
             Ok(outcome) if outcome.success() => continue,
-            Ok(outcome) => step_error(name, i + 1, count, step, &outcome, &log_path),
+            Ok(outcome) => step_error(name, i + 1, count, step, &outcome, &unreachable, &log_path),
             Err(err) => err.context(format!(
                 "provisioning box `{name}` failed at step {}/{count} ({})",
                 i + 1,
@@ -531,6 +537,7 @@ fn step_error(
     count: usize,
     step: &Step,
     outcome: &steps::Outcome,
+    unreachable: &[String],
     log: &std::path::Path,
 ) -> anyhow::Error {
     let how = match outcome.code {
@@ -541,8 +548,12 @@ fn step_error(
         "box `{name}` was created, but provisioning it failed at step {number}/{count}, {} ({how})",
         step.title
     );
-    if outcome.offline {
-        message.push_str(": the network or the package mirror could not be reached");
+    let offline = !unreachable.is_empty();
+    if offline {
+        message.push_str(&format!(
+            ": the network or the package mirror could not be reached (`{}`)",
+            unreachable[0].trim()
+        ));
     }
     if !outcome.tail.is_empty() {
         message.push_str("; its last lines:");
@@ -553,7 +564,7 @@ fn step_error(
         message.push('\n');
     }
     message.push_str(&format!("the whole output is in {}", log.display()));
-    let hint = if outcome.offline {
+    let hint = if offline {
         format!(
             "check the network connection and the box's package sources; the next `box enter {name}` or `box run {name}` resumes provisioning"
         )

@@ -26,8 +26,8 @@ pub struct Outcome {
     pub code: Option<i32>,
     /// Its last lines of output.
     pub tail: VecDeque<String>,
-    /// Whether any line matched one of the package manager's offline patterns.
-    pub offline: bool,
+    /// The lines (a few) that matched one of the package manager's offline patterns.
+    pub offline: Vec<String>,
 }
 
 impl Outcome {
@@ -148,7 +148,7 @@ pub fn run(
     // The Command holds the write ends until it is dropped: spawn consumed them, so the
     // reader sees end-of-file when the step ends.
     let mut tail = VecDeque::with_capacity(TAIL_LINES);
-    let mut offline = false;
+    let mut offline = Vec::new();
     let mut reader = BufReader::new(reader);
     let mut raw = Vec::new();
     loop {
@@ -171,7 +171,9 @@ pub fn run(
         if line.trim().is_empty() {
             continue;
         }
-        offline |= offline_patterns.iter().any(|p| line.contains(p.as_str()));
+        if offline.len() < 3 && offline_patterns.iter().any(|p| line.contains(p.as_str())) {
+            offline.push(line.clone());
+        }
         display.line(&line);
         if tail.len() == TAIL_LINES {
             tail.pop_front();
