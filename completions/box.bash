@@ -55,6 +55,9 @@ _box() {
             box,stop)
                 cmd="box__subcmd__stop"
                 ;;
+            box,upgrade)
+                cmd="box__subcmd__upgrade"
+                ;;
             box__subcmd__help,create)
                 cmd="box__subcmd__help__subcmd__create"
                 ;;
@@ -91,6 +94,9 @@ _box() {
             box__subcmd__help,stop)
                 cmd="box__subcmd__help__subcmd__stop"
                 ;;
+            box__subcmd__help,upgrade)
+                cmd="box__subcmd__help__subcmd__upgrade"
+                ;;
             *)
                 ;;
         esac
@@ -98,7 +104,7 @@ _box() {
 
     case "${cmd}" in
         box)
-            opts="-h -V --help --version pull images rmi create enter run list ls stop rm export generate-entry help"
+            opts="-h -V --help --version pull images rmi create enter run list ls stop rm export generate-entry upgrade help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -112,7 +118,7 @@ _box() {
             return 0
             ;;
         box__subcmd__create)
-            opts="-n -i -p -Y -H -v -d -h -V --name --image --pull --yes --hostname --home --volume --platform --no-entry --dry-run --help --version"
+            opts="-n -i -p -Y -H -v -d -h -V --name --image --pull --yes --hostname --home --volume --platform --no-entry --dry-run --additional-packages --pre-init-hooks --init-hooks --no-provision --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -158,6 +164,18 @@ _box() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --additional-packages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pre-init-hooks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --init-hooks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -166,12 +184,20 @@ _box() {
             return 0
             ;;
         box__subcmd__enter)
-            opts="-Y -d -h -V --nw --no-workdir --yes --dry-run --help --version"
+            opts="-Y -d -u -h -V --nw --no-workdir --yes --dry-run --user --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -236,7 +262,7 @@ _box() {
             return 0
             ;;
         box__subcmd__help)
-            opts="pull images rmi create enter run list stop rm export generate-entry help"
+            opts="pull images rmi create enter run list stop rm export generate-entry upgrade help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -417,6 +443,20 @@ _box() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        box__subcmd__help__subcmd__upgrade)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         box__subcmd__images)
             opts="-h -V --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -492,7 +532,29 @@ _box() {
             return 0
             ;;
         box__subcmd__run)
-            opts="-h -V --nw --no-workdir --help --version"
+            opts="-u -h -V --nw --no-workdir --user --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__stop)
+            opts="-a -Y -h -V --all --yes --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -505,8 +567,8 @@ _box() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        box__subcmd__stop)
-            opts="-a -Y -h -V --all --yes --help --version"
+        box__subcmd__upgrade)
+            opts="-a -h -V --all --running --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

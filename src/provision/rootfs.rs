@@ -134,7 +134,7 @@ mod tests {
         // outside a user namespace: only checked when the test can make one).
         if rustix::fs::mknodat(
             rustix::fs::CWD,
-            &upper.join("usr/bin/sudo"),
+            upper.join("usr/bin/sudo"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::from_raw_mode(0),
             0,
