@@ -104,6 +104,12 @@ pub fn become_user(name: &str, user: &str) -> Result<Account> {
             ),
         )
     })?;
+    // Oneself: nothing to change (and with the single-id mapping setgroups is denied).
+    if account.uid == rustix::process::getuid().as_raw()
+        && account.gid == rustix::process::getgid().as_raw()
+    {
+        return Ok(account);
+    }
     let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
     let gid_map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
     if !is_mapped(&uid_map, account.uid) || !is_mapped(&gid_map, account.gid) {

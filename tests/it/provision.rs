@@ -249,6 +249,18 @@ fn without_subordinate_ids_provisioning_and_root_fail_clearly_but_the_box_works(
     assert!(!run.stderr.contains("provision"), "{run}");
     env.run(&["run", "ns", "--user", "root", "--", "true"])
         .box_error(&["root in box `ns` is not available", "/etc/subuid"]);
+    // Oneself by name works with one mapped id too.
+    let me = env.run(&[
+        "run",
+        "ns",
+        "--user",
+        "boxnosub",
+        "--",
+        "sh",
+        "-c",
+        "id -un; echo $USER",
+    ]);
+    assert_eq!(stdout_of(&me), "boxnosub\nboxnosub");
 }
 
 #[test]
@@ -369,6 +381,27 @@ fn dnf_gets_the_flags_hooks_in_order_the_hosts_locale_and_upgrades() {
     assert!(
         calls.ends_with("/usr/bin/dnf upgrade -y --refresh"),
         "{calls}"
+    );
+
+    // On a terminal the latest output line is drawn under the step, then cleared.
+    let (status, shown) = crate::common::boxes::run_on_terminal(
+        &env,
+        &[
+            "create",
+            "--no-entry",
+            "--image",
+            &image,
+            "--pre-init-hooks",
+            "echo hello-from-the-hook",
+            "dnf2",
+        ],
+        &[],
+        Duration::from_millis(10),
+    );
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("\r\x1b[2K  hello-from-the-hook") && shown.contains("[1/3] pre-init hook"),
+        "{shown:?}"
     );
 
     // Any account of the box's passwd, by name or uid, with its own environment.
