@@ -27,6 +27,7 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
     } else {
         Command::Exec(&args.command)
     };
+    runtime::identity::refuse_inside(args.user.as_deref(), name)?;
     runtime::join::here_when_inside(name, command, args.no_workdir, || {
         format!("enter box `{name}`")
     })?;

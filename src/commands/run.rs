@@ -16,6 +16,7 @@ pub fn exec(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     validate_name(&args.name)?;
     let name = args.name.as_str();
     let command = Command::Exec(&args.command);
+    runtime::identity::refuse_inside(args.user.as_deref(), name)?;
     runtime::join::here_when_inside(name, command, args.no_workdir, || {
         format!("run a command in box `{name}`")
     })?;

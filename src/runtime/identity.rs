@@ -91,6 +91,21 @@ pub fn root_unavailable(name: &str) -> anyhow::Error {
     )
 }
 
+/// `--user` from inside a box: the process is already in the box's user namespace, as
+/// the user, without the capabilities a join gets; becoming another account there is
+/// sudo's job. Asks only when `user` was given (one getenv).
+pub fn refuse_inside(user: Option<&str>, name: &str) -> Result<()> {
+    match (user, crate::host::inside_box()) {
+        (Some(user), Some(current)) => Err(failure(
+            format!("--user {user} works from the host, not from inside box `{current}`"),
+            format!(
+                "inside the box use `sudo -u {user}` (or `sudo` for root); from the host, `box run {name} --user {user} -- CMD`"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Become `user` (a name or uid of the box's passwd) in the box this process joined.
 /// Call after setns(user) and setns(mnt), before execve.
 pub fn become_user(name: &str, user: &str) -> Result<Account> {
