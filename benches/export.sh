@@ -29,6 +29,8 @@ work=$(mktemp -d /var/tmp/box-bench-export.XXXXXX)
 export HOME=$work/home XDG_DATA_HOME=$work/data XDG_RUNTIME_DIR=$work/run XDG_CONFIG_HOME=$work/config
 unset XDG_BIN_HOME
 mkdir -p "$HOME" "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME"
+# These figures are about the runtime: no provisioning (benches/provision.sh measures it).
+mkdir -p "$XDG_CONFIG_HOME/box" && echo 'provision = false' > "$XDG_CONFIG_HOME/box/config.toml"
 chmod 700 "$XDG_RUNTIME_DIR"
 cleanup() {
   "$box" rm --all --force --yes >/dev/null 2>&1 || true

@@ -26,6 +26,8 @@ work=$(mktemp -d /var/tmp/box-bench-runtime.XXXXXX)
 export XDG_DATA_HOME=$work/data XDG_RUNTIME_DIR=$work/run XDG_CONFIG_HOME=$work/config
 mkdir -p "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME"
 chmod 700 "$XDG_RUNTIME_DIR"
+# These figures are about the runtime: no provisioning (benches/provision.sh measures it).
+mkdir -p "$XDG_CONFIG_HOME/box" && echo 'provision = false' > "$XDG_CONFIG_HOME/box/config.toml"
 cleanup() {
   "$box" stop --all >/dev/null 2>&1 || true
   "$box" rm --all --force >/dev/null 2>&1 || true

@@ -61,6 +61,9 @@ _box() {
             box,stop)
                 cmd="box__subcmd__stop"
                 ;;
+            box,upgrade)
+                cmd="box__subcmd__upgrade"
+                ;;
             box__subcmd__assemble,create)
                 cmd="box__subcmd__assemble__subcmd__create"
                 ;;
@@ -127,6 +130,9 @@ _box() {
             box__subcmd__help,stop)
                 cmd="box__subcmd__help__subcmd__stop"
                 ;;
+            box__subcmd__help,upgrade)
+                cmd="box__subcmd__help__subcmd__upgrade"
+                ;;
             box__subcmd__help__subcmd__assemble,create)
                 cmd="box__subcmd__help__subcmd__assemble__subcmd__create"
                 ;;
@@ -143,7 +149,7 @@ _box() {
 
     case "${cmd}" in
         box)
-            opts="-h -V --help --version pull images rmi create enter run list ls stop rm export generate-entry assemble ephemeral help"
+            opts="-h -V --help --version pull images rmi create enter run list ls stop rm export generate-entry assemble ephemeral upgrade help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -331,7 +337,7 @@ _box() {
             return 0
             ;;
         box__subcmd__create)
-            opts="-n -i -c -p -Y -H -v -d -h -V --name --image --clone --pull --yes --hostname --home --volume --platform --no-entry --dry-run --help --version"
+            opts="-n -i -c -p -Y -H -v -d -h -V --name --image --clone --pull --yes --hostname --home --volume --platform --no-entry --dry-run --additional-packages --pre-init-hooks --init-hooks --no-provision --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -385,6 +391,18 @@ _box() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --additional-packages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pre-init-hooks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --init-hooks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -393,12 +411,20 @@ _box() {
             return 0
             ;;
         box__subcmd__enter)
-            opts="-Y -d -h -V --nw --no-workdir --yes --dry-run --help --version"
+            opts="-Y -d -u -h -V --nw --no-workdir --yes --dry-run --user --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -517,7 +543,7 @@ _box() {
             return 0
             ;;
         box__subcmd__help)
-            opts="pull images rmi create enter run list stop rm export generate-entry assemble ephemeral help"
+            opts="pull images rmi create enter run list stop rm export generate-entry assemble ephemeral upgrade help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -768,6 +794,20 @@ _box() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        box__subcmd__help__subcmd__upgrade)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         box__subcmd__images)
             opts="-h -V --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -851,12 +891,20 @@ _box() {
             return 0
             ;;
         box__subcmd__run)
-            opts="-h -V --nw --no-workdir --help --version"
+            opts="-u -h -V --nw --no-workdir --user --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -879,6 +927,20 @@ _box() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__upgrade)
+            opts="-a -h -V --all --running --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -51,6 +51,8 @@ pub enum Command {
     Assemble(AssembleArgs),
     /// A temporary box: entered (or a command run in it), then removed with all it wrote
     Ephemeral(EphemeralArgs),
+    /// Upgrade the packages of boxes with their distribution's package manager
+    Upgrade(UpgradeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +215,22 @@ pub struct CreateArgs {
     /// Print the namespace and mount plan without creating anything
     #[arg(long, short)]
     pub dry_run: bool,
+    /// Also install these packages when provisioning the box (a space-separated list;
+    /// repeatable; default: `additional-packages` in config.toml)
+    #[arg(long, value_name = "PKG ...", conflicts_with = "no_provision")]
+    pub additional_packages: Vec<String>,
+    /// Shell command run as root in the box before its packages are installed
+    /// (repeatable; default: `pre-init-hooks` in config.toml)
+    #[arg(long, value_name = "CMD", conflicts_with = "no_provision")]
+    pub pre_init_hooks: Vec<String>,
+    /// Shell command run as root in the box after its packages are installed
+    /// (repeatable; default: `init-hooks` in config.toml)
+    #[arg(long, value_name = "CMD", conflicts_with = "no_provision")]
+    pub init_hooks: Vec<String>,
+    /// Install nothing in the box (default: install what it lacks, see `provision` in
+    /// config.toml)
+    #[arg(long)]
+    pub no_provision: bool,
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +246,9 @@ pub struct EnterArgs {
     /// Print the namespace and mount plan without entering
     #[arg(long, short)]
     pub dry_run: bool,
+    /// Enter as this user of the box (a name or uid; `root` is the box's root)
+    #[arg(long, short, value_name = "USER")]
+    pub user: Option<String>,
     /// Command to run instead of the login shell
     // OsString: arguments are passed on as bytes (file names need not be UTF-8).
     #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
@@ -241,6 +262,9 @@ pub struct RunArgs {
     /// Start in the box's home instead of the current directory
     #[arg(long = "no-workdir", visible_alias = "nw")]
     pub no_workdir: bool,
+    /// Run as this user of the box (a name or uid; `root` is the box's root)
+    #[arg(long, short, value_name = "USER")]
+    pub user: Option<String>,
     /// The command and its arguments
     // OsString: arguments are passed on as bytes (file names need not be UTF-8).
     #[arg(last = true, required = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
@@ -362,6 +386,19 @@ pub struct GenerateEntryArgs {
     /// Replace a file at the entry's path that box did not write
     #[arg(long, short, conflicts_with = "delete")]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Boxes to upgrade
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub names: Vec<String>,
+    /// Upgrade every box
+    #[arg(long, short)]
+    pub all: bool,
+    /// With --all, only the boxes that are running
+    #[arg(long, requires = "all")]
+    pub running: bool,
 }
 
 /// The clap command tree, for the man page and completion generators.

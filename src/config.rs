@@ -8,6 +8,13 @@
 //! insecure-registries = ["registry.lan:5000"]
 //! # appended to the names of exported applications; "" for nothing
 //! export-label = " (on {box})"
+//! # provisioning at `box create` (see `provision`): on unless false
+//! provision = true
+//! # defaults of `box create --additional-packages/--pre-init-hooks/--init-hooks`, used
+//! # when the flag is not given
+//! additional-packages = ["vim", "git"]
+//! pre-init-hooks = ["echo before the packages"]
+//! init-hooks = ["echo after the packages"]
 //! ```
 
 use std::path::Path;
@@ -25,6 +32,17 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// Label appended to exported application names; `{box}` is replaced by the box name.
     pub export_label: Option<String>,
+    /// Whether `box create` provisions boxes (default: yes).
+    pub provision: Option<bool>,
+    /// Default `--additional-packages`.
+    #[serde(default)]
+    pub additional_packages: Vec<String>,
+    /// Default `--pre-init-hooks`.
+    #[serde(default)]
+    pub pre_init_hooks: Vec<String>,
+    /// Default `--init-hooks`.
+    #[serde(default)]
+    pub init_hooks: Vec<String>,
 }
 
 impl Config {
@@ -57,6 +75,16 @@ mod tests {
         assert!(Config::load(&path).unwrap().insecure_registries.is_empty());
         std::fs::write(&path, "insecure-registries = [\"lan:5000\"]\n").unwrap();
         assert!(Config::load(&path).unwrap().is_insecure("lan:5000"));
+        std::fs::write(
+            &path,
+            "provision = false\nadditional-packages = [\"vim\"]\ninit-hooks = [\"true\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.provision, Some(false));
+        assert_eq!(config.additional_packages, ["vim"]);
+        assert_eq!(config.init_hooks, ["true"]);
+        assert!(config.pre_init_hooks.is_empty());
         std::fs::write(&path, "insecure_registry = 1\n").unwrap();
         let err = Config::load(&path).unwrap_err();
         assert!(format!("{err:#}").contains("config.toml"), "{err:#}");

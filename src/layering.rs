@@ -21,7 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("registry, image", &["registry", "image"]),
     ("runtime", &["runtime"]),
     ("export", &["export"]),
-    ("ops", &["ops"]),
+    ("ops", &["ops", "provision"]),
     ("commands", &["commands"]),
 ];
 

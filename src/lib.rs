@@ -34,6 +34,7 @@
 //! - [`protocol`]: the one framing of every parent/child exchange, and errors across it;
 //! - [`runtime`]: mount plan, the holder process, joining a running box;
 //! - [`seccomp`]: the filter of the fake root in boxes without subordinate ids;
+//! - [`provision`]: installing what a box lacks with its package manager, once;
 //! - [`host`]: discovery of the host's sockets, devices and environment;
 //! - [`hostfs`]: host paths reached from the host or from inside a box (`/run/host`);
 //! - [`export`]: wrappers, desktop entries and icons on the host;
@@ -56,6 +57,7 @@ pub mod ops;
 pub mod progress;
 pub mod prompt;
 pub mod protocol;
+pub mod provision;
 pub mod registry;
 pub mod report;
 pub mod runtime;

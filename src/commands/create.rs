@@ -1,5 +1,5 @@
-//! `box create`: the flags become [`ops::create::CreateOptions`]; the work is in
-//! [`ops::create`].
+//! `box create`: the flags become [`ops::create::CreateOptions`]; the work (pull,
+//! record, menu entry, provisioning) is in [`ops::create`].
 
 use std::process::ExitCode;
 
@@ -42,6 +42,10 @@ pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
         entry: !args.no_entry,
         dry_run: args.dry_run,
         clone: args.clone,
+        additional_packages: args.additional_packages,
+        pre_init_hooks: args.pre_init_hooks,
+        init_hooks: args.init_hooks,
+        no_provision: args.no_provision,
     };
     // `--pull` asks no question either: the user asked for the download.
     let created = create::create(ctx, &options, crate::prompt::yes_or_terminal(args.yes))?;

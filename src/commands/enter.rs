@@ -28,12 +28,15 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
     } else {
         Command::Exec(&args.command)
     };
+    runtime::identity::refuse_inside(args.user.as_deref(), name)?;
     runtime::join::here_when_inside(name, command, args.no_workdir, || {
         format!("enter box `{name}`")
     })?;
+    let user = args.user.as_deref();
     let state = match state::running(ctx, name) {
-        Some(state) => state,
-        None => {
+        // See `box run`: an interrupted provisioning run is resumed first.
+        Some(state) if !state.provisioning || user.is_some() => state,
+        _ => {
             // In box NAME without CONTAINER_ID (sudo, env -i): see `box run`.
             runtime::join::here_when_box_file_says(name, command, args.no_workdir, || {
                 format!("enter box `{name}`")
@@ -41,10 +44,10 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
             if !Store::at(&ctx.dirs.store).has_container(name) {
                 offer_create(ctx, name, args.yes)?;
             }
-            runtime::ensure_running(ctx, name)?
+            crate::provision::start_box(ctx, name, user.is_none())?
         }
     };
-    match runtime::join::exec(name, &state, command, args.no_workdir)? {}
+    match runtime::join::exec_as(name, &state, command, args.no_workdir, user)? {}
 }
 
 /// Create box `name` from the catalogue when the user agrees (or said --yes); otherwise

@@ -26,6 +26,7 @@ pub fn exec(ctx: &Context, args: EphemeralArgs) -> Result<ExitCode> {
         entry: false,
         dry_run: false,
         clone: None,
+        ..CreateOptions::default()
     };
     let ask = crate::prompt::yes_or_terminal(args.yes);
     let status = ephemeral(ctx, &options, &args.command, args.no_workdir, ask)?;

@@ -19,6 +19,8 @@ struct Row {
     storage: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pid: Option<u32>,
+    /// False while its provisioning is pending (interrupted or failed).
+    provisioned: bool,
 }
 
 pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
@@ -42,6 +44,7 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
                     created: String::new(),
                     storage: String::new(),
                     pid: None,
+                    provisioned: false,
                 });
                 continue;
             }
@@ -56,6 +59,7 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
         rows.push(Row {
             status,
             pid,
+            provisioned: !crate::provision::pending(&record),
             created: format_time(record.created),
             image: record.image,
             storage: record.storage.to_string(),
@@ -82,8 +86,13 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
         } else {
             status
         };
+        let note = if row.provisioned || row.status == "damaged" {
+            ""
+        } else {
+            "  (not provisioned)"
+        };
         println!(
-            "{:wn$}  {status}  {:wi$}  {}",
+            "{:wn$}  {status}  {:wi$}  {}{note}",
             row.name, row.image, row.created
         );
     }

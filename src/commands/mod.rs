@@ -14,6 +14,7 @@ mod rm;
 mod rmi;
 mod run;
 mod stop;
+mod upgrade;
 
 use std::process::ExitCode;
 
@@ -64,6 +65,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::GenerateEntry(args) => generate_entry::exec(&ctx, args),
         Command::Assemble(args) => assemble::exec(&ctx, args),
         Command::Ephemeral(args) => ephemeral::exec(&ctx, args),
+        Command::Upgrade(args) => upgrade::exec(&ctx, args),
     }
 }
 
@@ -91,6 +93,7 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
         Command::Assemble(args) if !matches!(args.action, crate::cli::AssembleAction::List(_)) => {
             Some(("", "assemble boxes".into()))
         }
+        Command::Upgrade(args) => Some(boxes("upgrade", &args.names)),
         _ => None,
     }
 }

@@ -187,21 +187,6 @@ fn check_supported(def: &Definition) -> Result<()> {
             "box has no engine underneath; use the manifest's own keys (volume, hostname, home, ...)",
         ));
     }
-    for (key, set) in [
-        ("additional_packages", !def.additional_packages.is_empty()),
-        ("init_hooks", !def.init_hooks.is_empty()),
-        ("pre_init_hooks", !def.pre_init_hooks.is_empty()),
-    ] {
-        if set {
-            bail!(failure(
-                format!(
-                    "{}: box [{name}] sets `{key}`, which box assemble does not support yet",
-                    def.origin_of(key)
-                ),
-                "remove the line, or make the box by hand",
-            ));
-        }
-    }
     if def.image.is_none() && def.clone.is_none() {
         bail!(failure(
             format!(
@@ -240,6 +225,11 @@ fn create_options(ctx: &Context, def: &Definition, image: String, pull: bool) ->
         entry: def.entry,
         dry_run: false,
         clone: None,
+        // distrobox runs these at every start; box once, at create, with provisioning.
+        additional_packages: def.additional_packages.clone(),
+        pre_init_hooks: def.pre_init_hooks.clone(),
+        init_hooks: def.init_hooks.clone(),
+        no_provision: false,
     }
 }
 

@@ -41,6 +41,14 @@ pub struct CreateOptions {
     pub dry_run: bool,
     /// Make the box as a copy of this (stopped) box: its files and record, its image.
     pub clone: Option<String>,
+    /// Packages to install besides what the box needs (`--additional-packages`).
+    pub additional_packages: Vec<String>,
+    /// Commands run as root in the box before the packages (`--pre-init-hooks`).
+    pub pre_init_hooks: Vec<String>,
+    /// Commands run as root in the box after the packages (`--init-hooks`).
+    pub init_hooks: Vec<String>,
+    /// Do not provision the box (`--no-provision`).
+    pub no_provision: bool,
 }
 
 /// What [`create`] made (or with `dry_run`, would make).
@@ -247,6 +255,15 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
         volumes,
         image_env: record.config.env.clone(),
         storage: crate::store::containers::StorageKind::Overlay,
+        provision: crate::provision::requested(
+            ctx,
+            &crate::provision::Request {
+                additional_packages: options.additional_packages.clone(),
+                pre_init_hooks: options.pre_init_hooks.clone(),
+                init_hooks: options.init_hooks.clone(),
+                off: options.no_provision,
+            },
+        )?,
     };
     if options.dry_run {
         let plan = crate::runtime::plan_for(ctx, &store, &container)?;
@@ -284,6 +301,8 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
             )
         ));
     }
+    // Installs what the box lacks; a failure leaves the box, marked not provisioned.
+    crate::provision::at_create(ctx, &name)?;
     Ok(Created {
         name,
         image: container.image,

@@ -52,6 +52,19 @@ pub fn exec(
     command: Command<'_>,
     no_workdir: bool,
 ) -> Result<Infallible> {
+    exec_as(name, state, command, no_workdir, None)
+}
+
+/// [`exec`] as `user` (a name or uid of the box's passwd; `None`: the caller), with that
+/// account's HOME, USER, LOGNAME, SHELL and PATH (see [`super::identity`]). Without
+/// `user` nothing more is read than for [`exec`].
+pub fn exec_as(
+    name: &str,
+    state: &State,
+    command: Command<'_>,
+    no_workdir: bool,
+    account: Option<&str>,
+) -> Result<Infallible> {
     // Taken before setns(mnt) moves us to the box's root: the caller's directory, and
     // for a command (not a login shell) which directory it is.
     let cwd = if no_workdir {
@@ -111,6 +124,13 @@ pub fn exec(
     setns(&mnt, LinkNameSpaceType::Mount, "mount")?;
     setns(&uts, LinkNameSpaceType::HostNameAndNISDomainName, "uts")?;
     drop((user, mnt, uts));
+    // Before the directory change: the target account's permissions decide it.
+    let account = match account {
+        Some(target) => Some(super::identity::become_user(name, target)?),
+        None => None,
+    };
+    let home = account.as_ref().map_or(state.home.as_str(), |a| &a.home);
+    let shell = account.as_ref().map_or(state.shell.as_str(), |a| &a.shell);
 
     // setns(mnt) put us at the box's root; go where the caller was when possible. A
     // command works on the caller's files: a box directory of the same path that is not
@@ -132,7 +152,7 @@ pub fn exec(
                 .then_some(host_dir)
         })
         .or_else(|| {
-            let home = PathBuf::from(&state.home);
+            let home = PathBuf::from(home);
             rustix::process::chdir(&home).is_ok().then_some(home)
         });
     if dir.is_none() {
@@ -140,7 +160,15 @@ pub fn exec(
     }
 
     let mut forced = state.env_forced.clone();
-    forced.push(("SHELL".into(), state.shell.clone()));
+    forced.push(("SHELL".into(), shell.to_owned()));
+    if let Some(account) = &account {
+        forced.extend([
+            ("HOME".into(), account.home.clone()),
+            ("USER".into(), account.name.clone()),
+            ("LOGNAME".into(), account.name.clone()),
+            ("PATH".into(), crate::host::STANDARD_PATH.join(":")),
+        ]);
+    }
     let session = |var: &str| {
         std::env::var_os(var)
             .map(PathBuf::from)
@@ -161,7 +189,7 @@ pub fn exec(
         ));
     }
     let env = crate::host::compose_env(std::env::vars_os(), &forced, &state.env_defaults);
-    run(name, Path::new(&state.shell), command, env)
+    run(name, Path::new(shell), command, env)
 }
 
 /// (device, inode) of directory `path`.

@@ -20,6 +20,7 @@ pub mod copy;
 pub mod fakeroot;
 pub mod follow;
 pub mod holder;
+pub mod identity;
 pub mod join;
 pub mod members;
 pub mod plan;
@@ -138,6 +139,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
         xauthority: plan.xauthority.clone(),
         store: None,
         boot_id: None,
+        provisioning: false,
     };
     state::write(ctx, &store, name, &state)?;
     pending.commit()?;

@@ -572,6 +572,7 @@ mod tests {
             }],
             image_env: vec!["LANG=C.UTF-8".into()],
             storage: StorageKind::Overlay,
+            provision: None,
         }
     }
 

@@ -63,6 +63,11 @@ pub struct State {
     /// The kernel's boot id when the holder started (store record only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// Set while the box is being provisioned (see `provision`): a join that finds it
+    /// set, from a provisioning that was killed, resumes the provisioning first. Read
+    /// from the state the join reads anyway, so the warm path costs nothing more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisioning: bool,
 }
 
 /// `<runtime dir>/<name>`.

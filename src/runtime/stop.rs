@@ -133,7 +133,10 @@ pub fn stop_locked(
     // syncs its upper filesystem (overlayfs' sync_fs), and twenty of them in a row would
     // each wait for the writeback of all the others. What is written after this (by
     // programs ending on SIGTERM) is little, and the unmounts still sync it.
-    if targets.iter().flatten().any(|t| t.live || t.user_ns.is_some())
+    if targets
+        .iter()
+        .flatten()
+        .any(|t| t.live || t.user_ns.is_some())
         && let Ok(dir) = std::fs::File::open(store.containers_dir())
     {
         let _ = rustix::fs::syncfs(&dir);

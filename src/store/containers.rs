@@ -44,6 +44,10 @@ pub struct ContainerRecord {
     /// Overlay, or a copy when the kernel refused overlay.
     #[serde(default)]
     pub storage: StorageKind,
+    /// Provisioning (see `store::provision`); `None` in records written before box
+    /// provisioned boxes, which are never provisioned on a start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision: Option<super::provision::Provisioning>,
 }
 
 /// How a box's root is stored. Records spell it "overlay" or "copy" (records written
@@ -300,6 +304,7 @@ mod tests {
             volumes: vec![],
             image_env: vec![],
             storage: StorageKind::Overlay,
+            provision: None,
         }
     }
 

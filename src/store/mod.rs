@@ -11,6 +11,7 @@
 //!   images/<ref>.json       image records (see images.rs)
 //!   containers/<name>/      box record box.json, overlay upper/ work/ and mount point root/,
 //!                           copy-complete (copy storage: the copy in root/ is whole)
+//!                           provision.log (see provision.rs)
 //!   tmp/                    staging on the same filesystem, for atomic renames
 //!   notices/<what>          markers of one-time notices already shown
 //!   exports.json            the export registry: host files written by `box export`
@@ -30,6 +31,7 @@
 pub mod containers;
 mod gc;
 pub mod images;
+pub mod provision;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

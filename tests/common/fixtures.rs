@@ -9,6 +9,9 @@
 //! - `multiplatform`: an OCI index over linux/amd64 and linux/arm64/v8, each with an
 //!   `/etc/platform` file naming its platform.
 //! - `debian`: the mmdebstrap rootfs `tests/run` caches, as one gzip layer (end-to-end).
+//! - `debian-bare`: plain minbase (no sudo, no locales, no man), for provisioning.
+//! - `standin-PM`: busybox plus a stand-in package manager PM that records its
+//!   arguments (see [`super::standin`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,6 +31,9 @@ pub enum Fixture {
     Multilayer,
     Multiplatform,
     Debian,
+    DebianBare,
+    /// Busybox with a stand-in for the package manager at this path in the image.
+    StandIn(&'static str),
 }
 
 impl Fixture {
@@ -39,6 +45,8 @@ impl Fixture {
             Fixture::Multilayer => "fixtures/multilayer",
             Fixture::Multiplatform => "fixtures/multiplatform",
             Fixture::Debian => "fixtures/debian",
+            Fixture::DebianBare => "fixtures/debian-bare",
+            Fixture::StandIn(path) => super::standin::repo(path),
         }
     }
 
@@ -94,6 +102,12 @@ impl Fixture {
                 }
             }
             Fixture::Debian => Pushed::single(debian().push(registry, repo, "bookworm")),
+            Fixture::DebianBare => Pushed::single(
+                debian_from(&debian_bare_tar_path()).push(registry, repo, "bookworm"),
+            ),
+            Fixture::StandIn(path) => {
+                Pushed::single(super::standin::image(path).push(registry, repo, "latest"))
+            }
         }
     }
 }
@@ -249,7 +263,17 @@ pub fn debian_tar_path() -> std::path::PathBuf {
 /// it, which saves the test process a minute of unoptimised gzip and sha256 over 200 MB;
 /// without those files the layer is built here.
 pub fn debian() -> ImageBuilder {
-    let path = debian_tar_path();
+    debian_from(&debian_tar_path())
+}
+
+/// Path of the cached plain minbase rootfs tarball (no extra packages).
+pub fn debian_bare_tar_path() -> std::path::PathBuf {
+    Path::new(CACHE_DIR).join("debian-bookworm-minbase.tar")
+}
+
+/// An image of one cached mmdebstrap tarball (see [`debian`]).
+pub fn debian_from(path: &Path) -> ImageBuilder {
+    let path = path.to_owned();
     let missing = |e: std::io::Error| -> ! {
         panic!(
             "the Debian fixture {} is missing ({e}): run sudo tests/run, which builds it once with mmdebstrap",

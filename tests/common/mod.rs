@@ -18,6 +18,7 @@ pub mod oci;
 pub mod proxy;
 pub mod registry;
 pub mod screen;
+pub mod standin;
 pub mod sys;
 pub mod token;
 pub mod user;

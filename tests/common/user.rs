@@ -355,7 +355,19 @@ impl TestEnv {
         };
         env.mkdir_owned(&env.home, 0o700);
         env.mkdir_owned(&env.runtime_dir, 0o700);
+        // Provisioning installs over the network what an image lacks; the fixtures of
+        // the other areas lack much of it on purpose (tests/it/provision.rs turns it on).
+        env.set_provisioning(false);
         env
+    }
+
+    /// Turn provisioning at `box create` on or off in the user's config.toml.
+    pub fn set_provisioning(&self, on: bool) {
+        self.write_user_file(
+            &self.home.join(".config/box/config.toml"),
+            format!("provision = {on}\n"),
+            0o644,
+        );
     }
 
     /// Create `path` (and missing parents, all owned by the user) with `mode`.
