@@ -402,6 +402,64 @@ pub struct UpgradeArgs {
 }
 
 /// The clap command tree, for the man page and completion generators.
+/// The command line `box run NAME -- CMD ARGS...` exactly (no option, a NAME that is not
+/// one), read without clap: what exported wrappers and scripts run on the hot path.
+/// Building clap's whole command tree costs about a quarter of the instructions of a warm
+/// `box run` (callgrind); every other form, and any doubt, goes to clap, so the result
+/// is always what clap would have parsed.
+pub fn parse_plain_run(args: &[OsString]) -> Option<Command> {
+    let [run, name, separator, command @ ..] = args else {
+        return None;
+    };
+    let name = name.to_str()?;
+    if run != "run" || separator != "--" || command.is_empty() || name.starts_with('-') {
+        return None;
+    }
+    Some(Command::Run(RunArgs {
+        name: name.to_owned(),
+        no_workdir: false,
+        user: None,
+        command: command.to_vec(),
+    }))
+}
+
 pub fn command() -> clap::Command {
     Cli::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<OsString> {
+        line.split(' ').map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_plain_run_form_reads_as_clap_reads_it_and_nothing_else_is_taken() {
+        for line in [
+            "run dev -- true",
+            "run dev -- sh -c echo",
+            "run dev -- --not-an-option-of-box",
+            "run dev -- run dev -- x",
+        ] {
+            let fast = parse_plain_run(&words(line)).expect(line);
+            let mut argv = vec![OsString::from("box")];
+            argv.extend(words(line));
+            let clap = Cli::try_parse_from(argv).unwrap().command;
+            assert_eq!(format!("{fast:?}"), format!("{clap:?}"), "{line}");
+        }
+        for line in [
+            "run --no-workdir dev -- true",
+            "run dev --user root -- true",
+            "run -u root dev -- true",
+            "run dev true",
+            "run dev --",
+            "run --help -- x",
+            "enter dev -- true",
+            "run",
+        ] {
+            assert!(parse_plain_run(&words(line)).is_none(), "{line}");
+        }
+    }
 }

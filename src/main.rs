@@ -16,7 +16,13 @@ fn main() -> ExitCode {
     let outcome = internal
         .then(|| box_cli::commands::internal(&std::env::args().skip(1).collect::<Vec<_>>()))
         .flatten()
-        .unwrap_or_else(|| box_cli::commands::dispatch(box_cli::cli::Cli::parse().command));
+        .unwrap_or_else(|| {
+            // The hot path's own form skips building clap's command tree.
+            let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+            let command = box_cli::cli::parse_plain_run(&args)
+                .unwrap_or_else(|| box_cli::cli::Cli::parse().command);
+            box_cli::commands::dispatch(command)
+        });
     match outcome {
         Ok(code) => code,
         Err(err) => {
