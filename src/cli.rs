@@ -235,8 +235,8 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct EnterArgs {
-    /// The box to enter
-    pub name: String,
+    /// The box to enter (default: the `default-name` setting)
+    pub name: Option<String>,
     /// Start in the box's home instead of the current directory
     #[arg(long = "no-workdir", visible_alias = "nw")]
     pub no_workdir: bool,

@@ -1,7 +1,12 @@
-//! The user's settings: `$XDG_CONFIG_HOME/box/config.toml`.
+//! Settings, in layers, each overriding the one before: `/etc/box/config.toml` (what a
+//! distribution ships; `BOX_SYSTEM_CONFIG` names another file), then
+//! `$XDG_CONFIG_HOME/box/config.toml` (the user's), then environment variables, then the
+//! command's flags (applied by the commands). A key set in a later layer replaces the
+//! earlier value, lists included.
 //!
-//! Every key is optional; a missing file means all defaults. Unknown keys are an error
-//! (with the file and the key named), so a typo never silently does nothing.
+//! Every key is optional; a missing file means all defaults. A key box does not know is a
+//! warning naming the file and the key (a file written for a newer box still works); a
+//! known key with a value of the wrong type is an error naming the file.
 //!
 //! ```toml
 //! # registries reached over plain HTTP (loopback ones always are)
@@ -15,17 +20,31 @@
 //! additional-packages = ["vim", "git"]
 //! pre-init-hooks = ["echo before the packages"]
 //! init-hooks = ["echo after the packages"]
+//! # `box create` and `box enter` without a name or image (BOX_DEFAULT_IMAGE,
+//! # BOX_DEFAULT_NAME): as distrobox's my-distrobox
+//! default-image = "debian"
+//! default-name = "my-box"
+//! # each box gets its own home DIR/NAME unless --home is given (BOX_HOME_PREFIX)
+//! home-prefix = "/home/me/boxes"
+//! # `box create` always pulls the image (BOX_ALWAYS_PULL)
+//! always-pull = false
+//! # `box enter`/`box run` start in the box's home (BOX_SKIP_WORKDIR); read when the box
+//! # starts, so the enter/run path reads no settings file
+//! skip-workdir = false
+//! # never ask: every question is answered yes, as with --yes (BOX_NON_INTERACTIVE)
+//! non-interactive = false
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde::Deserialize;
 
 use crate::error::HintExt;
 
+/// The settings box uses: every layer applied.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub struct Config {
     /// Registries (`host` or `host:port`) to reach over plain HTTP.
     #[serde(default)]
@@ -43,19 +62,117 @@ pub struct Config {
     /// Default `--init-hooks`.
     #[serde(default)]
     pub init_hooks: Vec<String>,
+    /// Image (or distribution) of `box create` without one.
+    pub default_image: Option<String>,
+    /// Box of `box enter` and `box create` without a name.
+    pub default_name: Option<String>,
+    /// Each box's home is `DIR/NAME` unless `--home` is given.
+    pub home_prefix: Option<PathBuf>,
+    /// `box create` pulls the image even when the store has it.
+    #[serde(default)]
+    pub always_pull: bool,
+    /// `box enter`/`box run` start in the box's home.
+    #[serde(default)]
+    pub skip_workdir: bool,
+    /// Never ask: every question is answered yes.
+    #[serde(default)]
+    pub non_interactive: bool,
 }
 
+/// The keys of a settings file.
+const KEYS: &[&str] = &[
+    "insecure-registries",
+    "export-label",
+    "provision",
+    "additional-packages",
+    "pre-init-hooks",
+    "init-hooks",
+    "default-image",
+    "default-name",
+    "home-prefix",
+    "always-pull",
+    "skip-workdir",
+    "non-interactive",
+];
+
+/// The file a distribution ships.
+pub const SYSTEM_FILE: &str = "/etc/box/config.toml";
+
 impl Config {
-    /// Read the config file; a missing file gives the defaults.
+    /// Read one settings file alone; a missing file gives the defaults.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
-        };
-        toml::from_str(&text)
+        let table = read_table(path)?.unwrap_or_default();
+        Config::from_table(table, path)
+    }
+
+    /// The system's settings file: `BOX_SYSTEM_CONFIG`, else [`SYSTEM_FILE`].
+    pub fn system_file() -> PathBuf {
+        std::env::var_os("BOX_SYSTEM_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE))
+    }
+
+    /// Every layer: the system file, the user's file, the environment.
+    pub fn load_layers(system_file: &Path, user_file: &Path) -> Result<Config> {
+        let mut merged = toml::Table::new();
+        for path in [system_file, user_file] {
+            if let Some(table) = read_table(path)? {
+                // Check each file's keys and types on their own, so errors name the file.
+                Config::from_table(table.clone(), path)?;
+                merged.extend(
+                    table
+                        .into_iter()
+                        .filter(|(k, _)| KEYS.contains(&k.as_str())),
+                );
+            }
+        }
+        let mut config = Config::from_table(merged, user_file)?;
+        config.apply_env();
+        Ok(config)
+    }
+
+    fn from_table(mut table: toml::Table, path: &Path) -> Result<Config> {
+        let unknown: Vec<String> = table
+            .keys()
+            .filter(|k| !KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for key in &unknown {
+            crate::report::warn(format!(
+                "{}: unknown setting `{key}` ignored (the settings are: {})",
+                path.display(),
+                KEYS.join(", ")
+            ));
+            table.remove(key);
+        }
+        table
+            .try_into()
             .with_context(|| format!("invalid settings in {}", path.display()))
             .hint("see `man box` for the keys config.toml accepts")
+    }
+
+    /// The environment's layer: `BOX_DEFAULT_IMAGE`, `BOX_DEFAULT_NAME`,
+    /// `BOX_HOME_PREFIX`, `BOX_ALWAYS_PULL`, `BOX_SKIP_WORKDIR`, `BOX_NON_INTERACTIVE`.
+    fn apply_env(&mut self) {
+        let text = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(image) = text("BOX_DEFAULT_IMAGE") {
+            self.default_image = Some(image);
+        }
+        if let Some(name) = text("BOX_DEFAULT_NAME") {
+            self.default_name = Some(name);
+        }
+        if let Some(prefix) = text("BOX_HOME_PREFIX") {
+            self.home_prefix = Some(PathBuf::from(prefix));
+        }
+        for (name, slot) in [
+            ("BOX_ALWAYS_PULL", &mut self.always_pull),
+            ("BOX_SKIP_WORKDIR", &mut self.skip_workdir),
+            ("BOX_NON_INTERACTIVE", &mut self.non_interactive),
+        ] {
+            if let Some(value) = text(name) {
+                *slot = env_flag(&value);
+            }
+        }
     }
 
     /// Whether `registry` (as `host[:port]`) is listed as insecure.
@@ -64,12 +181,32 @@ impl Config {
     }
 }
 
+/// A boolean environment variable: `1`, `true`, `yes`, `on` are true.
+pub fn env_flag(value: &str) -> bool {
+    matches!(
+        value.to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
+}
+
+fn read_table(path: &Path) -> Result<Option<toml::Table>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    toml::from_str(&text)
+        .with_context(|| format!("invalid settings in {}", path.display()))
+        .hint("see `man box` for the keys config.toml accepts")
+        .map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn missing_file_is_defaults_and_unknown_keys_are_errors() {
+    fn missing_file_is_defaults_unknown_keys_are_warnings_bad_values_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         assert!(Config::load(&path).unwrap().insecure_registries.is_empty());
@@ -85,8 +222,46 @@ mod tests {
         assert_eq!(config.additional_packages, ["vim"]);
         assert_eq!(config.init_hooks, ["true"]);
         assert!(config.pre_init_hooks.is_empty());
+        // An unknown key is a warning naming it; a known key of the wrong type an error.
         std::fs::write(&path, "insecure_registry = 1\n").unwrap();
+        let (config, lines) = crate::report::capture(|| Config::load(&path));
+        assert!(config.unwrap().insecure_registries.is_empty());
+        assert!(
+            lines[0].contains("unknown setting `insecure_registry`"),
+            "{lines:?}"
+        );
+        std::fs::write(&path, "always-pull = \"yes\"\n").unwrap();
         let err = Config::load(&path).unwrap_err();
         assert!(format!("{err:#}").contains("config.toml"), "{err:#}");
+    }
+}
+
+#[cfg(test)]
+mod layer_tests {
+    use super::*;
+
+    #[test]
+    fn later_layers_override_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = dir.path().join("system.toml");
+        let user = dir.path().join("user.toml");
+        std::fs::write(
+            &system,
+            "default-image = \"fedora\"\ndefault-name = \"sys\"\nadditional-packages = [\"a\"]\nalways-pull = true\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &user,
+            "default-name = \"mine\"\nadditional-packages = [\"b\"]\n",
+        )
+        .unwrap();
+        let config = Config::load_layers(&system, &user).unwrap();
+        assert_eq!(config.default_image.as_deref(), Some("fedora"));
+        assert_eq!(config.default_name.as_deref(), Some("mine"));
+        assert_eq!(config.additional_packages, ["b"]);
+        assert!(config.always_pull);
+        // A missing system file is no layer at all.
+        let config = Config::load_layers(&dir.path().join("none.toml"), &user).unwrap();
+        assert_eq!(config.default_image, None);
     }
 }

@@ -177,12 +177,16 @@ impl Context {
         Ok(self.user.get_or_init(|| user))
     }
 
-    /// The user's settings from `config.toml` (defaults when there is none).
+    /// The settings: the system's and the user's `config.toml` and the environment (see
+    /// [`crate::config`]).
     pub fn config(&self) -> Result<&Config> {
         if let Some(config) = self.config.get() {
             return Ok(config);
         }
-        let config = Config::load(&self.dirs.config.join("config.toml"))?;
+        let config = Config::load_layers(
+            &Config::system_file(),
+            &self.dirs.config.join("config.toml"),
+        )?;
         Ok(self.config.get_or_init(|| config))
     }
 

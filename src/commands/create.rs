@@ -48,7 +48,11 @@ pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
         no_provision: args.no_provision,
     };
     // `--pull` asks no question either: the user asked for the download.
-    let created = create::create(ctx, &options, crate::prompt::yes_or_terminal(args.yes))?;
+    let created = create::create(
+        ctx,
+        &options,
+        crate::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes)),
+    )?;
     match created.plan {
         Some(plan) => print!("{plan}"),
         None => {

@@ -15,8 +15,18 @@ use crate::store::Store;
 use crate::store::containers::validate_name;
 
 pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
-    validate_name(&args.name)?;
-    let name = args.name.as_str();
+    // Without a name: the configured default box (`default-name`, BOX_DEFAULT_NAME).
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => ctx.config()?.default_name.clone().ok_or_else(|| {
+            failure(
+                "which box? name it: `box enter NAME`",
+                "`box list` shows your boxes; `default-name` in ~/.config/box/config.toml names one for `box enter` alone",
+            )
+        })?,
+    };
+    validate_name(&name)?;
+    let name = name.as_str();
     if args.dry_run {
         let store = Store::at(&ctx.dirs.store);
         let record = store.container(name)?;
@@ -42,7 +52,7 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
                 format!("enter box `{name}`")
             })?;
             if !Store::at(&ctx.dirs.store).has_container(name) {
-                offer_create(ctx, name, args.yes)?;
+                offer_create(ctx, name, super::assume_yes(ctx, args.yes))?;
             }
             crate::provision::start_box(ctx, name, user.is_none())?
         }
@@ -57,7 +67,20 @@ fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
     if !yes && !crate::prompt::Terminal::present() {
         return missing();
     }
-    let Some(found) = crate::ops::create::catalogue(ctx)?.resolve(name) else {
+    // A distribution's name, or else the configured default image.
+    let catalogue = crate::ops::create::catalogue(ctx)?;
+    let found = catalogue.resolve(name).or_else(|| {
+        let image = ctx.config().ok()?.default_image.clone()?;
+        Some(
+            catalogue
+                .resolve(&image)
+                .unwrap_or(crate::distro::Resolved {
+                    distro: String::new(),
+                    image,
+                }),
+        )
+    });
+    let Some(found) = found else {
         return Err(failure(
             format!("no box named `{name}`"),
             format!("`box list` shows your boxes; `box create --image REFERENCE {name}` makes one"),

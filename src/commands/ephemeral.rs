@@ -28,7 +28,7 @@ pub fn exec(ctx: &Context, args: EphemeralArgs) -> Result<ExitCode> {
         clone: None,
         ..CreateOptions::default()
     };
-    let ask = crate::prompt::yes_or_terminal(args.yes);
+    let ask = crate::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes));
     let status = ephemeral(ctx, &options, &args.command, args.no_workdir, ask)?;
     Ok(ExitCode::from(status))
 }

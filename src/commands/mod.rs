@@ -43,6 +43,12 @@ pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
     }
 }
 
+/// Whether questions are answered yes: `--yes`, or the `non-interactive` setting
+/// (BOX_NON_INTERACTIVE), as distrobox's non-interactive mode.
+fn assume_yes(ctx: &Context, yes: bool) -> bool {
+    yes || ctx.config().is_ok_and(|c| c.non_interactive)
+}
+
 /// Run a parsed command.
 pub fn dispatch(command: Command) -> Result<ExitCode> {
     if let Some((name, what)) = host_only(&command)

@@ -74,7 +74,25 @@ pub fn resolve_target(
     positional_name: Option<&str>,
 ) -> Result<(String, String)> {
     let catalogue = catalogue(ctx)?;
+    let settings = ctx.config()?;
     let given_name = name.or(positional_name);
+    // The configured default image stands in when no image is given and the name is not
+    // a distribution; the configured default name when no name is given at all.
+    let from_settings = image.is_none()
+        && settings.default_image.is_some()
+        && given_name.is_none_or(|n| catalogue.resolve(n).is_none());
+    let image = match from_settings {
+        true => settings.default_image.as_deref(),
+        false => image,
+    };
+    let given_name = given_name.or(match from_settings {
+        true => settings.default_name.as_deref(),
+        false => None,
+    });
+    let (name, positional_name) = match (name, positional_name) {
+        (None, None) => (given_name, None),
+        other => other,
+    };
     let (image_ref, default) = match (image, given_name) {
         // A catalogue name names the box as it does without --image: `trixie`, `fedora-41`.
         (Some(text), _) => match catalogue.resolve(text) {
@@ -98,7 +116,7 @@ pub fn resolve_target(
         },
         (None, None) => bail!(failure(
             "no image or distribution given",
-            "e.g. `box create ubuntu`, `box create trixie`, or `box create --image REFERENCE NAME`",
+            "e.g. `box create ubuntu`, `box create trixie`, or `box create --image REFERENCE NAME`; `default-image` in ~/.config/box/config.toml names one for `box create` alone",
         )),
     };
     let box_name = match (name, positional_name, image) {
@@ -176,6 +194,14 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
     if let Some(source) = &options.clone {
         return clone(ctx, options, source, ask);
     }
+    // The settings' defaults for what the options leave open.
+    let settings = ctx.config()?;
+    let home_from_prefix = settings.home_prefix.as_ref().map(|p| p.join(&options.name));
+    let options = &CreateOptions {
+        pull: options.pull || settings.always_pull,
+        home: options.home.clone().or(home_from_prefix),
+        ..options.clone()
+    };
     let name = options.name.clone();
     let image = options.image.clone();
     validate_name(&name)?;

@@ -66,7 +66,11 @@ pub fn exec_as(
     account: Option<&str>,
 ) -> Result<Infallible> {
     // Taken before setns(mnt) moves us to the box's root: the caller's directory, and
-    // for a command (not a login shell) which directory it is.
+    // for a command (not a login shell) which directory it is. `skip-workdir` comes from
+    // the state (the setting when the box started) or BOX_SKIP_WORKDIR: no file read.
+    let no_workdir = no_workdir
+        || state.skip_workdir
+        || std::env::var("BOX_SKIP_WORKDIR").is_ok_and(|v| crate::config::env_flag(&v));
     let cwd = if no_workdir {
         None
     } else {

@@ -140,6 +140,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
         store: None,
         boot_id: None,
         provisioning: false,
+        skip_workdir: ctx.config().is_ok_and(|c| c.skip_workdir),
     };
     state::write(ctx, &store, name, &state)?;
     pending.commit()?;

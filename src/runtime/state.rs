@@ -68,6 +68,10 @@ pub struct State {
     /// from the state the join reads anyway, so the warm path costs nothing more.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub provisioning: bool,
+    /// The `skip-workdir` setting when the box started: commands start in the box's home.
+    /// Kept here so the join reads no settings file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_workdir: bool,
 }
 
 /// `<runtime dir>/<name>`.

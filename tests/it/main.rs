@@ -20,5 +20,6 @@ mod provision;
 pub(crate) mod pull;
 mod rm;
 mod runtime;
+mod settings;
 mod stop;
 mod volumes;
