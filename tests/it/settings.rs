@@ -49,12 +49,12 @@ fn settings_give_defaults_in_layers_and_unknown_keys_are_named() {
     .stdout_has(&format!("mybox {}", home.display()));
 
     // The environment overrides the files: BOX_SKIP_WORKDIR starts in the box's home.
-    let out = ok(&env, &["run", "mybox", "--", "pwd"]);
+    let out = ok(&env, &["run", "mybox", "--", "sh", "-c", "pwd"]);
     assert_eq!(out.stdout.trim(), env.home.display().to_string(), "{out}");
     let out = with_env(
         &env,
         ("BOX_SKIP_WORKDIR", "1"),
-        &["run", "mybox", "--", "pwd"],
+        &["run", "mybox", "--", "sh", "-c", "pwd"],
     );
     assert_eq!(out.stdout.trim(), home.display().to_string(), "{out}");
 
