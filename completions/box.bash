@@ -433,7 +433,7 @@ _box() {
             return 0
             ;;
         box__subcmd__ephemeral)
-            opts="-i -n -p -Y -H -v -h -V --image --name --pull --yes --hostname --home --volume --platform --nw --no-workdir --help --version"
+            opts="-i -n -p -Y -H -v -h -V --image --name --pull --yes --hostname --home --volume --platform --additional-packages --pre-init-hooks --init-hooks --no-provision --nw --no-workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +476,18 @@ _box() {
                     return 0
                     ;;
                 --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --additional-packages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pre-init-hooks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --init-hooks)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -146,8 +146,12 @@ complete -c box -n "__fish_box_using_subcommand ephemeral" -l hostname -d 'Hostn
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s H -l home -d 'Use DIR as the home directory inside the box (the host home is still mounted)' -r -F
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s v -l volume -d 'Bind-mount a host path into the box: SRC:DST[:ro]' -r
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l platform -d 'Platform to pick from a multi-platform image, as os/arch[/variant]' -r
+complete -c box -n "__fish_box_using_subcommand ephemeral" -l additional-packages -d 'Also install these packages when provisioning the box (a space-separated list; repeatable; default: `additional-packages` in config.toml)' -r
+complete -c box -n "__fish_box_using_subcommand ephemeral" -l pre-init-hooks -d 'Shell command run as root in the box before its packages are installed (repeatable; default: `pre-init-hooks` in config.toml)' -r
+complete -c box -n "__fish_box_using_subcommand ephemeral" -l init-hooks -d 'Shell command run as root in the box after its packages are installed (repeatable; default: `init-hooks` in config.toml)' -r
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s p -l pull -d 'Pull the image even if it is already in the store'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s Y -l yes -d 'Do not ask before pulling'
+complete -c box -n "__fish_box_using_subcommand ephemeral" -l no-provision -d 'Install nothing in the box (default: install what it lacks, see `provision` in config.toml)'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l no-workdir -l nw -d 'Start in the box\'s home instead of the current directory'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s h -l help -d 'Print help'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s V -l version -d 'Print version'

@@ -72,18 +72,10 @@ pub struct EphemeralArgs {
     /// Do not ask before pulling
     #[arg(long, short = 'Y')]
     pub yes: bool,
-    /// Hostname inside the box (default: the host's)
-    #[arg(long)]
-    pub hostname: Option<String>,
-    /// Use DIR as the home directory inside the box (the host home is still mounted)
-    #[arg(long, short = 'H', value_name = "DIR")]
-    pub home: Option<PathBuf>,
-    /// Bind-mount a host path into the box: SRC:DST[:ro]
-    #[arg(long, short, value_name = "SRC:DST[:ro]")]
-    pub volume: Vec<String>,
-    /// Platform to pick from a multi-platform image, as os/arch[/variant]
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<String>,
+    #[command(flatten)]
+    pub shape: BoxShapeArgs,
+    #[command(flatten)]
+    pub provision: ProvisionArgs,
     /// Start in the box's home instead of the current directory
     #[arg(long = "no-workdir", visible_alias = "nw")]
     pub no_workdir: bool,
@@ -197,6 +189,21 @@ pub struct CreateArgs {
     /// Do not ask for confirmation
     #[arg(long, short = 'Y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub shape: BoxShapeArgs,
+    /// Do not add a desktop menu entry for the box
+    #[arg(long)]
+    pub no_entry: bool,
+    /// Print the namespace and mount plan without creating anything
+    #[arg(long, short)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub provision: ProvisionArgs,
+}
+
+/// What a new box looks like, for `box create` and `box ephemeral`.
+#[derive(Debug, Args)]
+pub struct BoxShapeArgs {
     /// Hostname inside the box (default: the host's)
     #[arg(long)]
     pub hostname: Option<String>,
@@ -209,12 +216,11 @@ pub struct CreateArgs {
     /// Platform to pick from a multi-platform image, as os/arch[/variant]
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
-    /// Do not add a desktop menu entry for the box
-    #[arg(long)]
-    pub no_entry: bool,
-    /// Print the namespace and mount plan without creating anything
-    #[arg(long, short)]
-    pub dry_run: bool,
+}
+
+/// What provisioning installs and runs, for `box create` and `box ephemeral`.
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
     /// Also install these packages when provisioning the box (a space-separated list;
     /// repeatable; default: `additional-packages` in config.toml)
     #[arg(long, value_name = "PKG ...", conflicts_with = "no_provision")]

@@ -19,14 +19,17 @@ pub fn exec(ctx: &Context, args: EphemeralArgs) -> Result<ExitCode> {
         name,
         image,
         pull: args.pull,
-        hostname: args.hostname,
-        home: args.home,
-        volumes: args.volume,
-        platform: args.platform,
+        hostname: args.shape.hostname,
+        home: args.shape.home,
+        volumes: args.shape.volume,
+        platform: args.shape.platform,
         entry: false,
         dry_run: false,
         clone: None,
-        ..CreateOptions::default()
+        additional_packages: args.provision.additional_packages,
+        pre_init_hooks: args.provision.pre_init_hooks,
+        init_hooks: args.provision.init_hooks,
+        no_provision: args.provision.no_provision,
     };
     let ask = crate::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes));
     let status = ephemeral(ctx, &options, &args.command, args.no_workdir, ask)?;
