@@ -31,7 +31,7 @@ fn settings_give_defaults_in_layers_and_unknown_keys_are_named() {
     // The user's file overrides the system's name, and has a key box does not know.
     env.write_user_file(
         &env.home.join(".config/box/config.toml"),
-        "default-name = \"mybox\"\nfrobnicate = 1\n",
+        "provision = false\ndefault-name = \"mybox\"\nfrobnicate = 1\n",
         0o644,
     );
 
