@@ -31,6 +31,8 @@ export HOME=$work/home XDG_DATA_HOME=$work/data XDG_RUNTIME_DIR=$work/run XDG_CO
 unset XDG_BIN_HOME
 mkdir -p "$HOME" "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME"
 chmod 700 "$XDG_RUNTIME_DIR"
+# The verbs themselves, not apt: provisioning has its own benchmark (benches/provision.sh).
+mkdir -p "$XDG_CONFIG_HOME/box" && echo 'provision = false' > "$XDG_CONFIG_HOME/box/config.toml"
 cleanup() {
   "$box" rm --all --force --yes --time 0 >/dev/null 2>&1 || true
   if [ -n "$podman" ]; then
@@ -73,7 +75,7 @@ row() {
 box_create=$(mean create --runs 20 --warmup 2 --prepare "$box rm --force --yes --time 0 c >/dev/null 2>&1 || true" \
   "$box create --no-entry --image $image c")
 if [ -n "$podman" ]; then
-  podman_create=$(mean pcreate --runs 10 --warmup 1 --prepare "podman rm -f pc >/dev/null 2>&1 || true" \
+  podman_create=$(mean pcreate --runs 3 --warmup 0 --prepare "podman rm -f pc >/dev/null 2>&1 || true" \
     "podman $runtime_flag create --network host --name pc $image sh -c 'trap \"exit 0\" TERM; sleep infinity & wait'")
   row '`box create NAME` (Debian image)' "$box_create" '`podman create`' "$podman_create" 'constant, a few ms'
 else
