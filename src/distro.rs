@@ -65,6 +65,28 @@ pub struct Resolved {
     pub image: String,
 }
 
+/// The `*.toml` files of a user's catalogue directory (`distros.d`, `distros.d/pm`) in
+/// file name order, as (path for messages, text); a missing directory has none.
+pub fn user_entries(dir: &Path) -> Result<Vec<(String, String)>> {
+    let mut files: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
+    };
+    files.sort();
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            Ok((file.display().to_string(), text))
+        })
+        .collect()
+}
+
 /// The catalogue: shipped entries replaced or extended by the user's.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
@@ -93,19 +115,8 @@ impl Catalogue {
     /// order; a missing directory adds nothing.
     pub fn load(dir: &Path) -> Result<Catalogue> {
         let mut catalogue = Catalogue::shipped();
-        let mut files: Vec<_> = match std::fs::read_dir(dir) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                .collect(),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
-        };
-        files.sort();
-        for file in files {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let distro = parse(&text, &file.display().to_string())?;
+        for (origin, text) in user_entries(dir)? {
+            let distro = parse(&text, &origin)?;
             catalogue.distros.retain(|d| d.name != distro.name);
             catalogue.distros.push(distro);
         }

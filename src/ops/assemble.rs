@@ -371,7 +371,7 @@ fn make_box(
     }
     if let Some(source) = &def.clone {
         if replace {
-            remove_box(ctx, &name)?;
+            super::rm::remove_forced(ctx, &name, crate::runtime::stop::DEFAULT_GRACE)?;
         }
         let options = CreateOptions {
             clone: Some(source.clone()),
@@ -405,7 +405,7 @@ fn make_box(
             })?,
     };
     if replace {
-        remove_box(ctx, &name)?;
+        super::rm::remove_forced(ctx, &name, crate::runtime::stop::DEFAULT_GRACE)?;
     }
     // The image is in the store now: create from exactly what was pulled.
     let options = create_options(ctx, def, record.reference.clone(), false);
@@ -423,24 +423,6 @@ fn make_box(
         Outcome::Created
     };
     Ok((outcome, Some(lock)))
-}
-
-/// Remove box `name` (stopping it) before it is made again.
-fn remove_box(ctx: &Context, name: &str) -> Result<()> {
-    let options = super::rm::RmOptions {
-        force: true,
-        require_question: false,
-        grace: crate::runtime::stop::DEFAULT_GRACE,
-    };
-    super::rm::rm(
-        ctx,
-        false,
-        &[name.to_owned()],
-        options,
-        &Assume(true),
-        &mut |_| {},
-    )?;
-    Ok(())
 }
 
 /// What follows the creation of box `def`: its exports, and its start with `start_now`.

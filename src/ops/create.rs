@@ -315,17 +315,8 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
         store.create_container(&container)?;
     }
     ctx.explain_id_mapping_once();
-    if options.entry
-        && let Err(err) = crate::export::generate_entry(ctx, &name)
-    {
-        crate::report::warn(format!(
-            "box `{name}` was created, but its menu entry was not: {} (hint: {})",
-            crate::error::message(&err),
-            err.downcast_ref::<crate::error::Hint>().map_or_else(
-                || format!("`box generate-entry {name}` tries again"),
-                |h| h.0.clone()
-            )
-        ));
+    if options.entry {
+        add_entry(ctx, &name);
     }
     // Installs what the box lacks; a failure leaves the box, marked not provisioned.
     crate::provision::at_create(ctx, &name)?;
@@ -405,19 +396,28 @@ fn clone(ctx: &Context, options: &CreateOptions, source: &str, ask: &dyn Ask) ->
         return Err(err);
     }
     helper.finish()?;
-    if options.entry
-        && let Err(err) = crate::export::generate_entry(ctx, &name)
-    {
-        crate::report::warn(format!(
-            "box `{name}` was created, but its menu entry was not: {} (`box generate-entry {name}` tries again)",
-            crate::error::message(&err)
-        ));
+    if options.entry {
+        add_entry(ctx, &name);
     }
     Ok(Created {
         name,
         image: record.image,
         plan: None,
     })
+}
+
+/// Add box `name`'s menu entry; a failure is a warning, never a failed create.
+fn add_entry(ctx: &Context, name: &str) {
+    if let Err(err) = crate::export::generate_entry(ctx, name) {
+        crate::report::warn(format!(
+            "box `{name}` was created, but its menu entry was not: {} (hint: {})",
+            crate::error::message(&err),
+            err.downcast_ref::<crate::error::Hint>().map_or_else(
+                || format!("`box generate-entry {name}` tries again"),
+                |h| h.0.clone()
+            )
+        ));
+    }
 }
 
 /// A full disk while cloning says so, with what to do.

@@ -24,8 +24,7 @@ use anyhow::{Context as _, Result};
 
 use super::create::{CreateOptions, create};
 use crate::context::Context;
-use crate::prompt::{Ask, Assume};
-use crate::store::Store;
+use crate::prompt::Ask;
 
 /// The internal entry of the guard.
 pub const GUARD: &str = "__ephemeral-guard";
@@ -91,22 +90,7 @@ pub fn ephemeral(
 
 /// Remove box `name` if it is still there; says so when it cannot.
 fn remove(ctx: &Context, name: &str) {
-    if !Store::at(&ctx.dirs.store).has_container(name) {
-        return;
-    }
-    let options = super::rm::RmOptions {
-        force: true,
-        require_question: false,
-        grace: Duration::from_millis(500),
-    };
-    if let Err(err) = super::rm::rm(
-        ctx,
-        false,
-        &[name.to_owned()],
-        options,
-        &Assume(true),
-        &mut |_| {},
-    ) {
+    if let Err(err) = super::rm::remove_forced(ctx, name, Duration::from_millis(500)) {
         crate::report::warn(format!(
             "the temporary box `{name}` was not removed: {} (`box rm --force {name}` removes it)",
             crate::error::message(&err)

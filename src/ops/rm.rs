@@ -123,6 +123,29 @@ pub fn rm(
     Ok(true)
 }
 
+/// Remove box `name` if it exists, stopping it first (its processes get `grace`), with
+/// no question: what `box assemble --replace` and `box ephemeral` need.
+pub fn remove_forced(ctx: &Context, name: &str, grace: std::time::Duration) -> Result<()> {
+    if !Store::at(&ctx.dirs.store).has_container(name) {
+        return Ok(());
+    }
+    let options = RmOptions {
+        force: true,
+        require_question: false,
+        grace,
+    };
+    let names = [name.to_owned()];
+    rm(
+        ctx,
+        false,
+        &names,
+        options,
+        &crate::prompt::Assume(true),
+        &mut |_| {},
+    )?;
+    Ok(())
+}
+
 /// Why running boxes `running` are not removed without --force.
 fn running_error(running: &[&str]) -> anyhow::Error {
     failure(

@@ -127,19 +127,8 @@ impl PackageManagers {
             .iter()
             .map(|(file, text)| parse(text, file).expect("the shipped package managers are valid"))
             .collect();
-        let mut files: Vec<_> = match std::fs::read_dir(dir) {
-            Ok(list) => list
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                .collect(),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
-        };
-        files.sort();
-        for file in files {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let entry = parse(&text, &file.display().to_string())?;
+        for (origin, text) in crate::distro::user_entries(dir)? {
+            let entry = parse(&text, &origin)?;
             entries.retain(|e| e.name != entry.name);
             entries.push(entry);
         }
