@@ -15,6 +15,13 @@ pub trait Ask {
     /// The answer to `question` (a sentence ending in `?`), or `None` when nobody can
     /// answer it.
     fn ask(&self, question: &str) -> Result<Option<bool>>;
+
+    /// The answer this gives to any question without asking anyone, if it has one
+    /// (`--yes`, nobody to ask): callers may then skip the work that only phrases the
+    /// question.
+    fn preset(&self) -> Option<Option<bool>> {
+        None
+    }
 }
 
 /// The user at the terminal: asks when stdin and stderr are terminals; Enter means yes.
@@ -40,6 +47,10 @@ impl Ask for Terminal {
         let answer = answer.trim().to_ascii_lowercase();
         Ok(Some(answer.is_empty() || answer == "y" || answer == "yes"))
     }
+
+    fn preset(&self) -> Option<Option<bool>> {
+        (!Terminal::present()).then_some(None)
+    }
 }
 
 /// Every question answered in advance: `--yes` is `Assume(true)`.
@@ -49,6 +60,10 @@ impl Ask for Assume {
     fn ask(&self, _question: &str) -> Result<Option<bool>> {
         Ok(Some(self.0))
     }
+
+    fn preset(&self) -> Option<Option<bool>> {
+        Some(Some(self.0))
+    }
 }
 
 /// Nobody to ask (a caller without a user: a manifest run from a service, a test).
@@ -57,6 +72,10 @@ pub struct Nobody;
 impl Ask for Nobody {
     fn ask(&self, _question: &str) -> Result<Option<bool>> {
         Ok(None)
+    }
+
+    fn preset(&self) -> Option<Option<bool>> {
+        Some(None)
     }
 }
 

@@ -1,5 +1,6 @@
 //! `box list` / `box ls`: every box with its status, image and creation date.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -27,10 +28,14 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
     // A listing in a pipeline ends quietly when the reader does (`box list | head`).
     crate::sys::default_sigpipe();
     let store = Store::at(&ctx.dirs.store);
-    let mut rows = Vec::new();
-    for name in store.container_names()? {
-        let record = match store.container(&name) {
-            Ok(record) => record,
+    let boxes = store.container_listings()?;
+    let names: Vec<&str> = boxes.iter().map(|(name, _)| name.as_str()).collect();
+    // Every box's state at once: one /proc scan for all boxes whose holder died.
+    let statuses = state::statuses(ctx, &store, &names);
+    let mut rows = Vec::with_capacity(boxes.len());
+    for ((name, listing), status) in boxes.into_iter().zip(statuses) {
+        let listing = match listing {
+            Ok(listing) => listing,
             // One damaged record must not hide the other boxes (nor itself).
             Err(err) => {
                 crate::report::warn(format!(
@@ -51,19 +56,19 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
         };
         // A box whose holder died with processes left in it still runs (its overlay is
         // mounted); the next enter gives it a new holder.
-        let (status, pid) = match state::status(ctx, &store, &record.name) {
+        let (status, pid) = match status {
             state::Status::Running(state) => ("running", Some(state.pid)),
             state::Status::Orphaned { .. } => ("running", None),
-            state::Status::Stopped => ("stopped", None),
+            state::Status::Stopped { .. } => ("stopped", None),
         };
         rows.push(Row {
             status,
             pid,
-            provisioned: !crate::provision::pending(&record),
-            created: format_time(record.created),
-            image: record.image,
-            storage: record.storage.to_string(),
-            name: record.name,
+            provisioned: !listing.provision.as_ref().is_some_and(|p| p.is_pending()),
+            created: format_time(listing.created),
+            image: listing.image,
+            storage: listing.storage.to_string(),
+            name,
         });
     }
     if args.json {
@@ -78,7 +83,11 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
         width(|r| r.status.len(), "STATUS"),
         width(|r| r.image.len(), "IMAGE"),
     );
-    println!("{:wn$}  {:ws$}  {:wi$}  CREATED", "NAME", "STATUS", "IMAGE");
+    // The whole table in one write, not one per line.
+    let mut table = format!(
+        "{:wn$}  {:ws$}  {:wi$}  CREATED\n",
+        "NAME", "STATUS", "IMAGE"
+    );
     for row in &rows {
         let status = format!("{:ws$}", row.status);
         let status = if color && row.status == "running" {
@@ -91,10 +100,11 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
         } else {
             "  (not provisioned)"
         };
-        println!(
-            "{:wn$}  {status}  {:wi$}  {}{note}",
+        table.push_str(&format!(
+            "{:wn$}  {status}  {:wi$}  {}{note}\n",
             row.name, row.image, row.created
-        );
+        ));
     }
+    std::io::stdout().lock().write_all(table.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -26,16 +26,19 @@ pub fn stop(
 ) -> Result<bool> {
     let store = Store::at(&ctx.dirs.store);
     let names = store.named_containers(all, names)?;
-    // Ask before ending what runs in the boxes (distrobox does too).
-    let running = state::running_among(ctx, &store, &names);
-    if !running.is_empty()
-        && ask.ask(&format!(
-            "Stop {} (ending every process in {})?",
-            running.join(", "),
-            if running.len() == 1 { "it" } else { "them" }
-        ))? == Some(false)
-    {
-        return Ok(false);
+    // Ask before ending what runs in the boxes (distrobox does too). An answer known in
+    // advance that is not "no" (`--yes`, a script) needs no list of running boxes.
+    if !matches!(ask.preset(), Some(Some(true) | None)) {
+        let running = state::running_among(ctx, &store, &names);
+        if !running.is_empty()
+            && ask.ask(&format!(
+                "Stop {} (ending every process in {})?",
+                running.join(", "),
+                if running.len() == 1 { "it" } else { "them" }
+            ))? == Some(false)
+        {
+            return Ok(false);
+        }
     }
     // All together: processes of every box get their signals at once and are waited
     // for together, so many boxes stop in the time of one.

@@ -613,10 +613,7 @@ pub fn upgrade(ctx: &Context, name: &str) -> Result<()> {
 
 /// Whether a box record shows as not provisioned (`box list`).
 pub fn pending(record: &ContainerRecord) -> bool {
-    record
-        .provision
-        .as_ref()
-        .is_some_and(|p| p.status == Status::Pending)
+    record.provision.as_ref().is_some_and(|p| p.is_pending())
 }
 
 #[cfg(test)]

@@ -39,14 +39,6 @@ pub struct Member {
     pub joinable: bool,
 }
 
-/// The namespaces of a box's holder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BoxNamespaces {
-    pub user: NsId,
-    pub mnt: Option<NsId>,
-    pub uts: Option<NsId>,
-}
-
 /// The namespace `kind` (`user`, `mnt`) of process `pid` (a number or `self`).
 pub fn namespace(pid: &str, kind: &str) -> Option<NsId> {
     let meta = std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).ok()?;
@@ -54,46 +46,50 @@ pub fn namespace(pid: &str, kind: &str) -> Option<NsId> {
 }
 
 /// The processes left in the box whose holder, recorded in `record`, has died, and whose
-/// directory in the store is `box_dir`. The recorded namespaces count only when one of
-/// their processes proves it belongs to that start of the box; none is returned when
-/// none does. (While the holder lives, its namespaces are the box's: see `stop`.)
+/// directory in the store is `box_dir` (see [`left_in_boxes`]).
 pub fn left_in_box(record: &State, box_dir: &Path) -> Vec<Member> {
-    let Some(user) = record.user_ns else {
-        return Vec::new();
-    };
-    let found = in_namespace(&BoxNamespaces {
-        user,
-        mnt: record.mnt_ns,
-        uts: record.uts_ns,
-    });
-    if found
-        .iter()
-        .any(|m| shows_instance(m.pid, record) || mounts_box(m.pid, box_dir))
-    {
-        found
-    } else {
-        Vec::new()
-    }
+    left_in_boxes(&[(record, box_dir)])
+        .pop()
+        .expect("one result per box")
 }
 
-/// Every process (box's own aside) in the user namespace `ns.user` or nested below it;
-/// `joinable` says which are in all of `ns`.
-pub fn in_namespace(ns: &BoxNamespaces) -> Vec<Member> {
-    in_user_namespaces(&[ns.user])
-        .into_iter()
-        .map(|(_, pid)| {
-            let text = pid.to_string();
-            Member {
-                pid,
-                joinable: namespace(&text, "user") == Some(ns.user)
-                    && ns.mnt.is_some()
-                    && namespace(&text, "mnt") == ns.mnt
-                    && ns
-                        .uts
-                        .is_none_or(|uts| namespace(&text, "uts") == Some(uts)),
-            }
-        })
-        .collect()
+/// For each `(record, box_dir)` of a box whose holder has died, the processes left in
+/// it, with one pass over /proc for all of them (`box list`, `box stop --all`). The
+/// recorded namespaces count only when one of their processes proves it belongs to that
+/// start of the box; none is returned for a box where none does. (While the holder lives,
+/// its namespaces are the box's: see `stop`.)
+pub fn left_in_boxes(boxes: &[(&State, &Path)]) -> Vec<Vec<Member>> {
+    let mut found: Vec<Vec<Member>> = boxes.iter().map(|_| Vec::new()).collect();
+    // Only the boxes whose user namespace is known can have processes found.
+    let (index_of, user_nss): (Vec<usize>, Vec<NsId>) = boxes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (record, _))| Some((i, record.user_ns?)))
+        .unzip();
+    if user_nss.is_empty() {
+        return found;
+    }
+    for (ns_index, pid) in in_user_namespaces(&user_nss) {
+        let box_index = index_of[ns_index];
+        let record = boxes[box_index].0;
+        let text = pid.to_string();
+        let joinable = namespace(&text, "user") == Some(user_nss[ns_index])
+            && record.mnt_ns.is_some()
+            && namespace(&text, "mnt") == record.mnt_ns
+            && record
+                .uts_ns
+                .is_none_or(|uts| namespace(&text, "uts") == Some(uts));
+        found[box_index].push(Member { pid, joinable });
+    }
+    for (members, (record, box_dir)) in found.iter_mut().zip(boxes) {
+        if !members
+            .iter()
+            .any(|m| shows_instance(m.pid, record) || mounts_box(m.pid, box_dir))
+        {
+            members.clear();
+        }
+    }
+    found
 }
 
 /// Every process (box's own aside) in one of the user namespaces `user_nss` or nested

@@ -90,7 +90,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     let leftovers = match state::status(ctx, &store, name) {
         state::Status::Running(state) => return Ok(state),
         state::Status::Orphaned { record, members } => Some((record, members)),
-        state::Status::Stopped => None,
+        state::Status::Stopped { .. } => None,
     };
     let store = Store::open(&ctx.dirs.store)?;
     let mut record = store.container(name)?;

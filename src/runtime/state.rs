@@ -86,8 +86,11 @@ pub fn state_path(ctx: &Context, name: &str) -> PathBuf {
 /// The start time of process `pid`, if it exists and is not a zombie (a killed holder
 /// stays a zombie until its parent, often init, reaps it; it holds no namespaces).
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_time(&stat)
+    // One read(2) into a buffer that fits the line (std::fs::read would grow from 32
+    // bytes: /proc files have no size): this is on the join path.
+    let mut stat = vec![0; 1024];
+    let len = crate::store::read_into(Path::new(&format!("/proc/{pid}/stat")), &mut stat).ok()?;
+    parse_start_time(&stat[..len])
 }
 
 /// Field 22 of a `/proc/PID/stat` line, `None` for a dead (zombie) process. The command
@@ -114,7 +117,18 @@ impl State {
 /// The state of box `name` if its holder is alive, from this session's copy (a stale or
 /// untrusted one is `None`). The join path: one file read, one /proc read.
 pub fn running(ctx: &Context, name: &str) -> Option<State> {
-    if ctx.dirs.runtime_is_fallback && crate::store::check_private_dir(&ctx.dirs.runtime).is_err() {
+    session_copy(ctx, name, runtime_dir_trusted(ctx))
+}
+
+/// Whether this session's runtime directory may be believed: always, unless it is the
+/// fallback under /tmp and not (or no longer) a private directory of ours.
+fn runtime_dir_trusted(ctx: &Context) -> bool {
+    !ctx.dirs.runtime_is_fallback || crate::store::check_private_dir(&ctx.dirs.runtime).is_ok()
+}
+
+/// [`running`], with the trust in the runtime directory decided once by the caller.
+fn session_copy(ctx: &Context, name: &str, trusted: bool) -> Option<State> {
+    if !trusted {
         return None;
     }
     read(&state_path(ctx, name))
@@ -129,53 +143,84 @@ pub enum Status {
     Running(State),
     /// Its holder died (OOM, kill -9), but processes still run in it: the overlay is
     /// still mounted, the box is not stopped.
-    Orphaned {
-        record: State,
-        members: Vec<Member>,
-    },
-    Stopped,
+    Orphaned { record: State, members: Vec<Member> },
+    /// Nothing runs in it. `stale`: a dead holder's record is still there (to forget,
+    /// under the box's lock: see [`forget`]).
+    Stopped { stale: bool },
 }
 
 impl Status {
     pub fn is_stopped(&self) -> bool {
-        matches!(self, Status::Stopped)
+        matches!(self, Status::Stopped { .. })
     }
 }
 
-/// The status of box `name`, whichever session started it: running when this session's
-/// copy or the box's record in the store (then copied for this session) names a live
-/// holder, else the processes left in it (only those proven to be that box's, see
-/// `members`). Each file is read once.
+/// The status of box `name` (see [`statuses`]).
 pub fn status(ctx: &Context, store: &Store, name: &str) -> Status {
-    if let Some(state) = running(ctx, name) {
-        return Status::Running(state);
+    statuses(ctx, store, &[name])
+        .pop()
+        .expect("one status per box")
+}
+
+/// The status of each of the boxes `names`, whichever session started them: running when
+/// this session's copy or the box's record in the store (then copied for this session)
+/// names a live holder, else the processes left in it (only those proven to be that
+/// box's, see `members`). Each file is read once, and /proc is scanned once for all the
+/// boxes whose holder died, so the cost per box is two small reads.
+pub fn statuses(ctx: &Context, store: &Store, names: &[&str]) -> Vec<Status> {
+    let trusted = runtime_dir_trusted(ctx);
+    let mut boot: Option<Option<String>> = None;
+    let mut out = Vec::with_capacity(names.len());
+    // Boxes whose holder died in this boot: their processes are looked for together.
+    let mut dead: Vec<(usize, State)> = Vec::new();
+    for (index, name) in names.iter().enumerate() {
+        if let Some(state) = session_copy(ctx, name, trusted) {
+            out.push(Status::Running(state));
+            continue;
+        }
+        let Some(record) = recorded(store, name) else {
+            out.push(Status::Stopped { stale: false });
+            continue;
+        };
+        if record.boot_id != *boot.get_or_insert_with(boot_id) {
+            out.push(Status::Stopped { stale: true });
+        } else if record.is_alive() {
+            // Best effort: without the copy, joins take this slower path.
+            let _ = write_session_copy(ctx, name, &record);
+            out.push(Status::Running(record));
+        } else {
+            out.push(Status::Stopped { stale: true });
+            dead.push((index, record));
+        }
     }
-    let Some(record) = recorded(store, name) else {
-        return Status::Stopped;
-    };
-    if record.boot_id.as_deref() != boot_id().as_deref() {
-        return Status::Stopped;
+    if !dead.is_empty() {
+        let dirs: Vec<PathBuf> = dead
+            .iter()
+            .map(|(index, _)| store.container_dir(names[*index]))
+            .collect();
+        let boxes: Vec<(&State, &Path)> = dead
+            .iter()
+            .zip(&dirs)
+            .map(|((_, record), dir)| (record, dir.as_path()))
+            .collect();
+        let left = super::members::left_in_boxes(&boxes);
+        for ((index, record), members) in dead.into_iter().zip(left) {
+            if !members.is_empty() {
+                out[index] = Status::Orphaned { record, members };
+            }
+        }
     }
-    if record.is_alive() {
-        // Best effort: without the copy, joins take this slower path.
-        let _ = write_session_copy(ctx, name, &record);
-        return Status::Running(record);
-    }
-    let members = super::members::left_in_box(&record, &store.container_dir(name));
-    if members.is_empty() {
-        Status::Stopped
-    } else {
-        Status::Orphaned { record, members }
-    }
+    out
 }
 
 /// Those of `names` that are not stopped (holder alive, or processes left by a dead
 /// one), whichever session started them.
 pub fn running_among<'a>(ctx: &Context, store: &Store, names: &'a [String]) -> Vec<&'a str> {
-    names
-        .iter()
-        .filter(|n| !status(ctx, store, n).is_stopped())
-        .map(String::as_str)
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    refs.iter()
+        .zip(statuses(ctx, store, &refs))
+        .filter(|(_, status)| !status.is_stopped())
+        .map(|(name, _)| *name)
         .collect()
 }
 
@@ -186,8 +231,9 @@ pub fn recorded(store: &Store, name: &str) -> Option<State> {
 
 /// Read a state file; a missing or unreadable one is `None` (the box is stopped).
 pub fn read(path: &Path) -> Option<State> {
-    let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let mut bytes = vec![0; 4096];
+    let len = crate::store::read_into(path, &mut bytes).ok()?;
+    serde_json::from_slice(&bytes[..len]).ok()
 }
 
 /// Record a newly started holder: in the store (with the boot id) and for this session.
@@ -214,14 +260,11 @@ fn write_session_copy(ctx: &Context, name: &str, state: &State) -> Result<()> {
     crate::store::write_atomic(&dir.join("state.json"), &bytes)
 }
 
-/// Forget the holder `pid` of box `name` (after stop): both records, if they still name
-/// it (a record of a newer holder stays).
-pub fn remove(ctx: &Context, store: &Store, name: &str, pid: u32) {
-    for path in [state_path(ctx, name), store.holder_record(name)] {
-        if read(&path).is_some_and(|s| s.pid == pid) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
+/// Forget box `name`'s holder (after stop): this session's copy and the store's record.
+/// The caller holds the box's lock, so no newer holder can have been recorded meanwhile.
+pub fn forget(ctx: &Context, store: &Store, name: &str) {
+    let _ = std::fs::remove_file(state_path(ctx, name));
+    let _ = std::fs::remove_file(store.holder_record(name));
 }
 
 /// Remove the whole runtime directory of box `name` (after rm).

@@ -100,11 +100,12 @@ pub fn stop_locked(
 ) -> Vec<Result<bool>> {
     let mut targets: Vec<Option<Target>> = names
         .iter()
-        .map(|name| match state::status(ctx, store, name) {
-            Status::Stopped => {
+        .zip(state::statuses(ctx, store, names))
+        .map(|(name, status)| match status {
+            Status::Stopped { stale } => {
                 // A dead holder's record with nothing left: forget it.
-                if let Some(old) = state::recorded(store, name) {
-                    state::remove(ctx, store, name, old.pid);
+                if stale {
+                    state::forget(ctx, store, name);
                 }
                 None
             }
@@ -202,7 +203,7 @@ pub fn stop_locked(
                     ),
                 ));
             }
-            state::remove(ctx, store, name, target.state.pid);
+            state::forget(ctx, store, name);
             Ok(target.live || target.signalled > 0)
         })
         .collect()

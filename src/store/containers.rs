@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, read_json, write_json};
+use super::{Store, write_json};
 use crate::digest::Digest;
 use crate::error::{HintExt, failure};
 
@@ -47,6 +47,17 @@ pub struct ContainerRecord {
     /// Provisioning (see `store::provision`); `None` in records written before box
     /// provisioned boxes, which are never provisioned on a start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision: Option<super::provision::Provisioning>,
+}
+
+/// What `box list` shows of a box: a subset of its [`ContainerRecord`].
+#[derive(Debug, Deserialize)]
+pub struct Listing {
+    pub image: String,
+    pub created: u64,
+    #[serde(default)]
+    pub storage: StorageKind,
+    #[serde(default)]
     pub provision: Option<super::provision::Provisioning>,
 }
 
@@ -135,20 +146,55 @@ impl Store {
     /// The record of box `name`, or a clear error if there is none.
     pub fn container(&self, name: &str) -> Result<ContainerRecord> {
         validate_name(name)?;
-        let path = self.container_record_path(name);
-        if !path.exists() {
-            bail!(failure(
+        self.read_container(name)?.ok_or_else(|| {
+            failure(
                 format!("no box named `{name}`"),
                 format!(
                     "`box list` shows your boxes; `box create --image IMAGE {name}` makes one (or `box create DISTRO`, e.g. `box create debian`)"
                 ),
-            ));
-        }
-        read_json(&path).with_hint(|| {
-            format!(
-                "the record of box `{name}` is damaged; `box rm --force {name}` removes the box"
             )
         })
+    }
+
+    /// The record of box `name`, `None` when there is no such box; one read.
+    fn read_container(&self, name: &str) -> Result<Option<ContainerRecord>> {
+        let path = self.container_record_path(name);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => {
+                return Err(err).with_context(|| format!("reading {}", path.display()));
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a valid record", path.display()))
+            .with_hint(|| {
+                format!(
+                    "the record of box `{name}` is damaged; `box rm --force {name}` removes the box"
+                )
+            })
+            .map(Some)
+    }
+
+    /// Every box with what `box list` shows of it, or why its record cannot be read,
+    /// sorted by name. One read per box into one buffer; serde skips the fields a
+    /// listing does not show (layers, environment, volumes) without building them.
+    pub fn container_listings(&self) -> Result<Vec<(String, Result<Listing>)>> {
+        let mut boxes = Vec::new();
+        // Room for any record, so each is one read plus the one that sees its end.
+        let mut buffer = vec![0; 16 * 1024];
+        for name in self.box_dir_names()? {
+            let path = self.container_record_path(&name);
+            let listing = match super::read_into(&path, &mut buffer) {
+                // A directory without a record is not a box (yet, or any more).
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+                Ok(len) => serde_json::from_slice(&buffer[..len])
+                    .with_context(|| format!("{} is not a valid record", path.display())),
+            };
+            boxes.push((name, listing));
+        }
+        Ok(boxes)
     }
 
     /// Whether box `name` exists.
@@ -259,6 +305,13 @@ impl Store {
 
     /// The names of every box (a directory with a record), sorted.
     pub fn container_names(&self) -> Result<Vec<String>> {
+        let mut names = self.box_dir_names()?;
+        names.retain(|name| self.has_container(name));
+        Ok(names)
+    }
+
+    /// The names of the directories in `containers/`, sorted.
+    fn box_dir_names(&self) -> Result<Vec<String>> {
         let dir = self.containers_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -268,9 +321,7 @@ impl Store {
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
-            if entry.path().join(RECORD).exists()
-                && let Some(name) = entry.file_name().to_str()
-            {
+            if let Some(name) = entry.file_name().to_str() {
                 names.push(name.to_owned());
             }
         }

@@ -184,9 +184,23 @@ impl Store {
     /// Take the lock that serializes starting, stopping and removing box `name`, for
     /// every session of the user.
     pub fn box_lock(&self, name: &str) -> Result<Lock> {
-        std::fs::create_dir_all(self.root.join("locks"))
-            .with_context(|| format!("creating {}", self.root.join("locks").display()))?;
-        self.lock_named(&format!("box-{name}"))
+        let name = format!("box-{name}");
+        match self.lock_named(&name) {
+            // The first lock of a store: make its directory (only then: `box stop --all`
+            // takes one lock per box).
+            Err(err)
+                if err
+                    .root_cause()
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                let dir = self.root.join("locks");
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                self.lock_named(&name)
+            }
+            result => result,
+        }
     }
 
     pub fn tmp_dir(&self) -> PathBuf {
@@ -492,6 +506,27 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not a valid record", path.display()))
+}
+
+/// Read the file at `path` into the start of `buffer` with plain read(2)s, growing the
+/// buffer when the file does not fit, and return the file's length. For many small files
+/// in a row into one buffer: no size probes (statx, lseek) as `std::fs::read` makes, no
+/// allocation per file.
+pub fn read_into(path: &Path, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut len = 0;
+    loop {
+        if len == buffer.len() {
+            buffer.resize((buffer.len() * 2).max(4096), 0);
+        }
+        match file.read(&mut buffer[len..]) {
+            Ok(0) => return Ok(len),
+            Ok(read) => len += read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// Seconds since the Unix epoch.

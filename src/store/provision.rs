@@ -47,6 +47,13 @@ pub struct Provisioning {
     pub init_hooks: Vec<String>,
 }
 
+impl Provisioning {
+    /// Whether the provisioning has yet to succeed (interrupted or failed).
+    pub fn is_pending(&self) -> bool {
+        self.status == Status::Pending
+    }
+}
+
 impl Store {
     /// The log of box `name`'s provisioning and upgrades.
     pub fn provision_log(&self, name: &str) -> PathBuf {
