@@ -14,6 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "error", "report", "digest", "sys", "idmap", "config", "distro", "prompt", "cli",
             "progress", "host", "hostfs", "userns", "protocol", "manifest", "seccomp",
+            "cdi",
         ],
     ),
     ("store", &["store"]),

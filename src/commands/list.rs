@@ -21,6 +21,12 @@ struct Row {
     pid: Option<u32>,
     /// False while its provisioning is pending (interrupted or failed).
     provisioned: bool,
+    /// CDI devices asked for at create (`--device`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    devices: Vec<String>,
+    /// `--nvidia` (true) or `--no-nvidia` (false); absent: automatic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nvidia: Option<bool>,
 }
 
 pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
@@ -45,6 +51,8 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
                     storage: String::new(),
                     pid: None,
                     provisioned: false,
+                    devices: Vec::new(),
+                    nvidia: None,
                 });
                 continue;
             }
@@ -63,6 +71,8 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
             created: format_time(record.created),
             image: record.image,
             storage: record.storage.to_string(),
+            devices: record.devices,
+            nvidia: record.nvidia,
             name: record.name,
         });
     }

@@ -72,6 +72,37 @@ pub struct Mount {
     /// (a volume, the box executable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Flags a CDI spec asks for besides read-only (`nosuid`, `nodev`, `noexec`).
+    #[serde(default, skip_serializing_if = "Restrictions::is_empty")]
+    pub restrict: Restrictions,
+}
+
+/// The mount flags a mount gets besides read-only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restrictions {
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+}
+
+impl Restrictions {
+    pub fn is_empty(&self) -> bool {
+        *self == Restrictions::default()
+    }
+
+    /// `nosuid,nodev` for `--dry-run`.
+    fn describe(&self) -> String {
+        [
+            (self.nosuid, "nosuid"),
+            (self.nodev, "nodev"),
+            (self.noexec, "noexec"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join(",")
+    }
 }
 
 impl Mount {
@@ -163,6 +194,10 @@ pub struct Plan {
     /// started the box; a session with others gets its own at join time.
     pub runtime_dir: Option<PathBuf>,
     pub xauthority: Option<PathBuf>,
+    /// What the box's CDI devices ask to be done in the box at its start, after its files
+    /// (see [`crate::cdi`]; carried out by [`super::devices`]).
+    #[serde(default)]
+    pub device_hooks: Vec<crate::cdi::DeviceHook>,
 }
 
 /// The inputs of a plan besides the record.
@@ -175,6 +210,8 @@ pub struct PlanInputs<'a> {
     pub host: &'a HostFacts,
     /// See [`Plan::instance`].
     pub instance: String,
+    /// The edits of the box's CDI devices, read from the host's specs for this start.
+    pub devices: &'a crate::cdi::Edits,
 }
 
 fn bind_dir(source: &Path, target: &Path) -> Mount {
@@ -184,6 +221,7 @@ fn bind_dir(source: &Path, target: &Path) -> Mount {
         kind: MountKind::BindDir { recursive: true },
         read_only: false,
         hint: None,
+        restrict: Restrictions::default(),
     }
 }
 
@@ -204,6 +242,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         mapping,
         host,
         instance,
+        devices,
     } = inputs;
     let name = &record.name;
     let storage = if record.storage == StorageKind::Copy {
@@ -239,6 +278,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         },
         read_only: false,
         hint: None,
+        restrict: Restrictions::default(),
     });
     mounts.push(Mount {
         source: PathBuf::from("/"),
@@ -246,6 +286,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         kind: MountKind::HostRoot,
         read_only: false,
         hint: None,
+        restrict: Restrictions::default(),
     });
     // Directories already reachable through another bind need no mount of their own.
     let mut bound: Vec<PathBuf> = vec!["/tmp".into()];
@@ -274,6 +315,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
                 "create {} on the host, or remove the box and create it again without that volume",
                 volume.source.display()
             )),
+            restrict: Restrictions::default(),
         });
     }
     if let Some(exe) = &host.box_binary {
@@ -286,6 +328,32 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
             target: "/usr/local/bin/box".into(),
             kind: MountKind::BindFile,
             read_only: true,
+            restrict: Restrictions::default(),
+        });
+    }
+    // CDI devices last: their targets (a library in /usr/lib) are in the box's own tree.
+    for bind in &devices.binds {
+        let kind = if bind.host_path.is_dir() {
+            MountKind::BindDir {
+                recursive: bind.recursive,
+            }
+        } else {
+            MountKind::BindFile
+        };
+        mounts.push(Mount {
+            source: bind.host_path.clone(),
+            target: bind.container_path.clone(),
+            kind,
+            read_only: bind.read_only,
+            hint: Some(format!(
+                "it is asked for by the {}; regenerate the spec if the driver changed, or remove the box and create it again without that device",
+                bind.origin
+            )),
+            restrict: Restrictions {
+                nosuid: bind.nosuid,
+                nodev: bind.nodev,
+                noexec: bind.noexec,
+            },
         });
     }
 
@@ -363,6 +431,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
     if hostname != host.hostname {
         env_forced.push(("XAUTHLOCALHOSTNAME".into(), host.hostname.clone()));
     }
+    env_forced.extend(devices.env.iter().cloned());
 
     Plan {
         name: name.clone(),
@@ -391,6 +460,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         env_defaults: record.image_env.clone(),
         runtime_dir: host.xdg_runtime_dir.clone(),
         xauthority: host.xauthority.clone(),
+        device_hooks: devices.hooks.clone(),
     }
 }
 
@@ -467,12 +537,24 @@ impl fmt::Display for Plan {
                 MountKind::Tmpfs { options } => ("tmpfs", format!(" ({options})")),
                 MountKind::HostRoot => ("rbind", " (host root, rslave)".to_owned()),
             };
+            let mut flags = m.restrict.describe();
+            if m.read_only {
+                flags = if flags.is_empty() {
+                    "read-only".into()
+                } else {
+                    format!("read-only,{flags}")
+                };
+            }
             writeln!(
                 f,
                 "  {what:<12} {} -> {}{extra}{}",
                 m.source.display(),
                 m.target.display(),
-                if m.read_only { " (read-only)" } else { "" }
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({flags})")
+                }
             )?;
             if let Some(copy) = m.copied_root(&self.root) {
                 writeln!(
@@ -528,6 +610,12 @@ impl fmt::Display for Plan {
             f,
             "  (the links and /etc/hosts follow the host's: the holder renews them when the host's /etc changes)"
         )?;
+        if !self.device_hooks.is_empty() {
+            writeln!(f, "device hooks (CDI), in the box at each start:")?;
+            for hook in &self.device_hooks {
+                writeln!(f, "  {}", hook.describe())?;
+            }
+        }
         writeln!(
             f,
             "first start: user {} added to passwd, group and shadow{}; locale and timezone from the host",
@@ -573,6 +661,8 @@ mod tests {
             image_env: vec!["LANG=C.UTF-8".into()],
             storage: StorageKind::Overlay,
             provision: None,
+            devices: vec![],
+            nvidia: None,
         }
     }
 
@@ -625,6 +715,7 @@ mod tests {
                 mapping: &mapping,
                 host: &host,
                 instance: "0123abcd".into(),
+                devices: &crate::cdi::Edits::default(),
             },
         )
     }
@@ -646,6 +737,7 @@ mod tests {
                 mapping: &mapping,
                 host: &host(),
                 instance: "0123abcd".into(),
+                devices: &crate::cdi::Edits::default(),
             },
         );
         assert!(!plan.has_root);

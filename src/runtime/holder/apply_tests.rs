@@ -276,6 +276,7 @@ fn bind(source: &str, target: &str) -> Mount {
         kind: MountKind::BindDir { recursive: true },
         read_only: false,
         hint: None,
+        restrict: Default::default(),
     }
 }
 
@@ -310,6 +311,7 @@ fn plan() -> Plan {
                 },
                 read_only: false,
                 hint: None,
+                restrict: Default::default(),
             },
             Mount {
                 source: "/".into(),
@@ -317,11 +319,13 @@ fn plan() -> Plan {
                 kind: MountKind::HostRoot,
                 read_only: false,
                 hint: None,
+                restrict: Default::default(),
             },
             bind("/home/alice", "/home/alice"),
             Mount {
                 read_only: true,
                 hint: Some("create /srv/data on the host".into()),
+                restrict: Default::default(),
                 ..bind("/srv/data", "/data")
             },
         ],
@@ -343,6 +347,7 @@ fn plan() -> Plan {
         env_defaults: vec![],
         runtime_dir: None,
         xauthority: None,
+        device_hooks: vec![],
     }
 }
 
