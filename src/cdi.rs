@@ -306,19 +306,18 @@ fn parse_spec(file: &Path, text: &str) -> std::result::Result<Spec, Broken> {
     let json = file.extension().is_some_and(|e| e == "json");
     let parsed = if json {
         let mut de = serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
+        serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
     } else {
-        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)).map_err(
-            |e| {
-                let path = e.path().to_string();
-                // serde_norway's message starts with the path already.
-                let inner = e.into_inner().to_string();
-                let inner = inner
-                    .strip_prefix(&format!("{path}: "))
-                    .map_or(inner.clone(), str::to_owned);
-                (path, inner)
-            },
-        )
+        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)).map_err(|e| {
+            let path = e.path().to_string();
+            // serde_norway's message starts with the path already.
+            let inner = e.into_inner().to_string();
+            let inner = inner
+                .strip_prefix(&format!("{path}: "))
+                .map_or(inner.clone(), str::to_owned);
+            (path, inner)
+        })
     };
     let broken = |field: String, error: String| {
         let kind = if json {
@@ -326,7 +325,7 @@ fn parse_spec(file: &Path, text: &str) -> std::result::Result<Spec, Broken> {
         } else {
             serde_norway::from_str::<KindOnly>(text).ok()
         };
-        let error = if field.is_empty() || field == "." {
+        let error = if ["", ".", "?"].contains(&field.as_str()) {
             error
         } else {
             format!("field `{field}`: {error}")
@@ -365,8 +364,11 @@ fn parse_spec(file: &Path, text: &str) -> std::result::Result<Spec, Broken> {
                 format!("`{}` is not a valid device name", device.name),
             ));
         }
-        check_edits(&device.container_edits, &format!("devices[{i}].containerEdits"))
-            .map_err(|(f, e)| broken(f, e))?;
+        check_edits(
+            &device.container_edits,
+            &format!("devices[{i}].containerEdits"),
+        )
+        .map_err(|(f, e)| broken(f, e))?;
     }
     check_edits(&spec.container_edits, "containerEdits").map_err(|(f, e)| broken(f, e))?;
     Ok(spec)
@@ -376,14 +378,20 @@ fn parse_spec(file: &Path, text: &str) -> std::result::Result<Spec, Broken> {
 fn check_edits(edits: &ContainerEdits, at: &str) -> std::result::Result<(), (String, String)> {
     for (i, var) in edits.env.iter().enumerate() {
         if var.split_once('=').is_none_or(|(name, _)| name.is_empty()) {
-            return Err((format!("{at}.env[{i}]"), format!("`{var}` is not NAME=VALUE")));
+            return Err((
+                format!("{at}.env[{i}]"),
+                format!("`{var}` is not NAME=VALUE"),
+            ));
         }
     }
     let absolute = |path: &Path, field: String| {
         if path.is_absolute() {
             Ok(())
         } else {
-            Err((field, format!("`{}` is not an absolute path", path.display())))
+            Err((
+                field,
+                format!("`{}` is not an absolute path", path.display()),
+            ))
         }
     };
     for (i, node) in edits.device_nodes.iter().enumerate() {
@@ -841,7 +849,8 @@ fn classify(hook: &Hook) -> std::result::Result<Option<DeviceHook>, String> {
     let path = match stage {
         // Resolved in the runtime's (the host's) namespace.
         "createRuntime" | "createContainer" | "prestart" => {
-            Path::new(crate::hostfs::HOST_ROOT_IN_BOX).join(hook.path.strip_prefix("/").unwrap_or(&hook.path))
+            Path::new(crate::hostfs::HOST_ROOT_IN_BOX)
+                .join(hook.path.strip_prefix("/").unwrap_or(&hook.path))
         }
         "startContainer" => hook.path.clone(),
         _ => {
@@ -1005,8 +1014,9 @@ containerEdits:
         let text = "cdiVersion: 0.6.0\nkind: example.com/gpu\ndevices:\n- name: a\n  containerEdits:\n    mounts:\n    - containerPath: /x\n";
         let err = parse_spec(file, text).unwrap_err();
         assert!(
-            err.error
-                .starts_with("field `devices[0].containerEdits.mounts[0]`: missing field `hostPath`"),
+            err.error.starts_with(
+                "field `devices[0].containerEdits.mounts[0]`: missing field `hostPath`"
+            ),
             "{}",
             err.error
         );
@@ -1014,16 +1024,22 @@ containerEdits:
         let json = r#"{"cdiVersion":"0.6.0","kind":"example.com/gpu","devices":[{"name":"a","containerEdits":{"env":[1]}}]}"#;
         let err = parse_spec(Path::new("/etc/cdi/x.json"), json).unwrap_err();
         assert!(
-            err.error.starts_with("field `devices[0].containerEdits.env[0]`"),
+            err.error
+                .starts_with("field `devices[0].containerEdits.env[0]`"),
             "{}",
             err.error
         );
-        let err = parse_spec(file, "cdiVersion: 9.9.9\nkind: a.b/c\ndevices: [{name: a}]\n")
-            .unwrap_err();
+        let err = parse_spec(
+            file,
+            "cdiVersion: 9.9.9\nkind: a.b/c\ndevices: [{name: a}]\n",
+        )
+        .unwrap_err();
         assert!(err.error.starts_with("field `cdiVersion`"), "{}", err.error);
-        let err =
-            parse_spec(file, "cdiVersion: 0.6.0\nkind: a.b/c\nbogus: 1\ndevices: [{name: a}]\n")
-                .unwrap_err();
+        let err = parse_spec(
+            file,
+            "cdiVersion: 0.6.0\nkind: a.b/c\nbogus: 1\ndevices: [{name: a}]\n",
+        )
+        .unwrap_err();
         assert!(err.error.contains("bogus"), "{}", err.error);
     }
 
@@ -1037,7 +1053,13 @@ containerEdits:
             }
         );
         parse_device_name("example.com/gpu=0").unwrap();
-        for bad in ["gpu=0", "nvidia.com/gpu", "nvidia.com/gpu=", "a/b/c=1", "x.com/-a=1"] {
+        for bad in [
+            "gpu=0",
+            "nvidia.com/gpu",
+            "nvidia.com/gpu=",
+            "a/b/c=1",
+            "x.com/-a=1",
+        ] {
             assert!(parse_device_name(bad).is_err(), "{bad}");
         }
     }

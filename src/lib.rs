@@ -41,9 +41,9 @@
 //! - [`export`]: wrappers, desktop entries and icons on the host;
 //! - [`report`], [`prompt`]: the one way to tell the user something, and to ask.
 
+pub mod cdi;
 pub mod cli;
 pub mod commands;
-pub mod cdi;
 pub mod config;
 pub mod context;
 pub mod digest;

@@ -223,12 +223,8 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
     // The devices asked for must be in the host's specs now; they are read again at
     // each start (automatic NVIDIA GPUs only then).
     if !options.devices.is_empty() || options.nvidia == Some(true) {
-        crate::cdi::for_box(
-            &options.devices,
-            options.nvidia,
-            &crate::cdi::spec_dirs(),
-        )
-        .with_context(|| format!("creating box `{name}`"))?;
+        crate::cdi::for_box(&options.devices, options.nvidia, &crate::cdi::spec_dirs())
+            .with_context(|| format!("creating box `{name}`"))?;
     }
     let home = match &options.home {
         Some(dir) if !dir.is_absolute() => bail!(failure(

@@ -108,8 +108,11 @@ fn ld_cache(folders: &[PathBuf], notice: &mut dyn FnMut(String)) -> Result<()> {
         .iter()
         .map(|f| format!("{}\n", f.display()))
         .collect();
-    std::fs::write(conf, format!("# CDI devices of this box (box writes this at each start)\n{text}"))
-        .with_context(|| format!("writing {}", conf.display()))?;
+    std::fs::write(
+        conf,
+        format!("# CDI devices of this box (box writes this at each start)\n{text}"),
+    )
+    .with_context(|| format!("writing {}", conf.display()))?;
     // ldconfig reads ld.so.conf.d only when ld.so.conf includes it (minimal images may
     // have no ld.so.conf at all).
     let top = Path::new("/etc/ld.so.conf");
@@ -131,7 +134,13 @@ fn ld_cache(folders: &[PathBuf], notice: &mut dyn FnMut(String)) -> Result<()> {
 
 /// `create-symlinks`: `link` made a symlink to `target`, replacing a file or link there.
 fn symlink(target: &Path, link: &Path) -> Result<()> {
-    let what = || format!("making {} a symlink to {}", link.display(), target.display());
+    let what = || {
+        format!(
+            "making {} a symlink to {}",
+            link.display(),
+            target.display()
+        )
+    };
     match std::fs::symlink_metadata(link) {
         Ok(_) if std::fs::read_link(link).is_ok_and(|t| t == target) => return Ok(()),
         Ok(meta) if meta.is_dir() => {

@@ -50,12 +50,8 @@ pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Resul
         .unwrap_or_else(|| user.name.clone());
     let host = crate::host::discover();
     // Read at each start (never on the join path): a driver update reaches the next start.
-    let devices = crate::cdi::for_box(
-        &record.devices,
-        record.nvidia,
-        &crate::cdi::spec_dirs(),
-    )
-    .with_context(|| format!("the devices of box `{}`", record.name))?;
+    let devices = crate::cdi::for_box(&record.devices, record.nvidia, &crate::cdi::spec_dirs())
+        .with_context(|| format!("the devices of box `{}`", record.name))?;
     for warning in &devices.warnings {
         crate::report::warn(warning);
     }
