@@ -255,10 +255,12 @@ impl std::fmt::Display for DeviceName {
 /// Parse a fully qualified CDI device name (`nvidia.com/gpu=0`, `example.com/gpu=all`).
 pub fn parse_device_name(text: &str) -> Result<DeviceName> {
     let bad = || {
-        failure(
-            format!("`{text}` is not a CDI device name"),
-            "write VENDOR/CLASS=NAME, e.g. `--device nvidia.com/gpu=all` or `--device nvidia.com/gpu=0`",
-        )
+        let hint = if text.starts_with('/') {
+            "every box has the host's /dev already; --device takes CDI devices, VENDOR/CLASS=NAME (e.g. nvidia.com/gpu=all)"
+        } else {
+            "write VENDOR/CLASS=NAME, e.g. `--device nvidia.com/gpu=all` or `--device nvidia.com/gpu=0`"
+        };
+        failure(format!("`{text}` is not a CDI device name"), hint)
     };
     let (kind, name) = text.split_once('=').ok_or_else(bad)?;
     if !valid_kind(kind) || !valid_device_name(name) {

@@ -759,6 +759,62 @@ mod tests {
     }
 
     #[test]
+    fn cdi_edits_add_binds_env_and_hooks_after_the_host_s_mounts() {
+        let store = Store::at(Path::new("/s"));
+        let mapping = IdMapping::Single {
+            uid: 1000,
+            gid: 1000,
+            reason: "none".into(),
+        };
+        let devices = crate::cdi::Edits {
+            env: vec![("EXAMPLE".into(), "1".into())],
+            binds: vec![crate::cdi::Bind {
+                host_path: "/nonexistent/lib".into(),
+                container_path: "/opt/lib".into(),
+                read_only: true,
+                nosuid: true,
+                nodev: true,
+                noexec: false,
+                recursive: false,
+                origin: "CDI spec /etc/cdi/x.yaml".into(),
+            }],
+            hooks: vec![crate::cdi::DeviceHook::LdCache {
+                folders: vec!["/opt/lib".into()],
+            }],
+            warnings: vec![],
+        };
+        let plan = build(
+            &record(),
+            &PlanInputs {
+                store: &store,
+                user: &user(),
+                group: "alice".into(),
+                mapping: &mapping,
+                host: &host(),
+                instance: "0123abcd".into(),
+                devices: &devices,
+            },
+        );
+        let last = plan.mounts.last().unwrap();
+        assert_eq!(last.target, Path::new("/opt/lib"));
+        assert!(last.read_only && last.restrict.nosuid && last.restrict.nodev);
+        assert!(last.hint.as_deref().unwrap().contains("/etc/cdi/x.yaml"));
+        assert_eq!(
+            plan.env_forced.last().unwrap(),
+            &("EXAMPLE".to_owned(), "1".to_owned())
+        );
+        let text = plan.to_string();
+        assert!(
+            text.contains("/nonexistent/lib -> /opt/lib (read-only,nosuid,nodev)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ldconfig with /opt/lib (update-ldcache)"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn overlay_lowers_are_top_first_and_relative() {
         let plan = plan_of(&record());
         let Storage::Overlay {

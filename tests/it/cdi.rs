@@ -159,40 +159,7 @@ fn cdi_device_nodes_mounts_env_and_hooks_reach_the_box_and_follow_the_spec() {
         "{row}"
     );
 
-    let out = sh(
-        &env,
-        "gpubox",
-        "test -c /opt/example/dev/gpu0 && echo node=$(stat -c %t:%T /opt/example/dev/gpu0) && \
-         echo read=$(head -c 16 /opt/example/dev/gpu0 | wc -c) && \
-         test -c /dev/zero && test -c /run/example/sensor && echo sensor-node && \
-         echo env=$EXAMPLE_GPU/$EXAMPLE_DEVICE/$EXAMPLE_SENSOR && \
-         ldconfig -p | grep -F /opt/example/lib/libz.so.1 && \
-         echo link=$(readlink /opt/example/links/libexample.so) && \
-         { touch /opt/example/lib/new 2>/dev/null || echo lib-read-only; } && \
-         grep -F ' /opt/example/lib ' /proc/self/mountinfo && \
-         cat /etc/example-hook-state",
-    );
-    out.success();
-    out.stdout_has("node=1:3")
-        .stdout_has("read=0")
-        .stdout_has("sensor-node")
-        .stdout_has("env=v1/gpu0/s0")
-        .stdout_has("=> /opt/example/lib/libz.so.1")
-        .stdout_has("link=libz.so.1")
-        .stdout_has("lib-read-only")
-        .stdout_has("\"id\":\"gpubox\"");
-    let mount_line = out
-        .stdout
-        .lines()
-        .find(|l| l.contains(" /opt/example/lib "))
-        .unwrap();
-    let options = mount_line.split(' ').nth(5).unwrap();
-    for flag in ["ro", "nosuid", "nodev"] {
-        assert!(
-            options.split(',').any(|o| o == flag),
-            "{flag} missing: {mount_line}"
-        );
-    }
+    check_devices_inside(&env, "gpubox", "v1");
 
     // A driver update: the spec changes. The running box keeps what it has; the next
     // start reads the new spec.
@@ -209,6 +176,71 @@ fn cdi_device_nodes_mounts_env_and_hooks_reach_the_box_and_follow_the_spec() {
     .success()
     .stdout_has("env=v2")
     .stdout_has("libz.so.1");
+}
+
+/// Every edit of the `example.com/gpu=gpu0` and `example.com/sensor` specs, seen from
+/// inside box `name` (`gpu_env`: the spec's EXAMPLE_GPU).
+#[track_caller]
+fn check_devices_inside(env: &TestEnv, name: &str, gpu_env: &str) {
+    let out = sh(
+        env,
+        name,
+        "test -c /opt/example/dev/gpu0 && echo node=$(stat -c %t:%T /opt/example/dev/gpu0) && \
+         echo read=$(head -c 16 /opt/example/dev/gpu0 | wc -c) && \
+         test -c /dev/zero && test -c /run/example/sensor && echo sensor-node && \
+         echo env=$EXAMPLE_GPU/$EXAMPLE_DEVICE/$EXAMPLE_SENSOR && \
+         ldconfig -p | grep -F /opt/example/lib/libz.so.1 && \
+         echo link=$(readlink /opt/example/links/libexample.so) && \
+         { touch /opt/example/lib/new 2>/dev/null || echo lib-read-only; } && \
+         grep -F ' /opt/example/lib ' /proc/self/mountinfo && \
+         cat /etc/example-hook-state",
+    );
+    out.success();
+    out.stdout_has("node=1:3")
+        .stdout_has("read=0")
+        .stdout_has("sensor-node")
+        .stdout_has(&format!("env={gpu_env}/gpu0/s0"))
+        .stdout_has("=> /opt/example/lib/libz.so.1")
+        .stdout_has("link=libz.so.1")
+        .stdout_has("lib-read-only")
+        .stdout_has(&format!("\"id\":\"{name}\""));
+    let mount_line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(" /opt/example/lib "))
+        .unwrap();
+    let options = mount_line.split(' ').nth(5).unwrap();
+    for flag in ["ro", "nosuid", "nodev"] {
+        assert!(
+            options.split(',').any(|o| o == flag),
+            "{flag} missing: {mount_line}"
+        );
+    }
+}
+
+#[test]
+fn cdi_devices_work_without_subordinate_ids_too() {
+    let mut env = TestEnv::new("cdi-nosub", User::BoxNoSub);
+    let specs = vendor_setup(&env, "nosub");
+    env.set_env("BOX_CDI_SPEC_DIRS", &specs);
+    let _boxes = Boxes(&env);
+    let image = Fixture::Debian.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &image]);
+    ok(
+        &env,
+        &[
+            "create",
+            "--no-entry",
+            "--image",
+            &image,
+            "--device",
+            "example.com/gpu=gpu0",
+            "--device",
+            "example.com/sensor=s0",
+            "single",
+        ],
+    );
+    check_devices_inside(&env, "single", "nosub");
 }
 
 #[test]
