@@ -903,23 +903,18 @@ pub fn for_box(devices: &[String], nvidia: Option<bool>, dirs: &[PathBuf]) -> Re
             requests.push(format!("{NVIDIA_GPU}=all"));
         }
         None if !asks_nvidia && registry.has_kind(NVIDIA_GPU) => {
-            // Automatic, as toolbox does: a failure is a warning, never a failed start.
-            let mut auto = requests.clone();
-            auto.push(format!("{NVIDIA_GPU}=all"));
-            match registry.resolve(&auto) {
-                Ok(edits) => return Ok(edits),
-                Err(err) if !requests.is_empty() && registry.resolve(&requests).is_err() => {
-                    return Err(err);
-                }
-                Err(err) => {
-                    let mut edits = registry.resolve(&requests)?;
-                    edits.warnings.push(format!(
-                        "NVIDIA's GPUs were not added to the box: {} (`--no-nvidia` at create leaves them out)",
-                        crate::error::message(&err)
-                    ));
-                    return Ok(edits);
-                }
-            }
+            // Automatic, as toolbox does: the box's own devices decide, NVIDIA's GPUs
+            // that cannot be added are a warning, never a failed start.
+            let mut with_gpus = requests.clone();
+            with_gpus.push(format!("{NVIDIA_GPU}=all"));
+            return registry.resolve(&with_gpus).or_else(|gpu_error| {
+                let mut edits = registry.resolve(&requests)?;
+                edits.warnings.push(format!(
+                    "NVIDIA's GPUs were not added to the box: {} (`--no-nvidia` at create leaves them out)",
+                    crate::error::message(&gpu_error)
+                ));
+                Ok(edits)
+            });
         }
         _ => {}
     }

@@ -4,7 +4,8 @@
 //! directory, variables, NVIDIA's hooks (`update-ldcache`, `create-symlinks`) and a hook
 //! program of another vendor; each checked from inside the box. Then a spec change at the
 //! next start, and the errors: a malformed spec (file and field), an unknown device,
-//! `--nvidia` without NVIDIA's spec.
+//! `--nvidia` without NVIDIA's spec; and NVIDIA's GPUs added automatically when their
+//! spec (a synthetic one here) is there, unless `--no-nvidia`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -322,4 +323,70 @@ fn cdi_errors_name_the_spec_the_field_and_what_to_do() {
     std::fs::remove_file(specs.join("sensor.json")).unwrap();
     ok(&env, &["stop", "ok"]);
     sh(&env, "ok", "true").box_error(&["example.com/sensor=s0", &specs.to_string_lossy()]);
+}
+
+#[test]
+fn nvidia_gpus_come_automatically_with_their_spec_unless_no_nvidia() {
+    let mut env = TestEnv::new("cdi-nvidia", User::BoxTest);
+    // A synthetic spec of NVIDIA's kind, as `nvidia-ctk cdi generate` shapes it.
+    let specs = env.dir.join("cdi");
+    let nvidia_spec = |mount_source: &str| {
+        format!(
+            "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: all\n  containerEdits:\n    deviceNodes:\n    - path: /dev/null\ncontainerEdits:\n  env:\n  - NVIDIA_VISIBLE_DEVICES=void\n  mounts:\n  - hostPath: {mount_source}\n    containerPath: /opt/nvidia-test\n    options: [ro, nosuid, nodev, bind]\n"
+        )
+    };
+    write_root_file(&specs.join("nvidia.yaml"), &nvidia_spec("/etc/hostname"));
+    env.set_env("BOX_CDI_SPEC_DIRS", &specs);
+    let _boxes = Boxes(&env);
+    let image = box_from(&env, Fixture::Busybox, "auto");
+    ok(
+        &env,
+        &[
+            "create",
+            "--no-entry",
+            "--image",
+            &image,
+            "--no-nvidia",
+            "off",
+        ],
+    );
+    ok(
+        &env,
+        &["create", "--no-entry", "--image", &image, "--nvidia", "on"],
+    );
+    let probe = "echo nv=${NVIDIA_VISIBLE_DEVICES:-none}; test -f /opt/nvidia-test && echo mounted; true";
+    sh(&env, "auto", probe)
+        .success()
+        .stdout_has("nv=void")
+        .stdout_has("mounted");
+    sh(&env, "on", probe).success().stdout_has("nv=void");
+    let off = sh(&env, "off", probe);
+    off.success().stdout_has("nv=none");
+    assert!(!off.stdout.contains("mounted"), "{off}");
+    let records = list(&env);
+    let nvidia_of = |name: &str| {
+        records
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap()
+            .get("nvidia")
+            .cloned()
+    };
+    assert_eq!(nvidia_of("on"), Some(serde_json::json!(true)));
+    assert_eq!(nvidia_of("off"), Some(serde_json::json!(false)));
+    assert_eq!(nvidia_of("auto"), None);
+
+    // A spec the driver update left stale: the automatic GPUs are a warning, --nvidia an
+    // error naming what is missing.
+    write_root_file(
+        &specs.join("nvidia.yaml"),
+        &nvidia_spec("/nonexistent/libcuda.so"),
+    );
+    ok(&env, &["stop", "--all"]);
+    sh(&env, "auto", probe)
+        .success()
+        .stdout_has("nv=none")
+        .stderr_has("warning: NVIDIA's GPUs were not added")
+        .stderr_has("/nonexistent/libcuda.so");
+    sh(&env, "on", probe).box_error(&["/nonexistent/libcuda.so", "nvidia-ctk cdi generate"]);
 }
