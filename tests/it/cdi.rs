@@ -354,7 +354,8 @@ fn nvidia_gpus_come_automatically_with_their_spec_unless_no_nvidia() {
         &env,
         &["create", "--no-entry", "--image", &image, "--nvidia", "on"],
     );
-    let probe = "echo nv=${NVIDIA_VISIBLE_DEVICES:-none}; test -f /opt/nvidia-test && echo mounted; true";
+    let probe =
+        "echo nv=${NVIDIA_VISIBLE_DEVICES:-none}; test -f /opt/nvidia-test && echo mounted; true";
     sh(&env, "auto", probe)
         .success()
         .stdout_has("nv=void")
