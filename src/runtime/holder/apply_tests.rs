@@ -707,3 +707,27 @@ fn the_mounts_below_a_volume_come_from_mountinfo_unescaped() {
     );
     assert_eq!(unescape_mountinfo("a\\134b\\011c\\9"), "a\\b\tc\\9");
 }
+
+#[test]
+fn a_cdi_mount_gets_its_flags_with_those_the_host_locked() {
+    let mut plan = plan();
+    plan.mounts = vec![Mount {
+        kind: MountKind::BindFile,
+        restrict: crate::runtime::plan::Restrictions {
+            nosuid: true,
+            nodev: true,
+            noexec: false,
+        },
+        ..bind("/srv/data", "/usr/lib/lib.so")
+    }];
+    let mut fake = Fake::new();
+    // A flag the host locked on the source's mount must stay, or the kernel refuses.
+    fake.flags
+        .insert("fd:/usr/lib/lib.so".into(), StatVfsMountFlags::NOEXEC);
+    let (outcome, calls, _) = run(fake, &plan);
+    outcome.unwrap();
+    assert!(
+        calls.contains(&"remount fd:/usr/lib/lib.so BIND|NODEV|NOEXEC|NOSUID".to_owned()),
+        "{calls:#?}"
+    );
+}
