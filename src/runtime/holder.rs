@@ -8,8 +8,9 @@
 //! 2. holder: unshares mount + UTS namespaces, mounts and pivots as the plan says, writes
 //!    the box's files (`holder/apply.rs`, through the syscall seam `holder/mountsys.rs`),
 //!    carries out its CDI device hooks (`super::devices`), runs the first-start user
-//!    setup, forks; the child stays behind as the holder (new session, stdio on /dev/null, dumpable so the user can open its `/proc/PID/ns/*`,
-//!    asleep until killed);
+//!    setup, forks; the child stays behind as the holder (new session, stdio on
+//!    /dev/null, dumpable so the user can open its `/proc/PID/ns/*`, asleep until
+//!    killed);
 //! 3. holder → parent: [`Report::Notice`]s (e.g. the copy fallback), then
 //!    [`Report::Ready`] or [`Report::Failed`]; the forking process exits;
 //! 4. parent → holder: [`Commit::Committed`], once the holder is recorded
