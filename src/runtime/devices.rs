@@ -8,6 +8,12 @@
 //! passes it; a hook that fails fails the start (CDI: "Container runtimes should surface
 //! an error when hooks fail to execute"), except a `chmod` the kernel refuses on a host
 //! path the box shares (its modes are the host's), which is a notice.
+//!
+//! The mount points of CDI binds that the box lacked are made in its own tree (the
+//! overlay's upper directory) and outlive the start. `/etc/box/cdi-mount-points` lists
+//! those of the last start; at the next, the ones the specs no longer name (the versioned
+//! libraries of the driver before its update) are removed when they are still what box
+//! made: an empty file or an empty directory.
 
 use std::io::{Read as _, Seek as _, Write as _};
 use std::os::unix::process::CommandExt as _;
@@ -31,6 +37,42 @@ const LDCONFIG: [&str; 4] = [
 ];
 /// The PATH of the programs run here.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where the mount points of the last start's CDI binds are listed, in the box.
+const MOUNT_POINTS: &str = "/etc/box/cdi-mount-points";
+
+/// Remove the mount points of an earlier start's CDI binds that `current` (this start's)
+/// no longer has, when they are an empty file or directory; then list `current`. Best
+/// effort: what is left is only an empty file.
+pub fn tidy_mount_points(current: &[PathBuf]) {
+    let earlier = std::fs::read_to_string(MOUNT_POINTS).unwrap_or_default();
+    for path in earlier.lines().map(Path::new) {
+        if current.iter().any(|c| c == path) {
+            continue;
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() && meta.len() == 0 => {
+                let _ = std::fs::remove_file(path);
+            }
+            // Fails unless empty, as it should.
+            Ok(meta) if meta.is_dir() => {
+                let _ = std::fs::remove_dir(path);
+            }
+            _ => {}
+        }
+    }
+    if current.is_empty() && earlier.is_empty() {
+        return;
+    }
+    let list: String = current
+        .iter()
+        .map(|p| format!("{}\n", p.display()))
+        .collect();
+    if let Some(dir) = Path::new(MOUNT_POINTS).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(MOUNT_POINTS, list);
+}
 
 /// What a hook program is told about the box (the OCI runtime spec's state).
 pub struct BoxState<'a> {

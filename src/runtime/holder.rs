@@ -316,6 +316,7 @@ fn run(plan: &Plan, has_root: bool) -> Result<Ready> {
     let storage = apply::apply(&mut mountsys::Kernel, plan, has_root, &mut |text| {
         say(&Report::Notice(text))
     })?;
+    super::devices::tidy_mount_points(&plan.device_mount_points);
     super::devices::run_hooks(
         &plan.device_hooks,
         &super::devices::BoxState {

@@ -198,6 +198,10 @@ pub struct Plan {
     /// (see [`crate::cdi`]; carried out by [`super::devices`]).
     #[serde(default)]
     pub device_hooks: Vec<crate::cdi::DeviceHook>,
+    /// The mount points of the CDI devices' binds: those of an earlier start that are
+    /// gone from the specs (a library of the driver before its update) are removed.
+    #[serde(default)]
+    pub device_mount_points: Vec<PathBuf>,
 }
 
 /// The inputs of a plan besides the record.
@@ -461,6 +465,11 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         runtime_dir: host.xdg_runtime_dir.clone(),
         xauthority: host.xauthority.clone(),
         device_hooks: devices.hooks.clone(),
+        device_mount_points: devices
+            .binds
+            .iter()
+            .map(|b| b.container_path.clone())
+            .collect(),
     }
 }
 

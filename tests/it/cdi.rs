@@ -177,6 +177,17 @@ fn cdi_device_nodes_mounts_env_and_hooks_reach_the_box_and_follow_the_spec() {
     .success()
     .stdout_has("env=v2")
     .stdout_has("libz.so.1");
+    // The next update drops that mount again: its mount point goes with it.
+    write_gpu_spec(&env, &specs, "v3", false);
+    ok(&env, &["stop", "gpubox"]);
+    sh(
+        &env,
+        "gpubox",
+        "echo env=$EXAMPLE_GPU; test -e /opt/example/lib2 || echo lib2-gone",
+    )
+    .success()
+    .stdout_has("env=v3")
+    .stdout_has("lib2-gone");
 }
 
 /// Every edit of the `example.com/gpu=gpu0` and `example.com/sensor` specs, seen from

@@ -348,6 +348,7 @@ fn plan() -> Plan {
         runtime_dir: None,
         xauthority: None,
         device_hooks: vec![],
+        device_mount_points: vec![],
     }
 }
 
