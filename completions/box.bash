@@ -337,7 +337,7 @@ _box() {
             return 0
             ;;
         box__subcmd__create)
-            opts="-n -i -c -p -Y -H -v -d -h -V --name --image --clone --pull --yes --hostname --home --volume --platform --no-entry --dry-run --additional-packages --pre-init-hooks --init-hooks --no-provision --help --version"
+            opts="-n -i -c -p -Y -H -v -d -h -V --name --image --clone --pull --yes --hostname --home --volume --platform --device --nvidia --no-nvidia --no-entry --dry-run --additional-packages --pre-init-hooks --init-hooks --no-provision --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -391,6 +391,10 @@ _box() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --device)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --additional-packages)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -433,7 +437,7 @@ _box() {
             return 0
             ;;
         box__subcmd__ephemeral)
-            opts="-i -n -p -Y -H -v -h -V --image --name --pull --yes --hostname --home --volume --platform --additional-packages --pre-init-hooks --init-hooks --no-provision --nw --no-workdir --help --version"
+            opts="-i -n -p -Y -H -v -h -V --image --name --pull --yes --hostname --home --volume --platform --device --nvidia --no-nvidia --additional-packages --pre-init-hooks --init-hooks --no-provision --nw --no-workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +480,10 @@ _box() {
                     return 0
                     ;;
                 --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --device)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

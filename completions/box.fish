@@ -59,11 +59,14 @@ complete -c box -n "__fish_box_using_subcommand create" -l hostname -d 'Hostname
 complete -c box -n "__fish_box_using_subcommand create" -s H -l home -d 'Use DIR as the home directory inside the box (the host home is still mounted)' -r -F
 complete -c box -n "__fish_box_using_subcommand create" -s v -l volume -d 'Bind-mount a host path into the box: SRC:DST[:ro]' -r
 complete -c box -n "__fish_box_using_subcommand create" -l platform -d 'Platform to pick from a multi-platform image, as os/arch[/variant]' -r
+complete -c box -n "__fish_box_using_subcommand create" -l device -d 'Give the box a CDI device of the host: VENDOR/CLASS=NAME, e.g. nvidia.com/gpu=all (repeatable; specs from /etc/cdi and /var/run/cdi, or BOX_CDI_SPEC_DIRS, read at each start of the box)' -r
 complete -c box -n "__fish_box_using_subcommand create" -l additional-packages -d 'Also install these packages when provisioning the box (a space-separated list; repeatable; default: `additional-packages` in config.toml)' -r
 complete -c box -n "__fish_box_using_subcommand create" -l pre-init-hooks -d 'Shell command run as root in the box before its packages are installed (repeatable; default: `pre-init-hooks` in config.toml)' -r
 complete -c box -n "__fish_box_using_subcommand create" -l init-hooks -d 'Shell command run as root in the box after its packages are installed (repeatable; default: `init-hooks` in config.toml)' -r
 complete -c box -n "__fish_box_using_subcommand create" -s p -l pull -d 'Pull the image even if it is already in the store'
 complete -c box -n "__fish_box_using_subcommand create" -s Y -l yes -d 'Do not ask for confirmation'
+complete -c box -n "__fish_box_using_subcommand create" -l nvidia -d 'Give the box the host\'s NVIDIA GPUs through their CDI spec (default: whenever the host has one)'
+complete -c box -n "__fish_box_using_subcommand create" -l no-nvidia -d 'Leave the host\'s NVIDIA GPUs out even when the host has their CDI spec'
 complete -c box -n "__fish_box_using_subcommand create" -l no-entry -d 'Do not add a desktop menu entry for the box'
 complete -c box -n "__fish_box_using_subcommand create" -s d -l dry-run -d 'Print the namespace and mount plan without creating anything'
 complete -c box -n "__fish_box_using_subcommand create" -l no-provision -d 'Install nothing in the box (default: install what it lacks, see `provision` in config.toml)'
@@ -146,11 +149,14 @@ complete -c box -n "__fish_box_using_subcommand ephemeral" -l hostname -d 'Hostn
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s H -l home -d 'Use DIR as the home directory inside the box (the host home is still mounted)' -r -F
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s v -l volume -d 'Bind-mount a host path into the box: SRC:DST[:ro]' -r
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l platform -d 'Platform to pick from a multi-platform image, as os/arch[/variant]' -r
+complete -c box -n "__fish_box_using_subcommand ephemeral" -l device -d 'Give the box a CDI device of the host: VENDOR/CLASS=NAME, e.g. nvidia.com/gpu=all (repeatable; specs from /etc/cdi and /var/run/cdi, or BOX_CDI_SPEC_DIRS, read at each start of the box)' -r
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l additional-packages -d 'Also install these packages when provisioning the box (a space-separated list; repeatable; default: `additional-packages` in config.toml)' -r
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l pre-init-hooks -d 'Shell command run as root in the box before its packages are installed (repeatable; default: `pre-init-hooks` in config.toml)' -r
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l init-hooks -d 'Shell command run as root in the box after its packages are installed (repeatable; default: `init-hooks` in config.toml)' -r
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s p -l pull -d 'Pull the image even if it is already in the store'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s Y -l yes -d 'Do not ask before pulling'
+complete -c box -n "__fish_box_using_subcommand ephemeral" -l nvidia -d 'Give the box the host\'s NVIDIA GPUs through their CDI spec (default: whenever the host has one)'
+complete -c box -n "__fish_box_using_subcommand ephemeral" -l no-nvidia -d 'Leave the host\'s NVIDIA GPUs out even when the host has their CDI spec'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l no-provision -d 'Install nothing in the box (default: install what it lacks, see `provision` in config.toml)'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l no-workdir -l nw -d 'Start in the box\'s home instead of the current directory'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s h -l help -d 'Print help'

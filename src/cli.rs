@@ -216,6 +216,29 @@ pub struct BoxShapeArgs {
     /// Platform to pick from a multi-platform image, as os/arch[/variant]
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    /// Give the box a CDI device of the host: VENDOR/CLASS=NAME, e.g. nvidia.com/gpu=all
+    /// (repeatable; specs from /etc/cdi and /var/run/cdi, or BOX_CDI_SPEC_DIRS, read at
+    /// each start of the box)
+    #[arg(long, value_name = "VENDOR/CLASS=NAME")]
+    pub device: Vec<String>,
+    /// Give the box the host's NVIDIA GPUs through their CDI spec (default: whenever the
+    /// host has one)
+    #[arg(long, conflicts_with = "no_nvidia")]
+    pub nvidia: bool,
+    /// Leave the host's NVIDIA GPUs out even when the host has their CDI spec
+    #[arg(long)]
+    pub no_nvidia: bool,
+}
+
+impl BoxShapeArgs {
+    /// `--nvidia` (true), `--no-nvidia` (false), or neither: automatic.
+    pub fn nvidia_choice(&self) -> Option<bool> {
+        match (self.nvidia, self.no_nvidia) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
 }
 
 /// What provisioning installs and runs, for `box create` and `box ephemeral`.

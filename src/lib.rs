@@ -19,7 +19,7 @@
 //! store             the only module that knows file names: records, locks, garbage
 //!    |
 //! leaves            error, report, prompt, digest, idmap, sys, userns, protocol, host,
-//!                   hostfs, config, distro, progress, manifest, seccomp, cli
+//!                   hostfs, config, distro, progress, manifest, seccomp, cli, cdi
 //! ```
 //!
 //! Map of the crate:
@@ -35,11 +35,13 @@
 //! - [`runtime`]: mount plan, the holder process, joining a running box;
 //! - [`seccomp`]: the filter of the fake root in boxes without subordinate ids;
 //! - [`provision`]: installing what a box lacks with its package manager, once;
+//! - [`cdi`]: the host's CDI specs and the edits of the devices a box asks for;
 //! - [`host`]: discovery of the host's sockets, devices and environment;
 //! - [`hostfs`]: host paths reached from the host or from inside a box (`/run/host`);
 //! - [`export`]: wrappers, desktop entries and icons on the host;
 //! - [`report`], [`prompt`]: the one way to tell the user something, and to ask.
 
+pub mod cdi;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -111,6 +111,8 @@ pub struct Definition {
     pub start_now: bool,
     pub pull: bool,
     pub replace: bool,
+    /// `nvidia=true`: the host's NVIDIA GPUs through CDI (`box create --nvidia`).
+    pub nvidia: bool,
     /// Boolean keys set to true, with their line: the features box may not support.
     pub enabled: BTreeMap<String, Origin>,
     /// Lines of keys with a value, for errors about them.
@@ -373,6 +375,7 @@ fn definition(name: &str, origin: Origin, entries: &[Entry]) -> Result<Definitio
                     "start_now" => def.start_now = on,
                     "pull" => def.pull = on,
                     "replace" => def.replace = on,
+                    "nvidia" => def.nvidia = on,
                     other => {
                         if on {
                             def.enabled.insert(other.to_owned(), entry.origin.clone());
@@ -438,8 +441,8 @@ volume="/tmp/test:/run/a /tmp/test:/run/b"
         assert_eq!(arch.init_hooks, ["touch /init-normal"]);
         assert_eq!(arch.pre_init_hooks, ["touch /pre-init"]);
         assert_eq!(arch.volumes, ["/tmp/test:/run/a", "/tmp/test:/run/b"]);
-        assert_eq!(arch.enabled.keys().collect::<Vec<_>>(), ["nvidia"]);
-        assert_eq!(arch.origin_of("nvidia"), "m.ini:19");
+        assert!(arch.nvidia && !ubuntu.nvidia);
+        assert!(arch.enabled.is_empty(), "{:?}", arch.enabled);
     }
 
     #[test]

@@ -31,12 +31,15 @@ pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
             args.positional_name.as_deref(),
         )?,
     };
+    let nvidia = args.shape.nvidia_choice();
     let options = CreateOptions {
+        nvidia,
         name,
         image,
         pull: args.pull,
         hostname: args.shape.hostname,
         home: args.shape.home,
+        devices: args.shape.device,
         volumes: args.shape.volume,
         platform: args.shape.platform,
         entry: !args.no_entry,

@@ -15,12 +15,15 @@ pub fn exec(ctx: &Context, args: EphemeralArgs) -> Result<ExitCode> {
         None => fresh_name()?,
     };
     let (image, name) = resolve_target(ctx, args.image.as_deref(), Some(&name), None)?;
+    let nvidia = args.shape.nvidia_choice();
     let options = CreateOptions {
+        nvidia,
         name,
         image,
         pull: args.pull,
         hostname: args.shape.hostname,
         home: args.shape.home,
+        devices: args.shape.device,
         volumes: args.shape.volume,
         platform: args.shape.platform,
         entry: false,

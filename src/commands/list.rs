@@ -22,6 +22,12 @@ struct Row {
     pid: Option<u32>,
     /// False while its provisioning is pending (interrupted or failed).
     provisioned: bool,
+    /// CDI devices asked for at create (`--device`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    devices: Vec<String>,
+    /// `--nvidia` (true) or `--no-nvidia` (false); absent: automatic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nvidia: Option<bool>,
 }
 
 pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
@@ -50,6 +56,8 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
                     storage: String::new(),
                     pid: None,
                     provisioned: false,
+                    devices: Vec::new(),
+                    nvidia: None,
                 });
                 continue;
             }
@@ -68,6 +76,8 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
             created: format_time(listing.created),
             image: listing.image,
             storage: listing.storage.to_string(),
+            devices: listing.devices,
+            nvidia: listing.nvidia,
             name,
         });
     }

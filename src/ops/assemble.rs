@@ -169,7 +169,6 @@ fn check_supported(def: &Definition) -> Result<()> {
         let why = match key.as_str() {
             "root" => "box runs rootless only: root in a box is `box enter NAME --user root`",
             "init" => "boxes with systemd as init are not supported yet",
-            "nvidia" => "NVIDIA integration (through CDI specs) is not supported yet",
             _ => "box has the host's namespaces for these; unsharing them is not supported yet",
         };
         bail!(failure(
@@ -221,6 +220,9 @@ fn create_options(ctx: &Context, def: &Definition, image: String, pull: bool) ->
         hostname: def.hostname.clone(),
         home: def.home.as_deref().map(|h| expand_home(ctx, h)),
         volumes: def.volumes.clone(),
+        devices: Vec::new(),
+        // distrobox's nvidia=false is its default: box's default (automatic) stands.
+        nvidia: def.nvidia.then_some(true),
         platform: None,
         entry: def.entry,
         dry_run: false,

@@ -33,6 +33,10 @@ pub struct CreateOptions {
     pub home: Option<PathBuf>,
     /// Volumes as the user writes them: `SRC:DST[:ro|:rw]`.
     pub volumes: Vec<String>,
+    /// CDI devices, `VENDOR/CLASS=NAME` (`--device`).
+    pub devices: Vec<String>,
+    /// NVIDIA's GPUs: `--nvidia` (true), `--no-nvidia` (false), automatic (`None`).
+    pub nvidia: Option<bool>,
     /// `os/arch[/variant]` to pick from a multi-platform image.
     pub platform: Option<String>,
     /// Add the desktop menu entry.
@@ -213,6 +217,15 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
         .iter()
         .map(|v| parse_volume(v))
         .collect::<Result<Vec<_>>>()?;
+    for device in &options.devices {
+        crate::cdi::parse_device_name(device)?;
+    }
+    // The devices asked for must be in the host's specs now; they are read again at
+    // each start (automatic NVIDIA GPUs only then).
+    if !options.devices.is_empty() || options.nvidia == Some(true) {
+        crate::cdi::for_box(&options.devices, options.nvidia, &crate::cdi::spec_dirs())
+            .with_context(|| format!("creating box `{name}`"))?;
+    }
     let home = match &options.home {
         Some(dir) if !dir.is_absolute() => bail!(failure(
             format!("--home {} is not an absolute path", dir.display()),
@@ -281,6 +294,8 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
         volumes,
         image_env: record.config.env.clone(),
         storage: crate::store::containers::StorageKind::Overlay,
+        devices: options.devices.clone(),
+        nvidia: options.nvidia,
         provision: crate::provision::requested(
             ctx,
             &crate::provision::Request {

@@ -7,9 +7,10 @@
 //! 1. parent → holder: the [`Plan`];
 //! 2. holder: unshares mount + UTS namespaces, mounts and pivots as the plan says, writes
 //!    the box's files (`holder/apply.rs`, through the syscall seam `holder/mountsys.rs`),
-//!    runs the first-start user setup, forks; the child stays behind as the holder (new
-//!    session, stdio on /dev/null, dumpable so the user can open its `/proc/PID/ns/*`,
-//!    asleep until killed);
+//!    carries out its CDI device hooks (`super::devices`), runs the first-start user
+//!    setup, forks; the child stays behind as the holder (new session, stdio on
+//!    /dev/null, dumpable so the user can open its `/proc/PID/ns/*`, asleep until
+//!    killed);
 //! 3. holder → parent: [`Report::Notice`]s (e.g. the copy fallback), then
 //!    [`Report::Ready`] or [`Report::Failed`]; the forking process exits;
 //! 4. parent → holder: [`Commit::Committed`], once the holder is recorded
@@ -315,6 +316,15 @@ fn run(plan: &Plan, has_root: bool) -> Result<Ready> {
     let storage = apply::apply(&mut mountsys::Kernel, plan, has_root, &mut |text| {
         say(&Report::Notice(text))
     })?;
+    super::devices::tidy_mount_points(&plan.device_mount_points);
+    super::devices::run_hooks(
+        &plan.device_hooks,
+        &super::devices::BoxState {
+            name: &plan.name,
+            bundle: plan.root.parent().unwrap_or(&plan.root),
+        },
+        &mut |text| say(&Report::Notice(text)),
+    )?;
     if !setup::done(&plan.user)
         && let Err(err) = setup::run(&plan.user, has_root, plan.timezone.as_deref())
     {

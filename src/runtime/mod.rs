@@ -2,6 +2,7 @@
 //! namespaces ([`holder`]) and the files that follow the host's ([`follow`]), joining it
 //! ([`join`]), first-start user setup ([`setup`]), the copy fallback ([`copy`]), the
 //! runtime state ([`state`]), the box's processes ([`members`]) and stopping ([`stop`]);
+//! the hooks of its CDI devices ([`devices`]);
 //! root in a box without subordinate ids ([`fakeroot`]) and its `sudo` ([`sudo`]).
 //!
 //! Invariants:
@@ -17,6 +18,7 @@
 //! - the join path reads only the session's runtime state file.
 
 pub mod copy;
+pub mod devices;
 pub mod fakeroot;
 pub mod follow;
 pub mod holder;
@@ -47,6 +49,12 @@ pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Resul
         .map(|g| g.name)
         .unwrap_or_else(|| user.name.clone());
     let host = crate::host::discover();
+    // Read at each start (never on the join path): a driver update reaches the next start.
+    let devices = crate::cdi::for_box(&record.devices, record.nvidia, &crate::cdi::spec_dirs())
+        .with_context(|| format!("the devices of box `{}`", record.name))?;
+    for warning in &devices.warnings {
+        crate::report::warn(warning);
+    }
     Ok(plan::build(
         record,
         &plan::PlanInputs {
@@ -56,6 +64,7 @@ pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Resul
             mapping,
             host: &host,
             instance: new_instance_id()?,
+            devices: &devices,
         },
     ))
 }

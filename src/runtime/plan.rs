@@ -72,6 +72,37 @@ pub struct Mount {
     /// (a volume, the box executable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Flags a CDI spec asks for besides read-only (`nosuid`, `nodev`, `noexec`).
+    #[serde(default, skip_serializing_if = "Restrictions::is_empty")]
+    pub restrict: Restrictions,
+}
+
+/// The mount flags a mount gets besides read-only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restrictions {
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+}
+
+impl Restrictions {
+    pub fn is_empty(&self) -> bool {
+        *self == Restrictions::default()
+    }
+
+    /// `nosuid,nodev` for `--dry-run`.
+    fn describe(&self) -> String {
+        [
+            (self.nosuid, "nosuid"),
+            (self.nodev, "nodev"),
+            (self.noexec, "noexec"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join(",")
+    }
 }
 
 impl Mount {
@@ -163,6 +194,14 @@ pub struct Plan {
     /// started the box; a session with others gets its own at join time.
     pub runtime_dir: Option<PathBuf>,
     pub xauthority: Option<PathBuf>,
+    /// What the box's CDI devices ask to be done in the box at its start, after its files
+    /// (see [`crate::cdi`]; carried out by [`super::devices`]).
+    #[serde(default)]
+    pub device_hooks: Vec<crate::cdi::DeviceHook>,
+    /// The mount points of the CDI devices' binds: those of an earlier start that are
+    /// gone from the specs (a library of the driver before its update) are removed.
+    #[serde(default)]
+    pub device_mount_points: Vec<PathBuf>,
 }
 
 /// The inputs of a plan besides the record.
@@ -175,6 +214,8 @@ pub struct PlanInputs<'a> {
     pub host: &'a HostFacts,
     /// See [`Plan::instance`].
     pub instance: String,
+    /// The edits of the box's CDI devices, read from the host's specs for this start.
+    pub devices: &'a crate::cdi::Edits,
 }
 
 fn bind_dir(source: &Path, target: &Path) -> Mount {
@@ -184,6 +225,7 @@ fn bind_dir(source: &Path, target: &Path) -> Mount {
         kind: MountKind::BindDir { recursive: true },
         read_only: false,
         hint: None,
+        restrict: Restrictions::default(),
     }
 }
 
@@ -204,6 +246,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         mapping,
         host,
         instance,
+        devices,
     } = inputs;
     let name = &record.name;
     let storage = if record.storage == StorageKind::Copy {
@@ -239,6 +282,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         },
         read_only: false,
         hint: None,
+        restrict: Restrictions::default(),
     });
     mounts.push(Mount {
         source: PathBuf::from("/"),
@@ -246,6 +290,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         kind: MountKind::HostRoot,
         read_only: false,
         hint: None,
+        restrict: Restrictions::default(),
     });
     // Directories already reachable through another bind need no mount of their own.
     let mut bound: Vec<PathBuf> = vec!["/tmp".into()];
@@ -274,6 +319,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
                 "create {} on the host, or remove the box and create it again without that volume",
                 volume.source.display()
             )),
+            restrict: Restrictions::default(),
         });
     }
     if let Some(exe) = &host.box_binary {
@@ -286,6 +332,32 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
             target: "/usr/local/bin/box".into(),
             kind: MountKind::BindFile,
             read_only: true,
+            restrict: Restrictions::default(),
+        });
+    }
+    // CDI devices last: their targets (a library in /usr/lib) are in the box's own tree.
+    for bind in &devices.binds {
+        let kind = if bind.host_path.is_dir() {
+            MountKind::BindDir {
+                recursive: bind.recursive,
+            }
+        } else {
+            MountKind::BindFile
+        };
+        mounts.push(Mount {
+            source: bind.host_path.clone(),
+            target: bind.container_path.clone(),
+            kind,
+            read_only: bind.read_only,
+            hint: Some(format!(
+                "it is asked for by the {}; regenerate the spec if the driver changed, or remove the box and create it again without that device",
+                bind.origin
+            )),
+            restrict: Restrictions {
+                nosuid: bind.nosuid,
+                nodev: bind.nodev,
+                noexec: bind.noexec,
+            },
         });
     }
 
@@ -363,6 +435,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
     if hostname != host.hostname {
         env_forced.push(("XAUTHLOCALHOSTNAME".into(), host.hostname.clone()));
     }
+    env_forced.extend(devices.env.iter().cloned());
 
     Plan {
         name: name.clone(),
@@ -391,6 +464,12 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         env_defaults: record.image_env.clone(),
         runtime_dir: host.xdg_runtime_dir.clone(),
         xauthority: host.xauthority.clone(),
+        device_hooks: devices.hooks.clone(),
+        device_mount_points: devices
+            .binds
+            .iter()
+            .map(|b| b.container_path.clone())
+            .collect(),
     }
 }
 
@@ -467,12 +546,24 @@ impl fmt::Display for Plan {
                 MountKind::Tmpfs { options } => ("tmpfs", format!(" ({options})")),
                 MountKind::HostRoot => ("rbind", " (host root, rslave)".to_owned()),
             };
+            let mut flags = m.restrict.describe();
+            if m.read_only {
+                flags = if flags.is_empty() {
+                    "read-only".into()
+                } else {
+                    format!("read-only,{flags}")
+                };
+            }
             writeln!(
                 f,
                 "  {what:<12} {} -> {}{extra}{}",
                 m.source.display(),
                 m.target.display(),
-                if m.read_only { " (read-only)" } else { "" }
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({flags})")
+                }
             )?;
             if let Some(copy) = m.copied_root(&self.root) {
                 writeln!(
@@ -528,6 +619,12 @@ impl fmt::Display for Plan {
             f,
             "  (the links and /etc/hosts follow the host's: the holder renews them when the host's /etc changes)"
         )?;
+        if !self.device_hooks.is_empty() {
+            writeln!(f, "device hooks (CDI), in the box at each start:")?;
+            for hook in &self.device_hooks {
+                writeln!(f, "  {}", hook.describe())?;
+            }
+        }
         writeln!(
             f,
             "first start: user {} added to passwd, group and shadow{}; locale and timezone from the host",
@@ -573,6 +670,8 @@ mod tests {
             image_env: vec!["LANG=C.UTF-8".into()],
             storage: StorageKind::Overlay,
             provision: None,
+            devices: vec![],
+            nvidia: None,
         }
     }
 
@@ -625,6 +724,7 @@ mod tests {
                 mapping: &mapping,
                 host: &host,
                 instance: "0123abcd".into(),
+                devices: &crate::cdi::Edits::default(),
             },
         )
     }
@@ -646,6 +746,7 @@ mod tests {
                 mapping: &mapping,
                 host: &host(),
                 instance: "0123abcd".into(),
+                devices: &crate::cdi::Edits::default(),
             },
         );
         assert!(!plan.has_root);
@@ -664,6 +765,62 @@ mod tests {
         // With subordinate ids the image's sudo works: no shim.
         assert!(!plan_of(&record()).files.iter().any(|op| matches!(op,
             FileOp::Write { path, .. } if path == Path::new("/usr/local/bin/sudo"))));
+    }
+
+    #[test]
+    fn cdi_edits_add_binds_env_and_hooks_after_the_host_s_mounts() {
+        let store = Store::at(Path::new("/s"));
+        let mapping = IdMapping::Single {
+            uid: 1000,
+            gid: 1000,
+            reason: "none".into(),
+        };
+        let devices = crate::cdi::Edits {
+            env: vec![("EXAMPLE".into(), "1".into())],
+            binds: vec![crate::cdi::Bind {
+                host_path: "/nonexistent/lib".into(),
+                container_path: "/opt/lib".into(),
+                read_only: true,
+                nosuid: true,
+                nodev: true,
+                noexec: false,
+                recursive: false,
+                origin: "CDI spec /etc/cdi/x.yaml".into(),
+            }],
+            hooks: vec![crate::cdi::DeviceHook::LdCache {
+                folders: vec!["/opt/lib".into()],
+            }],
+            warnings: vec![],
+        };
+        let plan = build(
+            &record(),
+            &PlanInputs {
+                store: &store,
+                user: &user(),
+                group: "alice".into(),
+                mapping: &mapping,
+                host: &host(),
+                instance: "0123abcd".into(),
+                devices: &devices,
+            },
+        );
+        let last = plan.mounts.last().unwrap();
+        assert_eq!(last.target, Path::new("/opt/lib"));
+        assert!(last.read_only && last.restrict.nosuid && last.restrict.nodev);
+        assert!(last.hint.as_deref().unwrap().contains("/etc/cdi/x.yaml"));
+        assert_eq!(
+            plan.env_forced.last().unwrap(),
+            &("EXAMPLE".to_owned(), "1".to_owned())
+        );
+        let text = plan.to_string();
+        assert!(
+            text.contains("/nonexistent/lib -> /opt/lib (read-only,nosuid,nodev)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ldconfig with /opt/lib (update-ldcache)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -48,6 +48,15 @@ pub struct ContainerRecord {
     /// provisioned boxes, which are never provisioned on a start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provision: Option<super::provision::Provisioning>,
+    /// CDI devices asked for at create (`--device VENDOR/CLASS=NAME`), as written: the
+    /// host's specs are read at each start (see `crate::cdi`), so a driver update on the
+    /// host reaches the box at its next start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// NVIDIA's GPUs through CDI: `--nvidia` (true), `--no-nvidia` (false), or `None`:
+    /// whenever the host has NVIDIA's CDI spec, as toolbox does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvidia: Option<bool>,
 }
 
 /// What `box list` shows of a box: a subset of its [`ContainerRecord`].
@@ -59,6 +68,10 @@ pub struct Listing {
     pub storage: StorageKind,
     #[serde(default)]
     pub provision: Option<super::provision::Provisioning>,
+    #[serde(default)]
+    pub devices: Vec<String>,
+    #[serde(default)]
+    pub nvidia: Option<bool>,
 }
 
 /// How a box's root is stored. Records spell it "overlay" or "copy" (records written
@@ -356,6 +369,8 @@ mod tests {
             image_env: vec![],
             storage: StorageKind::Overlay,
             provision: None,
+            devices: vec![],
+            nvidia: None,
         }
     }
 

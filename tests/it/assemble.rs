@@ -197,10 +197,10 @@ fn bad_manifests_and_unsupported_features_change_nothing() {
             "[a]\nimage=IMG\n[a]\nimage=IMG\n",
             "bad.ini:3: box [a] is defined twice",
         ),
-        // distrobox's own first example (images adapted): arch asks for NVIDIA.
+        // distrobox's own first example (images adapted), arch with systemd as init.
         (
-            "[ubuntu]\nimage=IMG\ninit=false\nnvidia=false\npull=true\nroot=false\nreplace=true\nstart_now=false\n\n# You can add comments using this #\n[arch] # also inline comments are supported\nhome=/tmp/home\nimage=IMG\ninit=false\nstart_now=true\nnvidia=true\npull=true\nroot=false\nreplace=false\n",
-            "bad.ini:16: box [arch] sets `nvidia=true`, which box does not support",
+            "[ubuntu]\nimage=IMG\ninit=false\nnvidia=false\npull=true\nroot=false\nreplace=true\nstart_now=false\n\n# You can add comments using this #\n[arch] # also inline comments are supported\nhome=/tmp/home\nimage=IMG\ninit=true\nstart_now=true\nnvidia=true\npull=true\nroot=false\nreplace=false\n",
+            "bad.ini:14: box [arch] sets `init=true`, which box does not support",
         ),
         ("[a]\nimage=IMG\nroot=true\n", "sets `root=true`"),
         (

@@ -7,6 +7,7 @@
 mod common;
 
 mod assemble;
+mod cdi;
 mod cli;
 mod clone;
 mod ephemeral;

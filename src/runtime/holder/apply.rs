@@ -331,6 +331,27 @@ fn mount_one<S: MountSys>(sys: &mut S, root: &S::Fd, m: &Mount, host_root: &S::F
             sys.move_mount(host_root, &target).with_context(what)?;
         }
     }
+    if !m.restrict.is_empty() {
+        let mounted = prepare_target(sys, root, &m.target, is_file)?;
+        let path = sys.fd_path(&mounted);
+        let mut flags = MountFlags::BIND | locked_flags(sys, &path);
+        for (on, flag) in [
+            (m.restrict.nosuid, MountFlags::NOSUID),
+            (m.restrict.nodev, MountFlags::NODEV),
+            (m.restrict.noexec, MountFlags::NOEXEC),
+        ] {
+            if on {
+                flags |= flag;
+            }
+        }
+        sys.mount_remount(&path, flags).with_context(|| {
+            format!(
+                "remounting {} in the box with {:?}",
+                m.target.display(),
+                m.restrict
+            )
+        })?;
+    }
     if m.read_only {
         // The fd still names the directory under the new mount; reopen to reach the mount.
         let mounted = prepare_target(sys, root, &m.target, is_file)?;

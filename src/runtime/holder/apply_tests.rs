@@ -276,6 +276,7 @@ fn bind(source: &str, target: &str) -> Mount {
         kind: MountKind::BindDir { recursive: true },
         read_only: false,
         hint: None,
+        restrict: Default::default(),
     }
 }
 
@@ -310,6 +311,7 @@ fn plan() -> Plan {
                 },
                 read_only: false,
                 hint: None,
+                restrict: Default::default(),
             },
             Mount {
                 source: "/".into(),
@@ -317,11 +319,13 @@ fn plan() -> Plan {
                 kind: MountKind::HostRoot,
                 read_only: false,
                 hint: None,
+                restrict: Default::default(),
             },
             bind("/home/alice", "/home/alice"),
             Mount {
                 read_only: true,
                 hint: Some("create /srv/data on the host".into()),
+                restrict: Default::default(),
                 ..bind("/srv/data", "/data")
             },
         ],
@@ -343,6 +347,8 @@ fn plan() -> Plan {
         env_defaults: vec![],
         runtime_dir: None,
         xauthority: None,
+        device_hooks: vec![],
+        device_mount_points: vec![],
     }
 }
 
@@ -701,4 +707,28 @@ fn the_mounts_below_a_volume_come_from_mountinfo_unescaped() {
         vec![PathBuf::from("/srv/ro two/x")]
     );
     assert_eq!(unescape_mountinfo("a\\134b\\011c\\9"), "a\\b\tc\\9");
+}
+
+#[test]
+fn a_cdi_mount_gets_its_flags_with_those_the_host_locked() {
+    let mut plan = plan();
+    plan.mounts = vec![Mount {
+        kind: MountKind::BindFile,
+        restrict: crate::runtime::plan::Restrictions {
+            nosuid: true,
+            nodev: true,
+            noexec: false,
+        },
+        ..bind("/srv/data", "/usr/lib/lib.so")
+    }];
+    let mut fake = Fake::new();
+    // A flag the host locked on the source's mount must stay, or the kernel refuses.
+    fake.flags
+        .insert("fd:/usr/lib/lib.so".into(), StatVfsMountFlags::NOEXEC);
+    let (outcome, calls, _) = run(fake, &plan);
+    outcome.unwrap();
+    assert!(
+        calls.contains(&"remount fd:/usr/lib/lib.so BIND|NODEV|NOEXEC|NOSUID".to_owned()),
+        "{calls:#?}"
+    );
 }
