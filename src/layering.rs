@@ -13,7 +13,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "leaves",
         &[
             "error", "report", "digest", "sys", "idmap", "config", "distro", "prompt", "cli",
-            "progress", "host", "hostfs", "userns", "protocol", "manifest", "seccomp",
+            "progress", "host", "hostfs", "xauth", "userns", "protocol", "manifest", "seccomp",
         ],
     ),
     ("store", &["store"]),

@@ -96,6 +96,35 @@ pub struct Need {
     /// Present when one of these exists in the box.
     pub files: Vec<String>,
     pub packages: Vec<String>,
+    /// A file written after the install, when the packages do not configure what is
+    /// needed themselves (ALSA's default device).
+    #[serde(default)]
+    pub write: Option<NeedFile>,
+}
+
+/// A file a [`Need`] writes in the box, as root.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NeedFile {
+    /// An absolute path in the box (its directory is created when missing).
+    pub path: String,
+    pub content: String,
+}
+
+impl NeedFile {
+    /// The `/bin/sh` script that writes it.
+    pub fn script(&self) -> String {
+        let dir = Path::new(&self.path)
+            .parent()
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into());
+        format!(
+            "mkdir -p {} && printf '%s' {} > {}",
+            shell_quote(&dir),
+            shell_quote(&self.content),
+            shell_quote(&self.path)
+        )
+    }
 }
 
 /// Every package manager box knows.

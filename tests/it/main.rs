@@ -16,6 +16,7 @@ mod generated;
 mod harness;
 mod idmap;
 mod inside;
+mod native;
 mod provision;
 pub(crate) mod pull;
 mod rm;
