@@ -299,6 +299,30 @@ mod tests {
     }
 
     #[test]
+    fn a_needs_file_is_written_byte_for_byte_by_its_script() {
+        let pms = PackageManagers::shipped();
+        let alsa = pms
+            .get("apt")
+            .unwrap()
+            .needs
+            .iter()
+            .find_map(|n| n.write.clone())
+            .expect("apt's ALSA need writes a file");
+        assert!(alsa.content.contains("pcm.!default {"), "{}", alsa.content);
+        let dir = tempfile::tempdir().unwrap();
+        let file = NeedFile {
+            path: dir.path().join("a b/it's.conf").display().to_string(),
+            content: alsa.content.clone() + "% $HOME `x` \\n\n",
+        };
+        let status = std::process::Command::new("/bin/sh")
+            .args(["-c", &file.script()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(std::fs::read_to_string(&file.path).unwrap(), file.content);
+    }
+
+    #[test]
     fn words_are_quoted_only_when_needed() {
         assert_eq!(shell_quote("libgl1-mesa-dri"), "libgl1-mesa-dri");
         assert_eq!(shell_quote("app-admin/sudo"), "app-admin/sudo");
