@@ -202,7 +202,7 @@ fn an_unreachable_mirror_is_a_clear_error_and_the_box_is_kept_not_provisioned() 
         "off",
     ]);
     out.box_error(&[
-        "box `off` was created, but provisioning it failed at step 3/4, installing",
+        "box `off` was created, but provisioning it failed at step 3/5, installing",
         "the network or the package mirror could not be reached",
         &format!("127.0.0.1:{port}"),
         "Connection refused",
