@@ -15,8 +15,8 @@
 //!   box;
 //! - `XAUTHORITY` = the box's own wildcard copy of the host's X authority file when the
 //!   box has another hostname or home (see [`crate::xauth`]); and `XAUTHLOCALHOSTNAME` =
-//!   the host's name when the box has another hostname, for the libXau of openSUSE and
-//!   Fedora, which read it when they look up a cookie in another session's file.
+//!   the host's name when the box has another hostname: openSUSE's libXau reads it, which
+//!   helps a session that joins with an authority file of its own (not the box's copy).
 //!
 //! The deny-list ([`ENV_DENY`]) drops what describes the caller's shell, terminal seat or
 //! session rather than the user (the set distrobox drops, plus box's own):
