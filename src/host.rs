@@ -13,8 +13,10 @@
 //! - `HOME` when the box has its own home (`--home`), with `BOX_HOST_HOME` = the host's
 //!   (box in the box keeps its data and exports there); `SHELL` = the login shell in the
 //!   box;
-//! - `XAUTHLOCALHOSTNAME` = the host's name when the box has another hostname, so X11
-//!   cookies written for the host still match.
+//! - `XAUTHORITY` = the box's own wildcard copy of the host's X authority file when the
+//!   box has another hostname or home (see [`crate::xauth`]); and `XAUTHLOCALHOSTNAME` =
+//!   the host's name when the box has another hostname: openSUSE's libXau reads it, which
+//!   helps a session that joins with an authority file of its own (not the box's copy).
 //!
 //! The deny-list ([`ENV_DENY`]) drops what describes the caller's shell, terminal seat or
 //! session rather than the user (the set distrobox drops, plus box's own):
@@ -149,7 +151,8 @@ pub struct HostFacts {
     pub xdg_runtime_dir: Option<PathBuf>,
     /// The system D-Bus socket, when the host has one.
     pub system_bus: Option<PathBuf>,
-    /// `$XAUTHORITY` when it is an existing file.
+    /// The X authority file: `$XAUTHORITY` when it is an existing file, else
+    /// `$HOME/.Xauthority` when it exists (where X clients look without the variable).
     pub xauthority: Option<PathBuf>,
     /// Where `/etc/localtime` really is (e.g. `/usr/share/zoneinfo/Europe/Paris`).
     pub localtime: Option<PathBuf>,
@@ -190,15 +193,22 @@ pub fn discover() -> HostFacts {
         xdg_runtime_dir: env_dir("XDG_RUNTIME_DIR")
             .or_else(|| logind_runtime_dir(rustix::process::getuid().as_raw())),
         system_bus: Some(PathBuf::from("/run/dbus/system_bus_socket")).filter(|p| p.exists()),
-        xauthority: std::env::var_os("XAUTHORITY")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute() && p.is_file()),
+        xauthority: xauthority(),
         localtime,
         timezone,
         resolv_conf: std::fs::canonicalize("/etc/resolv.conf").ok(),
         hosts: std::fs::canonicalize("/etc/hosts").ok(),
         box_binary: box_binary(),
     }
+}
+
+/// See [`HostFacts::xauthority`].
+fn xauthority() -> Option<PathBuf> {
+    let path = match std::env::var_os("XAUTHORITY").filter(|v| !v.is_empty()) {
+        Some(file) => PathBuf::from(file),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".Xauthority"),
+    };
+    (path.is_absolute() && path.is_file()).then_some(path)
 }
 
 /// The box executable to bind at `/usr/local/bin/box` in a box: the file box runs from.

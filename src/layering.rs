@@ -13,7 +13,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         "leaves",
         &[
             "error", "report", "digest", "sys", "idmap", "config", "distro", "prompt", "cli",
-            "progress", "host", "hostfs", "userns", "protocol", "manifest", "seccomp", "cdi",
+            "progress", "host", "hostfs", "xauth", "userns", "protocol", "manifest", "seccomp",
+            "cdi",
         ],
     ),
     ("store", &["store"]),

@@ -19,7 +19,7 @@
 //! store             the only module that knows file names: records, locks, garbage
 //!    |
 //! leaves            error, report, prompt, digest, idmap, sys, userns, protocol, host,
-//!                   hostfs, config, distro, progress, manifest, seccomp, cli, cdi
+//!                   hostfs, xauth, config, distro, progress, manifest, seccomp, cli, cdi
 //! ```
 //!
 //! Map of the crate:
@@ -38,6 +38,7 @@
 //! - [`cdi`]: the host's CDI specs and the edits of the devices a box asks for;
 //! - [`host`]: discovery of the host's sockets, devices and environment;
 //! - [`hostfs`]: host paths reached from the host or from inside a box (`/run/host`);
+//! - [`xauth`]: X authority files, and the wildcard copy for boxes of another hostname;
 //! - [`export`]: wrappers, desktop entries and icons on the host;
 //! - [`report`], [`prompt`]: the one way to tell the user something, and to ask.
 
@@ -67,6 +68,7 @@ pub mod seccomp;
 pub mod store;
 pub mod sys;
 pub mod userns;
+pub mod xauth;
 
 #[cfg(test)]
 mod layering;

@@ -96,6 +96,35 @@ pub struct Need {
     /// Present when one of these exists in the box.
     pub files: Vec<String>,
     pub packages: Vec<String>,
+    /// A file written after the install, when the packages do not configure what is
+    /// needed themselves (ALSA's default device).
+    #[serde(default)]
+    pub write: Option<NeedFile>,
+}
+
+/// A file a [`Need`] writes in the box, as root.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NeedFile {
+    /// An absolute path in the box (its directory is created when missing).
+    pub path: String,
+    pub content: String,
+}
+
+impl NeedFile {
+    /// The `/bin/sh` script that writes it.
+    pub fn script(&self) -> String {
+        let dir = Path::new(&self.path)
+            .parent()
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into());
+        format!(
+            "mkdir -p {} && printf '%s' {} > {}",
+            shell_quote(&dir),
+            shell_quote(&self.content),
+            shell_quote(&self.path)
+        )
+    }
 }
 
 /// Every package manager box knows.
@@ -267,6 +296,30 @@ mod tests {
         std::fs::write(dir.path().join("bad.toml"), "name = 1\n").unwrap();
         let err = PackageManagers::load(dir.path()).unwrap_err();
         assert!(crate::error::message(&err).contains("bad.toml"));
+    }
+
+    #[test]
+    fn a_needs_file_is_written_byte_for_byte_by_its_script() {
+        let pms = PackageManagers::shipped();
+        let alsa = pms
+            .get("apt")
+            .unwrap()
+            .needs
+            .iter()
+            .find_map(|n| n.write.clone())
+            .expect("apt's ALSA need writes a file");
+        assert!(alsa.content.contains("pcm.!default {"), "{}", alsa.content);
+        let dir = tempfile::tempdir().unwrap();
+        let file = NeedFile {
+            path: dir.path().join("a b/it's.conf").display().to_string(),
+            content: alsa.content.clone() + "% $HOME `x` \\n\n",
+        };
+        let status = std::process::Command::new("/bin/sh")
+            .args(["-c", &file.script()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(std::fs::read_to_string(&file.path).unwrap(), file.content);
     }
 
     #[test]

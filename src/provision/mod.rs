@@ -7,8 +7,9 @@
 //! mesa, display and audio client libraries: all data in `distros/pm/*.toml`). When
 //! nothing is missing and nothing was asked for, that is all: a few `lstat`s, no start of
 //! the box, no network. Otherwise the box is started and the steps run as root in it
-//! ([`steps`]): the pre-init hooks, refreshing the package lists, installing, generating
-//! the locale, the init hooks, and finally a fresh user setup at the next start (which
+//! ([`steps`]): the pre-init hooks, refreshing the package lists, installing, writing the
+//! configuration files of needs that have one (ALSA's default device: the host's sound
+//! server through the PulseAudio plugin), generating the locale, the init hooks, and finally a fresh user setup at the next start (which
 //! writes the sudoers drop-in now that sudo is there, and picks the login shell now that
 //! it is there). The box is stopped at the end, so its next start is a clean one.
 //!
@@ -240,6 +241,7 @@ pub fn plan(
     let vars = arch_vars();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut locale_steps = Vec::new();
+    let mut config_steps = Vec::new();
     match &pm {
         Some(pm) => {
             let add = |what: &str, packages: &[String], plan: &mut Plan| {
@@ -253,6 +255,13 @@ pub fn plan(
             for need in &pm.needs {
                 if !need.files.iter().any(|f| root.exists(&fill(f, &vars))) {
                     add(&need.what, &need.packages, &mut plan);
+                    if let Some(file) = &need.write {
+                        config_steps.push(Step {
+                            title: format!("writing {} ({})", file.path, need.what),
+                            script: file.script(),
+                            package_manager: false,
+                        });
+                    }
                 }
             }
             let shell = user.shell.to_string_lossy().into_owned();
@@ -355,6 +364,7 @@ pub fn plan(
             });
         }
     }
+    plan.steps.extend(config_steps);
     plan.steps.extend(locale_steps);
     for hook in &provisioning.init_hooks {
         plan.steps.push(Step {

@@ -1,7 +1,8 @@
 //! The files box writes in a box, some of which follow the host's: applies the plan's
 //! [`FileOp`]s inside the box (after the pivot: `/` is the box, `/run/host` the host),
-//! and applies the host-following ones again whenever the host's `/etc` changes, for as
-//! long as the box runs (the holder watches `/run/host/etc` with inotify(7)).
+//! and applies the host-following ones again whenever a host file they read changes, for
+//! as long as the box runs (the holder watches the directories of those files, through
+//! `/run/host`, with inotify(7): the host's `/etc`, the X authority file's directory).
 //!
 //! Invariants:
 //! - a link never names a path that only makes sense on the host: the host's own
@@ -9,10 +10,14 @@
 //!   as the host resolves them, inside `/run/host`, and the link in the box names the
 //!   result; links (not copies, not binds) make later replacements of the target by the
 //!   host (resolvconf, a dbus restart, xauth) visible at once;
-//! - files box rewrites (`/etc/hosts` with the box's own hostname) are replaced by a
-//!   rename, so no program in the box reads half a file.
+//! - files box rewrites (`/etc/hosts` with the box's own hostname, the X authority copy)
+//!   are replaced by a rename, so no program in the box reads half a file;
+//! - a host file that is missing or unreadable is no reason to refuse a start: the box
+//!   gets what can be made of it (the host's hosts file without its lines, an empty X
+//!   authority file), and the next change of the host's file is picked up.
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -21,9 +26,6 @@ use super::plan::FileOp;
 
 /// The host's root inside a box.
 const HOST_ROOT: &str = crate::hostfs::HOST_ROOT_IN_BOX;
-
-/// The entries of the host's `/etc` that the host-following ops read.
-const WATCHED: &[&str] = &["hosts", "resolv.conf", "localtime", "timezone"];
 
 /// Apply `ops` (all of a starting box's, or the host-following ones); the first failure
 /// names the file.
@@ -40,15 +42,18 @@ fn target(op: &FileOp) -> &Path {
         FileOp::Write { path, .. } | FileOp::FollowHost { path, .. } => path,
         FileOp::HostsWithName { .. } => Path::new("/etc/hosts"),
         FileOp::Localtime { .. } => Path::new("/etc/localtime"),
+        FileOp::XauthorityCopy { path, .. } => path,
     }
 }
 
 /// Keep the host-following ops current until the process is killed: apply them again
-/// after every change of the host's `/etc` entries they read. Never returns. Without
-/// inotify (a kernel built without it, the watch limit reached) it only sleeps.
+/// after every change of an entry of the host they read (created, written, renamed onto,
+/// deleted: `xauth` and resolvconf replace their files by rename). Never returns.
+/// Without inotify (a kernel built without it, the watch limit reached) it only sleeps.
 pub fn keep_current(ops: &[FileOp]) -> ! {
     use rustix::fs::inotify;
     let following: Vec<&FileOp> = ops.iter().filter(|op| op.follows_host()).collect();
+    let (dirs, names) = watched(&following);
     let watch = (!following.is_empty())
         .then(|| inotify::init(inotify::CreateFlags::CLOEXEC).ok())
         .flatten()
@@ -58,7 +63,11 @@ pub fn keep_current(ops: &[FileOp]) -> ! {
                 | inotify::WatchFlags::CREATE
                 | inotify::WatchFlags::DELETE
                 | inotify::WatchFlags::ONLYDIR;
-            inotify::add_watch(fd, Path::new(HOST_ROOT).join("etc"), flags).is_ok()
+            // Every directory that can be watched; none at all means nothing to wait for.
+            dirs.iter()
+                .filter(|dir| inotify::add_watch(fd, dir.as_path(), flags).is_ok())
+                .count()
+                > 0
         });
     let Some(fd) = watch else {
         loop {
@@ -76,7 +85,7 @@ pub fn keep_current(ops: &[FileOp]) -> ! {
                     changed |= event.events().contains(inotify::ReadFlags::QUEUE_OVERFLOW)
                         || event
                             .file_name()
-                            .is_some_and(|n| WATCHED.iter().any(|w| w.as_bytes() == n.to_bytes()));
+                            .is_some_and(|n| names.iter().any(|w| w.as_bytes() == n.to_bytes()));
                 }
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(_) => break,
@@ -92,6 +101,27 @@ pub fn keep_current(ops: &[FileOp]) -> ! {
             }
         }
     }
+}
+
+/// The directories to watch (inside the box, through `/run/host`) and the entry names in
+/// them that matter, for the host files `ops` read. A change of a name in any watched
+/// directory counts: the rare false alarm costs one more round of rewriting nothing.
+fn watched(ops: &[&FileOp]) -> (Vec<PathBuf>, Vec<std::ffi::OsString>) {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut names = Vec::new();
+    for file in ops.iter().flat_map(|op| op.host_files()) {
+        let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+            continue;
+        };
+        let dir = Path::new(HOST_ROOT).join(dir.strip_prefix("/").unwrap_or(dir));
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    (dirs, names)
 }
 
 /// Carry out one op.
@@ -149,6 +179,23 @@ pub fn apply(op: &FileOp) -> Result<()> {
                 replace_with_file(timezone, &format!("{zone}\n"))?;
             }
         }
+        FileOp::XauthorityCopy {
+            path,
+            host_path,
+            hostname,
+            owner,
+        } => {
+            // A missing or damaged file gives no cookie rather than no box.
+            let entries = std::fs::read(host_real_path(host_path))
+                .ok()
+                .and_then(|bytes| crate::xauth::parse(&bytes).ok())
+                .unwrap_or_default();
+            let content = crate::xauth::write(&crate::xauth::wildcard_copy(&entries, hostname));
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            replace_with_bytes(path, &content, 0o600, Some(*owner))?;
+        }
     }
     Ok(())
 }
@@ -197,13 +244,36 @@ fn replace_with_symlink(path: &Path, target: &Path) -> Result<()> {
 /// Replace `path` with a regular file holding `content` atomically, unless it already
 /// holds exactly that.
 fn replace_with_file(path: &Path, content: &str) -> Result<()> {
-    if !path.is_symlink() && std::fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
+    replace_with_bytes(path, content.as_bytes(), 0o644, None)
+}
+
+/// Replace `path` with a regular file of `mode` (and `owner`, uid and gid, when given)
+/// holding `content` atomically, unless it already holds exactly that.
+fn replace_with_bytes(
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
+    if !path.is_symlink() && std::fs::read(path).is_ok_and(|old| old == content) {
         return Ok(());
     }
     let tmp = sibling(path, "box-new");
-    std::fs::write(&tmp, content).with_context(|| format!("writing {}", tmp.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, content))
+        .with_context(|| format!("writing {}", tmp.display()))?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
+            .with_context(|| format!("giving {} to uid {uid}", tmp.display()))?;
+    }
     std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
 }
 
@@ -229,6 +299,27 @@ mod tests {
             hosts_with_name("127.0.0.1 localhost".into(), "b"),
             "127.0.0.1 localhost\n127.0.1.1\tb\n"
         );
+    }
+
+    #[test]
+    fn the_directories_of_the_host_files_read_are_watched() {
+        let ops = [
+            FileOp::Localtime {
+                host_path: "/etc/localtime".into(),
+            },
+            FileOp::XauthorityCopy {
+                path: "/run/box/xauthority".into(),
+                host_path: "/home/u/.Xauthority".into(),
+                hostname: "h".into(),
+                owner: (1000, 1000),
+            },
+        ];
+        let (dirs, names) = watched(&ops.iter().collect::<Vec<_>>());
+        assert_eq!(
+            dirs,
+            [Path::new("/run/host/etc"), Path::new("/run/host/home/u")]
+        );
+        assert_eq!(names, ["localtime", "timezone", ".Xauthority"]);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! ssh, now a desktop terminal joins) may have another `XDG_RUNTIME_DIR` or `XAUTHORITY`:
 //! only then (two string comparisons otherwise) the join makes its runtime directory
 //! visible in the box (a bind from `/run/host`, made with the capabilities setns(user)
-//! grants until execve) and points `XAUTHORITY` at the host's file through `/run/host`.
+//! grants until execve) and points `XAUTHORITY` at its own file (through `/run/host` when
+//! the box does not show it), rather than at the box's copy of the starting session's.
 //! No thread, no fork, no pty: the command inherits the terminal, the process group,
 //! the signals and gives its exit status straight to the caller.
 //!
@@ -185,12 +186,14 @@ pub fn exec_as(
     }
     if let Some(xauth) = session("XAUTHORITY")
         && state.xauthority.as_ref() != Some(&xauth)
-        && !xauth.exists()
     {
-        forced.push((
-            "XAUTHORITY".into(),
-            on_host(&xauth).to_string_lossy().into_owned(),
-        ));
+        // The session's own file, over the box's copy of the starting session's.
+        let seen = if xauth.exists() {
+            xauth
+        } else {
+            on_host(&xauth)
+        };
+        forced.push(("XAUTHORITY".into(), seen.to_string_lossy().into_owned()));
     }
     let env = crate::host::compose_env(std::env::vars_os(), &forced, &state.env_defaults);
     run(name, Path::new(shell), command, env)

@@ -16,8 +16,9 @@
 //! 5. the files ([`FileOp`]) written inside the box: `/run/.containerenv`, and the ones
 //!    that follow the host's through `/run/host` (`/etc/hosts`, `/etc/resolv.conf`,
 //!    `/etc/localtime`, the system bus socket, an X authority file outside the shared
-//!    directories), which the holder applies again whenever the host's `/etc` changes
-//!    (see [`super::follow`]);
+//!    directories, the wildcard copy of the X authority file for a box of another
+//!    hostname or home), which the holder applies again whenever the host files they
+//!    read change (see [`super::follow`]);
 //! 6. first-start user setup (passwd, group, shadow, sudoers; see [`super::setup`]).
 
 use std::fmt;
@@ -139,12 +140,35 @@ pub enum FileOp {
     /// has that zone, else the host's file through `/run/host`; and `/etc/timezone`,
     /// when the box has one, naming the zone.
     Localtime { host_path: PathBuf },
+    /// `path`: an X authority file holding the host's entries of `host_path` for the
+    /// host's name `hostname` as wildcard entries (see [`crate::xauth`]), owned by
+    /// `owner` (uid, gid), mode 0600.
+    XauthorityCopy {
+        path: PathBuf,
+        host_path: PathBuf,
+        hostname: String,
+        owner: (u32, u32),
+    },
 }
+
+/// Where a box of another hostname or home has its X authority file.
+pub const XAUTHORITY_IN_BOX: &str = "/run/box/xauthority";
 
 impl FileOp {
     /// Whether the op follows a host file (applied again when the host's `/etc` changes).
     pub fn follows_host(&self) -> bool {
         !matches!(self, FileOp::Write { .. })
+    }
+
+    /// The host files (host paths) the op reads: when one changes, it is applied again.
+    pub fn host_files(&self) -> Vec<&Path> {
+        match self {
+            FileOp::Write { .. } => vec![],
+            FileOp::FollowHost { host_path, .. }
+            | FileOp::HostsWithName { host_path, .. }
+            | FileOp::XauthorityCopy { host_path, .. } => vec![host_path],
+            FileOp::Localtime { host_path } => vec![host_path, Path::new("/etc/timezone")],
+        }
     }
 }
 
@@ -398,13 +422,23 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
             host_path: socket.clone(),
         });
     }
-    if let Some(xauth) = &host.xauthority
-        && !bound.iter().any(|b| xauth.starts_with(b))
-    {
-        files.push(FileOp::FollowHost {
-            path: xauth.clone(),
-            host_path: xauth.clone(),
-        });
+    // The host's cookies are written for the host's name, and a box with a home of its
+    // own does not see `~/.Xauthority`: such boxes get a wildcard copy (`crate::xauth`).
+    let own_xauthority = hostname != host.hostname || record.home.is_some();
+    if let Some(xauth) = &host.xauthority {
+        if own_xauthority {
+            files.push(FileOp::XauthorityCopy {
+                path: XAUTHORITY_IN_BOX.into(),
+                host_path: xauth.clone(),
+                hostname: host.hostname.clone(),
+                owner: (user.uid, user.gid),
+            });
+        } else if !bound.iter().any(|b| xauth.starts_with(b)) {
+            files.push(FileOp::FollowHost {
+                path: xauth.clone(),
+                host_path: xauth.clone(),
+            });
+        }
     }
 
     // Without subordinate ids the image's sudo cannot work: a shim ahead of it in PATH
@@ -431,6 +465,9 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
             crate::context::HOST_HOME_ENV.into(),
             user.home.display().to_string(),
         ));
+    }
+    if own_xauthority && host.xauthority.is_some() {
+        env_forced.push(("XAUTHORITY".into(), XAUTHORITY_IN_BOX.into()));
     }
     if hostname != host.hostname {
         env_forced.push(("XAUTHLOCALHOSTNAME".into(), host.hostname.clone()));
@@ -613,11 +650,19 @@ impl fmt::Display for Plan {
                     "  symlink      /etc/localtime -> the box's zoneinfo file of the host's zone (or /run/host{})",
                     host_path.display()
                 )?,
+                FileOp::XauthorityCopy {
+                    path, host_path, ..
+                } => writeln!(
+                    f,
+                    "  write        {} (the X cookies of the host's {}, for any hostname)",
+                    path.display(),
+                    host_path.display()
+                )?,
             }
         }
         writeln!(
             f,
-            "  (the links and /etc/hosts follow the host's: the holder renews them when the host's /etc changes)"
+            "  (the links, /etc/hosts and the X cookies follow the host's: the holder renews them when the host's files change)"
         )?;
         if !self.device_hooks.is_empty() {
             writeln!(f, "device hooks (CDI), in the box at each start:")?;
@@ -866,8 +911,14 @@ mod tests {
                 "/usr/local/bin/box",
             ]
         );
-        // The X authority file is under the runtime dir: no mount of its own.
+        // The X authority file is under the runtime dir: no mount, no copy of its own.
         assert!(!plan.mounts.iter().any(|m| m.source.ends_with("xauth_x")));
+        assert!(
+            !plan
+                .files
+                .iter()
+                .any(|op| matches!(op, FileOp::XauthorityCopy { .. }))
+        );
         assert!(
             plan.mounts
                 .iter()
@@ -927,6 +978,17 @@ mod tests {
         assert!(
             plan.env_forced
                 .contains(&("XAUTHLOCALHOSTNAME".into(), "laptop".into()))
+        );
+        // X cookies for any hostname, in a file of the box's own.
+        assert!(plan.files.contains(&FileOp::XauthorityCopy {
+            path: XAUTHORITY_IN_BOX.into(),
+            host_path: "/run/user/1000/xauth_x".into(),
+            hostname: "laptop".into(),
+            owner: (1000, 1000),
+        }));
+        assert!(
+            plan.env_forced
+                .contains(&("XAUTHORITY".into(), XAUTHORITY_IN_BOX.into()))
         );
         let text = plan.to_string();
         assert!(

@@ -17,6 +17,7 @@ mod generated;
 mod harness;
 mod idmap;
 mod inside;
+mod native;
 mod provision;
 pub(crate) mod pull;
 mod rm;

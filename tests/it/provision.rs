@@ -202,7 +202,7 @@ fn an_unreachable_mirror_is_a_clear_error_and_the_box_is_kept_not_provisioned() 
         "off",
     ]);
     out.box_error(&[
-        "box `off` was created, but provisioning it failed at step 3/4, installing",
+        "box `off` was created, but provisioning it failed at step 3/5, installing",
         "the network or the package mirror could not be reached",
         &format!("127.0.0.1:{port}"),
         "Connection refused",
@@ -293,6 +293,7 @@ fn other_package_managers_are_called_as_the_catalogue_says() {
             &[
                 "/usr/bin/pacman -Sy --noconfirm --needed sudo ",
                 " vulkan-swrast ",
+                " alsa-plugins ",
                 " bash",
                 " nano",
             ],
@@ -302,6 +303,7 @@ fn other_package_managers_are_called_as_the_catalogue_says() {
             &[
                 "/sbin/apk update\n/sbin/apk add sudo ",
                 " mesa-vulkan-swrast ",
+                " alsa-plugins-pulse ",
                 " nano",
             ],
         ),
@@ -310,6 +312,7 @@ fn other_package_managers_are_called_as_the_catalogue_says() {
             &[
                 "/usr/bin/zypper --non-interactive refresh\n/usr/bin/zypper --non-interactive install --no-recommends sudo ",
                 " Mesa-dri ",
+                " alsa-plugins-pulse ",
             ],
         ),
         (
@@ -317,6 +320,7 @@ fn other_package_managers_are_called_as_the_catalogue_says() {
             &[
                 "/usr/bin/xbps-install -S\n/usr/bin/xbps-install -y sudo ",
                 " mesa-dri ",
+                " alsa-plugins-pulseaudio ",
             ],
         ),
         (
@@ -344,6 +348,20 @@ fn other_package_managers_are_called_as_the_catalogue_says() {
         let calls = stdout_of(&env.run(&["run", name, "--", "cat", CALLS]));
         for needle in *expected {
             assert!(calls.contains(needle), "{path}: {needle:?} not in\n{calls}");
+        }
+        // ALSA's default device, written after the install (none for Gentoo's USE flag).
+        let alsa = env.run(&[
+            "run",
+            name,
+            "--",
+            "cat",
+            "/etc/alsa/conf.d/99-box-pulse-default.conf",
+        ]);
+        if path.ends_with("emerge") {
+            assert!(!alsa.status.success(), "{alsa}");
+        } else {
+            alsa.success()
+                .stdout_has("pcm.!default {\n    type pulse\n}");
         }
         assert!(provisioned(&env, name), "{path}");
         ok(&env, &["rm", "--force", name]);
@@ -419,7 +437,7 @@ fn dnf_gets_the_flags_hooks_in_order_the_hosts_locale_and_upgrades() {
     );
     assert!(status.success(), "{shown}");
     assert!(
-        shown.contains("\r\x1b[2K  hello-from-the-hook") && shown.contains("[1/3] pre-init hook"),
+        shown.contains("\r\x1b[2K  hello-from-the-hook") && shown.contains("[1/4] pre-init hook"),
         "{shown:?}"
     );
 
