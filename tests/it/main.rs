@@ -18,6 +18,7 @@ mod idmap;
 mod inside;
 mod provision;
 pub(crate) mod pull;
+mod registries;
 mod rm;
 mod runtime;
 mod settings;
