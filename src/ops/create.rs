@@ -459,6 +459,36 @@ mod tests {
     use std::path::Path;
 
     #[test]
+    fn a_registries_conf_alias_wins_over_the_catalogue_and_nothing_changes_without_one() {
+        let catalogue = Catalogue::shipped();
+        let none = RegistriesConf::default();
+        let known = |r: &RegistriesConf, text: &str| known_image(&catalogue, r, text).unwrap();
+        assert_eq!(
+            known(&none, "fedora").as_deref(),
+            Some("quay.io/fedora/fedora:latest")
+        );
+        assert_eq!(known(&none, "nginx"), None);
+        let aliases = RegistriesConf::parse(
+            "[aliases]\n\"fedora\" = \"registry.fedoraproject.org/fedora\"\n\"nginx\" = \"quay.io/x/nginx\"\n",
+            Path::new("/etc/containers/registries.conf.d/shortnames.conf"),
+        )
+        .unwrap();
+        assert_eq!(
+            known(&aliases, "fedora:41").as_deref(),
+            Some("registry.fedoraproject.org/fedora:41")
+        );
+        assert_eq!(
+            known(&aliases, "nginx").as_deref(),
+            Some("quay.io/x/nginx:latest")
+        );
+        // Names the aliases do not have keep the catalogue's meaning.
+        assert_eq!(
+            known(&aliases, "trixie").as_deref(),
+            Some("docker.io/library/debian:trixie")
+        );
+    }
+
+    #[test]
     fn volumes_parse_and_need_an_existing_source() {
         let v = parse_volume("/tmp:/data:ro").unwrap();
         assert_eq!(v.target, Path::new("/data"));

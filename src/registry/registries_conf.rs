@@ -806,7 +806,7 @@ fn parse_file(text: &str, path: &Path, main: bool) -> Result<RegistriesConf> {
     for (name, value) in file.aliases {
         let span = value.span();
         let value = value.into_inner();
-        if !is_short_name(&name) || split_name(&name).1 != "" || Reference::parse(&name).is_err() {
+        if !is_short_name(&name) || !split_name(&name).1.is_empty() || Reference::parse(&name).is_err() {
             return Err(bad(
                 span,
                 format!(
