@@ -34,6 +34,17 @@
 //! none), each with the prefix replaced by the mirror's or the registry's location. The
 //! name the image is recorded under stays the reference the user asked for: a mirror or a
 //! rewrite is transport only.
+//!
+//! Short names ([`RegistriesConf::resolve`]), and where box departs from podman, on
+//! purpose: an alias wins (box's catalogue comes next, in `ops::create`, as box's own
+//! aliases); then the search registries. With several, `enforcing` is an error listing
+//! the candidates and `permissive`/`disabled` try them in order. podman prompts for a
+//! choice on a terminal and records it; box never prompts (the same operation runs from
+//! scripts, manifests and desktop actions, where nobody can answer), and the error says
+//! how to settle the name for good (a full reference, or an alias). When no file sets
+//! `unqualified-search-registries` at all, a short name means Docker Hub, as it does
+//! without any configuration (podman fails there; box keeps docker's rule rather than
+//! breaking `box pull debian` on hosts whose registries.conf is all comments).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,7 +54,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{HintExt, failure};
-use crate::registry::reference::{DOCKER_HUB, Reference};
+use crate::registry::reference::Reference;
 
 /// The variable naming the main file instead of the usual ones (podman's own).
 pub const ENV_FILE: &str = "CONTAINERS_REGISTRIES_CONF";
@@ -806,7 +817,10 @@ fn parse_file(text: &str, path: &Path, main: bool) -> Result<RegistriesConf> {
     for (name, value) in file.aliases {
         let span = value.span();
         let value = value.into_inner();
-        if !is_short_name(&name) || !split_name(&name).1.is_empty() || Reference::parse(&name).is_err() {
+        if !is_short_name(&name)
+            || !split_name(&name).1.is_empty()
+            || Reference::parse(&name).is_err()
+        {
             return Err(bad(
                 span,
                 format!(
@@ -857,10 +871,10 @@ fn location_text(value: &str) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
-/// Whether `value` is a host name or address, with an optional port (`docker.io` and
-/// `localhost` included), as the first part of a reference.
+/// Whether `value` reads as a registry host (`docker.io`, `lan:5000`, `localhost`) as
+/// the first part of a reference, by the reference grammar's rule.
 fn names_host(value: &str) -> bool {
-    value == DOCKER_HUB || value.contains(['.', ':']) || value == "localhost"
+    value.contains(['.', ':']) || value == "localhost"
 }
 
 #[cfg(test)]
