@@ -271,7 +271,7 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
             continue;
         };
         let image =
-            super::create::known_image(&catalogue, &registries, &written)?.unwrap_or(written);
+            super::create::known_image(&catalogue, registries, &written)?.unwrap_or(written);
         // One reference per box (the lockfile pins it): a short name the search
         // registries make ambiguous is refused rather than tried in turn.
         let where_ = || {

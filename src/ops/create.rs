@@ -92,7 +92,7 @@ pub fn resolve_target(
 ) -> Result<(String, String)> {
     let catalogue = catalogue(ctx)?;
     let registries = RegistriesConf::from_env()?;
-    let known = |text: &str| known_image(&catalogue, &registries, text);
+    let known = |text: &str| known_image(&catalogue, registries, text);
     let settings = ctx.config()?;
     let given_name = name.or(positional_name);
     // The configured default image stands in when no image is given and the name is not

@@ -81,7 +81,7 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
         client,
         top,
         mirror,
-    } = locate(ctx, &registries, &resolution)?;
+    } = locate(ctx, registries, &resolution)?;
     let canonical = reference.canonical();
 
     if let Some(existing) = store.image(&canonical)? {

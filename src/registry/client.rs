@@ -238,8 +238,11 @@ impl Client {
         config: &Config,
         options: ClientOptions,
     ) -> Result<Client> {
-        let plain_http = reference.is_loopback() || config.is_insecure(&reference.registry);
-        let probe_scheme = options.insecure && !plain_http;
+        // box's own insecure-registries mean plain HTTP; registries.conf's insecure means
+        // what it means to podman (HTTPS without verification, else HTTP), on loopback too.
+        let probe_scheme = options.insecure && !config.is_insecure(&reference.registry);
+        let plain_http =
+            !probe_scheme && (reference.is_loopback() || config.is_insecure(&reference.registry));
         let ca_files = certs::extra_ca_files(&options.cert_dirs, &reference.registry);
         let roots = certs::root_certs(&ca_files).with_context(|| {
             format!(
@@ -284,7 +287,7 @@ impl Client {
             reference: reference.clone(),
             origin,
             probe_scheme,
-            insecure: plain_http || options.insecure,
+            insecure: plain_http || probe_scheme,
             ca_files,
             auth_sources: options.auth,
             auth: Mutex::new(AuthState {
@@ -905,7 +908,8 @@ impl Client {
             let hint = if plain_http {
                 format!(
                     "{host} answers in plain HTTP, not HTTPS; if you trust the network, add \"{registry}\" to \
-                     insecure-registries in ~/.config/box/config.toml"
+                     insecure-registries in ~/.config/box/config.toml, or give it `insecure = true` in a \
+                     [[registry]] of ~/.config/containers/registries.conf"
                 )
             } else if self.insecure {
                 format!(
@@ -1336,5 +1340,84 @@ mod tests {
         };
         assert_eq!(insecure("nosuch.invalid/a"), "http://nosuch.invalid");
         assert_eq!(insecure("127.0.0.1:9/a"), "http://127.0.0.1:9");
+    }
+
+    /// A TLS server on 127.0.0.1 with a self-signed certificate (testdata/self-signed.*,
+    /// CN box-test-self-signed) answering every request, each on its own connection, with
+    /// `answer`. Returns its `host:port`.
+    fn serve_tls(answer: String) -> String {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let cert = CertificateDer::from(include_bytes!("testdata/self-signed.crt.der").to_vec());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            include_bytes!("testdata/self-signed.key.der").to_vec(),
+        ));
+        // ring is the provider ureq's rustls feature brings in.
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+        let config = std::sync::Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let connection = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(connection, stream);
+                let mut reader = BufReader::new(&mut tls);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = tls.write_all(answer.as_bytes());
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        host
+    }
+
+    #[test]
+    fn an_insecure_registry_gets_https_without_verification_else_plain_http() {
+        let index = answer(
+            "200 OK",
+            &["Content-Type: application/vnd.oci.image.index.v1+json"],
+            MANIFEST,
+        );
+        let insecure_client = |host: &str| {
+            let options = ClientOptions {
+                auth: AuthSources::default(),
+                cert_dirs: Vec::new(),
+                insecure: true,
+                ..ClientOptions::from_env()
+            };
+            let reference = Reference::parse(&format!("{host}/x")).unwrap();
+            Client::with_options(&reference, &Config::default(), options).unwrap()
+        };
+        // A self-signed certificate no root vouches for: HTTPS all the same.
+        let tls = serve_tls(index.clone());
+        let client = insecure_client(&tls);
+        assert_eq!(
+            client.get_manifest("latest").unwrap().bytes,
+            MANIFEST.as_bytes()
+        );
+        assert_eq!(client.origin(), format!("https://{tls}"));
+        // A registry that speaks no TLS: plain HTTP.
+        let (plain, seen) = serve(vec![index]);
+        let client = insecure_client(&plain);
+        assert_eq!(
+            client.get_manifest("latest").unwrap().bytes,
+            MANIFEST.as_bytes()
+        );
+        assert_eq!(client.origin(), format!("http://{plain}"));
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            2,
+            "the TLS probe, then the manifest"
+        );
     }
 }

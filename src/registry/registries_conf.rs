@@ -48,6 +48,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
@@ -234,9 +235,15 @@ pub struct RegistriesConf {
 }
 
 impl RegistriesConf {
-    /// The configuration of this process (see [`Sources::from_env`]).
-    pub fn from_env() -> Result<RegistriesConf> {
-        RegistriesConf::load(&Sources::from_env())
+    /// The configuration of this process (see [`Sources::from_env`]), read once: create
+    /// asks for it to resolve a name, to look in the store and to pull.
+    pub fn from_env() -> Result<&'static RegistriesConf> {
+        static LOADED: OnceLock<RegistriesConf> = OnceLock::new();
+        if let Some(conf) = LOADED.get() {
+            return Ok(conf);
+        }
+        let conf = RegistriesConf::load(&Sources::from_env())?;
+        Ok(LOADED.get_or_init(|| conf))
     }
 
     /// Read and merge the files of `sources`.
