@@ -266,3 +266,23 @@ fn a_malformed_file_is_an_error_naming_the_file_and_the_line() {
     env.run(&["pull", "127.0.0.1:1/x"])
         .box_error(&["nope.conf", "does not exist"]);
 }
+
+#[test]
+fn an_insecure_registry_that_speaks_no_tls_is_reached_over_plain_http() {
+    // registries.conf's `insecure = true` tries HTTPS without verification first, as
+    // podman does; the loopback registry answers no TLS, so plain HTTP it is.
+    let plain = Registry::plain();
+    let pushed = fixtures::busybox().push(plain, "regconf/insecure/busybox", "latest");
+    let (env, _) = env_with_conf(
+        "regconf_insecure",
+        &format!(
+            "[[registry]]\nlocation = \"{}/regconf/insecure\"\ninsecure = true\n",
+            plain.host
+        ),
+    );
+    pulled(&env.run(&["pull", &pushed.reference]));
+    assert_eq!(
+        images(&env),
+        [(pushed.reference.clone(), pushed.digest.clone())]
+    );
+}
