@@ -274,20 +274,20 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
             super::create::known_image(&catalogue, registries, &written)?.unwrap_or(written);
         // One reference per box (the lockfile pins it): a short name the search
         // registries make ambiguous is refused rather than tried in turn.
-        let where_ = || {
+        let which_box = || {
             format!(
                 "{}: the image of box [{}]",
                 def.origin_of("image"),
                 def.name
             )
         };
-        let canonical = match registries.resolve(&image).with_context(where_)? {
+        let canonical = match registries.resolve(&image).with_context(which_box)? {
             Resolution::Reference(reference) | Resolution::Alias(reference, _) => reference,
             Resolution::Search { candidates, .. } if candidates.len() == 1 => candidates[0].clone(),
             Resolution::Search { candidates, origin } => bail!(failure(
                 format!(
                     "{}: short name `{image}` could be any of {} (unqualified-search-registries of {origin})",
-                    where_(),
+                    which_box(),
                     candidates
                         .iter()
                         .map(|c| c.canonical())

@@ -298,7 +298,8 @@ fn locate(ctx: &Context, registries: &RegistriesConf, resolution: &Resolution) -
                     Ok((client, top)) => {
                         return Ok(Located {
                             reference: logical.clone(),
-                            client,
+                            // The mirror chosen, its blobs get the usual retries.
+                            client: client.with_retry(Policy::REGISTRY),
                             top,
                             mirror: source.mirror.then(|| source.reference.registry.clone()),
                         });

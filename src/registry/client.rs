@@ -300,6 +300,13 @@ impl Client {
         })
     }
 
+    /// The same client under another retry policy (a mirror is asked for the manifest
+    /// under a short one, then serves its blobs under the usual one).
+    pub fn with_retry(mut self, policy: Policy) -> Client {
+        self.policy = policy;
+        self
+    }
+
     /// The reference this client was made for.
     pub fn reference(&self) -> &Reference {
         &self.reference
