@@ -24,6 +24,7 @@ use crate::context::Context;
 use crate::error::{HintExt, failure};
 use crate::manifest::Definition;
 use crate::prompt::Assume;
+use crate::registry::registries_conf::{RegistriesConf, Resolution};
 use crate::report::notice;
 use crate::store::Store;
 
@@ -261,6 +262,7 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
         ));
     }
     let catalogue = super::create::catalogue(ctx)?;
+    let registries = RegistriesConf::from_env()?;
     let store = Store::at(&ctx.dirs.store);
     // Resolve every image reference first: a bad one stops everything before any change.
     let mut plans = Vec::new();
@@ -270,16 +272,34 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
             plans.push((def, String::new(), None));
             continue;
         };
-        let image = catalogue
-            .resolve(&written)
-            .map_or(written, |found| found.image);
-        let canonical = crate::registry::Reference::parse(&image).with_context(|| {
+        let image =
+            super::create::known_image(&catalogue, registries, &written)?.unwrap_or(written);
+        // One reference per box (the lockfile pins it): a short name the search
+        // registries make ambiguous is refused rather than tried in turn.
+        let which_box = || {
             format!(
                 "{}: the image of box [{}]",
                 def.origin_of("image"),
                 def.name
             )
-        })?;
+        };
+        let canonical = match registries.resolve(&image).with_context(which_box)? {
+            Resolution::Reference(reference) | Resolution::Alias(reference, _) => reference,
+            Resolution::Search { candidates, .. } if candidates.len() == 1 => candidates[0].clone(),
+            Resolution::Search { candidates, origin } => bail!(failure(
+                format!(
+                    "{}: short name `{image}` could be any of {} (unqualified-search-registries of {origin})",
+                    which_box(),
+                    candidates
+                        .iter()
+                        .map(|c| c.canonical())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "a manifest names one image per box: write the full reference, or add an [aliases] entry to \
+                 ~/.config/containers/registries.conf",
+            )),
+        };
         let pinned = match &old_lock {
             Some(lock) if options.locked => {
                 let Some(entry) = lock.boxes.iter().find(|b| b.name == def.name) else {

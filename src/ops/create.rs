@@ -15,6 +15,7 @@ use crate::context::Context;
 use crate::distro::{Catalogue, default_name};
 use crate::error::{HintExt, failure};
 use crate::prompt::Ask;
+use crate::registry::registries_conf::RegistriesConf;
 use crate::store::Store;
 use crate::store::containers::{ContainerRecord, Volume, validate_name};
 
@@ -69,6 +70,22 @@ pub fn catalogue(ctx: &Context) -> Result<Catalogue> {
     Catalogue::load(&ctx.dirs.config.join("distros.d"))
 }
 
+/// The image a name given for a box means (`fedora`, `trixie`, `fedora:41`): a short-name
+/// alias of the registries configuration first, so that a name means on this host what
+/// it means to podman; then box's catalogue (box's own aliases, in effect). `None` when
+/// neither knows it: the name is an image reference, resolved when it is pulled (short
+/// names through `unqualified-search-registries`, else Docker Hub).
+pub fn known_image(
+    catalogue: &Catalogue,
+    registries: &RegistriesConf,
+    text: &str,
+) -> Result<Option<String>> {
+    if let Some((reference, _origin)) = registries.alias(text)? {
+        return Ok(Some(reference.canonical()));
+    }
+    Ok(catalogue.resolve(text).map(|found| found.image))
+}
+
 /// Which image and which box name `box create` means: `--image` (a catalogue name or a
 /// reference) with `--name` or a positional name, or a catalogue name alone.
 pub fn resolve_target(
@@ -78,13 +95,18 @@ pub fn resolve_target(
     positional_name: Option<&str>,
 ) -> Result<(String, String)> {
     let catalogue = catalogue(ctx)?;
+    let registries = RegistriesConf::from_env()?;
+    let known = |text: &str| known_image(&catalogue, registries, text);
     let settings = ctx.config()?;
     let given_name = name.or(positional_name);
     // The configured default image stands in when no image is given and the name is not
     // a distribution; the configured default name when no name is given at all.
     let from_settings = image.is_none()
         && settings.default_image.is_some()
-        && given_name.is_none_or(|n| catalogue.resolve(n).is_none());
+        && match given_name {
+            None => true,
+            Some(n) => known(n)?.is_none(),
+        };
     let image = match from_settings {
         true => settings.default_image.as_deref(),
         false => image,
@@ -99,12 +121,12 @@ pub fn resolve_target(
     };
     let (image_ref, default) = match (image, given_name) {
         // A catalogue name names the box as it does without --image: `trixie`, `fedora-41`.
-        (Some(text), _) => match catalogue.resolve(text) {
-            Some(found) => (found.image, text.replace(':', "-")),
+        (Some(text), _) => match known(text)? {
+            Some(image) => (image, text.replace(':', "-")),
             None => (text.to_owned(), default_name(text)),
         },
-        (None, Some(name)) => match catalogue.resolve(name) {
-            Some(found) => (found.image, name.replace(':', "-")),
+        (None, Some(name)) => match known(name)? {
+            Some(image) => (image, name.replace(':', "-")),
             None => bail!(failure(
                 format!("`{name}` is not a distribution box knows, and no --image was given"),
                 format!(
@@ -450,6 +472,36 @@ fn map_clone_error(err: anyhow::Error, name: &str) -> anyhow::Error {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn a_registries_conf_alias_wins_over_the_catalogue_and_nothing_changes_without_one() {
+        let catalogue = Catalogue::shipped();
+        let none = RegistriesConf::default();
+        let known = |r: &RegistriesConf, text: &str| known_image(&catalogue, r, text).unwrap();
+        assert_eq!(
+            known(&none, "fedora").as_deref(),
+            Some("quay.io/fedora/fedora:latest")
+        );
+        assert_eq!(known(&none, "nginx"), None);
+        let aliases = RegistriesConf::parse(
+            "[aliases]\n\"fedora\" = \"registry.fedoraproject.org/fedora\"\n\"nginx\" = \"quay.io/x/nginx\"\n",
+            Path::new("/etc/containers/registries.conf.d/shortnames.conf"),
+        )
+        .unwrap();
+        assert_eq!(
+            known(&aliases, "fedora:41").as_deref(),
+            Some("registry.fedoraproject.org/fedora:41")
+        );
+        assert_eq!(
+            known(&aliases, "nginx").as_deref(),
+            Some("quay.io/x/nginx:latest")
+        );
+        // Names the aliases do not have keep the catalogue's meaning.
+        assert_eq!(
+            known(&aliases, "trixie").as_deref(),
+            Some("docker.io/library/debian:trixie")
+        );
+    }
 
     #[test]
     fn volumes_parse_and_need_an_existing_source() {

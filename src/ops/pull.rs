@@ -2,6 +2,12 @@
 //! image record.
 //!
 //! Order of work, and why:
+//! 0. the registries configuration (see [`crate::registry::registries_conf`]) says what
+//!    the name means (an alias, the search registries for a short name) and where to ask
+//!    (mirrors first, then the registry's location); the first source that serves the
+//!    manifest serves the whole pull, and a failing mirror is a notice, not an error.
+//!    The image is recorded under the name the user asked for, resolved: a mirror or a
+//!    rewrite is transport only;
 //! 1. one manifest request; if the store already has this exact manifest (or index) for
 //!    the reference and all its layers, stop: an up-to-date pull costs one request;
 //! 2. resolve an index to the wanted platform, fetch and verify the config, check every
@@ -36,9 +42,11 @@ use crate::idmap::IdMapping;
 use crate::image::Compression;
 use crate::image::helper::{StoreHelper, UnpackRequest};
 use crate::progress::{Progress, human_bytes, human_duration};
+use crate::registry::registries_conf::{RegistriesConf, Resolution};
+use crate::registry::retry::Policy;
 use crate::registry::{
-    Client, Descriptor, Manifest, Platform, PlatformExt, Reference, parse_config, parse_manifest,
-    select_platform,
+    Client, ClientOptions, Descriptor, FetchedManifest, Manifest, Platform, PlatformExt, Reference,
+    parse_config, parse_manifest, select_platform,
 };
 use crate::report::{notice, warn};
 use crate::store::images::{ImageRecord, LayerRecord};
@@ -51,21 +59,30 @@ const PARALLEL_DOWNLOADS: usize = 4;
 /// Returns the image record once every layer is in place.
 pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<ImageRecord> {
     let started = Instant::now();
-    let reference = Reference::parse(reference)?;
+    let registries = RegistriesConf::from_env()?;
+    let resolution = registries.resolve(reference)?;
+    // A blocked or unrewritable name fails before the store is touched.
+    if let [only] = resolution.candidates().as_slice() {
+        registries.pull_sources(only)?;
+    }
     let explicit_platform = platform.is_some();
     let platform = match platform {
         Some(text) => Platform::parse(text)?,
         None => Platform::host(),
     };
-    let canonical = reference.canonical();
     let store = Store::open(&ctx.dirs.store)?;
     let mapping = ctx.id_mapping()?;
     store.check_id_mapping(mapping)?;
     ctx.explain_id_mapping_once();
     let store_lock = store.lock(false)?;
 
-    let client = Client::new(&reference, ctx.config()?)?;
-    let top = client.get_manifest(&reference.tag_or_digest())?;
+    let Located {
+        reference,
+        client,
+        top,
+        mirror,
+    } = locate(ctx, registries, &resolution)?;
+    let canonical = reference.canonical();
 
     if let Some(existing) = store.image(&canonical)? {
         let same_manifest = existing.manifest_digest == top.digest
@@ -214,7 +231,10 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
         .map(|layer| layer.descriptor.size())
         .sum();
     notice(format!(
-        "pulled {canonical} ({}, {}, {} downloaded) in {}",
+        "pulled {canonical}{} ({}, {}, {} downloaded) in {}",
+        mirror
+            .map(|m| format!(" from mirror {m}"))
+            .unwrap_or_default(),
         record.manifest_digest,
         layer_count(record.layers.len()),
         human_bytes(downloaded),
@@ -223,16 +243,106 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     Ok(record)
 }
 
-/// The record of `reference` (as the user typed it) if it is already in the store.
+/// The record of `reference` (as the user typed it; a short name as the registries
+/// configuration resolves it, each candidate in order) if it is already in the store.
 pub fn find_local(ctx: &Context, reference: &str) -> Result<Option<ImageRecord>> {
-    let reference = Reference::parse(reference)?;
+    let candidates = RegistriesConf::from_env()?.resolve(reference)?.candidates();
     let store = Store::at(&ctx.dirs.store);
-    match store.image(&reference.canonical())? {
-        Some(record) if record.layers.iter().all(|l| store.has_layer(&l.diff_id)) => {
-            Ok(Some(record))
+    for candidate in candidates {
+        if let Some(record) = store.image(&candidate.canonical())?
+            && record.layers.iter().all(|l| store.has_layer(&l.diff_id))
+        {
+            return Ok(Some(record));
         }
-        _ => Ok(None),
     }
+    Ok(None)
+}
+
+/// Where an image was found: the reference it is recorded under, the client of the
+/// source that served its manifest, that manifest, and the mirror's registry when a
+/// mirror served it.
+struct Located {
+    reference: Reference,
+    client: Client,
+    top: FetchedManifest,
+    mirror: Option<String>,
+}
+
+/// Ask each candidate of `resolution` in order, and for each, its sources (mirrors, then
+/// the registry's location) in order, for the manifest. A failing mirror, and a failing
+/// search candidate when more follow, are notices; the last failure is the error.
+fn locate(ctx: &Context, registries: &RegistriesConf, resolution: &Resolution) -> Result<Located> {
+    let candidates = resolution.candidates();
+    let mut failed: Vec<String> = Vec::new();
+    for (index, logical) in candidates.iter().enumerate() {
+        let last_candidate = index + 1 == candidates.len();
+        let outcome = (|| -> Result<Located> {
+            let sources = registries.pull_sources(logical)?;
+            let mut sources = sources.iter().peekable();
+            while let Some(source) = sources.next() {
+                let options = ClientOptions {
+                    insecure: source.insecure,
+                    retry: if source.mirror {
+                        Policy::MIRROR
+                    } else {
+                        Policy::REGISTRY
+                    },
+                    ..ClientOptions::from_env()
+                };
+                let attempt = Client::with_options(&source.reference, ctx.config()?, options)
+                    .and_then(|client| {
+                        let top = client.get_manifest(&source.reference.tag_or_digest())?;
+                        Ok((client, top))
+                    });
+                match attempt {
+                    Ok((client, top)) => {
+                        return Ok(Located {
+                            reference: logical.clone(),
+                            // The mirror chosen, its blobs get the usual retries.
+                            client: client.with_retry(Policy::REGISTRY),
+                            top,
+                            mirror: source.mirror.then(|| source.reference.registry.clone()),
+                        });
+                    }
+                    Err(error) if source.mirror => {
+                        let next = sources
+                            .peek()
+                            .map_or_else(String::new, |n| n.reference.name());
+                        notice(format!(
+                            "mirror {} failed for {logical} ({}); trying {next}",
+                            source.reference.name(),
+                            crate::error::message(&error)
+                        ));
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            unreachable!("the sources end with the registry itself")
+        })();
+        match outcome {
+            Ok(located) => return Ok(located),
+            Err(error) if !last_candidate => {
+                notice(format!(
+                    "{logical}: {}; trying the next search registry",
+                    crate::error::message(&error)
+                ));
+                failed.push(logical.canonical());
+            }
+            Err(error) => {
+                return match resolution {
+                    Resolution::Search { origin, .. } if !failed.is_empty() => Err(error).context(
+                        format!(
+                            "no search registry has it (tried {} and {}; unqualified-search-registries of {origin})",
+                            failed.join(", "),
+                            logical.canonical()
+                        ),
+                    ),
+                    _ => Err(error),
+                };
+            }
+        }
+    }
+    unreachable!("a resolution has at least one candidate")
 }
 
 /// "1 layer", "3 layers".

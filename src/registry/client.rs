@@ -2,7 +2,10 @@
 //! authenticated, verified, retried.
 //!
 //! - Transport: ureq on std threads (no async runtime). HTTPS by default; plain HTTP for
-//!   loopback registries and those in `insecure-registries`, as docker does. Docker Hub's
+//!   loopback registries and those in `insecure-registries`, as docker does. A registry
+//!   marked `insecure` in registries.conf gets what podman gives it: HTTPS without
+//!   certificate verification, or plain HTTP when it does not answer HTTPS (one `GET /v2/`
+//!   decides, before the first request). Docker Hub's
 //!   API lives at `registry-1.docker.io`. Redirects are followed (blobs often live on a
 //!   CDN) and the `Authorization` header is dropped when one leaves the registry's host.
 //! - Auth: anonymous first; on 401 the `WWW-Authenticate` challenge decides. Bearer: a
@@ -30,8 +33,8 @@
 
 use std::io::{self, Read as _};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result, anyhow};
@@ -78,6 +81,9 @@ pub struct ClientOptions {
     pub read_timeout: Duration,
     /// When and how often failed requests are tried again.
     pub retry: Policy,
+    /// `insecure = true` in registries.conf: HTTPS without certificate verification,
+    /// else plain HTTP.
+    pub insecure: bool,
 }
 
 impl ClientOptions {
@@ -88,6 +94,7 @@ impl ClientOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             retry: Policy::REGISTRY,
+            insecure: false,
         }
     }
 }
@@ -206,8 +213,10 @@ impl std::error::Error for NameNotResolved {}
 pub struct Client {
     agent: Agent,
     reference: Reference,
-    /// `scheme://host[:port]`
-    origin: String,
+    /// `scheme://host[:port]`, decided on first use when `probe_scheme`.
+    origin: OnceLock<String>,
+    /// Whether the scheme is found out by asking (see [`Client::origin`]).
+    probe_scheme: bool,
     insecure: bool,
     ca_files: Vec<PathBuf>,
     auth_sources: AuthSources,
@@ -229,7 +238,11 @@ impl Client {
         config: &Config,
         options: ClientOptions,
     ) -> Result<Client> {
-        let insecure = reference.is_loopback() || config.is_insecure(&reference.registry);
+        // box's own insecure-registries mean plain HTTP; registries.conf's insecure means
+        // what it means to podman (HTTPS without verification, else HTTP), on loopback too.
+        let probe_scheme = options.insecure && !config.is_insecure(&reference.registry);
+        let plain_http =
+            !probe_scheme && (reference.is_loopback() || config.is_insecure(&reference.registry));
         let ca_files = certs::extra_ca_files(&options.cert_dirs, &reference.registry);
         let roots = certs::root_certs(&ca_files).with_context(|| {
             format!(
@@ -237,7 +250,10 @@ impl Client {
                 reference.registry
             )
         })?;
-        let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(roots)
+            .disable_verification(probe_scheme)
+            .build();
         // Proxies come from the environment (with NO_PROXY), except for a registry on this
         // machine, which a proxy cannot reach (Go's HTTP client, hence docker, does the same).
         let proxy = if reference.is_loopback() {
@@ -261,12 +277,17 @@ impl Client {
             DefaultConnector::default(),
             NameResolver::default(),
         );
-        let scheme = if insecure { "http" } else { "https" };
+        let scheme = if plain_http { "http" } else { "https" };
+        let origin = OnceLock::new();
+        if !probe_scheme {
+            let _ = origin.set(format!("{scheme}://{}", reference.api_host()));
+        }
         Ok(Client {
             agent,
             reference: reference.clone(),
-            origin: format!("{scheme}://{}", reference.api_host()),
-            insecure,
+            origin,
+            probe_scheme,
+            insecure: plain_http || probe_scheme,
             ca_files,
             auth_sources: options.auth,
             auth: Mutex::new(AuthState {
@@ -279,9 +300,30 @@ impl Client {
         })
     }
 
+    /// The same client under another retry policy (a mirror is asked for the manifest
+    /// under a short one, then serves its blobs under the usual one).
+    pub fn with_retry(mut self, policy: Policy) -> Client {
+        self.policy = policy;
+        self
+    }
+
     /// The reference this client was made for.
     pub fn reference(&self) -> &Reference {
         &self.reference
+    }
+
+    /// `scheme://host[:port]` of the registry API. For an `insecure` registry of
+    /// registries.conf, one `GET /v2/` over HTTPS (without certificate verification)
+    /// decides: any HTTP answer means HTTPS, no answer plain HTTP, as podman does.
+    fn origin(&self) -> &str {
+        self.origin.get_or_init(|| {
+            debug_assert!(self.probe_scheme);
+            let host = self.reference.api_host();
+            match self.agent.get(format!("https://{host}/v2/")).call() {
+                Ok(_) => format!("https://{host}"),
+                Err(_) => format!("http://{host}"),
+            }
+        })
     }
 
     /// GET a manifest or index by tag or digest. Its digest is computed from the bytes;
@@ -289,7 +331,8 @@ impl Client {
     pub fn get_manifest(&self, tag_or_digest: &str) -> Result<FetchedManifest> {
         let url = format!(
             "{}/v2/{}/manifests/{tag_or_digest}",
-            self.origin, self.reference.repository
+            self.origin(),
+            self.reference.repository
         );
         let target = Target::Manifest(tag_or_digest);
         let (bytes, headers) = self.fetch_small(
@@ -366,7 +409,8 @@ impl Client {
         let size = descriptor.size();
         let url = format!(
             "{}/v2/{}/blobs/{digest}",
-            self.origin, self.reference.repository
+            self.origin(),
+            self.reference.repository
         );
         let target = Target::Blob(&digest);
         let mut hasher = Hasher::new();
@@ -871,7 +915,8 @@ impl Client {
             let hint = if plain_http {
                 format!(
                     "{host} answers in plain HTTP, not HTTPS; if you trust the network, add \"{registry}\" to \
-                     insecure-registries in ~/.config/box/config.toml"
+                     insecure-registries in ~/.config/box/config.toml, or give it `insecure = true` in a \
+                     [[registry]] of ~/.config/containers/registries.conf"
                 )
             } else if self.insecure {
                 format!(
@@ -1278,7 +1323,8 @@ mod tests {
         let origin = |r: &str| {
             Client::with_options(&Reference::parse(r).unwrap(), &config, options.clone())
                 .unwrap()
-                .origin
+                .origin()
+                .to_owned()
         };
         assert_eq!(origin("debian"), "https://registry-1.docker.io");
         assert_eq!(origin("quay.io/a/b"), "https://quay.io");
@@ -1287,5 +1333,98 @@ mod tests {
         assert_eq!(origin("[::1]:5000/a"), "http://[::1]:5000");
         assert_eq!(origin("lan:5000/a"), "http://lan:5000");
         assert_eq!(origin("lan.example/a"), "https://lan.example");
+        // registries.conf's insecure: a registry that does not answer HTTPS gets HTTP.
+        let insecure = |r: &str| {
+            let options = ClientOptions {
+                insecure: true,
+                connect_timeout: Duration::from_secs(2),
+                ..options.clone()
+            };
+            Client::with_options(&Reference::parse(r).unwrap(), &config, options)
+                .unwrap()
+                .origin()
+                .to_owned()
+        };
+        assert_eq!(insecure("nosuch.invalid/a"), "http://nosuch.invalid");
+        assert_eq!(insecure("127.0.0.1:9/a"), "http://127.0.0.1:9");
+    }
+
+    /// A TLS server on 127.0.0.1 with a self-signed certificate (testdata/self-signed.*,
+    /// CN box-test-self-signed) answering every request, each on its own connection, with
+    /// `answer`. Returns its `host:port`.
+    fn serve_tls(answer: String) -> String {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let cert = CertificateDer::from(include_bytes!("testdata/self-signed.crt.der").to_vec());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            include_bytes!("testdata/self-signed.key.der").to_vec(),
+        ));
+        // ring is the provider ureq's rustls feature brings in.
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+        let config = std::sync::Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let connection = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(connection, stream);
+                let mut reader = BufReader::new(&mut tls);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = tls.write_all(answer.as_bytes());
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        host
+    }
+
+    #[test]
+    fn an_insecure_registry_gets_https_without_verification_else_plain_http() {
+        let index = answer(
+            "200 OK",
+            &["Content-Type: application/vnd.oci.image.index.v1+json"],
+            MANIFEST,
+        );
+        let insecure_client = |host: &str| {
+            let options = ClientOptions {
+                auth: AuthSources::default(),
+                cert_dirs: Vec::new(),
+                insecure: true,
+                ..ClientOptions::from_env()
+            };
+            let reference = Reference::parse(&format!("{host}/x")).unwrap();
+            Client::with_options(&reference, &Config::default(), options).unwrap()
+        };
+        // A self-signed certificate no root vouches for: HTTPS all the same.
+        let tls = serve_tls(index.clone());
+        let client = insecure_client(&tls);
+        assert_eq!(
+            client.get_manifest("latest").unwrap().bytes,
+            MANIFEST.as_bytes()
+        );
+        assert_eq!(client.origin(), format!("https://{tls}"));
+        // A registry that speaks no TLS: plain HTTP.
+        let (plain, seen) = serve(vec![index]);
+        let client = insecure_client(&plain);
+        assert_eq!(
+            client.get_manifest("latest").unwrap().bytes,
+            MANIFEST.as_bytes()
+        );
+        assert_eq!(client.origin(), format!("http://{plain}"));
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            2,
+            "the TLS probe, then the manifest"
+        );
     }
 }

@@ -6,6 +6,8 @@
 //! - [`manifest`]: manifests, indexes and image configs (oci-spec's types, checked);
 //! - [`auth`]: credentials from auth files and helpers, `WWW-Authenticate` challenges;
 //! - [`certs`]: extra CA certificates from `certs.d` directories;
+//! - [`registries_conf`]: the containers registries configuration (mirrors, rewrites,
+//!   blocked and insecure registries, short names), as podman reads it;
 //! - [`client`]: the HTTP client for one repository;
 //! - [`retry`]: the one retry policy every registry request follows.
 
@@ -15,6 +17,7 @@ pub mod client;
 pub mod manifest;
 pub mod platform;
 pub mod reference;
+pub mod registries_conf;
 pub mod retry;
 
 pub use auth::{AuthSources, Credentials};

@@ -88,6 +88,16 @@ impl Policy {
         max_retry_after: Duration::from_secs(10),
     };
 
+    /// For a mirror (registries.conf): two attempts within 10 s. A mirror is a shortcut,
+    /// and the registry behind it is the fallback, so a failing mirror is left quickly.
+    pub const MIRROR: Policy = Policy {
+        max_attempts: 2,
+        max_total: Duration::from_secs(10),
+        base_backoff: Duration::from_millis(250),
+        max_backoff: Duration::from_secs(1),
+        max_retry_after: Duration::from_secs(2),
+    };
+
     /// Whether to try again after `failure`, the `attempts`-th attempt (1 for the first),
     /// `elapsed` after the clock started. `jitter` is a random value in `[0, 1)`.
     pub fn decide(

@@ -1,6 +1,7 @@
-//! Real OCI registries on loopback: Debian's `docker-registry` (distribution 2.8), one
-//! open instance, one behind htpasswd basic auth, and one behind bearer-token auth with
-//! its token service ([`super::token`]), the scheme of Docker Hub, ghcr and quay.
+//! Real OCI registries on loopback: Debian's `docker-registry` (distribution 2.8), two
+//! open instances ([`Registry::mirror`] is the second), one behind htpasswd basic auth,
+//! and one behind bearer-token auth with its token service ([`super::token`]), the
+//! scheme of Docker Hub, ghcr and quay.
 //!
 //! Each is started once per test process ([`Registry::plain`], [`Registry::authed`]) on a
 //! free port with its own storage under [`super::TEST_ROOT`], and dies with the process.
@@ -38,6 +39,12 @@ impl Registry {
     pub fn plain() -> &'static Registry {
         static PLAIN: OnceLock<Registry> = OnceLock::new();
         PLAIN.get_or_init(|| Registry::start("plain", Access::Open))
+    }
+
+    /// A second open registry, for what needs two (a mirror and its origin).
+    pub fn mirror() -> &'static Registry {
+        static MIRROR: OnceLock<Registry> = OnceLock::new();
+        MIRROR.get_or_init(|| Registry::start("mirror", Access::Open))
     }
 
     /// The registry that requires [`AUTH_USER`]/[`AUTH_PASSWORD`].

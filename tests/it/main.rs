@@ -20,6 +20,7 @@ mod inside;
 mod native;
 mod provision;
 pub(crate) mod pull;
+mod registries;
 mod rm;
 mod runtime;
 mod settings;
