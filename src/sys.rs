@@ -148,6 +148,18 @@ pub fn ignore_hangups() {
     set_dispositions(&[Signal::SIGHUP, Signal::SIGINT], SigHandler::SigIgn);
 }
 
+/// End this process by `signal`, as its default action does (a shell then reports the
+/// signal, as for the command that was killed by it): default disposition, unblocked,
+/// raised. Returns when the signal does not end a process (SIGTSTP, SIGCONT, ...).
+pub fn die_by(signal: nix::sys::signal::Signal) {
+    use nix::sys::signal::{SigHandler, SigSet};
+    set_dispositions(&[signal], SigHandler::SigDfl);
+    let mut set = SigSet::empty();
+    set.add(signal);
+    let _ = set.thread_unblock();
+    let _ = nix::sys::signal::raise(signal);
+}
+
 /// Block until this process's parent has exited (it is gone at once if it already has).
 /// The parent is named by getppid(2) and checked again once its pidfd is open, so a pid
 /// the kernel gave to another process meanwhile is never waited for.

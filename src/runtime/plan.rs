@@ -163,6 +163,9 @@ pub struct Plan {
     /// started the box; a session with others gets its own at join time.
     pub runtime_dir: Option<PathBuf>,
     pub xauthority: Option<PathBuf>,
+    /// The directory of the `box host-exec` socket on the host, if the box has one.
+    #[serde(default)]
+    pub host_exec_dir: Option<PathBuf>,
 }
 
 /// The inputs of a plan besides the record.
@@ -175,6 +178,9 @@ pub struct PlanInputs<'a> {
     pub host: &'a HostFacts,
     /// See [`Plan::instance`].
     pub instance: String,
+    /// The host end's directory of `box host-exec` (see [`super::host_exec`]), mounted
+    /// at [`super::host_exec::DIR_IN_BOX`].
+    pub host_exec_dir: Option<PathBuf>,
 }
 
 fn bind_dir(source: &Path, target: &Path) -> Mount {
@@ -204,6 +210,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         mapping,
         host,
         instance,
+        host_exec_dir,
     } = inputs;
     let name = &record.name;
     let storage = if record.storage == StorageKind::Copy {
@@ -286,6 +293,18 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
             target: "/usr/local/bin/box".into(),
             kind: MountKind::BindFile,
             read_only: true,
+        });
+    }
+
+    // A directory, not the socket: the host end binds its socket there once the box is
+    // up, and binds it again should it be restarted.
+    if let Some(dir) = host_exec_dir {
+        mounts.push(Mount {
+            hint: Some(format!(
+                "box creates {} for `box host-exec`: check that your runtime directory is writable",
+                dir.display()
+            )),
+            ..bind_dir(dir, Path::new(super::host_exec::DIR_IN_BOX))
         });
     }
 
@@ -391,6 +410,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         env_defaults: record.image_env.clone(),
         runtime_dir: host.xdg_runtime_dir.clone(),
         xauthority: host.xauthority.clone(),
+        host_exec_dir: host_exec_dir.clone(),
     }
 }
 
@@ -625,6 +645,7 @@ mod tests {
                 mapping: &mapping,
                 host: &host,
                 instance: "0123abcd".into(),
+                host_exec_dir: Some("/run/user/1000/box/dev/host-exec".into()),
             },
         )
     }
@@ -646,6 +667,7 @@ mod tests {
                 mapping: &mapping,
                 host: &host(),
                 instance: "0123abcd".into(),
+                host_exec_dir: Some("/run/user/1000/box/dev/host-exec".into()),
             },
         );
         assert!(!plan.has_root);
@@ -707,6 +729,7 @@ mod tests {
                 "/home/alice",
                 "/data",
                 "/usr/local/bin/box",
+                "/run/host-exec",
             ]
         );
         // The X authority file is under the runtime dir: no mount of its own.

@@ -343,6 +343,7 @@ fn plan() -> Plan {
         env_defaults: vec![],
         runtime_dir: None,
         xauthority: None,
+        host_exec_dir: None,
     }
 }
 

@@ -1,0 +1,468 @@
+//! The host end of `box host-exec` (see the parent module for the design): started by
+//! [`start`] beside a box's holder as `box __host-exec-server NAME`, it binds the box's
+//! socket, reports ready and detaches; then it serves connections until the holder ends.
+//!
+//! Protocol with its starter ([`crate::protocol`] framing over its stdin and stdout):
+//! the starter sends the [`Config`]; the host end binds the socket, forks the process
+//! that stays (own session, stdio on /dev/null), and the forking process answers
+//! [`Started::Ready`] or [`Started::Failed`] and exits, so the starter waits for it
+//! ([`Starting::finish`]) and no zombie is left to whatever the starter execs.
+//!
+//! Each accepted connection is checked (`SO_PEERCRED`: the user's own uid only) and then
+//! served by a session process of its own (forked twice, so the host end has no child
+//! to reap): it receives the request and the descriptors, spawns the command in a
+//! process group of its own, forwards the client's signals to that group, and sends the
+//! command's status. The host end itself stays single-threaded and never blocks on a
+//! client.
+//!
+//! Invariants:
+//! - the host end keeps none of its starter's descriptors, and ends, unlinking its socket
+//!   (when it is still its own), as soon as the holder it was started for ends;
+//! - a connection from any other uid gets a [`Reply::Failed`] and nothing else.
+
+use std::io::{BufReader, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+use rustix::event::{PollFd, PollFlags, poll};
+use serde::{Deserialize, Serialize};
+
+use super::{BoxEnv, ClientMessage, FORWARDED_SIGNALS, Reply, Request, SOCKET_NAME};
+use crate::error::{EXIT_BOX_FAILURE, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, failure};
+use crate::protocol::{self, Failure};
+
+/// The hidden subcommand of the host end.
+pub const SUBCOMMAND: &str = "__host-exec-server";
+
+/// Starter → host end: the box it serves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub name: String,
+    /// The holder: the host end lives as long as it.
+    pub holder_pid: u32,
+    pub holder_start: u64,
+    /// The directory of the socket (mounted in the box, see [`super::host_dir`]).
+    pub dir: PathBuf,
+    /// The box's directory mounts: (path in the box, path on the host).
+    pub shared: Vec<(PathBuf, PathBuf)>,
+    pub env: BoxEnv,
+    /// The user's home and login shell on the host.
+    pub home: PathBuf,
+    pub shell: PathBuf,
+}
+
+/// Host end → starter.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Started {
+    Ready,
+    Failed(Failure),
+}
+
+/// A host end being started: [`Starting::finish`] waits until it serves.
+pub struct Starting {
+    child: std::process::Child,
+    output: BufReader<std::process::ChildStdout>,
+    name: String,
+}
+
+/// Start the host end of box `config.name`. Returns as soon as it has its
+/// configuration: the caller goes on recording the box meanwhile.
+pub fn start(config: &Config) -> Result<Starting> {
+    let what = || {
+        format!(
+            "starting the host end of `box host-exec` for box `{}`",
+            config.name
+        )
+    };
+    let mut child = std::process::Command::new("/proc/self/exe")
+        .arg(SUBCOMMAND)
+        .arg(&config.name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .current_dir("/")
+        .spawn()
+        .with_context(what)?;
+    let mut input = child.stdin.take().expect("piped stdin");
+    protocol::send(&mut input, config).with_context(what)?;
+    let output = BufReader::new(child.stdout.take().expect("piped stdout"));
+    Ok(Starting {
+        child,
+        output,
+        name: config.name.clone(),
+    })
+}
+
+impl Starting {
+    /// Wait until the host end serves (or says why it cannot).
+    pub fn finish(mut self) -> Result<()> {
+        let peer = format!("the host end of box `{}`", self.name);
+        let started = protocol::recv::<Started>(&mut self.output, &peer);
+        let _ = self.child.wait();
+        match started? {
+            Some(Started::Ready) => Ok(()),
+            Some(Started::Failed(failure)) => Err(failure.into_error()),
+            None => bail!("{peer} ended without a word"),
+        }
+    }
+}
+
+/// Entry point of `box __host-exec-server NAME`.
+pub fn main(_args: &[String]) -> Result<ExitCode> {
+    // It outlives its starter: none of the starter's descriptors may stay open here.
+    crate::sys::close_inherited_fds();
+    let config: Config = protocol::recv(&mut std::io::stdin().lock(), "the box process")
+        .context("reading the host end's configuration")?
+        .context("the box process sent no configuration")?;
+    let say = |started: &Started| {
+        let _ = protocol::send(&mut std::io::stdout().lock(), started);
+    };
+    let (listener, holder) = match prepare(&config) {
+        Ok(ready) => ready,
+        Err(err) => {
+            say(&Started::Failed(Failure::from_error(&err)));
+            return Ok(ExitCode::from(EXIT_BOX_FAILURE));
+        }
+    };
+    match crate::sys::fork() {
+        Ok(None) => serve(&config, &listener, &holder),
+        Ok(Some(_)) => {
+            say(&Started::Ready);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            say(&Started::Failed(Failure::from_error(
+                &anyhow::Error::from(err).context("fork"),
+            )));
+            Ok(ExitCode::from(EXIT_BOX_FAILURE))
+        }
+    }
+}
+
+/// Pin the holder (a pidfd, checked against its start time) and bind the socket.
+fn prepare(config: &Config) -> Result<(UnixListener, OwnedFd)> {
+    let pid = rustix::process::Pid::from_raw(config.holder_pid as i32)
+        .context("the holder's pid is 0")?;
+    let holder = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .with_context(|| {
+            format!(
+                "opening the holder (pid {}) of box `{}`",
+                config.holder_pid, config.name
+            )
+        })?;
+    if crate::runtime::state::start_time(config.holder_pid) != Some(config.holder_start) {
+        bail!("the holder of box `{}` ended meanwhile", config.name);
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.dir)
+        .with_context(|| format!("creating {}", config.dir.display()))?;
+    let path = config.dir.join(SOCKET_NAME);
+    // A socket left by a host end that was killed: nobody listens on it any more.
+    match std::fs::remove_file(&path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(err).with_context(|| format!("removing the old socket {}", path.display()));
+        }
+        _ => {}
+    }
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private", path.display()))?;
+    Ok((listener, holder))
+}
+
+/// The host end's life: serve connections until the holder ends.
+fn serve(config: &Config, listener: &UnixListener, holder: &OwnedFd) -> ! {
+    let _ = rustix::thread::set_name(c"box-host-exec");
+    let _ = rustix::process::setsid();
+    if let Ok(null) = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+    // No SIGHUP/SIGINT to ignore (it has no terminal), and none may be: an ignored
+    // signal stays ignored in the commands it spawns, and a shell cannot trap it.
+    let path = config.dir.join(SOCKET_NAME);
+    let ours = std::fs::metadata(&path).ok().map(|m| (m.dev(), m.ino()));
+    loop {
+        let mut fds = [
+            PollFd::new(listener, PollFlags::IN),
+            PollFd::new(holder, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break,
+        }
+        if !fds[1].revents().is_empty() {
+            break;
+        }
+        if fds[0].revents().contains(PollFlags::IN)
+            && let Ok((stream, _)) = listener.accept()
+        {
+            admit(config, stream);
+        }
+    }
+    // The box is gone. A newer host end (the box started again meanwhile) may own the
+    // path by now: remove only our own socket.
+    if std::fs::metadata(&path).ok().map(|m| (m.dev(), m.ino())) == ours {
+        let _ = std::fs::remove_file(&path);
+    }
+    std::process::exit(0)
+}
+
+/// Check who connected; serve the box's own user in a session process, refuse others.
+fn admit(config: &Config, stream: UnixStream) {
+    let own = rustix::process::getuid().as_raw();
+    let peer = rustix::net::sockopt::socket_peercred(&stream).map(|c| c.uid.as_raw());
+    if peer.as_ref().ok() != Some(&own) {
+        let who = match peer {
+            Ok(uid) => format!("uid {uid}"),
+            Err(err) => format!("a process whose credentials cannot be read ({err})"),
+        };
+        let refusal = failure(
+            format!(
+                "box host-exec refused: box `{}` runs host commands only for its owner (uid {own}), and this connection comes from {who}",
+                config.name
+            ),
+            format!(
+                "only the user who owns box `{}` can use it, as that user (not as root in the box through sudo)",
+                config.name
+            ),
+        );
+        let _ = stream.set_nonblocking(true);
+        let _ = protocol::send(
+            &mut &stream,
+            &Reply::Failed {
+                failure: Failure::from_error(&refusal),
+                code: EXIT_BOX_FAILURE,
+            },
+        );
+        return;
+    }
+    // Twice: the session is nobody's child here, so the host end has nothing to reap.
+    match crate::sys::fork() {
+        Ok(None) => {
+            if let Ok(None) = crate::sys::fork() {
+                session(config, stream)
+            }
+            std::process::exit(0)
+        }
+        Ok(Some(pid)) => {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
+        }
+        Err(_) => {}
+    }
+}
+
+/// One connection: run the request, send how it ended.
+fn session(config: &Config, stream: UnixStream) -> ! {
+    let reply = match run(config, &stream) {
+        Ok(reply) => reply,
+        Err(err) => Reply::Failed {
+            failure: Failure::from_error(&err),
+            code: crate::error::exit_code(&err),
+        },
+    };
+    let _ = protocol::send(&mut &stream, &reply);
+    std::process::exit(0)
+}
+
+/// The descriptors a request carries: stdin, stdout, stderr, the working directory.
+const REQUEST_FDS: usize = 4;
+
+/// Receive the request line and its descriptors; returns what was read past the line.
+fn receive(stream: &UnixStream) -> Result<(Request, Vec<OwnedFd>, Vec<u8>)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+    let mut fds = Vec::new();
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(REQUEST_FDS))];
+    loop {
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let got = recvmsg(
+            stream,
+            &mut [std::io::IoSliceMut::new(&mut chunk)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        )
+        .context("receiving the request")?;
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = message {
+                fds.extend(received);
+            }
+        }
+        if got.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
+            bail!(
+                "the request came with more descriptors than stdin, stdout, stderr and a directory"
+            );
+        }
+        if got.bytes == 0 {
+            bail!("the client ended before its request was complete");
+        }
+        buf.extend_from_slice(&chunk[..got.bytes]);
+        if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            let rest = buf.split_off(end + 1);
+            let line = String::from_utf8_lossy(&buf[..end]);
+            let request: Request = protocol::decode(&line, "box host-exec")?;
+            return Ok((request, fds, rest));
+        }
+    }
+}
+
+fn run(config: &Config, stream: &UnixStream) -> Result<Reply> {
+    let (request, fds, mut pending) = receive(stream)?;
+    let Ok([stdin, stdout, stderr, cwd]) = <[OwnedFd; REQUEST_FDS]>::try_from(fds) else {
+        bail!("the request did not carry stdin, stdout, stderr and the working directory");
+    };
+    let dir = working_directory(config, Path::new(&request.cwd.clone().into_os()), &cwd)?;
+    drop(cwd);
+    let host: Vec<_> = std::env::vars_os().collect();
+    let env = super::host_env(
+        &request.env,
+        &config.env,
+        &host,
+        &config.home,
+        &config.shell,
+        &dir,
+    );
+    let (program, mut command) = match request.command {
+        None => {
+            let base = config.shell.file_name().unwrap_or("sh".as_ref());
+            let mut argv0 = std::ffi::OsString::from("-");
+            argv0.push(base);
+            let mut command = std::process::Command::new(&config.shell);
+            command.arg0(argv0);
+            (config.shell.clone().into_os_string(), command)
+        }
+        Some(args) => {
+            let mut args = args.into_iter().map(super::Bytes::into_os);
+            let program = args.next().context("an empty command")?;
+            let mut command = std::process::Command::new(&program);
+            command.args(args);
+            (program, command)
+        }
+    };
+    command
+        .env_clear()
+        .envs(env)
+        .current_dir(&dir)
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .process_group(0);
+    let mut child = command.spawn().map_err(|err| spawn_error(&program, err))?;
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).context("the command's pid")?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .context("watching the command")?;
+    let mut chunk = [0u8; 256];
+    loop {
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            if let Ok(ClientMessage::Signal(number)) =
+                serde_json::from_slice::<ClientMessage>(&line[..end])
+                && let Some(signal) = FORWARDED_SIGNALS.iter().find(|s| **s as i32 == number)
+            {
+                let _ = nix::sys::signal::killpg(group, *signal);
+            }
+        }
+        let mut fds = [
+            PollFd::new(&pidfd, PollFlags::IN),
+            PollFd::new(stream, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(std::io::Error::from(err)).context("poll(2)"),
+        }
+        if !fds[0].revents().is_empty() {
+            let status = child.wait().context("waiting for the command")?;
+            return Ok(match status.signal() {
+                Some(signal) => Reply::Killed(signal),
+                None => Reply::Exited(status.code().unwrap_or(EXIT_BOX_FAILURE as i32)),
+            });
+        }
+        if !fds[1].revents().is_empty() {
+            match (&mut &*stream).read(&mut chunk) {
+                Ok(0) | Err(_) => {
+                    // The caller is gone (killed, its box stopped): hang up, as a terminal
+                    // does, and leave the command to it.
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::SIGHUP);
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::SIGCONT);
+                    std::process::exit(0)
+                }
+                Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+/// The host directory the command starts in: the host path of the box path `cwd`, when
+/// it is the very directory the client sent (`fd`); else a clear refusal.
+fn working_directory(config: &Config, cwd: &Path, fd: &OwnedFd) -> Result<PathBuf> {
+    let sent = rustix::fs::fstat(fd).context("reading the working directory sent")?;
+    let same = |path: &Path| {
+        rustix::fs::stat(path).is_ok_and(|s| s.st_dev == sent.st_dev && s.st_ino == sent.st_ino)
+    };
+    if let Some(host) = super::host_path(cwd, &config.shared).filter(|p| same(p)) {
+        return Ok(host);
+    }
+    // A directory the join made visible since the box started (another session's
+    // runtime directory) is at the same path on the host.
+    if same(cwd) {
+        return Ok(cwd.to_owned());
+    }
+    Err(failure(
+        format!(
+            "the working directory {} is box `{}`'s own: the host has no such directory",
+            cwd.display(),
+            config.name
+        ),
+        "change to a directory the host shares with the box (your home, /tmp, a volume, or the host's own files under /run/host) and run it again",
+    )
+    .context(crate::error::Exit(EXIT_BOX_FAILURE)))
+}
+
+/// The error for a command that could not be started on the host.
+fn spawn_error(program: &std::ffi::OsStr, err: std::io::Error) -> anyhow::Error {
+    let program = program.to_string_lossy();
+    let (message, code, hint) = match err.kind() {
+        std::io::ErrorKind::NotFound => (
+            format!("command `{program}` not found on the host"),
+            EXIT_NOT_FOUND,
+            "install it on the host, or check the spelling (the host's PATH is the one of the session that started the box)".to_owned(),
+        ),
+        std::io::ErrorKind::PermissionDenied => (
+            format!("`{program}` cannot be executed on the host: {err}"),
+            EXIT_NOT_EXECUTABLE,
+            "check that it is an executable file (`ls -l` it on the host)".to_owned(),
+        ),
+        _ => (
+            format!("running `{program}` on the host failed: {err}"),
+            EXIT_NOT_EXECUTABLE,
+            "check the command".to_owned(),
+        ),
+    };
+    failure(message, hint).context(crate::error::Exit(code))
+}
+
+/// The box's directory mounts of `plan`, for [`Config::shared`].
+pub fn shared_dirs(plan: &crate::runtime::plan::Plan) -> Vec<(PathBuf, PathBuf)> {
+    use crate::runtime::plan::MountKind;
+    plan.mounts
+        .iter()
+        .filter(|m| matches!(m.kind, MountKind::BindDir { .. } | MountKind::HostRoot))
+        .map(|m| (m.target.clone(), m.source.clone()))
+        .collect()
+}
