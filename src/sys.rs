@@ -35,6 +35,28 @@ pub fn fork() -> io::Result<Option<u32>> {
     }
 }
 
+/// Spawn `command` as a grandchild: the child std forks forks again, ends at once and
+/// is reaped by the caller's `wait` on the returned [`std::process::Child`]; the
+/// grandchild execs the program, parented to init (or a subreaper). For a process the
+/// caller will not wait for, while the caller goes on to exec something else that must
+/// not inherit a child. Safe in a multi-threaded caller: only async-signal-safe calls
+/// run between fork and exec. `spawn` returns once the grandchild has exec'd (std's
+/// error pipe closes then), with its exec error if it failed.
+pub fn spawn_detached(command: &mut std::process::Command) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe functions may be called: fork(2) and _exit(2) are, and it
+    // touches no memory of the parent's.
+    unsafe {
+        command.pre_exec(|| match libc::fork() {
+            -1 => Err(io::Error::last_os_error()),
+            0 => Ok(()),
+            _ => libc::_exit(0),
+        });
+    }
+    command.spawn()
+}
+
 /// `mount_setattr(2)` on the mount `fd` is the root of and every mount below it
 /// (`AT_EMPTY_PATH | AT_RECURSIVE`): make them all read-only and private.
 ///

@@ -130,9 +130,9 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
         }
     };
     let ready = &pending.ready;
-    // Started now, waited for once the box is recorded: the two overlap.
-    let host_end = plan.host_exec_dir.as_ref().map(|dir| {
-        host_exec::server::start(&host_exec::server::Config {
+    // Not waited for: the box runs without it, and its client waits for its socket.
+    if let Some(dir) = &plan.host_exec_dir
+        && let Err(err) = host_exec::server::start(&host_exec::server::Config {
             name: name.to_owned(),
             holder_pid: ready.pid,
             holder_start: ready.start_time,
@@ -145,7 +145,12 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
             home: ctx.dirs.home.clone(),
             shell: plan.user.host_shell.clone(),
         })
-    });
+    {
+        crate::report::notice(format!(
+            "warning: `box host-exec` will not work in box `{name}`: {}",
+            crate::error::message(&err)
+        ));
+    }
     if ready.storage != record.storage {
         record.storage = ready.storage.clone();
         store.update_container(&record)?;
@@ -171,13 +176,6 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     };
     state::write(ctx, &store, name, &state)?;
     pending.commit()?;
-    // The box runs without it: say so, and go on.
-    if let Some(Err(err)) = host_end.map(|started| started.and_then(|s| s.finish())) {
-        crate::report::notice(format!(
-            "warning: `box host-exec` will not work in box `{name}`: {}",
-            crate::error::message(&err)
-        ));
-    }
     Ok(state)
 }
 

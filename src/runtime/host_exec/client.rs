@@ -11,7 +11,9 @@ use std::io::{BufReader, IoSlice, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use nix::sys::signal::{SigSet, Signal};
@@ -40,7 +42,7 @@ const CORE_SIGNALS: &[Signal] = &[
 /// Run `command` (empty: the login shell) on the host; returns the command's status.
 pub fn run(command: &[OsString]) -> Result<ExitCode> {
     let path = super::socket_in_box();
-    let stream = UnixStream::connect(&path).map_err(|err| unreachable(&path, err))?;
+    let stream = connect(&path)?;
     // The socket's end must be its owner's: never hand the terminal to a stranger.
     let owner = rustix::fs::stat(&path).map(|s| s.st_uid);
     let peer = rustix::net::sockopt::socket_peercred(&stream).map(|c| c.uid.as_raw());
@@ -162,21 +164,69 @@ fn send_request(stream: &UnixStream, request: &Request, cwd: &impl AsFd) -> Resu
     Ok(())
 }
 
-/// Why the socket could not be reached: not in a box, or a box without a host end.
-fn unreachable(path: &std::path::Path, err: std::io::Error) -> anyhow::Error {
-    match crate::host::containerenv_box() {
-        None => failure(
+/// How long a client waits for the socket of a host end that is starting: the first
+/// start of a box does not wait for it (see `server::start`).
+const STARTING: Duration = Duration::from_secs(3);
+
+/// Connect to the host end at `path`, waiting for it while it starts: its directory is
+/// mounted in the box (so the box has a host end) but the socket is not bound yet, and
+/// it has not said why it could not start.
+fn connect(path: &Path) -> Result<UnixStream> {
+    let dir = Path::new(super::DIR_IN_BOX);
+    let deadline = Instant::now() + STARTING;
+    loop {
+        let err = match UnixStream::connect(path) {
+            Ok(stream) => return Ok(stream),
+            Err(err) => err,
+        };
+        let starting = matches!(
+            err.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+        ) && dir.is_dir()
+            && !dir.join(super::server::FAILURE_NAME).exists();
+        if !starting || Instant::now() >= deadline {
+            return Err(unreachable(path, err));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Why the socket could not be reached: not in a box, a box without a host end, or a
+/// host end that could not start or has ended.
+fn unreachable(path: &Path, err: std::io::Error) -> anyhow::Error {
+    let Some(name) = crate::host::containerenv_box() else {
+        return failure(
             "box host-exec runs a command on the host from inside a box, and this is not a box",
             "on the host, run the command itself; in a box (`box enter NAME`), `box host-exec CMD` runs CMD on the host",
-        ),
-        Some(name) => failure(
+        );
+    };
+    let restart = format!(
+        "run `box stop {name}` on the host, then enter the box again: its host end starts with it"
+    );
+    let dir = Path::new(super::DIR_IN_BOX);
+    if !dir.is_dir() {
+        return failure(
             format!(
-                "box `{name}` has no host end for box host-exec ({}: {err})",
+                "box `{name}` has no host end for box host-exec ({} is missing)",
+                dir.display()
+            ),
+            format!("it was started by a box without host-exec: {restart}"),
+        );
+    }
+    match std::fs::read_to_string(dir.join(super::server::FAILURE_NAME)) {
+        Ok(why) => failure(
+            format!(
+                "the host end of box `{name}` could not start: {}",
+                why.trim()
+            ),
+            restart,
+        ),
+        Err(_) => failure(
+            format!(
+                "the host end of box `{name}` does not answer ({}: {err})",
                 path.display()
             ),
-            format!(
-                "it was started by a box without host-exec, or its host end ended: run `box stop {name}` on the host, then enter the box again"
-            ),
+            restart,
         ),
     }
 }

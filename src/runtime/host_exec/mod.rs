@@ -12,8 +12,10 @@
 //! the host's namespaces as the user. It holds a pidfd of the box's holder in its poll
 //! loop and ends (unlinking its socket) as soon as the holder ends, so it lives and dies
 //! with the box: no daemon outlives its box, no D-Bus service, nothing installed on the
-//! host. It is started beside the holder, and waited for only after the holder is
-//! recorded, so the first start of a box pays one more spawn, overlapped with the rest.
+//! host. The starter does not wait for it (the first start of a box pays a fork, not a
+//! second start of box); a client that comes before its socket is bound waits for it a
+//! little, and one that comes after it failed reads why from a file it left in its
+//! directory (`failure`).
 //!
 //! **The rendezvous** is a Unix socket, `socket`, in a directory of the user's private
 //! runtime directory (`$XDG_RUNTIME_DIR/box/NAME/host-exec/`, mode 0700, see

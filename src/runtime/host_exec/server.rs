@@ -2,11 +2,10 @@
 //! [`start`] beside a box's holder as `box __host-exec-server NAME`, it binds the box's
 //! socket, reports ready and detaches; then it serves connections until the holder ends.
 //!
-//! Protocol with its starter ([`crate::protocol`] framing over its stdin and stdout):
-//! the starter sends the [`Config`]; the host end binds the socket, forks the process
-//! that stays (own session, stdio on /dev/null), and the forking process answers
-//! [`Started::Ready`] or [`Started::Failed`] and exits, so the starter waits for it
-//! ([`Starting::finish`]) and no zombie is left to whatever the starter execs.
+//! The starter forks twice and sends the [`Config`] on the host end's stdin, and does
+//! not wait: the host end binds the socket and serves (own session, stdio on /dev/null),
+//! or writes why it cannot to [`FAILURE_NAME`] in its directory, where the client finds
+//! it.
 //!
 //! Each accepted connection is checked (`SO_PEERCRED`: the user's own uid only) and then
 //! served by a session process of its own (forked twice, so the host end has no child
@@ -20,7 +19,7 @@
 //!   (when it is still its own), as soon as the holder it was started for ends;
 //! - a connection from any other uid gets a [`Reply::Failed`] and nothing else.
 
-use std::io::{BufReader, Read};
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -56,60 +55,40 @@ pub struct Config {
     pub shell: PathBuf,
 }
 
-/// Host end → starter.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Started {
-    Ready,
-    Failed(Failure),
-}
+/// The file in the host end's directory that says why it could not start (read by the
+/// client, which sees the directory in the box).
+pub const FAILURE_NAME: &str = "failure";
 
-/// A host end being started: [`Starting::finish`] waits until it serves.
-pub struct Starting {
-    child: std::process::Child,
-    output: BufReader<std::process::ChildStdout>,
-    name: String,
-}
-
-/// Start the host end of box `config.name`. Returns as soon as it has its
-/// configuration: the caller goes on recording the box meanwhile.
-pub fn start(config: &Config) -> Result<Starting> {
+/// Start the host end of box `config.name`, detached, without waiting for it: the
+/// first start of a box must not wait for a second start of box (the client waits for
+/// the socket briefly instead, see [`super::client`]). It is nobody's child here
+/// ([`crate::sys::spawn_detached`]): the caller goes on to exec the user's command, which
+/// must not inherit a child of its own.
+pub fn start(config: &Config) -> Result<()> {
     let what = || {
         format!(
             "starting the host end of `box host-exec` for box `{}`",
             config.name
         )
     };
-    let mut child = std::process::Command::new("/proc/self/exe")
+    let mut line = serde_json::to_vec(config).with_context(what)?;
+    line.push(b'\n');
+    let mut command = std::process::Command::new("/proc/self/exe");
+    command
         .arg(SUBCOMMAND)
         .arg(&config.name)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .current_dir("/")
-        .spawn()
-        .with_context(what)?;
-    let mut input = child.stdin.take().expect("piped stdin");
-    protocol::send(&mut input, config).with_context(what)?;
-    let output = BufReader::new(child.stdout.take().expect("piped stdout"));
-    Ok(Starting {
-        child,
-        output,
-        name: config.name.clone(),
-    })
-}
-
-impl Starting {
-    /// Wait until the host end serves (or says why it cannot).
-    pub fn finish(mut self) -> Result<()> {
-        let peer = format!("the host end of box `{}`", self.name);
-        let started = protocol::recv::<Started>(&mut self.output, &peer);
-        let _ = self.child.wait();
-        match started? {
-            Some(Started::Ready) => Ok(()),
-            Some(Started::Failed(failure)) => Err(failure.into_error()),
-            None => bail!("{peer} ended without a word"),
-        }
+        .current_dir("/");
+    let mut child = crate::sys::spawn_detached(&mut command).with_context(what)?;
+    // The configuration fits in the pipe: written at once, read whenever it starts.
+    let sent = child.stdin.take().map(|mut input| input.write_all(&line));
+    child.wait().with_context(what)?;
+    match sent {
+        Some(Ok(())) => Ok(()),
+        Some(Err(err)) => Err(err).with_context(what),
+        None => bail!("{}: no pipe to its stdin", what()),
     }
 }
 
@@ -120,26 +99,15 @@ pub fn main(_args: &[String]) -> Result<ExitCode> {
     let config: Config = protocol::recv(&mut std::io::stdin().lock(), "the box process")
         .context("reading the host end's configuration")?
         .context("the box process sent no configuration")?;
-    let say = |started: &Started| {
-        let _ = protocol::send(&mut std::io::stdout().lock(), started);
-    };
-    let (listener, holder) = match prepare(&config) {
-        Ok(ready) => ready,
-        Err(err) => {
-            say(&Started::Failed(Failure::from_error(&err)));
-            return Ok(ExitCode::from(EXIT_BOX_FAILURE));
-        }
-    };
-    match crate::sys::fork() {
-        Ok(None) => serve(&config, &listener, &holder),
-        Ok(Some(_)) => {
-            say(&Started::Ready);
-            Ok(ExitCode::SUCCESS)
+    let failure_file = config.dir.join(FAILURE_NAME);
+    match prepare(&config) {
+        Ok((listener, holder)) => {
+            let _ = std::fs::remove_file(&failure_file);
+            serve(&config, &listener, &holder)
         }
         Err(err) => {
-            say(&Started::Failed(Failure::from_error(
-                &anyhow::Error::from(err).context("fork"),
-            )));
+            // Nobody waits for this process: the client reports it.
+            let _ = std::fs::write(&failure_file, crate::error::message(&err));
             Ok(ExitCode::from(EXIT_BOX_FAILURE))
         }
     }
