@@ -5,7 +5,7 @@
 //!   directory is refused) and environment without the box's own variables;
 //! - on a pseudo-terminal: the host command has the caller's terminal, and Ctrl-C reaches
 //!   it;
-//! - symlink mode: a command linked to box runs on the host;
+//! - symlink mode: a command linked to box runs on the host; root in the box is refused;
 //! - from the host, `box host-exec` says it is for inside a box;
 //! - another user (`boxnosub`) cannot use the box's socket: the filesystem stops them,
 //!   and when the socket is made reachable, the host end itself refuses them, saying why;
@@ -126,6 +126,11 @@ fn host_commands_run_on_the_host_with_the_callers_files_status_and_directory() {
     );
     out.success();
     assert_eq!(out.stdout.trim(), host_namespace("mnt"));
+
+    // Root in the box (through sudo) is another host uid: refused, saying why.
+    sh(&env, "hx", "sudo box host-exec id")
+        .box_error(&["box host-exec refused", "box `hx`"])
+        .stderr_has("not as root in the box through sudo");
 
     // From the host: it says what it is for.
     env.run(&["host-exec", "true"])

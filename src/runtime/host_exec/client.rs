@@ -93,10 +93,20 @@ pub fn run(command: &[OsString]) -> Result<ExitCode> {
         rustix::fs::Mode::empty(),
     )
     .context("opening the working directory")?;
-    send_request(&stream, &request, &here)?;
+    let sent = send_request(&stream, &request, &here);
     drop(here);
-
     let mut replies = BufReader::new(&stream);
+    if let Err(err) = sent {
+        // A refusal comes at once, and the host end closes: it may close before the
+        // request is written. Its reason is the error to report, when it is there.
+        return match protocol::recv::<Reply>(&mut replies, "the host end of box host-exec") {
+            Ok(Some(Reply::Failed { failure, code })) => {
+                Err(failure.into_error().context(Exit(code)))
+            }
+            _ => Err(err),
+        };
+    }
+
     loop {
         let mut fds = [
             PollFd::new(&stream, PollFlags::IN),

@@ -79,7 +79,7 @@
 pub mod client;
 pub mod server;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -190,6 +190,32 @@ pub fn host_path(dir: &Path, shared: &[(PathBuf, PathBuf)]) -> Option<PathBuf> {
                 on_host.join(rest)
             }
         })
+}
+
+/// Where `program` is found in the `PATH` value `path` as `execvp` would find it (a name
+/// with a slash is taken as it is, relative to `cwd`): the first executable regular
+/// file; `None` when there is none.
+pub fn find_in_path(program: &OsStr, path: &OsStr, cwd: &Path) -> Option<PathBuf> {
+    let executable = |candidate: &Path| {
+        candidate.is_file() && rustix::fs::access(candidate, rustix::fs::Access::EXEC_OK).is_ok()
+    };
+    if program.as_bytes().contains(&b'/') {
+        return Some(cwd.join(program));
+    }
+    if program.is_empty() {
+        return None;
+    }
+    path.as_bytes()
+        .split(|&b| b == b':')
+        .map(|dir| {
+            cwd.join(if dir.is_empty() {
+                OsStr::new(".")
+            } else {
+                OsStr::from_bytes(dir)
+            })
+        })
+        .map(|dir| dir.join(program))
+        .find(|candidate| executable(candidate))
 }
 
 /// What the host end knows of the box for composing a command's environment.
@@ -311,6 +337,25 @@ mod tests {
         assert_eq!(map("/home/u/mnt/a"), Some("/media/disk/a".into()));
         assert_eq!(map("/usr/share"), None);
         assert_eq!(map("/home/user2"), None, "a prefix of a name is no parent");
+    }
+    #[test]
+    fn programs_are_found_as_execvp_finds_them() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for (name, mode) in [("tool", 0o755), ("plain", 0o644)] {
+            std::fs::write(bin.join(name), "").unwrap();
+            std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        }
+        let path = OsString::from(format!("/nonexistent:{}:/usr/bin", bin.display()));
+        let find = |p: &str| find_in_path(OsStr::new(p), &path, dir.path());
+        assert_eq!(find("tool"), Some(bin.join("tool")));
+        assert_eq!(find("plain"), None, "not executable");
+        assert_eq!(find("no-such-tool-anywhere"), None);
+        assert_eq!(find("bin/tool"), Some(dir.path().join("bin/tool")));
+        assert_eq!(find(""), None);
     }
 
     #[test]

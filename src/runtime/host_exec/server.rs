@@ -7,12 +7,13 @@
 //! or writes why it cannot to [`FAILURE_NAME`] in its directory, where the client finds
 //! it.
 //!
-//! Each accepted connection is checked (`SO_PEERCRED`: the user's own uid only) and then
-//! served by a session process of its own (forked twice, so the host end has no child
-//! to reap): it receives the request and the descriptors, spawns the command in a
-//! process group of its own, forwards the client's signals to that group, and sends the
-//! command's status. The host end itself stays single-threaded and never blocks on a
-//! client.
+//! Each accepted connection is checked (`SO_PEERCRED`: the user's own uid only); the
+//! host end receives the request and the descriptors, spawns the command (found in the
+//! host's PATH first, so std spawns it with posix_spawn: no fork of the host end) in a
+//! process group of its own, and keeps it in its poll loop: the client's signals go to
+//! that group, and the command's status goes back when its pidfd says it ended. One
+//! single-threaded process serves every connection; a client that sends nothing holds
+//! it for at most a few seconds (a read timeout), and only the user can connect.
 //!
 //! Invariants:
 //! - the host end keeps none of its starter's descriptors, and ends, unlinking its socket
@@ -147,7 +148,38 @@ fn prepare(config: &Config) -> Result<(UnixListener, OwnedFd)> {
     Ok((listener, holder))
 }
 
-/// The host end's life: serve connections until the holder ends.
+/// A command being run for a client.
+struct Session {
+    /// The client; `None` once it went away (the command is still reaped).
+    stream: Option<UnixStream>,
+    child: std::process::Child,
+    pidfd: OwnedFd,
+    /// Bytes read from the client and not yet a whole message.
+    pending: Vec<u8>,
+}
+
+impl Session {
+    fn group(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Act on the client's whole messages (signals for the command's group).
+    fn forward_signals(&mut self) {
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            if let Ok(ClientMessage::Signal(number)) =
+                serde_json::from_slice::<ClientMessage>(&line[..end])
+                && let Some(signal) = FORWARDED_SIGNALS.iter().find(|s| **s as i32 == number)
+            {
+                let _ = nix::sys::signal::killpg(self.group(), *signal);
+            }
+        }
+    }
+}
+
+/// The host end's life: serve connections until the holder ends. One process, one poll
+/// loop over the listener, the holder's pidfd and each session's client and command
+/// (pidfd): a request costs one spawn, no fork of the host end.
 fn serve(config: &Config, listener: &UnixListener, holder: &OwnedFd) -> ! {
     let _ = rustix::thread::set_name(c"box-host-exec");
     let _ = rustix::process::setsid();
@@ -164,22 +196,79 @@ fn serve(config: &Config, listener: &UnixListener, holder: &OwnedFd) -> ! {
     // signal stays ignored in the commands it spawns, and a shell cannot trap it.
     let path = config.dir.join(SOCKET_NAME);
     let ours = std::fs::metadata(&path).ok().map(|m| (m.dev(), m.ino()));
+    let mut sessions: Vec<Session> = Vec::new();
     loop {
-        let mut fds = [
-            PollFd::new(listener, PollFlags::IN),
-            PollFd::new(holder, PollFlags::IN),
-        ];
-        match poll(&mut fds, None) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(_) => break,
-        }
-        if !fds[1].revents().is_empty() {
+        let (ready, holder_ended, incoming) = {
+            let mut fds = vec![
+                PollFd::new(listener, PollFlags::IN),
+                PollFd::new(holder, PollFlags::IN),
+            ];
+            for session in &sessions {
+                fds.push(PollFd::new(&session.pidfd, PollFlags::IN));
+                match &session.stream {
+                    Some(stream) => fds.push(PollFd::new(stream, PollFlags::IN)),
+                    None => fds.push(PollFd::new(&session.pidfd, PollFlags::empty())),
+                }
+            }
+            match poll(&mut fds, None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => break,
+            }
+            let ready: Vec<(bool, bool)> = fds[2..]
+                .chunks(2)
+                .map(|pair| (!pair[0].revents().is_empty(), !pair[1].revents().is_empty()))
+                .collect();
+            (
+                ready,
+                !fds[1].revents().is_empty(),
+                fds[0].revents().contains(PollFlags::IN),
+            )
+        };
+        if holder_ended {
             break;
         }
-        if fds[0].revents().contains(PollFlags::IN)
+        // Back to front, so that removing one keeps the others' indices.
+        for (index, (ended, readable)) in ready.into_iter().enumerate().rev() {
+            let session = &mut sessions[index];
+            if ended {
+                let reply = match session.child.wait() {
+                    Ok(status) => match status.signal() {
+                        Some(signal) => Reply::Killed(signal),
+                        None => Reply::Exited(status.code().unwrap_or(EXIT_BOX_FAILURE as i32)),
+                    },
+                    Err(err) => {
+                        failed(&anyhow::Error::from(err).context("waiting for the command"))
+                    }
+                };
+                if let Some(stream) = &session.stream {
+                    let _ = protocol::send(&mut &*stream, &reply);
+                }
+                sessions.swap_remove(index);
+                continue;
+            }
+            if readable && let Some(stream) = &session.stream {
+                let mut chunk = [0u8; 256];
+                match (&mut &*stream).read(&mut chunk) {
+                    Ok(n) if n > 0 => {
+                        session.pending.extend_from_slice(&chunk[..n]);
+                        session.forward_signals();
+                    }
+                    _ => {
+                        // The caller is gone (killed, its box stopped): hang up, as a
+                        // terminal does; the command is still reaped when it ends.
+                        let _ = nix::sys::signal::killpg(session.group(), nix::sys::signal::SIGHUP);
+                        let _ =
+                            nix::sys::signal::killpg(session.group(), nix::sys::signal::SIGCONT);
+                        session.stream = None;
+                    }
+                }
+            }
+        }
+        if incoming
             && let Ok((stream, _)) = listener.accept()
+            && let Some(session) = admit(config, stream)
         {
-            admit(config, stream);
+            sessions.push(session);
         }
     }
     // The box is gone. A newer host end (the box started again meanwhile) may own the
@@ -190,8 +279,16 @@ fn serve(config: &Config, listener: &UnixListener, holder: &OwnedFd) -> ! {
     std::process::exit(0)
 }
 
-/// Check who connected; serve the box's own user in a session process, refuse others.
-fn admit(config: &Config, stream: UnixStream) {
+/// The reply that reports `err`, with the exit status it carries.
+fn failed(err: &anyhow::Error) -> Reply {
+    Reply::Failed {
+        failure: Failure::from_error(err),
+        code: crate::error::exit_code(err),
+    }
+}
+
+/// Check who connected: start the box's own user's command, refuse others.
+fn admit(config: &Config, stream: UnixStream) -> Option<Session> {
     let own = rustix::process::getuid().as_raw();
     let peer = rustix::net::sockopt::socket_peercred(&stream).map(|c| c.uid.as_raw());
     if peer.as_ref().ok() != Some(&own) {
@@ -217,34 +314,28 @@ fn admit(config: &Config, stream: UnixStream) {
                 code: EXIT_BOX_FAILURE,
             },
         );
-        return;
+        return None;
     }
-    // Twice: the session is nobody's child here, so the host end has nothing to reap.
-    match crate::sys::fork() {
-        Ok(None) => {
-            if let Ok(None) = crate::sys::fork() {
-                session(config, stream)
-            }
-            std::process::exit(0)
+    // The box's own client sends its request at once; a stalled one must not stall the
+    // host end for long.
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    match start_command(config, &stream) {
+        Ok((child, pidfd, pending)) => {
+            let _ = stream.set_read_timeout(None);
+            let mut session = Session {
+                stream: Some(stream),
+                child,
+                pidfd,
+                pending,
+            };
+            session.forward_signals();
+            Some(session)
         }
-        Ok(Some(pid)) => {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
+        Err(err) => {
+            let _ = protocol::send(&mut &stream, &failed(&err));
+            None
         }
-        Err(_) => {}
     }
-}
-
-/// One connection: run the request, send how it ended.
-fn session(config: &Config, stream: UnixStream) -> ! {
-    let reply = match run(config, &stream) {
-        Ok(reply) => reply,
-        Err(err) => Reply::Failed {
-            failure: Failure::from_error(&err),
-            code: crate::error::exit_code(&err),
-        },
-    };
-    let _ = protocol::send(&mut &stream, &reply);
-    std::process::exit(0)
 }
 
 /// The descriptors a request carries: stdin, stdout, stderr, the working directory.
@@ -289,8 +380,13 @@ fn receive(stream: &UnixStream) -> Result<(Request, Vec<OwnedFd>, Vec<u8>)> {
     }
 }
 
-fn run(config: &Config, stream: &UnixStream) -> Result<Reply> {
-    let (request, fds, mut pending) = receive(stream)?;
+/// Receive a request and spawn its command; returns the command, its pidfd and what the
+/// client sent past the request.
+fn start_command(
+    config: &Config,
+    stream: &UnixStream,
+) -> Result<(std::process::Child, OwnedFd, Vec<u8>)> {
+    let (request, fds, pending) = receive(stream)?;
     let Ok([stdin, stdout, stderr, cwd]) = <[OwnedFd; REQUEST_FDS]>::try_from(fds) else {
         bail!("the request did not carry stdin, stdout, stderr and the working directory");
     };
@@ -317,8 +413,19 @@ fn run(config: &Config, stream: &UnixStream) -> Result<Reply> {
         Some(args) => {
             let mut args = args.into_iter().map(super::Bytes::into_os);
             let program = args.next().context("an empty command")?;
-            let mut command = std::process::Command::new(&program);
-            command.args(args);
+            // Found here, in the host's PATH: std then spawns it without a fork of the
+            // host end (posix_spawn), which it cannot do for a name and a PATH of the
+            // command's own.
+            let path = env
+                .iter()
+                .find(|(n, _)| n == "PATH")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let found = super::find_in_path(&program, &path, &dir).ok_or_else(|| {
+                spawn_error(&program, std::io::Error::from(std::io::ErrorKind::NotFound))
+            })?;
+            let mut command = std::process::Command::new(found);
+            command.arg0(&program).args(args);
             (program, command)
         }
     };
@@ -330,50 +437,11 @@ fn run(config: &Config, stream: &UnixStream) -> Result<Reply> {
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
         .process_group(0);
-    let mut child = command.spawn().map_err(|err| spawn_error(&program, err))?;
-    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let child = command.spawn().map_err(|err| spawn_error(&program, err))?;
     let pid = rustix::process::Pid::from_raw(child.id() as i32).context("the command's pid")?;
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
         .context("watching the command")?;
-    let mut chunk = [0u8; 256];
-    loop {
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            if let Ok(ClientMessage::Signal(number)) =
-                serde_json::from_slice::<ClientMessage>(&line[..end])
-                && let Some(signal) = FORWARDED_SIGNALS.iter().find(|s| **s as i32 == number)
-            {
-                let _ = nix::sys::signal::killpg(group, *signal);
-            }
-        }
-        let mut fds = [
-            PollFd::new(&pidfd, PollFlags::IN),
-            PollFd::new(stream, PollFlags::IN),
-        ];
-        match poll(&mut fds, None) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(err) => return Err(std::io::Error::from(err)).context("poll(2)"),
-        }
-        if !fds[0].revents().is_empty() {
-            let status = child.wait().context("waiting for the command")?;
-            return Ok(match status.signal() {
-                Some(signal) => Reply::Killed(signal),
-                None => Reply::Exited(status.code().unwrap_or(EXIT_BOX_FAILURE as i32)),
-            });
-        }
-        if !fds[1].revents().is_empty() {
-            match (&mut &*stream).read(&mut chunk) {
-                Ok(0) | Err(_) => {
-                    // The caller is gone (killed, its box stopped): hang up, as a terminal
-                    // does, and leave the command to it.
-                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::SIGHUP);
-                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::SIGCONT);
-                    std::process::exit(0)
-                }
-                Ok(n) => pending.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
+    Ok((child, pidfd, pending))
 }
 
 /// The host directory the command starts in: the host path of the box path `cwd`, when
