@@ -52,6 +52,25 @@ fn host_commands_run_on_the_host_with_the_callers_files_status_and_directory() {
     out.success();
     assert_eq!(out.stdout, os_release);
 
+    // No command: the user's login shell on the host (here reading its commands from
+    // the pipe that is its stdin).
+    let out = sh(
+        &env,
+        "hx",
+        r#"printf 'echo "zero=$0"; readlink /proc/self/ns/mnt; exit 4\n' | box host-exec"#,
+    );
+    out.status(4);
+    let shell = nix::unistd::User::from_name("boxtest")
+        .unwrap()
+        .unwrap()
+        .shell;
+    let base = shell.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        out.stdout,
+        format!("zero=-{base}\n{}\n", host_namespace("mnt")),
+        "{out}"
+    );
+
     // Exit status, and a command killed by a signal: as a shell reports it, and box ends
     // by the same signal.
     sh(&env, "hx", "box host-exec sh -c 'exit 7'").status(7);
