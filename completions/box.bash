@@ -37,6 +37,9 @@ _box() {
             box,help)
                 cmd="box__subcmd__help"
                 ;;
+            box,host-exec)
+                cmd="box__subcmd__host__subcmd__exec"
+                ;;
             box,images)
                 cmd="box__subcmd__images"
                 ;;
@@ -109,6 +112,9 @@ _box() {
             box__subcmd__help,help)
                 cmd="box__subcmd__help__subcmd__help"
                 ;;
+            box__subcmd__help,host-exec)
+                cmd="box__subcmd__help__subcmd__host__subcmd__exec"
+                ;;
             box__subcmd__help,images)
                 cmd="box__subcmd__help__subcmd__images"
                 ;;
@@ -149,7 +155,7 @@ _box() {
 
     case "${cmd}" in
         box)
-            opts="-h -V --help --version pull images rmi create enter run list ls stop rm export generate-entry assemble ephemeral upgrade help"
+            opts="-h -V --help --version pull images rmi create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -563,7 +569,7 @@ _box() {
             return 0
             ;;
         box__subcmd__help)
-            opts="pull images rmi create enter run list stop rm export generate-entry assemble ephemeral upgrade help"
+            opts="pull images rmi create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -716,6 +722,20 @@ _box() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        box__subcmd__help__subcmd__host__subcmd__exec)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         box__subcmd__help__subcmd__images)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -817,6 +837,20 @@ _box() {
         box__subcmd__help__subcmd__upgrade)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__host__subcmd__exec)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -53,6 +53,9 @@ pub enum Command {
     Ephemeral(EphemeralArgs),
     /// Upgrade the packages of boxes with their distribution's package manager
     Upgrade(UpgradeArgs),
+    /// From inside a box: run a command on the host, with this terminal, directory and
+    /// environment
+    HostExec(HostExecArgs),
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +303,19 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
+/// A command linked to box in a box (`ln -s /usr/local/bin/box /usr/local/bin/podman`)
+/// runs on the host the same way: `podman ps` in the box is `box host-exec podman ps`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  box host-exec flatpak list\n  box host-exec               (a login shell on the host)\n  sudo ln -s /usr/local/bin/box /usr/local/bin/podman"
+)]
+pub struct HostExecArgs {
+    /// The command and its arguments (default: your login shell on the host)
+    // OsString: arguments are passed on as bytes (file names need not be UTF-8).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
+    pub command: Vec<OsString>,
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Print a JSON array instead of a table
@@ -452,6 +468,22 @@ pub fn parse_plain_run(args: &[OsString]) -> Option<Command> {
     }))
 }
 
+/// `host-exec CMD ARGS...` with CMD not an option: the form the client's hot path
+/// takes without building clap's command tree (`--help` and the rest go through clap).
+pub fn parse_plain_host_exec(args: &[OsString]) -> Option<Command> {
+    let (verb, command) = args.split_first()?;
+    if verb != "host-exec"
+        || command
+            .first()
+            .is_some_and(|c| c.as_encoded_bytes().starts_with(b"-"))
+    {
+        return None;
+    }
+    Some(Command::HostExec(HostExecArgs {
+        command: command.to_vec(),
+    }))
+}
+
 pub fn command() -> clap::Command {
     Cli::command()
 }
@@ -489,6 +521,25 @@ mod tests {
             "run",
         ] {
             assert!(parse_plain_run(&words(line)).is_none(), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_plain_host_exec_form_reads_as_clap_reads_it() {
+        for line in [
+            "host-exec",
+            "host-exec ls",
+            "host-exec ls -l --color",
+            "host-exec sh -c exit",
+        ] {
+            let fast = parse_plain_host_exec(&words(line)).expect(line);
+            let mut argv = vec![OsString::from("box")];
+            argv.extend(words(line));
+            let clap = Cli::try_parse_from(argv).unwrap().command;
+            assert_eq!(format!("{fast:?}"), format!("{clap:?}"), "{line}");
+        }
+        for line in ["host-exec --help", "host-exec -- ls", "run dev -- true"] {
+            assert!(parse_plain_host_exec(&words(line)).is_none(), "{line}");
         }
     }
 }

@@ -35,6 +35,28 @@ pub fn fork() -> io::Result<Option<u32>> {
     }
 }
 
+/// Spawn `command` as a grandchild: the child std forks forks again, ends at once and
+/// is reaped by the caller's `wait` on the returned [`std::process::Child`]; the
+/// grandchild execs the program, parented to init (or a subreaper). For a process the
+/// caller will not wait for, while the caller goes on to exec something else that must
+/// not inherit a child. Safe in a multi-threaded caller: only async-signal-safe calls
+/// run between fork and exec. `spawn` returns once the grandchild has exec'd (std's
+/// error pipe closes then), with its exec error if it failed.
+pub fn spawn_detached(command: &mut std::process::Command) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe functions may be called: fork(2) and _exit(2) are, and it
+    // touches no memory of the parent's.
+    unsafe {
+        command.pre_exec(|| match libc::fork() {
+            -1 => Err(io::Error::last_os_error()),
+            0 => Ok(()),
+            _ => libc::_exit(0),
+        });
+    }
+    command.spawn()
+}
+
 /// `mount_setattr(2)` on the mount `fd` is the root of and every mount below it
 /// (`AT_EMPTY_PATH | AT_RECURSIVE`): make them all read-only and private.
 ///
@@ -146,6 +168,18 @@ pub fn ignore_interrupts() -> Ignored {
 pub fn ignore_hangups() {
     use nix::sys::signal::{SigHandler, Signal};
     set_dispositions(&[Signal::SIGHUP, Signal::SIGINT], SigHandler::SigIgn);
+}
+
+/// End this process by `signal`, as its default action does (a shell then reports the
+/// signal, as for the command that was killed by it): default disposition, unblocked,
+/// raised. Returns when the signal does not end a process (SIGTSTP, SIGCONT, ...).
+pub fn die_by(signal: nix::sys::signal::Signal) {
+    use nix::sys::signal::{SigHandler, SigSet};
+    set_dispositions(&[signal], SigHandler::SigDfl);
+    let mut set = SigSet::empty();
+    set.add(signal);
+    let _ = set.thread_unblock();
+    let _ = nix::sys::signal::raise(signal);
 }
 
 /// Block until this process's parent has exited (it is gone at once if it already has).

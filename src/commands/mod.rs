@@ -7,6 +7,7 @@ mod enter;
 mod ephemeral;
 mod export;
 mod generate_entry;
+mod host_exec;
 mod images;
 mod list;
 mod pull;
@@ -17,6 +18,8 @@ mod stop;
 mod upgrade;
 
 use std::process::ExitCode;
+
+pub use host_exec::{exec_linked, linked_command};
 
 use anyhow::Result;
 
@@ -33,6 +36,9 @@ pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
         "__holder" => Some(crate::runtime::holder::main(rest)),
         "__holder-adopt" => Some(crate::runtime::holder::adopt_main(rest)),
         "__store-helper" => Some(crate::image::helper::main(rest)),
+        crate::runtime::host_exec::server::SUBCOMMAND => {
+            Some(crate::runtime::host_exec::server::main(rest))
+        }
         crate::ops::ephemeral::GUARD => Some(crate::ops::ephemeral::guard_main(rest)),
         // From the `sudo` shim inside a box without subordinate ids.
         "__fakeroot" => Some(match rest.split_first() {
@@ -56,6 +62,11 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
     {
         return Err(crate::runtime::from_host_only(&current, name, &what));
     }
+    // From inside a box, to the host: nothing of the store or the settings is needed.
+    let command = match command {
+        Command::HostExec(args) => return host_exec::exec(args),
+        other => other,
+    };
     let ctx = Context::from_env()?;
     match command {
         Command::Pull(args) => pull::exec(&ctx, args),
@@ -72,6 +83,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Assemble(args) => assemble::exec(&ctx, args),
         Command::Ephemeral(args) => ephemeral::exec(&ctx, args),
         Command::Upgrade(args) => upgrade::exec(&ctx, args),
+        Command::HostExec(_) => unreachable!("handled above"),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod devices;
 pub mod fakeroot;
 pub mod follow;
 pub mod holder;
+pub mod host_exec;
 pub mod identity;
 pub mod join;
 pub mod members;
@@ -65,6 +66,7 @@ pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Resul
             host: &host,
             instance: new_instance_id()?,
             devices: &devices,
+            host_exec_dir: Some(host_exec::host_dir(&state::box_dir(ctx, &record.name))),
         },
     ))
 }
@@ -118,6 +120,9 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
             plan.instance = old.instance.clone().unwrap_or_default();
             plan.runtime_dir = old.runtime_dir.clone();
             plan.xauthority = old.xauthority.clone();
+            if old.host_exec_dir.is_some() {
+                plan.host_exec_dir = old.host_exec_dir.clone();
+            }
             holder::adopt(&plan, member.pid as u32, &record.storage, &old.shell).with_hint(
                 || {
                     format!(
@@ -126,9 +131,35 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
                 },
             )?
         }
-        None => holder::start(&plan, mapping)?,
+        None => {
+            if let Some(dir) = &plan.host_exec_dir {
+                crate::store::ensure_private_dir(dir)?;
+            }
+            holder::start(&plan, mapping)?
+        }
     };
     let ready = &pending.ready;
+    // Not waited for: the box runs without it, and its client waits for its socket.
+    if let Some(dir) = &plan.host_exec_dir
+        && let Err(err) = host_exec::server::start(&host_exec::server::Config {
+            name: name.to_owned(),
+            holder_pid: ready.pid,
+            holder_start: ready.start_time,
+            dir: dir.clone(),
+            shared: host_exec::server::shared_dirs(&plan),
+            env: host_exec::BoxEnv {
+                forced: plan.env_forced.iter().map(|(n, _)| n.clone()).collect(),
+                defaults: plan.env_defaults.clone(),
+            },
+            home: ctx.dirs.home.clone(),
+            shell: plan.user.host_shell.clone(),
+        })
+    {
+        crate::report::notice(format!(
+            "warning: `box host-exec` will not work in box `{name}`: {}",
+            crate::error::message(&err)
+        ));
+    }
     if ready.storage != record.storage {
         record.storage = ready.storage.clone();
         store.update_container(&record)?;
@@ -146,6 +177,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
         instance: Some(plan.instance.clone()),
         runtime_dir: plan.runtime_dir.clone(),
         xauthority: plan.xauthority.clone(),
+        host_exec_dir: plan.host_exec_dir.clone(),
         store: None,
         boot_id: None,
         provisioning: false,

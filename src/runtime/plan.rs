@@ -226,6 +226,9 @@ pub struct Plan {
     /// gone from the specs (a library of the driver before its update) are removed.
     #[serde(default)]
     pub device_mount_points: Vec<PathBuf>,
+    /// The directory of the `box host-exec` socket on the host, if the box has one.
+    #[serde(default)]
+    pub host_exec_dir: Option<PathBuf>,
 }
 
 /// The inputs of a plan besides the record.
@@ -240,6 +243,9 @@ pub struct PlanInputs<'a> {
     pub instance: String,
     /// The edits of the box's CDI devices, read from the host's specs for this start.
     pub devices: &'a crate::cdi::Edits,
+    /// The host end's directory of `box host-exec` (see [`super::host_exec`]), mounted
+    /// at [`super::host_exec::DIR_IN_BOX`].
+    pub host_exec_dir: Option<PathBuf>,
 }
 
 fn bind_dir(source: &Path, target: &Path) -> Mount {
@@ -271,6 +277,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         host,
         instance,
         devices,
+        host_exec_dir,
     } = inputs;
     let name = &record.name;
     let storage = if record.storage == StorageKind::Copy {
@@ -382,6 +389,18 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
                 nodev: bind.nodev,
                 noexec: bind.noexec,
             },
+        });
+    }
+
+    // A directory, not the socket: the host end binds its socket there once the box is
+    // up, and binds it again should it be restarted.
+    if let Some(dir) = host_exec_dir {
+        mounts.push(Mount {
+            hint: Some(format!(
+                "box creates {} for `box host-exec`: check that your runtime directory is writable",
+                dir.display()
+            )),
+            ..bind_dir(dir, Path::new(super::host_exec::DIR_IN_BOX))
         });
     }
 
@@ -507,6 +526,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
             .iter()
             .map(|b| b.container_path.clone())
             .collect(),
+        host_exec_dir: host_exec_dir.clone(),
     }
 }
 
@@ -770,6 +790,7 @@ mod tests {
                 host: &host,
                 instance: "0123abcd".into(),
                 devices: &crate::cdi::Edits::default(),
+                host_exec_dir: Some("/run/user/1000/box/dev/host-exec".into()),
             },
         )
     }
@@ -792,6 +813,7 @@ mod tests {
                 host: &host(),
                 instance: "0123abcd".into(),
                 devices: &crate::cdi::Edits::default(),
+                host_exec_dir: Some("/run/user/1000/box/dev/host-exec".into()),
             },
         );
         assert!(!plan.has_root);
@@ -847,6 +869,7 @@ mod tests {
                 host: &host(),
                 instance: "0123abcd".into(),
                 devices: &devices,
+                host_exec_dir: None,
             },
         );
         let last = plan.mounts.last().unwrap();
@@ -909,6 +932,7 @@ mod tests {
                 "/home/alice",
                 "/data",
                 "/usr/local/bin/box",
+                "/run/host-exec",
             ]
         );
         // The X authority file is under the runtime dir: no mount, no copy of its own.

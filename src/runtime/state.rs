@@ -55,6 +55,10 @@ pub struct State {
     pub runtime_dir: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xauthority: Option<PathBuf>,
+    /// The directory of the box's `box host-exec` socket (see `host_exec`), mounted in the
+    /// box: a holder started for an orphaned box serves the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_exec_dir: Option<PathBuf>,
     /// The store the box belongs to: sessions without `XDG_RUNTIME_DIR` share one
     /// fallback runtime directory, where box `dev` of another store (another
     /// `XDG_DATA_HOME`) must not be taken for this one.

@@ -15,6 +15,7 @@ mod export;
 mod fakeroot;
 mod generated;
 mod harness;
+mod host_exec;
 mod idmap;
 mod inside;
 mod native;

@@ -349,6 +349,7 @@ fn plan() -> Plan {
         xauthority: None,
         device_hooks: vec![],
         device_mount_points: vec![],
+        host_exec_dir: None,
     }
 }
 

@@ -1,0 +1,305 @@
+//! `box host-exec` end to end, as the unprivileged `boxtest` in a Debian box (box itself
+//! runs in the box, at /usr/local/bin/box):
+//! - the command runs on the host (the host's namespaces and os-release), with the
+//!   caller's stdin, exit status, signals, working directory (home, /tmp; a box-only
+//!   directory is refused) and environment without the box's own variables;
+//! - on a pseudo-terminal: the host command has the caller's terminal, and Ctrl-C reaches
+//!   it;
+//! - symlink mode: a command linked to box runs on the host; root in the box is refused;
+//! - from the host, `box host-exec` says it is for inside a box;
+//! - another user (`boxnosub`) cannot use the box's socket: the filesystem stops them,
+//!   and when the socket is made reachable, the host end itself refuses them, saying why;
+//! - the host end ends with the box.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::boxes::{Boxes, box_from, ok, run_on_terminal_sized, sh};
+use crate::common::{Fixture, TestEnv, User};
+
+/// The host's `readlink /proc/self/ns/KIND` (this test process runs in them).
+fn host_namespace(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn host_commands_run_on_the_host_with_the_callers_files_status_and_directory() {
+    let env = TestEnv::new("host-exec", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Debian, "hx");
+
+    // On the host: its namespaces, its os-release; the box has others.
+    let inside = sh(&env, "hx", "readlink /proc/self/ns/mnt");
+    inside.success();
+    assert_ne!(inside.stdout.trim(), host_namespace("mnt"));
+    let out = sh(
+        &env,
+        "hx",
+        "box host-exec readlink /proc/self/ns/mnt /proc/self/ns/user",
+    );
+    out.success();
+    assert_eq!(
+        out.stdout,
+        format!("{}\n{}\n", host_namespace("mnt"), host_namespace("user"))
+    );
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap();
+    let out = sh(&env, "hx", "box host-exec cat /etc/os-release");
+    out.success();
+    assert_eq!(out.stdout, os_release);
+
+    // No command: the user's login shell on the host (here reading its commands from
+    // the pipe that is its stdin).
+    let out = sh(
+        &env,
+        "hx",
+        r#"printf 'echo "zero=$0"; readlink /proc/self/ns/mnt; exit 4\n' | box host-exec"#,
+    );
+    out.status(4);
+    let shell = nix::unistd::User::from_name("boxtest")
+        .unwrap()
+        .unwrap()
+        .shell;
+    let base = shell.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        out.stdout,
+        format!("zero=-{base}\n{}\n", host_namespace("mnt")),
+        "{out}"
+    );
+
+    // Exit status, and a command killed by a signal: as a shell reports it, and box ends
+    // by the same signal.
+    sh(&env, "hx", "box host-exec sh -c 'exit 7'").status(7);
+    let out = sh(
+        &env,
+        "hx",
+        r#"box host-exec sh -c 'kill -KILL $$'; echo "status=$?""#,
+    );
+    out.success().stdout_has("status=137");
+    let out = env.run(&[
+        "run",
+        "hx",
+        "--",
+        "box",
+        "host-exec",
+        "sh",
+        "-c",
+        "kill -TERM $$",
+    ]);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{out}");
+
+    // stdin, stdout and stderr are the caller's own: a pipe in, a file out, stderr apart.
+    let out = sh(
+        &env,
+        "hx",
+        "printf 'piped words' | box host-exec tr a-z A-Z > /tmp/hx-out-$$ && cat /tmp/hx-out-$$ && rm /tmp/hx-out-$$; box host-exec sh -c 'echo to-stderr >&2'",
+    );
+    out.success();
+    assert_eq!(out.stdout, "PIPED WORDS");
+    assert_eq!(out.stderr, "to-stderr\n");
+
+    // The working directory: the same in home and /tmp; a box-only one is refused.
+    let home = env.home.display();
+    let out = sh(
+        &env,
+        "hx",
+        "mkdir -p ~/hx-sub && cd ~/hx-sub && box host-exec pwd && d=$(mktemp -d) && cd $d && box host-exec sh -c 'pwd; echo $PWD' && echo $d",
+    );
+    out.success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], format!("{home}/hx-sub"), "{out}");
+    assert_eq!(lines[1], lines[3], "{out}");
+    assert_eq!(lines[2], lines[3], "{out}");
+    assert!(Path::new(lines[3]).is_dir(), "{out}: not on the host");
+    sh(&env, "hx", "cd /usr/share && box host-exec pwd")
+        .box_error(&["/usr/share", "box `hx`'s own"])
+        .stderr_has("your home, /tmp");
+    // The host's files seen through /run/host are the host's own directories.
+    let out = sh(&env, "hx", "cd /run/host/etc && box host-exec pwd");
+    out.success();
+    assert_eq!(out.stdout, "/etc\n");
+
+    // The environment: the caller's, without the box's own.
+    let out = sh(
+        &env,
+        "hx",
+        r#"FROM_CALLER=yes box host-exec sh -c 'echo "${CONTAINER_ID-unset} ${container-unset} $FROM_CALLER $HOME"'"#,
+    );
+    out.success();
+    assert_eq!(out.stdout, format!("unset unset yes {home}\n"));
+
+    // A command the host lacks.
+    sh(&env, "hx", "box host-exec no-such-command-hx")
+        .status(127)
+        .stderr_has("command `no-such-command-hx` not found on the host");
+
+    // Symlink mode: a command linked to box runs on the host.
+    let out = sh(
+        &env,
+        "hx",
+        "mkdir -p /tmp/hx-links-$$ && ln -sf /usr/local/bin/box /tmp/hx-links-$$/readlink && /tmp/hx-links-$$/readlink /proc/self/ns/mnt; s=$?; rm -r /tmp/hx-links-$$; exit $s",
+    );
+    out.success();
+    assert_eq!(out.stdout.trim(), host_namespace("mnt"));
+
+    // Root in the box (through sudo) is another host uid: refused, saying why.
+    sh(&env, "hx", "sudo box host-exec id")
+        .box_error(&["box host-exec refused", "box `hx`"])
+        .stderr_has("not as root in the box through sudo");
+
+    // From the host: it says what it is for.
+    env.run(&["host-exec", "true"])
+        .box_error(&["from inside a box", "not a box"]);
+}
+
+#[test]
+fn host_commands_get_the_callers_terminal_and_its_ctrl_c() {
+    let env = TestEnv::new("host-exec-tty", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Debian, "hxt");
+    ok(&env, &["run", "hxt", "--", "true"]);
+
+    // `tty` on the host names the terminal's pty; its size is the caller's.
+    let (status, shown) = run_on_terminal_sized(
+        &env,
+        &[
+            "run",
+            "hxt",
+            "--",
+            "box",
+            "host-exec",
+            "sh",
+            "-c",
+            "tty; stty size; readlink /proc/self/ns/mnt",
+        ],
+        &[],
+        Duration::from_millis(10),
+        Some((91, 27)),
+    );
+    assert!(status.success(), "{shown}");
+    assert!(shown.contains("/dev/pts/"), "{shown}");
+    assert!(shown.contains("27 91"), "{shown}");
+    assert!(shown.contains(&host_namespace("mnt")), "{shown}");
+
+    // Ctrl-C on the terminal reaches the host command (which says so and exits 3). (A
+    // size makes `script`'s shell exec box: a shell waiting for it would die of the
+    // Ctrl-C itself.)
+    let script = r#"trap 'echo got-sigint; exit 3' INT; echo ready; while :; do sleep 0.1; done"#;
+    let (status, shown) = run_on_terminal_sized(
+        &env,
+        &["run", "hxt", "--", "box", "host-exec", "sh", "-c", script],
+        &["\x03"],
+        Duration::from_secs(3),
+        Some((80, 24)),
+    );
+    assert!(shown.contains("got-sigint"), "{shown}");
+    assert_eq!(status.code(), Some(3), "{shown}");
+}
+
+/// The path of box `name`'s host-exec socket in `env`.
+fn socket_of(env: &TestEnv, name: &str) -> PathBuf {
+    env.runtime_dir
+        .join("box")
+        .join(name)
+        .join("host-exec")
+        .join("socket")
+}
+
+/// Connect to `socket` as `boxnosub` and return what the host end answered (or the
+/// connection error), as Python's socket module reports it.
+fn connect_as_nosub(socket: &Path) -> String {
+    let (uid, gid) = User::BoxNoSub.ids();
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print("connect failed:", e)
+    sys.exit(0)
+print(s.makefile().readline())
+"#;
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(socket)
+        .env_clear()
+        .current_dir("/")
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The pids of processes whose command line is `box __host-exec-server NAME`.
+fn host_ends(name: &str) -> Vec<u32> {
+    let wanted = format!("__host-exec-server\0{name}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&wanted))
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_boxs_user_is_served_and_the_host_end_ends_with_the_box() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new("host-exec-peer", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Debian, "hx-peer");
+    ok(&env, &["run", "hx-peer", "--", "true"]);
+    let socket = socket_of(&env, "hx-peer");
+    assert!(socket.exists(), "{} missing", socket.display());
+    assert_eq!(
+        host_ends("hx-peer").len(),
+        1,
+        "one host end per running box"
+    );
+
+    // Another user cannot even reach the socket: the runtime directory is private.
+    let answer = connect_as_nosub(&socket);
+    assert!(answer.contains("Permission denied"), "{answer}");
+
+    // Made reachable (every directory on the way searchable, the socket writable), the
+    // host end itself refuses the other user, and says why.
+    let mut dir = socket.parent().unwrap();
+    while dir.starts_with(&env.runtime_dir) {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+        dir = dir.parent().unwrap();
+    }
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (nosub_uid, _) = User::BoxNoSub.ids();
+    let answer = connect_as_nosub(&socket);
+    assert!(answer.contains("\"failed\""), "{answer}");
+    assert!(answer.contains("box host-exec refused"), "{answer}");
+    assert!(answer.contains(&format!("uid {nosub_uid}")), "{answer}");
+
+    // The box's own user is still served.
+    sh(&env, "hx-peer", "box host-exec true").success();
+
+    // The host end ends with the box, and takes its socket along.
+    ok(&env, &["stop", "hx-peer"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !host_ends("hx-peer").is_empty() || socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the host end outlived its box: pids {:?}, socket there: {}",
+            host_ends("hx-peer"),
+            socket.exists()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // And comes back with it.
+    sh(&env, "hx-peer", "box host-exec true").success();
+}
