@@ -135,6 +135,22 @@ for i in $(seq 1 20); do "$box" create --no-entry --image "$image" "many$i" >/de
 start_all="for i in \$(seq 1 20); do $box run many\$i -- true; done"
 box_stop_all=$(mean stopall --runs 10 --warmup 1 --prepare "sh -c '$start_all'" "$box stop --all --yes")
 row '`box stop --all`, 20 running boxes' "$box_stop_all" '`box stop NAME`, idle' "$box_stop" '<= 2x one box'
+# The kernel's part: the 20 holders SIGKILLed at once and awaited (teardown of 20 mount
+# namespaces, which run in turn), against the same for one box.
+floor_of() {
+  local total=0 ms
+  for _ in $(seq 1 10); do
+    sh -c "$2"
+    ms=$(python3 "$here/benches/teardown_floor.py" $1)
+    total=$(python3 -c "print($total + $ms)")
+  done
+  python3 -c "print('%.1f' % ($total / 10))"
+}
+floor_all=$(floor_of "$(seq -f 'many%g' 1 20 | tr '\n' ' ')" "$start_all")
+floor_one=$(floor_of warm "$box run warm -- true")
+"$box" stop warm >/dev/null
+row '`box stop --all`, 20 running boxes' "$box_stop_all" 'floor: 20 holders SIGKILLed at once, awaited' "$floor_all" ''
+row 'floor: 20 holders SIGKILLed at once, awaited' "$floor_all" 'floor: 1 holder' "$floor_one" ''
 "$box" rm --force --yes --time 0 $(seq -f 'many%g' 1 20) >/dev/null
 
 # --- rm ---------------------------------------------------------------------------------
