@@ -66,7 +66,7 @@ const KNOWN_VERSIONS: [&str; 10] = [
     "0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0", "1.0.0", "1.1.0",
 ];
 /// What to do to get NVIDIA's spec.
-pub const NVIDIA_HINT: &str = "generate the spec with `sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` (from the NVIDIA Container Toolkit), or create the box with --no-nvidia";
+pub const NVIDIA_HINT: &str = "generate the spec with `sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` (from the NVIDIA Container Toolkit)";
 
 /// The spec directories: `BOX_CDI_SPEC_DIRS` when set, else [`DEFAULT_SPEC_DIRS`].
 pub fn spec_dirs() -> Vec<PathBuf> {
@@ -540,7 +540,7 @@ impl Registry {
         }
         if of_kind.is_empty() {
             let hint = if wanted.kind == NVIDIA_GPU {
-                NVIDIA_HINT.to_owned()
+                format!("{NVIDIA_HINT}; or create the box without that --device")
             } else {
                 format!(
                     "the vendor's tools write its CDI spec; or point {SPEC_DIRS_ENV} at the directories that hold it"
@@ -897,7 +897,7 @@ pub fn for_box(devices: &[String], nvidia: Option<bool>, dirs: &[PathBuf]) -> Re
                         "--nvidia: no CDI spec for NVIDIA GPUs ({NVIDIA_GPU}) in {}",
                         show_dirs(&registry.dirs)
                     ),
-                    NVIDIA_HINT,
+                    format!("{NVIDIA_HINT}; or create the box without --nvidia"),
                 ));
             }
             requests.push(format!("{NVIDIA_GPU}=all"));

@@ -298,7 +298,11 @@ fn cdi_errors_name_the_spec_the_field_and_what_to_do() {
     ]);
     create("gpu0", "n").box_error(&["`gpu0` is not a CDI device name", "VENDOR/CLASS=NAME"]);
     env.run(&["create", "--no-entry", "--image", &image, "--nvidia", "nv"])
-        .box_error(&["nvidia.com/gpu", "nvidia-ctk cdi generate", "--no-nvidia"]);
+        .box_error(&[
+            "nvidia.com/gpu",
+            "nvidia-ctk cdi generate",
+            "without --nvidia",
+        ]);
     // distrobox's `nvidia=true` in a manifest means the same.
     let manifest = env.dir.join("nv.ini");
     std::fs::write(&manifest, format!("[nv]\nimage={image}\nnvidia=true\n")).unwrap();

@@ -461,7 +461,7 @@ fn working_directory(config: &Config, cwd: &Path, fd: &OwnedFd) -> Result<PathBu
     }
     Err(failure(
         format!(
-            "the working directory {} is box `{}`'s own: the host has no such directory",
+            "the working directory {} is box `{}`'s own, not a directory it shares with the host",
             cwd.display(),
             config.name
         ),
