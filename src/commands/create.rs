@@ -31,24 +31,11 @@ pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
             args.positional_name.as_deref(),
         )?,
     };
-    let nvidia = args.shape.nvidia_choice();
     let options = CreateOptions {
-        nvidia,
-        name,
-        image,
-        pull: args.pull,
-        hostname: args.shape.hostname,
-        home: args.shape.home,
-        devices: args.shape.device,
-        volumes: args.shape.volume,
-        platform: args.shape.platform,
         entry: !args.no_entry,
         dry_run: args.dry_run,
         clone: args.clone,
-        additional_packages: args.provision.additional_packages,
-        pre_init_hooks: args.provision.pre_init_hooks,
-        init_hooks: args.provision.init_hooks,
-        no_provision: args.provision.no_provision,
+        ..super::create_options(name, image, args.pull, args.shape, args.provision)
     };
     // `--pull` asks no question either: the user asked for the download.
     let created = create::create(

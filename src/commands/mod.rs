@@ -55,6 +55,35 @@ fn assume_yes(ctx: &Context, yes: bool) -> bool {
     yes || ctx.config().is_ok_and(|c| c.non_interactive)
 }
 
+/// The options of a new box from the flags `create` and `ephemeral` share (the box's
+/// shape and its provisioning), for a box `name` of `image`.
+fn create_options(
+    name: String,
+    image: String,
+    pull: bool,
+    shape: crate::cli::BoxShapeArgs,
+    provision: crate::cli::ProvisionArgs,
+) -> crate::ops::create::CreateOptions {
+    crate::ops::create::CreateOptions {
+        nvidia: shape.nvidia_choice(),
+        name,
+        image,
+        pull,
+        hostname: shape.hostname,
+        home: shape.home,
+        devices: shape.device,
+        volumes: shape.volume,
+        platform: shape.platform,
+        entry: false,
+        dry_run: false,
+        clone: None,
+        additional_packages: provision.additional_packages,
+        pre_init_hooks: provision.pre_init_hooks,
+        init_hooks: provision.init_hooks,
+        no_provision: provision.no_provision,
+    }
+}
+
 /// Run a parsed command.
 pub fn dispatch(command: Command) -> Result<ExitCode> {
     if let Some((name, what)) = host_only(&command)
