@@ -45,14 +45,6 @@ pub fn namespace(pid: &str, kind: &str) -> Option<NsId> {
     Some((meta.dev(), meta.ino()))
 }
 
-/// The processes left in the box whose holder, recorded in `record`, has died, and whose
-/// directory in the store is `box_dir` (see [`left_in_boxes`]).
-pub fn left_in_box(record: &State, box_dir: &Path) -> Vec<Member> {
-    left_in_boxes(&[(record, box_dir)])
-        .pop()
-        .expect("one result per box")
-}
-
 /// For each `(record, box_dir)` of a box whose holder has died, the processes left in
 /// it, with one pass over /proc for all of them (`box list`, `box stop --all`). The
 /// recorded namespaces count only when one of their processes proves it belongs to that
