@@ -214,10 +214,27 @@ pub fn wait_for_parent_exit(expected: i32) {
 /// write end of a pipeline, make's jobserver, a CI runner's pipes) must not be held for
 /// the box's lifetime. Call it first thing, before this process opens anything itself.
 pub fn close_inherited_fds() {
-    // SAFETY: close_range only closes descriptors; the caller guarantees that no Rust
-    // object owns one above 2 yet (the process has just started and opened nothing), so
-    // nothing will use or close them again.
-    let done = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) } == 0;
+    close_inherited_fds_except(None)
+}
+
+/// [`close_inherited_fds`], but leave `keep` open: a descriptor the parent passed on
+/// purpose ([`pass_fd`]), named on the command line; take it with [`take_passed_fd`].
+pub fn close_inherited_fds_except(keep: Option<i32>) {
+    let keep = keep.filter(|&fd| fd > 2);
+    // Around `keep`, if any: [3, keep) and (keep, max].
+    let ranges = match keep {
+        Some(fd) => [(3, fd as u32 - 1), (fd as u32 + 1, u32::MAX)],
+        None => [(3, u32::MAX), (1, 0)],
+    };
+    let done = ranges
+        .iter()
+        .filter(|(first, last)| first <= last)
+        .all(|&(first, last)| {
+            // SAFETY: close_range only closes descriptors; the caller guarantees that no Rust
+            // object owns one above 2 yet (the process has just started and opened nothing),
+            // so nothing will use or close them again.
+            unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) == 0 }
+        });
     if done {
         return;
     }
@@ -225,7 +242,7 @@ pub fn close_inherited_fds() {
     let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .map(|dir| {
             dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .filter(|&fd| fd > 2)
+                .filter(|&fd| fd > 2 && Some(fd) != keep)
                 .collect()
         })
         .unwrap_or_default();
@@ -234,6 +251,44 @@ pub fn close_inherited_fds() {
         // so closing its old number fails harmlessly with EBADF.
         unsafe { libc::close(fd) };
     }
+}
+
+/// Let the child that `command` starts inherit `fd` (under the same number), which box
+/// opens close-on-exec everywhere: only that child gets it, not children other threads
+/// start meanwhile. Keep `fd` open until `command` is spawned. The child names it with
+/// [`take_passed_fd`].
+pub fn pass_fd(command: &mut std::process::Command, fd: std::os::fd::BorrowedFd<'_>) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = fd.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe functions may be called: fcntl(2) is, and it touches no memory of
+    // the parent's. The caller keeps `fd` open until the command is spawned (documented
+    // above), so the number still names the same file at fork.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The descriptor `arg` names (a number on this process's command line, see
+/// [`pass_fd`]), if it is open; close-on-exec again, so that what this process starts
+/// does not inherit it. Call it right after [`close_inherited_fds_except`] kept it.
+pub fn take_passed_fd(arg: Option<&String>) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let fd: i32 = arg?.parse().ok().filter(|&fd| fd > 2)?;
+    // SAFETY: F_SETFD only sets the descriptor's flags (and fails if it is not open).
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return None;
+    }
+    // SAFETY: the descriptor is open (F_SETFD succeeded), was passed to this process on
+    // purpose, and nothing else in it owns it: the caller takes it once, right after
+    // closing every other inherited descriptor.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 /// `ioctl(fd, NS_GET_PARENT)` (ioctl_ns(2)): the parent of the user namespace `fd`

@@ -26,6 +26,7 @@
 //! place).
 
 use std::io::BufReader;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 
@@ -55,18 +56,31 @@ pub struct NsHelper {
 }
 
 impl NsHelper {
-    /// Start `box <subcommand> <args>` in a new user namespace mapped with `mapping`.
+    /// Start `box <subcommand> <args>` in a new user namespace mapped with `mapping`;
+    /// with `pass`, the helper inherits that descriptor, whose number comes last in its
+    /// arguments (see [`crate::sys::pass_fd`]).
     ///
     /// The helper is killed when the *thread* calling this ends (PR_SET_PDEATHSIG follows
     /// the thread that forked, prctl(2)): call it from a thread that outlives the helper's
     /// use, such as the main thread.
-    pub fn spawn(subcommand: &str, args: &[String], mapping: &IdMapping) -> Result<NsHelper> {
+    pub fn spawn(
+        subcommand: &str,
+        args: &[String],
+        mapping: &IdMapping,
+        pass: Option<BorrowedFd<'_>>,
+    ) -> Result<NsHelper> {
         let what = format!("box {subcommand}");
-        let mut child = Command::new("/proc/self/exe")
+        let mut command = Command::new("/proc/self/exe");
+        command
             .arg(subcommand)
             .args(args)
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::piped());
+        if let Some(fd) = pass {
+            command.arg(fd.as_raw_fd().to_string());
+            crate::sys::pass_fd(&mut command, fd);
+        }
+        let mut child = command
             .spawn()
             .with_context(|| format!("starting {what}"))?;
         let input = child.stdin.take().expect("piped stdin");

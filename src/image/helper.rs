@@ -100,7 +100,7 @@ impl StoreHelper {
     /// Start a helper in a user namespace with the context's id mapping. The store root
     /// (`ctx.dirs.store`) must exist.
     pub fn start(ctx: &Context) -> Result<StoreHelper> {
-        let helper = NsHelper::spawn("__store-helper", &[], ctx.id_mapping()?)?;
+        let helper = NsHelper::spawn("__store-helper", &[], ctx.id_mapping()?, None)?;
         let mut helper = StoreHelper { helper };
         match helper.call(&Request::Init {
             store_root: ctx.dirs.store.clone(),

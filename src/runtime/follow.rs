@@ -46,16 +46,35 @@ fn target(op: &FileOp) -> &Path {
     }
 }
 
+/// The inotify instance a box's holder will watch the host's files with, when `ops`
+/// follow any; made by the process that starts the holder, which passes it to the holder
+/// and to the box's other host-side process (the host end of `box host-exec`), which
+/// only keeps it open.
+///
+/// Why: the last close of an inotify instance with watches waits for the kernel's
+/// fsnotify grace period (an SRCU grace period, up to 15 ms here), and the holder's exit
+/// is what `box stop` waits for. With a second reference held outside the box, the
+/// holder's exit does not close the instance; the host end's exit, which nobody waits
+/// for, does.
+pub fn new_watch(ops: &[FileOp]) -> Option<std::os::fd::OwnedFd> {
+    use rustix::fs::inotify;
+    ops.iter()
+        .any(FileOp::follows_host)
+        .then(|| inotify::init(inotify::CreateFlags::CLOEXEC).ok())
+        .flatten()
+}
+
 /// Keep the host-following ops current until the process is killed: apply them again
 /// after every change of an entry of the host they read (created, written, renamed onto,
 /// deleted: `xauth` and resolvconf replace their files by rename). Never returns.
+/// Watches with `watch` ([`new_watch`]) when given one, else with an instance of its own.
 /// Without inotify (a kernel built without it, the watch limit reached) it only sleeps.
-pub fn keep_current(ops: &[FileOp]) -> ! {
+pub fn keep_current(ops: &[FileOp], watch: Option<std::os::fd::OwnedFd>) -> ! {
     use rustix::fs::inotify;
     let following: Vec<&FileOp> = ops.iter().filter(|op| op.follows_host()).collect();
     let (dirs, names) = watched(&following);
     let watch = (!following.is_empty())
-        .then(|| inotify::init(inotify::CreateFlags::CLOEXEC).ok())
+        .then(|| watch.or_else(|| inotify::init(inotify::CreateFlags::CLOEXEC).ok()))
         .flatten()
         .filter(|fd| {
             let flags = inotify::WatchFlags::CLOSE_WRITE

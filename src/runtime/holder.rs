@@ -122,9 +122,14 @@ fn await_commit() {
 }
 
 /// Start the holder of a box whose plan is `plan`; returns what it reported, after
-/// passing its notices on to the user.
-pub fn start(plan: &Plan, mapping: &crate::idmap::IdMapping) -> Result<Pending> {
-    let mut helper = crate::userns::NsHelper::spawn("__holder", &[], mapping)
+/// passing its notices on to the user. `watch`: the inotify instance the holder keeps
+/// the host-following files current with (see [`super::follow::new_watch`]).
+pub fn start(
+    plan: &Plan,
+    mapping: &crate::idmap::IdMapping,
+    watch: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<Pending> {
+    let mut helper = crate::userns::NsHelper::spawn("__holder", &[], mapping, watch)
         .with_context(|| format!("starting box `{}`", plan.name))?;
     helper.send(plan)?;
     let ready = await_ready(&plan.name, "starting", || helper.recv())?;
@@ -251,7 +256,7 @@ fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
     match crate::sys::fork().context("fork")? {
         None => {
             await_commit();
-            hold(&adoption.plan.files)
+            hold(&adoption.plan.files, None)
         }
         Some(pid) => Ok(Ready {
             pid,
@@ -289,13 +294,15 @@ fn one_line_failure(err: &anyhow::Error) -> Failure {
     }
 }
 
-/// Entry point of `box __holder`.
-pub fn main(_args: &[String]) -> Result<ExitCode> {
-    // The holder outlives its caller: it must keep none of the caller's descriptors.
-    crate::sys::close_inherited_fds();
+/// Entry point of `box __holder [WATCH_FD]`.
+pub fn main(args: &[String]) -> Result<ExitCode> {
+    // The holder outlives its caller: it must keep none of the caller's descriptors but
+    // the inotify instance passed on purpose (see `follow::new_watch`).
+    crate::sys::close_inherited_fds_except(args.first().and_then(|fd| fd.parse().ok()));
+    let watch = crate::sys::take_passed_fd(args.first());
     let has_root = crate::userns::child_handshake()?;
     let plan: Plan = read_message("the plan")?;
-    report(run(&plan, has_root))
+    report(run(&plan, has_root, watch))
 }
 
 /// Read the one message (`what`) the starter sends on stdin.
@@ -312,7 +319,7 @@ fn say(report: &Report) {
 
 /// Set the box up. Returns what to report in the process that reports back; the forked
 /// holder never returns.
-fn run(plan: &Plan, has_root: bool) -> Result<Ready> {
+fn run(plan: &Plan, has_root: bool, watch: Option<std::os::fd::OwnedFd>) -> Result<Ready> {
     let storage = apply::apply(&mut mountsys::Kernel, plan, has_root, &mut |text| {
         say(&Report::Notice(text))
     })?;
@@ -346,7 +353,7 @@ fn run(plan: &Plan, has_root: bool) -> Result<Ready> {
     match crate::sys::fork().context("fork")? {
         None => {
             await_commit();
-            hold(&plan.files)
+            hold(&plan.files, watch)
         }
         Some(pid) => {
             let start_time = super::state::start_time(pid)
@@ -363,7 +370,7 @@ fn run(plan: &Plan, has_root: bool) -> Result<Ready> {
 
 /// The holder's life: detach from the caller, then keep the box's host-following files
 /// current until killed.
-fn hold(files: &[FileOp]) -> ! {
+fn hold(files: &[FileOp], watch: Option<std::os::fd::OwnedFd>) -> ! {
     // `ps -o comm` then names the process for what it is.
     let _ = rustix::thread::set_name(c"box-holder");
     let _ = rustix::process::setsid();
@@ -372,7 +379,7 @@ fn hold(files: &[FileOp]) -> ! {
         let _ = rustix::stdio::dup2_stdout(&null);
         let _ = rustix::stdio::dup2_stderr(&null);
     }
-    super::follow::keep_current(files)
+    super::follow::keep_current(files, watch)
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ pub mod state;
 pub mod stop;
 pub mod sudo;
 
+use std::os::fd::AsFd;
+
 use anyhow::{Context as _, Result};
 
 use crate::context::Context;
@@ -110,6 +112,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     store.check_id_mapping(mapping)?;
     ctx.explain_id_mapping_once();
     let mut plan = plan_for(ctx, &store, &record)?;
+    let watch = follow::new_watch(&plan.files);
     let pending = match leftovers {
         Some((old, members)) => {
             let Some(member) = members.iter().find(|m| m.joinable) else {
@@ -135,25 +138,28 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
             if let Some(dir) = &plan.host_exec_dir {
                 crate::store::ensure_private_dir(dir)?;
             }
-            holder::start(&plan, mapping)?
+            holder::start(&plan, mapping, watch.as_ref().map(|fd| fd.as_fd()))?
         }
     };
     let ready = &pending.ready;
     // Not waited for: the box runs without it, and its client waits for its socket.
     if let Some(dir) = &plan.host_exec_dir
-        && let Err(err) = host_exec::server::start(&host_exec::server::Config {
-            name: name.to_owned(),
-            holder_pid: ready.pid,
-            holder_start: ready.start_time,
-            dir: dir.clone(),
-            shared: host_exec::server::shared_dirs(&plan),
-            env: host_exec::BoxEnv {
-                forced: plan.env_forced.iter().map(|(n, _)| n.clone()).collect(),
-                defaults: plan.env_defaults.clone(),
+        && let Err(err) = host_exec::server::start(
+            &host_exec::server::Config {
+                name: name.to_owned(),
+                holder_pid: ready.pid,
+                holder_start: ready.start_time,
+                dir: dir.clone(),
+                shared: host_exec::server::shared_dirs(&plan),
+                env: host_exec::BoxEnv {
+                    forced: plan.env_forced.iter().map(|(n, _)| n.clone()).collect(),
+                    defaults: plan.env_defaults.clone(),
+                },
+                home: ctx.dirs.home.clone(),
+                shell: plan.user.host_shell.clone(),
             },
-            home: ctx.dirs.home.clone(),
-            shell: plan.user.host_shell.clone(),
-        })
+            watch.as_ref().map(|fd| fd.as_fd()),
+        )
     {
         crate::report::notice(format!(
             "warning: `box host-exec` will not work in box `{name}`: {}",

@@ -19,11 +19,14 @@
 //!   waited for together with one poll(2), so twenty boxes stop in the time of one;
 //! - processes that join a box while it stops (a `box run` that had already joined) are
 //!   found by a second look and killed;
-//! - the store's filesystem is synced once before the signals: every overlay unmount
-//!   syncs its upper filesystem, and many in a row would wait for each other;
-//! - the holder's exit is awaited before the state is removed: the last process of a
-//!   mount namespace unmounts the box's overlay, writing back what is dirty, and no new
-//!   holder may mount the same upper directory meanwhile.
+//! - once signalled, holders take a while to go (the kernel tears down their mount
+//!   namespaces and syncs each overlay's upper filesystem); box does its own writes in
+//!   that time rather than after it: it removes the boxes' records and syncs the store's
+//!   filesystem once (so the overlays' syncs, which run in turn, find little to write);
+//! - the box's lock is held until its holder has exited: the last process of a mount
+//!   namespace unmounts the box's overlay, and no new holder may mount the same upper
+//!   directory meanwhile (a session that finds the records gone waits for the lock to
+//!   start the box). A holder that does not exit gets its records back.
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -130,19 +133,6 @@ pub fn stop_locked(
         })
         .collect();
 
-    // Write back the boxes' data once, before any holder ends: each overlay's unmount
-    // syncs its upper filesystem (overlayfs' sync_fs), and twenty of them in a row would
-    // each wait for the writeback of all the others. What is written after this (by
-    // programs ending on SIGTERM) is little, and the unmounts still sync it.
-    if targets
-        .iter()
-        .flatten()
-        .any(|t| t.live || t.user_ns.is_some())
-        && let Ok(dir) = std::fs::File::open(store.containers_dir())
-    {
-        let _ = rustix::fs::syncfs(&dir);
-    }
-
     // A live holder whose namespace cannot be read (it is exiting): kill it alone.
     for target in targets.iter_mut().flatten() {
         if target.user_ns.is_none()
@@ -168,6 +158,31 @@ pub fn stop_locked(
         let _ = pidfd_send_signal(pidfd, Signal::TERM);
         let _ = pidfd_send_signal(pidfd, Signal::HUP);
     }
+
+    // The holders now tear their boxes down (the kernel unmounts, then syncs, each overlay
+    // as its mount namespace goes); box's own writes overlap that wait instead of
+    // following it.
+    //
+    // The records go first: a session that looks now finds the box stopped and, to start
+    // it, waits for the box's lock, which this stop holds until the holder is gone. A
+    // holder that outlives the stop gets its records back (below).
+    for (name, target) in names.iter().zip(&targets) {
+        if target.is_some() {
+            state::forget(ctx, store, name);
+        }
+    }
+    // Then the boxes' data is written back once: each overlay's unmount syncs its upper
+    // filesystem (overlayfs' sync_fs), and twenty of them in a row would each wait for
+    // the writeback of all the others. What programs write while ending on SIGTERM is
+    // little, and their overlay's unmount still syncs it.
+    if targets
+        .iter()
+        .flatten()
+        .any(|t| t.live || t.user_ns.is_some())
+        && let Ok(dir) = std::fs::File::open(store.containers_dir())
+    {
+        let _ = rustix::fs::syncfs(&dir);
+    }
     wait_for_exits(&mut processes, grace);
     kill_all(&mut processes);
     // Who joined meanwhile (a `box run` already past its setns): kill them too, until
@@ -191,6 +206,9 @@ pub fn stop_locked(
                 && let Some(holder) = &target.holder
                 && !exited_within(holder, HOLDER_EXIT)
             {
+                // Still holding the overlay: the next start must find it, not mount a
+                // second overlay on the same upper directory.
+                let _ = state::write(ctx, store, name, &target.state);
                 return Err(crate::error::failure(
                     format!(
                         "box `{name}` did not stop: its holder (pid {}) is still alive after {}s",
@@ -203,7 +221,6 @@ pub fn stop_locked(
                     ),
                 ));
             }
-            state::forget(ctx, store, name);
             Ok(target.live || target.signalled > 0)
         })
         .collect()

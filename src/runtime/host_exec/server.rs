@@ -21,7 +21,7 @@
 //! - a connection from any other uid gets a [`Reply::Failed`] and nothing else.
 
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -65,7 +65,11 @@ pub const FAILURE_NAME: &str = "failure";
 /// the socket briefly instead, see [`super::client`]). It is nobody's child here
 /// ([`crate::sys::spawn_detached`]): the caller goes on to exec the user's command, which
 /// must not inherit a child of its own.
-pub fn start(config: &Config) -> Result<()> {
+///
+/// `watch`: the box's inotify instance, which the host end only keeps open until it ends,
+/// so that the holder's exit is not the instance's last close (see
+/// [`crate::runtime::follow::new_watch`]).
+pub fn start(config: &Config, watch: Option<std::os::fd::BorrowedFd<'_>>) -> Result<()> {
     let what = || {
         format!(
             "starting the host end of `box host-exec` for box `{}`",
@@ -82,6 +86,10 @@ pub fn start(config: &Config) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .current_dir("/");
+    if let Some(fd) = watch {
+        command.arg(fd.as_raw_fd().to_string());
+        crate::sys::pass_fd(&mut command, fd);
+    }
     let mut child = crate::sys::spawn_detached(&mut command).with_context(what)?;
     // The configuration fits in the pipe: written at once, read whenever it starts.
     let sent = child.stdin.take().map(|mut input| input.write_all(&line));
@@ -93,10 +101,12 @@ pub fn start(config: &Config) -> Result<()> {
     }
 }
 
-/// Entry point of `box __host-exec-server NAME`.
-pub fn main(_args: &[String]) -> Result<ExitCode> {
-    // It outlives its starter: none of the starter's descriptors may stay open here.
-    crate::sys::close_inherited_fds();
+/// Entry point of `box __host-exec-server NAME [WATCH_FD]`.
+pub fn main(args: &[String]) -> Result<ExitCode> {
+    // It outlives its starter: none of the starter's descriptors may stay open here, but
+    // the box's inotify instance, passed on purpose, which it keeps until it ends.
+    crate::sys::close_inherited_fds_except(args.get(1).and_then(|fd| fd.parse().ok()));
+    let _watch = crate::sys::take_passed_fd(args.get(1));
     let config: Config = protocol::recv(&mut std::io::stdin().lock(), "the box process")
         .context("reading the host end's configuration")?
         .context("the box process sent no configuration")?;
