@@ -10,9 +10,19 @@
 # Peers (optional): podman, distrobox (Debian's packages). The pull has its own script,
 # benches/pull.sh (floor: curl | gzip | tar). PODMAN_RUNTIME=runc picks podman's OCI
 # runtime where its default (crun) cannot start containers (cgroups in hybrid mode).
+#
+# It measures box as a desktop session runs it, whatever the machine:
+# - under a subreaper that reaps at once (benches/reaper.py), as the session's init
+#   does: a box's holder outlives the command that started it, and some machines' PID 1
+#   (a VM's minimal init) reaps only every few seconds; the zombies left meanwhile would
+#   make every /proc scan (stop, list) slower from one run to the next;
+# - with XDG_RUNTIME_DIR on a tmpfs, as /run/user/UID is.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${BOX_BENCH_REAPED:-}" ]; then
+  BOX_BENCH_REAPED=1 exec python3 "$here/benches/reaper.py" bash "$0" "$@"
+fi
 box="$here/target/release/box"
 rootfs=${1:-/var/cache/box-tests/debian-bookworm.tar}
 [ -x "$box" ] || { echo "build first: cargo build --release" >&2; exit 1; }
@@ -27,7 +37,8 @@ runtime_flag=${PODMAN_RUNTIME:+--runtime $PODMAN_RUNTIME}
 
 . "$here/benches/lib.sh"
 work=$(mktemp -d /var/tmp/box-bench-verbs.XXXXXX)
-export HOME=$work/home XDG_DATA_HOME=$work/data XDG_RUNTIME_DIR=$work/run XDG_CONFIG_HOME=$work/config
+run_dir=$(mktemp -d /dev/shm/box-bench-run.XXXXXX)
+export HOME=$work/home XDG_DATA_HOME=$work/data XDG_RUNTIME_DIR=$run_dir XDG_CONFIG_HOME=$work/config
 unset XDG_BIN_HOME
 mkdir -p "$HOME" "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME"
 chmod 700 "$XDG_RUNTIME_DIR"
@@ -42,6 +53,7 @@ cleanup() {
   [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null || true
   # The store holds files owned by subordinate ids: remove them from a user namespace.
   unshare --map-auto --map-root-user rm -rf "$work" 2>/dev/null || rm -rf "$work" 2>/dev/null || true
+  rm -rf "$run_dir" 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -121,19 +133,19 @@ box_wrapper=$(mean wrapper -N --warmup 20 --runs 300 "$wrapper")
 row 'exported wrapper `~/.local/bin/true`' "$box_wrapper" '`box run NAME -- /usr/bin/true`' "$box_run" '<= 1 ms over `box run`'
 
 # --- stop -------------------------------------------------------------------------------
-box_stop=$(mean stop --runs 20 --warmup 2 --prepare "$box run warm -- true" "$box stop warm")
+box_stop=$(mean stop -N --runs 20 --warmup 2 --prepare "$box run warm -- true" "$box stop warm")
 if [ -n "$podman" ]; then
-  podman_stop=$(mean pstop --runs 10 --warmup 1 --prepare "podman $runtime_flag start pc" "podman stop pc")
+  podman_stop=$(mean pstop -N --runs 10 --warmup 1 --prepare "podman $runtime_flag start pc" "podman stop pc")
   row '`box stop NAME`, idle' "$box_stop" '`podman stop NAME`' "$podman_stop" '<= 0.5x podman'
 else
   row '`box stop NAME`, idle' "$box_stop" '' '' '<= 0.5x podman'
 fi
-box_stop_sleep=$(mean stopsleep --runs 20 --warmup 2 \
+box_stop_sleep=$(mean stopsleep -N --runs 20 --warmup 2 \
   --prepare "$box run warm -- sh -c 'sleep 1000 >/dev/null 2>&1 &'" "$box stop warm")
 row '`box stop NAME`, a background `sleep` in it' "$box_stop_sleep" '`box stop NAME`, idle' "$box_stop" ''
 for i in $(seq 1 20); do "$box" create --no-entry --image "$image" "many$i" >/dev/null; done
 start_all="for i in \$(seq 1 20); do $box run many\$i -- true; done"
-box_stop_all=$(mean stopall --runs 10 --warmup 1 --prepare "sh -c '$start_all'" "$box stop --all --yes")
+box_stop_all=$(mean stopall -N --runs 10 --warmup 1 --prepare "sh -c '$start_all'" "$box stop --all --yes")
 row '`box stop --all`, 20 running boxes' "$box_stop_all" '`box stop NAME`, idle' "$box_stop" '<= 2x one box'
 # The kernel's part: the 20 holders SIGKILLed at once and awaited (teardown of 20 mount
 # namespaces, which run in turn), against the same for one box.
