@@ -252,6 +252,28 @@ fn host_ends(name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The watches (`inotify wd:...` lines of fdinfo) of the inotify instances process `pid`
+/// has open.
+fn inotify_watches(pid: u32) -> Vec<String> {
+    let mut watches = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let entry = entry.unwrap();
+        if std::fs::read_link(entry.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:inotify") {
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                entry.file_name().to_string_lossy()
+            ))
+            .unwrap();
+            watches.extend(
+                info.lines()
+                    .filter(|l| l.starts_with("inotify wd:"))
+                    .map(String::from),
+            );
+        }
+    }
+    watches
+}
+
 #[test]
 fn only_the_boxs_user_is_served_and_the_host_end_ends_with_the_box() {
     use std::os::unix::fs::PermissionsExt;
@@ -265,6 +287,22 @@ fn only_the_boxs_user_is_served_and_the_host_end_ends_with_the_box() {
         host_ends("hx-peer").len(),
         1,
         "one host end per running box"
+    );
+    // The host end keeps the holder's inotify instance open (it never adds a watch of its
+    // own, so the holder's watches there prove it is the same instance): the holder's
+    // exit is then not the instance's last close, which would make `box stop` wait for
+    // the kernel's fsnotify grace period.
+    let state = std::fs::read_to_string(env.runtime_dir.join("box/hx-peer/state.json")).unwrap();
+    let holder: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let holder_watches = inotify_watches(holder["pid"].as_u64().unwrap() as u32);
+    assert!(
+        !holder_watches.is_empty(),
+        "the holder watches no host file"
+    );
+    assert_eq!(
+        inotify_watches(host_ends("hx-peer")[0]),
+        holder_watches,
+        "the host end does not keep the holder's inotify instance"
     );
 
     // Another user cannot even reach the socket: the runtime directory is private.
