@@ -20,9 +20,10 @@
 //! - processes that join a box while it stops (a `box run` that had already joined) are
 //!   found by a second look and killed;
 //! - once signalled, holders take a while to go (the kernel tears down their mount
-//!   namespaces and syncs each overlay's upper filesystem); box does its own writes in
-//!   that time rather than after it: it removes the boxes' records and syncs the store's
-//!   filesystem once (so the overlays' syncs, which run in turn, find little to write);
+//!   namespaces and syncs each overlay's upper filesystem); box does its own work in
+//!   that time rather than after it: it ends the other processes, then removes the
+//!   boxes' records and syncs the store's filesystem once (so the overlays' syncs, which
+//!   run in turn, find little to write);
 //! - the box's lock is held until its holder has exited: the last process of a mount
 //!   namespace unmounts the box's overlay, and no new holder may mount the same upper
 //!   directory meanwhile (a session that finds the records gone waits for the lock to
@@ -148,7 +149,25 @@ pub fn stop_locked(
         .enumerate()
         .filter_map(|(i, t)| Some((i, t.as_ref()?.user_ns?)))
         .unzip();
-    let mut processes = open_members(&namespaces, &index_of);
+    // The holders first: each ends on SIGTERM, and the kernel then tears its box down
+    // (unmounting, then syncing, its overlay once the last process of its mount namespace
+    // is gone), which takes a while; box does its own work meanwhile. They are held by
+    // the pidfds opened with their status, so the scans below leave them out.
+    let holders: Vec<i32> = targets
+        .iter()
+        .flatten()
+        .filter(|t| t.user_ns.is_some() && t.holder.is_some())
+        .map(|t| t.state.pid as i32)
+        .collect();
+    for target in targets.iter_mut().flatten() {
+        if target.user_ns.is_some()
+            && let Some(holder) = &target.holder
+        {
+            let _ = pidfd_send_signal(holder, Signal::TERM);
+            target.signalled += 1;
+        }
+    }
+    let mut processes = open_members(&namespaces, &index_of, &holders);
     for (box_index, pidfd) in &processes {
         if let Some(target) = &mut targets[*box_index] {
             target.signalled += 1;
@@ -158,14 +177,24 @@ pub fn stop_locked(
         let _ = pidfd_send_signal(pidfd, Signal::TERM);
         let _ = pidfd_send_signal(pidfd, Signal::HUP);
     }
+    wait_for_exits(&mut processes, grace);
+    kill_all(&mut processes);
+    // Who joined meanwhile (a `box run` already past its setns): kill them too, until
+    // none is left.
+    for _ in 0..3 {
+        let mut late = open_members(&namespaces, &index_of, &holders);
+        if late.is_empty() {
+            break;
+        }
+        kill_all(&mut late);
+    }
 
-    // The holders now tear their boxes down (the kernel unmounts, then syncs, each overlay
-    // as its mount namespace goes); box's own writes overlap that wait instead of
-    // following it.
-    //
-    // The records go first: a session that looks now finds the box stopped and, to start
-    // it, waits for the box's lock, which this stop holds until the holder is gone. A
-    // holder that outlives the stop gets its records back (below).
+    // Nothing of the boxes runs any more but their holders, which are going: their
+    // records go now, while the kernel tears the boxes down. A session that looks now
+    // finds a box stopped and, to start it, waits for the box's lock, which this stop
+    // holds until the holder is gone; a holder that outlives the stop gets its records
+    // back (below). (Not before the processes are gone: a stop interrupted then would
+    // leave processes, which keep the overlay mounted, in a box that has no record.)
     for (name, target) in names.iter().zip(&targets) {
         if target.is_some() {
             state::forget(ctx, store, name);
@@ -173,8 +202,7 @@ pub fn stop_locked(
     }
     // Then the boxes' data is written back once: each overlay's unmount syncs its upper
     // filesystem (overlayfs' sync_fs), and twenty of them in a row would each wait for
-    // the writeback of all the others. What programs write while ending on SIGTERM is
-    // little, and their overlay's unmount still syncs it.
+    // the writeback of all the others; after this one, they find little to write.
     if targets
         .iter()
         .flatten()
@@ -183,16 +211,14 @@ pub fn stop_locked(
     {
         let _ = rustix::fs::syncfs(&dir);
     }
-    wait_for_exits(&mut processes, grace);
-    kill_all(&mut processes);
-    // Who joined meanwhile (a `box run` already past its setns): kill them too, until
-    // none is left.
-    for _ in 0..3 {
-        let mut late = open_members(&namespaces, &index_of);
-        if late.is_empty() {
-            break;
+    // A holder still there (not one exiting: SIGKILL changes nothing for those) gets
+    // what every process gets at the end of the grace period.
+    for target in targets.iter().flatten() {
+        if let Some(holder) = &target.holder
+            && !exited_within(holder, Duration::ZERO)
+        {
+            let _ = pidfd_send_signal(holder, Signal::KILL);
         }
-        kill_all(&mut late);
     }
 
     names
@@ -231,15 +257,16 @@ fn open_pid(pid: i32) -> Option<OwnedFd> {
     pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
 }
 
-/// The processes in (or below) `namespaces`, each with the index of its box (through
-/// `index_of`) and held by a pidfd. The pid is checked again after pidfd_open: between
-/// the scan and the open it may have ended and been reused by a process outside.
-fn open_members(namespaces: &[NsId], index_of: &[usize]) -> Vec<(usize, OwnedFd)> {
+/// The processes in (or below) `namespaces` but `holders`, each with the index of its box
+/// (through `index_of`) and held by a pidfd. The pid is checked again after pidfd_open:
+/// between the scan and the open it may have ended and been reused by a process outside.
+fn open_members(namespaces: &[NsId], index_of: &[usize], holders: &[i32]) -> Vec<(usize, OwnedFd)> {
     if namespaces.is_empty() {
         return Vec::new();
     }
     members::in_user_namespaces(namespaces)
         .into_iter()
+        .filter(|(_, pid)| !holders.contains(pid))
         .filter_map(|(ns_index, pid)| {
             let pidfd = open_pid(pid)?;
             let still = members::in_user_namespaces_pid(pid, namespaces) == Some(ns_index);

@@ -46,6 +46,26 @@ fn stop_sends_sigterm_then_sighup_then_sigkill_after_the_grace_period() {
     let script = r#"trap "" TERM HUP; touch "$HOME/ready2"; while :; do sleep 0.05; done"#;
     let stubborn = env.spawn(&["run", "bb", "--", "sh", "-c", script]);
     wait_for(&env.home.join("ready2"));
+
+    // A stop interrupted while a process still runs in the box (killed during a long
+    // grace period, after its holder has gone) leaves a running box behind, with its
+    // record: that process keeps the box's overlay mounted, and the next start must not
+    // mount a second one.
+    let state = std::fs::read_to_string(env.runtime_dir.join("box/bb/state.json")).unwrap();
+    let holder = serde_json::from_str::<serde_json::Value>(&state).unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    let mut interrupted = env.spawn(&["stop", "--time", "60", "bb"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(format!("/proc/{holder}/stat"))
+        .is_ok_and(|stat| !stat.contains(") Z "))
+    {
+        assert!(Instant::now() < deadline, "the holder outlived SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    interrupted.kill().unwrap();
+    interrupted.wait().unwrap();
+    assert_eq!(status_of(&env, "bb"), "running");
     ok(&env, &["stop", "--time", "0.2", "bb"]).stdout_has("Stopped box bb.");
     let out = env.wait(&["run"], stubborn);
     assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out}");
