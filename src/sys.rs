@@ -221,20 +221,20 @@ pub fn close_inherited_fds() {
 /// purpose ([`pass_fd`]), named on the command line; take it with [`take_passed_fd`].
 pub fn close_inherited_fds_except(keep: Option<i32>) {
     let keep = keep.filter(|&fd| fd > 2);
-    // Around `keep`, if any: [3, keep) and (keep, max].
-    let ranges = match keep {
-        Some(fd) => [(3, fd as u32 - 1), (fd as u32 + 1, u32::MAX)],
-        None => [(3, u32::MAX), (1, 0)],
+    // Everything from 3 up, around `keep` if any.
+    let ranges: Vec<(u32, u32)> = match keep {
+        Some(fd) => [(3, fd as u32 - 1), (fd as u32 + 1, u32::MAX)]
+            .into_iter()
+            .filter(|(first, last)| first <= last)
+            .collect(),
+        None => vec![(3, u32::MAX)],
     };
-    let done = ranges
-        .iter()
-        .filter(|(first, last)| first <= last)
-        .all(|&(first, last)| {
-            // SAFETY: close_range only closes descriptors; the caller guarantees that no Rust
-            // object owns one above 2 yet (the process has just started and opened nothing),
-            // so nothing will use or close them again.
-            unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) == 0 }
-        });
+    let done = ranges.iter().all(|&(first, last)| {
+        // SAFETY: close_range only closes descriptors; the caller guarantees that no Rust
+        // object owns one above 2 yet (the process has just started and opened nothing),
+        // so nothing will use or close them again.
+        unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) == 0 }
+    });
     if done {
         return;
     }
@@ -275,12 +275,12 @@ pub fn pass_fd(command: &mut std::process::Command, fd: std::os::fd::BorrowedFd<
     }
 }
 
-/// The descriptor `arg` names (a number on this process's command line, see
-/// [`pass_fd`]), if it is open; close-on-exec again, so that what this process starts
+/// Descriptor `fd` (a number on this process's command line, see [`pass_fd`]), if it is
+/// open; close-on-exec again, so that what this process starts
 /// does not inherit it. Call it right after [`close_inherited_fds_except`] kept it.
-pub fn take_passed_fd(arg: Option<&String>) -> Option<std::os::fd::OwnedFd> {
+pub fn take_passed_fd(fd: Option<i32>) -> Option<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
-    let fd: i32 = arg?.parse().ok().filter(|&fd| fd > 2)?;
+    let fd = fd.filter(|&fd| fd > 2)?;
     // SAFETY: F_SETFD only sets the descriptor's flags (and fails if it is not open).
     if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
         return None;

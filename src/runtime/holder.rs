@@ -298,8 +298,9 @@ fn one_line_failure(err: &anyhow::Error) -> Failure {
 pub fn main(args: &[String]) -> Result<ExitCode> {
     // The holder outlives its caller: it must keep none of the caller's descriptors but
     // the inotify instance passed on purpose (see `follow::new_watch`).
-    crate::sys::close_inherited_fds_except(args.first().and_then(|fd| fd.parse().ok()));
-    let watch = crate::sys::take_passed_fd(args.first());
+    let watch_fd = args.first().and_then(|fd| fd.parse().ok());
+    crate::sys::close_inherited_fds_except(watch_fd);
+    let watch = crate::sys::take_passed_fd(watch_fd);
     let has_root = crate::userns::child_handshake()?;
     let plan: Plan = read_message("the plan")?;
     report(run(&plan, has_root, watch))

@@ -112,7 +112,11 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     store.check_id_mapping(mapping)?;
     ctx.explain_id_mapping_once();
     let mut plan = plan_for(ctx, &store, &record)?;
-    let watch = follow::new_watch(&plan.files);
+    // A new holder's watch on the host's files (an adopting one makes its own).
+    let watch = leftovers
+        .is_none()
+        .then(|| follow::new_watch(&plan.files))
+        .flatten();
     let pending = match leftovers {
         Some((old, members)) => {
             let Some(member) = members.iter().find(|m| m.joinable) else {

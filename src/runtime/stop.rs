@@ -211,8 +211,8 @@ pub fn stop_locked(
     {
         let _ = rustix::fs::syncfs(&dir);
     }
-    // A holder still there (not one exiting: SIGKILL changes nothing for those) gets
-    // what every process gets at the end of the grace period.
+    // A holder not on its way out yet (not run since its SIGTERM, or stuck) gets SIGKILL,
+    // which ends it the same way; to one that is exiting it changes nothing.
     for target in targets.iter().flatten() {
         if let Some(holder) = &target.holder
             && !exited_within(holder, Duration::ZERO)

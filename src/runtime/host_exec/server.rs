@@ -105,8 +105,9 @@ pub fn start(config: &Config, watch: Option<std::os::fd::BorrowedFd<'_>>) -> Res
 pub fn main(args: &[String]) -> Result<ExitCode> {
     // It outlives its starter: none of the starter's descriptors may stay open here, but
     // the box's inotify instance, passed on purpose, which it keeps until it ends.
-    crate::sys::close_inherited_fds_except(args.get(1).and_then(|fd| fd.parse().ok()));
-    let _watch = crate::sys::take_passed_fd(args.get(1));
+    let watch_fd = args.get(1).and_then(|fd| fd.parse().ok());
+    crate::sys::close_inherited_fds_except(watch_fd);
+    let _watch = crate::sys::take_passed_fd(watch_fd);
     let config: Config = protocol::recv(&mut std::io::stdin().lock(), "the box process")
         .context("reading the host end's configuration")?
         .context("the box process sent no configuration")?;
