@@ -1,7 +1,9 @@
 //! Removing images: `IMAGE...` or all of them, then collecting the layers and blobs
 //! nobody uses ([`super::gc`]).
 //!
-//! An IMAGE is a reference as for `box pull`, or a manifest digest as `box images` shows
+//! An IMAGE is a reference as for `box pull` (a short name as the registries
+//! configuration resolves it: an alias, or the first search registry's image in the
+//! store), or a manifest digest as `box images` shows
 //! it: the short 12 hex digits, more of them, or the full `sha256:...` (as podman takes an
 //! image id). A reference in the store wins over a digest that reads the same.
 //!
@@ -14,6 +16,7 @@ use anyhow::Result;
 use crate::context::Context;
 use crate::error::failure;
 use crate::registry::Reference;
+use crate::registry::registries_conf::RegistriesConf;
 use crate::report::notice;
 use crate::store::Store;
 use crate::store::images::ImageRecord;
@@ -89,20 +92,29 @@ const SHORT_DIGEST: usize = 12;
 
 /// The references an IMAGE argument names (see the module doc).
 fn resolve(text: &str, images: &[ImageRecord], force: bool) -> Result<Vec<String>> {
+    let in_store = |canonical: &str| images.iter().any(|i| i.reference == canonical);
     let reference = Reference::parse(text).map(|r| r.canonical());
     if let Ok(canonical) = &reference
-        && images.iter().any(|i| &i.reference == canonical)
+        && in_store(canonical)
     {
         return Ok(vec![canonical.clone()]);
     }
     let Some(hex) = digest_prefix(text) else {
-        return Err(match reference {
-            Ok(canonical) => failure(
-                format!("no image {canonical} in the store"),
-                "`box images` lists the images, with their digests",
-            ),
-            Err(err) => err,
-        });
+        // A name as `box pull` resolved it: a short-name alias of the registries
+        // configuration, or its search registries in order; the first in the store.
+        let candidates: Vec<String> = RegistriesConf::from_env()?
+            .resolve(text)?
+            .candidates()
+            .iter()
+            .map(Reference::canonical)
+            .collect();
+        if let Some(found) = candidates.iter().find(|c| in_store(c)) {
+            return Ok(vec![found.clone()]);
+        }
+        return Err(failure(
+            format!("no image {} in the store", candidates.join(" or ")),
+            "`box images` lists the images, with their digests",
+        ));
     };
     let matching: Vec<&ImageRecord> = images
         .iter()

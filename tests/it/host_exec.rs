@@ -198,6 +198,38 @@ fn host_commands_get_the_callers_terminal_and_its_ctrl_c() {
     );
     assert!(shown.contains("got-sigint"), "{shown}");
     assert_eq!(status.code(), Some(3), "{shown}");
+
+    // Ctrl-Z stops the host command with its caller, as a job of the shell in the box;
+    // `fg` goes on with both, and the command then ends as asked.
+    let script = r#"trap "echo continued" CONT; n=0; while [ $n -lt 20 ]; do n=$((n+1)); sleep 0.1; done; echo finished"#;
+    let typed = format!("box host-exec sh -c '{script}'\n");
+    let (status, shown) = run_on_terminal_sized(
+        &env,
+        &["run", "hxt", "--", "bash", "--norc", "-i"],
+        &[
+            &typed,
+            "\x1a",
+            "jobs\n",
+            "fg\n",
+            "",
+            "",
+            "echo \"after=$?\"\n",
+            "exit\n",
+        ],
+        Duration::from_millis(800),
+        Some((100, 30)),
+    );
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("Stopped"),
+        "Ctrl-Z did not stop the job:\n{shown}"
+    );
+    assert!(
+        shown.contains("continued"),
+        "the host command was not continued:\n{shown}"
+    );
+    assert!(shown.contains("finished"), "{shown}");
+    assert!(shown.contains("after=0"), "{shown}");
 }
 
 /// The path of box `name`'s host-exec socket in `env`.

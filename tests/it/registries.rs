@@ -207,6 +207,13 @@ fn a_short_name_alias_of_the_users_file_resolves_and_wins_over_the_catalogue() {
         boxes.iter().all(|b| b["image"] == image.as_str()),
         "{boxes:?}"
     );
+    // rmi: the alias names the image pulled through it.
+    env.run(&["rm", "--yes", "regconf-tool", "debian"])
+        .success();
+    env.run(&["rmi", "regconf-tool"])
+        .success()
+        .stderr_has(&format!("removed {image}"));
+    assert_eq!(images(&env), []);
 }
 
 #[test]
@@ -229,6 +236,15 @@ fn short_names_use_the_search_registries_in_order_or_are_refused_when_enforcing(
             pushed.digest.clone()
         )]
     );
+
+    // rmi: the short name is the image the search found.
+    env.run(&["rmi", "regconf/search/busybox"])
+        .success()
+        .stderr_has(&format!(
+            "removed {}/regconf/search/busybox:latest",
+            plain.host
+        ));
+    assert_eq!(images(&env), []);
 
     env.write_user_file(
         std::path::Path::new(&path),
