@@ -10,13 +10,14 @@
 //! How, and why:
 //! - every process gets SIGTERM, then SIGHUP (what a closing terminal sends: an
 //!   interactive bash ignores SIGTERM but ends on SIGHUP), then SIGKILL at the end of the
-//!   grace period if it is still there. The holder ends on SIGTERM (the default action;
-//!   its overlay is unmounted by the kernel as its mount namespace goes);
+//!   grace period if it is still there. The holder gets SIGTERM first and ends on it (the
+//!   default action; its overlay is unmounted by the kernel as its mount namespace goes);
 //! - box waits for exits, not in fixed sleeps: each process is held by a pidfd
 //!   (pidfd_open(2)), which signals without the risk of a reused pid and becomes readable
 //!   when the process exits (a zombie nobody reaped yet counts as gone: its mounts and
 //!   files are released before it becomes one, see exit(2)); all boxes' processes are
-//!   waited for together with one poll(2), so twenty boxes stop in the time of one;
+//!   waited for together with one poll(2), so boxes stop together, not in turn (what
+//!   remains in turn is the kernel's teardown of each box: see `benches/verbs.sh`);
 //! - processes that join a box while it stops (a `box run` that had already joined) are
 //!   found by a second look and killed;
 //! - once signalled, holders take a while to go (the kernel tears down their mount
