@@ -765,9 +765,6 @@ mod tests {
     }
 
     fn plan_of(record: &ContainerRecord) -> Plan {
-        let store = Store::at(Path::new("/s"));
-        let user = user();
-        let host = host();
         let mapping = IdMapping::KeepId {
             uid: 1000,
             gid: 1000,
@@ -780,41 +777,53 @@ mod tests {
                 count: 65536,
             },
         };
+        plan_with(
+            record,
+            &mapping,
+            &crate::cdi::Edits::default(),
+            Some("/run/user/1000/box/dev/host-exec".into()),
+        )
+    }
+
+    /// The plan of `record` for alice on the test host, with `mapping`, `devices` and the
+    /// host end's directory.
+    fn plan_with(
+        record: &ContainerRecord,
+        mapping: &IdMapping,
+        devices: &crate::cdi::Edits,
+        host_exec_dir: Option<PathBuf>,
+    ) -> Plan {
         build(
             record,
             &PlanInputs {
-                store: &store,
-                user: &user,
+                store: &Store::at(Path::new("/s")),
+                user: &user(),
                 group: "alice".into(),
-                mapping: &mapping,
-                host: &host,
+                mapping,
+                host: &host(),
                 instance: "0123abcd".into(),
-                devices: &crate::cdi::Edits::default(),
-                host_exec_dir: Some("/run/user/1000/box/dev/host-exec".into()),
+                devices,
+                host_exec_dir,
             },
         )
     }
 
-    #[test]
-    fn without_subordinate_ids_the_plan_has_the_sudo_shim_and_shows_the_fake_root() {
-        let store = Store::at(Path::new("/s"));
-        let mapping = IdMapping::Single {
+    /// The single-id mapping of a user without subordinate ids.
+    fn single_id() -> IdMapping {
+        IdMapping::Single {
             uid: 1000,
             gid: 1000,
             reason: "none".into(),
-        };
-        let plan = build(
+        }
+    }
+
+    #[test]
+    fn without_subordinate_ids_the_plan_has_the_sudo_shim_and_shows_the_fake_root() {
+        let plan = plan_with(
             &record(),
-            &PlanInputs {
-                store: &store,
-                user: &user(),
-                group: "alice".into(),
-                mapping: &mapping,
-                host: &host(),
-                instance: "0123abcd".into(),
-                devices: &crate::cdi::Edits::default(),
-                host_exec_dir: Some("/run/user/1000/box/dev/host-exec".into()),
-            },
+            &single_id(),
+            &crate::cdi::Edits::default(),
+            Some("/run/user/1000/box/dev/host-exec".into()),
         );
         assert!(!plan.has_root);
         assert!(plan.files.iter().any(|op| matches!(op,
@@ -836,12 +845,6 @@ mod tests {
 
     #[test]
     fn cdi_edits_add_binds_env_and_hooks_after_the_host_s_mounts() {
-        let store = Store::at(Path::new("/s"));
-        let mapping = IdMapping::Single {
-            uid: 1000,
-            gid: 1000,
-            reason: "none".into(),
-        };
         let devices = crate::cdi::Edits {
             env: vec![("EXAMPLE".into(), "1".into())],
             binds: vec![crate::cdi::Bind {
@@ -859,19 +862,7 @@ mod tests {
             }],
             warnings: vec![],
         };
-        let plan = build(
-            &record(),
-            &PlanInputs {
-                store: &store,
-                user: &user(),
-                group: "alice".into(),
-                mapping: &mapping,
-                host: &host(),
-                instance: "0123abcd".into(),
-                devices: &devices,
-                host_exec_dir: None,
-            },
-        );
+        let plan = plan_with(&record(), &single_id(), &devices, None);
         let last = plan.mounts.last().unwrap();
         assert_eq!(last.target, Path::new("/opt/lib"));
         assert!(last.read_only && last.restrict.nosuid && last.restrict.nodev);
