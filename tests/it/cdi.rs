@@ -128,14 +128,22 @@ containerEdits:
     );
 }
 
-#[test]
-fn cdi_device_nodes_mounts_env_and_hooks_reach_the_box_and_follow_the_spec() {
-    let mut env = TestEnv::new("cdi-devices", User::BoxTest);
-    let specs = vendor_setup(&env, "v1");
+/// A test environment of `user` whose CDI spec directories hold the test vendor's specs
+/// (`gpu_env`: their EXAMPLE_GPU), with box `name` created from the Debian fixture with
+/// `example.com/gpu=gpu0` and the sensor `sensor`. Returns the spec directories too.
+fn env_with_device_box(
+    test: &str,
+    user: User,
+    gpu_env: &str,
+    name: &str,
+    sensor: &str,
+) -> (TestEnv, PathBuf) {
+    let mut env = TestEnv::new(test, user);
+    let specs = vendor_setup(&env, gpu_env);
     env.set_env("BOX_CDI_SPEC_DIRS", &specs);
-    let _boxes = Boxes(&env);
     let image = Fixture::Debian.push(Registry::plain()).image.reference;
     ok(&env, &["pull", &image]);
+    let sensor = format!("example.com/sensor={sensor}");
     ok(
         &env,
         &[
@@ -146,10 +154,17 @@ fn cdi_device_nodes_mounts_env_and_hooks_reach_the_box_and_follow_the_spec() {
             "--device",
             "example.com/gpu=gpu0",
             "--device",
-            "example.com/sensor=all",
-            "gpubox",
+            &sensor,
+            name,
         ],
     );
+    (env, specs)
+}
+
+#[test]
+fn cdi_device_nodes_mounts_env_and_hooks_reach_the_box_and_follow_the_spec() {
+    let (env, specs) = env_with_device_box("cdi-devices", User::BoxTest, "v1", "gpubox", "all");
+    let _boxes = Boxes(&env);
     let row = list(&env)
         .into_iter()
         .find(|b| b["name"] == "gpubox")
@@ -232,26 +247,8 @@ fn check_devices_inside(env: &TestEnv, name: &str, gpu_env: &str) {
 
 #[test]
 fn cdi_devices_work_without_subordinate_ids_too() {
-    let mut env = TestEnv::new("cdi-nosub", User::BoxNoSub);
-    let specs = vendor_setup(&env, "nosub");
-    env.set_env("BOX_CDI_SPEC_DIRS", &specs);
+    let (env, _) = env_with_device_box("cdi-nosub", User::BoxNoSub, "nosub", "single", "s0");
     let _boxes = Boxes(&env);
-    let image = Fixture::Debian.push(Registry::plain()).image.reference;
-    ok(&env, &["pull", &image]);
-    ok(
-        &env,
-        &[
-            "create",
-            "--no-entry",
-            "--image",
-            &image,
-            "--device",
-            "example.com/gpu=gpu0",
-            "--device",
-            "example.com/sensor=s0",
-            "single",
-        ],
-    );
     check_devices_inside(&env, "single", "nosub");
 }
 
