@@ -47,25 +47,7 @@ push_rootfs bench/debian "$rootfs" 1
 image="127.0.0.1:$port/bench/debian:latest"
 "$box" pull "$image" >/dev/null 2>&1
 
-# mean NAME -- HYPERFINE-ARGS...: run hyperfine, print the mean in ms.
-mean() {
-  local name=$1; shift
-  hyperfine --style none --export-json "$HOME/$name.json" "$@" >/dev/null 2>&1 \
-    || { echo "benchmark $name failed: hyperfine $*" >&2; echo nan; return; }
-  ms "$name"
-}
-ms() {
-  python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["mean"]*1000))' "$HOME/$1.json"
-}
-rows=()
-# row WHAT BOX_MS OTHER_LABEL OTHER_MS GOAL
-row() {
-  local ratio=""
-  if [[ $4 != "" && $4 != nan && $2 != nan ]]; then
-    ratio=$(python3 -c "print('%.2fx' % ($2/$4))")
-  fi
-  rows+=("| $1 | $2 | $3 | ${4:-} | $ratio | $5 |")
-}
+ms_digits=2
 
 "$box" create --no-entry --image "$image" warm >/dev/null
 "$box" run warm -- box host-exec true
@@ -77,6 +59,7 @@ hyperfine_in_box=/run/host$(command -v hyperfine)
 if "$box" run warm -- "$hyperfine_in_box" --version >/dev/null 2>&1; then
   "$box" run warm -- "$hyperfine_in_box" -N --style none --warmup 20 --runs 300 \
     --export-json "$HOME/inside.json" "box host-exec true" >/dev/null 2>&1
+  mv "$HOME/inside.json" "$work/inside.json"   # the box sees the home, not $work
   row '`box host-exec true`, in the box' "$(ms inside)" '`box run NAME -- true`, warm' "$box_run" '<= 2x the warm run'
 else
   echo "the host's hyperfine does not run in the box: in-box row skipped" >&2

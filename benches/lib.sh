@@ -1,7 +1,7 @@
 # Shared by the benchmark scripts (source it; it runs nothing by itself): a throwaway
-# docker-registry on loopback, and a push of a root filesystem tar to it as a one-layer
-# gzip OCI image. The caller sets $work (a scratch directory) first and kills
-# $registry_pid in its cleanup.
+# docker-registry on loopback, a push of a root filesystem tar to it as a one-layer gzip
+# OCI image, and the timing and table helpers. The caller sets $work (a scratch
+# directory) first and kills $registry_pid in its cleanup.
 
 # Start docker-registry on a free loopback port; sets $port and $registry_pid.
 start_registry() {
@@ -44,4 +44,30 @@ push_rootfs() {
     "$config_digest" "$(stat -c %s "$config")" "$pushed_layer_digest" "$(stat -c %s "$pushed_layer")" > "$work/manifest.json"
   curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @"$work/manifest.json" \
     "http://127.0.0.1:$port/v2/$repo/manifests/latest" >/dev/null
+}
+
+# mean NAME HYPERFINE-ARGS...: run hyperfine (its results in $work/NAME.json), print the
+# mean in ms with $ms_digits decimals (1 unless set), or nan when it failed.
+mean() {
+  local name=$1; shift
+  hyperfine --style none --export-json "$work/$name.json" "$@" >/dev/null 2>&1 \
+    || { echo "benchmark $name failed: hyperfine $*" >&2; echo nan; return; }
+  ms "$name"
+}
+
+# ms NAME: the mean of $work/NAME.json (hyperfine's results) in ms.
+ms() {
+  python3 -c 'import json,sys; print("%.*f" % (int(sys.argv[2]), json.load(open(sys.argv[1]))["results"][0]["mean"]*1000))' \
+    "$work/$1.json" "${ms_digits:-1}"
+}
+
+# row WHAT BOX_MS OTHER_LABEL OTHER_MS GOAL: add a markdown table row to $rows, with the
+# ratio of the two figures when both are there.
+rows=()
+row() {
+  local ratio=""
+  if [[ $4 != "" && $4 != nan && $2 != nan ]]; then
+    ratio=$(python3 -c "print('%.2fx' % ($2/$4))")
+  fi
+  rows+=("| $1 | $2 | $3 | ${4:-} | $ratio | $5 |")
 }

@@ -65,24 +65,6 @@ if [ -n "$podman" ]; then
   podman pull --tls-verify=false -q "$image" >/dev/null
 fi
 
-# mean NAME -- HYPERFINE-ARGS...: run hyperfine, print the mean in ms.
-mean() {
-  local name=$1; shift
-  hyperfine --style none --export-json "$work/$name.json" "$@" >/dev/null 2>&1 \
-    || { echo "benchmark $name failed: hyperfine $*" >&2; echo nan; return; }
-  python3 -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["mean"]*1000))' "$work/$name.json"
-}
-
-rows=()
-# row WHAT BOX_MS OTHER_LABEL OTHER_MS GOAL
-row() {
-  local ratio="" 
-  if [[ $4 != "" && $4 != nan && $2 != nan ]]; then
-    ratio=$(python3 -c "print('%.2fx' % ($2/$4))")
-  fi
-  rows+=("| $1 | $2 | $3 | ${4:-} | $ratio | $5 |")
-}
-
 # --- create ---------------------------------------------------------------------------
 box_create=$(mean create --runs 20 --warmup 2 --prepare "$box rm --force --yes --time 0 c >/dev/null 2>&1 || true" \
   "$box create --no-entry --image $image c")
