@@ -18,9 +18,9 @@ use std::sync::OnceLock;
 
 use anyhow::{Context as _, Result};
 
-use crate::config::Config;
 use crate::error::HintExt;
-use crate::idmap::IdMapping;
+use crate::settings::config::Config;
+use crate::sys::idmap::IdMapping;
 
 /// The host user box acts for.
 #[derive(Debug, Clone)]
@@ -178,7 +178,7 @@ impl Context {
     }
 
     /// The settings: the system's and the user's `config.toml` and the environment (see
-    /// [`crate::config`]).
+    /// [`crate::settings::config`]).
     pub fn config(&self) -> Result<&Config> {
         if let Some(config) = self.config.get() {
             return Ok(config);
@@ -210,7 +210,7 @@ impl Context {
         if !crate::store::Store::at(&self.dirs.store).first_time("single-id-mapping") {
             return;
         }
-        crate::report::notice(format!(
+        crate::ui::report::notice(format!(
             "note: {reason}, so boxes map only your own user id. Files of other owners in \
              images show as yours, and root in a box (`sudo`, package installs) is box's fake \
              root, your own id in a nested user namespace: every file stays yours, ownership \

@@ -41,7 +41,7 @@ pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
     let created = create::create(
         ctx,
         &options,
-        crate::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes)),
+        crate::ui::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes)),
     )?;
     match created.plan {
         Some(plan) => print!("{plan}"),

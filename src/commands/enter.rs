@@ -64,7 +64,7 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
 /// the usual "no box named" error.
 fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
     let missing = || Store::at(&ctx.dirs.store).container(name).map(|_| ());
-    if !yes && !crate::prompt::Terminal::present() {
+    if !yes && !crate::ui::prompt::Terminal::present() {
         return missing();
     }
     // A distribution's name, or else the configured default image.
@@ -74,7 +74,7 @@ fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
         Some(
             catalogue
                 .resolve(&image)
-                .unwrap_or(crate::distro::Resolved {
+                .unwrap_or(crate::settings::distro::Resolved {
                     distro: String::new(),
                     image,
                 }),
@@ -86,7 +86,7 @@ fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
             format!("`box list` shows your boxes; `box create --image REFERENCE {name}` makes one"),
         ));
     };
-    let ask = crate::prompt::yes_or_terminal(yes);
+    let ask = crate::ui::prompt::yes_or_terminal(yes);
     let question = format!("Box {name} does not exist. Create it from {}?", found.image);
     if ask.ask(&question)? != Some(true) {
         return missing();
@@ -98,7 +98,7 @@ fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
         ..CreateOptions::default()
     };
     // The user agreed to the box, and so to the pull it may need.
-    let created = crate::ops::create::create(ctx, &options, &crate::prompt::Assume(true))?;
+    let created = crate::ops::create::create(ctx, &options, &crate::ui::prompt::Assume(true))?;
     // stderr: stdout belongs to the command about to run.
     eprintln!("Created box {} from {}.", created.name, created.image);
     Ok(())

@@ -16,7 +16,7 @@ pub fn exec(ctx: &Context, args: EphemeralArgs) -> Result<ExitCode> {
     };
     let (image, name) = resolve_target(ctx, args.image.as_deref(), Some(&name), None)?;
     let options = super::create_options(name, image, args.pull, args.shape, args.provision);
-    let ask = crate::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes));
+    let ask = crate::ui::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes));
     let status = ephemeral(ctx, &options, &args.command, args.no_workdir, ask)?;
     Ok(ExitCode::from(status))
 }

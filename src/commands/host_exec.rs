@@ -9,7 +9,7 @@ use anyhow::Result;
 use crate::cli::HostExecArgs;
 
 pub fn exec(args: HostExecArgs) -> Result<ExitCode> {
-    crate::runtime::host_exec::client::run(&args.command)
+    crate::host_exec::client::run(&args.command)
 }
 
 /// The command a link named `argv0` to box stands for, in symlink mode: its file name,
@@ -28,5 +28,5 @@ pub fn linked_command(argv0: &std::ffi::OsStr) -> Option<OsString> {
 /// Run `command` (a linked name) with `args` on the host.
 pub fn exec_linked(command: OsString, args: impl Iterator<Item = OsString>) -> Result<ExitCode> {
     let argv: Vec<OsString> = std::iter::once(command).chain(args).collect();
-    crate::runtime::host_exec::client::run(&argv)
+    crate::host_exec::client::run(&argv)
 }

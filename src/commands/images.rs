@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::cli::ImagesArgs;
 use crate::context::Context;
-use crate::progress::human_bytes;
 use crate::store::{Store, format_time};
+use crate::ui::progress::human_bytes;
 
 /// One row of `box images --json`.
 #[derive(Serialize)]

@@ -44,7 +44,7 @@ pub fn exec(ctx: &Context, args: ListArgs) -> Result<ExitCode> {
             Ok(listing) => listing,
             // One damaged record must not hide the other boxes (nor itself).
             Err(err) => {
-                crate::report::warn(format!(
+                crate::ui::report::warn(format!(
                     "{} (hint: `box rm --force {name}` removes it)",
                     crate::error::message(&err)
                 ));

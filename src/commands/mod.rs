@@ -36,13 +36,11 @@ pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
         "__holder" => Some(crate::runtime::holder::main(rest)),
         "__holder-adopt" => Some(crate::runtime::holder::adopt_main(rest)),
         "__store-helper" => Some(crate::image::helper::main(rest)),
-        crate::runtime::host_exec::server::SUBCOMMAND => {
-            Some(crate::runtime::host_exec::server::main(rest))
-        }
+        crate::host_exec::server::SUBCOMMAND => Some(crate::host_exec::server::main(rest)),
         crate::ops::ephemeral::GUARD => Some(crate::ops::ephemeral::guard_main(rest)),
         // From the `sudo` shim inside a box without subordinate ids.
         "__fakeroot" => Some(match rest.split_first() {
-            Some((verb, args)) if verb == "sudo" => crate::runtime::sudo::main(args),
+            Some((verb, args)) if verb == "sudo" => crate::fakeroot::sudo::main(args),
             _ => Err(anyhow::anyhow!("usage: box __fakeroot sudo [ARGS...]")),
         }),
         _ => None,

@@ -20,7 +20,7 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
         require_question: args.interactive && !args.yes,
         grace: args.time,
     };
-    let ask = crate::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes));
+    let ask = crate::ui::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes));
     let done = rm(ctx, args.all, &args.names, options, ask, &mut |name| {
         println!("Removed box {name}.")
     })?;

@@ -19,12 +19,12 @@ pub fn exec(ctx: &Context, args: UpgradeArgs) -> Result<ExitCode> {
         names.retain(|name| !state::status(ctx, &store, name).is_stopped());
     }
     if names.is_empty() {
-        crate::report::notice("no box to upgrade");
+        crate::ui::report::notice("no box to upgrade");
         return Ok(ExitCode::SUCCESS);
     }
     let mut summary = Vec::new();
     for name in &names {
-        crate::report::notice(format!("upgrading box {name}"));
+        crate::ui::report::notice(format!("upgrading box {name}"));
         match crate::provision::upgrade(ctx, name) {
             Ok(()) => summary.push(format!("{name}: upgraded")),
             Err(err) => {

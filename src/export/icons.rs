@@ -24,7 +24,7 @@
 //!   is looked up as `NAME`; the entry then names `NAME`.
 //!
 //! Everything here is planning: paths are relative to the host icons directory; the
-//! caller writes the files through the export registry (never over a foreign file).
+//! caller writes the files through the export ledger (never over a foreign file).
 
 use std::path::PathBuf;
 

@@ -1,29 +1,29 @@
 //! Exports: binaries as wrappers on the host PATH, applications as desktop entries with
-//! their icons, the box's own menu entry, and the registry of what was exported.
+//! their icons, the box's own menu entry, and the ledger of what was exported.
 //!
 //! Invariants:
 //! - Box files are read only through [`boxfs::BoxRoot`] (openat2 in the box root), never
 //!   by joining paths onto `/proc/PID/root`.
 //! - Exports land on the host, also when `box export` runs inside a box: every target
-//!   is a host path, reached through [`crate::hostfs::HostFs`] (`/run/host` inside a box).
-//! - Host files are written only through [`registry::Registry::install`], under the
+//!   is a host path, reached through [`crate::host::fs::HostFs`] (`/run/host` inside a box).
+//! - Host files are written only through [`ledger::Ledger::install`], under the
 //!   store's `exports` lock: box never replaces a file it did not write without `--force`,
-//!   and the registry says which files are box's.
+//!   and the ledger says which files are box's.
 //! - Wrappers and entries name box by its absolute path, so they work with a minimal PATH,
 //!   and pin the data directory they were exported with ([`crate::context::DATA_HOME_ENV`]), so they find
 //!   the same store whatever the caller's `XDG_DATA_HOME` (cron, `env -i`, a launcher).
 //!   That path is the host's: inside a box a wrapper never runs box (see [`wrapper`]).
 //!
-//! Submodules: [`boxfs`] (safe reads in a box), [`crate::hostfs`] (host paths from anywhere),
+//! Submodules: [`boxfs`] (safe reads in a box), [`crate::host::fs`] (host paths from anywhere),
 //! [`wrapper`] (the `--bin` script), [`exec`] (the desktop Exec grammar), [`desktop`]
 //! (finding and rewriting entries), [`icons`] (icon lookup and host placement),
-//! [`registry`] (what box wrote).
+//! [`ledger`] (what box wrote).
 
 pub mod boxfs;
 pub mod desktop;
 pub mod exec;
 pub mod icons;
-pub mod registry;
+pub mod ledger;
 pub mod wrapper;
 
 use std::collections::BTreeMap;
@@ -34,10 +34,10 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::context::Context;
 use crate::error::{HintExt, failure};
-use crate::hostfs::{self, HostFs};
+use crate::host::fs::{self as hostfs, HostFs};
 use crate::store::Store;
 use boxfs::BoxRoot;
-use registry::{Kind, Planned, Registry, Removal};
+use ledger::{Kind, Ledger, Planned, Removal};
 
 /// The hint `box run` adds when the box of an exported wrapper is gone: the wrapper sets
 /// [`wrapper::WRAPPER_ENV`] to its own path.
@@ -123,7 +123,7 @@ fn open_box(ctx: &Context, name: &str) -> Result<BoxRoot> {
 }
 
 /// Where exports go on the host, and the box executable they run. Every path is a host
-/// path (see [`crate::hostfs`]).
+/// path (see [`crate::host::fs`]).
 #[derive(Debug, Clone)]
 pub struct Host {
     /// How this process reaches host paths.
@@ -132,7 +132,7 @@ pub struct Host {
     pub data_home: PathBuf,
     /// Default directory of wrappers.
     pub bin_home: PathBuf,
-    /// The store directory (for the registry and its lock).
+    /// The store directory (for the ledger and its lock).
     pub store: PathBuf,
     /// The absolute path of box as the host sees it.
     pub box_exe: PathBuf,
@@ -158,34 +158,34 @@ impl Host {
     }
 }
 
-/// Run `f` on the export registry under the store's exports lock, saving it after.
-fn with_registry<T>(
+/// Run `f` on the export ledger under the store's exports lock, saving it after.
+fn with_ledger<T>(
     fs: &HostFs,
     store: &Path,
-    f: impl FnOnce(&mut Registry) -> Result<T>,
+    f: impl FnOnce(&mut Ledger) -> Result<T>,
 ) -> Result<T> {
     let store = Store::open(&fs.dir(store)?)?;
     let _lock = store.lock_named("exports")?;
     let path = store.exports_path();
-    let mut registry = Registry::load(&path)?;
-    let before = (registry.exports.clone(), registry.dirs.clone());
-    let result = f(&mut registry);
-    // Save even after an error: files removed before it must leave the registry.
-    if (&registry.exports, &registry.dirs) != (&before.0, &before.1) {
-        registry.save(&path)?;
+    let mut ledger = Ledger::load(&path)?;
+    let before = (ledger.exports.clone(), ledger.dirs.clone());
+    let result = f(&mut ledger);
+    // Save even after an error: files removed before it must leave the ledger.
+    if (&ledger.exports, &ledger.dirs) != (&before.0, &before.1) {
+        ledger.save(&path)?;
     }
     result
 }
 
-/// The registry file of the store at host path `store`, as this process reaches it.
-fn registry_path(fs: &HostFs, store: &Path) -> Result<PathBuf> {
+/// The ledger file of the store at host path `store`, as this process reaches it.
+fn ledger_path(fs: &HostFs, store: &Path) -> Result<PathBuf> {
     Ok(Store::at(&fs.dir(store)?).exports_path())
 }
 
-/// The exports of box `name` (from the registry; the box need not exist).
-pub fn list(ctx: &Context, name: &str) -> Result<Vec<registry::Export>> {
-    let registry = Registry::load(&registry_path(&HostFs::current(), &ctx.dirs.store)?)?;
-    Ok(registry.of_box(name).cloned().collect())
+/// The exports of box `name` (from the ledger; the box need not exist).
+pub fn list(ctx: &Context, name: &str) -> Result<Vec<ledger::Export>> {
+    let ledger = Ledger::load(&ledger_path(&HostFs::current(), &ctx.dirs.store)?)?;
+    Ok(ledger.of_box(name).cloned().collect())
 }
 
 /// Export binary `path` of box `name` as a wrapper in `dir` (default: the bin home).
@@ -220,13 +220,13 @@ pub fn bin_from(
     let wrapper_path = dir.join(file_name);
     let text = wrapper::script(&host.launch(), name, path, &wrapper_path);
     // One wrapper per binary: exporting it to another directory moves it.
-    let previous = with_registry(&host.fs, &host.store, |registry| {
-        let previous = registry
+    let previous = with_ledger(&host.fs, &host.store, |ledger| {
+        let previous = ledger
             .find(name, Kind::Bin, path)
             .and_then(|e| e.files.first())
             .map(|f| f.path.clone())
             .filter(|p| *p != wrapper_path);
-        registry.install(
+        ledger.install(
             &host.fs,
             name,
             Kind::Bin,
@@ -242,7 +242,7 @@ pub fn bin_from(
         Ok(previous)
     })?;
     if let Some(previous) = previous {
-        crate::report::notice(format!(
+        crate::ui::report::notice(format!(
             "the wrapper of {path} moved here from {}",
             previous.display()
         ));
@@ -367,7 +367,7 @@ pub fn app_from(
             copies.into_iter().map(|c| (c, None, true)).collect()
         };
         if copies.is_empty() {
-            crate::report::warn(format!(
+            crate::ui::report::warn(format!(
                 "icon `{icon}` of {} was not found in box `{name}`; the host's theme may lack it",
                 found.id
             ));
@@ -412,8 +412,8 @@ pub fn app_from(
             shareable: false,
         },
     );
-    with_registry(&host.fs, &host.store, |registry| {
-        registry.install(&host.fs, name, Kind::App, &found.path, files, force)
+    with_ledger(&host.fs, &host.store, |ledger| {
+        ledger.install(&host.fs, name, Kind::App, &found.path, files, force)
     })?;
     refresh_caches(&host.fs, &host.data_home);
     Ok(entry_path)
@@ -478,8 +478,8 @@ fn icon_values(text: &str) -> Vec<String> {
 /// Remove the wrapper of binary `path` exported from box `name`.
 pub fn delete_bin(ctx: &Context, name: &str, path: &str) -> Result<Removal> {
     let fs = HostFs::current();
-    with_registry(&fs, &ctx.dirs.store, |registry| {
-        registry.remove(&fs, name, Kind::Bin, path)?.ok_or_else(|| {
+    with_ledger(&fs, &ctx.dirs.store, |ledger| {
+        ledger.remove(&fs, name, Kind::Bin, path)?.ok_or_else(|| {
             failure(
                 format!("box `{name}` has no exported binary {path}"),
                 format!("`box export {name} --list` shows its exports"),
@@ -492,13 +492,13 @@ pub fn delete_bin(ctx: &Context, name: &str, path: &str) -> Result<Removal> {
 /// name it was exported by) of box `name`, with the icons only it used.
 pub fn delete_app(ctx: &Context, name: &str, app: &str) -> Result<Removal> {
     let fs = HostFs::current();
-    let removal = with_registry(&fs, &ctx.dirs.store, |registry| {
+    let removal = with_ledger(&fs, &ctx.dirs.store, |ledger| {
         let id = if app.ends_with(".desktop") {
             app.to_owned()
         } else {
             format!("{app}.desktop")
         };
-        let source = registry
+        let source = ledger
             .of_box(name)
             .filter(|e| e.kind == Kind::App)
             .find(|e| {
@@ -516,7 +516,7 @@ pub fn delete_app(ctx: &Context, name: &str, app: &str) -> Result<Removal> {
                 .map(|found| found.path)
                 .unwrap_or_default(),
         };
-        registry
+        ledger
             .remove(&fs, name, Kind::App, &source)?
             .ok_or_else(|| {
                 failure(
@@ -533,18 +533,18 @@ pub fn delete_app(ctx: &Context, name: &str, app: &str) -> Result<Removal> {
 /// left in place, with a warning naming them.
 pub fn remove_box_exports(ctx: &Context, name: &str) -> Result<()> {
     let fs = HostFs::current();
-    if !registry_path(&fs, &ctx.dirs.store)?.exists() {
+    if !ledger_path(&fs, &ctx.dirs.store)?.exists() {
         return Ok(());
     }
     let mut any_app = false;
-    with_registry(&fs, &ctx.dirs.store, |registry| {
-        let exports: Vec<(Kind, String)> = registry
+    with_ledger(&fs, &ctx.dirs.store, |ledger| {
+        let exports: Vec<(Kind, String)> = ledger
             .of_box(name)
             .map(|e| (e.kind, e.source.clone()))
             .collect();
         for (kind, source) in exports {
             any_app |= kind != Kind::Bin;
-            if let Some(removal) = registry.remove(&fs, name, kind, &source)? {
+            if let Some(removal) = ledger.remove(&fs, name, kind, &source)? {
                 warn_kept(&removal);
             }
         }
@@ -559,7 +559,7 @@ pub fn remove_box_exports(ctx: &Context, name: &str) -> Result<()> {
 /// Warn about files left in place because the user changed them.
 pub fn warn_kept(removal: &Removal) {
     for path in &removal.kept_modified {
-        crate::report::warn(format!(
+        crate::ui::report::warn(format!(
             "kept {}: it was changed after box wrote it; remove it yourself if you no longer need it",
             path.display()
         ));
@@ -588,8 +588,8 @@ pub fn generate_entry_with(ctx: &Context, name: &str, force: bool) -> Result<Pat
     let host = Host::from_ctx(ctx)?;
     let path = entry_path(ctx, name);
     let text = desktop::terminal_entry(&host.launch(), name);
-    with_registry(&host.fs, &host.store, |registry| {
-        registry.install(
+    with_ledger(&host.fs, &host.store, |ledger| {
+        ledger.install(
             &host.fs,
             name,
             Kind::Entry,
@@ -615,11 +615,11 @@ pub fn delete_entry(ctx: &Context, name: &str) -> Result<()> {
 /// [`delete_entry`], saying what it removed: `None` when there was no entry.
 pub fn remove_entry(ctx: &Context, name: &str) -> Result<Option<Removal>> {
     let fs = HostFs::current();
-    if !registry_path(&fs, &ctx.dirs.store)?.exists() {
+    if !ledger_path(&fs, &ctx.dirs.store)?.exists() {
         return Ok(None);
     }
-    let removal = with_registry(&fs, &ctx.dirs.store, |registry| {
-        registry.remove(&fs, name, Kind::Entry, "")
+    let removal = with_ledger(&fs, &ctx.dirs.store, |ledger| {
+        ledger.remove(&fs, name, Kind::Entry, "")
     })?;
     if let Some(removal) = &removal {
         warn_kept(removal);
@@ -953,14 +953,13 @@ mod tests {
         let err = bin_from(&host, &root, "two", "/usr/bin/xterm", None, false).unwrap_err();
         assert!(crate::error::message(&err).contains(&wrapper.display().to_string()));
 
-        let registry = Registry::load(&Store::at(&host.store).exports_path()).unwrap();
-        assert_eq!(registry.of_box("dev").count(), 2);
-        let mut registry = registry;
+        let mut ledger = Ledger::load(&Store::at(&host.store).exports_path()).unwrap();
+        assert_eq!(ledger.of_box("dev").count(), 2);
         for (kind, source) in [
             (Kind::App, "/usr/share/applications/debian-xterm.desktop"),
             (Kind::Bin, "/usr/bin/xterm"),
         ] {
-            let removal = registry
+            let removal = ledger
                 .remove(&HostFs::native(), "dev", kind, source)
                 .unwrap()
                 .unwrap();
@@ -1001,11 +1000,11 @@ mod tests {
         assert!(x.starts_with(host.data_home.join("icons/box/dev")), "{x:?}");
         // The same box file is one host file, shared, kept until its last user goes.
         assert_eq!(z, x);
-        let mut registry = Registry::load(&Store::at(&host.store).exports_path()).unwrap();
+        let mut ledger = Ledger::load(&Store::at(&host.store).exports_path()).unwrap();
         for app in ["appx", "appz"] {
             let source = format!("/usr/share/applications/{app}.desktop");
             assert!(x.exists());
-            registry
+            ledger
                 .remove(&HostFs::native(), "dev", Kind::App, &source)
                 .unwrap()
                 .unwrap();

@@ -6,7 +6,7 @@
 //! whiteouts, and later move or delete directories owned by those ids, which the user
 //! cannot do from the host. With a single-id mapping it is the user itself.
 //!
-//! Protocol, after the [`crate::userns`] handshake, in [`crate::protocol`]'s framing over
+//! Protocol, after the [`crate::sys::userns`] handshake, in [`crate::sys::protocol`]'s framing over
 //! the helper's stdin/stdout: one [`Request`] then exactly one [`Response`]. The first
 //! request is `init` with the store root; every path of a later request must lie strictly
 //! beneath it and is resolved from a descriptor of it without following symlinks. Errors
@@ -19,7 +19,7 @@
 //!   leaves a locked directory alone, so no cleaner deletes a tree while it is written;
 //! - just before the rename into `layers/`, the helper checks that the staging name
 //!   still leads to the very directory it created and filled, and that the box process
-//!   that asked for the unpack is still its parent ([`crate::userns::check_parent`]): an
+//!   that asked for the unpack is still its parent ([`crate::sys::userns::check_parent`]): an
 //!   orphaned helper never registers anything.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -35,8 +35,8 @@ use super::{Compression, UnpackStats, unpack_layer_at};
 use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::failure;
-use crate::protocol::{self, Failure};
-use crate::userns::NsHelper;
+use crate::sys::protocol::{self, Failure};
+use crate::sys::userns::NsHelper;
 
 /// Unpack one downloaded layer blob into the store.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -178,7 +178,7 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     if !args.is_empty() {
         bail!("box __store-helper takes no arguments (it is started by box itself)");
     }
-    crate::userns::child_handshake()?;
+    crate::sys::userns::child_handshake()?;
     let mut state: Option<Helper> = None;
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
@@ -381,7 +381,7 @@ impl Helper {
                     "another program changed box's store; pull again",
                 ));
             }
-            crate::userns::check_parent()?;
+            crate::sys::userns::check_parent()?;
             // The record first: a layer directory is never there without it (a record
             // left without its layer by a crash is collected as garbage).
             let record = crate::store::LayerInfo {
@@ -425,7 +425,7 @@ impl Helper {
             (Ok(_), Err(err)) => Err(anyhow::Error::from(err))
                 .with_context(|| format!("removing {}", request.staging.display())),
             (Err(err), Err(cleanup)) => {
-                crate::report::warn(format!(
+                crate::ui::report::warn(format!(
                     "could not remove {}: {cleanup}",
                     request.staging.display()
                 ));

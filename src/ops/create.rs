@@ -12,12 +12,12 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 
 use crate::context::Context;
-use crate::distro::{Catalogue, default_name};
 use crate::error::{HintExt, failure};
-use crate::prompt::Ask;
 use crate::registry::registries_conf::RegistriesConf;
+use crate::settings::distro::{Catalogue, default_name};
 use crate::store::Store;
 use crate::store::containers::{ContainerRecord, Volume, validate_name};
+use crate::ui::prompt::Ask;
 
 /// What to create: the typed form of `box create`'s flags (and of a manifest's section).
 #[derive(Debug, Clone, Default)]
@@ -240,13 +240,17 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
         .map(|v| parse_volume(v))
         .collect::<Result<Vec<_>>>()?;
     for device in &options.devices {
-        crate::cdi::parse_device_name(device)?;
+        crate::host::cdi::parse_device_name(device)?;
     }
     // The devices asked for must be in the host's specs now; they are read again at
     // each start (automatic NVIDIA GPUs only then).
     if !options.devices.is_empty() || options.nvidia == Some(true) {
-        crate::cdi::for_box(&options.devices, options.nvidia, &crate::cdi::spec_dirs())
-            .with_context(|| format!("creating box `{name}`"))?;
+        crate::host::cdi::for_box(
+            &options.devices,
+            options.nvidia,
+            &crate::host::cdi::spec_dirs(),
+        )
+        .with_context(|| format!("creating box `{name}`"))?;
     }
     let home = match &options.home {
         Some(dir) if !dir.is_absolute() => bail!(failure(
@@ -446,7 +450,7 @@ fn clone(ctx: &Context, options: &CreateOptions, source: &str, ask: &dyn Ask) ->
 /// Add box `name`'s menu entry; a failure is a warning, never a failed create.
 fn add_entry(ctx: &Context, name: &str) {
     if let Err(err) = crate::export::generate_entry(ctx, name) {
-        crate::report::warn(format!(
+        crate::ui::report::warn(format!(
             "box `{name}` was created, but its menu entry was not: {} (hint: {})",
             crate::error::message(&err),
             err.downcast_ref::<crate::error::Hint>().map_or_else(

@@ -24,7 +24,7 @@ use anyhow::{Context as _, Result};
 
 use super::create::{CreateOptions, create};
 use crate::context::Context;
-use crate::prompt::Ask;
+use crate::ui::prompt::Ask;
 
 /// The internal entry of the guard.
 pub const GUARD: &str = "__ephemeral-guard";
@@ -91,7 +91,7 @@ pub fn ephemeral(
 /// Remove box `name` if it is still there; says so when it cannot.
 fn remove(ctx: &Context, name: &str) {
     if let Err(err) = super::rm::remove_forced(ctx, name, Duration::from_millis(500)) {
-        crate::report::warn(format!(
+        crate::ui::report::warn(format!(
             "the temporary box `{name}` was not removed: {} (`box rm --force {name}` removes it)",
             crate::error::message(&err)
         ));

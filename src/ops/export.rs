@@ -10,8 +10,8 @@ use anyhow::Result;
 use crate::context::Context;
 use crate::error::failure;
 use crate::export;
-use crate::report::notice;
 use crate::store::Store;
+use crate::ui::report::notice;
 
 /// One export change.
 #[derive(Debug, Clone)]
@@ -93,7 +93,7 @@ pub fn export(ctx: &Context, name: &str, request: Request) -> Result<()> {
     Ok(())
 }
 
-fn report_removal(removal: &export::registry::Removal) {
+fn report_removal(removal: &export::ledger::Removal) {
     for path in &removal.removed {
         notice(format!("removed {}", path.display()));
     }

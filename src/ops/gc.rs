@@ -7,8 +7,8 @@
 
 use crate::context::Context;
 use crate::image::helper::StoreHelper;
-use crate::report::{notice, warn};
 use crate::store::{Lock, Store};
+use crate::ui::report::{notice, warn};
 
 /// Collect the store's garbage with `lock` (this process's store lock, made exclusive;
 /// skipped when another box process holds the store). Says what it removed.

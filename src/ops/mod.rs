@@ -3,8 +3,8 @@
 //!
 //! Invariants:
 //! - no clap types and no terminal checks here: an operation that may ask the user
-//!   something takes an [`crate::prompt::Ask`], and says what it does through
-//!   [`crate::report`]; results go back to the caller, who prints them;
+//!   something takes an [`crate::ui::prompt::Ask`], and says what it does through
+//!   [`crate::ui::report`]; results go back to the caller, who prints them;
 //! - each operation leaves the store as it was when it fails (the store's temp dir +
 //!   rename and its locks; see each module's doc).
 //!

@@ -38,19 +38,19 @@ use anyhow::{Context as _, Result, bail};
 use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::{HintExt, failure};
-use crate::idmap::IdMapping;
 use crate::image::Compression;
 use crate::image::helper::{StoreHelper, UnpackRequest};
-use crate::progress::{Progress, human_bytes, human_duration};
 use crate::registry::registries_conf::{RegistriesConf, Resolution};
 use crate::registry::retry::Policy;
 use crate::registry::{
     Client, ClientOptions, Descriptor, FetchedManifest, Manifest, Platform, PlatformExt, Reference,
     parse_config, parse_manifest, select_platform,
 };
-use crate::report::{notice, warn};
 use crate::store::images::{ImageRecord, LayerRecord};
 use crate::store::{Lock, Store, now};
+use crate::sys::idmap::IdMapping;
+use crate::ui::progress::{Progress, human_bytes, human_duration};
+use crate::ui::report::{notice, warn};
 
 /// How many layers download at once.
 const PARALLEL_DOWNLOADS: usize = 4;
@@ -489,7 +489,7 @@ fn fetch_layers(
 
     let total: u64 = missing.iter().map(|&i| layers[i].descriptor.size()).sum();
     let progress = Progress::new("total", total);
-    crate::report::line(format!(
+    crate::ui::report::line(format!(
         "pulling {canonical}: {} of {}, {}",
         missing.len(),
         layer_count(layers.len()),
@@ -620,7 +620,7 @@ fn download_one(
     client: &Client,
     canonical: &str,
     layer: &Layer,
-    bar: &crate::progress::ItemBar,
+    bar: &crate::ui::progress::ItemBar,
     progress: &Progress,
     abort: &AtomicBool,
 ) -> Result<Option<(PathBuf, Lock)>> {

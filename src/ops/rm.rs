@@ -18,9 +18,9 @@ use anyhow::{Result, bail};
 use crate::context::Context;
 use crate::error::failure;
 use crate::image::helper::StoreHelper;
-use crate::prompt::Ask;
 use crate::runtime::{state, stop};
 use crate::store::Store;
+use crate::ui::prompt::Ask;
 
 /// How to remove.
 #[derive(Debug, Clone, Copy)]
@@ -109,7 +109,7 @@ pub fn rm(
         .filter_map(|r| r.err().map(|e| crate::error::message(&e)))
         .collect();
         if !failures.is_empty() {
-            crate::report::warn(format!(
+            crate::ui::report::warn(format!(
                 "box `{name}` was removed, but not all of its exports: {}",
                 failures.join("; ")
             ));
@@ -140,7 +140,7 @@ pub fn remove_forced(ctx: &Context, name: &str, grace: std::time::Duration) -> R
         false,
         &names,
         options,
-        &crate::prompt::Assume(true),
+        &crate::ui::prompt::Assume(true),
         &mut |_| {},
     )?;
     Ok(())

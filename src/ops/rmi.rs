@@ -17,9 +17,9 @@ use crate::context::Context;
 use crate::error::failure;
 use crate::registry::Reference;
 use crate::registry::registries_conf::RegistriesConf;
-use crate::report::notice;
 use crate::store::Store;
 use crate::store::images::ImageRecord;
+use crate::ui::report::notice;
 
 /// Which images to remove, and how.
 #[derive(Debug, Clone, Default)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::context::Context;
-use crate::prompt::Ask;
 use crate::runtime::{state, stop as runtime_stop};
 use crate::store::Store;
+use crate::ui::prompt::Ask;
 
 /// Stop the boxes named (or every box, with `all`: a box whose holder died may have
 /// processes left, which stop ends too), giving their processes `grace` to end before

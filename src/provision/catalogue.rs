@@ -156,7 +156,7 @@ impl PackageManagers {
             .iter()
             .map(|(file, text)| parse(text, file).expect("the shipped package managers are valid"))
             .collect();
-        for (origin, text) in crate::distro::user_entries(dir)? {
+        for (origin, text) in crate::settings::distro::user_entries(dir)? {
             let entry = parse(&text, &origin)?;
             entries.retain(|e| e.name != entry.name);
             entries.push(entry);
@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn every_distribution_of_the_catalogue_has_a_package_manager_that_brings_sudo() {
         let pms = PackageManagers::shipped();
-        for distro in crate::distro::Catalogue::shipped().distros {
+        for distro in crate::settings::distro::Catalogue::shipped().distros {
             let pm = pms
                 .get(&distro.package_manager)
                 .unwrap_or_else(|| panic!("{}: no entry {}", distro.name, distro.package_manager));

@@ -102,7 +102,7 @@ pub fn package_manager_of(
     root: &Rootfs,
 ) -> Result<Option<PackageManager>> {
     let pms = package_managers(ctx)?;
-    let catalogue = crate::distro::Catalogue::load(&ctx.dirs.config.join("distros.d"))?;
+    let catalogue = crate::settings::distro::Catalogue::load(&ctx.dirs.config.join("distros.d"))?;
     let preferred = catalogue
         .distro_of_image(&record.image)
         .map(|d| d.package_manager.clone());
@@ -123,7 +123,7 @@ pub struct Step {
 
 /// What a run of box provisioning will do.
 #[derive(Debug, Clone, Default)]
-pub struct Plan {
+pub struct Recipe {
     pub package_manager: Option<PackageManager>,
     /// What the box lacks, for the user (`sudo`, `locale de_DE.UTF-8`, ...).
     pub missing: Vec<String>,
@@ -231,12 +231,12 @@ pub fn plan(
     provisioning: &Provisioning,
     root: &Rootfs,
     resumed: bool,
-) -> Result<Plan> {
+) -> Result<Recipe> {
     let pm = package_manager_of(ctx, record, root)?;
     let user = ctx.user()?;
-    let mut plan = Plan {
+    let mut plan = Recipe {
         package_manager: pm.clone(),
-        ..Plan::default()
+        ..Recipe::default()
     };
     let vars = arch_vars();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -244,7 +244,7 @@ pub fn plan(
     let mut config_steps = Vec::new();
     match &pm {
         Some(pm) => {
-            let add = |what: &str, packages: &[String], plan: &mut Plan| {
+            let add = |what: &str, packages: &[String], plan: &mut Recipe| {
                 plan.missing.push(what.to_owned());
                 for p in packages {
                     if !plan.packages.contains(p) {
@@ -441,7 +441,7 @@ fn run(ctx: &Context, name: &str, resumed: bool) -> Result<bool> {
             .iter()
             .map(|pm| pm.name.clone())
             .collect();
-        crate::report::warn(format!(
+        crate::ui::report::warn(format!(
             "box `{name}` has no package manager box knows ({}), so box installed nothing; it lacks {} (hint: install them as root: `box enter {name} --user root`; or describe the package manager in {})",
             known.join(", "),
             plan.missing.join(", "),
@@ -510,7 +510,7 @@ fn run(ctx: &Context, name: &str, resumed: bool) -> Result<bool> {
         // Stopped, so that the next start resumes.
         if let Err(err) = crate::runtime::stop::stop(ctx, name, crate::runtime::stop::DEFAULT_GRACE)
         {
-            crate::report::warn(format!(
+            crate::ui::report::warn(format!(
                 "stopping box `{name}` after its failed provisioning: {}",
                 crate::error::message(&err)
             ));

@@ -54,7 +54,7 @@ impl Display {
     /// Announce a step.
     pub fn step(&mut self, text: &str) {
         self.clear();
-        crate::report::notice(text);
+        crate::ui::report::notice(text);
     }
 
     /// Show the latest output line (on a terminal only).

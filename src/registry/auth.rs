@@ -31,7 +31,7 @@ use serde::Deserialize;
 
 use crate::error::{HintExt, failure};
 use crate::registry::reference::DOCKER_HUB;
-use crate::report::warn;
+use crate::ui::report::warn;
 
 /// A username and password (or token) for one registry, and where they came from.
 #[derive(Clone, PartialEq, Eq)]

@@ -43,7 +43,6 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::{Agent, Body};
 
-use crate::config::Config;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Hint, HintExt, failure};
 use crate::registry::auth::{AuthSources, Challenge, Credentials, parse_challenges};
@@ -53,6 +52,7 @@ use crate::registry::manifest::{
 };
 use crate::registry::reference::Reference;
 use crate::registry::retry::{self, Failure, Policy, Retrier};
+use crate::settings::config::Config;
 
 /// Largest manifest or index accepted (the distribution project's own limit is 4 MiB).
 pub const MAX_MANIFEST: u64 = 4 << 20;

@@ -1,6 +1,6 @@
 //! The hooks of a box's CDI devices ([`DeviceHook`]), carried out by the holder inside the
 //! box at each start, after the pivot and the box's files, as the box's root when it has
-//! one. Which hooks exist and why box does NVIDIA's itself is in [`crate::cdi`].
+//! one. Which hooks exist and why box does NVIDIA's itself is in [`crate::host::cdi`].
 //!
 //! Invariants: nothing here writes to the holder's stdout (the protocol pipe to the
 //! starter): programs get stdin from a pipe (the OCI state), stdout and stderr in an
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::cdi::DeviceHook;
 use crate::error::{HintExt, failure};
+use crate::host::cdi::DeviceHook;
 
 /// The file box writes the `update-ldcache` folders to, in the box.
 pub const LD_SO_CONF: &str = "/etc/ld.so.conf.d/00-box-cdi.conf";

@@ -25,7 +25,7 @@ use anyhow::{Context as _, Result};
 use super::plan::FileOp;
 
 /// The host's root inside a box.
-const HOST_ROOT: &str = crate::hostfs::HOST_ROOT_IN_BOX;
+const HOST_ROOT: &str = crate::host::fs::HOST_ROOT_IN_BOX;
 
 /// Apply `ops` (all of a starting box's, or the host-following ones); the first failure
 /// names the file.
@@ -207,9 +207,10 @@ pub fn apply(op: &FileOp) -> Result<()> {
             // A missing or damaged file gives no cookie rather than no box.
             let entries = std::fs::read(host_real_path(host_path))
                 .ok()
-                .and_then(|bytes| crate::xauth::parse(&bytes).ok())
+                .and_then(|bytes| crate::host::xauth::parse(&bytes).ok())
                 .unwrap_or_default();
-            let content = crate::xauth::write(&crate::xauth::wildcard_copy(&entries, hostname));
+            let content =
+                crate::host::xauth::write(&crate::host::xauth::wildcard_copy(&entries, hostname));
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -235,10 +236,10 @@ pub fn hosts_with_name(mut text: String, hostname: &str) -> String {
 
 /// Where the host's `host_path` really is, seen from inside the box: resolved in
 /// `/run/host` as the host resolves it (absolute symlinks stay in the host's root, see
-/// [`crate::hostfs`]). When it does not exist (it dangles on the host too), the plain
+/// [`crate::host::fs`]). When it does not exist (it dangles on the host too), the plain
 /// `/run/host` path, which starts working once the host creates the file.
 fn host_real_path(host_path: &Path) -> PathBuf {
-    crate::hostfs::HostFs::at(Path::new(HOST_ROOT))
+    crate::host::fs::HostFs::at(Path::new(HOST_ROOT))
         .dir(host_path)
         .unwrap_or_else(|_| {
             Path::new(HOST_ROOT).join(host_path.strip_prefix("/").unwrap_or(host_path))

@@ -2,8 +2,8 @@
 //! UTS namespaces so that `enter`/`run` can join them.
 //!
 //! Started by [`start`] as `box __holder` (a fresh exec of `/proc/self/exe`, so it is
-//! single-threaded), in a new user namespace set up through the [`crate::userns`]
-//! handshake. Then, over the same pipes, in [`crate::protocol`]'s framing:
+//! single-threaded), in a new user namespace set up through the [`crate::sys::userns`]
+//! handshake. Then, over the same pipes, in [`crate::sys::protocol`]'s framing:
 //! 1. parent → holder: the [`Plan`];
 //! 2. holder: unshares mount + UTS namespaces, mounts and pivots as the plan says, writes
 //!    the box's files (`holder/apply.rs`, through the syscall seam `holder/mountsys.rs`),
@@ -42,8 +42,8 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::{FileOp, Plan};
 use super::setup;
-use crate::protocol::{self, Failure};
 use crate::store::containers::StorageKind;
+use crate::sys::protocol::{self, Failure};
 
 /// What the holder reports once the box is up.
 #[derive(Debug, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ pub struct Pending {
 }
 
 enum Channel {
-    Start(crate::userns::NsHelper),
+    Start(crate::sys::userns::NsHelper),
     Adopt(std::process::Child, std::process::ChildStdin),
 }
 
@@ -126,10 +126,10 @@ fn await_commit() {
 /// the host-following files current with (see [`super::follow::new_watch`]).
 pub fn start(
     plan: &Plan,
-    mapping: &crate::idmap::IdMapping,
+    mapping: &crate::sys::idmap::IdMapping,
     watch: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<Pending> {
-    let mut helper = crate::userns::NsHelper::spawn("__holder", &[], mapping, watch)
+    let mut helper = crate::sys::userns::NsHelper::spawn("__holder", &[], mapping, watch)
         .with_context(|| format!("starting box `{}`", plan.name))?;
     helper.send(plan)?;
     let ready = await_ready(&plan.name, "starting", || helper.recv())?;
@@ -144,7 +144,7 @@ pub fn start(
 fn await_ready(name: &str, doing: &str, mut next: impl FnMut() -> Result<Report>) -> Result<Ready> {
     loop {
         match next()? {
-            Report::Notice(text) => crate::report::notice(text),
+            Report::Notice(text) => crate::ui::report::notice(text),
             Report::Ready(ready) => return Ok(ready),
             Report::Failed(failure) => {
                 return Err(Failure {
@@ -173,7 +173,7 @@ pub struct Adoption {
 /// process of the box in its own mount namespace, see `members`).
 pub fn adopt(plan: &Plan, member: u32, storage: &StorageKind, shell: &str) -> Result<Pending> {
     let what = || format!("restarting the holder of box `{}`", plan.name);
-    let member_start = super::state::start_time(member)
+    let member_start = crate::sys::proc::start_time(member)
         .with_context(|| format!("process {member} of box `{}` has ended", plan.name))
         .with_context(what)?;
     let mut child = std::process::Command::new("/proc/self/exe")
@@ -234,7 +234,7 @@ fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
     };
     let (user, mnt, uts) = (open("user")?, open("mnt")?, open("uts")?);
     // The fds pin the namespaces: a pid reused since the caller looked is caught here.
-    if super::state::start_time(pid) != Some(adoption.member_start) {
+    if crate::sys::proc::start_time(pid) != Some(adoption.member_start) {
         bail!("process {pid} of the box ended meanwhile");
     }
     for (file, kind) in [
@@ -247,7 +247,7 @@ fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
     }
     if adoption.plan.has_root {
         // Files the holder renews (/etc/hosts) stay root's, as at the first start.
-        crate::userns::become_root()?;
+        crate::sys::userns::become_root()?;
     }
     rustix::process::chdir("/").context("chdir /")?;
     super::follow::apply_all(adoption.plan.files.iter().filter(|op| op.follows_host()))?;
@@ -260,7 +260,7 @@ fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
         }
         Some(pid) => Ok(Ready {
             pid,
-            start_time: super::state::start_time(pid)
+            start_time: crate::sys::proc::start_time(pid)
                 .with_context(|| format!("reading /proc/{pid}/stat of the new holder"))?,
             storage: adoption.storage.clone(),
             shell: adoption.shell.clone(),
@@ -301,7 +301,7 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     let watch_fd = args.first().and_then(|fd| fd.parse().ok());
     crate::sys::close_inherited_fds_except(watch_fd);
     let watch = crate::sys::take_passed_fd(watch_fd);
-    let has_root = crate::userns::child_handshake()?;
+    let has_root = crate::sys::userns::child_handshake()?;
     let plan: Plan = read_message("the plan")?;
     report(run(&plan, has_root, watch))
 }
@@ -357,7 +357,7 @@ fn run(plan: &Plan, has_root: bool, watch: Option<std::os::fd::OwnedFd>) -> Resu
             hold(&plan.files, watch)
         }
         Some(pid) => {
-            let start_time = super::state::start_time(pid)
+            let start_time = crate::sys::proc::start_time(pid)
                 .with_context(|| format!("reading /proc/{pid}/stat of the new holder"))?;
             Ok(Ready {
                 pid,

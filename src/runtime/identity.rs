@@ -16,7 +16,7 @@
 //!   would drop CAP_SETGID with it);
 //! - an id the box's user namespace does not map is a clear error, never a silent
 //!   fallback to the caller's identity. uid 0 without subordinate ids (the single-id
-//!   mapping) is box's fake root ([`super::fakeroot`]: a nested user namespace mapping 0
+//!   mapping) is box's fake root ([`crate::fakeroot`]: a nested user namespace mapping 0
 //!   to the user, with a seccomp filter); [`root_unavailable`] is left for a mapping
 //!   that is neither.
 
@@ -129,10 +129,10 @@ pub fn become_user(name: &str, user: &str) -> Result<Account> {
     let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
     let gid_map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
     if !is_mapped(&uid_map, account.uid) || !is_mapped(&gid_map, account.gid) {
-        if account.uid == 0 && super::fakeroot::maps_one_id() {
+        if account.uid == 0 && crate::fakeroot::maps_one_id() {
             // Without subordinate ids: box's fake root (a nested user namespace mapping 0
             // to the user, with the seccomp filter); every file stays the user's.
-            super::fakeroot::become_fake_root()
+            crate::fakeroot::become_fake_root()
                 .with_context(|| format!("becoming root in box `{name}`"))?;
             return Ok(account);
         }

@@ -71,7 +71,7 @@ pub fn exec_as(
     // the state (the setting when the box started) or BOX_SKIP_WORKDIR: no file read.
     let no_workdir = no_workdir
         || state.skip_workdir
-        || std::env::var("BOX_SKIP_WORKDIR").is_ok_and(|v| crate::config::env_flag(&v));
+        || std::env::var("BOX_SKIP_WORKDIR").is_ok_and(|v| crate::settings::config::env_flag(&v));
     let cwd = if no_workdir {
         None
     } else {
@@ -141,7 +141,7 @@ pub fn exec_as(
     // command works on the caller's files: a box directory of the same path that is not
     // the same directory (the box's own /var/tmp or /usr/src) gives way to the host's.
     let on_host = |d: &PathBuf| {
-        Path::new(crate::hostfs::HOST_ROOT_IN_BOX).join(d.strip_prefix("/").unwrap_or(d))
+        Path::new(crate::host::fs::HOST_ROOT_IN_BOX).join(d.strip_prefix("/").unwrap_or(d))
     };
     let dir = cwd
         .as_ref()

@@ -21,14 +21,24 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::state::State;
-
 /// A namespace: (device, inode) of its nsfs link.
 pub type NsId = (u64, u64);
 
 /// How deep box looks for a box's user namespace above a process's own (the kernel
 /// allows 32 levels of nesting).
 const MAX_NESTING: usize = 32;
+
+/// What tells one start of a box from others, as its runtime state recorded it: its
+/// namespaces, the instance id in its `/run/.containerenv`, and its directory in the
+/// store (its overlay's mounts are from there).
+#[derive(Debug, Clone, Copy)]
+pub struct Start<'a> {
+    pub user_ns: Option<NsId>,
+    pub mnt_ns: Option<NsId>,
+    pub uts_ns: Option<NsId>,
+    pub instance: Option<&'a str>,
+    pub box_dir: &'a Path,
+}
 
 /// A process of a box.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,25 +55,25 @@ pub fn namespace(pid: &str, kind: &str) -> Option<NsId> {
     Some((meta.dev(), meta.ino()))
 }
 
-/// For each `(record, box_dir)` of a box whose holder has died, the processes left in
+/// For each start of a box whose holder has died, the processes left in
 /// it, with one pass over /proc for all of them (`box list`, `box stop --all`). The
 /// recorded namespaces count only when one of their processes proves it belongs to that
 /// start of the box; none is returned for a box where none does. (While the holder lives,
 /// its namespaces are the box's: see `stop`.)
-pub fn left_in_boxes(boxes: &[(&State, &Path)]) -> Vec<Vec<Member>> {
+pub fn left_in_boxes(boxes: &[Start<'_>]) -> Vec<Vec<Member>> {
     let mut found: Vec<Vec<Member>> = boxes.iter().map(|_| Vec::new()).collect();
     // Only the boxes whose user namespace is known can have processes found.
     let (index_of, user_nss): (Vec<usize>, Vec<NsId>) = boxes
         .iter()
         .enumerate()
-        .filter_map(|(i, (record, _))| Some((i, record.user_ns?)))
+        .filter_map(|(i, start)| Some((i, start.user_ns?)))
         .unzip();
     if user_nss.is_empty() {
         return found;
     }
     for (ns_index, pid) in in_user_namespaces(&user_nss) {
         let box_index = index_of[ns_index];
-        let record = boxes[box_index].0;
+        let record = &boxes[box_index];
         let text = pid.to_string();
         let joinable = namespace(&text, "user") == Some(user_nss[ns_index])
             && record.mnt_ns.is_some()
@@ -73,10 +83,10 @@ pub fn left_in_boxes(boxes: &[(&State, &Path)]) -> Vec<Vec<Member>> {
                 .is_none_or(|uts| namespace(&text, "uts") == Some(uts));
         found[box_index].push(Member { pid, joinable });
     }
-    for (members, (record, box_dir)) in found.iter_mut().zip(boxes) {
+    for (members, start) in found.iter_mut().zip(boxes) {
         if !members
             .iter()
-            .any(|m| shows_instance(m.pid, record) || mounts_box(m.pid, box_dir))
+            .any(|m| shows_instance(m.pid, start) || mounts_box(m.pid, start.box_dir))
         {
             members.clear();
         }
@@ -153,9 +163,9 @@ fn mounts_box(pid: i32, box_dir: &Path) -> bool {
 }
 
 /// Whether process `pid` sees the `/run/.containerenv` of the start of the box that
-/// `record` describes.
-fn shows_instance(pid: i32, record: &State) -> bool {
-    let Some(instance) = record.instance.as_deref() else {
+/// `start` describes.
+fn shows_instance(pid: i32, start: &Start<'_>) -> bool {
+    let Some(instance) = start.instance else {
         return false;
     };
     std::fs::read_to_string(format!("/proc/{pid}/root/run/.containerenv"))

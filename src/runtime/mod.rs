@@ -19,10 +19,8 @@
 
 pub mod copy;
 pub mod devices;
-pub mod fakeroot;
 pub mod follow;
 pub mod holder;
-pub mod host_exec;
 pub mod identity;
 pub mod join;
 pub mod members;
@@ -30,7 +28,6 @@ pub mod plan;
 pub mod setup;
 pub mod state;
 pub mod stop;
-pub mod sudo;
 
 use std::os::fd::AsFd;
 
@@ -53,10 +50,14 @@ pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Resul
         .unwrap_or_else(|| user.name.clone());
     let host = crate::host::discover();
     // Read at each start (never on the join path): a driver update reaches the next start.
-    let devices = crate::cdi::for_box(&record.devices, record.nvidia, &crate::cdi::spec_dirs())
-        .with_context(|| format!("the devices of box `{}`", record.name))?;
+    let devices = crate::host::cdi::for_box(
+        &record.devices,
+        record.nvidia,
+        &crate::host::cdi::spec_dirs(),
+    )
+    .with_context(|| format!("the devices of box `{}`", record.name))?;
     for warning in &devices.warnings {
-        crate::report::warn(warning);
+        crate::ui::report::warn(warning);
     }
     Ok(plan::build(
         record,
@@ -68,7 +69,10 @@ pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Resul
             host: &host,
             instance: new_instance_id()?,
             devices: &devices,
-            host_exec_dir: Some(host_exec::host_dir(&state::box_dir(ctx, &record.name))),
+            host_exec_dir: Some(crate::host_exec::host_dir(&state::box_dir(
+                ctx,
+                &record.name,
+            ))),
         },
     ))
 }
@@ -148,14 +152,14 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     let ready = &pending.ready;
     // Not waited for: the box runs without it, and its client waits for its socket.
     if let Some(dir) = &plan.host_exec_dir
-        && let Err(err) = host_exec::server::start(
-            &host_exec::server::Config {
+        && let Err(err) = crate::host_exec::server::start(
+            &crate::host_exec::server::Config {
                 name: name.to_owned(),
                 holder_pid: ready.pid,
                 holder_start: ready.start_time,
                 dir: dir.clone(),
-                shared: host_exec::server::shared_dirs(&plan),
-                env: host_exec::BoxEnv {
+                shared: plan.shared_dirs(),
+                env: crate::host_exec::BoxEnv {
                     forced: plan.env_forced.iter().map(|(n, _)| n.clone()).collect(),
                     defaults: plan.env_defaults.clone(),
                 },
@@ -165,7 +169,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
             watch.as_ref().map(|fd| fd.as_fd()),
         )
     {
-        crate::report::notice(format!(
+        crate::ui::report::notice(format!(
             "warning: `box host-exec` will not work in box `{name}`: {}",
             crate::error::message(&err)
         ));

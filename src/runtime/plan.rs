@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::HostUser;
 use crate::host::HostFacts;
-use crate::idmap::{IdMapping, IdRange};
 use crate::store::Store;
 use crate::store::containers::{ContainerRecord, StorageKind};
+use crate::sys::idmap::{IdMapping, IdRange};
 
 /// Where the box's root comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +141,7 @@ pub enum FileOp {
     /// when the box has one, naming the zone.
     Localtime { host_path: PathBuf },
     /// `path`: an X authority file holding the host's entries of `host_path` for the
-    /// host's name `hostname` as wildcard entries (see [`crate::xauth`]), owned by
+    /// host's name `hostname` as wildcard entries (see [`crate::host::xauth`]), owned by
     /// `owner` (uid, gid), mode 0600.
     XauthorityCopy {
         path: PathBuf,
@@ -219,9 +219,9 @@ pub struct Plan {
     pub runtime_dir: Option<PathBuf>,
     pub xauthority: Option<PathBuf>,
     /// What the box's CDI devices ask to be done in the box at its start, after its files
-    /// (see [`crate::cdi`]; carried out by [`super::devices`]).
+    /// (see [`crate::host::cdi`]; carried out by [`super::devices`]).
     #[serde(default)]
-    pub device_hooks: Vec<crate::cdi::DeviceHook>,
+    pub device_hooks: Vec<crate::host::cdi::DeviceHook>,
     /// The mount points of the CDI devices' binds: those of an earlier start that are
     /// gone from the specs (a library of the driver before its update) are removed.
     #[serde(default)]
@@ -242,9 +242,9 @@ pub struct PlanInputs<'a> {
     /// See [`Plan::instance`].
     pub instance: String,
     /// The edits of the box's CDI devices, read from the host's specs for this start.
-    pub devices: &'a crate::cdi::Edits,
-    /// The host end's directory of `box host-exec` (see [`super::host_exec`]), mounted
-    /// at [`super::host_exec::DIR_IN_BOX`].
+    pub devices: &'a crate::host::cdi::Edits,
+    /// The host end's directory of `box host-exec` (see [`crate::host_exec`]), mounted
+    /// at [`crate::host_exec::DIR_IN_BOX`].
     pub host_exec_dir: Option<PathBuf>,
 }
 
@@ -400,7 +400,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
                 "box creates {} for `box host-exec`: check that your runtime directory is writable",
                 dir.display()
             )),
-            ..bind_dir(dir, Path::new(super::host_exec::DIR_IN_BOX))
+            ..bind_dir(dir, Path::new(crate::host_exec::DIR_IN_BOX))
         });
     }
 
@@ -442,7 +442,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         });
     }
     // The host's cookies are written for the host's name, and a box with a home of its
-    // own does not see `~/.Xauthority`: such boxes get a wildcard copy (`crate::xauth`).
+    // own does not see `~/.Xauthority`: such boxes get a wildcard copy (`crate::host::xauth`).
     let own_xauthority = hostname != host.hostname || record.home.is_some();
     if let Some(xauth) = &host.xauthority {
         if own_xauthority {
@@ -461,14 +461,14 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
     }
 
     // Without subordinate ids the image's sudo cannot work: a shim ahead of it in PATH
-    // runs box's fake root instead (see `super::sudo`). It needs box in the box.
+    // runs box's fake root instead (see `crate::fakeroot::sudo`). It needs box in the box.
     // (The shim's text depends on the box binary's ELF interpreter: read from it.)
     if !mapping.has_root()
         && let Some(exe) = &host.box_binary
     {
         files.push(FileOp::Write {
-            path: super::sudo::SHIM_PATH.into(),
-            content: super::sudo::shim(exe),
+            path: crate::fakeroot::sudo::SHIM_PATH.into(),
+            content: crate::fakeroot::sudo::shim(exe),
             mode: 0o755,
         });
     }
@@ -530,6 +530,18 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
     }
 }
 
+impl Plan {
+    /// The box's directory mounts, (path in the box, path on the host): where a path in
+    /// the box is the same directory on the host (`box host-exec`'s working directory).
+    pub fn shared_dirs(&self) -> Vec<(PathBuf, PathBuf)> {
+        self.mounts
+            .iter()
+            .filter(|m| matches!(m.kind, MountKind::BindDir { .. } | MountKind::HostRoot))
+            .map(|m| (m.target.clone(), m.source.clone()))
+            .collect()
+    }
+}
+
 fn ranges(ranges: &[IdRange]) -> String {
     ranges
         .iter()
@@ -571,7 +583,7 @@ impl fmt::Display for Plan {
         if !self.has_root
             && let (Some(uid), Some(gid)) = (self.uid_map.first(), self.gid_map.first())
         {
-            writeln!(f, "{}", super::fakeroot::describe(uid.inside, gid.inside))?;
+            writeln!(f, "{}", crate::fakeroot::describe(uid.inside, gid.inside))?;
         }
         writeln!(f, "hostname: {}", self.hostname)?;
         writeln!(f, "mounts:")?;
@@ -638,7 +650,9 @@ impl fmt::Display for Plan {
         writeln!(f, "files:")?;
         for op in &self.files {
             match op {
-                FileOp::Write { path, .. } if path == Path::new(super::sudo::SHIM_PATH) => {
+                FileOp::Write { path, .. }
+                    if path == Path::new(crate::fakeroot::sudo::SHIM_PATH) =>
+                {
                     writeln!(
                         f,
                         "  write        {} (sudo: runs `box __fakeroot sudo ARGS`, box's fake root)",
@@ -715,8 +729,8 @@ impl fmt::Display for Plan {
 mod tests {
     use super::*;
     use crate::digest::Digest;
-    use crate::idmap::SubRange;
     use crate::store::containers::Volume;
+    use crate::sys::idmap::SubRange;
 
     fn record() -> ContainerRecord {
         ContainerRecord {
@@ -780,7 +794,7 @@ mod tests {
         plan_with(
             record,
             &mapping,
-            &crate::cdi::Edits::default(),
+            &crate::host::cdi::Edits::default(),
             Some("/run/user/1000/box/dev/host-exec".into()),
         )
     }
@@ -790,7 +804,7 @@ mod tests {
     fn plan_with(
         record: &ContainerRecord,
         mapping: &IdMapping,
-        devices: &crate::cdi::Edits,
+        devices: &crate::host::cdi::Edits,
         host_exec_dir: Option<PathBuf>,
     ) -> Plan {
         build(
@@ -822,7 +836,7 @@ mod tests {
         let plan = plan_with(
             &record(),
             &single_id(),
-            &crate::cdi::Edits::default(),
+            &crate::host::cdi::Edits::default(),
             Some("/run/user/1000/box/dev/host-exec".into()),
         );
         assert!(!plan.has_root);
@@ -845,9 +859,9 @@ mod tests {
 
     #[test]
     fn cdi_edits_add_binds_env_and_hooks_after_the_host_s_mounts() {
-        let devices = crate::cdi::Edits {
+        let devices = crate::host::cdi::Edits {
             env: vec![("EXAMPLE".into(), "1".into())],
-            binds: vec![crate::cdi::Bind {
+            binds: vec![crate::host::cdi::Bind {
                 host_path: "/nonexistent/lib".into(),
                 container_path: "/opt/lib".into(),
                 read_only: true,
@@ -857,7 +871,7 @@ mod tests {
                 recursive: false,
                 origin: "CDI spec /etc/cdi/x.yaml".into(),
             }],
-            hooks: vec![crate::cdi::DeviceHook::LdCache {
+            hooks: vec![crate::host::cdi::DeviceHook::LdCache {
                 folders: vec!["/opt/lib".into()],
             }],
             warnings: vec![],

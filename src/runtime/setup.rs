@@ -10,7 +10,7 @@
 //!   setup while it names the same user and uid;
 //! - without root inside (no subordinate ids) only what the user can write is done
 //!   (the passwd and group entries, so `id -un` works); sudoers is skipped: `sudo` in
-//!   such a box is box's stand-in, which needs none (see [`super::sudo`]).
+//!   such a box is box's stand-in, which needs none (see [`crate::fakeroot::sudo`]).
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use super::members::Member;
+use super::members::{Member, Start};
 use crate::context::Context;
 use crate::store::Store;
 
@@ -87,34 +87,10 @@ pub fn state_path(ctx: &Context, name: &str) -> PathBuf {
     box_dir(ctx, name).join("state.json")
 }
 
-/// The start time of process `pid`, if it exists and is not a zombie (a killed holder
-/// stays a zombie until its parent, often init, reaps it; it holds no namespaces).
-pub fn start_time(pid: u32) -> Option<u64> {
-    // One read(2) into a buffer that fits the line (std::fs::read would grow from 32
-    // bytes: /proc files have no size): this is on the join path.
-    let mut stat = vec![0; 1024];
-    let len = crate::store::read_into(Path::new(&format!("/proc/{pid}/stat")), &mut stat).ok()?;
-    parse_start_time(&stat[..len])
-}
-
-/// Field 22 of a `/proc/PID/stat` line, `None` for a dead (zombie) process. The command
-/// name (field 2) is in parentheses and may itself contain spaces and parentheses, so
-/// count from the last `)`.
-pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    // After ")" come fields 3, 4, ...: field 3 is the state, field 22 the 20th.
-    if matches!(fields.next()?, "Z" | "X" | "x") {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
-
 impl State {
     /// Whether the recorded holder is still the process with that pid.
     pub fn is_alive(&self) -> bool {
-        start_time(self.pid) == Some(self.start_time)
+        crate::sys::proc::start_time(self.pid) == Some(self.start_time)
     }
 }
 
@@ -202,10 +178,16 @@ pub fn statuses(ctx: &Context, store: &Store, names: &[&str]) -> Vec<Status> {
             .iter()
             .map(|(index, _)| store.container_dir(names[*index]))
             .collect();
-        let boxes: Vec<(&State, &Path)> = dead
+        let boxes: Vec<Start<'_>> = dead
             .iter()
             .zip(&dirs)
-            .map(|((_, record), dir)| (record, dir.as_path()))
+            .map(|((_, record), dir)| Start {
+                user_ns: record.user_ns,
+                mnt_ns: record.mnt_ns,
+                uts_ns: record.uts_ns,
+                instance: record.instance.as_deref(),
+                box_dir: dir,
+            })
             .collect();
         let left = super::members::left_in_boxes(&boxes);
         for ((index, record), members) in dead.into_iter().zip(left) {
@@ -236,7 +218,7 @@ pub fn recorded(store: &Store, name: &str) -> Option<State> {
 /// Read a state file; a missing or unreadable one is `None` (the box is stopped).
 pub fn read(path: &Path) -> Option<State> {
     let mut bytes = vec![0; 4096];
-    let len = crate::store::read_into(path, &mut bytes).ok()?;
+    let len = crate::sys::proc::read_into(path, &mut bytes).ok()?;
     serde_json::from_slice(&bytes[..len]).ok()
 }
 
@@ -281,25 +263,4 @@ fn boot_id() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .ok()
         .map(|s| s.trim().to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn start_time_is_field_22_even_with_odd_command_names() {
-        let line = b"1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n";
-        assert_eq!(parse_start_time(line), Some(987654));
-        assert_eq!(parse_start_time(b"garbage"), None);
-        let zombie =
-            b"1234 (box) Z 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 0 0\n";
-        assert_eq!(parse_start_time(zombie), None);
-    }
-
-    #[test]
-    fn our_own_start_time_is_readable() {
-        assert!(start_time(std::process::id()).is_some());
-        assert_eq!(start_time(u32::MAX), None);
-    }
 }

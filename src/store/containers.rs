@@ -49,7 +49,7 @@ pub struct ContainerRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provision: Option<super::provision::Provisioning>,
     /// CDI devices asked for at create (`--device VENDOR/CLASS=NAME`), as written: the
-    /// host's specs are read at each start (see `crate::cdi`), so a driver update on the
+    /// host's specs are read at each start (see `crate::host::cdi`), so a driver update on the
     /// host reaches the box at its next start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
@@ -198,7 +198,7 @@ impl Store {
         let mut buffer = vec![0; 16 * 1024];
         for name in self.box_dir_names()? {
             let path = self.container_record_path(&name);
-            let listing = match super::read_into(&path, &mut buffer) {
+            let listing = match crate::sys::proc::read_into(&path, &mut buffer) {
                 // A directory without a record is not a box (yet, or any more).
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),

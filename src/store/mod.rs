@@ -42,7 +42,7 @@ use anyhow::{Context as _, Result};
 
 use crate::digest::Digest;
 use crate::error::{HintExt, failure};
-use crate::idmap::IdMapping;
+use crate::sys::idmap::IdMapping;
 
 /// A handle on the store directory.
 #[derive(Debug, Clone)]
@@ -293,7 +293,7 @@ impl Store {
                 if !has_layers {
                     return write_atomic(&path, current.as_bytes());
                 }
-                let (why, hint) = crate::idmap::explain_change(&recorded, mapping);
+                let (why, hint) = crate::sys::idmap::explain_change(&recorded, mapping);
                 Err(failure(
                     format!(
                         "the store {} was unpacked with the id mapping {} but yours is now {current}: {why}",
@@ -506,27 +506,6 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not a valid record", path.display()))
-}
-
-/// Read the file at `path` into the start of `buffer` with plain read(2)s, growing the
-/// buffer when the file does not fit, and return the file's length. For many small files
-/// in a row into one buffer: no size probes (statx, lseek) as `std::fs::read` makes, no
-/// allocation per file.
-pub fn read_into(path: &Path, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let mut len = 0;
-    loop {
-        if len == buffer.len() {
-            buffer.resize((buffer.len() * 2).max(4096), 0);
-        }
-        match file.read(&mut buffer[len..]) {
-            Ok(0) => return Ok(len),
-            Ok(read) => len += read,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
 }
 
 /// Seconds since the Unix epoch.

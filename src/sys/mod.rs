@@ -1,6 +1,11 @@
 //! The few syscalls box needs that cannot be called safely from Rust without a word on
 //! why they are sound. Every `unsafe` block of the crate lives here.
 
+pub mod idmap;
+pub mod proc;
+pub mod protocol;
+pub mod userns;
+
 use std::io;
 
 use rustix::thread::UnshareFlags;

@@ -14,7 +14,7 @@
 //!   (box in the box keeps its data and exports there); `SHELL` = the login shell in the
 //!   box;
 //! - `XAUTHORITY` = the box's own wildcard copy of the host's X authority file when the
-//!   box has another hostname or home (see [`crate::xauth`]); and `XAUTHLOCALHOSTNAME` =
+//!   box has another hostname or home (see [`crate::host::xauth`]); and `XAUTHLOCALHOSTNAME` =
 //!   the host's name when the box has another hostname: openSUSE's libXau reads it, which
 //!   helps a session that joins with an authority file of its own (not the box's copy).
 //!
@@ -32,6 +32,10 @@
 //!
 //! Invariant: nothing here is on `box run`'s hot path except [`compose_env`], which only
 //! works on memory.
+
+pub mod cdi;
+pub mod fs;
+pub mod xauth;
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -232,7 +236,7 @@ pub fn box_binary() -> Option<PathBuf> {
         .map(|path| PathBuf::from(os(path)))
         .filter(|path| path.is_file());
     if replaced.is_none() {
-        crate::report::warn(format!(
+        crate::ui::report::warn(format!(
             "the box executable {} is gone, so `box` will not be available in boxes started now; reinstall box, then `box stop` and start them again to have it back",
             exe.display()
         ));

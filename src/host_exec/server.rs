@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BoxEnv, ClientMessage, FORWARDED_SIGNALS, Reply, Request, SOCKET_NAME};
 use crate::error::{EXIT_BOX_FAILURE, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, failure};
-use crate::protocol::{self, Failure};
+use crate::sys::protocol::{self, Failure};
 
 /// The hidden subcommand of the host end.
 pub const SUBCOMMAND: &str = "__host-exec-server";
@@ -136,7 +136,7 @@ fn prepare(config: &Config) -> Result<(UnixListener, OwnedFd)> {
                 config.holder_pid, config.name
             )
         })?;
-    if crate::runtime::state::start_time(config.holder_pid) != Some(config.holder_start) {
+    if crate::sys::proc::start_time(config.holder_pid) != Some(config.holder_start) {
         bail!("the holder of box `{}` ended meanwhile", config.name);
     }
     std::fs::DirBuilder::new()
@@ -502,14 +502,4 @@ fn spawn_error(program: &std::ffi::OsStr, err: std::io::Error) -> anyhow::Error 
         ),
     };
     failure(message, hint).context(crate::error::Exit(code))
-}
-
-/// The box's directory mounts of `plan`, for [`Config::shared`].
-pub fn shared_dirs(plan: &crate::runtime::plan::Plan) -> Vec<(PathBuf, PathBuf)> {
-    use crate::runtime::plan::MountKind;
-    plan.mounts
-        .iter()
-        .filter(|m| matches!(m.kind, MountKind::BindDir { .. } | MountKind::HostRoot))
-        .map(|m| (m.target.clone(), m.source.clone()))
-        .collect()
 }

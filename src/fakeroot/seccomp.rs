@@ -2,7 +2,7 @@
 //! faked, which pass through, which are refused) and the classic-BPF program built from
 //! it (seccomp(2)).
 //!
-//! A box without subordinate ids maps one id. Its root ([`crate::runtime::fakeroot`]) is
+//! A box without subordinate ids maps one id. Its root ([`crate::fakeroot`]) is
 //! that id in a user namespace nested in the box's, so the ownership and identity calls
 //! a package manager makes as root cannot succeed: `chown(f, 0, 42)` names a group that
 //! has no mapping (EINVAL), `setresuid(42, ...)` a user that does not exist there, and
@@ -21,7 +21,7 @@
 //!   stateless filter can only return 0 or an error, never "the id you last set", so a
 //!   program that checks its drop of privileges (apt does, `APT::Sandbox::Verify::IDs`)
 //!   sees that it is still root. box tells apt that there is no sandbox user in such a
-//!   box instead (see [`crate::runtime::fakeroot`]);
+//!   box instead (see [`crate::fakeroot`]);
 //! - every ABI the kernel may run a process with on this architecture is decoded with
 //!   its own syscall numbers (x86-64 and i386 on x86-64; AArch64 and 32-bit ARM on
 //!   AArch64), because the same number means another call in another ABI (x86-64's 92

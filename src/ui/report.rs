@@ -6,7 +6,7 @@
 //! Invariants:
 //! - everything goes to stderr, one line per message, prefixed `box: ` (warnings
 //!   `box: warning: `), so stdout stays the command's result for pipes and `--json`;
-//! - while progress bars are drawn ([`crate::progress::Progress`] registers its display
+//! - while progress bars are drawn ([`crate::ui::progress::Progress`] registers its display
 //!   here), messages are printed above the bars through the display: a line written
 //!   between two redraws would be overwritten or leave pieces of bars behind;
 //! - progress is drawn only in [`Output::Terminal`] mode (stderr is a terminal and the

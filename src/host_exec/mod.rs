@@ -72,7 +72,7 @@
 //! NAME (a link to `/usr/local/bin/box` in a box, as distrobox-host-exec's links), which
 //! costs the normal path one comparison of argv[0].
 //!
-//! The protocol is [`crate::protocol`]'s JSON lines over the connection: one
+//! The protocol is [`crate::sys::protocol`]'s JSON lines over the connection: one
 //! [`Request`] (its first byte carries the descriptors), then [`ClientMessage`]s (signals)
 //! from the client, and one [`Reply`] from the host end.
 
@@ -85,7 +85,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::Failure;
+use crate::sys::protocol::Failure;
 
 /// Where the host end's directory is mounted in every box.
 pub const DIR_IN_BOX: &str = "/run/host-exec";
@@ -282,7 +282,8 @@ pub fn host_env(
     set("PWD", pwd.into());
     // The join points XAUTHORITY at the host's file through /run/host when needed.
     if let Some((_, value)) = vars.iter_mut().find(|(n, _)| n == "XAUTHORITY")
-        && let Ok(rest) = Path::new(value.as_os_str()).strip_prefix(crate::hostfs::HOST_ROOT_IN_BOX)
+        && let Ok(rest) =
+            Path::new(value.as_os_str()).strip_prefix(crate::host::fs::HOST_ROOT_IN_BOX)
     {
         *value = Path::new("/").join(rest).into_os_string();
     }

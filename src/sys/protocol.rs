@@ -1,5 +1,5 @@
 //! The one protocol of every parent/child exchange between box processes: the
-//! user-namespace handshake ([`crate::userns`]), the holder's start and adoption
+//! user-namespace handshake ([`crate::sys::userns`]), the holder's start and adoption
 //! ([`crate::runtime::holder`]) and the store helper ([`crate::image::helper`]).
 //!
 //! Framing: one serde message as one line of JSON over a pipe (the child's stdin and

@@ -22,7 +22,7 @@ use rustix::event::{PollFd, PollFlags, poll};
 
 use super::{Bytes, ClientMessage, FORWARDED_SIGNALS, Reply, Request};
 use crate::error::{Exit, failure};
-use crate::protocol;
+use crate::sys::protocol;
 
 /// Signals whose default action dumps core: a command killed by one makes box exit with
 /// 128+N rather than leave a core file of its own.

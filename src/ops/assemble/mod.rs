@@ -13,20 +13,22 @@
 //!   digest it resolved to, written atomically after the boxes were made; `--locked`
 //!   creates boxes from exactly those digests, whatever the tags point at now.
 
+pub mod file;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::create::{CreateOptions, create};
-use super::export::{Request, export};
 use crate::context::Context;
 use crate::error::{HintExt, failure};
-use crate::manifest::Definition;
-use crate::prompt::Assume;
+use crate::ops::assemble::file::Definition;
+use crate::ops::create::{CreateOptions, create};
+use crate::ops::export::{Request, export};
 use crate::registry::registries_conf::{RegistriesConf, Resolution};
-use crate::report::notice;
 use crate::store::Store;
+use crate::ui::prompt::Assume;
+use crate::ui::report::notice;
 
 /// What `box assemble` was asked.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +47,7 @@ pub struct AssembleOptions {
 }
 
 /// A manifest as read: where from, and its boxes.
-pub struct Manifest {
+pub struct AssembleFile {
     pub source: String,
     pub definitions: Vec<Definition>,
 }
@@ -68,7 +70,7 @@ pub struct Locked {
 }
 
 /// The manifest `options` names, read and parsed (an `https://` URL is downloaded).
-pub fn load(options: &AssembleOptions) -> Result<Manifest> {
+pub fn load(options: &AssembleOptions) -> Result<AssembleFile> {
     let source = match &options.file {
         Some(file) => file.clone(),
         None if Path::new("box.ini").exists() => "box.ini".to_owned(),
@@ -88,7 +90,7 @@ pub fn load(options: &AssembleOptions) -> Result<Manifest> {
                 }
             })?
     };
-    let mut definitions = crate::manifest::parse(&text, &source)?;
+    let mut definitions = crate::ops::assemble::file::parse(&text, &source)?;
     if let Some(name) = &options.name {
         definitions.retain(|d| &d.name == name);
         if definitions.is_empty() {
@@ -98,7 +100,7 @@ pub fn load(options: &AssembleOptions) -> Result<Manifest> {
             ));
         }
     }
-    Ok(Manifest {
+    Ok(AssembleFile {
         source,
         definitions,
     })
@@ -261,7 +263,7 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
             "run `box assemble create` without --locked once to write it",
         ));
     }
-    let catalogue = super::create::catalogue(ctx)?;
+    let catalogue = crate::ops::create::catalogue(ctx)?;
     let registries = RegistriesConf::from_env()?;
     let store = Store::at(&ctx.dirs.store);
     // Resolve every image reference first: a bad one stops everything before any change.
@@ -273,7 +275,7 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
             continue;
         };
         let image =
-            super::create::known_image(&catalogue, registries, &written)?.unwrap_or(written);
+            crate::ops::create::known_image(&catalogue, registries, &written)?.unwrap_or(written);
         // One reference per box (the lockfile pins it): a short name the search
         // registries make ambiguous is refused rather than tried in turn.
         let which_box = || {
@@ -393,7 +395,7 @@ fn make_box(
     }
     if let Some(source) = &def.clone {
         if replace {
-            super::rm::remove_forced(ctx, &name, crate::runtime::stop::DEFAULT_GRACE)?;
+            crate::ops::rm::remove_forced(ctx, &name, crate::runtime::stop::DEFAULT_GRACE)?;
         }
         let options = CreateOptions {
             clone: Some(source.clone()),
@@ -413,11 +415,11 @@ fn make_box(
     // from what the reference names now); a failed pull keeps the old box.
     let local = match def.pull || pinned.is_some() || replace {
         true => None,
-        false => super::pull::find_local(ctx, &source)?,
+        false => crate::ops::pull::find_local(ctx, &source)?,
     };
     let record = match local {
         Some(record) => record,
-        None => super::pull::pull(ctx, &source, None)
+        None => crate::ops::pull::pull(ctx, &source, None)
             .with_context(|| format!("pulling the image of box [{name}]"))
             .with_hint(|| match &pinned {
                 Some(_) => format!(
@@ -427,7 +429,7 @@ fn make_box(
             })?,
     };
     if replace {
-        super::rm::remove_forced(ctx, &name, crate::runtime::stop::DEFAULT_GRACE)?;
+        crate::ops::rm::remove_forced(ctx, &name, crate::runtime::stop::DEFAULT_GRACE)?;
     }
     // The image is in the store now: create from exactly what was pulled.
     let options = create_options(ctx, def, record.reference.clone(), false);
@@ -490,11 +492,11 @@ pub fn assemble_rm(ctx: &Context, options: &AssembleOptions) -> Result<Vec<Strin
         return Ok(names);
     }
     let mut removed = Vec::new();
-    super::rm::rm(
+    crate::ops::rm::rm(
         ctx,
         false,
         &names,
-        super::rm::RmOptions {
+        crate::ops::rm::RmOptions {
             force: true,
             require_question: false,
             grace: crate::runtime::stop::DEFAULT_GRACE,

@@ -138,7 +138,7 @@ impl Config {
             .cloned()
             .collect();
         for key in &unknown {
-            crate::report::warn(format!(
+            crate::ui::report::warn(format!(
                 "{}: unknown setting `{key}` ignored (the settings are: {})",
                 path.display(),
                 KEYS.join(", ")
@@ -224,7 +224,7 @@ mod tests {
         assert!(config.pre_init_hooks.is_empty());
         // An unknown key is a warning naming it; a known key of the wrong type an error.
         std::fs::write(&path, "insecure_registry = 1\n").unwrap();
-        let (config, lines) = crate::report::capture(|| Config::load(&path));
+        let (config, lines) = crate::ui::report::capture(|| Config::load(&path));
         assert!(config.unwrap().insecure_registries.is_empty());
         assert!(
             lines[0].contains("unknown setting `insecure_registry`"),

@@ -1,8 +1,8 @@
-//! The export registry: which host files box wrote, for which export of which box.
+//! The export ledger: which host files box wrote, for which export of which box.
 //!
 //! Invariants:
 //! - Box never overwrites or deletes a host entry it did not write: a path is box's only
-//!   while the registry lists it and it is a regular file with the sha256 box recorded.
+//!   while the ledger lists it and it is a regular file with the sha256 box recorded.
 //!   Anything else there (the user's file, a symlink even dangling, a fifo, a directory)
 //!   is foreign: a clash is an error naming it, unless `--force` (then a file, link or
 //!   fifo is replaced and becomes box's; a directory never is). Links are looked at,
@@ -18,7 +18,7 @@
 //!   removes a file there.
 //! - A clash names every file in the way, not the first: with `--force` box would
 //!   replace them all, the user's own icons included, so the user sees them all first.
-//! - The registry is written atomically after the files; files (and directories) written
+//! - The ledger is written atomically after the files; files (and directories) written
 //!   by an export that then fails are removed again, so a failed export leaves the host
 //!   as it was.
 //! - Paths are host paths; all file access goes through [`HostFs`], so the same code
@@ -33,7 +33,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HintExt, failure};
-use crate::hostfs::HostFs;
+use crate::host::fs::HostFs;
 
 /// What an export is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -83,9 +83,9 @@ impl Export {
     }
 }
 
-/// The whole registry (`exports.json` in the store).
+/// The whole ledger (`exports.json` in the store).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Registry {
+pub struct Ledger {
     pub exports: Vec<Export>,
     /// Directories box created for exported files (host paths), removed once empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -173,7 +173,7 @@ pub struct Planned {
     pub shareable: bool,
 }
 
-/// What [`Registry::remove`] did.
+/// What [`Ledger::remove`] did.
 #[derive(Debug, Default)]
 pub struct Removal {
     pub removed: Vec<PathBuf>,
@@ -181,13 +181,13 @@ pub struct Removal {
     pub kept_modified: Vec<PathBuf>,
 }
 
-impl Registry {
-    pub fn load(path: &Path) -> Result<Registry> {
+impl Ledger {
+    pub fn load(path: &Path) -> Result<Ledger> {
         if !path.exists() {
-            return Ok(Registry::default());
+            return Ok(Ledger::default());
         }
         crate::store::read_json(path).hint(
-            "the export registry is damaged; move it away to start afresh (exported files stay)",
+            "the export ledger is damaged; move it away to start afresh (exported files stay)",
         )
     }
 
@@ -622,7 +622,7 @@ mod tests {
         let path = dir.path().join("bin/tool");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "user's own").unwrap();
-        let mut reg = Registry::default();
+        let mut reg = Ledger::default();
         let err = reg
             .install(
                 &N,
@@ -688,7 +688,7 @@ mod tests {
         let icon = dir.path().join("icons/x.png");
         let a = dir.path().join("apps/a.desktop");
         let b = dir.path().join("apps/b.desktop");
-        let mut reg = Registry::default();
+        let mut reg = Ledger::default();
         reg.install(
             &N,
             "dev",
@@ -728,7 +728,7 @@ mod tests {
         // A directory where a file should go: the write fails.
         let bad = dir.path().join("blocked/file");
         std::fs::write(dir.path().join("blocked"), "a file, not a dir").unwrap();
-        let mut reg = Registry::default();
+        let mut reg = Ledger::default();
         let err = reg
             .install(
                 &N,
@@ -750,8 +750,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
-        let mut reg = Registry::default();
-        let install = |reg: &mut Registry, path: &Path, force: bool| {
+        let mut reg = Ledger::default();
+        let install = |reg: &mut Ledger, path: &Path, force: bool| {
             reg.install(
                 &N,
                 "dev",
@@ -819,7 +819,7 @@ mod tests {
     fn a_link_put_in_place_of_boxs_file_is_kept_on_removal() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tool");
-        let mut reg = Registry::default();
+        let mut reg = Ledger::default();
         reg.install(
             &N,
             "dev",
@@ -847,7 +847,7 @@ mod tests {
         let user_dir = icons.join("hicolor/48x48/apps");
         std::fs::create_dir_all(&user_dir).unwrap();
         let icon = |rel: &str, text: &str| planned(&icons.join(rel), text, true);
-        let mut reg = Registry::default();
+        let mut reg = Ledger::default();
         reg.install(
             &N,
             "dev",
@@ -915,7 +915,7 @@ mod tests {
         let made = dir.path().join("bin2");
         let existed = dir.path().join("existed");
         std::fs::create_dir(&existed).unwrap();
-        let mut reg = Registry::default();
+        let mut reg = Ledger::default();
         for (source, path) in [
             ("/usr/bin/a", made.join("deeper/a")),
             ("/usr/bin/b", made.join("deeper/b")),
@@ -976,7 +976,7 @@ mod tests {
         std::fs::write(apps.join("a.desktop"), "user's entry").unwrap();
         std::fs::write(icons.join("a.png"), "user's icon").unwrap();
         std::os::unix::fs::symlink("/nowhere", icons.join("a.xpm")).unwrap();
-        let mut reg = Registry::default();
+        let mut reg = Ledger::default();
         let files = || {
             vec![
                 planned(&apps.join("a.desktop"), "E", false),
@@ -1058,7 +1058,7 @@ mod tests {
         std::fs::create_dir_all(icons.join("hicolor")).unwrap();
         // A directory nobody can create (not even root: /proc) makes the second write fail.
         let bad = Path::new("/proc/box-no-such-dir/a.png");
-        let mut reg = Registry::default();
+        let mut reg = Ledger::default();
         let err = reg
             .install(
                 &N,
@@ -1082,10 +1082,10 @@ mod tests {
     }
 
     #[test]
-    fn registry_round_trips() {
+    fn ledger_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("exports.json");
-        let mut reg = Registry::load(&path).unwrap();
+        let mut reg = Ledger::load(&path).unwrap();
         reg.install(
             &N,
             "dev",
@@ -1096,7 +1096,7 @@ mod tests {
         )
         .unwrap();
         reg.save(&path).unwrap();
-        let back = Registry::load(&path).unwrap();
+        let back = Ledger::load(&path).unwrap();
         assert_eq!(back.exports, reg.exports);
         let json = std::fs::read_to_string(&path).unwrap();
         assert!(

@@ -1,13 +1,13 @@
 //! Root in a box without subordinate ids: box's *fake root*.
 //!
-//! Such a box's user namespace maps one id, the user's own (see [`crate::idmap`]), so
+//! Such a box's user namespace maps one id, the user's own (see [`crate::sys::idmap`]), so
 //! it has no uid 0 and the image's sudo (a setuid file that is the user's there) cannot
 //! work. [`become_fake_root`] makes the calling process root anyway, the way enroot's
 //! `--root` does: it unshares a user namespace *nested in the box's* that maps 0 to the
 //! user's id (the process writes its own `uid_map`, `setgroups` = deny and `gid_map`,
 //! which user_namespaces(7) allows the namespace's creator for its own ids: no
 //! newuidmap), so the process is uid 0 with a full capability set in that namespace;
-//! then it installs the [`crate::seccomp`] filter that turns the ownership and identity
+//! then it installs the [`crate::fakeroot::seccomp`] filter that turns the ownership and identity
 //! changes that cannot succeed with one mapped id into successful no-ops, so dpkg, apt,
 //! useradd and maintainer scripts get through. The caller then execs the command.
 //!
@@ -37,6 +37,9 @@
 //! the Debian fixture: `sudo apt-get -o APT::Sandbox::User=_apt update` has its http
 //! method fail with "Could not switch group"; with the setting, apt runs.)
 
+pub mod seccomp;
+pub mod sudo;
+
 use std::io::Write as _;
 use std::path::Path;
 
@@ -52,7 +55,7 @@ APT::Sandbox::User \"root\";\n";
 
 /// Make the calling process box's fake root: uid and gid 0 in a user namespace nested in
 /// the current one, mapped to the caller's effective ids, with the seccomp filter of
-/// [`crate::seccomp`] installed (module docs). On success the caller execs the command;
+/// [`crate::fakeroot::seccomp`] installed (module docs). On success the caller execs the command;
 /// the filter and the namespace stay with it and everything it starts.
 ///
 /// State the caller must be in: single-threaded, inside a box (joined its user and mount
@@ -65,7 +68,7 @@ pub fn become_fake_root() -> Result<()> {
         .map_err(|e| unshare_failed(&e))?;
     map_self(uid, gid)?;
     tell_apt();
-    crate::seccomp::install()
+    crate::fakeroot::seccomp::install()
 }
 
 /// Write the nested namespace's maps: 0 → `uid`/`gid` (the ids of the box's namespace).
@@ -127,7 +130,7 @@ fn tell_apt() {
     let written = std::fs::write(&tmp, APT_CONF_TEXT).and_then(|()| std::fs::rename(&tmp, path));
     if let Err(err) = written {
         let _ = std::fs::remove_file(&tmp);
-        crate::report::warn(format!(
+        crate::ui::report::warn(format!(
             "could not write {APT_CONF} ({err}): apt may fail to drop to its _apt user"
         ));
     }
@@ -150,7 +153,7 @@ pub fn describe(uid: u32, gid: u32) -> String {
         "root inside: box's fake root (`sudo`, provisioning): a user namespace nested in the box's, \
          uid map 0->{uid}+1, gid map 0->{gid}+1 (setgroups deny), no_new_privs, and this seccomp filter:\n{}\n  \
          apt: {APT_CONF} sets APT::Sandbox::User \"root\" (no second user to download as)",
-        crate::seccomp::Description
+        crate::fakeroot::seccomp::Description
     )
 }
 

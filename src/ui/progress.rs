@@ -1,7 +1,7 @@
 //! Progress display for long work (pulls): indicatif bars on stderr, only on a terminal.
 //!
 //! Invariants: nothing is drawn unless the reporter allows progress
-//! ([`crate::report::progress_allowed`]: stderr is a terminal), so logs and pipes stay
+//! ([`crate::ui::report::progress_allowed`]: stderr is a terminal), so logs and pipes stay
 //! clean (no `\r`, no escape sequences); no steady-tick thread is started (bars redraw
 //! when their position changes), so a progress display never adds a thread of its own;
 //! while bars are shown they are registered with the reporter, so every notice and
@@ -15,13 +15,13 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Progress {
     multi: Option<MultiProgress>,
     total: Option<ProgressBar>,
-    _shown: Option<crate::report::Shown>,
+    _shown: Option<crate::ui::report::Shown>,
 }
 
 /// The bars' display as the reporter sees it: lines go above the bars.
 struct Above(MultiProgress);
 
-impl crate::report::Display for Above {
+impl crate::ui::report::Display for Above {
     fn println(&self, line: &str) {
         let _ = self.0.println(line);
     }
@@ -44,7 +44,7 @@ fn bytes_style() -> ProgressStyle {
 impl Progress {
     /// A display for `total_bytes` of work, drawn only when the reporter allows progress.
     pub fn new(label: &str, total_bytes: u64) -> Progress {
-        if !crate::report::progress_allowed() {
+        if !crate::ui::report::progress_allowed() {
             return Progress {
                 multi: None,
                 total: None,
@@ -56,7 +56,7 @@ impl Progress {
         total.set_style(bytes_style());
         total.set_prefix(label.to_owned());
         Progress {
-            _shown: Some(crate::report::show(Box::new(Above(multi.clone())))),
+            _shown: Some(crate::ui::report::show(Box::new(Above(multi.clone())))),
             multi: Some(multi),
             total: Some(total),
         }

@@ -5,7 +5,7 @@
 //! (`/proc/self/exe <hidden subcommand>`), because `unshare(CLONE_NEWUSER)` fails with
 //! EINVAL in a multi-threaded process and the caller may have threads (pull does).
 //!
-//! The handshake, over the child's stdin/stdout in [`crate::protocol`]'s framing, one
+//! The handshake, over the child's stdin/stdout in [`crate::sys::protocol`]'s framing, one
 //! [`Handshake`] message each way:
 //! 1. child: `unshare(CLONE_NEWUSER)`, then sends [`Handshake::Unshared`];
 //! 2. parent: writes the id maps for the child's pid ([`IdMapping::apply`]), then sends
@@ -34,8 +34,8 @@ use anyhow::{Context as _, Result, bail};
 use rustix::process::Pid;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::idmap::IdMapping;
-use crate::protocol;
+use crate::sys::idmap::IdMapping;
+use crate::sys::protocol;
 
 /// The messages of the handshake (see the module doc).
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,20 +26,26 @@ use crate::error::HintExt;
 
 /// The shipped catalogue, one TOML text per distribution.
 const SHIPPED: &[(&str, &str)] = &[
-    ("almalinux.toml", include_str!("../distros/almalinux.toml")),
-    ("alpine.toml", include_str!("../distros/alpine.toml")),
-    ("archlinux.toml", include_str!("../distros/archlinux.toml")),
+    (
+        "almalinux.toml",
+        include_str!("../../distros/almalinux.toml"),
+    ),
+    ("alpine.toml", include_str!("../../distros/alpine.toml")),
+    (
+        "archlinux.toml",
+        include_str!("../../distros/archlinux.toml"),
+    ),
     (
         "centos-stream.toml",
-        include_str!("../distros/centos-stream.toml"),
+        include_str!("../../distros/centos-stream.toml"),
     ),
-    ("debian.toml", include_str!("../distros/debian.toml")),
-    ("fedora.toml", include_str!("../distros/fedora.toml")),
+    ("debian.toml", include_str!("../../distros/debian.toml")),
+    ("fedora.toml", include_str!("../../distros/fedora.toml")),
     (
         "opensuse-tumbleweed.toml",
-        include_str!("../distros/opensuse-tumbleweed.toml"),
+        include_str!("../../distros/opensuse-tumbleweed.toml"),
     ),
-    ("ubuntu.toml", include_str!("../distros/ubuntu.toml")),
+    ("ubuntu.toml", include_str!("../../distros/ubuntu.toml")),
 ];
 
 /// One distribution of the catalogue.

@@ -232,7 +232,7 @@ impl Broken {
 }
 
 /// The specs found in the spec directories.
-pub struct Registry {
+pub struct Specs {
     dirs: Vec<PathBuf>,
     /// In reading order: directories in order, files by name.
     specs: Vec<(PathBuf, Spec)>,
@@ -418,10 +418,10 @@ fn check_edits(edits: &ContainerEdits, at: &str) -> std::result::Result<(), (Str
     Ok(())
 }
 
-impl Registry {
+impl Specs {
     /// Read every spec in `dirs` (missing directories are skipped).
-    pub fn load(dirs: &[PathBuf]) -> Registry {
-        let mut registry = Registry {
+    pub fn load(dirs: &[PathBuf]) -> Specs {
+        let mut specs = Specs {
             dirs: dirs.to_vec(),
             specs: Vec::new(),
             broken: Vec::new(),
@@ -447,12 +447,12 @@ impl Registry {
                     })
                     .and_then(|text| parse_spec(&file, &text));
                 match parsed {
-                    Ok(spec) => registry.specs.push((file, spec)),
-                    Err(broken) => registry.broken.push(broken),
+                    Ok(spec) => specs.specs.push((file, spec)),
+                    Err(broken) => specs.broken.push(broken),
                 }
             }
         }
-        registry
+        specs
     }
 
     /// Whether a valid spec of `kind` exists.
@@ -851,7 +851,7 @@ fn classify(hook: &Hook) -> std::result::Result<Option<DeviceHook>, String> {
     let path = match stage {
         // Resolved in the runtime's (the host's) namespace.
         "createRuntime" | "createContainer" | "prestart" => {
-            Path::new(crate::hostfs::HOST_ROOT_IN_BOX)
+            Path::new(crate::host::fs::HOST_ROOT_IN_BOX)
                 .join(hook.path.strip_prefix("/").unwrap_or(&hook.path))
         }
         "startContainer" => hook.path.clone(),
@@ -881,13 +881,13 @@ pub fn for_box(devices: &[String], nvidia: Option<bool>, dirs: &[PathBuf]) -> Re
     if devices.is_empty() && nvidia == Some(false) {
         return Ok(Edits::default());
     }
-    let registry = Registry::load(dirs);
+    let specs = Specs::load(dirs);
     let mut requests = devices.to_vec();
     let asks_nvidia = devices.iter().any(|d| d.starts_with("nvidia.com/gpu="));
     match nvidia {
         Some(true) if !asks_nvidia => {
-            if !registry.has_kind(NVIDIA_GPU)
-                && !registry
+            if !specs.has_kind(NVIDIA_GPU)
+                && !specs
                     .broken
                     .iter()
                     .any(|b| b.kind.as_deref() == Some(NVIDIA_GPU))
@@ -895,20 +895,20 @@ pub fn for_box(devices: &[String], nvidia: Option<bool>, dirs: &[PathBuf]) -> Re
                 bail!(failure(
                     format!(
                         "--nvidia: no CDI spec for NVIDIA GPUs ({NVIDIA_GPU}) in {}",
-                        show_dirs(&registry.dirs)
+                        show_dirs(&specs.dirs)
                     ),
                     format!("{NVIDIA_HINT}; or create the box without --nvidia"),
                 ));
             }
             requests.push(format!("{NVIDIA_GPU}=all"));
         }
-        None if !asks_nvidia && registry.has_kind(NVIDIA_GPU) => {
+        None if !asks_nvidia && specs.has_kind(NVIDIA_GPU) => {
             // Automatic, as toolbox does: the box's own devices decide, NVIDIA's GPUs
             // that cannot be added are a warning, never a failed start.
             let mut with_gpus = requests.clone();
             with_gpus.push(format!("{NVIDIA_GPU}=all"));
-            return registry.resolve(&with_gpus).or_else(|gpu_error| {
-                let mut edits = registry.resolve(&requests)?;
+            return specs.resolve(&with_gpus).or_else(|gpu_error| {
+                let mut edits = specs.resolve(&requests)?;
                 edits.warnings.push(format!(
                     "NVIDIA's GPUs were not added to the box: {} (`--no-nvidia` at create leaves them out)",
                     crate::error::message(&gpu_error)
@@ -921,7 +921,7 @@ pub fn for_box(devices: &[String], nvidia: Option<bool>, dirs: &[PathBuf]) -> Re
     if requests.is_empty() {
         return Ok(Edits::default());
     }
-    registry.resolve(&requests)
+    specs.resolve(&requests)
 }
 
 #[cfg(test)]
