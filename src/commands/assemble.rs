@@ -7,7 +7,6 @@ use anyhow::Result;
 use crate::cli::{AssembleAction, AssembleArgs, AssembleFileArgs};
 use crate::context::Context;
 use crate::ops::assemble::{self, AssembleOptions, Outcome};
-use crate::store::Store;
 
 fn options(args: &AssembleFileArgs) -> AssembleOptions {
     AssembleOptions {
@@ -50,15 +49,10 @@ pub fn exec(ctx: &Context, args: AssembleArgs) -> Result<ExitCode> {
             }
         }
         AssembleAction::List(list) => {
-            let manifest = assemble::load(&options(&list))?;
-            let store = Store::at(&ctx.dirs.store);
+            let boxes = assemble::list(&options(&list), ctx)?;
             println!("{:<20}  {:<8}  IMAGE", "NAME", "EXISTS");
-            for def in &manifest.definitions {
-                let exists = if store.has_container(&def.name) {
-                    "yes"
-                } else {
-                    "no"
-                };
+            for (def, exists) in &boxes {
+                let exists = if *exists { "yes" } else { "no" };
                 let image = def
                     .image
                     .clone()

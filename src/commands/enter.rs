@@ -1,5 +1,5 @@
 //! `box enter`: a login shell (or a command) in a box, starting the box if needed; on a
-//! terminal, offers to create a box that does not exist.
+//! terminal (or with `--yes`), offers to create a box that does not exist.
 
 use std::process::ExitCode;
 
@@ -7,30 +7,12 @@ use anyhow::Result;
 
 use crate::cli::EnterArgs;
 use crate::context::Context;
-use crate::error::failure;
-use crate::ops::create::CreateOptions;
-use crate::runtime::join::Command;
-use crate::runtime::{self, state};
-use crate::store::Store;
-use crate::store::containers::validate_name;
+use crate::ops::session::{self, Command, Join, Missing, Session};
 
 pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
-    // Without a name: the configured default box (`default-name`, BOX_DEFAULT_NAME).
-    let name = match &args.name {
-        Some(name) => name.clone(),
-        None => ctx.config()?.default_name.clone().ok_or_else(|| {
-            failure(
-                "which box? name it: `box enter NAME`",
-                "`box list` shows your boxes; `default-name` in ~/.config/box/config.toml names one for `box enter` alone",
-            )
-        })?,
-    };
-    validate_name(&name)?;
-    let name = name.as_str();
+    let name = session::box_name(ctx, args.name.as_deref())?;
     if args.dry_run {
-        let store = Store::at(&ctx.dirs.store);
-        let record = store.container(name)?;
-        print!("{}", runtime::plan_for(ctx, &store, &record)?);
+        print!("{}", session::plan(ctx, &name)?);
         return Ok(ExitCode::SUCCESS);
     }
     let command = if args.command.is_empty() {
@@ -38,68 +20,15 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
     } else {
         Command::Exec(&args.command)
     };
-    runtime::identity::refuse_inside(args.user.as_deref(), name)?;
-    runtime::join::here_when_inside(name, command, args.no_workdir, || {
-        format!("enter box `{name}`")
-    })?;
-    let user = args.user.as_deref();
-    let state = match state::running(ctx, name) {
-        // See `box run`: an interrupted provisioning run is resumed first.
-        Some(state) if !state.provisioning || user.is_some() => state,
-        _ => {
-            // In box NAME without CONTAINER_ID (sudo, env -i): see `box run`.
-            runtime::join::here_when_box_file_says(name, command, args.no_workdir, || {
-                format!("enter box `{name}`")
-            })?;
-            if !Store::at(&ctx.dirs.store).has_container(name) {
-                offer_create(ctx, name, super::assume_yes(ctx, args.yes))?;
-            }
-            crate::provision::start_box(ctx, name, user.is_none())?
-        }
+    let session = Session {
+        name: &name,
+        join: Join {
+            no_workdir: args.no_workdir,
+            user: args.user.as_deref(),
+            ..Join::new(command)
+        },
+        missing: Missing::OfferToCreate,
     };
-    match runtime::join::exec_as(name, &state, command, args.no_workdir, user)? {}
-}
-
-/// Create box `name` from the catalogue when the user agrees (or said --yes); otherwise
-/// the usual "no box named" error.
-fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
-    let missing = || Store::at(&ctx.dirs.store).container(name).map(|_| ());
-    if !yes && !crate::ui::prompt::Terminal::present() {
-        return missing();
-    }
-    // A distribution's name, or else the configured default image.
-    let catalogue = crate::ops::create::catalogue(ctx)?;
-    let found = catalogue.resolve(name).or_else(|| {
-        let image = ctx.config().ok()?.default_image.clone()?;
-        Some(
-            catalogue
-                .resolve(&image)
-                .unwrap_or(crate::settings::distro::Resolved {
-                    distro: String::new(),
-                    image,
-                }),
-        )
-    });
-    let Some(found) = found else {
-        return Err(failure(
-            format!("no box named `{name}`"),
-            format!("`box list` shows your boxes; `box create --image REFERENCE {name}` makes one"),
-        ));
-    };
-    let ask = crate::ui::prompt::yes_or_terminal(yes);
-    let question = format!("Box {name} does not exist. Create it from {}?", found.image);
-    if ask.ask(&question)? != Some(true) {
-        return missing();
-    }
-    let options = CreateOptions {
-        name: name.to_owned(),
-        image: found.image,
-        entry: true,
-        ..CreateOptions::default()
-    };
-    // The user agreed to the box, and so to the pull it may need.
-    let created = crate::ops::create::create(ctx, &options, &crate::ui::prompt::Assume(true))?;
-    // stderr: stdout belongs to the command about to run.
-    eprintln!("Created box {} from {}.", created.name, created.image);
-    Ok(())
+    let ask = crate::ui::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes));
+    match session::exec(ctx, &session, ask)? {}
 }

@@ -41,11 +41,7 @@ pub fn exec(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
 }
 
 fn list(ctx: &Context, name: &str, json: bool) -> Result<ExitCode> {
-    let exports = crate::export::list(ctx, name)?;
-    if exports.is_empty() && !crate::store::Store::at(&ctx.dirs.store).has_container(name) {
-        // No record and no exports: most likely a typo.
-        crate::store::Store::at(&ctx.dirs.store).container(name)?;
-    }
+    let exports = export::list(ctx, name)?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &exports).context("writing JSON")?;

@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use crate::cli::ImagesArgs;
 use crate::context::Context;
-use crate::store::{Store, format_time};
 use crate::ui::progress::human_bytes;
 
 /// One row of `box images --json`.
@@ -28,8 +27,7 @@ struct Row<'a> {
 pub fn exec(ctx: &Context, args: ImagesArgs) -> Result<ExitCode> {
     // A listing in a pipeline ends quietly when the reader does (`box list | head`).
     crate::sys::default_sigpipe();
-    let store = Store::at(&ctx.dirs.store);
-    let images = store.images()?;
+    let images = crate::ops::list::images(ctx)?;
     let rows: Vec<Row> = images
         .iter()
         .map(|image| Row {
@@ -39,7 +37,7 @@ pub fn exec(ctx: &Context, args: ImagesArgs) -> Result<ExitCode> {
             layers: image.layers.len(),
             size: image.size(),
             created: image.created.as_deref(),
-            pulled: format_time(image.pulled),
+            pulled: crate::ops::list::time_text(image.pulled),
         })
         .collect();
     if args.json {

@@ -10,8 +10,8 @@
 //!   and, once this process is gone, for whatever reason (the command ended, kill -9, the
 //!   terminal closed, SIGTERM), removes the box if it is still there ([`super::rm`]:
 //!   its processes are stopped, its files removed);
-//! - the command runs as a child (`box enter`/`box run` of the box), in this process's
-//!   group, so it has the terminal, job control and signals as usual; this process ignores
+//! - the command runs as a child that joins the box ([`super::session::run_child`]), in
+//!   this process's group, so it has the terminal, job control and signals as usual; this process ignores
 //!   SIGINT and SIGQUIT meanwhile (as a shell's `system()` does) and, when the child ends,
 //!   removes the box itself before it exits with the child's status: when `box ephemeral`
 //!   returns, the box is gone. The guard then finds nothing left to do.
@@ -64,21 +64,11 @@ pub fn ephemeral(
         remove(ctx, &name);
         return Err(err).context("starting the guard that removes the temporary box");
     }
-    let mut child = Command::new(&exe);
-    if command.is_empty() {
-        child.args(["enter", &name]);
-    } else {
-        child.args(["run", &name]);
-    }
-    if no_workdir {
-        child.arg("--no-workdir");
-    }
-    if !command.is_empty() {
-        child.arg("--").args(command);
-    }
-    // As a shell's system(): the terminal's Ctrl-C and Ctrl-\ are for the command.
-    let _ignored = crate::sys::ignore_interrupts();
-    let status = child.status();
+    let status = super::session::start(ctx, &name, true).and_then(|state| {
+        // As a shell's system(): the terminal's Ctrl-C and Ctrl-\ are for the command.
+        let _ignored = crate::sys::ignore_interrupts();
+        super::session::run_child(&name, &state, command, no_workdir)
+    });
     remove(ctx, &name);
     let status = status.with_context(|| format!("running a command in box `{name}`"))?;
     Ok(match (status.code(), status.signal()) {

@@ -101,6 +101,17 @@ fn report_removal(removal: &export::ledger::Removal) {
 }
 
 /// Add the menu entry that opens a terminal in box `name` (`force`: replace a file at
+/// The exports of box `name`. A name with neither a box nor exports is most likely a
+/// typo: the "no box named" error then.
+pub fn list(ctx: &Context, name: &str) -> Result<Vec<export::ledger::Export>> {
+    let exports = export::list(ctx, name)?;
+    let store = Store::at(&ctx.dirs.store);
+    if exports.is_empty() && !store.has_container(name) {
+        store.container(name)?;
+    }
+    Ok(exports)
+}
+
 /// its path that box did not write); returns its path.
 pub fn add_entry(ctx: &Context, name: &str, force: bool) -> Result<PathBuf> {
     let path = export::generate_entry_with(ctx, name, force)?;

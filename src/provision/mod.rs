@@ -35,7 +35,7 @@ use anyhow::{Context as _, Result};
 
 use crate::context::Context;
 use crate::error::failure;
-use crate::runtime::state::State;
+use crate::runtime::join::{self, Command, Join};
 use crate::store::Store;
 use crate::store::containers::ContainerRecord;
 use crate::store::provision::{Provisioning, Status};
@@ -391,22 +391,15 @@ pub fn at_create(ctx: &Context, name: &str) -> Result<()> {
     run(ctx, name, false).map(|_| ())
 }
 
-/// The state of box `name` for a join, starting it when it is not running, and first
-/// resuming its provisioning when `resume` (no `--user`) and it is pending. Called on the
-/// cold path only (the box is not running, or the running box's state says a run was
-/// interrupted), where reading the record costs nothing the start does not cost anyway.
-pub fn start_box(ctx: &Context, name: &str, resume: bool) -> Result<State> {
-    if resume && resumable(ctx, name)? {
+/// Resume box `name`'s provisioning when it is pending (an interrupted or failed run),
+/// before a session starts in it. Called on the cold path only (the box is not running,
+/// or its state says a run was interrupted), where reading the record costs nothing the
+/// start does not cost anyway.
+pub fn resume_pending(ctx: &Context, name: &str) -> Result<()> {
+    if resumable(ctx, name)? {
         run(ctx, name, true)?;
     }
-    let mut state = crate::runtime::ensure_running(ctx, name)?;
-    if state.provisioning {
-        // A run that finished but was killed before it stopped the box: the flag has
-        // nothing more to say, and would keep every join on this path.
-        state.provisioning = false;
-        crate::runtime::state::write(ctx, &Store::at(&ctx.dirs.store), name, &state)?;
-    }
-    Ok(state)
+    Ok(())
 }
 
 /// Whether box `name` exists and its provisioning is pending. Root in the box is always
@@ -488,13 +481,21 @@ fn run(ctx: &Context, name: &str, resumed: bool) -> Result<bool> {
     let mut unreachable: Vec<String> = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         display.step(&format!("[{}/{count}] {}", i + 1, step.title));
-        let env: &[(&str, &str)] = if step.package_manager {
-            &[("LC_ALL", "C")]
+        let env = if step.package_manager {
+            vec![("LC_ALL".to_owned(), "C".to_owned())]
         } else {
-            &[]
+            vec![]
         };
         let patterns: &[String] = if step.package_manager { &offline } else { &[] };
-        let outcome = steps::run(name, &step.script, env, &mut log, &mut display, patterns);
+        let outcome = steps::run(
+            name,
+            &state,
+            &step.script,
+            &env,
+            &mut log,
+            &mut display,
+            patterns,
+        );
         if let Ok(outcome) = &outcome {
             unreachable.extend(outcome.offline.iter().cloned());
         }
@@ -591,22 +592,24 @@ pub fn upgrade(ctx: &Context, name: &str) -> Result<()> {
         )
     })?;
     let was_running = !crate::runtime::state::status(ctx, &store, name).is_stopped();
-    crate::runtime::ensure_running(ctx, name)?;
-    let status = std::process::Command::new("/proc/self/exe")
-        .args([
-            "run",
-            name,
-            "--user",
-            "root",
-            "--no-workdir",
-            "--",
-            "/bin/sh",
-            "-c",
-        ])
-        .arg(&pm.upgrade)
-        .stdin(std::process::Stdio::null())
-        .status()
-        .with_context(|| format!("starting the upgrade of box `{name}`"))?;
+    let state = crate::runtime::ensure_running(ctx, name)?;
+    let argv = [
+        std::ffi::OsString::from("/bin/sh"),
+        "-c".into(),
+        pm.upgrade.clone().into(),
+    ];
+    let join = Join {
+        no_workdir: true,
+        user: Some("root"),
+        ..Join::new(Command::Exec(&argv))
+    };
+    let stdio = join::Stdio {
+        null_stdin: true,
+        ..join::Stdio::default()
+    };
+    let status = join::spawn(name, &state, &join, stdio)
+        .and_then(join::wait)
+        .with_context(|| format!("running the upgrade of box `{name}`"))?;
     if !was_running {
         crate::runtime::stop::stop(ctx, name, crate::runtime::stop::DEFAULT_GRACE)?;
     }

@@ -1,21 +1,24 @@
 //! Running one provisioning step: a shell script as root in a running box, its whole
 //! output appended to the box's log, its progress on stderr.
 //!
-//! A step runs as `box run NAME --user root --no-workdir -- /bin/sh -c SCRIPT` (a fresh
-//! exec of box: the join needs a single-threaded process, and this process may have
-//! pulled with threads), with stdout and stderr on one pipe that this process reads line
-//! by line: every line goes to the log, the last few are kept for the error, and on a
+//! A step runs as `/bin/sh -c SCRIPT` as root in the box, in the home, in a child that
+//! joins the box the way `box run --user root` does ([`crate::runtime::join::spawn`]: a
+//! fork of this process, which runs one thread again once a pull's threads have ended),
+//! with stdout and stderr on one pipe that this process reads line by line: every line goes to the log, the last few are kept for the error, and on a
 //! terminal the latest one is drawn on a status line under the step's title (redrawn
 //! when a line arrives: no ticker thread). Without a terminal only the step titles are
 //! printed, one plain line each.
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result};
+
+use crate::runtime::join::{self, Command, Join};
+use crate::runtime::state::State;
 
 /// How many of a failed step's last output lines the error shows.
 pub const TAIL_LINES: usize = 12;
@@ -115,38 +118,35 @@ pub fn open_log(path: &Path, what: &str) -> Result<File> {
     Ok(log)
 }
 
-/// Run `script` as root in the running box `name`; output to `log` and `display`.
-/// `env`: extra variables for the join (the package manager's `LC_ALL=C`).
+/// Run `script` as root in the running box `name` (held by `state`); output to `log` and
+/// `display`. `env`: extra variables for the join (the package manager's `LC_ALL=C`).
 pub fn run(
     name: &str,
+    state: &State,
     script: &str,
-    env: &[(&str, &str)],
+    env: &[(String, String)],
     log: &mut File,
     display: &mut Display,
     offline_patterns: &[String],
 ) -> Result<Outcome> {
     let _ = writeln!(log, "$ {script}");
     let (reader, writer) = std::io::pipe().context("creating a pipe")?;
-    let mut child = Command::new("/proc/self/exe")
-        .args([
-            "run",
-            name,
-            "--user",
-            "root",
-            "--no-workdir",
-            "--",
-            "/bin/sh",
-            "-c",
-        ])
-        .arg(script)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(writer.try_clone().context("duplicating a pipe")?)
-        .stderr(writer)
-        .spawn()
+    let argv = [OsString::from("/bin/sh"), "-c".into(), script.into()];
+    let join = Join {
+        no_workdir: true,
+        user: Some("root"),
+        env,
+        ..Join::new(Command::Exec(&argv))
+    };
+    let stdio = join::Stdio {
+        null_stdin: true,
+        stdout: Some(writer.try_clone().context("duplicating a pipe")?.into()),
+        stderr: Some(writer.into()),
+    };
+    let child = join::spawn(name, state, &join, stdio)
         .with_context(|| format!("starting a command in box `{name}`"))?;
-    // The Command holds the write ends until it is dropped: spawn consumed them, so the
-    // reader sees end-of-file when the step ends.
+    // `spawn` consumed this process's write ends: the reader sees end-of-file when the
+    // step (and whatever it left running with the pipe) ends.
     let mut tail = VecDeque::with_capacity(TAIL_LINES);
     let mut offline = Vec::new();
     let mut reader = BufReader::new(reader);
@@ -180,7 +180,7 @@ pub fn run(
         }
         tail.push_back(line);
     }
-    let status = child.wait().context("waiting for a provisioning step")?;
+    let status = join::wait(child).context("waiting for a provisioning step")?;
     display.clear();
     let _ = writeln!(log, "[exit status: {status}]");
     let _ = log.flush();

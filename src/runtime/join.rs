@@ -45,27 +45,42 @@ pub enum Command<'a> {
     Exec(&'a [OsString]),
 }
 
-/// Join the box `name` held by `state` and run `command`; returns only on failure.
-/// `cwd`: the directory to start in when the box has it (else the home).
-pub fn exec(
-    name: &str,
-    state: &State,
-    command: Command<'_>,
-    no_workdir: bool,
-) -> Result<Infallible> {
-    exec_as(name, state, command, no_workdir, None)
+/// How a command joins a box: what runs, in which directory, as whom, and with what
+/// besides the caller's environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Join<'a> {
+    pub command: Command<'a>,
+    /// Start in the home, not in the caller's directory.
+    pub no_workdir: bool,
+    /// An account of the box's passwd, a name or a uid (`None`: the caller), with that
+    /// account's HOME, USER, LOGNAME, SHELL and PATH (see [`super::identity`]). Without
+    /// it nothing more is read than for the caller.
+    pub user: Option<&'a str>,
+    /// Variables set over the caller's environment (provisioning's `LC_ALL=C`).
+    pub env: &'a [(String, String)],
 }
 
-/// [`exec`] as `user` (a name or uid of the box's passwd; `None`: the caller), with that
-/// account's HOME, USER, LOGNAME, SHELL and PATH (see [`super::identity`]). Without
-/// `user` nothing more is read than for [`exec`].
-pub fn exec_as(
-    name: &str,
-    state: &State,
-    command: Command<'_>,
-    no_workdir: bool,
-    account: Option<&str>,
-) -> Result<Infallible> {
+impl<'a> Join<'a> {
+    /// `command` as the caller, in the caller's directory, with the caller's environment.
+    pub fn new(command: Command<'a>) -> Self {
+        Join {
+            command,
+            no_workdir: false,
+            user: None,
+            env: &[],
+        }
+    }
+}
+
+/// Join the box `name` held by `state` and run what `join` says in place of this
+/// process; returns only on failure.
+pub fn exec(name: &str, state: &State, join: &Join<'_>) -> Result<Infallible> {
+    let Join {
+        command,
+        no_workdir,
+        user: account,
+        env: extra_env,
+    } = *join;
     // Taken before setns(mnt) moves us to the box's root: the caller's directory, and
     // for a command (not a login shell) which directory it is. `skip-workdir` comes from
     // the state (the setting when the box started) or BOX_SKIP_WORKDIR: no file read.
@@ -195,8 +210,74 @@ pub fn exec_as(
         };
         forced.push(("XAUTHORITY".into(), seen.to_string_lossy().into_owned()));
     }
+    forced.extend(extra_env.iter().cloned());
     let env = crate::host::compose_env(std::env::vars_os(), &forced, &state.env_defaults);
     run(name, Path::new(shell), command, env)
+}
+
+/// Where a spawned command's standard streams go: this process's own, or the given
+/// descriptors (stdin `None` is /dev/null when `null_stdin`).
+#[derive(Debug, Default)]
+pub struct Stdio {
+    pub null_stdin: bool,
+    pub stdout: Option<std::os::fd::OwnedFd>,
+    pub stderr: Option<std::os::fd::OwnedFd>,
+}
+
+/// Run what `join` says in box `name` as a child of this process, for callers that go on
+/// once it ends (`box ephemeral` removes its box, provisioning reads a step's output):
+/// fork, then, in the child, the same join as [`exec`]. Returns the child's pid, to wait
+/// for with [`wait`]. SIGINT and SIGQUIT get their default action back in the child (a
+/// caller that ignores them while the command has the terminal, as `system(3)` does,
+/// must not hand that on: an ignored signal stays ignored across execve).
+pub fn spawn(name: &str, state: &State, join: &Join<'_>, stdio: Stdio) -> Result<u32> {
+    let forked = crate::sys::fork_single_threaded()
+        .with_context(|| format!("starting a command in box `{name}`"))?;
+    if let Some(pid) = forked {
+        return Ok(pid);
+    }
+    // The child: whatever happens, it ends here, never returning into the caller's work.
+    let outcome = (|| -> Result<Infallible> {
+        use std::os::fd::AsFd as _;
+        if stdio.null_stdin {
+            let null = File::open("/dev/null").context("opening /dev/null")?;
+            rustix::stdio::dup2_stdin(null.as_fd()).context("dup2")?;
+        }
+        if let Some(fd) = &stdio.stdout {
+            rustix::stdio::dup2_stdout(fd.as_fd()).context("dup2")?;
+        }
+        if let Some(fd) = &stdio.stderr {
+            rustix::stdio::dup2_stderr(fd.as_fd()).context("dup2")?;
+        }
+        drop(stdio);
+        crate::sys::default_interrupts();
+        exec(name, state, join)
+    })();
+    let Err(err) = outcome;
+    crate::error::report(&err);
+    crate::sys::exit_now(crate::error::exit_code(&err))
+}
+
+/// Wait for child `pid` of [`spawn`] to end: its status, as [`std::process::Command`]
+/// gives it.
+pub fn wait(pid: u32) -> Result<std::process::ExitStatus> {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use std::os::unix::process::ExitStatusExt as _;
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    loop {
+        // The raw wait status (wait(2)): the exit code in the second byte, a signal in
+        // the low seven bits.
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => {
+                return Ok(std::process::ExitStatus::from_raw((code & 0xff) << 8));
+            }
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                return Ok(std::process::ExitStatus::from_raw(signal as i32));
+            }
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(err) => return Err(err).context("waiting for a command in a box"),
+        }
+    }
 }
 
 /// (device, inode) of directory `path`.

@@ -133,6 +133,12 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The marker of the "no box named" error: callers that branch on a missing box find it
+/// with `downcast_ref`, never by the message's text.
+#[derive(Debug, thiserror::Error)]
+#[error("")]
+pub struct NoSuchBox(pub String);
+
 impl Store {
     pub fn container_record_path(&self, name: &str) -> PathBuf {
         self.container_dir(name).join(RECORD)
@@ -166,6 +172,7 @@ impl Store {
                     "`box list` shows your boxes; `box create --image IMAGE {name}` makes one (or `box create DISTRO`, e.g. `box create debian`)"
                 ),
             )
+            .context(NoSuchBox(name.to_owned()))
         })
     }
 

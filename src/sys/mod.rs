@@ -40,6 +40,29 @@ pub fn fork() -> io::Result<Option<u32>> {
     }
 }
 
+/// `fork(2)` of a process that is checked to be single-threaded: `Ok(None)` in the child,
+/// `Ok(Some(pid))` in the parent; an error, without forking, when another thread runs.
+///
+/// The child of a single-threaded process inherits a complete and consistent state (no
+/// lock held by a vanished thread), so it may go on running ordinary Rust code: join a
+/// box and exec a command there ([`crate::runtime::join::spawn`]).
+pub fn fork_single_threaded() -> io::Result<Option<u32>> {
+    let threads = proc::thread_count()?;
+    if threads != 1 {
+        return Err(io::Error::other(format!(
+            "cannot fork: {threads} threads run in this process (box forks only when it runs one)"
+        )));
+    }
+    // SAFETY: fork is unsound in multi-threaded programs because the child inherits locks
+    // held by threads that do not exist in it; this process was checked just above to run
+    // one thread, and nothing between the check and the fork starts one.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as u32)),
+    }
+}
+
 /// Spawn `command` as a grandchild: the child std forks forks again, ends at once and
 /// is reaped by the caller's `wait` on the returned [`std::process::Child`]; the
 /// grandchild execs the program, parented to init (or a subreaper). For a process the
@@ -167,6 +190,22 @@ pub fn ignore_interrupts() -> Ignored {
         &[Signal::SIGINT, Signal::SIGQUIT],
         SigHandler::SigIgn,
     ))
+}
+
+/// Give SIGINT and SIGQUIT their default action back (a child of a caller that ignores
+/// them while the child has the terminal, before it execs).
+pub fn default_interrupts() {
+    use nix::sys::signal::{SigHandler, Signal};
+    set_dispositions(&[Signal::SIGINT, Signal::SIGQUIT], SigHandler::SigDfl);
+}
+
+/// End this process at once with `code`, running no exit handlers and flushing no
+/// buffers: for a forked child, whose copies of the parent's buffers are the parent's to
+/// write.
+pub fn exit_now(code: u8) -> ! {
+    // SAFETY: _exit(2) ends the process without touching any memory of it; no Rust
+    // invariant can be broken by a process that no longer runs.
+    unsafe { libc::_exit(i32::from(code)) }
 }
 
 /// Ignore SIGHUP and SIGINT for good (a process that must outlive its terminal).

@@ -38,14 +38,27 @@ pub fn start_time(pid: u32) -> Option<u64> {
 /// name (field 2) is in parentheses and may itself contain spaces and parentheses, so
 /// count from the last `)`.
 pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    // After ")" come fields 3, 4, ...: field 3 is the state, field 22 the 20th.
-    if matches!(fields.next()?, "Z" | "X" | "x") {
+    // After ")" come fields 3, 4, ...: field 3 is the state.
+    if matches!(stat_field(stat, 3)?, "Z" | "X" | "x") {
         return None;
     }
-    fields.nth(18)?.parse().ok()
+    stat_field(stat, 22)?.parse().ok()
+}
+
+/// How many threads this process runs (field 20 of `/proc/self/stat`).
+pub fn thread_count() -> std::io::Result<u64> {
+    let mut stat = vec![0; 1024];
+    let len = read_into(Path::new("/proc/self/stat"), &mut stat)?;
+    stat_field(&stat[..len], 20)
+        .and_then(|field| field.parse().ok())
+        .ok_or_else(|| std::io::Error::other("/proc/self/stat has no thread count"))
+}
+
+/// Field `n` (1-based, as proc(5) counts, `n` >= 3) of a `/proc/PID/stat` line.
+fn stat_field(stat: &[u8], n: usize) -> Option<&str> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    rest.split_ascii_whitespace().nth(n.checked_sub(3)?)
 }
 
 #[cfg(test)]
@@ -60,6 +73,11 @@ mod tests {
         let zombie =
             b"1234 (box) Z 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 0 0\n";
         assert_eq!(parse_start_time(zombie), None);
+    }
+
+    #[test]
+    fn this_test_thread_is_counted() {
+        assert!(thread_count().unwrap() >= 1);
     }
 
     #[test]

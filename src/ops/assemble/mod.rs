@@ -473,9 +473,23 @@ fn finish_box(ctx: &Context, def: &Definition) -> Result<()> {
         export(ctx, name, request)?;
     }
     if def.start_now {
-        crate::runtime::ensure_running(ctx, name)?;
+        crate::ops::session::start(ctx, name, true)?;
     }
     Ok(())
+}
+
+/// The manifest's boxes, each with whether it exists.
+pub fn list(options: &AssembleOptions, ctx: &Context) -> Result<Vec<(Definition, bool)>> {
+    let manifest = load(options)?;
+    let store = Store::at(&ctx.dirs.store);
+    Ok(manifest
+        .definitions
+        .into_iter()
+        .map(|def| {
+            let exists = store.has_container(&def.name);
+            (def, exists)
+        })
+        .collect())
 }
 
 /// Remove the manifest's boxes (and their exports). Returns the names removed.
