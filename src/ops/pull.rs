@@ -178,7 +178,15 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     let mut added_layers: Vec<Digest> = Vec::new();
     let mut added_blobs: Vec<Digest> = Vec::new();
     let outcome = (|| -> Result<ImageRecord> {
-        let stats = fetch_layers(ctx, &store, &client, &canonical, &layers, &mut added_layers)?;
+        let stats = fetch_layers(
+            ctx,
+            &store,
+            &client,
+            &canonical,
+            &layers,
+            &mut added_layers,
+            &mut added_blobs,
+        )?;
         let blobs = [
             Some((&manifest.digest, &manifest.bytes)),
             index.as_ref().map(|i| (&i.digest, &i.bytes)),
@@ -440,6 +448,7 @@ fn fetch_layers(
     canonical: &str,
     layers: &[Layer],
     added: &mut Vec<Digest>,
+    added_blobs: &mut Vec<Digest>,
 ) -> Result<Vec<u64>> {
     let mut sizes = vec![0u64; layers.len()];
     // Layers unpacked by a box that wrote no layer records: their size is known only
@@ -573,6 +582,14 @@ fn fetch_layers(
                         label: format!("layer {digest} of {canonical}"),
                     };
                     let outcome = helper.unpack(&request);
+                    // The verified blob is kept (push and save send it as it is); a
+                    // failed unpack leaves nothing.
+                    let outcome = outcome.and_then(|stats| {
+                        if store.adopt_blob(digest, &path)? {
+                            added_blobs.push(digest.clone());
+                        }
+                        Ok(stats)
+                    });
                     let _ = std::fs::remove_file(&path);
                     drop(lock);
                     match outcome {

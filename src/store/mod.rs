@@ -4,7 +4,9 @@
 //! $XDG_DATA_HOME/box/
 //!   lock                    flock: shared by pull/create/rm, exclusive by garbage collection
 //!   idmap                   the id mapping the layers were unpacked with
-//!   blobs/sha256/<hex>      verified manifests and image configs
+//!   blobs/sha256/<hex>      verified manifests, image configs and compressed layer blobs
+//!                           (kept as the registry served them: push and save send them
+//!                           unchanged, so an image keeps its digests wherever it goes)
 //!   layers/<diffid-hex>/    one unpacked layer = one overlay lowerdir, shared by all boxes
 //!   layer-info/<hex>.json   each layer's own record (its size), written before the layer
 //!   locks/<name>            per-layer and per-image locks (flock)
@@ -14,7 +16,7 @@
 //!                           provision.log (see provision.rs)
 //!   tmp/                    staging on the same filesystem, for atomic renames
 //!   notices/<what>          markers of one-time notices already shown
-//!   exports.json            the export registry: host files written by `box export`
+//!   exports.json            the export ledger: host files written by `box export`
 //! ```
 //!
 //! Invariants:
@@ -324,6 +326,45 @@ impl Store {
 
     /// Store a verified blob (manifest or config) under its digest. Returns whether it
     /// was new.
+    /// The config and layer blob digests the stored manifest `manifest` names (none when
+    /// it is not in the store or does not parse as an image manifest).
+    pub fn manifest_blobs(&self, manifest: &Digest) -> Vec<Digest> {
+        #[derive(serde::Deserialize)]
+        struct Descriptor {
+            digest: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Manifest {
+            config: Descriptor,
+            #[serde(default)]
+            layers: Vec<Descriptor>,
+        }
+        let Ok(bytes) = std::fs::read(self.blob_path(manifest)) else {
+            return Vec::new();
+        };
+        let Ok(parsed) = serde_json::from_slice::<Manifest>(&bytes) else {
+            return Vec::new();
+        };
+        std::iter::once(parsed.config)
+            .chain(parsed.layers)
+            .filter_map(|d| Digest::parse(&d.digest).ok())
+            .collect()
+    }
+
+    /// Keep the verified blob at `path` (a file of this store's `tmp/`) as the blob
+    /// `digest`, by rename. Returns whether it was added (false: it was there already, and
+    /// `path` is removed).
+    pub fn adopt_blob(&self, digest: &Digest, path: &Path) -> Result<bool> {
+        let dest = self.blob_path(digest);
+        if dest.exists() {
+            let _ = std::fs::remove_file(path);
+            return Ok(false);
+        }
+        std::fs::rename(path, &dest)
+            .with_context(|| format!("keeping {} as {}", path.display(), dest.display()))?;
+        Ok(true)
+    }
+
     pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<bool> {
         let path = self.blob_path(digest);
         if path.exists() {
@@ -373,8 +414,19 @@ impl Store {
                 blobs.insert(index.hex().to_owned());
             }
         }
+        for image in &images {
+            blobs.extend(image.layers.iter().map(|l| l.digest.hex().to_owned()));
+        }
         for record in &boxes {
             layers.extend(record.layers.iter().map(|d| d.hex().to_owned()));
+            // A box outlives its image record (`rmi --force`): its image's manifest,
+            // config and layer blobs stay, so that `box commit` can still build on them.
+            blobs.insert(record.image_digest.hex().to_owned());
+            blobs.extend(
+                self.manifest_blobs(&record.image_digest)
+                    .into_iter()
+                    .map(|d| d.hex().to_owned()),
+            );
         }
         let is_digest = |hex: &str| Digest::parse(&format!("sha256:{hex}")).is_ok();
         let names = |dir: PathBuf| -> Result<Vec<(String, PathBuf)>> {
