@@ -263,6 +263,20 @@ pub struct ProvisionArgs {
     /// config.toml)
     #[arg(long)]
     pub no_provision: bool,
+    /// What provisioning installs: `full` (shell tools, graphics, audio, fonts) or `base`
+    /// (shell and build tools only, a fraction of the download; default: `provision-set`
+    /// in config.toml, else full)
+    #[arg(long, value_name = "SET", conflicts_with = "no_provision")]
+    pub provision_set: Option<ProvisionSet>,
+}
+
+/// `--provision-set`: which of the catalogue's needs provisioning installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProvisionSet {
+    /// Everything a desktop session needs: shell tools, graphics, audio, fonts
+    Full,
+    /// Shell and build tools only: no graphics, audio and font packages
+    Base,
 }
 
 #[derive(Debug, Args)]

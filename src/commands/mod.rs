@@ -79,6 +79,10 @@ fn create_options(
         pre_init_hooks: provision.pre_init_hooks,
         init_hooks: provision.init_hooks,
         no_provision: provision.no_provision,
+        provision_set: provision.provision_set.map(|set| match set {
+            crate::cli::ProvisionSet::Full => crate::settings::config::NeedSet::Full,
+            crate::cli::ProvisionSet::Base => crate::settings::config::NeedSet::Base,
+        }),
     }
 }
 

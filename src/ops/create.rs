@@ -54,6 +54,8 @@ pub struct CreateOptions {
     pub init_hooks: Vec<String>,
     /// Do not provision the box (`--no-provision`).
     pub no_provision: bool,
+    /// `--provision-set`.
+    pub provision_set: Option<crate::settings::config::NeedSet>,
 }
 
 /// What [`create`] made (or with `dry_run`, would make).
@@ -329,6 +331,7 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
                 pre_init_hooks: options.pre_init_hooks.clone(),
                 init_hooks: options.init_hooks.clone(),
                 off: options.no_provision,
+                set: options.provision_set,
             },
         )?,
     };

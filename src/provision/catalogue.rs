@@ -56,6 +56,10 @@ pub struct PackageManager {
     pub install: String,
     /// Upgrades every package (`box upgrade`).
     pub upgrade: String,
+    /// Removes the downloaded package files the install left in its cache, so that a
+    /// provisioned box does not keep a second copy of every package it installed.
+    #[serde(default)]
+    pub clean: Option<String>,
     /// Output that means the network or the mirror could not be reached.
     #[serde(default)]
     pub offline: Vec<String>,
@@ -96,6 +100,10 @@ pub struct Need {
     /// Present when one of these exists in the box.
     pub files: Vec<String>,
     pub packages: Vec<String>,
+    /// Part of the desktop set (graphics, audio, fonts, display clients), which
+    /// `--provision-set base` leaves out.
+    #[serde(default)]
+    pub desktop: bool,
     /// A file written after the install, when the packages do not configure what is
     /// needed themselves (ALSA's default device).
     #[serde(default)]

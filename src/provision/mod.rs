@@ -51,6 +51,8 @@ pub struct Request {
     pub init_hooks: Vec<String>,
     /// `--no-provision`.
     pub off: bool,
+    /// `--provision-set` (default: the `provision-set` setting, else the full set).
+    pub set: Option<crate::settings::config::NeedSet>,
 }
 
 /// The `provision` part of a new box's record: `None` when provisioning is off (the flag
@@ -76,6 +78,7 @@ pub fn requested(ctx: &Context, request: &Request) -> Result<Option<Provisioning
         additional_packages: packages,
         pre_init_hooks: or_default(&request.pre_init_hooks, &config.pre_init_hooks),
         init_hooks: or_default(&request.init_hooks, &config.init_hooks),
+        set: request.set.or(config.provision_set).unwrap_or_default(),
     }))
 }
 
@@ -252,7 +255,10 @@ pub fn plan(
                     }
                 }
             };
-            for need in &pm.needs {
+            let wanted = |need: &&catalogue::Need| {
+                !(need.desktop && provisioning.set == crate::settings::config::NeedSet::Base)
+            };
+            for need in pm.needs.iter().filter(wanted) {
                 if !need.files.iter().any(|f| root.exists(&fill(f, &vars))) {
                     add(&need.what, &need.packages, &mut plan);
                     if let Some(file) = &need.write {
@@ -362,6 +368,13 @@ pub fn plan(
                 script: fill(&pm.install, &[("packages", &quoted.join(" "))]),
                 package_manager: true,
             });
+            if let Some(clean) = &pm.clean {
+                plan.steps.push(Step {
+                    title: "removing the downloaded packages".into(),
+                    script: clean.clone(),
+                    package_manager: true,
+                });
+            }
         }
     }
     plan.steps.extend(config_steps);
@@ -476,6 +489,9 @@ fn run(ctx: &Context, name: &str, resumed: bool) -> Result<bool> {
         .map(|pm| pm.offline.clone())
         .unwrap_or_default();
     let count = plan.steps.len();
+    // Ctrl-C ends the running step (the terminal's foreground group has it), and this run
+    // says so and leaves the box resumable, rather than vanishing without a word.
+    let interrupts = crate::sys::Interrupts::note();
     // What said the network was unreachable, also in a step that went on regardless
     // (`apt-get update` only warns), for the error of a later step.
     let mut unreachable: Vec<String> = Vec::new();
@@ -500,6 +516,20 @@ fn run(ctx: &Context, name: &str, resumed: bool) -> Result<bool> {
             unreachable.extend(outcome.offline.iter().cloned());
         }
         let failed = match outcome {
+            _ if interrupts.arrived() => {
+                display.clear();
+                failure(
+                    format!(
+                        "provisioning box `{name}` was interrupted (Ctrl-C) at step {}/{count} ({}): the box is kept, not provisioned",
+                        i + 1,
+                        step.title
+                    ),
+                    format!(
+                        "the next `box enter {name}` or `box run {name}` resumes provisioning; `box rm {name}` removes the box"
+                    ),
+                )
+                .context(crate::error::Exit(130))
+            }
             Ok(outcome) if outcome.success() => continue,
             Ok(outcome) => step_error(name, i + 1, count, step, &outcome, &unreachable, &log_path),
             Err(err) => err.context(format!(

@@ -15,6 +15,9 @@
 //! export-label = " (on {box})"
 //! # provisioning at `box create` (see `provision`): on unless false
 //! provision = true
+//! # what provisioning installs: "full" (the default: shell tools, graphics, audio, fonts)
+//! # or "base" (shell and build tools only: no graphics, audio and font packages)
+//! provision-set = "full"
 //! # defaults of `box create --additional-packages/--pre-init-hooks/--init-hooks`, used
 //! # when the flag is not given
 //! additional-packages = ["vim", "git"]
@@ -53,6 +56,9 @@ pub struct Config {
     pub export_label: Option<String>,
     /// Whether `box create` provisions boxes (default: yes).
     pub provision: Option<bool>,
+    /// Which needs provisioning installs: `full` (default) or `base` (no graphics, audio
+    /// and font packages).
+    pub provision_set: Option<NeedSet>,
     /// Default `--additional-packages`.
     #[serde(default)]
     pub additional_packages: Vec<String>,
@@ -79,11 +85,28 @@ pub struct Config {
     pub non_interactive: bool,
 }
 
+/// Which of the catalogue's needs a box gets: all of them, or only those of a shell and
+/// build tools (without the graphics, audio and font packages).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeedSet {
+    #[default]
+    Full,
+    Base,
+}
+
+impl NeedSet {
+    pub fn is_full(&self) -> bool {
+        *self == NeedSet::Full
+    }
+}
+
 /// The keys of a settings file.
 const KEYS: &[&str] = &[
     "insecure-registries",
     "export-label",
     "provision",
+    "provision-set",
     "additional-packages",
     "pre-init-hooks",
     "init-hooks",

@@ -16,6 +16,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::{Lock, Store};
+pub use crate::settings::config::NeedSet;
 
 /// Where a box's provisioning stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,9 @@ pub struct Provisioning {
     /// `--init-hooks`: shell commands run as root after the packages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub init_hooks: Vec<String>,
+    /// `--provision-set`: which needs the box gets.
+    #[serde(default, skip_serializing_if = "NeedSet::is_full")]
+    pub set: NeedSet,
 }
 
 impl Provisioning {
@@ -80,6 +84,7 @@ mod tests {
             additional_packages: vec!["vim".into()],
             pre_init_hooks: vec![],
             init_hooks: vec!["touch /x".into()],
+            set: NeedSet::Full,
         };
         let text = serde_json::to_string(&p).unwrap();
         assert_eq!(
@@ -87,5 +92,12 @@ mod tests {
             r#"{"status":"pending","additional-packages":["vim"],"init-hooks":["touch /x"]}"#
         );
         assert_eq!(serde_json::from_str::<Provisioning>(&text).unwrap(), p);
+        let base = Provisioning {
+            set: NeedSet::Base,
+            ..p
+        };
+        let text = serde_json::to_string(&base).unwrap();
+        assert!(text.ends_with(r#","set":"base"}"#), "{text}");
+        assert_eq!(serde_json::from_str::<Provisioning>(&text).unwrap(), base);
     }
 }

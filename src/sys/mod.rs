@@ -208,6 +208,51 @@ pub fn exit_now(code: u8) -> ! {
     unsafe { libc::_exit(i32::from(code)) }
 }
 
+/// Whether SIGINT arrived while an [`Interrupts`] guard was alive.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_interrupt(_signal: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGINT noted rather than fatal while this guard lives (a Ctrl-C during long work
+/// that runs children on the terminal: the foreground child gets it and ends, this
+/// process says what was interrupted); the old disposition comes back on drop.
+pub struct Interrupts {
+    old: Option<nix::sys::signal::SigAction>,
+}
+
+impl Interrupts {
+    pub fn note() -> Interrupts {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        INTERRUPTED.store(false, std::sync::atomic::Ordering::SeqCst);
+        let action = SigAction::new(
+            SigHandler::Handler(note_interrupt),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; it
+        // touches no other state of the program.
+        let old = unsafe { sigaction(Signal::SIGINT, &action) }.ok();
+        Interrupts { old }
+    }
+
+    /// Whether SIGINT arrived since [`Interrupts::note`].
+    pub fn arrived(&self) -> bool {
+        INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Interrupts {
+    fn drop(&mut self) {
+        if let Some(old) = &self.old {
+            // SAFETY: reinstalls the disposition `sigaction` returned for SIGINT; it is as
+            // sound as it was before.
+            let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGINT, old) };
+        }
+    }
+}
+
 /// Ignore SIGHUP and SIGINT for good (a process that must outlive its terminal).
 pub fn ignore_hangups() {
     use nix::sys::signal::{SigHandler, Signal};

@@ -118,6 +118,17 @@ fn a_bare_debian_box_is_provisioned_for_real_resumes_after_kill_9_and_gets_root(
         args.extend_from_slice(command);
         ok(&env, &args);
     }
+    // No second copy of what was installed: the downloaded packages are gone.
+    let cached = stdout_of(&env.run(&[
+        "run",
+        "mb",
+        "--",
+        "find",
+        "/var/cache/apt/archives",
+        "-name",
+        "*.deb",
+    ]));
+    assert_eq!(cached, "", "downloaded packages left in the box");
     let pre = stdout_of(&env.run(&["run", "mb", "--", "cat", "/pre-hook"]));
     assert_eq!(
         pre.lines().next(),
@@ -313,6 +324,8 @@ fn other_package_managers_are_called_as_the_catalogue_says() {
                 "/usr/bin/zypper --non-interactive refresh\n/usr/bin/zypper --non-interactive install --no-recommends sudo ",
                 " Mesa-dri ",
                 " alsa-plugins-pulse ",
+                // The downloaded packages are not kept.
+                "\n/usr/bin/zypper --non-interactive clean --all",
             ],
         ),
         (
@@ -366,6 +379,89 @@ fn other_package_managers_are_called_as_the_catalogue_says() {
         assert!(provisioned(&env, name), "{path}");
         ok(&env, &["rm", "--force", name]);
     }
+
+    // The base set: a shell and build tools, without graphics, audio and fonts.
+    let image = Fixture::StandIn("/usr/bin/pacman")
+        .push(Registry::plain())
+        .image
+        .reference;
+    let created = ok(
+        &env,
+        &[
+            "create",
+            "--no-entry",
+            "--provision-set",
+            "base",
+            "--image",
+            &image,
+            "lean",
+        ],
+    );
+    created.stderr_has("box lean is provisioned");
+    let calls = stdout_of(&env.run(&["run", "lean", "--", "cat", CALLS]));
+    assert!(calls.contains("--needed sudo "), "{calls}");
+    for desktop in ["vulkan-swrast", "alsa-plugins", "mesa", "ttf-dejavu"] {
+        assert!(
+            !calls.contains(desktop),
+            "{desktop} in a base box:\n{calls}"
+        );
+    }
+    // The same from the settings.
+    env.write_user_file(
+        &env.home.join(".config/box/config.toml"),
+        "provision = true\nprovision-set = \"base\"\n",
+        0o644,
+    );
+    ok(&env, &["create", "--no-entry", "--image", &image, "lean2"]);
+    let calls = stdout_of(&env.run(&["run", "lean2", "--", "cat", CALLS]));
+    assert!(
+        calls.contains("--needed sudo ") && !calls.contains("vulkan-swrast"),
+        "{calls}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_provisioning_says_so_and_the_next_start_resumes() {
+    use std::os::unix::process::CommandExt as _;
+    let env = TestEnv::new("provision-ctrl-c", User::BoxTest);
+    let _boxes = Boxes(&env);
+    env.set_provisioning(true);
+    let image = Fixture::StandIn("/sbin/apk")
+        .push(Registry::plain())
+        .image
+        .reference;
+    // A step that takes long the first time only.
+    let hook = "if test -e /started; then true; else touch /started; sleep 120; fi";
+    let create = [
+        "create",
+        "--no-entry",
+        "--image",
+        &image,
+        "--pre-init-hooks",
+        hook,
+        "cc",
+    ];
+    // Its own process group, as a terminal's foreground job: Ctrl-C reaches all of it.
+    let mut command = env.command(&create);
+    command.process_group(0);
+    let child = command.spawn().expect("starting box create");
+    let started = env.store().join("containers/cc/upper/started");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the hook never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let group = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process_group(group, rustix::process::Signal::INT).unwrap();
+    let out = env.wait(&create, child);
+    assert_eq!(out.status.code(), Some(130), "{out}");
+    out.stderr_has("provisioning box `cc` was interrupted (Ctrl-C) at step 1/");
+    out.stderr_has("the next `box enter cc` or `box run cc` resumes provisioning");
+    assert!(!provisioned(&env, "cc"));
+    let resumed = env.run(&["run", "cc", "--", "true"]);
+    resumed.success();
+    resumed.stderr_has("box cc is provisioned");
+    assert!(provisioned(&env, "cc"));
 }
 
 #[test]

@@ -235,6 +235,7 @@ fn create_options(ctx: &Context, def: &Definition, image: String, pull: bool) ->
         pre_init_hooks: def.pre_init_hooks.clone(),
         init_hooks: def.init_hooks.clone(),
         no_provision: false,
+        provision_set: None,
     }
 }
 
