@@ -343,7 +343,7 @@ _box() {
             return 0
             ;;
         box__subcmd__create)
-            opts="-n -i -c -p -Y -H -v -d -h -V --name --image --clone --pull --yes --hostname --home --volume --platform --device --nvidia --no-nvidia --no-entry --dry-run --additional-packages --pre-init-hooks --init-hooks --no-provision --help --version"
+            opts="-n -i -c -p -Y -H -v -d -h -V --name --image --clone --pull --yes --hostname --home --volume --platform --device --nvidia --no-nvidia --no-entry --dry-run --additional-packages --pre-init-hooks --init-hooks --no-provision --provision-set --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -413,6 +413,10 @@ _box() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --provision-set)
+                    COMPREPLY=($(compgen -W "full base" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -443,7 +447,7 @@ _box() {
             return 0
             ;;
         box__subcmd__ephemeral)
-            opts="-i -n -p -Y -H -v -h -V --image --name --pull --yes --hostname --home --volume --platform --device --nvidia --no-nvidia --additional-packages --pre-init-hooks --init-hooks --no-provision --nw --no-workdir --help --version"
+            opts="-i -n -p -Y -H -v -h -V --image --name --pull --yes --hostname --home --volume --platform --device --nvidia --no-nvidia --additional-packages --pre-init-hooks --init-hooks --no-provision --provision-set --nw --no-workdir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -503,6 +507,10 @@ _box() {
                     ;;
                 --init-hooks)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --provision-set)
+                    COMPREPLY=($(compgen -W "full base" -- "${cur}"))
                     return 0
                     ;;
                 *)

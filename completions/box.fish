@@ -64,6 +64,8 @@ complete -c box -n "__fish_box_using_subcommand create" -l device -d 'Give the b
 complete -c box -n "__fish_box_using_subcommand create" -l additional-packages -d 'Also install these packages when provisioning the box (a space-separated list; repeatable; default: `additional-packages` in config.toml)' -r
 complete -c box -n "__fish_box_using_subcommand create" -l pre-init-hooks -d 'Shell command run as root in the box before its packages are installed (repeatable; default: `pre-init-hooks` in config.toml)' -r
 complete -c box -n "__fish_box_using_subcommand create" -l init-hooks -d 'Shell command run as root in the box after its packages are installed (repeatable; default: `init-hooks` in config.toml)' -r
+complete -c box -n "__fish_box_using_subcommand create" -l provision-set -d 'What provisioning installs: `full` (shell tools, graphics, audio, fonts) or `base` (shell and build tools only, a fraction of the download; default: `provision-set` in config.toml, else full)' -r -f -a "full\t'Everything a desktop session needs: shell tools, graphics, audio, fonts'
+base\t'Shell and build tools only: no graphics, audio and font packages'"
 complete -c box -n "__fish_box_using_subcommand create" -s p -l pull -d 'Pull the image even if it is already in the store'
 complete -c box -n "__fish_box_using_subcommand create" -s Y -l yes -d 'Do not ask for confirmation'
 complete -c box -n "__fish_box_using_subcommand create" -l nvidia -d 'Give the box the host\'s NVIDIA GPUs through their CDI spec (default: whenever the host has one)'
@@ -71,7 +73,7 @@ complete -c box -n "__fish_box_using_subcommand create" -l no-nvidia -d 'Leave t
 complete -c box -n "__fish_box_using_subcommand create" -l no-entry -d 'Do not add a desktop menu entry for the box'
 complete -c box -n "__fish_box_using_subcommand create" -s d -l dry-run -d 'Print the namespace and mount plan without creating anything'
 complete -c box -n "__fish_box_using_subcommand create" -l no-provision -d 'Install nothing in the box (default: install what it lacks, see `provision` in config.toml)'
-complete -c box -n "__fish_box_using_subcommand create" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c box -n "__fish_box_using_subcommand create" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand enter" -s u -l user -d 'Enter as this user of the box (a name or uid; `root` is the box\'s root)' -r
 complete -c box -n "__fish_box_using_subcommand enter" -l no-workdir -l nw -d 'Start in the box\'s home instead of the current directory'
@@ -154,13 +156,15 @@ complete -c box -n "__fish_box_using_subcommand ephemeral" -l device -d 'Give th
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l additional-packages -d 'Also install these packages when provisioning the box (a space-separated list; repeatable; default: `additional-packages` in config.toml)' -r
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l pre-init-hooks -d 'Shell command run as root in the box before its packages are installed (repeatable; default: `pre-init-hooks` in config.toml)' -r
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l init-hooks -d 'Shell command run as root in the box after its packages are installed (repeatable; default: `init-hooks` in config.toml)' -r
+complete -c box -n "__fish_box_using_subcommand ephemeral" -l provision-set -d 'What provisioning installs: `full` (shell tools, graphics, audio, fonts) or `base` (shell and build tools only, a fraction of the download; default: `provision-set` in config.toml, else full)' -r -f -a "full\t'Everything a desktop session needs: shell tools, graphics, audio, fonts'
+base\t'Shell and build tools only: no graphics, audio and font packages'"
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s p -l pull -d 'Pull the image even if it is already in the store'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s Y -l yes -d 'Do not ask before pulling'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l nvidia -d 'Give the box the host\'s NVIDIA GPUs through their CDI spec (default: whenever the host has one)'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l no-nvidia -d 'Leave the host\'s NVIDIA GPUs out even when the host has their CDI spec'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l no-provision -d 'Install nothing in the box (default: install what it lacks, see `provision` in config.toml)'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -l no-workdir -l nw -d 'Start in the box\'s home instead of the current directory'
-complete -c box -n "__fish_box_using_subcommand ephemeral" -s h -l help -d 'Print help'
+complete -c box -n "__fish_box_using_subcommand ephemeral" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c box -n "__fish_box_using_subcommand ephemeral" -s V -l version -d 'Print version'
 complete -c box -n "__fish_box_using_subcommand upgrade" -s a -l all -d 'Upgrade every box'
 complete -c box -n "__fish_box_using_subcommand upgrade" -l running -d 'With --all, only the boxes that are running'
