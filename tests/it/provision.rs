@@ -122,6 +122,8 @@ fn a_bare_debian_box_is_provisioned_for_real_resumes_after_kill_9_and_gets_root(
     let cached = stdout_of(&env.run(&[
         "run",
         "mb",
+        "--user",
+        "root",
         "--",
         "find",
         "/var/cache/apt/archives",
@@ -213,7 +215,7 @@ fn an_unreachable_mirror_is_a_clear_error_and_the_box_is_kept_not_provisioned() 
         "off",
     ]);
     out.box_error(&[
-        "box `off` was created, but provisioning it failed at step 3/5, installing",
+        "box `off` was created, but provisioning it failed at step 3/6, installing",
         "the network or the package mirror could not be reached",
         &format!("127.0.0.1:{port}"),
         "Connection refused",
@@ -498,7 +500,7 @@ fn dnf_gets_the_flags_hooks_in_order_the_hosts_locale_and_upgrades() {
     created.stderr_has("locale de_DE.UTF-8");
     let calls = stdout_of(&env.run(&["run", "dnf", "--", "cat", CALLS]));
     let lines: Vec<&str> = calls.lines().collect();
-    assert_eq!(lines.len(), 3, "{calls}");
+    assert_eq!(lines.len(), 4, "{calls}");
     assert_eq!(lines[0], "pre");
     assert!(
         lines[1].starts_with("/usr/bin/dnf install -y --setopt=install_weak_deps=False sudo ")
@@ -507,7 +509,9 @@ fn dnf_gets_the_flags_hooks_in_order_the_hosts_locale_and_upgrades() {
             && lines[1].ends_with(" vim git htop"),
         "{calls}"
     );
-    assert_eq!(lines[2], "init");
+    // The download cache emptied after the install, before the init hooks.
+    assert_eq!(lines[2], "/usr/bin/dnf clean packages");
+    assert_eq!(lines[3], "init");
     let upgrade = ok(&env, &["upgrade", "dnf"]);
     upgrade.stdout_has("dnf: upgraded");
     let calls = stdout_of(&env.run(&["run", "dnf", "--", "cat", CALLS]));
@@ -533,7 +537,7 @@ fn dnf_gets_the_flags_hooks_in_order_the_hosts_locale_and_upgrades() {
     );
     assert!(status.success(), "{shown}");
     assert!(
-        shown.contains("\r\x1b[2K  hello-from-the-hook") && shown.contains("[1/4] pre-init hook"),
+        shown.contains("\r\x1b[2K  hello-from-the-hook") && shown.contains("[1/5] pre-init hook"),
         "{shown:?}"
     );
 
