@@ -14,6 +14,20 @@
 //!   the same store whatever the caller's `XDG_DATA_HOME` (cron, `env -i`, a launcher).
 //!   That path is the host's: inside a box a wrapper never runs box (see [`wrapper`]).
 //!
+//! What an export may write and run on the host (an image's desktop files, icons and
+//! file names are its author's; issue 19):
+//! - A wrapper runs only box (`exec BOX run NAME -- PATH "$@"`), and an exported entry's
+//!   every command line is `/usr/bin/env BOX_DATA_HOME=DIR [BOX_WORKDIR=DIR] BOX run
+//!   NAME -- ...`: the box's words come after `--`, quoted so every launcher (and the
+//!   shell KDE falls back to) reads them as arguments. Entries are rebuilt from an
+//!   allow-list, never copied ([`desktop`]); an entry readers would read differently is
+//!   refused.
+//! - The only box files copied to the host are icons: read through
+//!   [`boxfs::BoxRoot::own_files`] (never from what the box shares with the host), images
+//!   by content, and readable by everyone in the box, as the 0644 copy is ([`icons`]).
+//! - Host file names and the words of wrappers hold no control character: `--bin`
+//!   refuses such a path, and a wrapper quotes every byte of what it interpolates.
+//!
 //! Submodules: [`boxfs`] (safe reads in a box), [`crate::host::fs`] (host paths from anywhere),
 //! [`wrapper`] (the `--bin` script), [`exec`] (the desktop Exec grammar), [`desktop`]
 //! (finding and rewriting entries), [`icons`] (icon lookup and host placement),
