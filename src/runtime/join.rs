@@ -453,3 +453,26 @@ fn exec_error(name: &str, program: &OsStr, err: Errno) -> anyhow::Error {
     };
     failure(message, hint).context(Exit(code))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_relative_workdir_is_a_clear_error() {
+        // Neither changes this process's directory, which the tests share.
+        let err = enter_workdir("dev", OsStr::new("relative/dir")).unwrap_err();
+        assert_eq!(
+            crate::error::message(&err),
+            "BOX_WORKDIR=relative/dir is not an absolute directory"
+        );
+        let err = enter_workdir("dev", OsStr::new("/no/such/dir/for/box")).unwrap_err();
+        let msg = crate::error::message(&err);
+        assert!(
+            msg.starts_with("cannot change to directory /no/such/dir/for/box in box `dev`: "),
+            "{msg}"
+        );
+        let hint = &err.downcast_ref::<crate::error::Hint>().unwrap().0;
+        assert!(hint.contains("Path="), "{hint}");
+    }
+}
