@@ -7,6 +7,13 @@
 //! with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` relative to one directory fd
 //! of the box root, so `..` and absolute symlinks stay inside the box and `/proc` magic
 //! links cannot jump out of it.
+//!
+//! [`BoxRoot::own_files`] gives a view that also refuses to cross a mount point
+//! (`RESOLVE_NO_XDEV`): only the box's own root filesystem (its image and its changes),
+//! never what the box shares with the host, which is all bind-mounted into it (the home,
+//! `/tmp`, the runtime directory, `/run/host`, volumes; see `runtime::plan`). Exports
+//! that copy a box file to the host (icons) read through it, so a box cannot name,
+//! link or `..` its way to the user's own files and have box copy them out.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -22,6 +29,8 @@ pub struct BoxRoot {
     fd: OwnedFd,
     /// Where the root was opened from, for messages.
     origin: PathBuf,
+    /// How paths resolve: [`RESOLVE`], plus `NO_XDEV` in [`BoxRoot::own_files`].
+    resolve: ResolveFlags,
 }
 
 /// What a box path is, after following its symlinks inside the box.
@@ -59,6 +68,22 @@ impl BoxRoot {
         Ok(BoxRoot {
             fd,
             origin: path.to_owned(),
+            resolve: RESOLVE,
+        })
+    }
+
+    /// The same root, seen only through its own filesystem: a path whose resolution
+    /// crosses a mount point (a directory shared with the host, by name, symlink or
+    /// `..`) fails with [`Errno::XDEV`] ([`is_shared`] tells that error).
+    pub fn own_files(&self) -> Result<BoxRoot> {
+        let fd = self
+            .fd
+            .try_clone()
+            .with_context(|| format!("duplicating the box root {}", self.origin.display()))?;
+        Ok(BoxRoot {
+            fd,
+            origin: self.origin.clone(),
+            resolve: self.resolve | ResolveFlags::NO_XDEV,
         })
     }
 
@@ -74,7 +99,7 @@ impl BoxRoot {
             path,
             flags | OFlags::CLOEXEC,
             Mode::empty(),
-            RESOLVE,
+            self.resolve,
         )
     }
 
@@ -100,6 +125,12 @@ impl BoxRoot {
     /// The contents of regular file `path` in the box, at most `limit` bytes (icons and
     /// desktop files are small; a limit keeps a hostile box from filling memory).
     pub fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
+        self.read_with_mode(path, limit).map(|(bytes, _)| bytes)
+    }
+
+    /// [`BoxRoot::read`], with the file's permission bits (`st_mode & 0o7777`) as
+    /// they were when it was opened.
+    pub fn read_with_mode(&self, path: &str, limit: u64) -> Result<(Vec<u8>, u32)> {
         let fd = self
             .open_at(path, OFlags::RDONLY | OFlags::NOCTTY | OFlags::NONBLOCK)
             .map_err(std::io::Error::from)
@@ -113,7 +144,7 @@ impl BoxRoot {
             .take(limit)
             .read_to_end(&mut bytes)
             .with_context(|| format!("reading {path} in the box"))?;
-        Ok(bytes)
+        Ok((bytes, st.st_mode & 0o7777))
     }
 
     /// The entries of directory `path` in the box (names and types, not following
@@ -121,7 +152,10 @@ impl BoxRoot {
     pub fn list(&self, path: &str) -> Result<Vec<(String, FileType)>> {
         let fd = match self.open_at(path, OFlags::RDONLY | OFlags::DIRECTORY) {
             Ok(fd) => fd,
-            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::ACCESS) => return Ok(vec![]),
+            // XDEV: a shared directory, seen through `own_files`: none of the box's own.
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::ACCESS | Errno::XDEV) => {
+                return Ok(vec![]);
+            }
             Err(err) => {
                 return Err(std::io::Error::from(err))
                     .with_context(|| format!("opening directory {path} in the box"));
@@ -146,6 +180,16 @@ impl BoxRoot {
     pub fn is_dir(&self, path: &str) -> bool {
         self.meta(path).ok().flatten().is_some_and(|m| m.is_dir())
     }
+}
+
+/// Whether `err` (from [`BoxRoot::meta`] or [`BoxRoot::read`] of an
+/// [`BoxRoot::own_files`] view) says the path leads out of the box's own filesystem.
+pub fn is_shared(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(Errno::XDEV.raw_os_error()))
+    })
 }
 
 /// Join a box directory and a name with exactly one slash.

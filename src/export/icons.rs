@@ -23,14 +23,154 @@
 //! - `Icon=NAME.png` (an extension, which the spec does not allow but GTK and KDE strip)
 //!   is looked up as `NAME`; the entry then names `NAME`.
 //!
-//! Everything here is planning: paths are relative to the host icons directory; the
-//! caller writes the files through the export ledger (never over a foreign file).
+//! Invariants (an image's author chooses every icon name and path, and may link its
+//! files anywhere):
+//! - Icons are read only from the box's own files, through [`BoxRoot::own_files`]: a
+//!   path that leads into a directory the box shares with the host (the home, `/tmp`,
+//!   the runtime directory, `/run/host`, a volume; directly, by a symlink or through
+//!   `..`) is never read, so box cannot be made to copy the user's own files out.
+//! - A copy is made only of a file that is an image by its content ([`is_image`]: PNG,
+//!   SVG, gzip'd SVG, XPM), and only when everyone may read the source (mode `o+r`):
+//!   copies are written 0644, and a copy must not widen who can read a file.
+//! - What fails these checks is left out with the reason ([`Skip`]); the application is
+//!   still exported (the host theme may have an icon of that name).
+//!
+//! Everything else here is planning: paths are relative to the host icons directory;
+//! the caller writes the files through the export ledger (never over a foreign file).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use super::boxfs::{self, BoxRoot};
+
+/// Why an icon file of the box is not copied to the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    /// The file in the box.
+    pub source: String,
+    /// Why, as a clause: "it is not a PNG, SVG or XPM image".
+    pub reason: String,
+}
+
+/// The bytes of icon file `source`, read from `root` (an [`BoxRoot::own_files`] view of
+/// box `box_name`), or why it is not copied (see the module doc).
+pub fn load(root: &BoxRoot, box_name: &str, source: &str) -> Result<Vec<u8>, Skip> {
+    let skip = |reason: String| Skip {
+        source: source.to_owned(),
+        reason,
+    };
+    let shared = || {
+        skip(format!(
+            "it lies in a directory box `{box_name}` shares with the host, and box copies only the box's own files"
+        ))
+    };
+    let unreadable = |mode: u32| {
+        skip(format!(
+            "it is not readable by everyone in box `{box_name}` (mode {mode:04o}), and its copy would be"
+        ))
+    };
+    // The mode first (no read permission needed), so a private file is named as one.
+    match root.meta(source) {
+        Err(err) if boxfs::is_shared(&err) => return Err(shared()),
+        Err(err) => {
+            return Err(skip(format!(
+                "it cannot be read: {}",
+                crate::error::message(&err)
+            )));
+        }
+        Ok(None) => return Err(skip("it does not exist".into())),
+        Ok(Some(meta)) if !meta.is_file() => return Err(skip("it is not a regular file".into())),
+        Ok(Some(meta)) if meta.mode & 0o004 == 0 => return Err(unreadable(meta.mode)),
+        Ok(Some(_)) => {}
+    }
+    // Again on the file read: the box may have replaced it since.
+    let (bytes, mode) = match root.read_with_mode(source, MAX_ICON) {
+        Err(err) if boxfs::is_shared(&err) => return Err(shared()),
+        Err(err) => {
+            return Err(skip(format!(
+                "it cannot be read: {}",
+                crate::error::message(&err)
+            )));
+        }
+        Ok(read) => read,
+    };
+    if mode & 0o004 == 0 {
+        return Err(unreadable(mode));
+    }
+    if !is_image(&bytes) {
+        return Err(skip("it is not a PNG, SVG or XPM image".into()));
+    }
+    Ok(bytes)
+}
+
+/// Whether `bytes` are an image a desktop shows as an icon, by content: a PNG (its
+/// signature), an XPM (its `/* XPM */` header), an SVG (an XML document whose first
+/// element is `svg`), or a gzip'd SVG (`.svgz`, which GTK reads).
+pub fn is_image(bytes: &[u8]) -> bool {
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+    const GZIP: &[u8] = b"\x1f\x8b";
+    if bytes.starts_with(PNG) {
+        return true;
+    }
+    if bytes.starts_with(GZIP) {
+        use std::io::Read;
+        let mut head = Vec::new();
+        let _ = flate2::read::GzDecoder::new(bytes)
+            .take(SNIFF as u64)
+            .read_to_end(&mut head);
+        return is_svg(&head);
+    }
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(SNIFF)]);
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    text.starts_with("/* XPM */") || is_svg(bytes)
+}
+
+/// How much of a file the content checks look at.
+const SNIFF: usize = 4096;
+
+/// Whether `bytes` start an SVG document: after an optional byte order mark, the XML
+/// declaration, processing instructions, comments and a doctype, an `<svg` element.
+fn is_svg(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(SNIFF)]);
+    let mut rest = text.trim_start_matches('\u{feff}');
+    loop {
+        rest = rest.trim_start();
+        let end = if rest.starts_with("<?") {
+            rest.find("?>").map(|i| i + 2)
+        } else if rest.starts_with("<!--") {
+            rest.find("-->").map(|i| i + 3)
+        } else if rest.starts_with("<!") {
+            // A doctype's internal subset ([...]) may hold `>`.
+            match (rest.find('['), rest.find('>')) {
+                (Some(open), Some(close)) if open < close => rest.find("]>").map(|i| i + 2),
+                (_, close) => close.map(|i| i + 1),
+            }
+        } else {
+            let Some(after) = rest.strip_prefix("<svg") else {
+                return false;
+            };
+            return after
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_whitespace() || c == '>' || c == '/');
+        };
+        match end {
+            Some(end) => rest = &rest[end..],
+            None => return false,
+        }
+    }
+}
+
+/// Whether box path `path` is worth a look as an icon file: a regular file, or a path
+/// that leads out of the box's own files (kept, so [`load`] says why it is not copied).
+fn is_candidate(root: &BoxRoot, path: &str) -> Result<bool> {
+    match root.meta(path) {
+        Ok(meta) => Ok(meta.is_some_and(|m| m.is_file())),
+        Err(err) if boxfs::is_shared(&err) => Ok(true),
+        Err(err) => Err(err),
+    }
+}
 
 /// Icon theme roots in a box.
 const THEME_ROOTS: [&str; 2] = ["/usr/local/share/icons", "/usr/share/icons"];
@@ -56,8 +196,9 @@ pub struct IconCopy {
 }
 
 /// Whether `name` is a plain icon name (not a path, nothing that could climb out of the
-/// icons directory).
-fn is_icon_name(name: &str) -> bool {
+/// icons directory): also what an entry may keep naming on the host when the box has no
+/// file for it.
+pub fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('/') && name != "." && name != ".."
 }
 
@@ -80,10 +221,11 @@ fn bitmap_dest(size: Option<(u32, u32)>, file: &str) -> PathBuf {
     }
 }
 
-/// Every copy needed for icon `name` (an icon name, not a path).
+/// Every copy needed for icon `name` (an icon name, not a path), looked up in `root`
+/// (an [`BoxRoot::own_files`] view); the caller [`load`]s each.
 pub fn find_named(root: &BoxRoot, name: &str) -> Result<Vec<IconCopy>> {
     let mut copies: Vec<IconCopy> = Vec::new();
-    if !is_icon_name(name) {
+    if !is_plain_name(name) {
         return Ok(copies);
     }
     let add = |copies: &mut Vec<IconCopy>, source: String, dest: PathBuf| {
@@ -110,7 +252,7 @@ pub fn find_named(root: &BoxRoot, name: &str) -> Result<Vec<IconCopy>> {
                     for ext in THEME_EXTS {
                         let file = format!("{name}.{ext}");
                         let source = boxfs::join(&b_dir, &file);
-                        if root.meta(&source)?.is_some_and(|m| m.is_file()) {
+                        if is_candidate(root, &source)? {
                             themed.push((theme.clone(), format!("{a}/{b}"), file, source));
                         }
                     }
@@ -132,7 +274,7 @@ pub fn find_named(root: &BoxRoot, name: &str) -> Result<Vec<IconCopy>> {
     let mut pixmaps: Vec<String> = Vec::new();
     for ext in PIXMAP_EXTS {
         let source = boxfs::join(PIXMAPS, &format!("{name}.{ext}"));
-        if root.meta(&source)?.is_some_and(|m| m.is_file()) {
+        if is_candidate(root, &source)? {
             pixmaps.push(source);
         }
     }
@@ -150,7 +292,7 @@ pub fn find_named(root: &BoxRoot, name: &str) -> Result<Vec<IconCopy>> {
         let dest = if ext == "svg" {
             PathBuf::from(format!("{HICOLOR}/scalable/apps/{file}"))
         } else {
-            bitmap_dest(image_size(&root.read(&source, MAX_ICON)?), &file)
+            bitmap_dest(size_of(root, &source), &file)
         };
         add(&mut copies, source, dest);
     }
@@ -176,7 +318,7 @@ fn best_of_other_themes(
     // (is a hicolor size, width) orders the bitmaps; the first of equals wins.
     let mut best: Option<((bool, u32), String, PathBuf)> = None;
     for (_, _, file, source) in themed {
-        let Some((w, h)) = image_size(&root.read(source, MAX_ICON)?) else {
+        let Some((w, h)) = size_of(root, source) else {
             continue;
         };
         let rank = (w == h && HICOLOR_SIZES.contains(&w), w);
@@ -185,6 +327,11 @@ fn best_of_other_themes(
         }
     }
     Ok(best.map(|(_, source, dest)| (source, dest)))
+}
+
+/// The size of icon file `source`, when it can be read (else [`load`] says why not).
+fn size_of(root: &BoxRoot, source: &str) -> Option<(u32, u32)> {
+    image_size(&root.read(source, MAX_ICON).ok()?)
 }
 
 /// Whether pixmap file `file` is a sized variant of icon `name`: `NAME_WxH.ext` or
@@ -211,29 +358,40 @@ fn is_sized_variant(file: &str, name: &str) -> bool {
         && h.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The copy for an absolute `Icon=` path, if the file exists in the box, with its bytes.
-pub fn find_path(
-    root: &BoxRoot,
-    box_name: &str,
-    path: &str,
-) -> Result<Option<(IconCopy, Vec<u8>)>> {
-    if !root.meta(path)?.is_some_and(|m| m.is_file()) {
-        return Ok(None);
+/// What an absolute `Icon=` path of the box gives.
+#[derive(Debug)]
+pub enum PathIcon {
+    /// No file there: the host theme may still have the icon.
+    Missing,
+    /// A file box does not copy, and why.
+    Skipped(Skip),
+    /// The copy to make, with the bytes to write.
+    Copy(IconCopy, Vec<u8>),
+}
+
+/// The copy for an absolute `Icon=` path, read from `root` (an [`BoxRoot::own_files`]
+/// view of box `box_name`).
+pub fn find_path(root: &BoxRoot, box_name: &str, path: &str) -> Result<PathIcon> {
+    if !is_candidate(root, path)? {
+        return Ok(PathIcon::Missing);
     }
-    let Some(file) = path.rsplit('/').next().filter(|f| is_icon_name(f)) else {
-        return Ok(None);
+    let Some(file) = path.rsplit('/').next().filter(|f| is_plain_name(f)) else {
+        return Ok(PathIcon::Missing);
     };
-    let bytes = root.read(path, MAX_ICON)?;
+    let bytes = match load(root, box_name, path) {
+        Ok(bytes) => bytes,
+        Err(skip) => return Ok(PathIcon::Skipped(skip)),
+    };
     let dest = ["box", box_name, &path_copy_name(path, file, &bytes)]
         .iter()
         .collect();
-    Ok(Some((
+    Ok(PathIcon::Copy(
         IconCopy {
             source: path.to_owned(),
             dest,
         },
         bytes,
-    )))
+    ))
 }
 
 /// The host file name of the copy of icon file `path` (named `file`) holding `bytes`:
@@ -299,6 +457,57 @@ mod tests {
         assert_eq!(image_size(xpm(32).as_bytes()), Some((32, 32)));
         assert_eq!(image_size(b"<svg/>"), None);
         assert_eq!(image_size(b"\x89PNG\r\n\x1a\n"), None);
+    }
+
+    #[test]
+    fn images_are_known_by_their_content() {
+        assert!(is_image(&png(16, 16)));
+        assert!(is_image(xpm(16).as_bytes()));
+        for svg in [
+            "<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+            "\u{feff}<?xml version=\"1.0\"?>\n<!-- by hand -->\n<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"x.dtd\" [ <!ENTITY a \"b\"> ]>\n<svg\n width=\"1\">",
+            "  <svg>",
+        ] {
+            assert!(is_image(svg.as_bytes()), "{svg}");
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"<?xml version=\"1.0\"?><svg/>").unwrap();
+        assert!(is_image(&gz.finish().unwrap()));
+        for not in [
+            &b"-----BEGIN OPENSSH PRIVATE KEY-----\n"[..],
+            b"root:x:0:0:root:/root:/bin/bash\n",
+            b"<html><svg/></html>",
+            b"<svgfoo/>",
+            b"<?xml version=\"1.0\"?><!-- unterminated",
+            b"\x1f\x8bnot gzip",
+            b"",
+        ] {
+            assert!(!is_image(not), "{}", String::from_utf8_lossy(not));
+        }
+    }
+
+    #[test]
+    fn private_and_non_image_files_are_skipped_with_the_reason() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let put = |name: &str, bytes: &[u8], mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        put("good.png", &png(16, 16), 0o644);
+        put("group.png", &png(16, 16), 0o640);
+        put("text.png", b"hello", 0o644);
+        let root = BoxRoot::open(dir.path()).unwrap().own_files().unwrap();
+        assert_eq!(load(&root, "dev", "/good.png").unwrap(), png(16, 16));
+        let reason = |path: &str| load(&root, "dev", path).unwrap_err().reason;
+        assert_eq!(
+            reason("/group.png"),
+            "it is not readable by everyone in box `dev` (mode 0640), and its copy would be"
+        );
+        assert_eq!(reason("/text.png"), "it is not a PNG, SVG or XPM image");
+        assert_eq!(reason("/none.png"), "it does not exist");
+        assert_eq!(reason("/"), "it is not a regular file");
     }
 
     #[test]
@@ -402,9 +611,10 @@ mod tests {
             ]
         );
 
-        let (copy, bytes) = find_path(&root, "dev", "/opt/app/logo.png")
-            .unwrap()
-            .unwrap();
+        let PathIcon::Copy(copy, bytes) = find_path(&root, "dev", "/opt/app/logo.png").unwrap()
+        else {
+            panic!("no copy of /opt/app/logo.png");
+        };
         assert_eq!(bytes, png(16, 16));
         let dest = copy.dest.to_str().unwrap();
         assert!(
@@ -414,7 +624,10 @@ mod tests {
         // Same name, another path or another content: another file. Same both: the same.
         put("/opt/other/logo.png", &png(16, 16));
         put("/opt/third/logo.png", &png(32, 32));
-        let dest_of = |path: &str| find_path(&root, "dev", path).unwrap().unwrap().0.dest;
+        let dest_of = |path: &str| match find_path(&root, "dev", path).unwrap() {
+            PathIcon::Copy(copy, _) => copy.dest,
+            other => panic!("{path}: {other:?}"),
+        };
         assert_ne!(dest_of("/opt/other/logo.png"), copy.dest);
         assert_ne!(
             dest_of("/opt/third/logo.png"),
@@ -423,17 +636,19 @@ mod tests {
         assert_eq!(dest_of("/opt/app/logo.png"), copy.dest);
         put("/opt/app/logo.png", &png(48, 48));
         assert_ne!(dest_of("/opt/app/logo.png"), copy.dest);
-        put("/opt/app/noext", b"x");
+        put(
+            "/opt/app/noext",
+            b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+        );
         assert!(
             dest_of("/opt/app/noext")
                 .to_str()
                 .unwrap()
                 .starts_with("box/dev/noext-")
         );
-        assert!(
-            find_path(&root, "dev", "/opt/app/none.png")
-                .unwrap()
-                .is_none()
-        );
+        assert!(matches!(
+            find_path(&root, "dev", "/opt/app/none.png").unwrap(),
+            PathIcon::Missing
+        ));
     }
 }

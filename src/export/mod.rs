@@ -14,6 +14,20 @@
 //!   the same store whatever the caller's `XDG_DATA_HOME` (cron, `env -i`, a launcher).
 //!   That path is the host's: inside a box a wrapper never runs box (see [`wrapper`]).
 //!
+//! What an export may write and run on the host (an image's desktop files, icons and
+//! file names are its author's; issue 19):
+//! - A wrapper runs only box (`exec BOX run NAME -- PATH "$@"`), and an exported entry's
+//!   every command line is `/usr/bin/env BOX_DATA_HOME=DIR [BOX_WORKDIR=DIR] BOX run
+//!   NAME -- ...`: the box's words come after `--`, quoted so every launcher (and the
+//!   shell KDE falls back to) reads them as arguments. Entries are rebuilt from an
+//!   allow-list, never copied ([`desktop`]); an entry readers would read differently is
+//!   refused.
+//! - The only box files copied to the host are icons: read through
+//!   [`boxfs::BoxRoot::own_files`] (never from what the box shares with the host), images
+//!   by content, and readable by everyone in the box, as the 0644 copy is ([`icons`]).
+//! - Host file names and the words of wrappers hold no control character: `--bin`
+//!   refuses such a path, and a wrapper quotes every byte of what it interpolates.
+//!
 //! Submodules: [`boxfs`] (safe reads in a box), [`crate::host::fs`] (host paths from anywhere),
 //! [`wrapper`] (the `--bin` script), [`exec`] (the desktop Exec grammar), [`desktop`]
 //! (finding and rewriting entries), [`icons`] (icon lookup and host placement),
@@ -251,6 +265,17 @@ pub fn bin_from(
 }
 
 fn check_bin_path(path: &str) -> Result<()> {
+    // The file name becomes a host file's, and the path a line of the wrapper's comments.
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        bail!(failure(
+            format!(
+                "`{}` has a control character ({}), which box does not put in a host file name or a wrapper",
+                path.escape_debug(),
+                c.escape_unicode()
+            ),
+            "rename the binary in the box, or link it under a plain name there (`ln -s`) and export the link",
+        ));
+    }
     if !path.starts_with('/') {
         bail!(failure(
             format!("`{path}` is not an absolute path"),
@@ -334,39 +359,59 @@ pub fn app_from(
     let text = String::from_utf8(text)
         .with_context(|| format!("{} in box `{name}` is not UTF-8", found.path))
         .hint("export an application's .desktop file (they are UTF-8 text)")?;
-    if let Some(try_exec) = desktop::main_group(&text).get("TryExec") {
-        check_try_exec(root, name, &found.id, try_exec)?;
+    let cannot = || format!("cannot export {} from box `{name}`", found.path);
+    let entry = desktop::Entry::parse(&text).with_context(cannot)?;
+    if let Some(try_exec) = entry.get("TryExec") {
+        check_try_exec(root, name, &found.id, &try_exec)?;
     }
     let icons_dir = host.data_home.join("icons");
+    // Icons come from the box's own files only (see `icons`).
+    let own = root.own_files()?;
+    let skipped = |skip: icons::Skip| {
+        crate::ui::report::warn(format!(
+            "icon {} of {} is not copied: {}",
+            skip.source, found.id, skip.reason
+        ));
+    };
 
-    // Icons named anywhere in the boxed groups (the entry and its actions).
+    // Icons named anywhere in the exported groups (the entry and its actions).
     let mut files: Vec<Planned> = Vec::new();
     let mut icon_map: BTreeMap<String, String> = BTreeMap::new();
-    for icon in icon_values(&text) {
-        // (copy, its bytes when already read, whether another export may share it)
-        let copies: Vec<(icons::IconCopy, Option<Vec<u8>>, bool)> = if icon.starts_with('/') {
-            let copy = icons::find_path(root, name, &icon)?;
-            if let Some((copy, _)) = &copy {
-                let host = icons_dir.join(&copy.dest);
-                icon_map.insert(icon.clone(), host.to_string_lossy().into_owned());
+    for icon in entry.icon_values() {
+        // (copy, its bytes, whether another export may share it)
+        let mut copies: Vec<(icons::IconCopy, Vec<u8>, bool)> = Vec::new();
+        let mut missing = false;
+        if icon.starts_with('/') {
+            match icons::find_path(&own, name, &icon)? {
+                icons::PathIcon::Copy(copy, bytes) => {
+                    let host = icons_dir.join(&copy.dest);
+                    icon_map.insert(icon.clone(), host.to_string_lossy().into_owned());
+                    // Its name says which box file it is, and which content: a
+                    // different file there is not the same icon, so it is never shared
+                    // (see `icons`).
+                    copies.push((copy, bytes, false));
+                }
+                icons::PathIcon::Skipped(skip) => skipped(skip),
+                icons::PathIcon::Missing => missing = true,
             }
-            // Its name says which box file it is, and which content: a different file
-            // there is not the same icon, so it is never shared (see `icons`).
-            copy.map(|(copy, bytes)| (copy, Some(bytes), false))
-                .into_iter()
-                .collect()
         } else {
             // `Icon=name.png` is not an icon name, but GTK and KDE look up `name` for it.
             let lookup = icons::without_extension(&icon);
-            let copies = icons::find_named(root, lookup)?;
+            let found_copies = icons::find_named(&own, lookup)?;
+            missing = found_copies.is_empty();
+            // Icon names are one namespace for every app: when two boxes ship one, the
+            // first copy stays and serves both.
+            for copy in found_copies {
+                match icons::load(&own, name, &copy.source) {
+                    Ok(bytes) => copies.push((copy, bytes, true)),
+                    Err(skip) => skipped(skip),
+                }
+            }
             if lookup != icon && !copies.is_empty() {
                 icon_map.insert(icon.clone(), lookup.to_owned());
             }
-            // Icon names are one namespace for every app: when two boxes ship one, the
-            // first copy stays and serves both.
-            copies.into_iter().map(|c| (c, None, true)).collect()
-        };
-        if copies.is_empty() {
+        }
+        if missing {
             crate::ui::report::warn(format!(
                 "icon `{icon}` of {} was not found in box `{name}`; the host's theme may lack it",
                 found.id
@@ -377,20 +422,17 @@ pub fn app_from(
             if files.iter().any(|f| f.path == path) {
                 continue;
             }
-            let bytes = match bytes {
-                Some(bytes) => bytes,
-                None => root.read(&copy.source, icons::MAX_ICON)?,
-            };
             files.push(Planned {
                 path,
                 bytes,
+                // Only world-readable sources get here (`icons::load`).
                 mode: 0o644,
                 shareable,
             });
         }
     }
     let rewritten = desktop::rewrite(
-        &text,
+        &entry,
         &desktop::Rewrite {
             launch: &host.launch(),
             box_name: name,
@@ -398,7 +440,7 @@ pub fn app_from(
             icons: &icon_map,
         },
     )
-    .with_context(|| format!("cannot export {} from box `{name}`", found.path))?;
+    .with_context(cannot)?;
     // The file keeps its desktop id, so the desktop matches the app's windows to it as
     // it would in the box (StartupWMClass, or the id when the entry has none).
     let apps_dir = host.data_home.join("applications");
@@ -449,30 +491,6 @@ fn check_try_exec(root: &BoxRoot, name: &str, id: &str, try_exec: &str) -> Resul
             "install the application in box `{name}` first; `box run {name} -- which <command>` shows what is installed"
         ),
     ))
-}
-
-/// Every `Icon=` value (unlocalized or not) of the entry and its actions, unescaped.
-fn icon_values(text: &str) -> Vec<String> {
-    let mut icons: Vec<String> = Vec::new();
-    let mut boxed = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(group) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            boxed = group == "Desktop Entry" || group.starts_with("Desktop Action ");
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let key = key.trim();
-        if boxed && (key == "Icon" || key.starts_with("Icon[")) {
-            let value = exec::unescape_string(value.trim());
-            if !value.is_empty() && !icons.contains(&value) {
-                icons.push(value);
-            }
-        }
-    }
-    icons
 }
 
 /// Remove the wrapper of binary `path` exported from box `name`.
@@ -786,7 +804,14 @@ mod tests {
     #[test]
     fn icon_values_come_from_entry_and_actions() {
         let text = "[Desktop Entry]\nIcon=app\nIcon[de]=app-de\n[Desktop Action x]\nIcon=/opt/a.png\n[X-Other]\nIcon=no\n";
-        assert_eq!(icon_values(text), ["app", "app-de", "/opt/a.png"]);
+        let entry = desktop::Entry::parse(text).unwrap();
+        assert_eq!(entry.icon_values(), ["app", "app-de"]);
+        let text = text.replace("[Desktop Entry]\n", "[Desktop Entry]\nActions=x;\n");
+        let entry = desktop::Entry::parse(&text).unwrap();
+        assert_eq!(entry.icon_values(), ["app", "app-de"]);
+        let text = text.replace("[Desktop Action x]\n", "[Desktop Action x]\nExec=a\n");
+        let entry = desktop::Entry::parse(&text).unwrap();
+        assert_eq!(entry.icon_values(), ["app", "app-de", "/opt/a.png"]);
     }
 
     #[test]
@@ -929,7 +954,9 @@ mod tests {
         assert!(text.contains(&exec_line), "{text}");
         assert!(text.contains("\nName=XTerm (on dev)\n"), "{text}");
         assert!(text.contains("\nStartupWMClass=XTerm\n"), "{text}");
-        assert!(text.starts_with("# xterm\n"));
+        // Rebuilt by box: no comment, no key outside the allow-list.
+        assert!(text.starts_with("[Desktop Entry]\nType=Application\nName=XTerm"));
+        assert!(!text.contains('#') && !text.contains("X-Desktop-File-Install-Version"));
         desktop::tests::assert_validates(&entry);
         let icon = host
             .data_home
@@ -986,8 +1013,9 @@ mod tests {
                 format!("[Desktop Entry]\nType=Application\nName={app}\nExec=xterm\nIcon=/opt/{icon}/icon.png\n").as_bytes(),
             );
         }
-        put("/opt/appx/icon.png", b"x's icon");
-        put("/opt/appy/icon.png", b"y's icon");
+        let icon = |marker: &[u8]| [&b"\x89PNG\r\n\x1a\n"[..], marker].concat();
+        put("/opt/appx/icon.png", &icon(b"x's icon"));
+        put("/opt/appy/icon.png", &icon(b"y's icon"));
         let icon_of = |app: &str| -> PathBuf {
             let entry = app_from(&host, &root, "dev", app, "", false).unwrap();
             let text = std::fs::read_to_string(entry).unwrap();
@@ -995,8 +1023,8 @@ mod tests {
         };
         let (x, y, z) = (icon_of("appx"), icon_of("appy"), icon_of("appz"));
         assert_ne!(x, y);
-        assert_eq!(std::fs::read(&x).unwrap(), b"x's icon");
-        assert_eq!(std::fs::read(&y).unwrap(), b"y's icon");
+        assert_eq!(std::fs::read(&x).unwrap(), icon(b"x's icon"));
+        assert_eq!(std::fs::read(&y).unwrap(), icon(b"y's icon"));
         assert!(x.starts_with(host.data_home.join("icons/box/dev")), "{x:?}");
         // The same box file is one host file, shared, kept until its last user goes.
         assert_eq!(z, x);

@@ -31,8 +31,11 @@
 //!   own (box binds only itself there, at `/usr/local/bin/box`), and the shell's `read`
 //!   takes a byte per syscall (kilobytes before a binary's first newline).
 //! - Every word it interpolates is single-quoted with `'\''` escaping, so names and paths
-//!   with spaces, quotes, `$` or glob characters survive; the caller's arguments travel
-//!   as `"$@"`. Its own shell variables are named `_box_*` and never exported.
+//!   with spaces, quotes, `$`, glob characters or even newlines survive exactly (the
+//!   script is never re-split into lines around them); the caller's arguments travel as
+//!   `"$@"`. Its own shell variables are named `_box_*` and never exported. (`box export
+//!   --bin` refuses a binary path with a control character before it gets here: that
+//!   path names a host file.)
 //! - The marker comments (first lines) let box recognise its own wrappers.
 
 use std::path::Path;
@@ -129,11 +132,16 @@ fn render(
     let one_line = |s: &str| s.replace('\n', "\\n");
     // The host's lines come first and end in an exec, so on the host the shell never
     // even reads the rest; they come again last, for another engine's `.containerenv`.
-    let host = format!(
-        "{data_env}={data_home}; {WRAPPER_ENV}={wrapper}; export {data_env} {WRAPPER_ENV}\n\
-         exec {exe} run {name} -- {source_q} \"$@\"\n"
-    );
-    let host_in_if: String = host.lines().map(|line| format!("\t{line}\n")).collect();
+    // Indented as lines of their own: a newline inside a quoted word stays in the word.
+    let host_lines = [
+        format!("{data_env}={data_home}; {WRAPPER_ENV}={wrapper}; export {data_env} {WRAPPER_ENV}"),
+        format!("exec {exe} run {name} -- {source_q} \"$@\""),
+    ];
+    let host: String = host_lines.iter().map(|line| format!("{line}\n")).collect();
+    let host_in_if: String = host_lines
+        .iter()
+        .map(|line| format!("\t{line}\n"))
+        .collect();
     format!(
         "{SHEBANG}\n\
          {MARKER}\n\
@@ -333,6 +341,43 @@ mod tests {
         assert_eq!(host_part.lines().count(), 7, "{script}");
         assert!(host_part.lines().last().unwrap().starts_with("\texec "));
         assert!(!host_part.contains("for ") && !host_part.contains("while "));
+    }
+
+    #[test]
+    fn control_characters_in_paths_are_quoted_exactly() {
+        let fake = Fake::new();
+        let odd = fake.path("odd\nwrapper\tdir");
+        let wrapper = odd.join("tool");
+        let box_exe = fake.path("fake box");
+        let source = "/opt/two\nlines\tand\rmore";
+        let script = render(
+            &Launch {
+                box_exe: &box_exe,
+                data_home: Path::new("/data/new\nline"),
+            },
+            "dev",
+            source,
+            &wrapper,
+            &fake.containerenv,
+        );
+        write_exec(&wrapper, &script);
+        for shell in shells() {
+            let out = run_wrapper(&shell, &wrapper, &["x"], &[]);
+            assert_eq!(
+                out.status.code(),
+                Some(7),
+                "{shell:?}: {}",
+                text(&out.stderr)
+            );
+            assert_eq!(
+                text(&out.stdout),
+                format!(
+                    "[run]\n[dev]\n[--]\n[{source}]\n[x]\nenv={} data=/data/new\nline\n",
+                    wrapper.display()
+                ),
+                "{shell:?}"
+            );
+        }
     }
 
     #[test]

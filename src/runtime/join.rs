@@ -18,6 +18,11 @@
 //! No thread, no fork, no pty: the command inherits the terminal, the process group,
 //! the signals and gives its exit status straight to the caller.
 //!
+//! An exported desktop entry whose app has a working directory (`Path=`) names it in
+//! [`WORKDIR_ENV`]: then the command starts in that directory of the box, or does not
+//! start (a clear error, as a launcher fails on a missing `Path`), and the caller's
+//! directory is not even looked at.
+//!
 //! Inside box NAME itself, `box run NAME`/`box enter NAME` skip the join ([`exec_here`]):
 //! the process already is where the command must run. Both paths share the command
 //! lookup and the 126/127 policy. Arguments are bytes, never required to be UTF-8.
@@ -35,6 +40,37 @@ use rustix::thread::LinkNameSpaceType;
 
 use super::state::State;
 use crate::error::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, Exit, HintExt, failure};
+
+/// The box directory a command starts in, set by exported desktop entries (see
+/// `export::desktop`); like every `BOX_*` variable it does not reach the command.
+pub const WORKDIR_ENV: &str = "BOX_WORKDIR";
+
+/// The directory [`WORKDIR_ENV`] names, if it is set (one getenv).
+fn workdir() -> Option<OsString> {
+    std::env::var_os(WORKDIR_ENV).filter(|dir| !dir.is_empty())
+}
+
+/// Change to `dir` of box `name` (the process is in its mount namespace), or the error.
+fn enter_workdir(name: &str, dir: &OsStr) -> Result<()> {
+    let err = if !dir.as_bytes().starts_with(b"/") {
+        None
+    } else {
+        match rustix::process::chdir(dir) {
+            Ok(()) => return Ok(()),
+            Err(err) => Some(err),
+        }
+    };
+    let dir = Path::new(dir).display();
+    Err(failure(
+        match err {
+            Some(err) => format!("cannot change to directory {dir} in box `{name}`: {err}"),
+            None => format!("{WORKDIR_ENV}={dir} is not an absolute directory"),
+        },
+        format!(
+            "it is the working directory (Path=) of the exported application's entry; create it in box `{name}`, or fix the entry in the box and export it again"
+        ),
+    ))
+}
 
 /// What to run in the box.
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +120,9 @@ pub fn exec(name: &str, state: &State, join: &Join<'_>) -> Result<Infallible> {
     // Taken before setns(mnt) moves us to the box's root: the caller's directory, and
     // for a command (not a login shell) which directory it is. `skip-workdir` comes from
     // the state (the setting when the box started) or BOX_SKIP_WORKDIR: no file read.
+    let workdir = workdir();
     let no_workdir = no_workdir
+        || workdir.is_some()
         || state.skip_workdir
         || std::env::var("BOX_SKIP_WORKDIR").is_ok_and(|v| crate::settings::config::env_flag(&v));
     let cwd = if no_workdir {
@@ -158,23 +196,27 @@ pub fn exec(name: &str, state: &State, join: &Join<'_>) -> Result<Infallible> {
     let on_host = |d: &PathBuf| {
         Path::new(crate::host::fs::HOST_ROOT_IN_BOX).join(d.strip_prefix("/").unwrap_or(d))
     };
-    let dir = cwd
-        .as_ref()
-        .filter(|d| {
-            rustix::process::chdir(*d).is_ok()
-                && cwd_identity.is_none_or(|id| dir_identity(".") == Some(id))
-        })
-        .cloned()
-        .or_else(|| {
-            let host_dir = on_host(cwd.as_ref()?);
-            rustix::process::chdir(&host_dir)
-                .is_ok()
-                .then_some(host_dir)
-        })
-        .or_else(|| {
-            let home = PathBuf::from(home);
-            rustix::process::chdir(&home).is_ok().then_some(home)
-        });
+    let dir = if let Some(dir) = &workdir {
+        enter_workdir(name, dir)?;
+        Some(PathBuf::from(dir))
+    } else {
+        cwd.as_ref()
+            .filter(|d| {
+                rustix::process::chdir(*d).is_ok()
+                    && cwd_identity.is_none_or(|id| dir_identity(".") == Some(id))
+            })
+            .cloned()
+            .or_else(|| {
+                let host_dir = on_host(cwd.as_ref()?);
+                rustix::process::chdir(&host_dir)
+                    .is_ok()
+                    .then_some(host_dir)
+            })
+            .or_else(|| {
+                let home = PathBuf::from(home);
+                rustix::process::chdir(&home).is_ok().then_some(home)
+            })
+    };
     if dir.is_none() {
         let _ = rustix::process::chdir("/");
     }
@@ -354,7 +396,9 @@ fn here_if_in(
 /// environment is already the box's (`CONTAINER_ID`, PATH, SHELL), and the working
 /// directory is the caller's, or the home with `no_workdir`.
 pub fn exec_here(name: &str, command: Command<'_>, no_workdir: bool) -> Result<Infallible> {
-    if no_workdir && let Some(home) = std::env::var_os("HOME") {
+    if let Some(dir) = workdir() {
+        enter_workdir(name, &dir)?;
+    } else if no_workdir && let Some(home) = std::env::var_os("HOME") {
         let _ = rustix::process::chdir(Path::new(&home));
     }
     // As on a join: box's own variables (an exported launcher's BOX_DATA_HOME) stay out
@@ -489,4 +533,27 @@ fn exec_error(name: &str, program: &OsStr, err: Errno) -> anyhow::Error {
         ),
     };
     failure(message, hint).context(Exit(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_relative_workdir_is_a_clear_error() {
+        // Neither changes this process's directory, which the tests share.
+        let err = enter_workdir("dev", OsStr::new("relative/dir")).unwrap_err();
+        assert_eq!(
+            crate::error::message(&err),
+            "BOX_WORKDIR=relative/dir is not an absolute directory"
+        );
+        let err = enter_workdir("dev", OsStr::new("/no/such/dir/for/box")).unwrap_err();
+        let msg = crate::error::message(&err);
+        assert!(
+            msg.starts_with("cannot change to directory /no/such/dir/for/box in box `dev`: "),
+            "{msg}"
+        );
+        let hint = &err.downcast_ref::<crate::error::Hint>().unwrap().0;
+        assert!(hint.contains("Path="), "{hint}");
+    }
 }

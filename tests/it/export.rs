@@ -1241,3 +1241,485 @@ fn exports_from_inside_a_box_land_on_the_host() {
     }
     assert!(host_dir.is_dir());
 }
+
+/// What KDE's own reader (KConfig, through `kreadconfig5`) reads for `key` of `group` in
+/// desktop file `path` under locale `lang` (KDE launchers read Exec with the session's
+/// locale); run as root with a home of its own, so it reads no one's settings.
+fn kde_read(env: &TestEnv, path: &Path, group: &str, key: &str, lang: &str) -> String {
+    let home = env.dir.join("kde-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = Command::new("kreadconfig5")
+        .args([
+            "--file",
+            path.to_str().unwrap(),
+            "--group",
+            group,
+            "--key",
+            key,
+        ])
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", "/usr/bin:/bin")
+        .env("LANG", lang)
+        .env("LC_ALL", lang)
+        .output()
+        .expect("kreadconfig5 (package libkf5config-bin) must be installed");
+    assert!(out.status.success(), "kreadconfig5 {path:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
+/// The command line GLib's reader (`Gio.DesktopAppInfo`, through python3-gi) takes from
+/// desktop file `path`, or `<none>` when GLib does not load it as an application.
+fn glib_commandline(env: &TestEnv, path: &Path) -> String {
+    let script = "import sys, gi\ngi.require_version('Gio', '2.0')\nfrom gi.repository import Gio\ntry:\n    app = Gio.DesktopAppInfo.new_from_filename(sys.argv[1])\nexcept TypeError:\n    app = None\nprint(app.get_commandline() if app else '<none>')\n";
+    let out = run_as(
+        env,
+        Path::new("/usr/bin/python3"),
+        &["-c", script, path.to_str().unwrap()],
+        &[],
+    );
+    out.success();
+    out.stdout.trim_end().to_owned()
+}
+
+/// Wait (at most 30 s) for `path` to appear with a complete line, and return it.
+fn wait_for_line(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear: the launcher did not start the app",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The payload of the hostile entries: on the host it would leave `pwned` in the home.
+const PAYLOAD: &str = "sh -c \"echo host > $HOME/pwned\"";
+
+/// Issue 19: desktop entries are the image author's, and KDE reads much more of them
+/// than `Exec=` of `[Desktop Entry]`: flagged and localized Exec keys, escaped key and
+/// group names, `[$i]` groups, duplicates, TerminalOptions, su keys. Each hostile entry
+/// is shown to carry its payload for KDE's own reader (kreadconfig5 on the box's file);
+/// exported, KDE's and GLib's readers see only box's launcher, GLib starts the app in
+/// the box, and what readers would take differently is refused with a clear error.
+#[test]
+fn hostile_desktop_entries_run_nothing_on_the_host() {
+    let env = debian_box("export_hostile_entries");
+    let data_home = env.data_home();
+    let launcher = format!(
+        "/usr/bin/env BOX_DATA_HOME={} {} run dev -- ",
+        data_home.display(),
+        box_bin()
+    );
+    // What each app runs: says where it ran.
+    let app = |name: &str| {
+        format!(
+            "Exec=sh -c 'if test -e /run/.containerenv; then echo box; else echo host; fi > \"$HOME/ran-{name}\"'\n"
+        )
+    };
+    // (name, what follows `Type`/`Name`/Exec in [Desktop Entry], the locale KDE reads
+    // with, the group and key where KDE finds the payload in the box's file)
+    let accepted: &[(&str, String, &str, &str, &str)] = &[
+        (
+            "exec-e",
+            format!("Exec[$e]={PAYLOAD}\n"),
+            "C.UTF-8",
+            "Desktop Entry",
+            "Exec",
+        ),
+        (
+            "exec-i",
+            format!("Exec[$i]={PAYLOAD}\n"),
+            "C.UTF-8",
+            "Desktop Entry",
+            "Exec",
+        ),
+        (
+            "exec-c",
+            format!("Exec[C]={PAYLOAD}\n"),
+            "C.UTF-8",
+            "Desktop Entry",
+            "Exec",
+        ),
+        (
+            "exec-en",
+            format!("Exec[en_US]={PAYLOAD}\n"),
+            "en_US.UTF-8",
+            "Desktop Entry",
+            "Exec",
+        ),
+        (
+            "key-escape",
+            format!("E\\x78ec={PAYLOAD}\n"),
+            "C.UTF-8",
+            "Desktop Entry",
+            "Exec",
+        ),
+        (
+            "terminal",
+            format!("Terminal=true\nTerminalOptions=-e {PAYLOAD}\n"),
+            "C.UTF-8",
+            "Desktop Entry",
+            "TerminalOptions",
+        ),
+        (
+            "su",
+            format!(
+                "X-KDE-SubstituteUID=true\nX-KDE-Username=root\nDBusActivatable=true\nTryExec[$e]={PAYLOAD}\nPath[$e]=/\n"
+            ),
+            "C.UTF-8",
+            "Desktop Entry",
+            "TryExec",
+        ),
+        (
+            "action",
+            format!(
+                "Actions=new;\n\n[Desktop Action new]\nName=New\nExec=true\nExec[$e]={PAYLOAD}\n"
+            ),
+            "C.UTF-8",
+            "Desktop Action new",
+            "Exec",
+        ),
+    ];
+    for (name, extra, lang, group, key) in accepted {
+        let text = format!(
+            "[Desktop Entry]\nType=Application\nName={name}\n{}{extra}",
+            app(name)
+        );
+        let source = env.dir.join(format!("{name}.desktop"));
+        std::fs::write(&source, &text).unwrap();
+        assert!(
+            kde_read(&env, &source, group, key, lang).contains("pwned"),
+            "{name}: KDE does not read the payload from the hostile entry:\n{text}"
+        );
+        put_in_box(
+            &env,
+            "dev",
+            &format!("/usr/share/applications/{name}.desktop"),
+            text.as_bytes(),
+        );
+        env.run(&["export", "dev", "--app", name]).success();
+        let entry = apps_dir(&env).join(format!("{name}.desktop"));
+        let exported = std::fs::read_to_string(&entry).unwrap();
+        assert!(!exported.contains("pwned"), "{name}:\n{exported}");
+        assert_validates(&entry);
+        for lang in ["C.UTF-8", "en_US.UTF-8"] {
+            let exec = kde_read(&env, &entry, "Desktop Entry", "Exec", lang);
+            assert!(
+                exec.starts_with(&launcher),
+                "{name} ({lang}): KDE runs {exec}"
+            );
+            for key in [
+                "TerminalOptions",
+                "X-KDE-SubstituteUID",
+                "X-KDE-Username",
+                "TryExec",
+                "Path",
+                "DBusActivatable",
+            ] {
+                assert_eq!(
+                    kde_read(&env, &entry, "Desktop Entry", key, lang),
+                    "",
+                    "{name}: {key}"
+                );
+            }
+        }
+        if *name == "action" {
+            let exec = kde_read(&env, &entry, "Desktop Action new", "Exec", "C.UTF-8");
+            assert_eq!(exec, format!("{launcher}true"), "{name}");
+        }
+        let glib = glib_commandline(&env, &entry);
+        assert!(glib.starts_with(&launcher), "{name}: GLib runs {glib}");
+        // GLib starts it, in the box (Terminal=true would need a terminal emulator).
+        if *name != "terminal" {
+            let out = run_as(
+                &env,
+                Path::new("/usr/bin/gio"),
+                &["launch", entry.to_str().unwrap()],
+                &[],
+            );
+            out.success();
+            assert_eq!(
+                wait_for_line(&env.home.join(format!("ran-{name}"))),
+                "box\n",
+                "{name}"
+            );
+        }
+    }
+    // Groups some reader takes for the entry or an action, duplicates, and control
+    // characters: readers would disagree on what runs; refused, nothing written.
+    let refused: &[(&str, String, &[&str])] = &[
+        (
+            "group-escape",
+            format!("\n[Desktop\\sEntry]\nExec={PAYLOAD}\n"),
+            &["[Desktop\\sEntry]", "Desktop Entry"],
+        ),
+        (
+            "group-flag",
+            format!("\n[Desktop Entry][$i]\nExec={PAYLOAD}\n"),
+            &["[Desktop Entry][$i]"],
+        ),
+        (
+            "group-twice",
+            format!("\n[Desktop Entry]\nExec={PAYLOAD}\n"),
+            &["[Desktop Entry]", "twice"],
+        ),
+        ("key-twice", format!("Exec={PAYLOAD}\n"), &["Exec", "twice"]),
+        (
+            "action-flag",
+            format!("Actions=new;\n[Desktop Action new][$i]\nExec={PAYLOAD}\n"),
+            &["[Desktop Action new][$i]"],
+        ),
+        (
+            "control",
+            format!("Comment=x\rExec={PAYLOAD}\n"),
+            &["control character", "line 5"],
+        ),
+    ];
+    for (name, extra, needles) in refused {
+        let text = format!(
+            "[Desktop Entry]\nType=Application\nName={name}\n{}{extra}",
+            app(name)
+        );
+        if *name != "control" {
+            let source = env.dir.join(format!("{name}.desktop"));
+            std::fs::write(&source, &text).unwrap();
+            let group = if name.starts_with("action") {
+                "Desktop Action new"
+            } else {
+                "Desktop Entry"
+            };
+            assert!(
+                kde_read(&env, &source, group, "Exec", "C.UTF-8").contains("pwned"),
+                "{name}: KDE does not read the payload from the hostile entry:\n{text}"
+            );
+        }
+        put_in_box(
+            &env,
+            "dev",
+            &format!("/usr/share/applications/{name}.desktop"),
+            text.as_bytes(),
+        );
+        env.run(&["export", "dev", "--app", name])
+            .box_error(needles);
+        assert!(!apps_dir(&env).join(format!("{name}.desktop")).exists());
+    }
+    assert!(!env.home.join("pwned").exists());
+}
+
+/// Issue 19: an app whose entry has `Path=` starts from dex (minimal window managers),
+/// GLib (`gio launch`) and KDE's reader, in the box's directory.
+#[test]
+fn exported_app_with_a_working_directory_starts_from_every_launcher() {
+    let env = debian_box("export_launchers");
+    put_script_in_box(
+        &env,
+        "dev",
+        "/opt/probe dir/report",
+        "#!/bin/sh\npwd > \"$HOME/cwd.out\"\n",
+    );
+    put_in_box(
+        &env,
+        "dev",
+        "/usr/share/applications/workdir.desktop",
+        b"[Desktop Entry]\nType=Application\nName=Workdir\nPath=/opt/probe dir\nExec=\"/opt/probe dir/report\" %U\n",
+    );
+    env.run(&["export", "dev", "--app", "workdir"]).success();
+    let entry = apps_dir(&env).join("workdir.desktop");
+    assert_validates(&entry);
+    let out_file = env.home.join("cwd.out");
+    let vars = [
+        ("HOME", env.home.as_path()),
+        ("PATH", Path::new("/usr/bin:/bin")),
+        ("XDG_RUNTIME_DIR", env.runtime_dir.as_path()),
+    ];
+    // dex, waiting for the app.
+    let out = launch(
+        &env,
+        &[
+            "/usr/bin/dex".to_owned(),
+            "-w".to_owned(),
+            entry.display().to_string(),
+        ],
+        &vars,
+    );
+    out.success();
+    assert_eq!(wait_for_line(&out_file), "/opt/probe dir\n", "dex: {out}");
+    std::fs::remove_file(&out_file).unwrap();
+    // GLib.
+    let out = launch(
+        &env,
+        &[
+            "/usr/bin/gio".to_owned(),
+            "launch".to_owned(),
+            entry.display().to_string(),
+        ],
+        &vars,
+    );
+    out.success();
+    assert_eq!(wait_for_line(&out_file), "/opt/probe dir\n", "gio: {out}");
+    std::fs::remove_file(&out_file).unwrap();
+    // KDE's reader, the command expanded as the spec says.
+    let exec = kde_read(&env, &entry, "Desktop Entry", "Exec", "C.UTF-8");
+    let argv = expand_exec(&exec::escape_string(&exec), "Workdir", "", &entry, &[]);
+    launch(&env, &argv, &vars).success();
+    assert_eq!(
+        wait_for_line(&out_file),
+        "/opt/probe dir\n",
+        "KDE: {argv:?}"
+    );
+}
+
+/// Issue 19: icons come only from the box's own files, are images, and are never made
+/// readable by more users than their source: an icon path into the home, /tmp or the
+/// host's root (directly, by a symlink or through `..`), a file that is no image, and
+/// one only its owner may read are each left out with a warning; the app is exported.
+#[test]
+fn icons_come_only_from_the_box_s_own_files_and_keep_their_readers() {
+    let env = debian_box("export_hostile_icons");
+    let secret = |marker: &str| -> Vec<u8> {
+        let mut bytes = png(48);
+        bytes.extend(marker.as_bytes());
+        bytes
+    };
+    // The user's private files (0600), and one of the host's that anyone may read.
+    let home_secret = env.home.join("secret.png");
+    env.write_user_file(&home_secret, secret("SECRET-HOME"), 0o600);
+    let tmp_secret = PathBuf::from(format!("/tmp/box-test-icon-{}.png", std::process::id()));
+    env.write_user_file(&tmp_secret, secret("SECRET-TMP"), 0o600);
+    let host_file = env.dir.join("host-icon.png");
+    std::fs::write(&host_file, secret("SECRET-HOST")).unwrap();
+    let on_host = format!("/run/host{}", host_file.display());
+    env.run(&["run", "dev", "--", "test", "-r", &on_host])
+        .success();
+    // Links in the box's own directories that lead out of its files.
+    for (link, target) in [
+        (
+            "/usr/share/pixmaps/leak-home.png",
+            home_secret.to_str().unwrap(),
+        ),
+        (
+            "/usr/share/icons/hicolor/48x48/apps/leak-host.png",
+            on_host.as_str(),
+        ),
+    ] {
+        env.run(&[
+            "run",
+            "dev",
+            "--",
+            "sudo",
+            "mkdir",
+            "-p",
+            link.rsplit_once('/').unwrap().0,
+        ])
+        .success();
+        env.run(&["run", "dev", "--", "sudo", "ln", "-s", target, link])
+            .success();
+    }
+    put_in_box(&env, "dev", "/opt/icons/not-an-image.png", b"just text\n");
+    put_in_box(&env, "dev", "/opt/icons/private.png", &secret("SECRET-BOX"));
+    env.run(&[
+        "run",
+        "dev",
+        "--",
+        "sudo",
+        "chmod",
+        "600",
+        "/opt/icons/private.png",
+    ])
+    .success();
+    put_in_box(&env, "dev", "/opt/icons/good.png", &png(48));
+    let dotdot = format!("/usr/share/../..{}", tmp_secret.display());
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "home",
+            home_secret.to_str().unwrap(),
+            &["shares with the host"],
+        ),
+        (
+            "tmp",
+            tmp_secret.to_str().unwrap(),
+            &["shares with the host"],
+        ),
+        ("dotdot", &dotdot, &["shares with the host"]),
+        ("host", &on_host, &["shares with the host"]),
+        ("link-home", "leak-home", &["shares with the host"]),
+        ("link-host", "leak-host", &["shares with the host"]),
+        (
+            "text",
+            "/opt/icons/not-an-image.png",
+            &["not a PNG, SVG or XPM image"],
+        ),
+        ("private", "/opt/icons/private.png", &["0600", "readable"]),
+    ];
+    for (name, icon, needles) in cases {
+        put_in_box(
+            &env,
+            "dev",
+            &format!("/usr/share/applications/icon-{name}.desktop"),
+            format!(
+                "[Desktop Entry]\nType=Application\nName=icon-{name}\nExec=true\nIcon={icon}\n"
+            )
+            .as_bytes(),
+        );
+        let out = env.run(&["export", "dev", "--app", &format!("icon-{name}")]);
+        out.success();
+        for needle in *needles {
+            out.stderr_has(needle);
+        }
+        let text =
+            std::fs::read_to_string(apps_dir(&env).join(format!("icon-{name}.desktop"))).unwrap();
+        assert!(!text.contains("Icon=/"), "{name}: {text}");
+    }
+    put_in_box(
+        &env,
+        "dev",
+        "/usr/share/applications/icon-good.desktop",
+        b"[Desktop Entry]\nType=Application\nName=icon-good\nExec=true\nIcon=/opt/icons/good.png\n",
+    );
+    env.run(&["export", "dev", "--app", "icon-good"]).success();
+    let text = std::fs::read_to_string(apps_dir(&env).join("icon-good.desktop")).unwrap();
+    let good = PathBuf::from(key(&text, "Icon"));
+    assert_eq!(std::fs::read(&good).unwrap(), png(48));
+    assert_eq!(
+        std::fs::metadata(&good).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // Nothing of the secrets reached the host's icons.
+    let mut files = vec![env.data_home().join("icons")];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("SECRET"),
+                "{} holds a secret",
+                path.display()
+            );
+        }
+    }
+    std::fs::remove_file(&tmp_secret).unwrap();
+}
+
+/// Issue 19: a binary whose path has a control character (a newline would become a
+/// line break in the wrapper) is refused, and nothing is written.
+#[test]
+fn exported_binary_path_with_a_control_character_is_refused() {
+    let env = debian_box("export_control_path");
+    let path = "/usr/local/bin/two\nlines";
+    put_script_in_box(&env, "dev", path, "#!/bin/sh\necho odd\n");
+    env.run(&["export", "dev", "--bin", path])
+        .box_error(&["control character", "/usr/local/bin/two\\nlines"]);
+    assert!(
+        std::fs::read_dir(bin_home(&env)).map_or(true, |mut d| d.next().is_none()),
+        "a wrapper was written"
+    );
+}
