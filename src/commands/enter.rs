@@ -100,6 +100,9 @@ fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
     // The user agreed to the box, and so to the pull it may need.
     let created = crate::ops::create::create(ctx, &options, &crate::ui::prompt::Assume(true))?;
     // stderr: stdout belongs to the command about to run.
-    eprintln!("Created box {} from {}.", created.name, created.image);
+    crate::ui::report::line(format!(
+        "Created box {} from {}.",
+        created.name, created.image
+    ));
     Ok(())
 }

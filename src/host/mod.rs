@@ -170,9 +170,7 @@ pub struct HostFacts {
 }
 
 fn env_dir(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute() && p.is_dir())
+    crate::sys::env::absolute_path(name).filter(|p| p.is_dir())
 }
 
 /// `/run/user/UID`, when it is a directory of user `uid`'s (logind's runtime directory).
@@ -208,9 +206,9 @@ pub fn discover() -> HostFacts {
 
 /// See [`HostFacts::xauthority`].
 fn xauthority() -> Option<PathBuf> {
-    let path = match std::env::var_os("XAUTHORITY").filter(|v| !v.is_empty()) {
+    let path = match crate::sys::env::non_empty("XAUTHORITY") {
         Some(file) => PathBuf::from(file),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".Xauthority"),
+        None => PathBuf::from(crate::sys::env::os("HOME")?).join(".Xauthority"),
     };
     (path.is_absolute() && path.is_file()).then_some(path)
 }
@@ -263,7 +261,7 @@ pub fn zone_name(path: &Path) -> Option<String> {
 /// `box run`'s hot path. Only when the variable is set is the answer confirmed with
 /// [`containerenv_box`] (a distrobox or toolbox container sets it too).
 pub fn inside_box() -> Option<String> {
-    std::env::var_os("CONTAINER_ID")?;
+    crate::sys::env::os("CONTAINER_ID")?;
     containerenv_box()
 }
 

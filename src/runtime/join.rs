@@ -69,9 +69,8 @@ pub fn exec_as(
     // Taken before setns(mnt) moves us to the box's root: the caller's directory, and
     // for a command (not a login shell) which directory it is. `skip-workdir` comes from
     // the state (the setting when the box started) or BOX_SKIP_WORKDIR: no file read.
-    let no_workdir = no_workdir
-        || state.skip_workdir
-        || std::env::var("BOX_SKIP_WORKDIR").is_ok_and(|v| crate::settings::config::env_flag(&v));
+    let no_workdir =
+        no_workdir || state.skip_workdir || crate::sys::env::flag("BOX_SKIP_WORKDIR") == Some(true);
     let cwd = if no_workdir {
         None
     } else {
@@ -174,11 +173,7 @@ pub fn exec_as(
             ("PATH".into(), crate::host::STANDARD_PATH.join(":")),
         ]);
     }
-    let session = |var: &str| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
+    let session = crate::sys::env::absolute_path;
     if let Some(dir) = session("XDG_RUNTIME_DIR")
         && state.runtime_dir.as_ref() != Some(&dir)
     {
@@ -195,7 +190,7 @@ pub fn exec_as(
         };
         forced.push(("XAUTHORITY".into(), seen.to_string_lossy().into_owned()));
     }
-    let env = crate::host::compose_env(std::env::vars_os(), &forced, &state.env_defaults);
+    let env = crate::host::compose_env(crate::sys::env::all(), &forced, &state.env_defaults);
     run(name, Path::new(shell), command, env)
 }
 
@@ -273,22 +268,22 @@ fn here_if_in(
 /// environment is already the box's (`CONTAINER_ID`, PATH, SHELL), and the working
 /// directory is the caller's, or the home with `no_workdir`.
 pub fn exec_here(name: &str, command: Command<'_>, no_workdir: bool) -> Result<Infallible> {
-    if no_workdir && let Some(home) = std::env::var_os("HOME") {
+    if no_workdir && let Some(home) = crate::sys::env::os("HOME") {
         let _ = rustix::process::chdir(Path::new(&home));
     }
     // As on a join: box's own variables (an exported launcher's BOX_DATA_HOME) stay out
     // but for the one the box itself sets in it, and PATH has the standard entries
     // (`env -i` leaves none).
-    let mut env: Vec<Vec<u8>> = std::env::vars_os()
+    let mut env: Vec<Vec<u8>> = crate::sys::env::all()
         .filter(|(n, _)| {
             n != "PATH"
                 && (!n.as_bytes().starts_with(b"BOX_") || n == crate::context::HOST_HOME_ENV)
         })
         .map(|(n, v)| [n.as_bytes(), b"=", v.as_bytes()].concat())
         .collect();
-    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = crate::sys::env::search_path();
     env.push(format!("PATH={}", crate::host::merge_path(path.as_bytes())).into_bytes());
-    let shell = std::env::var_os("SHELL")
+    let shell = crate::sys::env::os("SHELL")
         .filter(|s| Path::new(s).is_absolute())
         .unwrap_or_else(|| "/bin/sh".into());
     run(name, Path::new(&shell), command, env)

@@ -174,6 +174,13 @@ fn the_nested_root_cannot_change_what_the_user_cannot() {
     // sudo works in this busybox box (no libc of its own for box's: the shim runs the
     // host's box with the host's loader), so what fails below is the kernel's refusal.
     sh(&env, "bb", "sudo id -u").success().stdout_has("0");
+    // What the stand-in answers without running a command is its result, on stdout.
+    sh(&env, "bb", "sudo -l")
+        .success()
+        .stdout_has("(root) NOPASSWD: ALL");
+    sh(&env, "bb", "sudo -V")
+        .success()
+        .stdout_has("stand-in for sudo");
     for attempt in &attempts {
         let out = sh(&env, "bb", &format!("sudo sh -c '{attempt}'"));
         assert_ne!(out.code(), Some(0), "the fake root could: {attempt}\n{out}");
