@@ -93,16 +93,20 @@ mod tests {
 
     #[test]
     fn the_accessors_read_this_process_environment() {
-        // Variables every test process has (cargo sets CARGO_MANIFEST_DIR for tests, and
-        // PATH is set for cargo to run at all); none is written: see the module doc.
-        let manifest = absolute_path("CARGO_MANIFEST_DIR").expect("cargo sets it");
-        assert_eq!(manifest, PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-        assert_eq!(
-            text("CARGO_MANIFEST_DIR").map(PathBuf::from),
-            Some(manifest)
-        );
-        assert!(!search_path().is_empty());
-        assert!(all().any(|(name, _)| name == "PATH"));
+        // A variable this process has that holds an absolute path (PATH, HOME, PWD, ...);
+        // none is written: see the module doc.
+        let (name, value) = all()
+            .find(|(name, value)| {
+                name.to_str().is_some() && value.to_str().is_some_and(|v| v.starts_with('/'))
+            })
+            .expect("some variable holds an absolute path");
+        let name = name.to_str().unwrap();
+        assert_eq!(os(name).as_ref(), Some(&value));
+        assert_eq!(non_empty(name).as_ref(), Some(&value));
+        assert_eq!(text(name).as_deref(), value.to_str());
+        assert_eq!(absolute_path(name), Some(PathBuf::from(&value)));
+        assert_eq!(flag(name), Some(false));
+        assert_eq!(search_path(), os("PATH").unwrap_or_default());
         assert_eq!(os("BOX_SURELY_UNSET_VARIABLE_FOR_THIS_TEST"), None);
         assert_eq!(flag("BOX_SURELY_UNSET_VARIABLE_FOR_THIS_TEST"), None);
     }

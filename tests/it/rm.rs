@@ -30,6 +30,7 @@ fn entry_path(env: &TestEnv, name: &str) -> PathBuf {
 const PAUSE: Duration = Duration::from_millis(500);
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn rm_asks_on_a_terminal_and_not_in_scripts() {
     let env = TestEnv::new("rm-asks", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -93,6 +94,7 @@ fn rm_asks_on_a_terminal_and_not_in_scripts() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn the_menu_entry_remove_action_never_removes_without_a_question() {
     let env = TestEnv::new("rm-entry", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -140,6 +142,7 @@ fn the_menu_entry_remove_action_never_removes_without_a_question() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_damaged_box_record_hides_nothing_and_rm_removes_it() {
     let env = TestEnv::new("rm-damaged", User::BoxTest);
     let _boxes = Boxes(&env);

@@ -24,6 +24,7 @@ fn wait_for(path: &Path) {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn stop_sends_sigterm_then_sighup_then_sigkill_after_the_grace_period() {
     let env = TestEnv::new("stop-signals", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -78,6 +79,7 @@ fn stop_sends_sigterm_then_sighup_then_sigkill_after_the_grace_period() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_box_stopped_while_writing_keeps_what_was_written_and_many_stop_together() {
     let env = TestEnv::new("stop-data", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -127,6 +129,7 @@ fn a_box_stopped_while_writing_keeps_what_was_written_and_many_stop_together() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_box_that_cannot_be_stopped_leaves_the_others_stopped_and_each_failure_is_named() {
     let env = TestEnv::new("stop-failures", User::BoxTest);
     let _boxes = Boxes(&env);
