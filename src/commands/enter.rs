@@ -1,5 +1,6 @@
 //! `box enter`: a login shell (or a command) in a box, starting the box if needed; on a
-//! terminal, offers to create a box that does not exist.
+//! terminal, offers to create a box that does not exist, unless its name is a typo of an
+//! existing box's (then it says which one was meant).
 
 use std::process::ExitCode;
 
@@ -61,15 +62,21 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
 }
 
 /// Create box `name` from the catalogue when the user agrees (or said --yes); otherwise
-/// the usual "no box named" error.
+/// the usual "no box named" error, with "did you mean" for a name close to an existing
+/// box's: a typo is not offered as a new box, unless the name is a distribution's.
 fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
-    let missing = || Store::at(&ctx.dirs.store).container(name).map(|_| ());
+    let store = Store::at(&ctx.dirs.store);
+    let missing = || Err(store.missing_container(name));
     if !yes && !crate::ui::prompt::Terminal::present() {
         return missing();
     }
     // A distribution's name, or else the configured default image.
     let catalogue = crate::ops::create::catalogue(ctx)?;
-    let found = catalogue.resolve(name).or_else(|| {
+    let distro = catalogue.resolve(name);
+    if distro.is_none() && !store.close_container_names(name).is_empty() {
+        return missing();
+    }
+    let found = distro.or_else(|| {
         let image = ctx.config().ok()?.default_image.clone()?;
         Some(
             catalogue
@@ -81,10 +88,7 @@ fn offer_create(ctx: &Context, name: &str, yes: bool) -> Result<()> {
         )
     });
     let Some(found) = found else {
-        return Err(failure(
-            format!("no box named `{name}`"),
-            format!("`box list` shows your boxes; `box create --image REFERENCE {name}` makes one"),
-        ));
+        return missing();
     };
     let ask = crate::ui::prompt::yes_or_terminal(yes);
     let question = format!("Box {name} does not exist. Create it from {}?", found.image);
