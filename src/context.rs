@@ -72,13 +72,6 @@ pub const DATA_HOME_ENV: &str = "BOX_DATA_HOME";
 /// The host user's home, set by box for commands in a box whose `HOME` is another one.
 pub const HOST_HOME_ENV: &str = "BOX_HOST_HOME";
 
-fn env_path(name: &str) -> Option<PathBuf> {
-    // The XDG spec says relative paths are invalid and must be ignored.
-    std::env::var_os(name)
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-}
-
 /// Where box keeps session state without `XDG_RUNTIME_DIR` (cron, `su`, `sudo -i`), and
 /// whether it is a fallback that must be checked before every use:
 /// - logind's `/run/user/UID` when it exists and is the user's (what the variable would
@@ -94,7 +87,10 @@ fn fallback_runtime_dir(uid: u32) -> (PathBuf, bool) {
     if uid == 0 {
         return (PathBuf::from("/run/box"), false);
     }
-    (std::env::temp_dir().join(format!("box-run-{uid}")), true)
+    (
+        crate::sys::env::temp_dir().join(format!("box-run-{uid}")),
+        true,
+    )
 }
 
 /// The home directory of `uid` in the user database, when it has an absolute one.
@@ -114,21 +110,24 @@ impl Context {
         let gid = rustix::process::getgid().as_raw();
         // In a box with a home of its own (`create --home`), box's data and the exports'
         // default directories are still those of the host home, which the box has too.
-        let home = match env_path(HOST_HOME_ENV).or_else(|| env_path("HOME")) {
+        let home = match crate::sys::env::absolute_path(HOST_HOME_ENV).or_else(|| crate::sys::env::absolute_path("HOME")) {
             Some(home) => home,
             None => passwd_home(uid)
                 .context("$HOME is not set to an absolute path, and the user database has no home for you")
                 .hint("box keeps its data under your home directory; set HOME")?,
         };
-        let data_home = env_path(DATA_HOME_ENV)
-            .or_else(|| env_path("XDG_DATA_HOME"))
+        let data_home = crate::sys::env::absolute_path(DATA_HOME_ENV)
+            .or_else(|| crate::sys::env::absolute_path("XDG_DATA_HOME"))
             .unwrap_or_else(|| home.join(".local/share"));
-        let config_home = env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config"));
-        let (runtime, runtime_is_fallback) = match env_path("XDG_RUNTIME_DIR") {
+        let config_home = crate::sys::env::absolute_path("XDG_CONFIG_HOME")
+            .unwrap_or_else(|| home.join(".config"));
+        let (runtime, runtime_is_fallback) = match crate::sys::env::absolute_path("XDG_RUNTIME_DIR")
+        {
             Some(dir) => (dir.join("box"), false),
             None => fallback_runtime_dir(uid),
         };
-        let bin_home = env_path("XDG_BIN_HOME").unwrap_or_else(|| home.join(".local/bin"));
+        let bin_home = crate::sys::env::absolute_path("XDG_BIN_HOME")
+            .unwrap_or_else(|| home.join(".local/bin"));
         Ok(Context {
             dirs: Dirs {
                 store: data_home.join("box"),
@@ -164,7 +163,8 @@ impl Context {
             },
             None => {
                 // Containers and CI sometimes run with a uid that has no passwd entry.
-                let name = std::env::var("USER").unwrap_or_else(|_| format!("user{}", self.uid));
+                let name =
+                    crate::sys::env::text("USER").unwrap_or_else(|| format!("user{}", self.uid));
                 HostUser {
                     uid: self.uid,
                     gid: self.gid,
@@ -224,7 +224,7 @@ impl Context {
 
     /// Whether colour may be used on stdout (a terminal, and `NO_COLOR` unset or empty).
     pub fn color_stdout(&self) -> bool {
-        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        crate::sys::env::non_empty("NO_COLOR").is_none()
             && rustix::termios::isatty(rustix::stdio::stdout())
     }
 

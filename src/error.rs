@@ -4,7 +4,8 @@
 //! message chain. Two kinds of marker can ride along in that chain:
 //! - [`Hint`]: what the user can do about it, printed on its own line after the message;
 //! - [`Exit`]: an exit status other than box's own 125 (126/127 for a command that cannot
-//!   be executed or found inside a box, as podman and toolbox do).
+//!   be executed or found inside a box, as podman and toolbox do; [`EXIT_USAGE`] for a
+//!   usage error clap cannot see, such as an invalid box name).
 //!
 //! Both markers display as the empty string, so printing the chain shows only messages.
 //! [`report`] is the one place that prints an error; `main.rs` turns it into an exit code.
@@ -12,6 +13,9 @@
 use std::fmt;
 use std::io::Write;
 
+/// Exit status for a usage error: clap's own, and box's for arguments clap cannot check
+/// (an invalid box name), through [`Exit`].
+pub const EXIT_USAGE: u8 = 2;
 /// Exit status for a failure of box itself (podman's and toolbox's convention).
 pub const EXIT_BOX_FAILURE: u8 = 125;
 /// Exit status when the command exists in the box but cannot be executed.

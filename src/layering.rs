@@ -1,7 +1,9 @@
 //! The tests that keep the crate's structure as `lib.rs` draws it: top-level modules name
 //! only modules of their own or lower layers, no modules name each other in a circle at
 //! any depth (siblings inside `runtime` as much as top-level modules), every module is in
-//! `lib.rs`'s diagram, and every source file opens with a doc comment saying its job.
+//! `lib.rs`'s diagram, every source file opens with a doc comment saying its job, and
+//! `unsafe` lives in `src/sys/` (elsewhere only as a block around calls of its `unsafe
+//! fn`s, whose SAFETY comments clippy's `undocumented_unsafe_blocks` asks for).
 //!
 //! How paths are read: every `crate::a::b` and `super::x` path outside comments and test
 //! code, resolved to the deepest module that exists as a file. An edge from module
@@ -419,4 +421,112 @@ fn a_circle_among_nested_siblings_is_found() {
     let edges = sibling_edges(&graph);
     let found = circles(&edges[&path("runtime")]);
     assert_eq!(found, ["members -> state -> members"]);
+}
+
+/// Where `source` (a file outside `src/sys/`) uses `unsafe` other than as a block of
+/// calls of `crate::sys` functions (`unsafe { crate::sys::fork() }`): each such place as
+/// `line N: text`. Comments are left out; `unsafe fn`, `unsafe impl` and blocks that do
+/// anything else are reported.
+fn unsafe_outside_sys(source: &str) -> Vec<String> {
+    let code: String = source
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = code[from..].find("unsafe").map(|at| from + at) {
+        from = at + "unsafe".len();
+        let before = code[..at].chars().next_back();
+        let after = code[from..].chars().next();
+        if before.is_some_and(is_ident) || after.is_some_and(is_ident) {
+            continue;
+        }
+        let line = code[..at].matches('\n').count() + 1;
+        let place = || {
+            let text = code.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line}: {text}")
+        };
+        let Some(body) = code[from..].trim_start().strip_prefix('{') else {
+            found.push(place());
+            continue;
+        };
+        // The block's text up to its closing brace.
+        let mut depth = 0;
+        let end = body.char_indices().find_map(|(i, c)| match c {
+            '{' => {
+                depth += 1;
+                None
+            }
+            '}' if depth == 0 => Some(i),
+            '}' => {
+                depth -= 1;
+                None
+            }
+            _ => None,
+        });
+        let Some(end) = end else {
+            found.push(place());
+            continue;
+        };
+        let only_sys_calls = body[..end]
+            .split(';')
+            .map(str::trim)
+            .filter(|statement| !statement.is_empty())
+            .all(|statement| statement.starts_with("crate::sys::"));
+        if !only_sys_calls || body[..end].trim().is_empty() {
+            found.push(place());
+        }
+    }
+    found
+}
+
+#[test]
+fn unsafe_lives_in_sys() {
+    let mut wrong = Vec::new();
+    let mut stack = vec![src()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path != src().join("sys") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path != src().join("layering.rs")
+            {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for place in unsafe_outside_sys(&text) {
+                    wrong.push(format!("{}: {place}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "`unsafe` outside src/sys/ (put the unsafe operation in a src/sys/ wrapper; elsewhere \
+         only `unsafe {{ crate::sys::F(..) }}` calls of its unsafe fns):\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_unsafe_reader_allows_only_blocks_of_sys_calls() {
+    let source = "// unsafe in a comment, and unsafe_op_in_unsafe_fn, are words\n\
+        let a = unsafe { crate::sys::fork() }.context(\"fork\")?;\n\
+        let w = unsafe {\n    crate::sys::close_inherited_fds_except(fd);\n    crate::sys::take_passed_fd(fd)\n};\n\
+        let b = unsafe { libc::getpid() };\n\
+        unsafe fn f() {}\n\
+        unsafe impl Send for X {}\n\
+        let c = unsafe { crate::sys::fork(); libc::close(3) };\n";
+    assert_eq!(
+        unsafe_outside_sys(source),
+        [
+            "line 7: let b = unsafe { libc::getpid() };",
+            "line 8: unsafe fn f() {}",
+            "line 9: unsafe impl Send for X {}",
+            "line 10: let c = unsafe { crate::sys::fork(); libc::close(3) };",
+        ]
+    );
 }

@@ -23,13 +23,18 @@
 //! store           the only module that knows file names: records, locks, garbage
 //!    |
 //! sys, settings,  process and namespace plumbing (syscalls, /proc, user namespaces, id
-//! host            maps, the parent/child protocol) | settings and the distro catalogue |
-//!    |            host facts, host paths from inside a box, X authority, CDI specs
+//! host            maps, the parent/child protocol, the environment's one reader) |
+//!    |            settings and the distro catalogue | host facts, host paths from
+//!    |            inside a box, X authority, CDI specs
 //! error, digest,  errors and exit codes | content digests | report, prompt, progress |
 //! ui, cli         clap definitions (help, man pages, completions come from here)
 //! ```
 
 pub mod cli;
+#[allow(
+    clippy::print_stdout,
+    reason = "the commands print their results on stdout; everything else goes through ui::report"
+)]
 pub mod commands;
 pub mod context;
 pub mod digest;

@@ -1,5 +1,6 @@
 //! `box enter`: a login shell (or a command) in a box, starting the box if needed; on a
-//! terminal (or with `--yes`), offers to create a box that does not exist.
+//! terminal (or with `--yes`), offers to create a box that does not exist, unless its
+//! name is a typo of an existing box's (then it says which one was meant).
 
 use std::process::ExitCode;
 

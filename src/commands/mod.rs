@@ -40,7 +40,12 @@ pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
         crate::ops::ephemeral::GUARD => Some(crate::ops::ephemeral::guard_main(rest)),
         // From the `sudo` shim inside a box without subordinate ids.
         "__fakeroot" => Some(match rest.split_first() {
-            Some((verb, args)) if verb == "sudo" => crate::fakeroot::sudo::main(args),
+            Some((verb, args)) if verb == "sudo" => {
+                crate::fakeroot::sudo::main(args).map(|answer| {
+                    print!("{}", answer.0);
+                    ExitCode::SUCCESS
+                })
+            }
             _ => Err(anyhow::anyhow!("usage: box __fakeroot sudo [ARGS...]")),
         }),
         _ => None,

@@ -25,7 +25,7 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
         println!("Removed box {name}.")
     })?;
     if !done {
-        eprintln!("Nothing removed.");
+        crate::ui::report::line("Nothing removed.");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -22,27 +22,18 @@ pub fn exec(ctx: &Context, args: UpgradeArgs) -> Result<ExitCode> {
         crate::ui::report::notice("no box to upgrade");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut summary = Vec::new();
-    for name in &names {
-        crate::ui::report::notice(format!("upgrading box {name}"));
-        match crate::provision::upgrade(ctx, name) {
-            Ok(()) => summary.push(format!("{name}: upgraded")),
-            Err(err) => {
-                let hint = err
-                    .downcast_ref::<crate::error::Hint>()
-                    .map(|h| format!(" (hint: {})", h.0))
-                    .unwrap_or_default();
-                summary.push(format!(
-                    "{name}: failed: {}{hint}",
-                    crate::error::message(&err)
-                ));
-            }
-        }
+    // Every box is tried; each one's outcome is kept as it is, not as text.
+    let outcomes: Vec<(&str, Result<()>)> = names
+        .iter()
+        .map(|name| {
+            crate::ui::report::notice(format!("upgrading box {name}"));
+            (name.as_str(), crate::provision::upgrade(ctx, name))
+        })
+        .collect();
+    for (name, outcome) in &outcomes {
+        println!("{}", summary_line(name, outcome));
     }
-    let failed = summary.iter().filter(|l| l.contains(": failed: ")).count();
-    for line in &summary {
-        println!("{line}");
-    }
+    let failed = outcomes.iter().filter(|(_, o)| o.is_err()).count();
     if failed > 0 {
         return Err(failure(
             format!("{failed} of {} boxes failed to upgrade", names.len()),
@@ -50,4 +41,33 @@ pub fn exec(ctx: &Context, args: UpgradeArgs) -> Result<ExitCode> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The summary line of box `name`: `NAME: upgraded`, or `NAME: failed: WHY (hint: ...)`.
+fn summary_line(name: &str, outcome: &Result<()>) -> String {
+    match outcome {
+        Ok(()) => format!("{name}: upgraded"),
+        Err(err) => {
+            let hint = err
+                .downcast_ref::<crate::error::Hint>()
+                .map(|h| format!(" (hint: {})", h.0))
+                .unwrap_or_default();
+            format!("{name}: failed: {}{hint}", crate::error::message(err))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_line_says_upgraded_or_why_not_with_the_hint() {
+        assert_eq!(summary_line("dev", &Ok(())), "dev: upgraded");
+        let err = failure("apt-get exited with status 100", "see the log");
+        assert_eq!(
+            summary_line("dev", &Err(err)),
+            "dev: failed: apt-get exited with status 100 (hint: see the log)"
+        );
+    }
 }

@@ -70,9 +70,9 @@ pub const NVIDIA_HINT: &str = "generate the spec with `sudo nvidia-ctk cdi gener
 
 /// The spec directories: `BOX_CDI_SPEC_DIRS` when set, else [`DEFAULT_SPEC_DIRS`].
 pub fn spec_dirs() -> Vec<PathBuf> {
-    match std::env::var_os(SPEC_DIRS_ENV) {
-        Some(dirs) if !dirs.is_empty() => std::env::split_paths(&dirs).collect(),
-        _ => DEFAULT_SPEC_DIRS.iter().map(PathBuf::from).collect(),
+    match crate::sys::env::non_empty(SPEC_DIRS_ENV) {
+        Some(dirs) => std::env::split_paths(&dirs).collect(),
+        None => DEFAULT_SPEC_DIRS.iter().map(PathBuf::from).collect(),
     }
 }
 

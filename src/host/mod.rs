@@ -170,9 +170,7 @@ pub struct HostFacts {
 }
 
 fn env_dir(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute() && p.is_dir())
+    crate::sys::env::absolute_path(name).filter(|p| p.is_dir())
 }
 
 /// `/run/user/UID`, when it is a directory of user `uid`'s (logind's runtime directory).
@@ -208,9 +206,9 @@ pub fn discover() -> HostFacts {
 
 /// See [`HostFacts::xauthority`].
 fn xauthority() -> Option<PathBuf> {
-    let path = match std::env::var_os("XAUTHORITY").filter(|v| !v.is_empty()) {
+    let path = match crate::sys::env::non_empty("XAUTHORITY") {
         Some(file) => PathBuf::from(file),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".Xauthority"),
+        None => PathBuf::from(crate::sys::env::os("HOME")?).join(".Xauthority"),
     };
     (path.is_absolute() && path.is_file()).then_some(path)
 }
@@ -263,7 +261,7 @@ pub fn zone_name(path: &Path) -> Option<String> {
 /// `box run`'s hot path. Only when the variable is set is the answer confirmed with
 /// [`containerenv_box`] (a distrobox or toolbox container sets it too).
 pub fn inside_box() -> Option<String> {
-    std::env::var_os("CONTAINER_ID")?;
+    crate::sys::env::os("CONTAINER_ID")?;
     containerenv_box()
 }
 
@@ -272,7 +270,15 @@ pub fn inside_box() -> Option<String> {
 /// itself may run inside a docker container. Unlike [`inside_box`], this reads the file
 /// even without `CONTAINER_ID`: for error paths, where a file read costs nothing.
 pub fn containerenv_box() -> Option<String> {
-    parse_containerenv(&std::fs::read_to_string("/run/.containerenv").ok()?)
+    containerenv_box_at(Path::new(CONTAINERENV))
+}
+
+/// Where podman's format puts the file a container's processes read (`/run/.containerenv`).
+const CONTAINERENV: &str = "/run/.containerenv";
+
+/// [`containerenv_box`] of the file at `path`: `None` when it is missing or not box's.
+fn containerenv_box_at(path: &Path) -> Option<String> {
+    parse_containerenv(&std::fs::read_to_string(path).ok()?)
 }
 
 /// The box name from a `.containerenv` text, when `engine` is box.
@@ -304,6 +310,26 @@ pub fn os(bytes: &[u8]) -> &OsStr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_containerenv_of_box_names_a_box() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("run/.containerenv");
+        std::fs::create_dir(root.path().join("run")).unwrap();
+        // Docker's marker alone, as on a host that runs in a docker container.
+        std::fs::write(root.path().join(".dockerenv"), "").unwrap();
+        assert_eq!(containerenv_box_at(&file), None);
+        std::fs::write(&file, "engine=\"podman-4.3\"\nname=\"dev\"\n").unwrap();
+        assert_eq!(containerenv_box_at(&file), None);
+        std::fs::write(&file, "engine=\"box\"\nname=\"dev\"\n").unwrap();
+        assert_eq!(containerenv_box_at(&file).as_deref(), Some("dev"));
+        // And this machine (these tests run on hosts with /.dockerenv, and in boxes): the
+        // answer is its own file's, none without one.
+        let expected = std::fs::read_to_string(CONTAINERENV)
+            .ok()
+            .and_then(|text| parse_containerenv(&text));
+        assert_eq!(containerenv_box(), expected);
+    }
 
     fn host(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         vars.iter()

@@ -77,7 +77,7 @@ pub fn run(command: &[OsString]) -> Result<ExitCode> {
                 .map(|a| Bytes::from_vec(a.clone().into_vec()))
                 .collect()
         }),
-        env: std::env::vars_os()
+        env: crate::sys::env::all()
             .map(|(name, value)| {
                 let mut entry = name.into_vec();
                 entry.push(b'=');

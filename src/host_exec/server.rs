@@ -106,8 +106,13 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     // It outlives its starter: none of the starter's descriptors may stay open here, but
     // the box's inotify instance, passed on purpose, which it keeps until it ends.
     let watch_fd = args.get(1).and_then(|fd| fd.parse().ok());
-    crate::sys::close_inherited_fds_except(watch_fd);
-    let _watch = crate::sys::take_passed_fd(watch_fd);
+    // SAFETY: first thing in this fresh exec of box, single-threaded: nothing of this
+    // process has opened a descriptor yet, so every one above 2 is the starter's leftover
+    // or the watch it passed on purpose, which is kept and then taken once, here.
+    let _watch = unsafe {
+        crate::sys::close_inherited_fds_except(watch_fd);
+        crate::sys::take_passed_fd(watch_fd)
+    };
     let config: Config = protocol::recv(&mut std::io::stdin().lock(), "the box process")
         .context("reading the host end's configuration")?
         .context("the box process sent no configuration")?;
@@ -403,7 +408,7 @@ fn start_command(
     };
     let dir = working_directory(config, Path::new(&request.cwd.clone().into_os()), &cwd)?;
     drop(cwd);
-    let host: Vec<_> = std::env::vars_os().collect();
+    let host: Vec<_> = crate::sys::env::all().collect();
     let env = super::host_env(
         &request.env,
         &config.env,

@@ -7,7 +7,9 @@
 //! cannot do from the host. With a single-id mapping it is the user itself.
 //!
 //! Protocol, after the [`crate::sys::userns`] handshake, in [`crate::sys::protocol`]'s framing over
-//! the helper's stdin/stdout: one [`Request`] then exactly one [`Response`]. The first
+//! the helper's stdin/stdout: one [`Request`] then exactly one final [`Response`], before
+//! which a removal that asked for it sends `progress` messages (at once, then at most ten
+//! a second: counts of entries removed so far, so the parent can draw them). The first
 //! request is `init` with the store root; every path of a later request must lie strictly
 //! beneath it and is resolved from a descriptor of it without following symlinks. Errors
 //! travel as a [`Failure`] and are rebuilt in the parent, so the user reads the helper's
@@ -30,7 +32,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
-use super::tree::{open_dir_beneath, remove_tree_at, split_last};
+use super::tree::{open_dir_beneath, remove_tree_at, remove_tree_counting, split_last};
 use super::{Compression, UnpackStats, unpack_layer_at};
 use crate::context::Context;
 use crate::digest::Digest;
@@ -71,6 +73,9 @@ enum Request {
         /// directory being written): answered with [`Response::InUse`].
         #[serde(default)]
         unless_locked: bool,
+        /// Send [`Response::Progress`] while removing.
+        #[serde(default)]
+        progress: bool,
     },
     /// Copy the contents of directory `from` into the empty directory `to` (`box create
     /// --clone`).
@@ -86,10 +91,18 @@ enum Response {
     Ready,
     Unpacked(UnpackStats),
     Removed,
+    /// Not an answer: entries removed so far by the removal under way.
+    Progress {
+        removed: u64,
+    },
     InUse,
     Copied(crate::image::copy::CopyStats),
     Failed(Failure),
 }
+
+/// How often a removal that asked for progress reports it (the parent draws at most ten
+/// times a second anyway).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The parent's handle on a running store helper.
 pub struct StoreHelper {
@@ -126,9 +139,32 @@ impl StoreHelper {
         match self.call(&Request::Remove {
             path: path.to_owned(),
             unless_locked: false,
+            progress: false,
         })? {
             Response::Removed => Ok(()),
             other => bail!("box __store-helper answered {other:?} to remove"),
+        }
+    }
+
+    /// [`StoreHelper::remove`], calling `progress` with the number of entries removed so
+    /// far: once at the start, then at most ten times a second.
+    pub fn remove_with_progress(
+        &mut self,
+        path: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        self.helper.send(&Request::Remove {
+            path: path.to_owned(),
+            unless_locked: false,
+            progress: true,
+        })?;
+        loop {
+            match self.helper.recv()? {
+                Response::Progress { removed } => progress(removed),
+                Response::Removed => return Ok(()),
+                Response::Failed(failure) => return Err(failure.into_error()),
+                other => bail!("box __store-helper answered {other:?} to remove"),
+            }
         }
     }
 
@@ -152,6 +188,7 @@ impl StoreHelper {
         match self.call(&Request::Remove {
             path: path.to_owned(),
             unless_locked: true,
+            progress: false,
         })? {
             Response::Removed => Ok(true),
             Response::InUse => Ok(false),
@@ -183,15 +220,27 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
     while let Some(line) = protocol::read_line(&mut stdin).context("reading a request")? {
-        let response = protocol::decode(&line, "the box process")
-            .and_then(|request| serve(&mut state, request))
-            .unwrap_or_else(|err| Response::Failed(Failure::from_error(&err)));
+        let response = {
+            // A parent that is gone is noticed at the final answer.
+            let mut progress = |removed: u64| {
+                let _ = protocol::send(&mut stdout, &Response::Progress { removed });
+            };
+            protocol::decode(&line, "the box process")
+                .and_then(|request| serve(&mut state, request, &mut progress))
+                .unwrap_or_else(|err| Response::Failed(Failure::from_error(&err)))
+        };
         protocol::send(&mut stdout, &response).context("answering the parent")?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(state: &mut Option<Helper>, request: Request) -> Result<Response> {
+/// Carry out `request`; `progress` sends a [`Response::Progress`] (for a removal that
+/// asked for them).
+fn serve(
+    state: &mut Option<Helper>,
+    request: Request,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Response> {
     match request {
         Request::Init { store_root } => {
             *state = Some(Helper::open(store_root)?);
@@ -204,15 +253,19 @@ fn serve(state: &mut Option<Helper>, request: Request) -> Result<Response> {
         Request::Remove {
             path,
             unless_locked,
+            progress: wanted,
         } => {
             let helper = state.as_ref().context("remove before init")?;
-            helper.remove(&path, unless_locked).map(|removed| {
-                if removed {
-                    Response::Removed
-                } else {
-                    Response::InUse
-                }
-            })
+            let progress = wanted.then_some(progress);
+            helper
+                .remove(&path, unless_locked, progress)
+                .map(|removed| {
+                    if removed {
+                        Response::Removed
+                    } else {
+                        Response::InUse
+                    }
+                })
         }
         Request::Copy { from, to } => {
             let helper = state.as_ref().context("copy before init")?;
@@ -291,8 +344,14 @@ impl Helper {
 
     /// Remove `path` and what is under it. With `unless_locked`, a directory someone
     /// holds an flock on is left alone (returns false); the lock is held while removing,
-    /// so nobody can start working in it meanwhile.
-    fn remove(&self, path: &Path, unless_locked: bool) -> Result<bool> {
+    /// so nobody can start working in it meanwhile. With `progress`, it is called with
+    /// the count of entries removed at the start and then at most every 100 ms.
+    fn remove(
+        &self,
+        path: &Path,
+        unless_locked: bool,
+        progress: Option<&mut dyn FnMut(u64)>,
+    ) -> Result<bool> {
         let relative = self.relative(path)?;
         let (parent, name) = match self.parent_of(&relative, path) {
             Ok(found) => found,
@@ -317,8 +376,20 @@ impl Helper {
         } else {
             None
         };
-        remove_tree_at(parent.as_fd(), name)
-            .with_context(|| format!("removing {}", path.display()))?;
+        match progress {
+            None => remove_tree_at(parent.as_fd(), name),
+            Some(progress) => {
+                progress(0);
+                let mut last = std::time::Instant::now();
+                remove_tree_counting(parent.as_fd(), name, &mut 0, &mut |removed| {
+                    if last.elapsed() >= PROGRESS_EVERY {
+                        progress(removed);
+                        last = std::time::Instant::now();
+                    }
+                })
+            }
+        }
+        .with_context(|| format!("removing {}", path.display()))?;
         Ok(true)
     }
 
@@ -555,15 +626,26 @@ mod tests {
             .unwrap();
         std::fs::set_permissions(tree.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
         let helper = Helper::open(dir.path().to_owned()).unwrap();
-        assert!(helper.remove(&tree, false).unwrap());
+        // Asked for progress: told at once, before anything is gone.
+        let mut told = Vec::new();
+        assert!(
+            helper
+                .remove(&tree, false, Some(&mut |n| told.push(n)))
+                .unwrap()
+        );
+        assert_eq!(told.first(), Some(&0));
         assert!(!tree.exists());
         assert!(outside.path().join("keep").exists());
         // Missing paths are fine; a symlinked parent is refused.
         helper
-            .remove(&dir.path().join("layers/none"), false)
+            .remove(&dir.path().join("layers/none"), false, None)
             .unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("evil")).unwrap();
-        assert!(helper.remove(&dir.path().join("evil/keep"), false).is_err());
+        assert!(
+            helper
+                .remove(&dir.path().join("evil/keep"), false, None)
+                .is_err()
+        );
         assert!(outside.path().join("keep").exists());
     }
 
@@ -581,16 +663,16 @@ mod tests {
         let writer = std::fs::File::open(&staging).unwrap();
         rustix::fs::flock(&writer, FlockOperation::NonBlockingLockExclusive).unwrap();
         assert!(
-            !helper.remove(&staging, true).unwrap(),
+            !helper.remove(&staging, true, None).unwrap(),
             "removed while locked"
         );
         assert!(staging.join("etc/f").is_file());
         // Files carry no lock: they go.
-        assert!(helper.remove(&blob, true).unwrap());
+        assert!(helper.remove(&blob, true, None).unwrap());
         assert!(!blob.exists());
 
         drop(writer);
-        assert!(helper.remove(&staging, true).unwrap());
+        assert!(helper.remove(&staging, true, None).unwrap());
         assert!(!staging.exists());
     }
 

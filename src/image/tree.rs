@@ -80,8 +80,24 @@ pub(crate) fn make_dirs_beneath(
 /// images contain, e.g. `/usr/lib/.build-id` or 0555 dirs) can be removed without
 /// CAP_DAC_OVERRIDE.
 pub(crate) fn remove_tree_at(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    remove_tree_counting(parent, name, &mut 0, &mut |_| {})
+}
+
+/// [`remove_tree_at`], counting in `removed` each entry it removes (files, links and
+/// directories alike) and calling `progress` with the count after each one.
+pub(crate) fn remove_tree_counting(
+    parent: BorrowedFd<'_>,
+    name: &[u8],
+    removed: &mut u64,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<()> {
     match rustix::fs::unlinkat(parent, name, AtFlags::empty()) {
-        Ok(()) | Err(Errno::NOENT) => return Ok(()),
+        Ok(()) => {
+            *removed += 1;
+            progress(*removed);
+            return Ok(());
+        }
+        Err(Errno::NOENT) => return Ok(()),
         // Linux says EISDIR for a directory; POSIX allows EPERM.
         Err(Errno::ISDIR) | Err(Errno::PERM) => {}
         Err(err) => return Err(err.into()),
@@ -109,11 +125,16 @@ pub(crate) fn remove_tree_at(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<
         }
     }
     for child in &names {
-        remove_tree_at(dir.as_fd(), child)?;
+        remove_tree_counting(dir.as_fd(), child, removed, progress)?;
     }
     drop(dir);
     match rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Ok(()) => {
+            *removed += 1;
+            progress(*removed);
+            Ok(())
+        }
+        Err(Errno::NOENT) => Ok(()),
         Err(err) => Err(err.into()),
     }
 }
@@ -123,5 +144,44 @@ pub(crate) fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(i) => (&path[..i], &path[i + 1..]),
         None => (b"", path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removal_counts_every_entry_it_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("a/b")).unwrap();
+        std::fs::write(tree.join("a/b/file"), "x").unwrap();
+        std::fs::write(tree.join("top"), "y").unwrap();
+        std::os::unix::fs::symlink("/nonexistent", tree.join("a/link")).unwrap();
+        // A read-only directory is made accessible and removed too.
+        std::fs::create_dir(tree.join("ro")).unwrap();
+        std::fs::write(tree.join("ro/inner"), "z").unwrap();
+        std::fs::set_permissions(
+            tree.join("ro"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o555),
+        )
+        .unwrap();
+        let parent = open_dir_beneath(
+            rustix::fs::open(dir.path(), DIR_FLAGS, Mode::empty())
+                .unwrap()
+                .as_fd(),
+            b"",
+        )
+        .unwrap();
+        let (mut removed, mut seen) = (0, Vec::new());
+        remove_tree_counting(parent.as_fd(), b"tree", &mut removed, &mut |n| seen.push(n)).unwrap();
+        // tree, a, b, file, link, top, ro, inner.
+        assert_eq!(removed, 8);
+        assert_eq!(seen, (1..=8).collect::<Vec<u64>>());
+        assert!(!tree.exists());
+        // Gone already: nothing to count.
+        remove_tree_counting(parent.as_fd(), b"tree", &mut removed, &mut |_| {}).unwrap();
+        assert_eq!(removed, 8);
     }
 }

@@ -208,10 +208,13 @@ fn validate_hostname(name: &str) -> Result<()> {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if !ok {
-        bail!(failure(
-            format!("`{name}` is not a valid hostname"),
-            "use letters, digits and `-`, in dot-separated labels, at most 64 characters",
-        ));
+        bail!(
+            failure(
+                format!("`{name}` is not a valid hostname"),
+                "use letters, digits and `-`, in dot-separated labels, at most 64 characters",
+            )
+            .context(crate::error::Exit(crate::error::EXIT_USAGE))
+        );
     }
     Ok(())
 }
@@ -529,6 +532,7 @@ mod tests {
         validate_hostname("devbox").unwrap();
         validate_hostname("a.b-c").unwrap();
         assert!(validate_hostname("-x").is_err());
-        assert!(validate_hostname("a b").is_err());
+        let err = validate_hostname("a b").unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
     }
 }

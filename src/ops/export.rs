@@ -72,8 +72,7 @@ pub fn export(ctx: &Context, name: &str, request: Request) -> Result<()> {
                 }
             ));
             let dir = wrapper.parent().unwrap_or(&wrapper);
-            let on_path = std::env::var_os("PATH")
-                .is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
+            let on_path = std::env::split_paths(&crate::sys::env::search_path()).any(|d| d == dir);
             if !on_path {
                 notice(format!(
                     "{} is not on your PATH; add it to run `{}` by name",

@@ -9,6 +9,8 @@
 //! - the box directory is first renamed into the store's `tmp/`, so a box is either
 //!   complete or gone: an interrupted removal leaves only debris in `tmp/`, which garbage
 //!   collection clears;
+//! - on a terminal, the removal of each box's files shows how many are gone so far
+//!   (`ui::progress::Count`, nothing without a terminal);
 //! - the question comes before anything is removed; when nobody can answer, boxes are
 //!   removed (scripts keep working) unless the caller demanded a question
 //!   ([`RmOptions::require_question`], the menu entry's Remove action), then nothing is.
@@ -20,6 +22,7 @@ use crate::error::failure;
 use crate::image::helper::StoreHelper;
 use crate::runtime::{state, stop};
 use crate::store::Store;
+use crate::ui::progress::Count;
 use crate::ui::prompt::Ask;
 
 /// How to remove.
@@ -99,7 +102,14 @@ pub fn rm(
         if helper.is_none() {
             helper = Some(StoreHelper::start(ctx)?);
         }
-        helper.as_mut().expect("started above").remove(&staging)?;
+        // A large box takes a while (a GB of small files, half a minute): on a terminal,
+        // the count of what is gone so far.
+        let count = Count::new(&format!("removing box {name}"), "files removed");
+        helper
+            .as_mut()
+            .expect("started above")
+            .remove_with_progress(&staging, &mut |removed| count.set(removed))?;
+        count.finish();
         state::remove_dir(ctx, name);
         let failures: Vec<String> = [
             crate::export::remove_box_exports(ctx, name),

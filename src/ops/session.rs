@@ -164,9 +164,18 @@ fn missing_box(ctx: &Context, name: &str, missing: Missing, ask: &dyn Ask) -> Re
     if missing == Missing::Fail || ask.preset() == Some(None) {
         return not_found();
     }
-    // A distribution's name, or else the configured default image.
+    // A distribution's name, or else the configured default image; a typo of an existing
+    // box's name is not offered as a new box (unless it is a distribution's).
     let catalogue = crate::ops::create::catalogue(ctx)?;
-    let found = catalogue.resolve(name).or_else(|| {
+    let distro = catalogue.resolve(name);
+    if distro.is_none()
+        && !Store::at(&ctx.dirs.store)
+            .close_container_names(name)
+            .is_empty()
+    {
+        return not_found();
+    }
+    let found = distro.or_else(|| {
         let image = ctx.config().ok()?.default_image.clone()?;
         Some(
             catalogue
@@ -178,11 +187,7 @@ fn missing_box(ctx: &Context, name: &str, missing: Missing, ask: &dyn Ask) -> Re
         )
     });
     let Some(found) = found else {
-        return Err(failure(
-            format!("no box named `{name}`"),
-            format!("`box list` shows your boxes; `box create --image REFERENCE {name}` makes one"),
-        )
-        .context(NoSuchBox(name.to_owned())));
+        return not_found();
     };
     let question = format!("Box {name} does not exist. Create it from {}?", found.image);
     if ask.ask(&question)? != Some(true) {

@@ -286,7 +286,7 @@ pub fn plan(
                 );
             }
             if let Some(spec) = &pm.locale {
-                for name in host_locales(std::env::vars()) {
+                for name in host_locales(crate::sys::env::all_text()) {
                     let locale = LocaleName::parse(&name);
                     if has_locale(root, spec, &locale) {
                         continue;

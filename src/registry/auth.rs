@@ -75,11 +75,7 @@ pub struct AuthSources {
 impl AuthSources {
     /// The standard files, from the environment.
     pub fn from_env() -> AuthSources {
-        let var = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+        let var = |name: &str| crate::sys::env::non_empty(name).map(PathBuf::from);
         let home = var("HOME");
         let mut files = Vec::new();
         files.extend(var("REGISTRY_AUTH_FILE"));

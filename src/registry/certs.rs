@@ -22,14 +22,9 @@ use crate::error::HintExt;
 /// The `certs.d` directories to look in, from the environment, most specific last.
 pub fn default_dirs() -> Vec<PathBuf> {
     let mut dirs = vec![PathBuf::from("/etc/containers/certs.d")];
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
+    let config = crate::sys::env::non_empty("XDG_CONFIG_HOME")
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".config"))
-        });
+        .or_else(|| crate::sys::env::non_empty("HOME").map(|h| PathBuf::from(h).join(".config")));
     if let Some(config) = config {
         dirs.push(config.join("containers/certs.d"));
     }

@@ -82,11 +82,7 @@ impl Sources {
     /// The sources for this process: [`ENV_FILE`], `XDG_CONFIG_HOME`, `XDG_CACHE_HOME`,
     /// `HOME` and the effective uid decide.
     pub fn from_env() -> Sources {
-        let var = |name: &str| {
-            std::env::var_os(name)
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-        };
+        let var = crate::sys::env::absolute_path;
         let home = var("HOME");
         let config_home =
             var("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")));
@@ -94,8 +90,7 @@ impl Sources {
         let is_root = rustix::process::geteuid().is_root();
         Sources::resolve(
             Path::new("/"),
-            std::env::var_os(ENV_FILE)
-                .filter(|v| !v.is_empty())
+            crate::sys::env::non_empty(ENV_FILE)
                 .map(PathBuf::from)
                 .as_deref(),
             config_home.as_deref(),

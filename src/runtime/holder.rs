@@ -220,7 +220,10 @@ pub fn adopt(plan: &Plan, member: u32, storage: &StorageKind, shell: &str) -> Re
 /// Entry point of `box __holder-adopt`: join the namespaces of a process of the box, then
 /// hold them as [`main`]'s holder does.
 pub fn adopt_main(_args: &[String]) -> Result<ExitCode> {
-    crate::sys::close_inherited_fds();
+    // SAFETY: first thing in this fresh exec of box, single-threaded: nothing of this
+    // process has opened a descriptor yet, so every one above 2 is the starter's leftover
+    // (std opens none at startup but, when 0-2 are closed, /dev/null on those).
+    unsafe { crate::sys::close_inherited_fds() };
     let adoption: Adoption = read_message("the adoption")?;
     report(join_and_fork(&adoption))
 }
@@ -253,7 +256,9 @@ fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
     super::follow::apply_all(adoption.plan.files.iter().filter(|op| op.follows_host()))?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
         .context("prctl(PR_SET_DUMPABLE)")?;
-    match crate::sys::fork().context("fork")? {
+    // SAFETY: the holder (`box __holder-adopt`, a fresh exec of box) never starts a
+    // thread: it runs its steps in turn on the main thread, so it is single-threaded here.
+    match unsafe { crate::sys::fork() }.context("fork")? {
         None => {
             await_commit();
             hold(&adoption.plan.files, None)
@@ -299,8 +304,13 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     // The holder outlives its caller: it must keep none of the caller's descriptors but
     // the inotify instance passed on purpose (see `follow::new_watch`).
     let watch_fd = args.first().and_then(|fd| fd.parse().ok());
-    crate::sys::close_inherited_fds_except(watch_fd);
-    let watch = crate::sys::take_passed_fd(watch_fd);
+    // SAFETY: first thing in this fresh exec of box, single-threaded: nothing of this
+    // process has opened a descriptor yet, so every one above 2 is the starter's leftover
+    // or the watch it passed on purpose, which is kept and then taken once, here.
+    let watch = unsafe {
+        crate::sys::close_inherited_fds_except(watch_fd);
+        crate::sys::take_passed_fd(watch_fd)
+    };
     let has_root = crate::sys::userns::child_handshake()?;
     let plan: Plan = read_message("the plan")?;
     report(run(&plan, has_root, watch))
@@ -351,7 +361,10 @@ fn run(plan: &Plan, has_root: bool, watch: Option<std::os::fd::OwnedFd>) -> Resu
     // The fork's child inherits the dumpable flag; it was cleared by the uid change.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
         .context("prctl(PR_SET_DUMPABLE)")?;
-    match crate::sys::fork().context("fork")? {
+    // SAFETY: the holder (`box __holder`, a fresh exec of box) never starts a thread:
+    // the setup above (mounts, hooks run to completion, the user's setup) runs on the
+    // main thread, so it is single-threaded here.
+    match unsafe { crate::sys::fork() }.context("fork")? {
         None => {
             await_commit();
             hold(&plan.files, watch)

@@ -47,7 +47,7 @@ pub const WORKDIR_ENV: &str = "BOX_WORKDIR";
 
 /// The directory [`WORKDIR_ENV`] names, if it is set (one getenv).
 fn workdir() -> Option<OsString> {
-    std::env::var_os(WORKDIR_ENV).filter(|dir| !dir.is_empty())
+    crate::sys::env::non_empty(WORKDIR_ENV)
 }
 
 /// Change to `dir` of box `name` (the process is in its mount namespace), or the error.
@@ -124,7 +124,7 @@ pub fn exec(name: &str, state: &State, join: &Join<'_>) -> Result<Infallible> {
     let no_workdir = no_workdir
         || workdir.is_some()
         || state.skip_workdir
-        || std::env::var("BOX_SKIP_WORKDIR").is_ok_and(|v| crate::settings::config::env_flag(&v));
+        || crate::sys::env::flag("BOX_SKIP_WORKDIR") == Some(true);
     let cwd = if no_workdir {
         None
     } else {
@@ -231,11 +231,7 @@ pub fn exec(name: &str, state: &State, join: &Join<'_>) -> Result<Infallible> {
             ("PATH".into(), crate::host::STANDARD_PATH.join(":")),
         ]);
     }
-    let session = |var: &str| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
+    let session = crate::sys::env::absolute_path;
     if let Some(dir) = session("XDG_RUNTIME_DIR")
         && state.runtime_dir.as_ref() != Some(&dir)
     {
@@ -253,7 +249,7 @@ pub fn exec(name: &str, state: &State, join: &Join<'_>) -> Result<Infallible> {
         forced.push(("XAUTHORITY".into(), seen.to_string_lossy().into_owned()));
     }
     forced.extend(extra_env.iter().cloned());
-    let env = crate::host::compose_env(std::env::vars_os(), &forced, &state.env_defaults);
+    let env = crate::host::compose_env(crate::sys::env::all(), &forced, &state.env_defaults);
     run(name, Path::new(shell), command, env)
 }
 
@@ -398,22 +394,22 @@ fn here_if_in(
 pub fn exec_here(name: &str, command: Command<'_>, no_workdir: bool) -> Result<Infallible> {
     if let Some(dir) = workdir() {
         enter_workdir(name, &dir)?;
-    } else if no_workdir && let Some(home) = std::env::var_os("HOME") {
+    } else if no_workdir && let Some(home) = crate::sys::env::os("HOME") {
         let _ = rustix::process::chdir(Path::new(&home));
     }
     // As on a join: box's own variables (an exported launcher's BOX_DATA_HOME) stay out
     // but for the one the box itself sets in it, and PATH has the standard entries
     // (`env -i` leaves none).
-    let mut env: Vec<Vec<u8>> = std::env::vars_os()
+    let mut env: Vec<Vec<u8>> = crate::sys::env::all()
         .filter(|(n, _)| {
             n != "PATH"
                 && (!n.as_bytes().starts_with(b"BOX_") || n == crate::context::HOST_HOME_ENV)
         })
         .map(|(n, v)| [n.as_bytes(), b"=", v.as_bytes()].concat())
         .collect();
-    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = crate::sys::env::search_path();
     env.push(format!("PATH={}", crate::host::merge_path(path.as_bytes())).into_bytes());
-    let shell = std::env::var_os("SHELL")
+    let shell = crate::sys::env::os("SHELL")
         .filter(|s| Path::new(s).is_absolute())
         .unwrap_or_else(|| "/bin/sh".into());
     run(name, Path::new(&shell), command, env)

@@ -63,7 +63,8 @@ pub fn stop(ctx: &Context, name: &str, grace: Duration) -> Result<bool> {
 
 /// Stop the boxes `names` together, holding each box's lock for the whole stop so no
 /// session starts one again halfway through. One result per box, in order: whether
-/// anything was running in it.
+/// anything was running in it, or why it was not stopped (a box whose lock cannot be
+/// taken is left alone, with that error; the others are stopped).
 pub fn stop_many(ctx: &Context, names: &[&str], grace: Duration) -> Vec<Result<bool>> {
     let store = Store::at(&ctx.dirs.store);
     // Locks in name order, so two `stop --all` cannot each wait for the other's.
@@ -71,18 +72,31 @@ pub fn stop_many(ctx: &Context, names: &[&str], grace: Duration) -> Vec<Result<b
     order.sort_unstable();
     order.dedup();
     let mut locks = Vec::new();
-    for name in &order {
+    let mut unlocked: Vec<(&str, anyhow::Error)> = Vec::new();
+    for name in order {
         match store.box_lock(name) {
             Ok(lock) => locks.push(lock),
-            Err(err) => {
-                return names
-                    .iter()
-                    .map(|_| Err(anyhow::anyhow!("{err:#}")))
-                    .collect();
-            }
+            Err(err) => unlocked.push((name, err)),
         }
     }
-    stop_locked(ctx, &store, names, grace)
+    let locked: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| !unlocked.iter().any(|(n, _)| n == name))
+        .collect();
+    let mut stopped = stop_locked(ctx, &store, &locked, grace).into_iter();
+    names
+        .iter()
+        .map(|name| match unlocked.iter().position(|(n, _)| n == name) {
+            Some(at) => {
+                // A name given twice gets the error itself once, then its words.
+                let (_, err) = &mut unlocked[at];
+                let words = anyhow::anyhow!("{err:#}");
+                Err(std::mem::replace(err, words))
+            }
+            None => stopped.next().expect("one result per locked box"),
+        })
+        .collect()
 }
 
 /// One box to stop.

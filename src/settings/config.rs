@@ -130,7 +130,7 @@ impl Config {
 
     /// The system's settings file: `BOX_SYSTEM_CONFIG`, else [`SYSTEM_FILE`].
     pub fn system_file() -> PathBuf {
-        std::env::var_os("BOX_SYSTEM_CONFIG")
+        crate::sys::env::os("BOX_SYSTEM_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE))
     }
@@ -177,7 +177,7 @@ impl Config {
     /// The environment's layer: `BOX_DEFAULT_IMAGE`, `BOX_DEFAULT_NAME`,
     /// `BOX_HOME_PREFIX`, `BOX_ALWAYS_PULL`, `BOX_SKIP_WORKDIR`, `BOX_NON_INTERACTIVE`.
     fn apply_env(&mut self) {
-        let text = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let text = |name: &str| crate::sys::env::text(name).filter(|v| !v.is_empty());
         if let Some(image) = text("BOX_DEFAULT_IMAGE") {
             self.default_image = Some(image);
         }
@@ -192,8 +192,8 @@ impl Config {
             ("BOX_SKIP_WORKDIR", &mut self.skip_workdir),
             ("BOX_NON_INTERACTIVE", &mut self.non_interactive),
         ] {
-            if let Some(value) = text(name) {
-                *slot = env_flag(&value);
+            if let Some(value) = crate::sys::env::flag(name) {
+                *slot = value;
             }
         }
     }
@@ -202,14 +202,6 @@ impl Config {
     pub fn is_insecure(&self, registry: &str) -> bool {
         self.insecure_registries.iter().any(|r| r == registry)
     }
-}
-
-/// A boolean environment variable: `1`, `true`, `yes`, `on` are true.
-pub fn env_flag(value: &str) -> bool {
-    matches!(
-        value.to_ascii_lowercase().as_str(),
-        "1" | "true" | "yes" | "on"
-    )
 }
 
 fn read_table(path: &Path) -> Result<Option<toml::Table>> {

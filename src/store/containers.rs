@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, write_json};
 use crate::digest::Digest;
-use crate::error::{HintExt, failure};
+use crate::error::{EXIT_USAGE, Exit, HintExt, failure};
 
 /// A `--volume SRC:DST[:ro]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +116,8 @@ const ROOT: &str = "root";
 /// `runtime::copy`): its absence means an interrupted copy, started again.
 const COPY_COMPLETE: &str = "copy-complete";
 
-/// Check a box name: what podman accepts, so names work as hostnames and file names.
+/// Check a box name: what podman accepts, so names work as hostnames and file names. An
+/// invalid name is a usage error (exit status 2), wherever the user wrote it.
 pub fn validate_name(name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 64
@@ -125,10 +126,13 @@ pub fn validate_name(name: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
     if !valid {
-        bail!(failure(
-            format!("`{name}` is not a valid box name"),
-            "use up to 64 letters, digits, `_`, `.` or `-`, starting with a letter or digit",
-        ));
+        bail!(
+            failure(
+                format!("`{name}` is not a valid box name"),
+                "use up to 64 letters, digits, `_`, `.` or `-`, starting with a letter or digit",
+            )
+            .context(Exit(EXIT_USAGE))
+        );
     }
     Ok(())
 }
@@ -138,6 +142,29 @@ pub fn validate_name(name: &str) -> Result<()> {
 #[derive(Debug, thiserror::Error)]
 #[error("")]
 pub struct NoSuchBox(pub String);
+
+/// The names in `names` closest to `wanted` when they are close enough to be a typo of it
+/// (one edit for names of up to four characters, two for longer ones; a swap of two
+/// neighbours counts as one), sorted; none when nothing is that close.
+pub fn close_names<'n>(wanted: &str, names: &'n [String]) -> Vec<&'n str> {
+    let allowed = if wanted.chars().count() <= 4 { 1 } else { 2 };
+    let distances: Vec<(usize, &str)> = names
+        .iter()
+        .filter(|name| name.as_str() != wanted)
+        .map(|name| (strsim::damerau_levenshtein(wanted, name), name.as_str()))
+        .filter(|(distance, _)| *distance <= allowed)
+        .collect();
+    let Some(best) = distances.iter().map(|(d, _)| *d).min() else {
+        return Vec::new();
+    };
+    let mut close: Vec<&str> = distances
+        .into_iter()
+        .filter(|(d, _)| *d == best)
+        .map(|(_, name)| name)
+        .collect();
+    close.sort_unstable();
+    close
+}
 
 impl Store {
     pub fn container_record_path(&self, name: &str) -> PathBuf {
@@ -165,15 +192,34 @@ impl Store {
     /// The record of box `name`, or a clear error if there is none.
     pub fn container(&self, name: &str) -> Result<ContainerRecord> {
         validate_name(name)?;
-        self.read_container(name)?.ok_or_else(|| {
-            failure(
-                format!("no box named `{name}`"),
-                format!(
-                    "`box list` shows your boxes; `box create --image IMAGE {name}` makes one (or `box create DISTRO`, e.g. `box create debian`)"
-                ),
-            )
-            .context(NoSuchBox(name.to_owned()))
-        })
+        self.read_container(name)?
+            .ok_or_else(|| self.missing_container(name))
+    }
+
+    /// The error for box `name` that does not exist: "did you mean" a box of a close
+    /// name when there is one (a typo), else how to make one. Reads the list of boxes: for
+    /// error paths only.
+    pub fn missing_container(&self, name: &str) -> anyhow::Error {
+        let names = self.container_names().unwrap_or_default();
+        let hint = match close_names(name, &names).as_slice() {
+            [] => format!(
+                "`box list` shows your boxes; `box create --image IMAGE {name}` makes one (or `box create DISTRO`, e.g. `box create debian`)"
+            ),
+            close => format!(
+                "did you mean `{}`? (`box list` shows your boxes)",
+                close.join("` or `")
+            ),
+        };
+        failure(format!("no box named `{name}`"), hint).context(NoSuchBox(name.to_owned()))
+    }
+
+    /// The existing box whose name is close to `name` (a typo of it), if any.
+    pub fn close_container_names(&self, name: &str) -> Vec<String> {
+        let names = self.container_names().unwrap_or_default();
+        close_names(name, &names)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The record of box `name`, `None` when there is no such box; one read.
@@ -382,12 +428,56 @@ mod tests {
     }
 
     #[test]
+    fn a_typo_finds_the_closest_box_names() {
+        let names: Vec<String> = ["trixie", "bookworm", "dev", "deb", "fedora-40", "alpine"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(close_names("trixe", &names), ["trixie"]);
+        assert_eq!(close_names("trxiie", &names), ["trixie"]);
+        assert_eq!(close_names("bookwrom", &names), ["bookworm"]);
+        assert_eq!(close_names("fedora-41", &names), ["fedora-40"]);
+        // Both at one edit: both named.
+        assert_eq!(close_names("dex", &names), ["deb", "dev"]);
+        // Short names allow one edit only; far names are no typo; a name is not its own.
+        assert!(close_names("xyz", &names).is_empty());
+        assert!(close_names("ubuntu", &names).is_empty());
+        assert!(close_names("trixie", &names).is_empty());
+    }
+
+    #[test]
+    fn a_missing_box_suggests_a_close_name_or_how_to_make_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.create_container(&record("trixie")).unwrap();
+        let err = store.container("trixe").unwrap_err();
+        assert_eq!(crate::error::message(&err), "no box named `trixe`");
+        assert_eq!(
+            err.downcast_ref::<crate::error::Hint>().unwrap().0,
+            "did you mean `trixie`? (`box list` shows your boxes)"
+        );
+        let err = store.container("sid").unwrap_err();
+        let hint = &err.downcast_ref::<crate::error::Hint>().unwrap().0;
+        assert!(
+            hint.contains("`box create --image IMAGE sid` makes one"),
+            "{hint}"
+        );
+        assert_eq!(store.close_container_names("trixe"), ["trixie"]);
+    }
+
+    #[test]
     fn names_are_checked() {
         for good in ["a", "dev", "ubuntu-24.04", "x_1"] {
             validate_name(good).unwrap();
         }
         for bad in ["", "-a", "../x", "a/b", "a b", &"x".repeat(65)] {
-            assert!(validate_name(bad).is_err(), "{bad}");
+            let err = validate_name(bad).unwrap_err();
+            // A usage error, as README's exit statuses say, with its message and hint.
+            assert_eq!(crate::error::exit_code(&err), 2, "{bad}");
+            assert_eq!(
+                crate::error::message(&err),
+                format!("`{bad}` is not a valid box name")
+            );
+            assert!(err.downcast_ref::<crate::error::Hint>().is_some(), "{bad}");
         }
     }
 

@@ -290,7 +290,7 @@ const HELPER_DIRS: [&str; 4] = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"];
 /// Find the setuid helper `name` (`newuidmap`, `newgidmap`): in `$PATH` first, so an
 /// installation elsewhere (/usr/local, nix) is honoured, then in [`HELPER_DIRS`].
 pub fn find_map_helper(name: &str) -> Option<PathBuf> {
-    find_helper_in(std::env::var_os("PATH").as_deref(), name)
+    find_helper_in(super::env::os("PATH").as_deref(), name)
 }
 
 fn find_helper_in(path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
@@ -310,7 +310,7 @@ fn helper_missing_reason(helper: &str) -> String {
 
 /// Find `name` in `$PATH` (what `execvp` would run).
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = super::env::os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
@@ -670,11 +670,13 @@ mod tests {
 
     #[test]
     fn map_helpers_are_found_without_path() {
-        // tests/run installs uidmap; a machine without it has nothing to find.
-        if !Path::new("/usr/bin/newuidmap").exists() {
-            return;
-        }
-        let found = find_helper_in(None, "newuidmap").unwrap();
+        let found = find_helper_in(None, "newuidmap").unwrap_or_else(|| {
+            panic!(
+                "newuidmap is not installed in {}: this test needs it (tests/run installs \
+                 it; on Debian `apt install uidmap`)",
+                HELPER_DIRS.join(", ")
+            )
+        });
         assert!(
             HELPER_DIRS.iter().any(|d| found.starts_with(d)),
             "{found:?}"

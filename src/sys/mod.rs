@@ -1,6 +1,16 @@
 //! The few syscalls box needs that cannot be called safely from Rust without a word on
-//! why they are sound. Every `unsafe` block of the crate lives here.
+//! why they are sound. Every `unsafe` operation of the crate lives here (a test in
+//! `src/layering.rs` keeps it so): a wrapper whose soundness it can check itself is a safe
+//! function with a `// SAFETY:` comment; one whose soundness depends on its caller
+//! ([`fork`], [`close_inherited_fds`], [`take_passed_fd`]) is an `unsafe fn` whose
+//! `# Safety` section says what the caller promises, and each call is an `unsafe` block
+//! around that one call with a `// SAFETY:` comment saying why the promise holds there.
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the process environment's one reader (see clippy.toml)"
+)]
+pub mod env;
 pub mod idmap;
 pub mod proc;
 pub mod protocol;
@@ -27,12 +37,18 @@ pub fn unshare_namespaces(flags: UnshareFlags) -> io::Result<()> {
 
 /// `fork(2)`: `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
 ///
-/// Only for single-threaded processes (the holder), where the child may go on running
+/// For single-threaded processes (the holder), where the child may go on running
 /// ordinary Rust code.
-pub fn fork() -> io::Result<Option<u32>> {
-    // SAFETY: fork is unsound in multi-threaded programs because the child inherits
-    // locks held by vanished threads. The only caller, the holder, is a fresh exec of
-    // box that never starts a thread, so the child's state is complete and consistent.
+///
+/// # Safety
+///
+/// The calling process must have one thread. The child of a multi-threaded process has
+/// only the thread that forked: locks other threads held (the allocator's, stdio's) stay
+/// locked forever and their data half-written, so it may call only async-signal-safe
+/// functions (signal-safety(7)) until it execs, which ordinary Rust code does not keep to.
+pub unsafe fn fork() -> io::Result<Option<u32>> {
+    // SAFETY: the caller promises a single-threaded process (see `# Safety`), where the
+    // child gets a complete, consistent copy of the parent's memory and locks.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(None),
@@ -302,13 +318,26 @@ pub fn wait_for_parent_exit(expected: i32) {
 /// For long-lived re-executions of box (the holder): whatever the caller left open (the
 /// write end of a pipeline, make's jobserver, a CI runner's pipes) must not be held for
 /// the box's lifetime. Call it first thing, before this process opens anything itself.
-pub fn close_inherited_fds() {
-    close_inherited_fds_except(None)
+///
+/// # Safety
+///
+/// No object of this process may own a descriptor above 2 (a `File`, an `OwnedFd`, a
+/// library's internal descriptor), and no other thread may open one meanwhile: this
+/// closes them all, and such an owner would go on using (or later close) a number that
+/// names nothing, or another file opened since under the same number.
+pub unsafe fn close_inherited_fds() {
+    // SAFETY: the caller makes the same promise (see `# Safety`), and keeps nothing.
+    unsafe { close_inherited_fds_except(None) }
 }
 
 /// [`close_inherited_fds`], but leave `keep` open: a descriptor the parent passed on
 /// purpose ([`pass_fd`]), named on the command line; take it with [`take_passed_fd`].
-pub fn close_inherited_fds_except(keep: Option<i32>) {
+///
+/// # Safety
+///
+/// As for [`close_inherited_fds`]: no object of this process owns a descriptor above 2
+/// but `keep`, and no other thread opens one meanwhile.
+pub unsafe fn close_inherited_fds_except(keep: Option<i32>) {
     let keep = keep.filter(|&fd| fd > 2);
     // Everything from 3 up, around `keep` if any.
     let ranges: Vec<(u32, u32)> = match keep {
@@ -319,9 +348,9 @@ pub fn close_inherited_fds_except(keep: Option<i32>) {
         None => vec![(3, u32::MAX)],
     };
     let done = ranges.iter().all(|&(first, last)| {
-        // SAFETY: close_range only closes descriptors; the caller guarantees that no Rust
-        // object owns one above 2 yet (the process has just started and opened nothing),
-        // so nothing will use or close them again.
+        // SAFETY: close_range only closes descriptors; the caller promises that no object
+        // of this process owns one above 2 but `keep`, which these ranges leave out, so
+        // nothing will use or close them again.
         unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) == 0 }
     });
     if done {
@@ -336,8 +365,9 @@ pub fn close_inherited_fds_except(keep: Option<i32>) {
         })
         .unwrap_or_default();
     for fd in fds {
-        // SAFETY: as above; the directory handle used for the listing is already closed,
-        // so closing its old number fails harmlessly with EBADF.
+        // SAFETY: as above (`keep` is filtered out of the list); the directory handle
+        // used for the listing is already closed, so closing its old number fails
+        // harmlessly with EBADF.
         unsafe { libc::close(fd) };
     }
 }
@@ -367,16 +397,21 @@ pub fn pass_fd(command: &mut std::process::Command, fd: std::os::fd::BorrowedFd<
 /// Descriptor `fd` (a number on this process's command line, see [`pass_fd`]), if it is
 /// open; close-on-exec again, so that what this process starts
 /// does not inherit it. Call it right after [`close_inherited_fds_except`] kept it.
-pub fn take_passed_fd(fd: Option<i32>) -> Option<std::os::fd::OwnedFd> {
+///
+/// # Safety
+///
+/// Nothing else in this process may own `fd`: the returned `OwnedFd` closes it when
+/// dropped, so another owner would use or close a number that names nothing, or another
+/// file. Take it once, before anything in the process could have opened that number.
+pub unsafe fn take_passed_fd(fd: Option<i32>) -> Option<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     let fd = fd.filter(|&fd| fd > 2)?;
     // SAFETY: F_SETFD only sets the descriptor's flags (and fails if it is not open).
     if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
         return None;
     }
-    // SAFETY: the descriptor is open (F_SETFD succeeded), was passed to this process on
-    // purpose, and nothing else in it owns it: the caller takes it once, right after
-    // closing every other inherited descriptor.
+    // SAFETY: the descriptor is open (F_SETFD succeeded), and the caller promises that
+    // nothing else in this process owns it (see `# Safety`).
     Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 

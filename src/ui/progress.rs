@@ -1,4 +1,6 @@
-//! Progress display for long work (pulls): indicatif bars on stderr, only on a terminal.
+//! Progress display for long work: indicatif bars on stderr (pulls), or a running count
+//! where the total is not known beforehand (the files of a box being removed), only on
+//! a terminal.
 //!
 //! Invariants: nothing is drawn unless the reporter allows progress
 //! ([`crate::ui::report::progress_allowed`]: stderr is a terminal), so logs and pipes stay
@@ -114,6 +116,62 @@ impl ItemBar {
         if let Some(bar) = &self.bar {
             bar.finish_with_message(message);
         }
+    }
+}
+
+/// A running count of work whose total is not known (files removed), one line on stderr:
+/// `LABEL ⠙ 12,345 UNIT`; inert when progress is not allowed. Cleared by [`Count::finish`]
+/// or when dropped.
+pub struct Count {
+    bar: Option<ProgressBar>,
+    _shown: Option<crate::ui::report::Shown>,
+}
+
+impl Count {
+    /// A count labelled `label` (`removing box dev`) of `unit` (`files removed`).
+    pub fn new(label: &str, unit: &str) -> Count {
+        if !crate::ui::report::progress_allowed() {
+            return Count {
+                bar: None,
+                _shown: None,
+            };
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        // Styled and labelled before it is added, so that no draw shows it half-made.
+        let bar = ProgressBar::new_spinner()
+            .with_style(
+                ProgressStyle::with_template("{prefix} {spinner} {human_pos} {msg}")
+                    .expect("valid template"),
+            )
+            .with_prefix(label.to_owned())
+            .with_message(unit.to_owned());
+        let bar = multi.add(bar);
+        bar.tick();
+        Count {
+            _shown: Some(crate::ui::report::show(Box::new(Above(multi)))),
+            bar: Some(bar),
+        }
+    }
+
+    /// Set the count done so far (and turn the spinner).
+    pub fn set(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+            bar.tick();
+        }
+    }
+
+    /// Remove the line from the screen.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Count {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

@@ -5,8 +5,11 @@
 //! Invariants:
 //! - The test process runs as root (`sudo tests/run`): it runs box as `boxtest` and
 //!   `boxnosub`, reads layer files owned by subordinate ids, mounts small tmpfs
-//!   filesystems. Run otherwise (`cargo test` as an ordinary user), [`require_root`]
-//!   skips them all with one line naming `sudo tests/run`; the unit tests still run.
+//!   filesystems. Every end-to-end test is marked [`END_TO_END`] (`#[ignore = ...]`), and
+//!   `tests/run` runs them with `--include-ignored`: a plain `cargo test` as an ordinary
+//!   user reports them ignored, not passed, and runs the unit tests. A test that lacks the
+//!   mark fails `harness::every_end_to_end_test_is_ignored_without_tests_run`; one run
+//!   without root anyway fails in [`require_root`], naming `sudo tests/run`.
 //! - Registries are started once per test process from a thread that never exits, so
 //!   they live exactly as long as the process (PR_SET_PDEATHSIG).
 //! - Every test gets its own directory under [`TEST_ROOT`] (its own HOME, runtime dir and
@@ -43,19 +46,20 @@ pub fn box_bin() -> &'static str {
     env!("CARGO_BIN_EXE_box")
 }
 
-/// Unless the test process is root, skip the end-to-end tests: say so once, naming the
-/// command that runs them, and end this test process successfully (libtest has no way
-/// for a test to mark itself skipped, and 108 failures would only hide the reason).
+/// The reason every end-to-end test is ignored by a plain `cargo test`; the attribute
+/// each carries is `#[ignore = "end-to-end: needs root, run with sudo tests/run"]` (an
+/// attribute takes no constant: the guard test compares this text with it).
+pub const END_TO_END: &str = "end-to-end: needs root, run with sudo tests/run";
+
+/// Fail an end-to-end test run without root (`cargo test -- --include-ignored` as an
+/// ordinary user), saying what runs it: it would fail later with a less clear error, or
+/// pass without checking anything.
+#[track_caller]
 pub fn require_root() {
-    if !rustix::process::geteuid().is_root() {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "end-to-end tests skipped: they run box as unprivileged test users and need root \
-             to set those up; run them with `sudo tests/run`"
-        );
-        std::process::exit(0);
-    }
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "{END_TO_END}: it runs box as unprivileged test users and needs root to set those up"
+    );
 }
 
 /// `sha256:<hex>` of some bytes.

@@ -58,6 +58,7 @@ fn lock_digests(path: &str) -> Vec<(String, String)> {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_manifest_creates_locks_replaces_and_removes_its_boxes() {
     let env = TestEnv::new("assemble", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -172,6 +173,7 @@ fn a_manifest_creates_locks_replaces_and_removes_its_boxes() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn bad_manifests_and_unsupported_features_change_nothing() {
     let env = TestEnv::new("assemble-bad", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -228,6 +230,7 @@ fn bad_manifests_and_unsupported_features_change_nothing() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_manifest_is_read_from_an_http_address_on_this_machine() {
     let env = TestEnv::new("assemble-url", User::BoxTest);
     let _boxes = Boxes(&env);

@@ -162,6 +162,7 @@ fn env_with_device_box(
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn cdi_device_nodes_mounts_env_and_hooks_reach_the_box_and_follow_the_spec() {
     let (env, specs) = env_with_device_box("cdi-devices", User::BoxTest, "v1", "gpubox", "all");
     let _boxes = Boxes(&env);
@@ -246,6 +247,7 @@ fn check_devices_inside(env: &TestEnv, name: &str, gpu_env: &str) {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn cdi_devices_work_without_subordinate_ids_too() {
     let (env, _) = env_with_device_box("cdi-nosub", User::BoxNoSub, "nosub", "single", "s0");
     let _boxes = Boxes(&env);
@@ -253,6 +255,7 @@ fn cdi_devices_work_without_subordinate_ids_too() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn cdi_errors_name_the_spec_the_field_and_what_to_do() {
     let mut env = TestEnv::new("cdi-errors", User::BoxTest);
     let specs = vendor_setup(&env, "v1");
@@ -338,6 +341,7 @@ fn cdi_errors_name_the_spec_the_field_and_what_to_do() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn nvidia_gpus_come_automatically_with_their_spec_unless_no_nvidia() {
     let mut env = TestEnv::new("cdi-nvidia", User::BoxTest);
     // A synthetic spec of NVIDIA's kind, as `nvidia-ctk cdi generate` shapes it.

@@ -13,6 +13,7 @@ fn subcommands() -> Vec<String> {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn help_and_version_work_as_an_unprivileged_user() {
     let env = TestEnv::new("cli_help", User::BoxTest);
     let help = env.run(&["--help"]);
@@ -35,6 +36,7 @@ fn help_and_version_work_as_an_unprivileged_user() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn every_subcommand_has_help() {
     let env = TestEnv::new("cli_sub_help", User::BoxNoSub);
     let subs = subcommands();
@@ -57,6 +59,7 @@ fn every_subcommand_has_help() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn usage_errors_exit_2() {
     let env = TestEnv::new("cli_usage", User::BoxTest);
     for args in [

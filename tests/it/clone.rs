@@ -6,6 +6,7 @@ use crate::common::boxes::{Boxes, box_from, ok, sh, status_of};
 use crate::common::{Fixture, TestEnv, User};
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_clone_has_the_source_s_files_and_goes_its_own_way() {
     let env = TestEnv::new("clone", User::BoxTest);
     let _boxes = Boxes(&env);

@@ -47,6 +47,7 @@ fn wait_until_running(env: &TestEnv, name: &str) {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn an_ephemeral_box_runs_its_command_and_is_gone_however_it_ends() {
     let env = TestEnv::new("ephemeral", User::BoxTest);
     let _boxes = Boxes(&env);

@@ -214,6 +214,7 @@ fn dirs_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn exported_binary_behaves_like_box_run() {
     let env = debian_box("export_bin");
     let out = env.run(&["export", "dev", "--bin", "/bin/sh"]);
@@ -325,6 +326,7 @@ fn exported_binary_behaves_like_box_run() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn bad_exports_are_clear_errors_and_write_nothing() {
     let env = debian_box("export_bad");
     env.run(&["export", "dev", "--bin", "/usr/bin/no-such-tool"])
@@ -485,6 +487,7 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn export_usage_lists_the_forms_and_misplaced_options_are_usage_errors() {
     let parse = |args: &[&str]| {
         box_cli::cli::command()
@@ -664,6 +667,7 @@ fn key<'a>(text: &'a str, key: &str) -> &'a str {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
     let env = debian_box("export_app");
     env.run(&["export", "dev", "--app", "xterm"]).success();
@@ -791,6 +795,7 @@ fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn exec_line_with_field_codes_quotes_and_env_runs_in_the_box() {
     let mut env = debian_box("export_probe");
     install_probe(&env, "dev");
@@ -957,6 +962,7 @@ fn exec_line_with_field_codes_quotes_and_env_runs_in_the_box() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn exports_work_from_a_bare_environment_with_another_data_home() {
     let mut env = TestEnv::new("export_bare", User::BoxTest);
     let data_home = env.home.join("elsewhere/data");
@@ -1017,6 +1023,7 @@ fn exports_work_from_a_bare_environment_with_another_data_home() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn wrapper_inside_its_own_box_runs_the_binary_directly() {
     let env = debian_box("export_inside_wrapper");
     // What makes the direct path visible: the box executable the wrapper names on the
@@ -1069,6 +1076,7 @@ fn put_script_in_box(env: &TestEnv, name: &str, path: &str, script: &str) {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn wrapper_inside_another_box_runs_that_box_s_own_command() {
     let env = debian_box("export_other_box");
     let image = Fixture::Debian.push(Registry::plain()).image.reference;
@@ -1125,6 +1133,7 @@ fn wrapper_inside_another_box_runs_that_box_s_own_command() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn exports_from_inside_a_box_land_on_the_host() {
     let env = debian_box("export_from_inside");
     // A directory on the host that the box does not share (the box has its own /var/tmp).
@@ -1310,6 +1319,7 @@ const PAYLOAD: &str = "sh -c \"echo host > $HOME/pwned\"";
 /// exported, KDE's and GLib's readers see only box's launcher, GLib starts the app in
 /// the box, and what readers would take differently is refused with a clear error.
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn hostile_desktop_entries_run_nothing_on_the_host() {
     let env = debian_box("export_hostile_entries");
     let data_home = env.data_home();
@@ -1517,6 +1527,7 @@ fn hostile_desktop_entries_run_nothing_on_the_host() {
 /// Issue 19: an app whose entry has `Path=` starts from dex (minimal window managers),
 /// GLib (`gio launch`) and KDE's reader, in the box's directory.
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn exported_app_with_a_working_directory_starts_from_every_launcher() {
     let env = debian_box("export_launchers");
     put_script_in_box(
@@ -1582,6 +1593,7 @@ fn exported_app_with_a_working_directory_starts_from_every_launcher() {
 /// host's root (directly, by a symlink or through `..`), a file that is no image, and
 /// one only its owner may read are each left out with a warning; the app is exported.
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn icons_come_only_from_the_box_s_own_files_and_keep_their_readers() {
     let env = debian_box("export_hostile_icons");
     let secret = |marker: &str| -> Vec<u8> {
@@ -1712,6 +1724,7 @@ fn icons_come_only_from_the_box_s_own_files_and_keep_their_readers() {
 /// Issue 19: a binary whose path has a control character (a newline would become a
 /// line break in the wrapper) is refused, and nothing is written.
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn exported_binary_path_with_a_control_character_is_refused() {
     let env = debian_box("export_control_path");
     let path = "/usr/local/bin/two\nlines";

@@ -64,8 +64,7 @@ fn listed(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn generated_man_pages_and_completions_are_current() {
     let files = generated();
-    let update =
-        std::env::var_os("BOX_UPDATE_GENERATED").is_some_and(|v| !v.is_empty() && v != "0");
+    let update = box_cli::sys::env::non_empty("BOX_UPDATE_GENERATED").is_some_and(|v| v != "0");
     let mut stale = Vec::new();
     for (path, content) in &files {
         let full = repo().join(path);

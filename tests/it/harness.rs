@@ -36,6 +36,7 @@ fn get(url: &str) -> (u16, Vec<u8>) {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn fixtures_push_and_the_registry_serves_them_by_digest() {
     let registry = Registry::plain();
     for fixture in [
@@ -70,6 +71,7 @@ fn fixtures_push_and_the_registry_serves_them_by_digest() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn the_auth_registry_wants_credentials() {
     let registry = Registry::authed();
     let (status, _) = get(&format!("{}/v2/", registry.url()));
@@ -92,6 +94,7 @@ fn the_auth_registry_wants_credentials() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn the_token_registry_checks_every_token() {
     let registry = Registry::token_auth();
     let service = registry.token_service.unwrap();
@@ -139,6 +142,7 @@ fn the_token_registry_checks_every_token() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn the_fault_proxy_counts_and_injects() {
     let registry = Registry::plain();
     let pushed = Fixture::Busybox.push(registry).image;
@@ -195,6 +199,7 @@ fn the_fault_proxy_counts_and_injects() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn test_users_run_the_binary_in_a_clean_environment() {
     for user in [User::BoxTest, User::BoxNoSub] {
         let env = TestEnv::new("harness_users", user);
@@ -224,6 +229,7 @@ fn test_users_run_the_binary_in_a_clean_environment() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_small_tmpfs_can_be_the_users_data_home() {
     let mut env = TestEnv::new("harness_tmpfs", User::BoxTest);
     let data = env.dir.join("small");
@@ -238,6 +244,7 @@ fn a_small_tmpfs_can_be_the_users_data_home() {
 /// The registry must accept every lie the pull tests tell, or those tests would fail in
 /// the push instead of testing box.
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn deliberately_broken_images_are_accepted_by_the_registry() {
     use crate::common::Compression;
     use crate::common::ManifestFormat;
@@ -304,9 +311,107 @@ fn deliberately_broken_images_are_accepted_by_the_registry() {
 
 /// The end-to-end fixture: the cached mmdebstrap tarball pushes as one gzip layer.
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn the_debian_fixture_pushes() {
     let started = std::time::Instant::now();
     let pushed = Fixture::Debian.push(Registry::plain()).image;
     assert_eq!(pushed.layers.len(), 1);
     eprintln!("Debian fixture pushed in {:?}", started.elapsed());
+}
+
+/// The tests of this binary that run without root, and so carry no `#[ignore]`: every
+/// other one is end-to-end.
+const RUN_WITHOUT_ROOT: &[(&str, &str)] = &[
+    (
+        "generated.rs",
+        "generated_man_pages_and_completions_are_current",
+    ),
+    (
+        "harness.rs",
+        "every_end_to_end_test_is_ignored_without_tests_run",
+    ),
+    (
+        "harness.rs",
+        "the_test_reader_sees_each_test_with_its_attributes",
+    ),
+];
+
+/// The `#[test]` functions of a source file, each with the attributes between `#[test]`
+/// and its `fn` line: (name, attributes).
+fn tests_of(source: &str) -> Vec<(String, Vec<String>)> {
+    let mut found = Vec::new();
+    let mut lines = source.lines().map(str::trim);
+    while let Some(line) = lines.next() {
+        if line != "#[test]" {
+            continue;
+        }
+        let mut attributes = Vec::new();
+        for line in lines.by_ref() {
+            if let Some(rest) = line.strip_prefix("fn ") {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                found.push((name, attributes));
+                break;
+            }
+            attributes.push(line.to_owned());
+        }
+    }
+    found
+}
+
+/// A plain `cargo test` as an ordinary user must report the end-to-end tests ignored,
+/// never passed without running: each carries the ignore attribute that `tests/run`
+/// overrides with `--include-ignored`.
+#[test]
+fn every_end_to_end_test_is_ignored_without_tests_run() {
+    let attribute = format!("#[ignore = \"{}\"]", crate::common::END_TO_END);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let mut seen = 0;
+    let mut wrong = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let source = std::fs::read_to_string(&path).unwrap();
+        for (name, attributes) in tests_of(&source) {
+            seen += 1;
+            let without_root = RUN_WITHOUT_ROOT.contains(&(file.as_str(), name.as_str()));
+            let ignored = attributes.contains(&attribute);
+            if ignored == without_root {
+                wrong.push(format!(
+                    "{file}: {name} {}",
+                    if without_root {
+                        "runs without root but is ignored"
+                    } else {
+                        "lacks the end-to-end mark"
+                    }
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "every test of tests/it but those in RUN_WITHOUT_ROOT needs `{attribute}` after its \
+         #[test]:\n{}",
+        wrong.join("\n")
+    );
+    // The reader found the tests (over a hundred end-to-end ones), not nothing.
+    assert!(seen > 100, "only {seen} tests found in {}", dir.display());
+}
+
+#[test]
+fn the_test_reader_sees_each_test_with_its_attributes() {
+    let source =
+        "#[test]\n#[ignore = \"x\"]\nfn a() {}\n\n    #[test]\n    fn b_2() {\n}\nfn helper() {}\n";
+    assert_eq!(
+        tests_of(source),
+        [
+            ("a".to_owned(), vec!["#[ignore = \"x\"]".to_owned()]),
+            ("b_2".to_owned(), vec![]),
+        ]
+    );
 }

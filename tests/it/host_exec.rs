@@ -28,6 +28,7 @@ fn host_namespace(kind: &str) -> String {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn host_commands_run_on_the_host_with_the_callers_files_status_and_directory() {
     let env = TestEnv::new("host-exec", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -157,6 +158,7 @@ fn host_commands_run_on_the_host_with_the_callers_files_status_and_directory() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn host_commands_get_the_callers_terminal_and_its_ctrl_c() {
     let env = TestEnv::new("host-exec-tty", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -307,6 +309,7 @@ fn inotify_watches(pid: u32) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn only_the_boxs_user_is_served_and_the_host_end_ends_with_the_box() {
     use std::os::unix::fs::PermissionsExt;
     let env = TestEnv::new("host-exec-peer", User::BoxTest);

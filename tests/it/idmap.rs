@@ -70,6 +70,7 @@ fn uid_map_lines(out: &Outcome) -> usize {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn without_path_box_still_finds_newuidmap_and_keeps_the_mapping() {
     let env = TestEnv::new("idmap-nopath", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -105,6 +106,7 @@ fn without_path_box_still_finds_newuidmap_and_keeps_the_mapping() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn without_newuidmap_boxes_fall_back_to_a_single_id_and_say_so() {
     let env = TestEnv::new("idmap-nouidmap", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -133,6 +135,7 @@ fn without_newuidmap_boxes_fall_back_to_a_single_id_and_say_so() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_store_unpacked_with_subordinate_ids_says_newuidmap_is_missing_and_keeps_everything() {
     let env = TestEnv::new("idmap-changed", User::BoxTest);
     let _boxes = Boxes(&env);

@@ -70,6 +70,7 @@ fn os(bytes: &[u8]) -> &OsStr {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn non_utf8_arguments_reach_the_command() {
     let env = TestEnv::new("in-bytes", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -121,6 +122,7 @@ fn non_utf8_arguments_reach_the_command() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn inside_a_box_box_run_of_that_box_runs_the_command_there() {
     let env = TestEnv::new("in-same", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -234,6 +236,7 @@ fn inside_a_box_box_run_of_that_box_runs_the_command_there() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn inside_a_box_other_boxes_are_for_the_host() {
     let env = TestEnv::new("in-other", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -321,6 +324,7 @@ fn inside_a_box_other_boxes_are_for_the_host() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_box_starts_when_the_box_executable_was_replaced_meanwhile() {
     let env = TestEnv::new("in-replaced", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -359,6 +363,7 @@ fn a_box_starts_when_the_box_executable_was_replaced_meanwhile() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn in_a_box_with_a_home_of_its_own_box_keeps_the_hosts_data_and_exports() {
     let env = TestEnv::new("inside-own-home", User::BoxTest);
     let _boxes = Boxes(&env);

@@ -1,6 +1,10 @@
 //! The integration tests: one test binary (one link, one process that starts the loopback
 //! registries once) with a module per area. Run them with `sudo tests/run`.
 
+// Tests and their harness may say what they kept or skipped (the library reports
+// through `ui::report` only).
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "tests may print")]
+
 // The harness serves every module, including ones that use only part of it.
 #[allow(dead_code, unused_imports)]
 #[path = "../common/mod.rs"]

@@ -161,6 +161,7 @@ fn samples_played(env: &TestEnv, daemons: &mut Daemons, name: &str, play: impl F
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_provisioned_box_talks_to_the_hosts_wayland_sound_session_bus_and_ssh_agent() {
     let env = TestEnv::new("native-daemons", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -325,6 +326,7 @@ fn cookie() -> String {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn x_clients_pass_the_cookie_check_from_default_hostname_and_home_boxes() {
     let env = TestEnv::new("native-x11", User::BoxTest);
     let _boxes = Boxes(&env);

@@ -42,6 +42,7 @@ fn stdout_of(out: &Outcome) -> String {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_bare_debian_box_is_provisioned_for_real_resumes_after_kill_9_and_gets_root() {
     let env = TestEnv::new("provision-debian", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -197,6 +198,7 @@ fn a_bare_debian_box_is_provisioned_for_real_resumes_after_kill_9_and_gets_root(
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn an_unreachable_mirror_is_a_clear_error_and_the_box_is_kept_not_provisioned() {
     let env = TestEnv::new("provision-offline", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -246,6 +248,7 @@ fn an_unreachable_mirror_is_a_clear_error_and_the_box_is_kept_not_provisioned() 
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn without_subordinate_ids_a_bare_box_is_provisioned_with_the_fake_root() {
     let env = TestEnv::new("provision-nosub", User::BoxNoSub);
     let _boxes = Boxes(&env);
@@ -296,6 +299,7 @@ fn without_subordinate_ids_a_bare_box_is_provisioned_with_the_fake_root() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn other_package_managers_are_called_as_the_catalogue_says() {
     let env = TestEnv::new("provision-standins", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -423,6 +427,7 @@ fn other_package_managers_are_called_as_the_catalogue_says() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn ctrl_c_during_provisioning_says_so_and_the_next_start_resumes() {
     use std::os::unix::process::CommandExt as _;
     let env = TestEnv::new("provision-ctrl-c", User::BoxTest);
@@ -467,6 +472,7 @@ fn ctrl_c_during_provisioning_says_so_and_the_next_start_resumes() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn dnf_gets_the_flags_hooks_in_order_the_hosts_locale_and_upgrades() {
     // plain lines on stderr without a terminal.
     let mut env = TestEnv::new("provision-dnf", User::BoxTest);
@@ -556,6 +562,7 @@ fn dnf_gets_the_flags_hooks_in_order_the_hosts_locale_and_upgrades() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn an_image_that_has_everything_costs_file_checks_only() {
     let env = TestEnv::new("provision-complete", User::BoxTest);
     let _boxes = Boxes(&env);

@@ -313,16 +313,19 @@ fn pull_busybox_and_multilayer_as(name: &str, user: User) {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn pull_as_user_with_subordinate_ids() {
     pull_busybox_and_multilayer_as("pull_subids", User::BoxTest);
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn pull_as_user_without_subordinate_ids() {
     pull_busybox_and_multilayer_as("pull_nosubids", User::BoxNoSub);
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn pull_zstd_layers() {
     let image = Fixture::BusyboxZstd.push(Registry::plain()).image;
     let env = TestEnv::new("pull_zstd", User::BoxTest);
@@ -333,6 +336,7 @@ fn pull_zstd_layers() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn pull_by_digest() {
     let registry = Registry::plain();
     let busybox = Fixture::Busybox.push(registry).image;
@@ -345,6 +349,7 @@ fn pull_by_digest() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn pull_uncompressed_layers() {
     let registry = Registry::plain();
     let image = ImageBuilder::new()
@@ -365,6 +370,7 @@ fn pull_uncompressed_layers() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn multi_platform_index_picks_the_host_platform() {
     let pushed = Fixture::Multiplatform.push(Registry::plain());
     let env = TestEnv::new("pull_platform_host", User::BoxTest);
@@ -386,6 +392,7 @@ fn multi_platform_index_picks_the_host_platform() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn platform_flag_picks_another_platform() {
     let pushed = Fixture::Multiplatform.push(Registry::plain());
     let env = TestEnv::new("pull_platform_other", User::BoxTest);
@@ -401,6 +408,7 @@ fn platform_flag_picks_another_platform() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_platform_missing_from_the_index_is_a_clear_error() {
     let pushed = Fixture::Multiplatform.push(Registry::plain());
     let (env, _) = env_with_busybox("pull_platform_missing", User::BoxTest);
@@ -414,6 +422,7 @@ fn a_platform_missing_from_the_index_is_a_clear_error() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_malformed_platform_is_a_clear_error() {
     let pushed = Fixture::Multiplatform.push(Registry::plain());
     let (env, _) = env_with_busybox("pull_platform_malformed", User::BoxTest);
@@ -425,6 +434,7 @@ fn a_malformed_platform_is_a_clear_error() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_second_image_downloads_only_its_new_layers() {
     let registry = Registry::plain();
     let busybox = Fixture::Busybox.push(registry).image;
@@ -457,6 +467,7 @@ fn a_second_image_downloads_only_its_new_layers() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn an_up_to_date_pull_asks_for_the_manifest_only() {
     let registry = Registry::plain();
     let multi = Fixture::Multilayer.push(registry).image;
@@ -481,6 +492,7 @@ fn an_up_to_date_pull_asks_for_the_manifest_only() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn images_lists_what_was_pulled() {
     let registry = Registry::plain();
     let busybox = Fixture::Busybox.push(registry).image;
@@ -531,6 +543,7 @@ fn images_lists_what_was_pulled() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn rmi_keeps_shared_layers_and_removes_the_others() {
     let registry = Registry::plain();
     let busybox = Fixture::Busybox.push(registry).image;
@@ -569,6 +582,7 @@ fn rmi_keeps_shared_layers_and_removes_the_others() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_layer_already_in_the_store_keeps_its_size_in_a_new_record() {
     let busybox = Fixture::Busybox.push(Registry::plain()).image;
     let env = TestEnv::new("pull_known_layer_size", User::BoxTest);
@@ -601,6 +615,7 @@ fn a_layer_already_in_the_store_keeps_its_size_in_a_new_record() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn rmi_takes_digests_and_all_and_refuses_images_in_use() {
     let registry = Registry::plain();
     let busybox = Fixture::Busybox.push(registry).image;
@@ -654,6 +669,7 @@ fn rmi_takes_digests_and_all_and_refuses_images_in_use() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn removing_the_last_box_of_an_image_removed_with_force_collects_its_layers() {
     let registry = Registry::plain();
     let busybox = Fixture::Busybox.push(registry).image;
@@ -692,6 +708,7 @@ fn removing_the_last_box_of_an_image_removed_with_force_collects_its_layers() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn garbage_collection_removes_the_debris_of_dead_processes_only() {
     let busybox = Fixture::Busybox.push(Registry::plain()).image;
     let multi = Fixture::Multilayer.push(Registry::plain()).image;
@@ -750,6 +767,7 @@ fn sorted(dir: &Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn the_debian_image_pulls_end_to_end() {
     let debian = Fixture::Debian.push(Registry::plain()).image;
     let env = TestEnv::new("pull_debian", User::BoxTest);
@@ -775,6 +793,7 @@ fn the_debian_image_pulls_end_to_end() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn malformed_references_are_refused() {
     let (env, _) = env_with_busybox("pull_malformed", User::BoxTest);
     for reference in [
@@ -791,6 +810,7 @@ fn malformed_references_are_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn an_unknown_host_is_a_clear_error() {
     let (env, _) = env_with_busybox("pull_unknown_host", User::BoxTest);
     failed_pull(
@@ -801,6 +821,7 @@ fn an_unknown_host_is_a_clear_error() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn connection_refused_is_a_clear_error() {
     let (env, _) = env_with_busybox("pull_refused", User::BoxNoSub);
     let host = format!("127.0.0.1:{}", closed_port());
@@ -815,6 +836,7 @@ fn auth_json(host: &str, user: &str, password: &str) -> String {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn an_authenticated_registry_without_credentials_is_refused() {
     let registry = Registry::authed();
     let image = Fixture::Busybox.push(registry).image;
@@ -836,6 +858,7 @@ fn an_authenticated_registry_without_credentials_is_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn wrong_credentials_are_refused() {
     let registry = Registry::authed();
     let image = Fixture::Busybox.push(registry).image;
@@ -853,6 +876,7 @@ fn wrong_credentials_are_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn credentials_from_docker_config_are_used() {
     let registry = Registry::authed();
     let image = Fixture::Busybox.push(registry).image;
@@ -868,6 +892,7 @@ fn credentials_from_docker_config_are_used() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn credentials_from_containers_auth_json_are_used() {
     let registry = Registry::authed();
     let image = Fixture::Busybox.push(registry).image;
@@ -893,6 +918,7 @@ fn token_requests(repository: &str) -> Vec<TokenRequest> {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn anonymous_bearer_tokens_are_fetched_and_used() {
     let registry = Registry::token_auth();
     let repository = "library/bb-token-anonymous";
@@ -920,6 +946,7 @@ fn anonymous_bearer_tokens_are_fetched_and_used() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_private_repository_needs_credentials_at_the_token_service() {
     let registry = Registry::token_auth();
     let repository = "private/bb-token";
@@ -958,6 +985,7 @@ fn a_private_repository_needs_credentials_at_the_token_service() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_token_rejected_mid_pull_is_renewed() {
     let registry = Registry::token_auth();
     let repository = "library/bb-token-renewed";
@@ -987,6 +1015,7 @@ fn a_token_rejected_mid_pull_is_renewed() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn an_unknown_tag_is_a_clear_error() {
     let registry = Registry::plain();
     Fixture::Busybox.push(registry);
@@ -1007,6 +1036,7 @@ fn an_unknown_tag_is_a_clear_error() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_server_error_is_a_clear_error() {
     let registry = Registry::plain();
     let multi = Fixture::Multilayer.push(registry).image;
@@ -1030,6 +1060,7 @@ fn a_server_error_is_a_clear_error() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_body_cut_mid_way_is_a_clear_error() {
     let registry = Registry::plain();
     let multi = Fixture::Multilayer.push(registry).image;
@@ -1049,6 +1080,7 @@ fn a_body_cut_mid_way_is_a_clear_error() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_digest_mismatch_is_refused() {
     let registry = Registry::plain();
     let multi = Fixture::Multilayer.push(registry).image;
@@ -1092,6 +1124,7 @@ pub(crate) fn small_layer(compression: Compression) -> Layer {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_wrong_descriptor_size_is_refused() {
     let (env, _) = env_with_busybox("pull_wrong_size", User::BoxTest);
     for (tag, delta) in [("bigger", 7i64), ("smaller", -7)] {
@@ -1104,6 +1137,7 @@ fn a_wrong_descriptor_size_is_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_truncated_gzip_layer_is_refused() {
     let (env, _) = env_with_busybox("pull_truncated_gzip", User::BoxNoSub);
     let mut layer = small_layer(Compression::Gzip);
@@ -1117,6 +1151,7 @@ fn a_truncated_gzip_layer_is_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_corrupt_zstd_layer_is_refused() {
     let (env, _) = env_with_busybox("pull_corrupt_zstd", User::BoxTest);
     let mut layer = small_layer(Compression::Zstd);
@@ -1133,6 +1168,7 @@ fn a_corrupt_zstd_layer_is_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_diff_id_mismatch_is_refused() {
     let (env, _) = env_with_busybox("pull_diff_id", User::BoxTest);
     let mut layer = small_layer(Compression::Gzip);
@@ -1145,6 +1181,7 @@ fn a_diff_id_mismatch_is_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn an_unknown_layer_media_type_is_refused() {
     let (env, _) = env_with_busybox("pull_media_type", User::BoxNoSub);
     let mut layer = small_layer(Compression::Gzip);
@@ -1183,6 +1220,7 @@ fn hostile(test: &str, user: User, entries: Vec<Entry>, needle: &str) {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn escape_with_dotdot_is_refused() {
     for user in [User::BoxTest, User::BoxNoSub] {
         hostile(
@@ -1198,6 +1236,7 @@ fn escape_with_dotdot_is_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn escape_with_inner_dotdot_is_refused() {
     hostile(
         "escape_inner_dotdot",
@@ -1211,6 +1250,7 @@ fn escape_with_inner_dotdot_is_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn escape_through_a_symlinked_parent_is_refused() {
     // An absolute symlink, then a file written through it: an unpacker that follows it
     // writes /tmp/box-test-pwned on the host.
@@ -1237,6 +1277,7 @@ fn escape_through_a_symlinked_parent_is_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn escape_with_a_hardlink_to_outside_is_refused() {
     hostile(
         "escape_hardlink",
@@ -1250,6 +1291,7 @@ fn escape_with_a_hardlink_to_outside_is_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn escape_with_a_whiteout_is_refused() {
     hostile(
         "escape_whiteout_dots",
@@ -1266,6 +1308,7 @@ fn escape_with_a_whiteout_is_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn an_absolute_path_is_refused() {
     hostile(
         "escape_absolute_path",
@@ -1288,6 +1331,7 @@ fn an_absolute_path_is_refused() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn device_nodes_are_skipped_with_a_warning() {
     let env = TestEnv::new("pull_devices", User::BoxTest);
     let image = push_with_layer(
@@ -1312,6 +1356,7 @@ fn device_nodes_are_skipped_with_a_warning() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn xattrs_the_filesystem_refuses_are_skipped_with_one_warning() {
     let env = TestEnv::new("pull_refused_xattrs", User::BoxTest);
     let image = push_with_layer(
@@ -1353,6 +1398,7 @@ fn xattrs_the_filesystem_refuses_are_skipped_with_one_warning() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn warnings_during_a_pull_on_a_terminal_do_not_garble_the_progress_bars() {
     const COLUMNS: u16 = 250;
     let env = TestEnv::new("pull_warning_on_terminal", User::BoxTest);
@@ -1407,6 +1453,7 @@ fn warnings_during_a_pull_on_a_terminal_do_not_garble_the_progress_bars() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_full_disk_during_unpack_leaves_the_store_as_it_was() {
     let mut env = TestEnv::new("pull_full_disk", User::BoxTest);
     let small = env.dir.join("small");
@@ -1433,6 +1480,7 @@ fn a_full_disk_during_unpack_leaves_the_store_as_it_was() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_full_disk_during_download_leaves_the_store_as_it_was() {
     let mut env = TestEnv::new("pull_full_disk_download", User::BoxNoSub);
     let small = env.dir.join("small");
@@ -1478,6 +1526,7 @@ fn a_full_disk_during_download_leaves_the_store_as_it_was() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_pull_killed_mid_download_leaves_no_image_and_the_next_pull_succeeds() {
     let registry = Registry::plain();
     let multi = Fixture::Multilayer.push(registry).image;
@@ -1606,6 +1655,7 @@ fn debian_tar_paths() -> Vec<String> {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_pull_killed_mid_unpack_takes_its_store_helper_along() {
     let debian = Fixture::Debian.push(Registry::plain()).image;
     let env = TestEnv::new("pull_killed_unpack", User::BoxTest);
@@ -1676,6 +1726,7 @@ fn a_pull_killed_mid_unpack_takes_its_store_helper_along() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn concurrent_pulls_of_the_same_image_both_succeed() {
     let registry = Registry::plain();
     let multi = Fixture::Multilayer.push(registry).image;
@@ -1707,6 +1758,7 @@ fn concurrent_pulls_of_the_same_image_both_succeed() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_docker_manifest_list_is_understood() {
     let registry = Registry::plain();
     let images_ = [

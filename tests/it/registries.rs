@@ -52,6 +52,7 @@ fn pulled(out: &Outcome) {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_mirror_serves_first_and_the_image_keeps_the_name_asked_for() {
     // The image exists only in the mirror; the origin is a proxy that counts requests.
     let mirror = Registry::mirror();
@@ -92,6 +93,7 @@ fn a_mirror_serves_first_and_the_image_keeps_the_name_asked_for() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_failing_mirror_gives_way_to_the_origin_with_a_notice() {
     let plain = Registry::plain();
     let mirror = Registry::mirror();
@@ -133,6 +135,7 @@ fn a_failing_mirror_gives_way_to_the_origin_with_a_notice() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_location_rewrite_pulls_from_elsewhere_under_the_same_name() {
     let plain = Registry::plain();
     let pushed = fixtures::busybox().push(plain, "regconf/rewrite/busybox", "1.0");
@@ -154,6 +157,7 @@ fn a_location_rewrite_pulls_from_elsewhere_under_the_same_name() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_blocked_registry_is_refused_naming_the_file() {
     let plain = Registry::plain();
     fixtures::busybox().push(plain, "regconf/blocked/busybox", "latest");
@@ -177,6 +181,7 @@ fn a_blocked_registry_is_refused_naming_the_file() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_short_name_alias_of_the_users_file_resolves_and_wins_over_the_catalogue() {
     let plain = Registry::plain();
     let pushed = fixtures::busybox().push(plain, "regconf/alias/busybox", "latest");
@@ -217,6 +222,7 @@ fn a_short_name_alias_of_the_users_file_resolves_and_wins_over_the_catalogue() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn short_names_use_the_search_registries_in_order_or_are_refused_when_enforcing() {
     let plain = Registry::plain();
     let pushed = fixtures::busybox().push(plain, "regconf/search/busybox", "latest");
@@ -259,6 +265,7 @@ fn short_names_use_the_search_registries_in_order_or_are_refused_when_enforcing(
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_malformed_file_is_an_error_naming_the_file_and_the_line() {
     let (env, path) = env_with_conf(
         "regconf_malformed",
@@ -284,6 +291,7 @@ fn a_malformed_file_is_an_error_naming_the_file_and_the_line() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn an_insecure_registry_that_speaks_no_tls_is_reached_over_plain_http() {
     // registries.conf's `insecure = true` tries HTTPS without verification first, as
     // podman does; the loopback registry answers no TLS, so plain HTTP it is.

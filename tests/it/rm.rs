@@ -30,6 +30,7 @@ fn entry_path(env: &TestEnv, name: &str) -> PathBuf {
 const PAUSE: Duration = Duration::from_millis(500);
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn rm_asks_on_a_terminal_and_not_in_scripts() {
     let env = TestEnv::new("rm-asks", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -93,6 +94,7 @@ fn rm_asks_on_a_terminal_and_not_in_scripts() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn the_menu_entry_remove_action_never_removes_without_a_question() {
     let env = TestEnv::new("rm-entry", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -140,6 +142,7 @@ fn the_menu_entry_remove_action_never_removes_without_a_question() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_damaged_box_record_hides_nothing_and_rm_removes_it() {
     let env = TestEnv::new("rm-damaged", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -175,4 +178,42 @@ fn a_damaged_box_record_hides_nothing_and_rm_removes_it() {
     ok(&env, &["rm", "--force", "broken"]);
     assert!(!env.store().join("containers/broken").exists());
     assert_eq!(names(&env), ["good"]);
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn rm_shows_how_far_it_got_on_a_terminal_and_nothing_in_a_pipe() {
+    let env = TestEnv::new("rm-progress", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &reference]);
+    // Boxes with thousands of files of their own to remove (root in the box writes them
+    // into the box's own filesystem).
+    let fill =
+        "set -e; mkdir /many; cd /many; i=0; while [ $i -lt 5000 ]; do : > f$i; i=$((i+1)); done";
+    for name in ["big", "piped"] {
+        ok(&env, &["create", "--no-entry", "--image", &reference, name]);
+        ok(
+            &env,
+            &["run", name, "--user", "root", "--", "sh", "-c", fill],
+        );
+        let upper = env.store().join(format!("containers/{name}/upper/many"));
+        assert_eq!(std::fs::read_dir(&upper).unwrap().count(), 5000);
+    }
+
+    let (status, shown) = run_on_terminal(&env, &["rm", "--yes", "--force", "big"], &[], PAUSE);
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("removing box big") && shown.contains("files removed"),
+        "no progress on the terminal:\n{shown}"
+    );
+    assert!(shown.contains("Removed box big."), "{shown}");
+
+    let out = ok(&env, &["rm", "--yes", "--force", "piped"]);
+    out.stdout_has("Removed box piped.");
+    assert!(
+        !out.stderr.contains("files removed") && !out.stderr.contains('\r'),
+        "progress drawn into a pipe:\n{out}"
+    );
+    assert!(names(&env).is_empty());
 }

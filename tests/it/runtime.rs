@@ -49,11 +49,13 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_debian_box_is_the_users_own_shell_with_the_box_userland() {
     debian_box_is_native(User::BoxTest);
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn without_subordinate_ids_a_debian_box_is_the_users_own_shell_too() {
     debian_box_is_native(User::BoxNoSub);
 }
@@ -227,6 +229,7 @@ fn debian_box_is_native(user: User) {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn sudo_installs_packages_and_rm_leaves_nothing_behind() {
     let env = TestEnv::new("rt-sudo", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -262,6 +265,7 @@ fn sudo_installs_packages_and_rm_leaves_nothing_behind() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn the_multilayer_tree_inside_a_box_is_exactly_what_the_layers_say() {
     let env = TestEnv::new("rt-multilayer", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -297,6 +301,7 @@ fn the_multilayer_tree_inside_a_box_is_exactly_what_the_layers_say() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn list_stop_and_a_killed_holder_are_reported_truthfully() {
     let env = TestEnv::new("rt-lifecycle", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -365,6 +370,7 @@ fn list_stop_and_a_killed_holder_are_reported_truthfully() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn unknown_boxes_and_invalid_names_are_clear_errors() {
     let env = TestEnv::new("rt-unknown", User::BoxTest);
     for args in [
@@ -375,14 +381,73 @@ fn unknown_boxes_and_invalid_names_are_clear_errors() {
     ] {
         env.run(args).box_error(&["no box named `nosuch`"]);
     }
-    env.run(&["create", "--image", "busybox", "bad/name"])
-        .box_error(&["not a valid box name"]);
+    // An invalid name is a usage error (2, as clap's), with the rule in the hint, for
+    // every verb that takes one.
+    for args in [
+        &["create", "--image", "busybox", "bad/name"][..],
+        &["run", "a b", "--", "true"],
+        &["enter", "../x"],
+        &["stop", "a:b"],
+        &["rm", "a b"],
+        &["export", ".x", "--bin", "/bin/sh"],
+    ] {
+        let out = env.run(args);
+        out.status(2)
+            .stderr_has("box: error: `")
+            .stderr_has("` is not a valid box name")
+            .stderr_has("hint: use up to 64 letters");
+        assert!(out.stdout.is_empty(), "{out}");
+    }
+    env.run(&["create", "--image", "busybox", "--hostname", "a b", "ok"])
+        .status(2)
+        .stderr_has("`a b` is not a valid hostname");
     env.run(&["run", "-bad", "--", "true"]).status(2);
     // Nothing was created for the unknown name.
     assert!(!env.runtime_dir.join("box/nosuch").exists());
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_mistyped_box_name_gets_a_did_you_mean_from_every_verb() {
+    let mut env = TestEnv::new("rt-typo", User::BoxTest);
+    let reference = box_from(&env, Fixture::Busybox, "trixie");
+    // With a default image, `enter` offers to create a box it does not find; not for a typo.
+    env.set_env("BOX_DEFAULT_IMAGE", reference.as_str());
+    let _boxes = Boxes(&env);
+    for args in [
+        &["run", "trixe", "--", "true"][..],
+        &["enter", "trixe"],
+        &["enter", "--yes", "trixe", "--", "true"],
+        &["stop", "trixe"],
+        &["rm", "trixe"],
+        &["rm", "--force", "trixie", "trixe"],
+        &["upgrade", "trixe"],
+        &["export", "trixe", "--bin", "/bin/sh"],
+        &["generate-entry", "trixe"],
+        &["create", "--clone", "trixe", "copy"],
+    ] {
+        env.run(args).box_error(&[
+            "box: error: no box named `trixe`",
+            "hint: did you mean `trixie`? (`box list` shows your boxes)",
+        ]);
+    }
+    // Nothing was created, nothing removed.
+    let names: Vec<String> = list(&env)
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["trixie"]);
+    // A name far from every box's: how to make one; and `enter --yes` makes it.
+    env.run(&["rm", "scratch"]).box_error(&[
+        "no box named `scratch`",
+        "`box create --image IMAGE scratch` makes one",
+    ]);
+    ok(&env, &["enter", "--yes", "scratch", "--", "true"]);
+    assert_eq!(list(&env).len(), 2);
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_missing_image_that_cannot_be_pulled_creates_nothing() {
     let env = TestEnv::new("rt-nopull", User::BoxTest);
     let reference = format!("127.0.0.1:{}/nothing/here:1", closed_port());
@@ -393,6 +458,7 @@ fn a_missing_image_that_cannot_be_pulled_creates_nothing() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_name_clash_is_one_clear_error_even_for_concurrent_creates() {
     let env = TestEnv::new("rt-clash", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -416,6 +482,7 @@ fn a_name_clash_is_one_clear_error_even_for_concurrent_creates() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_missing_volume_source_is_refused_at_create() {
     let env = TestEnv::new("rt-volume", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -459,6 +526,7 @@ fn a_missing_volume_source_is_refused_at_create() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn the_hosts_files_and_other_sessions_sockets_follow_the_host() {
     let env = TestEnv::new("rt-follow", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -537,6 +605,7 @@ fn the_hosts_files_and_other_sessions_sockets_follow_the_host() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_failing_newuidmap_is_a_clear_error_with_its_message() {
     let mut env = TestEnv::new("rt-baduidmap", User::BoxTest);
     box_from(&env, Fixture::Busybox, "bad");
@@ -563,6 +632,7 @@ fn a_failing_newuidmap_is_a_clear_error_with_its_message() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn when_overlayfs_is_refused_the_box_is_a_copy_and_box_says_so() {
     let mut env = TestEnv::new("rt-copy", User::BoxTest);
     // The store on an overlayfs: the kernel refuses an overlayfs upper dir there. (The
@@ -622,6 +692,7 @@ fn when_overlayfs_is_refused_the_box_is_a_copy_and_box_says_so() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn the_dry_run_prints_the_plan_and_does_nothing() {
     let env = TestEnv::new("rt-dry", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -677,6 +748,7 @@ fn user_with_a_small_range() -> (u32, u32, PathBuf) {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_subordinate_range_too_small_for_a_box_is_a_clear_error() {
     crate::common::require_root();
     let (uid, gid, home) = user_with_a_small_range();
@@ -704,6 +776,7 @@ fn a_subordinate_range_too_small_for_a_box_is_a_clear_error() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn enter_on_a_terminal_offers_to_create_and_the_shell_owns_the_terminal() {
     let env = TestEnv::new("rt-terminal", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -765,6 +838,7 @@ fn enter_on_a_terminal_offers_to_create_and_the_shell_owns_the_terminal() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn root_gets_a_working_box_too() {
     let env = TestEnv::new("rt-root", User::Root);
     let _boxes = Boxes(&env);
@@ -836,6 +910,7 @@ fn holders_mounting(env: &TestEnv, name: &str) -> usize {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn every_session_shares_one_holder_and_stop_wins_races() {
     let env = TestEnv::new("rt-sessions", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -917,6 +992,7 @@ fn every_session_shares_one_holder_and_stop_wins_races() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn the_holder_keeps_no_descriptor_of_its_caller() {
     let env = TestEnv::new("rt-fds", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -970,6 +1046,7 @@ fn kill_holder(env: &TestEnv, name: &str) -> i32 {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_dead_holders_processes_get_a_new_holder_and_stop_ends_them_all() {
     let env = TestEnv::new("rt-adopt", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -1006,6 +1083,7 @@ fn a_dead_holders_processes_get_a_new_holder_and_stop_ends_them_all() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_dead_holders_processes_that_hide_the_boxs_run_or_nest_namespaces_are_still_its() {
     let env = TestEnv::new("rt-hidden", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -1068,6 +1146,7 @@ fn a_dead_holders_processes_that_hide_the_boxs_run_or_nest_namespaces_are_still_
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn processes_outside_the_boxs_mount_namespace_block_a_restart_until_stopped() {
     let env = TestEnv::new("rt-leftovers", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -1089,6 +1168,7 @@ fn processes_outside_the_boxs_mount_namespace_block_a_restart_until_stopped() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_dead_holders_record_never_names_another_box() {
     let env = TestEnv::new("rt-reuse", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -1113,6 +1193,7 @@ fn a_dead_holders_record_never_names_another_box() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn boxes_of_the_same_name_in_two_stores_are_never_confused() {
     // TestEnv's drop stops the boxes of the store set last; the other is stopped below.
     let mut env = TestEnv::new("rt-two-stores", User::BoxTest);

@@ -24,6 +24,7 @@ fn wait_for(path: &Path) {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn stop_sends_sigterm_then_sighup_then_sigkill_after_the_grace_period() {
     let env = TestEnv::new("stop-signals", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -78,6 +79,7 @@ fn stop_sends_sigterm_then_sighup_then_sigkill_after_the_grace_period() {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_box_stopped_while_writing_keeps_what_was_written_and_many_stop_together() {
     let env = TestEnv::new("stop-data", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -124,4 +126,52 @@ fn a_box_stopped_while_writing_keeps_what_was_written_and_many_stop_together() {
     }
     ok(&env, &["rm", "--all", "--force", "--yes"]);
     assert!(ok(&env, &["list", "--json"]).stdout.trim() == "[]");
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_box_that_cannot_be_stopped_leaves_the_others_stopped_and_each_failure_is_named() {
+    let env = TestEnv::new("stop-failures", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = box_from(&env, Fixture::Busybox, "a");
+    for name in ["b", "c"] {
+        ok(&env, &["create", "--no-entry", "--image", &reference, name]);
+    }
+    for name in ["a", "b", "c"] {
+        ok(&env, &["run", name, "--", "true"]);
+    }
+    // The locks of a and b cannot be taken: a directory where each lock file goes.
+    let lock = |name: &str| env.store().join("locks").join(format!("box-{name}"));
+    for name in ["a", "b"] {
+        let _ = std::fs::remove_file(lock(name));
+        std::fs::create_dir(lock(name)).unwrap();
+    }
+    let out = env.run(&["stop", "a", "b", "c"]);
+    out.status(125)
+        .stderr_has("2 boxes could not be stopped:")
+        .stderr_has(&format!(
+            "  a: opening lock {}: Is a directory",
+            lock("a").display()
+        ))
+        .stderr_has(&format!(
+            "  b: opening lock {}: Is a directory",
+            lock("b").display()
+        ))
+        .stdout_has("Stopped box c.");
+    assert_eq!(status_of(&env, "c"), "stopped");
+    for name in ["a", "b"] {
+        assert_eq!(status_of(&env, name), "running", "{out}");
+    }
+
+    // One box: its own message, as a single line.
+    std::fs::remove_dir(lock("a")).unwrap();
+    let out = env.run(&["stop", "a", "b"]);
+    out.status(125)
+        .stderr_has(&format!(
+            "box: error: box `b` could not be stopped: opening lock {}: Is a directory",
+            lock("b").display()
+        ))
+        .stdout_has("Stopped box a.");
+    std::fs::remove_dir(lock("b")).unwrap();
+    ok(&env, &["stop", "b"]).stdout_has("Stopped box b.");
 }

@@ -42,6 +42,7 @@ impl Drop for Unmount {
 }
 
 #[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_read_only_volume_is_read_only_below_its_submounts_too() {
     let mut env = TestEnv::new("vol-ro-rec", User::BoxTest);
     // The source lives outside the home (which the box has writable anyway), with a

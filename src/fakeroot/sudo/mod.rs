@@ -29,7 +29,6 @@ pub mod shim;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 
@@ -73,8 +72,13 @@ fn target(req: &Request, me: &str, uid: u32) -> Result<Target> {
     Ok(user)
 }
 
-/// Entry point of `box __fakeroot sudo ARGS` (from the shim).
-pub fn main(args: &[String]) -> Result<ExitCode> {
+/// What `sudo` answered without running a command (`-l`, `-V`, `-h`, `-v`): the text for
+/// stdout, which the caller prints (`commands` owns stdout), empty for none.
+pub struct Answer(pub String);
+
+/// Entry point of `box __fakeroot sudo ARGS` (from the shim): runs the command in place,
+/// or returns what to print for an option that runs none.
+pub fn main(args: &[String]) -> Result<Answer> {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
     // A box with more than one id has a working sudo of its own.
     if !super::maps_one_id() && !rustix::process::geteuid().is_root() {
@@ -83,28 +87,25 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     let req = parse(&args)?;
     match req.action {
         Action::Run => {}
-        Action::Nothing => return Ok(ExitCode::SUCCESS),
+        Action::Nothing => return Ok(Answer(String::new())),
         Action::List => {
-            println!(
-                "In this box (no subordinate ids) you may run any command as box's fake root, without a password:\n    (root) NOPASSWD: ALL"
-            );
-            return Ok(ExitCode::SUCCESS);
+            return Ok(Answer(
+                "In this box (no subordinate ids) you may run any command as box's fake root, without a password:\n    (root) NOPASSWD: ALL\n".to_owned(),
+            ));
         }
         Action::Version => {
-            println!(
-                "box {} stand-in for sudo (fake root in a box without subordinate ids)",
+            return Ok(Answer(format!(
+                "box {} stand-in for sudo (fake root in a box without subordinate ids)\n",
                 env!("CARGO_PKG_VERSION")
-            );
-            return Ok(ExitCode::SUCCESS);
+            )));
         }
         Action::Help => {
-            println!(
-                "{USAGE}\n\nbox's stand-in for sudo in a box that maps only your own user id: the command runs as\nroot in a user namespace nested in the box's, where ownership and identity changes are\naccepted and not kept. Every file it writes is yours."
-            );
-            return Ok(ExitCode::SUCCESS);
+            return Ok(Answer(format!(
+                "{USAGE}\n\nbox's stand-in for sudo in a box that maps only your own user id: the command runs as\nroot in a user namespace nested in the box's, where ownership and identity changes are\naccepted and not kept. Every file it writes is yours.\n"
+            )));
         }
     }
-    let me = std::env::var("USER").unwrap_or_default();
+    let me = crate::sys::env::text("USER").unwrap_or_default();
     let uid = rustix::process::getuid().as_raw();
     let target = target(&req, &me, uid)?;
     if target == Target::Root && !rustix::process::geteuid().is_root() {
@@ -119,7 +120,7 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
         }),
         Target::Me => account_of(&passwd, uid).unwrap_or_else(|| Account {
             name: me.clone(),
-            home: std::env::var("HOME").unwrap_or_else(|_| "/".into()),
+            home: crate::sys::env::text("HOME").unwrap_or_else(|| "/".into()),
             shell: "/bin/sh".into(),
         }),
     };
@@ -127,9 +128,9 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
         name: me,
         uid,
         gid: rustix::process::getgid().as_raw(),
-        shell: std::env::var("SHELL").ok(),
+        shell: crate::sys::env::text("SHELL"),
     };
-    let plan = plan(&req, &account, &invoker, std::env::vars_os().collect());
+    let plan = plan(&req, &account, &invoker, crate::sys::env::all().collect());
     match exec(plan)? {}
 }
 
@@ -139,7 +140,7 @@ fn hand_over(args: &[OsString]) -> anyhow::Error {
         if Path::new(candidate).exists() {
             let mut argv = vec![c"sudo".to_owned()];
             argv.extend(args.iter().filter_map(|a| CString::new(a.as_bytes()).ok()));
-            let env: Vec<CString> = std::env::vars_os()
+            let env: Vec<CString> = crate::sys::env::all()
                 .filter_map(|(k, v)| CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok())
                 .collect();
             let path = CString::new(candidate).expect("no NUL");
