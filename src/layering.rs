@@ -311,6 +311,36 @@ fn every_module_has_a_layer_and_names_only_lower_ones() {
     assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
 }
 
+/// What a verb's file (`commands/VERB.rs`) may name: the operations and the user
+/// interface, never the runtime, the store or provisioning directly (the dispatcher,
+/// `commands/mod.rs`, also starts box's internal entry points). `host-exec` runs inside a
+/// box, where its client is the whole operation.
+const VERBS_MAY_NAME: &[&str] = &["ops", "ui", "cli", "context", "error", "sys"];
+
+#[test]
+fn verbs_call_operations_not_the_layers_below_them() {
+    let graph = graph(&src());
+    let mut wrong = Vec::new();
+    for (module, named) in &graph {
+        let [top, verb] = module.as_slice() else {
+            continue;
+        };
+        if top != "commands" || verb == "host_exec" {
+            continue;
+        }
+        for other in named {
+            if other[0] != "commands" && !VERBS_MAY_NAME.contains(&other[0].as_str()) {
+                wrong.push(format!("commands::{verb} names `{}`", other.join("::")));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "verbs reaching past the operations:\n{}",
+        wrong.join("\n")
+    );
+}
+
 #[test]
 fn no_modules_name_each_other_in_a_circle_at_any_depth() {
     let mut wrong = Vec::new();

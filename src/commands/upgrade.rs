@@ -9,34 +9,20 @@ use anyhow::Result;
 use crate::cli::UpgradeArgs;
 use crate::context::Context;
 use crate::error::failure;
-use crate::runtime::state;
-use crate::store::Store;
 
 pub fn exec(ctx: &Context, args: UpgradeArgs) -> Result<ExitCode> {
-    let store = Store::at(&ctx.dirs.store);
-    let mut names = store.named_containers(args.all, &args.names)?;
-    if args.running {
-        names.retain(|name| !state::status(ctx, &store, name).is_stopped());
-    }
-    if names.is_empty() {
+    let outcomes = crate::ops::upgrade::upgrade(ctx, args.all, &args.names, args.running)?;
+    if outcomes.is_empty() {
         crate::ui::report::notice("no box to upgrade");
         return Ok(ExitCode::SUCCESS);
     }
-    // Every box is tried; each one's outcome is kept as it is, not as text.
-    let outcomes: Vec<(&str, Result<()>)> = names
-        .iter()
-        .map(|name| {
-            crate::ui::report::notice(format!("upgrading box {name}"));
-            (name.as_str(), crate::provision::upgrade(ctx, name))
-        })
-        .collect();
     for (name, outcome) in &outcomes {
         println!("{}", summary_line(name, outcome));
     }
     let failed = outcomes.iter().filter(|(_, o)| o.is_err()).count();
     if failed > 0 {
         return Err(failure(
-            format!("{failed} of {} boxes failed to upgrade", names.len()),
+            format!("{failed} of {} boxes failed to upgrade", outcomes.len()),
             "see the summary and the package manager's output above",
         ));
     }

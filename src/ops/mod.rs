@@ -25,3 +25,4 @@ pub mod rm;
 pub mod rmi;
 pub mod session;
 pub mod stop;
+pub mod upgrade;
