@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod archive;
 mod assemble;
 mod cdi;
 mod cli;

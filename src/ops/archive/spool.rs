@@ -276,6 +276,14 @@ pub fn spool(input: impl Read, dir: &Path, label: &str) -> Result<Spooled> {
                 }
                 let path = dir.join(count.to_string());
                 let member = match copy_member(&mut entry, &path, &mut buf) {
+                    // The tar reader ends a member early, without an error, when the
+                    // stream ends inside it.
+                    Ok((_, copied)) if copied != size => {
+                        return Err(corrupt(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("it ends inside `{shown}`, after {copied} of its {size} bytes"),
+                        )));
+                    }
                     Ok(member) => member,
                     Err(Copy::Read(err)) => return Err(corrupt(err)),
                     Err(Copy::Write(err))
