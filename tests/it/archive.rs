@@ -24,24 +24,30 @@ use crate::common::boxes::{Boxes, ok, run_on_terminal};
 use crate::common::fixtures::busybox_entries;
 use crate::common::oci::{Layer, tar_bytes};
 use crate::common::{
-    Compression, Entry, Fixture, ImageBuilder, Outcome, PushedImage, Registry, TestEnv, User,
-    hex_of, sha256,
+    Compression, Entry, Fixture, ImageBuilder, ManifestFormat, Outcome, PushedImage, Registry,
+    TestEnv, User, hex_of, sha256,
 };
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// podman as root, its storage in `dir`.
+/// podman as root, its storage in `dir`, its run root (podman wants at most 50
+/// characters there) in `run`; removed on drop.
 struct Podman {
     dir: PathBuf,
+    run: PathBuf,
 }
 
 impl Podman {
     fn new(env: &TestEnv) -> Podman {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let dir = env.dir.join("podman");
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
-        Podman { dir }
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let run = PathBuf::from(format!("/run/box-podman-{}-{n}", std::process::id()));
+        Podman { dir, run }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -50,7 +56,7 @@ impl Podman {
             .arg("--root")
             .arg(self.dir.join("root"))
             .arg("--runroot")
-            .arg(self.dir.join("run"))
+            .arg(&self.run)
             .args([
                 "--storage-driver",
                 "vfs",
@@ -100,6 +106,43 @@ impl Podman {
         all.extend_from_slice(args);
         self.ok(&all)
     }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.run);
+    }
+}
+
+/// busybox's files with the hard link `bin/true` of mode 0755, as GNU tar writes a hard
+/// link (the fixture's is 0644, which podman applies to the shared inode, and its
+/// busybox then cannot be executed): an image podman can run.
+fn runnable_entries() -> Vec<Entry> {
+    busybox_entries()
+        .into_iter()
+        .map(|e| {
+            if e.link.is_some() && e.path == "bin/true" {
+                e.mode(0o755)
+            } else {
+                e
+            }
+        })
+        .collect()
+}
+
+/// The busybox image podman can run, pushed as `archive/busybox:latest` with an OCI
+/// manifest (the fixtures have Docker's).
+fn runnable_busybox() -> PushedImage {
+    use std::sync::OnceLock;
+    static PUSHED: OnceLock<PushedImage> = OnceLock::new();
+    PUSHED
+        .get_or_init(|| {
+            ImageBuilder::new()
+                .format(ManifestFormat::Oci)
+                .entries(&runnable_entries(), Compression::Gzip)
+                .push(Registry::plain(), "archive/busybox", "latest")
+        })
+        .clone()
 }
 
 /// skopeo as root; its stdout.
@@ -191,7 +234,9 @@ fn check_multilayer_box(env: &TestEnv, name: &str) {
 #[test]
 fn podman_and_skopeo_read_what_box_saves() {
     let env = TestEnv::new("archive_save", User::BoxTest);
-    let (busybox, multilayer) = pull_fixtures(&env);
+    let (_, multilayer) = pull_fixtures(&env);
+    let busybox = runnable_busybox();
+    ok(&env, &["pull", &busybox.reference]);
     let file = env.home.join("images.tar");
     let file_text = file.to_str().unwrap();
     ok(
@@ -218,10 +263,17 @@ fn podman_and_skopeo_read_what_box_saves() {
     }
     let out = podman.run(&busybox.reference, &["sh", "-c", "echo podman runs $0"]);
     assert_eq!(out.trim(), "podman runs sh");
-    let out = podman.run(&multilayer.reference, &["cat", "/data/www/index.html"]);
-    assert_eq!(out.trim(), "<p>owned by www-data</p>");
+    let layers = podman.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{len .RootFS.Layers}}",
+        &multilayer.reference,
+    ]);
+    assert_eq!(layers.trim(), "3");
 
-    // skopeo reads it both ways, and an OCI copy keeps the manifest byte for byte.
+    // skopeo reads it both ways, by name; an OCI image keeps its manifest byte for byte,
+    // a Docker one is listed in its OCI form, with the same config and layers.
     let oci_copy = env.dir.join("skopeo-oci");
     skopeo(&[
         "copy",
@@ -230,6 +282,16 @@ fn podman_and_skopeo_read_what_box_saves() {
     ]);
     let manifest = std::fs::read(oci_copy.join("manifest.json")).unwrap();
     assert_eq!(sha256(&manifest), busybox.digest);
+    let converted = env.dir.join("skopeo-oci-converted");
+    skopeo(&[
+        "copy",
+        &format!("oci-archive:{file_text}:{}", multilayer.reference),
+        &format!("dir:{}", converted.display()),
+    ]);
+    assert!(converted.join(hex_of(&multilayer.config_digest)).is_file());
+    for (layer, _) in &multilayer.layers {
+        assert!(converted.join(hex_of(layer)).is_file(), "{layer}");
+    }
     let docker_copy = env.dir.join("skopeo-docker");
     skopeo(&[
         "copy",
@@ -478,7 +540,7 @@ use tar::EntryType::{Char, Link, Regular, Symlink};
 /// manifest.json with one entry per image, here a tagged one and an untagged one sharing
 /// the layer. `layer` replaces the busybox layer tar (a hostile one).
 fn docker_save_layout(layer: Option<Vec<u8>>, diff_id: Option<String>) -> Vec<u8> {
-    let tar = layer.unwrap_or_else(|| tar_bytes(&busybox_entries()));
+    let tar = layer.unwrap_or_else(|| tar_bytes(&runnable_entries()));
     let mut layer = Layer::from_tar(tar.clone(), Compression::None);
     layer.diff_id_override = diff_id;
     let config = ImageBuilder::new().layer(layer.clone()).config();

@@ -16,6 +16,7 @@ use super::{CONTAINERD_NAME, LAYOUT_VERSION, OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYE
 use crate::digest::Digest;
 use crate::error::failure;
 use crate::image::Compression;
+use crate::registry::manifest::{DOCKER_MANIFEST, declared_media_type};
 use crate::registry::{
     ImageConfig, Manifest, Platform, PlatformExt, Reference, parse_config, parse_manifest,
     select_platform,
@@ -185,6 +186,7 @@ fn oci(archive: &Spooled) -> Result<Vec<ImagePlan>> {
         MAX_IMAGES,
     )?;
     let repo_tags = docker_tags(archive);
+    let docker_forms = docker_manifests(archive)?;
     let mut plans: Vec<ImagePlan> = Vec::new();
     let mut by_manifest: BTreeMap<Digest, usize> = BTreeMap::new();
     for entry in index.manifests() {
@@ -239,6 +241,11 @@ fn oci(archive: &Spooled) -> Result<Vec<ImagePlan>> {
                 "box follows one level of image index; this image is not supported",
             ));
         };
+        // The Docker manifest box save wrote beside this OCI form of it.
+        if let Some((docker_bytes, docker_digest)) = docker_forms.get(&digest) {
+            bytes = docker_bytes.clone();
+            digest = docker_digest.clone();
+        }
         if let Some(&at) = by_manifest.get(&digest) {
             for name in names {
                 add_name(&mut plans[at].names, Some(name));
@@ -306,6 +313,33 @@ fn oci(archive: &Spooled) -> Result<Vec<ImagePlan>> {
         });
     }
     Ok(plans)
+}
+
+/// The Docker schema 2 manifests among an OCI layout's blobs, by the digest of their OCI
+/// form ([`super::oci_form`]).
+fn docker_manifests(archive: &Spooled) -> Result<BTreeMap<Digest, (Vec<u8>, Digest)>> {
+    /// Bigger blobs are layers or configs, not manifests worth a look.
+    const SMALL: u64 = 1 << 20;
+    let mut out = BTreeMap::new();
+    for member in archive.files("blobs/sha256/") {
+        if member.size > SMALL {
+            continue;
+        }
+        let Ok(digest) = Digest::parse(&format!("sha256:{}", &member.name[13..])) else {
+            continue;
+        };
+        if member.digest != digest {
+            continue;
+        }
+        let bytes = archive.read_json(member, "a blob")?;
+        if declared_media_type(&bytes).as_deref() != Some(DOCKER_MANIFEST) {
+            continue;
+        }
+        if let Ok(oci) = super::oci_form(&bytes) {
+            out.insert(Digest::of(&oci), (bytes, digest));
+        }
+    }
+    Ok(out)
 }
 
 /// One entry of a docker archive's `manifest.json`.

@@ -12,8 +12,13 @@
 //! ```
 //!
 //! The blobs are the store's own (the registry's bytes, kept by pull), so an image keeps
-//! its manifest, config and layer digests through save and load. Images named by digest
-//! only have no tag: their index entry has no name and their RepoTags are empty.
+//! its config and layer digests, and an OCI image its manifest digest too, through save
+//! and load. A Docker schema 2 manifest is listed in index.json in its OCI form (the same
+//! blobs under OCI's media types, as podman's oci-archive has it): podman and skopeo of
+//! Debian 12 find an image of a layout by name only when its entry is an OCI manifest.
+//! The Docker manifest is in blobs/ too, and box load takes it back (see [`oci_form`]).
+//! Images named by digest only have no tag: their index entry has no name and their
+//! RepoTags are empty.
 //!
 //! What `box load` reads, gzip- or zstd-compressed or not (told by the first bytes):
 //! - an OCI image layout (`index.json`, podman's and skopeo's oci-archive, docker 25's
@@ -73,3 +78,44 @@ const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// The repository of images loaded without a name (recorded by manifest digest).
 const UNTAGGED: &str = "localhost/untagged";
+
+use anyhow::{Context as _, Result};
+
+/// The OCI form of a Docker schema 2 manifest: the same config and layer blobs under
+/// OCI's media types. podman and skopeo (containers/image before 5.30) find an image of
+/// an OCI layout by name only when its index entry is an OCI manifest, so the index
+/// lists this form, and box save writes the Docker manifest beside it; docker's
+/// manifest.json needs no manifest at all. The form is deterministic: box load takes a
+/// Docker manifest of the archive back when its OCI form is the manifest listed.
+pub(crate) fn oci_form(docker: &[u8]) -> Result<Vec<u8>> {
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(docker).context("the manifest is not JSON")?;
+    let oci_type = |docker: &str| -> Option<&'static str> {
+        Some(match docker {
+            "application/vnd.docker.container.image.v1+json" => OCI_CONFIG,
+            "application/vnd.docker.image.rootfs.diff.tar.gzip" => OCI_LAYER_GZIP,
+            "application/vnd.docker.image.rootfs.diff.tar" => {
+                "application/vnd.oci.image.layer.v1.tar"
+            }
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            }
+            "application/vnd.docker.image.rootfs.foreign.diff.tar" => {
+                "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            }
+            _ => return None,
+        })
+    };
+    let retype = |descriptor: &mut serde_json::Value| {
+        let new = descriptor["mediaType"].as_str().and_then(oci_type);
+        if let Some(new) = new {
+            descriptor["mediaType"] = serde_json::Value::from(new);
+        }
+    };
+    manifest["mediaType"] = serde_json::Value::from(OCI_MANIFEST);
+    retype(&mut manifest["config"]);
+    if let Some(layers) = manifest["layers"].as_array_mut() {
+        layers.iter_mut().for_each(retype);
+    }
+    serde_json::to_vec(&manifest).context("encoding a manifest")
+}

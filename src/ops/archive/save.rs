@@ -18,7 +18,7 @@ use super::{CONTAINERD_NAME, LAYOUT_VERSION, OCI_INDEX, OCI_MANIFEST, REF_NAME};
 use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::{HintExt, failure};
-use crate::registry::manifest::declared_media_type;
+use crate::registry::manifest::{DOCKER_MANIFEST, declared_media_type};
 use crate::registry::{Manifest, Reference, parse_manifest};
 use crate::store::Store;
 use crate::store::images::ImageRecord;
@@ -36,8 +36,13 @@ pub enum SaveDestination {
 /// One image to write: a manifest and the references naming it.
 struct Image {
     references: Vec<String>,
+    /// The manifest in the store.
+    source: Digest,
+    /// The manifest in the archive's index: the store's, or its OCI form.
     manifest: Digest,
     manifest_bytes: Vec<u8>,
+    /// Whether `manifest_bytes` are the store's blob (else box made them).
+    in_store: bool,
     media_type: String,
     config: Digest,
     layers: Vec<Digest>,
@@ -65,7 +70,7 @@ pub fn save(
                 .expect("resolve returns references of the store");
             match chosen
                 .iter_mut()
-                .find(|i| i.manifest == record.manifest_digest)
+                .find(|i| i.source == record.manifest_digest)
             {
                 Some(image) if !image.references.contains(&reference) => {
                     image.references.push(reference)
@@ -78,9 +83,16 @@ pub fn save(
     // Every blob is there, with its size, before a byte is written.
     let mut blobs: Vec<(Digest, u64)> = Vec::new();
     for image in &chosen {
+        // A Docker manifest goes too, beside its OCI form: box load takes it back, so the
+        // image keeps its manifest digest from box to box.
+        let manifest = if image.in_store {
+            &image.manifest
+        } else {
+            &image.source
+        };
         for digest in std::iter::once(&image.config)
             .chain(&image.layers)
-            .chain(std::iter::once(&image.manifest))
+            .chain(std::iter::once(manifest))
         {
             if blobs.iter().any(|(d, _)| d == digest) {
                 continue;
@@ -106,7 +118,7 @@ pub fn save(
             blobs.push((digest.clone(), size));
         }
     }
-    let index = index_json(&chosen, &blobs)?;
+    let index = index_json(&chosen)?;
     let docker = docker_manifest_json(&chosen)?;
 
     let write = |out: File| -> Result<File> {
@@ -123,6 +135,14 @@ pub fn save(
                 &store.blob_path(digest),
                 *size,
             )?;
+        }
+        let mut made: Vec<&Digest> = Vec::new();
+        for image in chosen.iter().filter(|i| !i.in_store) {
+            if !made.contains(&&image.manifest) {
+                made.push(&image.manifest);
+                let name = format!("blobs/sha256/{}", image.manifest.hex());
+                tar.file(&name, &image.manifest_bytes)?;
+            }
         }
         tar.file("index.json", &index)?;
         tar.file("manifest.json", &docker)?;
@@ -173,11 +193,25 @@ fn image_of(store: &Store, record: &ImageRecord) -> Result<Image> {
             record.reference
         );
     };
+    let media_type = declared_media_type(&bytes).unwrap_or_else(|| OCI_MANIFEST.to_owned());
+    let (manifest_digest, manifest_bytes, in_store) = if media_type == DOCKER_MANIFEST {
+        let oci = super::oci_form(&bytes)
+            .with_context(|| format!("reading the manifest of {}", record.reference))?;
+        (Digest::of(&oci), oci, false)
+    } else {
+        (record.manifest_digest.clone(), bytes, true)
+    };
     Ok(Image {
         references: vec![record.reference.clone()],
-        manifest: record.manifest_digest.clone(),
-        media_type: declared_media_type(&bytes).unwrap_or_else(|| OCI_MANIFEST.to_owned()),
-        manifest_bytes: bytes,
+        source: record.manifest_digest.clone(),
+        manifest: manifest_digest,
+        media_type: if in_store {
+            media_type
+        } else {
+            OCI_MANIFEST.to_owned()
+        },
+        manifest_bytes,
+        in_store,
         config: Digest::try_from(manifest.config().digest())?,
         layers: manifest
             .layers()
@@ -195,13 +229,10 @@ fn tagged(reference: &str) -> Option<String> {
 }
 
 /// The OCI index: one entry per name (an image without one: one entry without a name).
-fn index_json(images: &[Image], blobs: &[(Digest, u64)]) -> Result<Vec<u8>> {
+fn index_json(images: &[Image]) -> Result<Vec<u8>> {
     let mut manifests = Vec::new();
     for image in images {
-        let size = blobs
-            .iter()
-            .find(|(d, _)| d == &image.manifest)
-            .map_or(image.manifest_bytes.len() as u64, |(_, s)| *s);
+        let size = image.manifest_bytes.len();
         let descriptor = |name: Option<&str>| {
             let mut entry = serde_json::json!({
                 "mediaType": image.media_type,
@@ -362,8 +393,10 @@ mod tests {
     fn image(references: &[&str]) -> Image {
         Image {
             references: references.iter().map(|s| s.to_string()).collect(),
+            source: Digest::of(b"m"),
             manifest: Digest::of(b"m"),
             manifest_bytes: b"m".to_vec(),
+            in_store: true,
             media_type: OCI_MANIFEST.to_owned(),
             config: Digest::of(b"c"),
             layers: vec![Digest::of(b"l")],
@@ -379,8 +412,7 @@ mod tests {
             ]),
         ];
         let index: serde_json::Value =
-            serde_json::from_slice(&index_json(&images, &[(Digest::of(b"m"), 1)]).unwrap())
-                .unwrap();
+            serde_json::from_slice(&index_json(&images).unwrap()).unwrap();
         let entries = index["manifests"].as_array().unwrap();
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[0]["annotations"][REF_NAME], "localhost/a:1");
@@ -401,6 +433,35 @@ mod tests {
             docker[0]["Layers"][0],
             format!("blobs/sha256/{}", Digest::of(b"l").hex())
         );
+    }
+
+    #[test]
+    fn docker_manifests_get_their_oci_form_with_the_same_blobs() {
+        let docker = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}",
+               "config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1,"digest":"{c}"}},
+               "layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":2,"digest":"{l}"}}]}}"#,
+            c = Digest::of(b"c"),
+            l = Digest::of(b"l")
+        );
+        let oci = super::super::oci_form(docker.as_bytes()).unwrap();
+        let Manifest::Image(parsed) = parse_manifest(&oci, "").unwrap() else {
+            panic!()
+        };
+        assert_eq!(declared_media_type(&oci).as_deref(), Some(OCI_MANIFEST));
+        assert_eq!(
+            parsed.config().media_type().to_string(),
+            super::super::OCI_CONFIG
+        );
+        assert_eq!(
+            parsed.config().digest().to_string(),
+            Digest::of(b"c").to_string()
+        );
+        assert_eq!(
+            parsed.layers()[0].media_type().to_string(),
+            super::super::OCI_LAYER_GZIP
+        );
+        assert_eq!(parsed.layers()[0].size(), 2);
     }
 
     #[test]

@@ -67,6 +67,17 @@ impl Spooled {
         self.members.contains_key(name)
     }
 
+    /// The regular files directly under the directory `prefix` (`blobs/sha256/`).
+    pub fn files<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a Member> + 'a {
+        self.members
+            .range(prefix.to_owned()..)
+            .take_while(move |(name, _)| name.starts_with(prefix))
+            .filter_map(move |(name, kind)| match kind {
+                Kind::File(member) if !name[prefix.len()..].contains('/') => Some(member),
+                _ => None,
+            })
+    }
+
     /// The regular file `name`, refused when missing, a link, or under a link.
     pub fn file(&self, name: &str, what: &str) -> Result<&Member> {
         let mut prefix = String::new();
