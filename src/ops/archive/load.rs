@@ -211,12 +211,12 @@ impl Import<'_> {
                     self.keep(&done.digest, &done.path, &mut kept)?;
                     (done.digest.clone(), OCI_LAYER_GZIP.to_owned(), done.size)
                 } else {
+                    // The blob of an image pulled or loaded before; the manifest box
+                    // writes is OCI's, so its type is too.
                     let record = &known[&layer.diff_id];
-                    (
-                        record.digest.clone(),
-                        record.media_type.clone(),
-                        record.size,
-                    )
+                    let media_type = super::oci_media_type(&record.media_type)
+                        .map_or_else(|| record.media_type.clone(), str::to_owned);
+                    (record.digest.clone(), media_type, record.size)
                 };
                 layers.push(LayerRecord {
                     diff_id: layer.diff_id.clone(),

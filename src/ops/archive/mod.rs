@@ -52,6 +52,8 @@
 //! - image records are written last; a failure takes back the records, layers and blobs
 //!   the load added ([`super::pull`]'s roll back), so the store is as it was.
 
+use anyhow::{Context as _, Result};
+
 pub mod layout;
 pub mod load;
 pub mod save;
@@ -79,7 +81,22 @@ const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 /// The repository of images loaded without a name (recorded by manifest digest).
 const UNTAGGED: &str = "localhost/untagged";
 
-use anyhow::{Context as _, Result};
+/// The OCI media type of the same bytes as a Docker config or layer media type; `None`
+/// for a type that is not Docker's.
+pub(crate) fn oci_media_type(docker: &str) -> Option<&'static str> {
+    Some(match docker {
+        "application/vnd.docker.container.image.v1+json" => OCI_CONFIG,
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => OCI_LAYER_GZIP,
+        "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        }
+        "application/vnd.docker.image.rootfs.foreign.diff.tar" => {
+            "application/vnd.oci.image.layer.nondistributable.v1.tar"
+        }
+        _ => return None,
+    })
+}
 
 /// The OCI form of a Docker schema 2 manifest: the same config and layer blobs under
 /// OCI's media types. podman and skopeo (containers/image before 5.30) find an image of
@@ -90,24 +107,8 @@ use anyhow::{Context as _, Result};
 pub(crate) fn oci_form(docker: &[u8]) -> Result<Vec<u8>> {
     let mut manifest: serde_json::Value =
         serde_json::from_slice(docker).context("the manifest is not JSON")?;
-    let oci_type = |docker: &str| -> Option<&'static str> {
-        Some(match docker {
-            "application/vnd.docker.container.image.v1+json" => OCI_CONFIG,
-            "application/vnd.docker.image.rootfs.diff.tar.gzip" => OCI_LAYER_GZIP,
-            "application/vnd.docker.image.rootfs.diff.tar" => {
-                "application/vnd.oci.image.layer.v1.tar"
-            }
-            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
-                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-            }
-            "application/vnd.docker.image.rootfs.foreign.diff.tar" => {
-                "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            }
-            _ => return None,
-        })
-    };
     let retype = |descriptor: &mut serde_json::Value| {
-        let new = descriptor["mediaType"].as_str().and_then(oci_type);
+        let new = descriptor["mediaType"].as_str().and_then(oci_media_type);
         if let Some(new) = new {
             descriptor["mediaType"] = serde_json::Value::from(new);
         }
