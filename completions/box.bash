@@ -46,6 +46,9 @@ _box() {
             box,list)
                 cmd="box__subcmd__list"
                 ;;
+            box,load)
+                cmd="box__subcmd__load"
+                ;;
             box,ls)
                 cmd="box__subcmd__list"
                 ;;
@@ -60,6 +63,9 @@ _box() {
                 ;;
             box,run)
                 cmd="box__subcmd__run"
+                ;;
+            box,save)
+                cmd="box__subcmd__save"
                 ;;
             box,stop)
                 cmd="box__subcmd__stop"
@@ -121,6 +127,9 @@ _box() {
             box__subcmd__help,list)
                 cmd="box__subcmd__help__subcmd__list"
                 ;;
+            box__subcmd__help,load)
+                cmd="box__subcmd__help__subcmd__load"
+                ;;
             box__subcmd__help,pull)
                 cmd="box__subcmd__help__subcmd__pull"
                 ;;
@@ -132,6 +141,9 @@ _box() {
                 ;;
             box__subcmd__help,run)
                 cmd="box__subcmd__help__subcmd__run"
+                ;;
+            box__subcmd__help,save)
+                cmd="box__subcmd__help__subcmd__save"
                 ;;
             box__subcmd__help,stop)
                 cmd="box__subcmd__help__subcmd__stop"
@@ -155,7 +167,7 @@ _box() {
 
     case "${cmd}" in
         box)
-            opts="-h -V --help --version pull images rmi create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec help"
+            opts="-h -V --help --version pull images rmi save load create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -577,7 +589,7 @@ _box() {
             return 0
             ;;
         box__subcmd__help)
-            opts="pull images rmi create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec help"
+            opts="pull images rmi save load create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -772,6 +784,20 @@ _box() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        box__subcmd__help__subcmd__load)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         box__subcmd__help__subcmd__pull)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -815,6 +841,20 @@ _box() {
             return 0
             ;;
         box__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__help__subcmd__save)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -898,6 +938,28 @@ _box() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        box__subcmd__load)
+            opts="-i -h -V --input --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --input)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         box__subcmd__pull)
             opts="-h -V --platform --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -964,6 +1026,28 @@ _box() {
                     return 0
                     ;;
                 -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__save)
+            opts="-o -h -V --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -30,6 +30,10 @@ pub enum Command {
     Images(ImagesArgs),
     /// Remove images and the layers no other image or box uses
     Rmi(RmiArgs),
+    /// Write images to a tar archive that podman, docker and skopeo load
+    Save(SaveArgs),
+    /// Load images from a tar archive (podman save, docker save, skopeo, box save)
+    Load(LoadArgs),
     /// Create a box from an image or a distribution name
     Create(CreateArgs),
     /// Open a shell (or run a command) in a box, starting it if needed
@@ -170,6 +174,35 @@ pub struct RmiArgs {
     /// every reference of a digest that several have
     #[arg(long, short)]
     pub force: bool,
+}
+
+/// The archive is an OCI image layout with docker's manifest.json beside it: `podman
+/// load`, `docker load` and skopeo (`oci-archive:FILE`, `docker-archive:FILE`) read it.
+/// Blobs are written as the store has them, so images keep their digests.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  box save debian:trixie -o debian.tar\n  box save localhost/dev:1 fedora:41 | ssh host box load"
+)]
+pub struct SaveArgs {
+    /// Images to write: references, or digests as `box images` shows them
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+    /// Write to FILE (replaced only once the archive is complete) instead of standard
+    /// output
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Reads OCI archives and docker archives, plain or compressed with gzip or zstd. Every
+/// blob is checked against its digest and every layer against its diff id; a failed
+/// load leaves the store as it was. Images without a name are recorded as
+/// `localhost/untagged@<digest>`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  box load -i debian.tar\n  podman save fedora | box load")]
+pub struct LoadArgs {
+    /// Read the archive from FILE instead of standard input
+    #[arg(long, short, value_name = "FILE")]
+    pub input: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -10,10 +10,12 @@ mod generate_entry;
 mod host_exec;
 mod images;
 mod list;
+mod load;
 mod pull;
 mod rm;
 mod rmi;
 mod run;
+mod save;
 mod stop;
 mod upgrade;
 
@@ -108,6 +110,8 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Pull(args) => pull::exec(&ctx, args),
         Command::Images(args) => images::exec(&ctx, args),
         Command::Rmi(args) => rmi::exec(&ctx, args),
+        Command::Save(args) => save::exec(&ctx, args),
+        Command::Load(args) => load::exec(&ctx, args),
         Command::Create(args) => create::exec(&ctx, args),
         Command::Enter(args) => enter::exec(&ctx, args),
         Command::Run(args) => run::exec(&ctx, args),
@@ -141,6 +145,7 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
         Command::Pull(_) => Some(("", "pull images".into())),
         Command::Ephemeral(_) => Some(("", "create temporary boxes".into())),
         Command::Rmi(_) => Some(("", "remove images".into())),
+        Command::Load(_) => Some(("", "load images".into())),
         Command::Create(args) if !args.dry_run => Some(("", "create boxes".into())),
         Command::Stop(args) => Some(boxes("stop", &args.names)),
         Command::Rm(args) => Some(boxes("remove", &args.names)),

@@ -12,8 +12,10 @@
 //! images, [`gc`] collects what they leave unused, [`stop`] ends running boxes,
 //! [`export`] puts binaries, apps and a box's own entry on the host, [`assemble`] does all
 //! of it for the boxes of a manifest, [`ephemeral`] makes a box that lives as long as one
-//! session.
+//! session, [`archive`] writes images to the archives podman and docker load and loads
+//! theirs.
 
+pub mod archive;
 pub mod assemble;
 pub mod create;
 pub mod ephemeral;

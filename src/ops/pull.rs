@@ -379,7 +379,7 @@ struct Layer {
 /// failed pull leaves the store as it was. Only done when no other box process holds
 /// the store: a concurrent pull may be about to refer to a layer we added; then the
 /// layers stay (verified, reusable) until a later `box rmi` collects them.
-fn roll_back(ctx: &Context, store: &Store, layers: &[Digest], blobs: &[Digest]) {
+pub(crate) fn roll_back(ctx: &Context, store: &Store, layers: &[Digest], blobs: &[Digest]) {
     if layers.is_empty() && blobs.is_empty() {
         return;
     }
@@ -705,7 +705,11 @@ impl<W: Write> Write for AbortableWriter<'_, W> {
 }
 
 /// The warnings about what an unpack left out (the reporter prints them above the bars).
-fn report_unpack_warnings(label: &str, stats: &crate::image::UnpackStats, ctx: &Context) {
+pub(crate) fn report_unpack_warnings(
+    label: &str,
+    stats: &crate::image::UnpackStats,
+    ctx: &Context,
+) {
     if !stats.skipped_devices.is_empty() {
         let shown: Vec<&str> = stats
             .skipped_devices

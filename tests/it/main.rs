@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod archive;
 mod assemble;
 mod cdi;
 mod cli;
