@@ -52,6 +52,9 @@ _box() {
             box,pull)
                 cmd="box__subcmd__pull"
                 ;;
+            box,push)
+                cmd="box__subcmd__push"
+                ;;
             box,rm)
                 cmd="box__subcmd__rm"
                 ;;
@@ -124,6 +127,9 @@ _box() {
             box__subcmd__help,pull)
                 cmd="box__subcmd__help__subcmd__pull"
                 ;;
+            box__subcmd__help,push)
+                cmd="box__subcmd__help__subcmd__push"
+                ;;
             box__subcmd__help,rm)
                 cmd="box__subcmd__help__subcmd__rm"
                 ;;
@@ -155,7 +161,7 @@ _box() {
 
     case "${cmd}" in
         box)
-            opts="-h -V --help --version pull images rmi create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec help"
+            opts="-h -V --help --version pull push images rmi create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -569,7 +575,7 @@ _box() {
             return 0
             ;;
         box__subcmd__help)
-            opts="pull images rmi create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec help"
+            opts="pull push images rmi create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -778,6 +784,20 @@ _box() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        box__subcmd__help__subcmd__push)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         box__subcmd__help__subcmd__rm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -898,6 +918,24 @@ _box() {
             fi
             case "${prev}" in
                 --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__push)
+            opts="-h -V --chunk-size --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --chunk-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

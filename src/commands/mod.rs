@@ -11,6 +11,7 @@ mod host_exec;
 mod images;
 mod list;
 mod pull;
+mod push;
 mod rm;
 mod rmi;
 mod run;
@@ -97,6 +98,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
     let ctx = Context::from_env()?;
     match command {
         Command::Pull(args) => pull::exec(&ctx, args),
+        Command::Push(args) => push::exec(&ctx, args),
         Command::Images(args) => images::exec(&ctx, args),
         Command::Rmi(args) => rmi::exec(&ctx, args),
         Command::Create(args) => create::exec(&ctx, args),
@@ -130,6 +132,7 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
     }
     match command {
         Command::Pull(_) => Some(("", "pull images".into())),
+        Command::Push(_) => Some(("", "push images".into())),
         Command::Ephemeral(_) => Some(("", "create temporary boxes".into())),
         Command::Rmi(_) => Some(("", "remove images".into())),
         Command::Create(args) if !args.dry_run => Some(("", "create boxes".into())),

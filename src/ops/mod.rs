@@ -13,6 +13,8 @@
 //! [`export`] puts binaries, apps and a box's own entry on the host, [`assemble`] does all
 //! of it for the boxes of a manifest, [`ephemeral`] makes a box that lives as long as one
 //! session.
+//!
+//! [`push`] sends an image of the store to a registry, unchanged.
 
 pub mod assemble;
 pub mod create;
@@ -21,6 +23,7 @@ pub mod export;
 pub mod gc;
 pub mod list;
 pub mod pull;
+pub mod push;
 pub mod rm;
 pub mod rmi;
 pub mod session;

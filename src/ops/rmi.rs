@@ -91,7 +91,7 @@ pub fn rmi(ctx: &Context, options: &RmiOptions) -> Result<Vec<String>> {
 const SHORT_DIGEST: usize = 12;
 
 /// The references an IMAGE argument names (see the module doc).
-fn resolve(text: &str, images: &[ImageRecord], force: bool) -> Result<Vec<String>> {
+pub(crate) fn resolve(text: &str, images: &[ImageRecord], force: bool) -> Result<Vec<String>> {
     let in_store = |canonical: &str| images.iter().any(|i| i.reference == canonical);
     let reference = Reference::parse(text).map(|r| r.canonical());
     if let Ok(canonical) = &reference
