@@ -151,6 +151,8 @@ fn auth_json(host: &str, user: &str, password: &str) -> String {
 /// podman as root with its own storage in `dir` (see the module doc).
 struct Podman {
     dir: PathBuf,
+    /// Its run root: podman wants a path of at most 50 characters there.
+    run: tempfile::TempDir,
 }
 
 impl Podman {
@@ -158,6 +160,10 @@ impl Podman {
         std::fs::create_dir_all(dir).unwrap();
         Podman {
             dir: dir.to_owned(),
+            run: tempfile::Builder::new()
+                .prefix("box-podman-")
+                .tempdir_in("/tmp")
+                .expect("creating podman's run root"),
         }
     }
 
@@ -168,9 +174,9 @@ impl Podman {
             .arg("--root")
             .arg(self.dir.join("root"))
             .arg("--runroot")
-            .arg(self.dir.join("run"))
+            .arg(self.run.path().join("run"))
             .arg("--tmpdir")
-            .arg(self.dir.join("tmp"))
+            .arg(self.run.path().join("tmp"))
             .args([
                 "--storage-driver",
                 "overlay",
@@ -210,7 +216,9 @@ impl Drop for Podman {
         let mut inside: Vec<&str> = mounts
             .lines()
             .filter_map(|l| l.split(' ').nth(1))
-            .filter(|m| Path::new(m).starts_with(&self.dir))
+            .filter(|m| {
+                Path::new(m).starts_with(&self.dir) || Path::new(m).starts_with(self.run.path())
+            })
             .collect();
         inside.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for mount in inside {
