@@ -3,19 +3,22 @@
 # OCI image, and the timing and table helpers. The caller sets $work (a scratch
 # directory) first and kills $registry_pid in its cleanup.
 
-# Start docker-registry on a free loopback port; sets $port and $registry_pid.
+# start_registry [NAME]: start docker-registry on a free loopback port, its storage,
+# config and log under $work/NAME* (NAME defaults to "registry"); sets $port and
+# $registry_pid.
 start_registry() {
+  local name=${1:-registry}
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  cat > "$work/registry.yml" <<YML
+  cat > "$work/$name.yml" <<YML
 version: 0.1
 log: {level: error}
-storage: {filesystem: {rootdirectory: $work/registry}, delete: {enabled: true}}
+storage: {filesystem: {rootdirectory: $work/$name}, delete: {enabled: true}}
 http: {addr: 127.0.0.1:$port}
 YML
-  docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+  docker-registry serve "$work/$name.yml" >"$work/$name.log" 2>&1 &
   registry_pid=$!
   for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && return; sleep 0.1; done
-  echo "docker-registry did not start; see $work/registry.log" >&2
+  echo "docker-registry did not start; see $work/$name.log" >&2
   exit 1
 }
 

@@ -55,6 +55,9 @@ _box() {
             box,pull)
                 cmd="box__subcmd__pull"
                 ;;
+            box,push)
+                cmd="box__subcmd__push"
+                ;;
             box,rm)
                 cmd="box__subcmd__rm"
                 ;;
@@ -133,6 +136,9 @@ _box() {
             box__subcmd__help,pull)
                 cmd="box__subcmd__help__subcmd__pull"
                 ;;
+            box__subcmd__help,push)
+                cmd="box__subcmd__help__subcmd__push"
+                ;;
             box__subcmd__help,rm)
                 cmd="box__subcmd__help__subcmd__rm"
                 ;;
@@ -167,7 +173,7 @@ _box() {
 
     case "${cmd}" in
         box)
-            opts="-h -V --help --version pull images rmi save load create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec help"
+            opts="-h -V --help --version pull push images rmi save load create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -589,7 +595,7 @@ _box() {
             return 0
             ;;
         box__subcmd__help)
-            opts="pull images rmi save load create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec help"
+            opts="pull push images rmi save load create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -812,6 +818,20 @@ _box() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        box__subcmd__help__subcmd__push)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         box__subcmd__help__subcmd__rm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -968,6 +988,24 @@ _box() {
             fi
             case "${prev}" in
                 --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__push)
+            opts="-h -V --chunk-size --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --chunk-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Download an image from a registry into the shared layer store
     Pull(PullArgs),
+    /// Upload an image of the store to a registry, unchanged (same digests)
+    Push(PushArgs),
     /// List the images in the store
     Images(ImagesArgs),
     /// Remove images and the layers no other image or box uses
@@ -149,6 +151,43 @@ pub struct PullArgs {
     /// Platform to pick from a multi-platform image, as os/arch[/variant]
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  box push quay.io/me/tools:1\n  box push debian:trixie registry.lan:5000/base/debian:trixie\n  box push 3f2a1b9c8d7e docker://ghcr.io/me/dev:latest --chunk-size 50M"
+)]
+pub struct PushArgs {
+    /// The image: a reference or a digest, as `box images` shows them
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Where to: a reference (`docker://` accepted); default: the image's own reference
+    #[arg(value_name = "DESTINATION")]
+    pub destination: Option<String>,
+    /// Send blobs larger than SIZE in chunks of SIZE (`50M`, `512K`, bytes): for a
+    /// registry behind a proxy that limits request bodies
+    #[arg(long, value_name = "SIZE", value_parser = byte_size)]
+    pub chunk_size: Option<u64>,
+}
+
+/// A size in bytes: a number, optionally followed by K, M or G (powers of 1024, with or
+/// without `iB` or `B`).
+fn byte_size(text: &str) -> Result<u64, String> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &text[digits.len()..];
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (use K, M or G)")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("`{text}` is not a size such as 50M, 512K or 1048576"))
 }
 
 #[derive(Debug, Args)]
@@ -568,6 +607,18 @@ mod tests {
             "run",
         ] {
             assert!(parse_plain_run(&words(line)).is_none(), "{line}");
+        }
+    }
+
+    #[test]
+    fn sizes_in_bytes_and_binary_units() {
+        assert_eq!(byte_size("1048576"), Ok(1 << 20));
+        assert_eq!(byte_size("512K"), Ok(512 << 10));
+        assert_eq!(byte_size("50M"), Ok(50 << 20));
+        assert_eq!(byte_size("50MiB"), Ok(50 << 20));
+        assert_eq!(byte_size("2g"), Ok(2 << 30));
+        for bad in ["", "0", "M", "1.5M", "10T", "-1", "99999999999999999999G"] {
+            assert!(byte_size(bad).is_err(), "{bad}");
         }
     }
 

@@ -12,6 +12,7 @@ mod images;
 mod list;
 mod load;
 mod pull;
+mod push;
 mod rm;
 mod rmi;
 mod run;
@@ -108,6 +109,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
     let ctx = Context::from_env()?;
     match command {
         Command::Pull(args) => pull::exec(&ctx, args),
+        Command::Push(args) => push::exec(&ctx, args),
         Command::Images(args) => images::exec(&ctx, args),
         Command::Rmi(args) => rmi::exec(&ctx, args),
         Command::Save(args) => save::exec(&ctx, args),
@@ -143,6 +145,7 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
     }
     match command {
         Command::Pull(_) => Some(("", "pull images".into())),
+        Command::Push(_) => Some(("", "push images".into())),
         Command::Ephemeral(_) => Some(("", "create temporary boxes".into())),
         Command::Rmi(_) => Some(("", "remove images".into())),
         Command::Load(_) => Some(("", "load images".into())),

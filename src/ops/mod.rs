@@ -14,6 +14,8 @@
 //! of it for the boxes of a manifest, [`ephemeral`] makes a box that lives as long as one
 //! session, [`archive`] writes images to the archives podman and docker load and loads
 //! theirs.
+//!
+//! [`push`] sends an image of the store to a registry, unchanged.
 
 pub mod archive;
 pub mod assemble;
@@ -23,6 +25,7 @@ pub mod export;
 pub mod gc;
 pub mod list;
 pub mod pull;
+pub mod push;
 pub mod rm;
 pub mod rmi;
 pub mod session;

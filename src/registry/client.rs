@@ -1,5 +1,5 @@
-//! The HTTP side of pulling: manifests and blobs from one repository of one registry,
-//! authenticated, verified, retried.
+//! The HTTP side of pulling and pushing: manifests and blobs from and to one repository
+//! of one registry, authenticated, verified, retried. Pushing is [`push`]'s part.
 //!
 //! - Transport: ureq on std threads (no async runtime). HTTPS by default; plain HTTP for
 //!   loopback registries and those in `insecure-registries`, as docker does. A registry
@@ -9,15 +9,18 @@
 //!   API lives at `registry-1.docker.io`. Redirects are followed (blobs often live on a
 //!   CDN) and the `Authorization` header is dropped when one leaves the registry's host.
 //! - Auth: anonymous first; on 401 the `WWW-Authenticate` challenge decides. Bearer: a
-//!   token for `repository:<repo>:pull` from the realm (with the user's credentials as
-//!   Basic auth when they have some), cached until shortly before `expires_in`. Basic: the
-//!   credentials on every request.
+//!   token for `repository:<repo>:pull` (a pushing client: `repository:<repo>:pull,push`
+//!   and `repository:<source>:pull` for each repository it mounts blobs from) from the
+//!   realm (with the user's credentials as Basic auth when they have some), cached until
+//!   shortly before `expires_in`. Basic: the credentials on every request. A request with
+//!   a body is sent again after a 401 from the start of its body (see [`Payload`]).
 //! - Verification: everything read is hashed; a manifest fetched by digest and every blob
 //!   must match its digest, and a blob must have exactly its descriptor's size (reading
 //!   stops as soon as a registry sends more).
 //! - Retries: every operation (a manifest, a blob, with the token requests they need) is
 //!   one loop under the one policy of [`super::retry`]; an attempt is a single
-//!   request with no retries of its own, so retries never nest. An interrupted blob
+//!   request with no retries of its own (a push's upload session: its requests from the
+//!   POST on), so retries never nest. An interrupted blob
 //!   download resumes with a `Range` request (or re-reads and skips what it already has
 //!   when the registry ignores ranges).
 //! - Errors: an attempt fails with an `AttemptError` (a status, a transport error, or
@@ -30,6 +33,10 @@
 //!
 //! Invariant: [`Client`] is `Send + Sync`; the auth state is behind a mutex so parallel
 //! downloads share one token.
+
+mod push;
+
+pub use push::{BlobPush, Pushed};
 
 use std::io::{self, Read as _};
 use std::path::PathBuf;
@@ -60,6 +67,9 @@ pub const MAX_MANIFEST: u64 = 4 << 20;
 pub const MAX_SMALL_BLOB: u64 = 16 << 20;
 /// Most of an error answer's body kept for its message.
 const MAX_ERROR_BODY: u64 = 64 << 10;
+/// Bodies larger than this wait for the server's `100 Continue` (for at most ureq's one
+/// second; as curl does above 1 MiB).
+const EXPECT_CONTINUE_FROM: u64 = 1 << 20;
 
 /// A manifest as served, with the digest of its bytes.
 #[derive(Debug, Clone)]
@@ -170,7 +180,72 @@ struct AuthState {
 enum Target<'a> {
     Manifest(&'a str),
     Blob(&'a Digest),
+    /// Sending a blob of `size` bytes, in chunks of `chunk` bytes when given.
+    Upload {
+        digest: &'a Digest,
+        size: u64,
+        chunk: Option<u64>,
+    },
     Token,
+}
+
+/// What a client may do in its repository: what it asks a token service for, and how
+/// its messages speak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Access {
+    Pull,
+    /// Push, mounting blobs from these other repositories of the same registry.
+    Push {
+        mount_from: Vec<String>,
+    },
+}
+
+/// The body of a request, in a form that can be sent again from its start (after
+/// answering a 401 challenge).
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    /// No body (GET, HEAD).
+    None,
+    /// These bytes (`Content-Length` set, so an empty POST says it is empty).
+    Bytes(&'a [u8]),
+    /// `len` bytes of `file` from `offset`, read with `pread` (the file's own position is
+    /// not used, so threads may share it); `progress` is told how far into the file the
+    /// sending is.
+    File {
+        file: &'a std::fs::File,
+        offset: u64,
+        len: u64,
+        progress: &'a dyn Fn(u64),
+    },
+}
+
+/// The reader of a [`Payload::File`]: exactly `end - pos` bytes, then end of file.
+struct FileRange<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+    end: u64,
+    progress: &'a dyn Fn(u64),
+}
+
+impl io::Read for FileRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            // The file is shorter than its blob's size: the body would be cut short.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the blob file ended before its size",
+            ));
+        }
+        self.pos += n as u64;
+        (self.progress)(self.pos);
+        Ok(n)
+    }
 }
 
 /// ureq's resolver, with every I/O failure to resolve a name wrapped in
@@ -226,6 +301,10 @@ pub struct Client {
     reached: AtomicBool,
     read_timeout: Duration,
     policy: Policy,
+    access: Access,
+    /// Repositories a mount from was refused (an error status, not a 202): not asked
+    /// again by this client.
+    mounts_refused: Mutex<Vec<String>>,
 }
 
 impl Client {
@@ -297,6 +376,8 @@ impl Client {
             reached: AtomicBool::new(false),
             read_timeout: options.read_timeout,
             policy: options.retry,
+            access: Access::Pull,
+            mounts_refused: Mutex::new(Vec::new()),
         })
     }
 
@@ -588,14 +669,23 @@ impl Client {
         })
     }
 
-    /// The one retry loop: run `attempt` until it succeeds or the policy says stop, then
-    /// word the last failure for `target`. Every request goes through here (GET only).
+    /// The one retry loop for a GET: see [`Client::run_with`].
     fn run<T>(
         &self,
         target: Target,
+        attempt: impl FnMut(&mut Retrier) -> Result<T, AttemptError>,
+    ) -> Result<T> {
+        self.run_with(Retrier::new(self.policy, Method::GET), target, attempt)
+    }
+
+    /// The one retry loop: run `attempt` until it succeeds or `retrier`'s policy says
+    /// stop, then word the last failure for `target`. Every operation goes through here.
+    fn run_with<T>(
+        &self,
+        mut retrier: Retrier,
+        target: Target,
         mut attempt: impl FnMut(&mut Retrier) -> Result<T, AttemptError>,
     ) -> Result<T> {
-        let mut retrier = Retrier::new(self.policy, Method::GET);
         loop {
             retrier.attempt();
             let err = match attempt(&mut retrier) {
@@ -663,33 +753,103 @@ impl Client {
         range_from: Option<u64>,
         target: Target,
     ) -> Result<Response<Body>, AttemptError> {
+        let mut headers = Vec::new();
+        if let Some(accept) = accept {
+            headers.push(("Accept", accept.to_owned()));
+        }
+        if let Some(from) = range_from {
+            headers.push(("Range", format!("bytes={from}-")));
+        }
+        let response = self.exchange(Method::GET, url, &headers, Payload::None, target)?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(self.failed(response, target))
+        }
+    }
+
+    /// An answer that is not what the request wanted, as an attempt's failure: a 401 that
+    /// remained after answering its challenge is a refusal of the credentials (or of
+    /// their lack).
+    fn failed(&self, response: Response<Body>, target: Target) -> AttemptError {
+        if response.status() == StatusCode::UNAUTHORIZED {
+            AttemptError::Final(self.refused(target))
+        } else {
+            status_failure(response, false)
+        }
+    }
+
+    /// One request with authentication: a first 401 is answered (its challenge taken up,
+    /// the request sent once more from the start of its body); the answer is returned
+    /// whatever its status (a second 401 included: see [`Client::failed`]) for the
+    /// caller to judge. No retries here.
+    fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        payload: Payload,
+        target: Target,
+    ) -> Result<Response<Body>, AttemptError> {
         let mut authenticated_after_401 = false;
         loop {
             let authorization = self.authorization()?;
-            let mut request = self.agent.get(url);
-            if let Some(accept) = accept {
-                request = request.header("Accept", accept);
-            }
-            if let Some(from) = range_from {
-                request = request.header("Range", format!("bytes={from}-"));
+            let mut request = ureq::http::Request::builder()
+                .method(method.clone())
+                .uri(url);
+            for (name, value) in headers {
+                request = request.header(*name, value);
             }
             if let Some(authorization) = &authorization {
                 request = request.header("Authorization", authorization);
             }
-            let response = request.call().map_err(|error| AttemptError::Transport {
+            let invalid = |err: ureq::http::Error| {
+                AttemptError::Final(anyhow!(
+                    "box made an invalid request to {url} for {}: {err}",
+                    self.reference
+                ))
+            };
+            let answer = match payload {
+                Payload::None => self.agent.run(request.body(()).map_err(invalid)?),
+                Payload::Bytes(bytes) => self.agent.run(request.body(bytes).map_err(invalid)?),
+                Payload::File {
+                    file,
+                    offset,
+                    len,
+                    progress,
+                } => {
+                    let mut reader = FileRange {
+                        file,
+                        pos: offset,
+                        end: offset + len,
+                        progress,
+                    };
+                    // A length ureq does not know from a reader: sent as Content-Length,
+                    // as registries (and the proxies in front of them) want it.
+                    let mut request = request.header("Content-Length", len.to_string());
+                    if len > EXPECT_CONTINUE_FROM {
+                        // The registry (or a proxy with a body size limit, or a 401) may
+                        // refuse the request on its headers: then the body is not sent.
+                        request = request.header("Expect", "100-continue");
+                    }
+                    let request = request
+                        .body(ureq::SendBody::from_reader(&mut reader))
+                        .map_err(invalid)?;
+                    self.agent.run(request)
+                }
+            };
+            let response = answer.map_err(|error| AttemptError::Transport {
                 error,
                 url: url.to_owned(),
                 token: false,
             })?;
             self.reached.store(true, Ordering::Relaxed);
             match response.status().as_u16() {
-                200..=299 => return Ok(response),
                 401 if !authenticated_after_401 => {
                     authenticated_after_401 = true;
                     self.authenticate(&response, target)?;
                 }
-                401 => return Err(AttemptError::Final(self.refused(target))),
-                _ => return Err(status_failure(response, false)),
+                _ => return Ok(response),
             }
         }
     }
@@ -783,8 +943,10 @@ impl Client {
         credentials: Option<&Credentials>,
     ) -> Result<(String, Instant), AttemptError> {
         let realm = &challenge.params["realm"];
-        let scope = format!("repository:{}:pull", self.reference.repository);
-        let mut request = self.agent.get(realm).query("scope", &scope);
+        let mut request = self.agent.get(realm);
+        for scope in self.scopes() {
+            request = request.query("scope", scope);
+        }
         if let Some(service) = challenge.params.get("service") {
             request = request.query("service", service);
         }
@@ -843,6 +1005,29 @@ impl Client {
         ))
     }
 
+    /// The token scopes this client asks for (see the module doc).
+    fn scopes(&self) -> Vec<String> {
+        let repository = &self.reference.repository;
+        match &self.access {
+            Access::Pull => vec![format!("repository:{repository}:pull")],
+            Access::Push { mount_from } => {
+                std::iter::once(format!("repository:{repository}:pull,push"))
+                    .chain(mount_from.iter().map(|r| format!("repository:{r}:pull")))
+                    .collect()
+            }
+        }
+    }
+
+    /// Whether this client pushes (its messages say so).
+    fn pushing(&self) -> bool {
+        matches!(self.access, Access::Push { .. })
+    }
+
+    /// "pulling" or "pushing", for messages.
+    fn doing(&self) -> &'static str {
+        if self.pushing() { "pushing" } else { "pulling" }
+    }
+
     /// `name:tag` or `name@digest` for messages.
     fn display(&self, target: Target) -> String {
         match target {
@@ -850,13 +1035,14 @@ impl Client {
                 format!("{}@{tag_or_digest}", self.reference.name())
             }
             Target::Manifest(tag) => format!("{}:{tag}", self.reference.name()),
-            Target::Blob(_) | Target::Token => self.reference.canonical(),
+            Target::Blob(_) | Target::Upload { .. } | Target::Token => self.reference.canonical(),
         }
     }
 
     /// The message and hint for a request that got no (complete) answer.
     fn transport_error(&self, err: ureq::Error, url: &str, target: Target) -> (String, String) {
         let shown = self.display(target);
+        let doing = self.doing();
         let host = url
             .split("://")
             .nth(1)
@@ -872,7 +1058,7 @@ impl Client {
         if is_dns {
             return (
                 format!(
-                    "cannot resolve registry host {} (pulling {shown}): {err}",
+                    "cannot resolve registry host {} ({doing} {shown}): {err}",
                     host_only(&host)
                 ),
                 format!("check the registry name `{registry}` and your network connection and DNS"),
@@ -883,7 +1069,7 @@ impl Client {
         {
             return (
                 format!(
-                    "cannot connect to {host}: is a registry running there? (pulling {shown}: connection refused)"
+                    "cannot connect to {host}: is a registry running there? ({doing} {shown}: connection refused)"
                 ),
                 format!("check the host and port in `{registry}`, and that the registry is up"),
             );
@@ -891,7 +1077,7 @@ impl Client {
         if let ureq::Error::Timeout(which) = &err {
             return (
                 format!(
-                    "registry {host} did not answer in time ({which}; limit {} s) while pulling {shown}",
+                    "registry {host} did not answer in time ({which}; limit {} s) while {doing} {shown}",
                     self.read_timeout.as_secs()
                 ),
                 "the registry or the network is stalled; try again later".to_owned(),
@@ -940,17 +1126,20 @@ impl Client {
                 )
             };
             return (
-                format!("TLS connection to {host} failed (pulling {shown}): {err}"),
+                format!("TLS connection to {host} failed ({doing} {shown}): {err}"),
                 hint,
             );
         }
         (
-            format!("request to {host} failed (pulling {shown}): {err}"),
+            format!("request to {host} failed ({doing} {shown}): {err}"),
             "check your network connection and try again".to_owned(),
         )
     }
 
     fn needs_credentials(&self, target: Target) -> anyhow::Error {
+        if self.pushing() {
+            return push::needs_credentials(&self.reference);
+        }
         failure(
             format!(
                 "{} requires authentication to pull {} (or the repository does not exist)",
@@ -977,6 +1166,7 @@ impl Client {
     /// Credentials (if any) were refused. Must not be called with the auth lock held.
     fn refused_with(&self, credentials: Option<&Credentials>, target: Target) -> anyhow::Error {
         match credentials {
+            Some(credentials) if self.pushing() => push::refused(&self.reference, credentials),
             Some(credentials) => failure(
                 format!(
                     "credentials for {} from {} were refused (user `{}`, pulling {})",
@@ -1011,12 +1201,16 @@ impl Client {
         if status.as_u16() == 400 && String::from_utf8_lossy(body).contains("HTTPS server") {
             return (
                 format!(
-                    "registry {registry} speaks HTTPS, but box used plain HTTP (pulling {shown})"
+                    "registry {registry} speaks HTTPS, but box used plain HTTP ({} {shown})",
+                    self.doing()
                 ),
                 format!(
                     "remove \"{registry}\" from insecure-registries in ~/.config/box/config.toml"
                 ),
             );
+        }
+        if self.pushing() && !matches!(target, Target::Token) {
+            return push::status_error(&self.reference, status, message.as_deref(), target);
         }
         let (message, hint) = match (status.as_u16(), target) {
             (404, Target::Manifest(_)) => (

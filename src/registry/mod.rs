@@ -8,7 +8,7 @@
 //! - [`certs`]: extra CA certificates from `certs.d` directories;
 //! - [`registries_conf`]: the containers registries configuration (mirrors, rewrites,
 //!   blocked and insecure registries, short names), as podman reads it;
-//! - [`client`]: the HTTP client for one repository;
+//! - [`client`]: the HTTP client for one repository, pulling and pushing;
 //! - [`retry`]: the one retry policy every registry request follows.
 
 pub mod auth;
@@ -21,7 +21,7 @@ pub mod registries_conf;
 pub mod retry;
 
 pub use auth::{AuthSources, Credentials};
-pub use client::{Client, ClientOptions, FetchedManifest, RegistryError};
+pub use client::{BlobPush, Client, ClientOptions, FetchedManifest, Pushed, RegistryError};
 pub use manifest::{
     Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, parse_config, parse_manifest,
 };

@@ -23,7 +23,7 @@
 //! `.block`) is accepted in the main file only, as podman does.
 //!
 //! Invariants: every error names the file, and the line when the fault has one (TOML
-//! syntax, a bad value); nothing here touches the network. Only pull, create and
+//! syntax, a bad value); nothing here touches the network. Only pull, push, create and
 //! assemble read this configuration: never the enter/run path.
 //!
 //! Resolution of one pull ([`RegistriesConf::pull_sources`]): the `[[registry]]` whose

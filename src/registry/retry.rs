@@ -9,7 +9,11 @@
 //!
 //! Rules:
 //! - only idempotent requests (GET, HEAD) are retried: a repeated POST or PUT could do its
-//!   work twice;
+//!   work twice. A push's writes are retried as whole operations instead
+//!   ([`Retrier::restartable`]): a blob upload starts again from its POST (a new upload
+//!   session; the blob is content-addressed, so a second upload of the same bytes changes
+//!   nothing), never by re-sending a PATCH or PUT of a session that broke, and a manifest
+//!   put sends the same bytes under the same name again;
 //! - retryable statuses are 408, 429, 500, 502, 503 and 504 (the server or something in
 //!   front of it failing for now); every other status is the answer;
 //! - retryable I/O errors are those of a connection that broke or stalled (reset, aborted,
@@ -108,7 +112,22 @@ impl Policy {
         elapsed: Duration,
         jitter: f64,
     ) -> Decision {
-        if !is_idempotent(method) || !is_retryable(failure) || attempts >= self.max_attempts {
+        if !is_idempotent(method) {
+            return Decision::Stop;
+        }
+        self.decide_restart(failure, attempts, elapsed, jitter)
+    }
+
+    /// [`Policy::decide`] for an operation that is safe to start over as a whole (see
+    /// [`Retrier::restartable`]): the same rules, whatever the methods of its requests.
+    pub fn decide_restart(
+        &self,
+        failure: &Failure,
+        attempts: u32,
+        elapsed: Duration,
+        jitter: f64,
+    ) -> Decision {
+        if !is_retryable(failure) || attempts >= self.max_attempts {
             return Decision::Stop;
         }
         let wait = match failure {
@@ -271,19 +290,39 @@ pub fn jitter() -> f64 {
 /// The state of one retried operation: the attempts made and the clock.
 pub struct Retrier {
     policy: Policy,
-    method: Method,
+    /// The method of the one request retried; `None` for an operation retried whole.
+    method: Option<Method>,
     attempts: u32,
     clock: Instant,
 }
 
 impl Retrier {
+    /// One request, retried only when its method is idempotent.
     pub fn new(policy: Policy, method: Method) -> Retrier {
         Retrier {
             policy,
-            method,
+            method: Some(method),
             attempts: 0,
             clock: Instant::now(),
         }
+    }
+
+    /// An operation whose every attempt starts over from its first request, and whose
+    /// effect is the same however often it completes: a blob upload from its POST (a
+    /// fresh session), a manifest put. Its failures are retried by the same rules as an
+    /// idempotent request's.
+    pub fn restartable(policy: Policy) -> Retrier {
+        Retrier {
+            policy,
+            method: None,
+            attempts: 0,
+            clock: Instant::now(),
+        }
+    }
+
+    /// How many attempts have started.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
     }
 
     /// Count the start of an attempt.
@@ -299,13 +338,16 @@ impl Retrier {
 
     /// After a failed attempt: sleep and return `true` to try again, or `false` to stop.
     pub fn wait_after(&mut self, failure: &Failure) -> bool {
-        match self.policy.decide(
-            &self.method,
-            failure,
-            self.attempts,
-            self.clock.elapsed(),
-            jitter(),
-        ) {
+        let (elapsed, jitter) = (self.clock.elapsed(), jitter());
+        let decision = match &self.method {
+            Some(method) => self
+                .policy
+                .decide(method, failure, self.attempts, elapsed, jitter),
+            None => self
+                .policy
+                .decide_restart(failure, self.attempts, elapsed, jitter),
+        };
+        match decision {
             Decision::Retry(wait) => {
                 std::thread::sleep(wait);
                 true
@@ -407,6 +449,36 @@ mod tests {
             P.decide(&Method::HEAD, &status(503), 1, Duration::ZERO, 0.0),
             Decision::Retry(_)
         ));
+    }
+
+    #[test]
+    fn a_restartable_operation_follows_the_same_rules_whatever_its_methods() {
+        // A blob upload (POST, PATCH, PUT) restarted whole: transient failures again, the
+        // answers not, within the same bounds.
+        let restart = |failure: Failure, attempts| {
+            matches!(
+                P.decide_restart(&failure, attempts, Duration::ZERO, 0.5),
+                Decision::Retry(_)
+            )
+        };
+        assert!(restart(status(503), 1));
+        assert!(restart(io(io::ErrorKind::ConnectionReset), 1));
+        assert!(restart(Failure::Timeout, 1));
+        for code in [400, 401, 403, 404, 413] {
+            assert!(!restart(status(code), 1), "{code}");
+        }
+        assert!(!restart(Failure::Final, 1));
+        assert!(!restart(status(503), P.max_attempts));
+        let mut retrier = Retrier::restartable(Policy {
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+            ..P
+        });
+        retrier.attempt();
+        assert!(retrier.wait_after(&status(502)));
+        assert_eq!(retrier.attempts(), 1);
+        retrier.attempt();
+        assert!(!retrier.wait_after(&status(413)));
     }
 
     #[test]

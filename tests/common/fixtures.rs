@@ -149,8 +149,9 @@ pub fn busybox_entries() -> Vec<Entry> {
         Entry::dir("usr/bin"),
         Entry::dir("var"),
         Entry::file("bin/busybox", &busybox).mode(0o755),
-        // A hardlink to the binary: the unpacked layer must share the inode.
-        Entry::hardlink("bin/true", "bin/busybox"),
+        // A hardlink to the binary: the unpacked layer must share the inode. Its header
+        // carries the file's mode, as tar writes it (podman applies it to the file).
+        Entry::hardlink("bin/true", "bin/busybox").mode(0o755),
     ];
     for applet in BUSYBOX_APPLETS {
         entries.push(Entry::symlink(&format!("bin/{applet}"), "busybox"));

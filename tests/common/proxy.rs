@@ -9,8 +9,10 @@
 //!   `Connection: close` too and read to EOF.
 //! - The Host header is forwarded unchanged, so the registry builds URLs (upload
 //!   locations) that point back at the proxy.
-//! - Faults match a method (or any) and a substring of the path, and may be limited to the
-//!   first N matching requests.
+//! - Faults match a method (or any) and a substring of the path (the request target,
+//!   query included), and may be limited to the first N matching requests.
+//! - `Expect: 100-continue` is answered by the proxy (the registry gets whole requests),
+//!   and a body limit is judged by `Content-Length` before the body, as nginx does.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -36,6 +38,15 @@ pub enum FaultKind {
     /// Forward the request without its `Authorization` header, so the registry answers
     /// with its own 401 and challenge, as it does when a token has expired mid-pull.
     DropAuthorization,
+    /// Answer this status (403, 404, 503, ...) with a registry-style JSON error body,
+    /// without asking the registry.
+    Refuse(u16),
+    /// Answer 413 with nginx's page, as a proxy with `client_max_body_size` of this many
+    /// bytes does, to a request whose body is larger; smaller ones pass.
+    BodyLimit(usize),
+    /// Read the request, then send nothing until the proxy is dropped (an upload the
+    /// registry never acknowledges, to kill the client meanwhile).
+    Hold,
 }
 
 /// A fault rule.
@@ -183,7 +194,8 @@ impl FaultProxy {
         self.count(Some("GET"), "/blobs/sha256:")
     }
 
-    /// Wait until a [`FaultKind::Stall`] fault has started stalling a response.
+    /// Wait until a [`FaultKind::Stall`] or [`FaultKind::Hold`] fault has started holding
+    /// a request.
     pub fn wait_for_stall(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -221,8 +233,13 @@ struct Request {
     path: String,
     head: Vec<u8>,
     body: Vec<u8>,
+    content_length: usize,
+    /// `Expect: 100-continue`: the client waits for a go-ahead before its body.
+    expect_continue: bool,
 }
 
+/// The request line and headers; the body is read by the caller ([`Request::body`] is
+/// empty), once it has decided whether to let it come.
 fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
@@ -233,6 +250,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
     let path = parts.next().unwrap_or("").to_owned();
     let mut head = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
     let mut content_length = 0usize;
+    let mut expect_continue = false;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 {
@@ -247,7 +265,12 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
         if lower == "content-length" {
             content_length = value.trim().parse().unwrap_or(0);
         }
-        // Hop-by-hop headers are replaced by our own Connection: close.
+        // Hop-by-hop headers are replaced by our own Connection: close. The proxy answers
+        // `Expect` itself: the registry gets the whole request at once.
+        if lower == "expect" {
+            expect_continue = value.trim().eq_ignore_ascii_case("100-continue");
+            continue;
+        }
         if lower == "connection" || lower == "keep-alive" || lower == "proxy-connection" {
             continue;
         }
@@ -255,13 +278,13 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"Connection: close\r\n\r\n");
-    let mut body = vec![0; content_length];
-    reader.read_exact(&mut body)?;
     Ok(Some(Request {
         method,
         path,
         head,
-        body,
+        body: Vec::new(),
+        content_length,
+        expect_continue,
     }))
 }
 
@@ -318,7 +341,7 @@ fn handle(
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
-    let Some(request) = read_request(&mut reader)? else {
+    let Some(mut request) = read_request(&mut reader)? else {
         return Ok(());
     };
     let mut conn = conn;
@@ -342,7 +365,59 @@ fn handle(
         });
         chosen
     };
+    let fault = match fault {
+        // Within the limit: not a fault after all.
+        Some(FaultKind::BodyLimit(limit)) if request.content_length <= limit => None,
+        other => other,
+    };
+    if let Some(FaultKind::BodyLimit(_)) = fault {
+        // As nginx: refused by its Content-Length, before the body (which a client that
+        // did not wait for a go-ahead sends anyway: read and dropped after the answer).
+        let body = "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n\
+                    <body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n\
+                    <hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+        write!(
+            conn,
+            "HTTP/1.1 413 Request Entity Too Large\r\nServer: nginx\r\n\
+             Content-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        if !request.expect_continue {
+            std::io::copy(
+                &mut (&mut reader).take(request.content_length as u64),
+                &mut std::io::sink(),
+            )?;
+        }
+        return conn.shutdown(Shutdown::Both);
+    }
+    if request.expect_continue {
+        conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
+    request.body = vec![0; request.content_length];
+    reader.read_exact(&mut request.body)?;
     match fault {
+        Some(FaultKind::Refuse(status)) => {
+            let (reason, code) = match status {
+                401 => ("Unauthorized", "UNAUTHORIZED"),
+                403 => ("Forbidden", "DENIED"),
+                404 => ("Not Found", "NAME_UNKNOWN"),
+                _ => ("Refused", "UNKNOWN"),
+            };
+            conn.write_all(&error_response(
+                status,
+                reason,
+                code,
+                &format!("injected: {reason}"),
+            ))?;
+            return conn.shutdown(Shutdown::Both);
+        }
+        Some(FaultKind::Hold) => {
+            stalled.fetch_add(1, Ordering::SeqCst);
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return conn.shutdown(Shutdown::Both);
+        }
         Some(FaultKind::ServerError) => {
             conn.write_all(&error_response(
                 500,

@@ -12,8 +12,10 @@
 //! - repositories under [`PRIVATE_PREFIX`] need Basic credentials [`AUTH_USER`] /
 //!   [`AUTH_PASSWORD`] at the token endpoint; others are pullable anonymously;
 //! - wrong credentials are refused (401) whatever the repository;
-//! - tokens grant pull only; the harness pushes with tokens it mints in-process
-//!   ([`TokenService::mint`]).
+//! - a token grants, for each `scope` asked, the actions allowed: `pull` as above, `push`
+//!   with the credentials only (an anonymous push gets a token without it, and the
+//!   registry answers 401 with `insufficient_scope`, as Docker Hub's does); the harness
+//!   pushes its fixtures with tokens it mints in-process ([`TokenService::mint`]).
 //!
 //! Keys and signatures come from the `openssl` command (installed by `tests/run`), so the
 //! harness needs no crypto crate. Every token request is recorded for the tests to check.
@@ -131,16 +133,22 @@ impl TokenService {
 
     /// A signed token granting `actions` on `repository`, valid for [`LIFETIME_SECS`].
     pub fn mint(&self, subject: &str, repository: &str, actions: &[&str]) -> String {
+        self.mint_access(subject, &[(repository.to_owned(), actions.to_vec())])
+    }
+
+    /// A signed token granting each repository its actions.
+    fn mint_access(&self, subject: &str, access: &[(String, Vec<&str>)]) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let header = serde_json::json!({
+        use serde_json::json;
+        let header = json!({
             "typ": "JWT",
             "alg": "RS256",
             "x5c": [self.certificate_der],
         });
-        let claims = serde_json::json!({
+        let claims = json!({
             "iss": ISSUER,
             "sub": subject,
             "aud": SERVICE,
@@ -148,7 +156,12 @@ impl TokenService {
             "nbf": now - 10,
             "exp": now + LIFETIME_SECS,
             "jti": format!("box-test-{}", self.serial.fetch_add(1, Ordering::SeqCst)),
-            "access": [{"type": "repository", "name": repository, "actions": actions}],
+            "access": access
+                .iter()
+                .map(|(name, actions)| {
+                    json!({"type": "repository", "name": name, "actions": actions})
+                })
+                .collect::<Vec<_>>(),
         });
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         let signing_input = format!(
@@ -202,26 +215,33 @@ impl TokenService {
         let valid_credentials = credentials
             .as_ref()
             .is_some_and(|(user, password)| user == AUTH_USER && password == AUTH_PASSWORD);
-        // The first pull scope decides (box asks for one repository at a time).
-        let repository = scopes.iter().find_map(|s| {
-            let rest = s.strip_prefix("repository:")?;
-            let (name, actions) = rest.rsplit_once(':')?;
-            actions
-                .split(',')
-                .any(|a| a == "pull")
-                .then(|| name.to_owned())
-        });
+        // Each repository scope asked for, with the actions this client may have there.
+        let access: Vec<(String, Vec<&str>)> = scopes
+            .iter()
+            .filter_map(|s| {
+                let (name, actions) = s.strip_prefix("repository:")?.rsplit_once(':')?;
+                let granted = actions
+                    .split(',')
+                    .filter_map(|action| match action {
+                        "pull" => Some("pull"),
+                        "push" if valid_credentials => Some("push"),
+                        _ => None,
+                    })
+                    .collect();
+                Some((name.to_owned(), granted))
+            })
+            .collect();
         let refusal = if path != "/token" {
             Some("no such endpoint")
         } else if service.as_deref() != Some(SERVICE) {
             Some("unknown or missing service")
         } else if credentials.is_some() && !valid_credentials {
             Some("incorrect username or password")
-        } else if repository.is_none() {
+        } else if !access.iter().any(|(_, actions)| actions.contains(&"pull")) {
             Some("no repository pull scope requested")
-        } else if repository
-            .as_deref()
-            .is_some_and(|r| r.starts_with(PRIVATE_PREFIX))
+        } else if access
+            .iter()
+            .any(|(name, _)| name.starts_with(PRIVATE_PREFIX))
             && !valid_credentials
         {
             Some("authentication required")
@@ -239,9 +259,9 @@ impl TokenService {
                 status,
             });
         let mut conn = conn;
-        let (reason, body) = match (refusal, repository) {
-            (None, Some(repository)) => {
-                let token = self.mint(user.as_deref().unwrap_or(""), &repository, &["pull"]);
+        let (reason, body) = match refusal {
+            None => {
+                let token = self.mint_access(user.as_deref().unwrap_or(""), &access);
                 (
                     "OK",
                     serde_json::json!({
@@ -252,9 +272,9 @@ impl TokenService {
                     .to_string(),
                 )
             }
-            (refusal, _) => (
+            Some(refusal) => (
                 "Unauthorized",
-                serde_json::json!({"details": refusal.unwrap_or("refused")}).to_string(),
+                serde_json::json!({"details": refusal}).to_string(),
             ),
         };
         write!(

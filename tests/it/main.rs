@@ -26,6 +26,7 @@ mod inside;
 mod native;
 mod provision;
 pub(crate) mod pull;
+mod push;
 mod registries;
 mod rm;
 mod runtime;
