@@ -14,7 +14,8 @@
 //!   (box in the box keeps its data and exports there); `SHELL` = the login shell in the
 //!   box;
 //! - `XAUTHORITY` = the box's own wildcard copy of the host's X authority file when the
-//!   box has another hostname or home (see [`crate::host::xauth`]); and `XAUTHLOCALHOSTNAME` =
+//!   box has another hostname or home (see [`crate::host::xauth`]; a join whose
+//!   `XAUTHORITY` is another gets a copy of its own); and `XAUTHLOCALHOSTNAME` =
 //!   the host's name when the box has another hostname: openSUSE's libXau reads it, which
 //!   helps a session that joins with an authority file of its own (not the box's copy).
 //!

@@ -15,7 +15,9 @@
 //! which is what `xauth nmerge` with an `ffff` family does by hand. A box with a home of
 //! its own (`--home`) does not see the host's `~/.Xauthority` at `$HOME/.Xauthority`
 //! either. So such boxes get a file of their own, holding a wildcard copy of this host's
-//! entries, rewritten whenever the host's file changes (see `runtime::follow`).
+//! entries, rewritten whenever the host's file changes (see `runtime::follow`), and a
+//! join from a session with another file gets a copy of that one (see the runtime's X11
+//! integration, `runtime::plan::integrations::x11`).
 
 use anyhow::{Result, bail};
 

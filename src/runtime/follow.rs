@@ -1,8 +1,10 @@
 //! The files box writes in a box, some of which follow the host's: applies the plan's
-//! [`FileOp`]s inside the box (after the pivot: `/` is the box, `/run/host` the host),
-//! and applies the host-following ones again whenever a host file they read changes, for
+//! [`BoxFile`]s inside the box (after the pivot: `/` is the box, `/run/host` the host),
+//! and applies the host-following ones again whenever a host file they watch changes, for
 //! as long as the box runs (the holder watches the directories of those files, through
 //! `/run/host`, with inotify(7): the host's `/etc`, the X authority file's directory).
+//! Which host files a file watches is the integration's word (see
+//! [`super::plan::integrations`]).
 //!
 //! Invariants:
 //! - a link never names a path that only makes sense on the host: the host's own
@@ -22,15 +24,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use super::plan::FileOp;
+use super::plan::{BoxFile, FileOp};
 
 /// The host's root inside a box.
 const HOST_ROOT: &str = crate::host::fs::HOST_ROOT_IN_BOX;
 
-/// Apply `ops` (all of a starting box's, or the host-following ones); the first failure
+/// Apply `files` (all of a starting box's, or the host-following ones); the first failure
 /// names the file.
-pub fn apply_all<'a>(ops: impl IntoIterator<Item = &'a FileOp>) -> Result<()> {
-    for op in ops {
+pub fn apply_all<'a>(files: impl IntoIterator<Item = &'a BoxFile>) -> Result<()> {
+    for file in files {
+        let op = &file.op;
         apply(op).with_context(|| format!("writing {} in the box", target(op).display()))?;
     }
     Ok(())
@@ -46,7 +49,7 @@ fn target(op: &FileOp) -> &Path {
     }
 }
 
-/// The inotify instance a box's holder will watch the host's files with, when `ops`
+/// The inotify instance a box's holder will watch the host's files with, when `files`
 /// follow any; made by the process that starts the holder, which passes it to the holder
 /// and to the box's other host-side process (the host end of `box host-exec`), which
 /// only keeps it open.
@@ -56,22 +59,23 @@ fn target(op: &FileOp) -> &Path {
 /// is what `box stop` waits for. With a second reference held outside the box, the
 /// holder's exit does not close the instance; the host end's exit, which nobody waits
 /// for, does.
-pub fn new_watch(ops: &[FileOp]) -> Option<std::os::fd::OwnedFd> {
+pub fn new_watch(files: &[BoxFile]) -> Option<std::os::fd::OwnedFd> {
     use rustix::fs::inotify;
-    ops.iter()
-        .any(FileOp::follows_host)
+    files
+        .iter()
+        .any(BoxFile::follows_host)
         .then(|| inotify::init(inotify::CreateFlags::CLOEXEC).ok())
         .flatten()
 }
 
-/// Keep the host-following ops current until the process is killed: apply them again
-/// after every change of an entry of the host they read (created, written, renamed onto,
+/// Keep the host-following files current until the process is killed: apply them again
+/// after every change of an entry of the host they watch (created, written, renamed onto,
 /// deleted: `xauth` and resolvconf replace their files by rename). Never returns.
 /// Watches with `watch` ([`new_watch`]) when given one, else with an instance of its own.
 /// Without inotify (a kernel built without it, the watch limit reached) it only sleeps.
-pub fn keep_current(ops: &[FileOp], watch: Option<std::os::fd::OwnedFd>) -> ! {
+pub fn keep_current(files: &[BoxFile], watch: Option<std::os::fd::OwnedFd>) -> ! {
     use rustix::fs::inotify;
-    let following: Vec<&FileOp> = ops.iter().filter(|op| op.follows_host()).collect();
+    let following: Vec<&BoxFile> = files.iter().filter(|f| f.follows_host()).collect();
     let (dirs, names) = watched(&following);
     let watch = (!following.is_empty())
         .then(|| watch.or_else(|| inotify::init(inotify::CreateFlags::CLOEXEC).ok()))
@@ -114,21 +118,21 @@ pub fn keep_current(ops: &[FileOp], watch: Option<std::os::fd::OwnedFd>) -> ! {
             }
         }
         if changed {
-            for op in &following {
+            for file in &following {
                 // Best effort: the holder has nobody to tell, and the next change retries.
-                let _ = apply(op);
+                let _ = apply(&file.op);
             }
         }
     }
 }
 
 /// The directories to watch (inside the box, through `/run/host`) and the entry names in
-/// them that matter, for the host files `ops` read. A change of a name in any watched
+/// them that matter, for the host files `files` watch. A change of a name in any watched
 /// directory counts: the rare false alarm costs one more round of rewriting nothing.
-fn watched(ops: &[&FileOp]) -> (Vec<PathBuf>, Vec<std::ffi::OsString>) {
+fn watched(files: &[&BoxFile]) -> (Vec<PathBuf>, Vec<std::ffi::OsString>) {
     let mut dirs: Vec<PathBuf> = Vec::new();
     let mut names = Vec::new();
-    for file in ops.iter().flat_map(|op| op.host_files()) {
+    for file in files.iter().flat_map(|f| &f.watch) {
         let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
             continue;
         };
@@ -323,18 +327,24 @@ mod tests {
 
     #[test]
     fn the_directories_of_the_host_files_read_are_watched() {
-        let ops = [
-            FileOp::Localtime {
-                host_path: "/etc/localtime".into(),
+        let files = [
+            BoxFile {
+                op: FileOp::Localtime {
+                    host_path: "/etc/localtime".into(),
+                },
+                watch: vec!["/etc/localtime".into(), "/etc/timezone".into()],
             },
-            FileOp::XauthorityCopy {
-                path: "/run/box/xauthority".into(),
-                host_path: "/home/u/.Xauthority".into(),
-                hostname: "h".into(),
-                owner: (1000, 1000),
+            BoxFile {
+                op: FileOp::XauthorityCopy {
+                    path: "/run/box/xauthority".into(),
+                    host_path: "/home/u/.Xauthority".into(),
+                    hostname: "h".into(),
+                    owner: (1000, 1000),
+                },
+                watch: vec!["/home/u/.Xauthority".into()],
             },
         ];
-        let (dirs, names) = watched(&ops.iter().collect::<Vec<_>>());
+        let (dirs, names) = watched(&files.iter().collect::<Vec<_>>());
         assert_eq!(
             dirs,
             [Path::new("/run/host/etc"), Path::new("/run/host/home/u")]

@@ -40,7 +40,7 @@ use anyhow::{Context as _, Result, bail};
 use rustix::fs::{Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
-use super::plan::{FileOp, Plan};
+use super::plan::{BoxFile, Plan};
 use super::setup;
 use crate::store::containers::StorageKind;
 use crate::sys::protocol::{self, Failure};
@@ -253,7 +253,7 @@ fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
         crate::sys::userns::become_root()?;
     }
     rustix::process::chdir("/").context("chdir /")?;
-    super::follow::apply_all(adoption.plan.files.iter().filter(|op| op.follows_host()))?;
+    super::follow::apply_all(adoption.plan.files.iter().filter(|f| f.follows_host()))?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
         .context("prctl(PR_SET_DUMPABLE)")?;
     // SAFETY: the holder (`box __holder-adopt`, a fresh exec of box) never starts a
@@ -384,7 +384,7 @@ fn run(plan: &Plan, has_root: bool, watch: Option<std::os::fd::OwnedFd>) -> Resu
 
 /// The holder's life: detach from the caller, then keep the box's host-following files
 /// current until killed.
-fn hold(files: &[FileOp], watch: Option<std::os::fd::OwnedFd>) -> ! {
+fn hold(files: &[BoxFile], watch: Option<std::os::fd::OwnedFd>) -> ! {
     // `ps -o comm` then names the process for what it is.
     let _ = rustix::thread::set_name(c"box-holder");
     let _ = rustix::process::setsid();

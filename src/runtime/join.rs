@@ -11,10 +11,14 @@
 //!
 //! A session other than the one that started the box (the box was started from cron or
 //! ssh, now a desktop terminal joins) may have another `XDG_RUNTIME_DIR` or `XAUTHORITY`:
-//! only then (two string comparisons otherwise) the join makes its runtime directory
-//! visible in the box (a bind from `/run/host`, made with the capabilities setns(user)
-//! grants until execve) and points `XAUTHORITY` at its own file (through `/run/host` when
-//! the box does not show it), rather than at the box's copy of the starting session's.
+//! only then (string comparisons otherwise) the host integrations act for it, from what
+//! they noted at the box's start (the state's `joins`, see
+//! [`super::plan::integrations`]): on the host side before `setns` (the caller's X
+//! cookie file read with the caller's rights), then in the box right after `setns`, with
+//! the capabilities setns(user) grants until execve and before `--user` changes the
+//! identity (its runtime directory bound in from `/run/host`, a wildcard copy of its X
+//! cookies in the box's `/run/box` for a box of another hostname or home), and with the
+//! variables they set for the command (`XAUTHORITY`), which win over the box's own.
 //! No thread, no fork, no pty: the command inherits the terminal, the process group,
 //! the signals and gives its exit status straight to the caller.
 //!
@@ -38,6 +42,7 @@ use anyhow::{Context as _, Result, bail};
 use nix::errno::Errno;
 use rustix::thread::LinkNameSpaceType;
 
+use super::plan::integrations;
 use super::state::State;
 use crate::error::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, Exit, HintExt, failure};
 
@@ -169,6 +174,9 @@ pub fn exec(name: &str, state: &State, join: &Join<'_>) -> Result<Infallible> {
     if !state.is_alive() {
         return Err(gone());
     }
+    // What the integrations do for another session, prepared on the host side.
+    let var = |name: &str| crate::sys::env::os(name);
+    let steps = integrations::join_steps(&state.joins, &integrations::Caller::new(&var));
     let setns = |file: &File, kind: LinkNameSpaceType, what: &str| {
         rustix::thread::move_into_link_name_space(file.as_fd(), Some(kind))
             .with_context(|| format!("entering the {what} namespace of box `{name}`"))
@@ -182,6 +190,10 @@ pub fn exec(name: &str, state: &State, join: &Join<'_>) -> Result<Infallible> {
     setns(&mnt, LinkNameSpaceType::Mount, "mount")?;
     setns(&uts, LinkNameSpaceType::HostNameAndNISDomainName, "uts")?;
     drop((user, mnt, uts));
+    let mut session_env = Vec::new();
+    for step in steps {
+        step(&mut session_env);
+    }
     // Before the directory change: the target account's permissions decide it.
     let account = match account {
         Some(target) => Some(super::identity::become_user(name, target)?),
@@ -231,23 +243,7 @@ pub fn exec(name: &str, state: &State, join: &Join<'_>) -> Result<Infallible> {
             ("PATH".into(), crate::host::STANDARD_PATH.join(":")),
         ]);
     }
-    let session = crate::sys::env::absolute_path;
-    if let Some(dir) = session("XDG_RUNTIME_DIR")
-        && state.runtime_dir.as_ref() != Some(&dir)
-    {
-        show_runtime_dir(&dir, &on_host(&dir));
-    }
-    if let Some(xauth) = session("XAUTHORITY")
-        && state.xauthority.as_ref() != Some(&xauth)
-    {
-        // The session's own file, over the box's copy of the starting session's.
-        let seen = if xauth.exists() {
-            xauth
-        } else {
-            on_host(&xauth)
-        };
-        forced.push(("XAUTHORITY".into(), seen.to_string_lossy().into_owned()));
-    }
+    forced.extend(session_env);
     forced.extend(extra_env.iter().cloned());
     let env = crate::host::compose_env(crate::sys::env::all(), &forced, &state.env_defaults);
     run(name, Path::new(shell), command, env)
@@ -322,24 +318,6 @@ pub fn wait(pid: u32) -> Result<std::process::ExitStatus> {
 fn dir_identity(path: &str) -> Option<(u64, u64)> {
     let stat = rustix::fs::stat(path).ok()?;
     Some((stat.st_dev, stat.st_ino))
-}
-
-/// Make the caller's runtime directory `dir` (the host's, at `host_dir` in the box)
-/// visible at the same path in the box when it is not: bind it, creating the mount
-/// point. Best effort: a box without it still runs, only without the sockets in it.
-fn show_runtime_dir(dir: &Path, host_dir: &Path) {
-    if dir.is_dir() || !host_dir.is_dir() {
-        return;
-    }
-    use std::os::unix::fs::DirBuilderExt;
-    if std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .is_ok()
-    {
-        let _ = rustix::mount::mount_bind_recursive(host_dir, dir);
-    }
 }
 
 /// When this process runs inside a box (one getenv on the host, see

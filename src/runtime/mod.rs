@@ -1,4 +1,5 @@
-//! The runtime: a box's mount plan ([`plan`]), the holder that keeps a running box's
+//! The runtime: a box's mount plan ([`plan`]) composed of its host integrations
+//! ([`plan::integrations`]), the holder that keeps a running box's
 //! namespaces ([`holder`]) and the files that follow the host's ([`follow`]), joining it
 //! ([`join`]), first-start user setup ([`setup`]), the copy fallback ([`copy`]), the
 //! runtime state ([`state`]), the box's processes ([`members`]) and stopping ([`stop`]);
@@ -39,24 +40,13 @@ use crate::store::Store;
 use crate::store::containers::ContainerRecord;
 use state::State;
 
-/// The plan of `record` for this user on this host, for a start with a new instance id.
+/// The plan of `record` for this user on this host, for a start with a new instance id:
+/// the host's facts gathered, then the plan built from them.
 pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Result<plan::Plan> {
     let user = ctx.user()?;
     let mapping = ctx.id_mapping()?;
-    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(user.gid))
-        .ok()
-        .flatten()
-        .map(|g| g.name)
-        .unwrap_or_else(|| user.name.clone());
-    let host = crate::host::discover();
-    // Read at each start (never on the join path): a driver update reaches the next start.
-    let devices = crate::host::cdi::for_box(
-        &record.devices,
-        record.nvidia,
-        &crate::host::cdi::spec_dirs(),
-    )
-    .with_context(|| format!("the devices of box `{}`", record.name))?;
-    for warning in &devices.warnings {
+    let facts = plan::Facts::gather(record, user, mapping)?;
+    for warning in &facts.devices.warnings {
         crate::ui::report::warn(warning);
     }
     Ok(plan::build(
@@ -64,11 +54,9 @@ pub fn plan_for(ctx: &Context, store: &Store, record: &ContainerRecord) -> Resul
         &plan::PlanInputs {
             store,
             user,
-            group,
             mapping,
-            host: &host,
+            facts: &facts,
             instance: new_instance_id()?,
-            devices: &devices,
             host_exec_dir: Some(crate::host_exec::host_dir(&state::box_dir(
                 ctx,
                 &record.name,
@@ -129,8 +117,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
             // Same start of the box: its processes keep telling it by the old id, and
             // its mounts are those the old holder made.
             plan.instance = old.instance.clone().unwrap_or_default();
-            plan.runtime_dir = old.runtime_dir.clone();
-            plan.xauthority = old.xauthority.clone();
+            plan.joins = old.joins.clone();
             if old.host_exec_dir.is_some() {
                 plan.host_exec_dir = old.host_exec_dir.clone();
             }
@@ -189,8 +176,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
         user_ns: members::namespace(&ready.pid.to_string(), "user"),
         uts_ns: members::namespace(&ready.pid.to_string(), "uts"),
         instance: Some(plan.instance.clone()),
-        runtime_dir: plan.runtime_dir.clone(),
-        xauthority: plan.xauthority.clone(),
+        joins: plan.joins.clone(),
         host_exec_dir: plan.host_exec_dir.clone(),
         store: None,
         boot_id: None,

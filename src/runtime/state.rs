@@ -49,12 +49,11 @@ pub struct State {
     /// The id of this start of the box, also in its `/run/.containerenv`.
     #[serde(default)]
     pub instance: Option<String>,
-    /// The runtime directory and X authority file the box was started with; a join
-    /// from a session with other ones makes its own visible (see `join`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime_dir: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xauthority: Option<PathBuf>,
+    /// What the host integrations noted at the box's start for its joins (the runtime
+    /// directory and X authority file the box was started with, ...): a join from a
+    /// session with other ones makes its own usable (see `plan::integrations`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joins: super::plan::JoinNotes,
     /// The directory of the box's `box host-exec` socket (see `host_exec`), mounted in the
     /// box: a holder started for an orphaned box serves the same one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

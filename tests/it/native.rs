@@ -425,3 +425,85 @@ fn x_clients_pass_the_cookie_check_from_default_hostname_and_home_boxes() {
         );
     }
 }
+
+/// A box that outlives desktop sessions: started with no X authority at all (from a
+/// script, an ssh session, before the display came up), then used from logins whose
+/// cookie file has a new name each time (GNOME's Xwayland), in boxes where the cookie
+/// cannot be found by the host's name (`--hostname`) or in `~/.Xauthority` (`--home`).
+/// Each join's cookie must work, from a copy of the caller's own, private to the user.
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn boxes_started_without_x_authority_take_each_joining_sessions_cookie() {
+    let env = TestEnv::new("native-x11-join", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let image = Fixture::Debian.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &image]);
+    let own_home = env.dir.join("own-home");
+    env.mkdir_owned(&own_home, 0o755);
+    let own_home = own_home.display().to_string();
+    let boxes: [(&str, &[&str]); 3] = [
+        ("plain", &[]),
+        ("named", &["--hostname", "otherbox"]),
+        ("homed", &["--home", &own_home]),
+    ];
+    for (name, flags) in boxes {
+        let mut args = vec!["create", "--no-entry", "--image", &image];
+        args.extend(flags);
+        args.push(name);
+        ok(&env, &args);
+    }
+    // Started before any display: no XAUTHORITY, no ~/.Xauthority.
+    assert!(!env.home.join(".Xauthority").exists());
+    for (name, _) in boxes {
+        ok(&env, &["run", name, "--", "true"]);
+    }
+
+    let mut daemons = Daemons(Vec::new());
+    let xauth_dir = env.dir.join("xauth");
+    env.mkdir_owned(&xauth_dir, 0o700);
+    let add = |file: &Path, display: &str, cookie: &str| {
+        on_host(
+            &env,
+            &[],
+            &format!(
+                "xauth -q -f {} add {display} MIT-MAGIC-COOKIE-1 {cookie}",
+                file.display()
+            ),
+        );
+    };
+    for login in 0..2 {
+        let cookie = cookie();
+        let server_auth = xauth_dir.join(format!("server{login}"));
+        add(&server_auth, ":0", &cookie);
+        let display = start_x(&env, &mut daemons, "Xvfb", &server_auth);
+        // The session's file, named anew at each login, as mutter does.
+        let session = xauth_dir.join(format!(".mutter-Xwaylandauth.{}", &cookie[..6]));
+        add(&session, &display, &cookie);
+        let session = session.display().to_string();
+        let vars = [
+            ("DISPLAY", display.as_str()),
+            ("XAUTHORITY", session.as_str()),
+        ];
+        on_host(&env, &vars, "xdpyinfo > /dev/null");
+        for (name, _) in boxes {
+            let out = box_with(&env, &vars, &["run", name, "--", "xterm", "-e", "true"]);
+            assert!(
+                out.status.success() && !out.stderr.contains("Authorization required"),
+                "box {name}, login {login}: {out}"
+            );
+        }
+        // In the boxes that need a copy: the user's own file, readable by nobody else.
+        for name in ["named", "homed"] {
+            let script = r#"stat -c '%a %U' "$XAUTHORITY"; echo "$XAUTHORITY""#;
+            let out = box_with(&env, &vars, &["run", name, "--", "sh", "-c", script]);
+            let out = out.success();
+            assert!(
+                out.stdout
+                    .starts_with(&format!("600 {}\n/run/box/", env.user.name())),
+                "box {name}, login {login}: {out}"
+            );
+        }
+        daemons.stop("Xvfb");
+        std::fs::remove_file(&session).unwrap();
+    }
+}

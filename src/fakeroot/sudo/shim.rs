@@ -7,24 +7,24 @@ use std::path::{Path, PathBuf};
 /// Where the shim lives in a box.
 pub const SHIM_PATH: &str = "/usr/local/bin/sudo";
 
-/// The shim's text, for the host's box at `box_binary`.
-///
-/// It runs the host's box through `/run/host` with the host's own dynamic loader and
-/// libraries (ld.so(8) run as a program, `--library-path`): the box's libc may be another
-/// (musl in Alpine, busybox images without any) or older than the one box was built
-/// against, so `/usr/local/bin/box` on the box's libc cannot be relied on. A static box
-/// (no `PT_INTERP`) runs directly. Reads the binary's ELF header.
-pub fn shim(box_binary: &Path) -> String {
-    let host = |p: &Path| {
-        Path::new(crate::host::fs::HOST_ROOT_IN_BOX).join(p.strip_prefix("/").unwrap_or(p))
-    };
-    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
-    // Real paths, resolved on the host: the host's absolute symlinks (Debian's
-    // /lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/...) would resolve in the box.
-    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let exe = quote(&host(&real(box_binary)));
-    let run = match elf_interpreter(box_binary) {
-        Some(interp) => {
+/// How the shim starts the host's box, as found on the host (real paths, host symlinks
+/// resolved there: the host's absolute symlinks, Debian's
+/// `/lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/...`, would resolve in the box).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// The box executable.
+    pub exe: PathBuf,
+    /// Its dynamic loader (`PT_INTERP`) and the host's library directories, in search
+    /// order; none for a static box.
+    pub loader: Option<(PathBuf, Vec<PathBuf>)>,
+}
+
+impl Launch {
+    /// Look at the box executable `box_binary`: its real path, its ELF header and the
+    /// host's library directories (reads the file, resolves a few paths).
+    pub fn of(box_binary: &Path) -> Launch {
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let loader = elf_interpreter(box_binary).map(|interp| {
             let interp = real(&interp);
             let triplet = format!("{}-linux-gnu", std::env::consts::ARCH);
             let mut dirs: Vec<PathBuf> = Vec::new();
@@ -40,19 +40,42 @@ pub fn shim(box_binary: &Path) -> String {
                 let Ok(dir) = std::fs::canonicalize(&dir) else {
                     continue;
                 };
-                let dir = host(&dir);
                 if !dirs.contains(&dir) {
                     dirs.push(dir);
                 }
             }
+            (interp, dirs)
+        });
+        Launch {
+            exe: real(box_binary),
+            loader,
+        }
+    }
+}
+
+/// The shim's text, for the host's box as `launch` found it (no file is read here).
+///
+/// It runs the host's box through `/run/host` with the host's own dynamic loader and
+/// libraries (ld.so(8) run as a program, `--library-path`): the box's libc may be another
+/// (musl in Alpine, busybox images without any) or older than the one box was built
+/// against, so `/usr/local/bin/box` on the box's libc cannot be relied on. A static box
+/// (no `PT_INTERP`) runs directly.
+pub fn shim(launch: &Launch) -> String {
+    let host = |p: &Path| {
+        Path::new(crate::host::fs::HOST_ROOT_IN_BOX).join(p.strip_prefix("/").unwrap_or(p))
+    };
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    let exe = quote(&host(&launch.exe));
+    let run = match &launch.loader {
+        Some((interp, dirs)) => {
             let path = dirs
                 .iter()
-                .map(|d| d.display().to_string())
+                .map(|d| host(d).display().to_string())
                 .collect::<Vec<_>>()
                 .join(":");
             format!(
                 "{} --library-path {} {exe}",
-                quote(&host(&interp)),
+                quote(&host(interp)),
                 quote(Path::new(&path))
             )
         }
@@ -120,7 +143,7 @@ mod tests {
             "{}",
             interp.display()
         );
-        let text = shim(&exe);
+        let text = shim(&Launch::of(&exe));
         assert!(text.starts_with("#!/bin/sh\n"), "{text}");
         let last = text.lines().last().unwrap();
         let interp = std::fs::canonicalize(interp).unwrap();
@@ -141,7 +164,7 @@ mod tests {
         // Not an ELF file (or a static one): box itself, through /run/host.
         assert_eq!(elf_interpreter(Path::new("/etc/passwd")), None);
         assert!(
-            shim(Path::new("/nonexistent/box"))
+            shim(&Launch::of(Path::new("/nonexistent/box")))
                 .ends_with("exec '/run/host/nonexistent/box' __fakeroot sudo \"$@\"\n")
         );
     }

@@ -10,7 +10,7 @@ use rustix::fs::{OFlags, StatVfsMountFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags};
 
 use super::*;
-use crate::runtime::plan::{FileOp, UserSpec};
+use crate::runtime::plan::{BoxFile, FileOp, UserSpec};
 
 /// The box root in the test plans (a store in the home, as usual).
 const ROOT: &str = "/home/alice/.local/share/box/containers/dev/root";
@@ -263,7 +263,7 @@ impl MountSys for Fake {
         Ok(true)
     }
 
-    fn write_files(&mut self, files: &[FileOp]) -> anyhow::Result<()> {
+    fn write_files(&mut self, files: &[BoxFile]) -> anyhow::Result<()> {
         self.record(format!("write {} files", files.len()))?;
         Ok(())
     }
@@ -329,10 +329,13 @@ fn plan() -> Plan {
                 ..bind("/srv/data", "/data")
             },
         ],
-        files: vec![FileOp::Write {
-            path: "/run/.containerenv".into(),
-            content: String::new(),
-            mode: 0o644,
+        files: vec![BoxFile {
+            op: FileOp::Write {
+                path: "/run/.containerenv".into(),
+                content: String::new(),
+                mode: 0o644,
+            },
+            watch: vec![],
         }],
         user: UserSpec {
             name: "alice".into(),
@@ -345,8 +348,7 @@ fn plan() -> Plan {
         timezone: None,
         env_forced: vec![],
         env_defaults: vec![],
-        runtime_dir: None,
-        xauthority: None,
+        joins: vec![],
         device_hooks: vec![],
         device_mount_points: vec![],
         host_exec_dir: None,

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Mode, OFlags, ResolveFlags, StatVfsMountFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 
-use crate::runtime::plan::FileOp;
+use crate::runtime::plan::BoxFile;
 
 /// What the apply step asks of the kernel. All paths are the holder's (before the pivot,
 /// the host's tree; `in the box` paths go through [`MountSys::open_in_root`]).
@@ -105,7 +105,7 @@ pub trait MountSys {
         marker: &Path,
     ) -> anyhow::Result<bool>;
     /// Write the box's files after the pivot ([`crate::runtime::follow::apply_all`]).
-    fn write_files(&mut self, files: &[FileOp]) -> anyhow::Result<()>;
+    fn write_files(&mut self, files: &[BoxFile]) -> anyhow::Result<()>;
 }
 
 /// The real kernel.
@@ -255,7 +255,7 @@ impl MountSys for Kernel {
         crate::runtime::copy::ensure_copy(layers, dest, marker)
     }
 
-    fn write_files(&mut self, files: &[FileOp]) -> anyhow::Result<()> {
+    fn write_files(&mut self, files: &[BoxFile]) -> anyhow::Result<()> {
         crate::runtime::follow::apply_all(files)
     }
 }

@@ -1,6 +1,9 @@
 //! The plan of a box's namespaces and mounts: pure data, built from the box record, the
-//! host user, the id mapping and a few facts about the host. The holder carries it out
-//! ([`super::holder`]); `--dry-run` prints it.
+//! host user, the id mapping and the host's [`Facts`], which are gathered once, before
+//! ([`Facts::gather`], the one part of this module that looks at the host). [`build`]
+//! reads nothing: it lays out the box's root and composes the host integrations
+//! ([`integrations`], one file each). The holder carries the plan out
+//! ([`super::holder`]); `--dry-run` prints it ([`show`]).
 //!
 //! Order of the plan (and why):
 //! 1. a new user namespace with the id maps, then mount + UTS namespaces; `/` is made
@@ -9,28 +12,35 @@
 //! 2. the root: overlayfs (`userxattr`) with the layers as lower dirs, top first, given
 //!    relative to the store's `layers/` directory so many layers fit in one page of mount
 //!    options; or, with copy storage, the flattened copy bound onto itself;
-//! 3. the host-integration mounts ([`Mount`]) with targets inside the new root; the
-//!    host root is cloned before the box root is mounted, so `/run/host` does not contain
-//!    the box itself;
+//! 3. the host-integration mounts ([`Mount`]) with targets inside the new root, in the
+//!    order of [`integrations::ALL`]; the host root is cloned before the box root is
+//!    mounted, so `/run/host` does not contain the box itself;
 //! 4. `pivot_root(".", ".")` and a lazy unmount of the old root;
-//! 5. the files ([`FileOp`]) written inside the box: `/run/.containerenv`, and the ones
+//! 5. the files ([`BoxFile`]) written inside the box: `/run/.containerenv`, and the ones
 //!    that follow the host's through `/run/host` (`/etc/hosts`, `/etc/resolv.conf`,
 //!    `/etc/localtime`, the system bus socket, an X authority file outside the shared
 //!    directories, the wildcard copy of the X authority file for a box of another
-//!    hostname or home), which the holder applies again whenever the host files they
-//!    read change (see [`super::follow`]);
+//!    hostname or home), which the holder applies again whenever a host file they watch
+//!    changes (see [`super::follow`]);
 //! 6. first-start user setup (passwd, group, shadow, sudoers; see [`super::setup`]).
+//!
+//! What the integrations do at each join (another session's runtime directory, its X
+//! cookie) is carried in [`Plan::joins`] to the box's runtime state, and done by
+//! [`super::join`] through [`integrations::join_steps`].
 
-use std::fmt;
+pub mod facts;
+pub mod integrations;
+mod show;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::context::HostUser;
-use crate::host::HostFacts;
 use crate::store::Store;
 use crate::store::containers::{ContainerRecord, StorageKind};
 use crate::sys::idmap::{IdMapping, IdRange};
+pub use facts::Facts;
 
 /// Where the box's root comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +117,26 @@ impl Restrictions {
 }
 
 impl Mount {
+    /// A recursive bind of the host directory `source` at `target`.
+    pub fn rbind(source: &Path, target: &Path) -> Mount {
+        Mount {
+            source: source.to_owned(),
+            target: target.to_owned(),
+            kind: MountKind::BindDir { recursive: true },
+            read_only: false,
+            hint: None,
+            restrict: Restrictions::default(),
+        }
+    }
+
+    /// This mount with `hint` for when it fails.
+    pub fn hint(self, hint: String) -> Mount {
+        Mount {
+            hint: Some(hint),
+            ..self
+        }
+    }
+
     /// Where, inside the box, this mount shows the box's own root `root` again: a
     /// recursive bind of a directory holding the store (the home) brings the box root
     /// along, with every mount made in it so far. The holder detaches that copy.
@@ -119,7 +149,7 @@ impl Mount {
     }
 }
 
-/// A file box writes inside the box after the pivot.
+/// What box writes at one path inside the box after the pivot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FileOp {
     /// Write `content` to `path` (mode `mode`).
@@ -151,24 +181,20 @@ pub enum FileOp {
     },
 }
 
-/// Where a box of another hostname or home has its X authority file.
-pub const XAUTHORITY_IN_BOX: &str = "/run/box/xauthority";
+/// A file of the plan: what to write, and which host files it follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoxFile {
+    pub op: FileOp,
+    /// The host files (host paths) the holder watches for this file: when one of them
+    /// changes, `op` is applied again. Empty: written once, at the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<PathBuf>,
+}
 
-impl FileOp {
-    /// Whether the op follows a host file (applied again when the host's `/etc` changes).
+impl BoxFile {
+    /// Whether the file follows host files (is applied again when they change).
     pub fn follows_host(&self) -> bool {
-        !matches!(self, FileOp::Write { .. })
-    }
-
-    /// The host files (host paths) the op reads: when one changes, it is applied again.
-    pub fn host_files(&self) -> Vec<&Path> {
-        match self {
-            FileOp::Write { .. } => vec![],
-            FileOp::FollowHost { host_path, .. }
-            | FileOp::HostsWithName { host_path, .. }
-            | FileOp::XauthorityCopy { host_path, .. } => vec![host_path],
-            FileOp::Localtime { host_path } => vec![host_path, Path::new("/etc/timezone")],
-        }
+        !self.watch.is_empty()
     }
 }
 
@@ -185,6 +211,10 @@ pub struct UserSpec {
     /// The host login shell; used inside when the box has it.
     pub host_shell: PathBuf,
 }
+
+/// What the integrations noted at the box's start for their joins: (the unit's
+/// [`integrations::Integration::name`], its own data). Kept in the box's runtime state.
+pub type JoinNotes = Vec<(String, serde_json::Value)>;
 
 /// Everything the holder does to start a box.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,17 +237,18 @@ pub struct Plan {
     /// The file that marks a complete copy in `root` (copy fallback).
     pub copy_marker: PathBuf,
     pub mounts: Vec<Mount>,
-    pub files: Vec<FileOp>,
+    pub files: Vec<BoxFile>,
     pub user: UserSpec,
     pub timezone: Option<String>,
     /// Variables always set in the box.
     pub env_forced: Vec<(String, String)>,
     /// The image's `Env`.
     pub env_defaults: Vec<String>,
-    /// The runtime directory and X authority file bound or linked for the session that
-    /// started the box; a session with others gets its own at join time.
-    pub runtime_dir: Option<PathBuf>,
-    pub xauthority: Option<PathBuf>,
+    /// What the integrations noted for the joins of this start of the box (the runtime
+    /// directory and X authority file of the session that started it, ...): a session
+    /// with others gets its own at join time.
+    #[serde(default)]
+    pub joins: JoinNotes,
     /// What the box's CDI devices ask to be done in the box at its start, after its files
     /// (see [`crate::host::cdi`]; carried out by [`super::devices`]).
     #[serde(default)]
@@ -235,28 +266,14 @@ pub struct Plan {
 pub struct PlanInputs<'a> {
     pub store: &'a Store,
     pub user: &'a HostUser,
-    /// The host user's primary group name.
-    pub group: String,
     pub mapping: &'a IdMapping,
-    pub host: &'a HostFacts,
+    /// What the plan needs to know of the host, gathered before ([`Facts::gather`]).
+    pub facts: &'a Facts,
     /// See [`Plan::instance`].
     pub instance: String,
-    /// The edits of the box's CDI devices, read from the host's specs for this start.
-    pub devices: &'a crate::host::cdi::Edits,
     /// The host end's directory of `box host-exec` (see [`crate::host_exec`]), mounted
     /// at [`crate::host_exec::DIR_IN_BOX`].
     pub host_exec_dir: Option<PathBuf>,
-}
-
-fn bind_dir(source: &Path, target: &Path) -> Mount {
-    Mount {
-        source: source.to_owned(),
-        target: target.to_owned(),
-        kind: MountKind::BindDir { recursive: true },
-        read_only: false,
-        hint: None,
-        restrict: Restrictions::default(),
-    }
 }
 
 /// The `/run/.containerenv` text (podman's format, which tools already parse), with
@@ -267,16 +284,15 @@ pub fn containerenv(name: &str, image: &str, instance: &str) -> String {
     )
 }
 
-/// Build the plan of box `record`.
+/// Build the plan of box `record`: its root, its user, and what the integrations add.
+/// Pure: reads no file.
 pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
     let PlanInputs {
         store,
         user,
-        group,
         mapping,
-        host,
+        facts,
         instance,
-        devices,
         host_exec_dir,
     } = inputs;
     let name = &record.name;
@@ -298,201 +314,18 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
     let hostname = record
         .hostname
         .clone()
-        .unwrap_or_else(|| host.hostname.clone());
+        .unwrap_or_else(|| facts.host.hostname.clone());
     let home = record.home.clone().unwrap_or_else(|| user.home.clone());
-
-    let mut mounts = Vec::new();
-    for dir in ["/dev", "/sys", "/proc", "/tmp"] {
-        mounts.push(bind_dir(Path::new(dir), Path::new(dir)));
-    }
-    mounts.push(Mount {
-        source: PathBuf::from("tmpfs"),
-        target: PathBuf::from("/run"),
-        kind: MountKind::Tmpfs {
-            options: "mode=0755,nosuid,nodev".into(),
-        },
-        read_only: false,
-        hint: None,
-        restrict: Restrictions::default(),
+    let parts = integrations::compose(&integrations::Start {
+        record,
+        user,
+        facts,
+        has_root: mapping.has_root(),
+        instance,
+        hostname: &hostname,
+        home: &home,
+        host_exec_dir: host_exec_dir.as_deref(),
     });
-    mounts.push(Mount {
-        source: PathBuf::from("/"),
-        target: PathBuf::from("/run/host"),
-        kind: MountKind::HostRoot,
-        read_only: false,
-        hint: None,
-        restrict: Restrictions::default(),
-    });
-    // Directories already reachable through another bind need no mount of their own.
-    let mut bound: Vec<PathBuf> = vec!["/tmp".into()];
-    if let Some(dir) = &host.xdg_runtime_dir {
-        mounts.push(bind_dir(dir, dir));
-        bound.push(dir.clone());
-    }
-    mounts.push(bind_dir(&user.home, &user.home));
-    bound.push(user.home.clone());
-    if !bound.iter().any(|b| home.starts_with(b)) {
-        mounts.push(bind_dir(&home, &home));
-        bound.push(home.clone());
-    }
-    for volume in &record.volumes {
-        let kind = if volume.source.is_dir() {
-            MountKind::BindDir { recursive: true }
-        } else {
-            MountKind::BindFile
-        };
-        mounts.push(Mount {
-            source: volume.source.clone(),
-            target: volume.target.clone(),
-            kind,
-            read_only: volume.read_only,
-            hint: Some(format!(
-                "create {} on the host, or remove the box and create it again without that volume",
-                volume.source.display()
-            )),
-            restrict: Restrictions::default(),
-        });
-    }
-    if let Some(exe) = &host.box_binary {
-        mounts.push(Mount {
-            hint: Some(format!(
-                "box puts its own executable ({}) at /usr/local/bin/box in every box: check that it is still there (reinstall box if not) and that the image has no directory at /usr/local/bin/box",
-                exe.display()
-            )),
-            source: exe.clone(),
-            target: "/usr/local/bin/box".into(),
-            kind: MountKind::BindFile,
-            read_only: true,
-            restrict: Restrictions::default(),
-        });
-    }
-    // CDI devices last: their targets (a library in /usr/lib) are in the box's own tree.
-    for bind in &devices.binds {
-        let kind = if bind.host_path.is_dir() {
-            MountKind::BindDir {
-                recursive: bind.recursive,
-            }
-        } else {
-            MountKind::BindFile
-        };
-        mounts.push(Mount {
-            source: bind.host_path.clone(),
-            target: bind.container_path.clone(),
-            kind,
-            read_only: bind.read_only,
-            hint: Some(format!(
-                "it is asked for by the {}; regenerate the spec if the driver changed, or remove the box and create it again without that device",
-                bind.origin
-            )),
-            restrict: Restrictions {
-                nosuid: bind.nosuid,
-                nodev: bind.nodev,
-                noexec: bind.noexec,
-            },
-        });
-    }
-
-    // A directory, not the socket: the host end binds its socket there once the box is
-    // up, and binds it again should it be restarted.
-    if let Some(dir) = host_exec_dir {
-        mounts.push(Mount {
-            hint: Some(format!(
-                "box creates {} for `box host-exec`: check that your runtime directory is writable",
-                dir.display()
-            )),
-            ..bind_dir(dir, Path::new(crate::host_exec::DIR_IN_BOX))
-        });
-    }
-
-    let mut files = vec![FileOp::Write {
-        path: "/run/.containerenv".into(),
-        content: containerenv(name, &record.image, instance),
-        mode: 0o644,
-    }];
-    // Links through /run/host rather than binds: a bind pins the file the host had at
-    // start, and the host replaces these by rename (resolvconf, xauth, a dbus restart).
-    if host.resolv_conf.is_some() {
-        files.push(FileOp::FollowHost {
-            path: "/etc/resolv.conf".into(),
-            host_path: "/etc/resolv.conf".into(),
-        });
-    }
-    if host.hosts.is_some() {
-        files.push(if hostname == host.hostname {
-            FileOp::FollowHost {
-                path: "/etc/hosts".into(),
-                host_path: "/etc/hosts".into(),
-            }
-        } else {
-            FileOp::HostsWithName {
-                host_path: "/etc/hosts".into(),
-                hostname: hostname.clone(),
-            }
-        });
-    }
-    if host.localtime.is_some() {
-        files.push(FileOp::Localtime {
-            host_path: "/etc/localtime".into(),
-        });
-    }
-    if let Some(socket) = &host.system_bus {
-        files.push(FileOp::FollowHost {
-            path: "/run/dbus/system_bus_socket".into(),
-            host_path: socket.clone(),
-        });
-    }
-    // The host's cookies are written for the host's name, and a box with a home of its
-    // own does not see `~/.Xauthority`: such boxes get a wildcard copy (`crate::host::xauth`).
-    let own_xauthority = hostname != host.hostname || record.home.is_some();
-    if let Some(xauth) = &host.xauthority {
-        if own_xauthority {
-            files.push(FileOp::XauthorityCopy {
-                path: XAUTHORITY_IN_BOX.into(),
-                host_path: xauth.clone(),
-                hostname: host.hostname.clone(),
-                owner: (user.uid, user.gid),
-            });
-        } else if !bound.iter().any(|b| xauth.starts_with(b)) {
-            files.push(FileOp::FollowHost {
-                path: xauth.clone(),
-                host_path: xauth.clone(),
-            });
-        }
-    }
-
-    // Without subordinate ids the image's sudo cannot work: a shim ahead of it in PATH
-    // runs box's fake root instead (see `crate::fakeroot::sudo`). It needs box in the box.
-    // (The shim's text depends on the box binary's ELF interpreter: read from it.)
-    if !mapping.has_root()
-        && let Some(exe) = &host.box_binary
-    {
-        files.push(FileOp::Write {
-            path: crate::fakeroot::sudo::SHIM_PATH.into(),
-            content: crate::fakeroot::sudo::shim(exe),
-            mode: 0o755,
-        });
-    }
-
-    let mut env_forced = vec![
-        ("CONTAINER_ID".to_owned(), name.clone()),
-        ("container".to_owned(), "box".to_owned()),
-    ];
-    if record.home.is_some() {
-        env_forced.push(("HOME".into(), home.display().to_string()));
-        // For box itself in the box (`box export`): the store and exports stay the host's.
-        env_forced.push((
-            crate::context::HOST_HOME_ENV.into(),
-            user.home.display().to_string(),
-        ));
-    }
-    if own_xauthority && host.xauthority.is_some() {
-        env_forced.push(("XAUTHORITY".into(), XAUTHORITY_IN_BOX.into()));
-    }
-    if hostname != host.hostname {
-        env_forced.push(("XAUTHLOCALHOSTNAME".into(), host.hostname.clone()));
-    }
-    env_forced.extend(devices.env.iter().cloned());
-
     Plan {
         name: name.clone(),
         instance: instance.clone(),
@@ -505,28 +338,23 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         storage,
         layer_dirs: record.layers.iter().map(|d| store.layer_dir(d)).collect(),
         copy_marker: store.container_copy_marker(name),
-        mounts,
-        files,
+        mounts: parts.mounts,
+        files: parts.files,
         user: UserSpec {
             name: user.name.clone(),
             uid: user.uid,
             gid: user.gid,
-            group: group.clone(),
+            group: facts.group.clone(),
             home,
             host_shell: user.shell.clone(),
         },
-        timezone: host.timezone.clone(),
-        env_forced,
+        timezone: parts.timezone,
+        env_forced: parts.env,
         env_defaults: record.image_env.clone(),
-        runtime_dir: host.xdg_runtime_dir.clone(),
-        xauthority: host.xauthority.clone(),
-        device_hooks: devices.hooks.clone(),
-        device_mount_points: devices
-            .binds
-            .iter()
-            .map(|b| b.container_path.clone())
-            .collect(),
-        host_exec_dir: host_exec_dir.clone(),
+        joins: parts.joins,
+        device_hooks: parts.device_hooks,
+        device_mount_points: parts.device_mount_points,
+        host_exec_dir: parts.host_exec_dir,
     }
 }
 
@@ -542,193 +370,12 @@ impl Plan {
     }
 }
 
-fn ranges(ranges: &[IdRange]) -> String {
-    ranges
-        .iter()
-        .map(|r| format!("{}->{}+{}", r.inside, r.outside, r.count))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "box {} from {}", self.name, self.image)?;
-        writeln!(
-            f,
-            "namespaces: user, mount, uts (pid, ipc, network: the host's)"
-        )?;
-        writeln!(
-            f,
-            "uid map (inside->outside+count): {}",
-            ranges(&self.uid_map)
-        )?;
-        writeln!(
-            f,
-            "gid map (inside->outside+count): {}",
-            ranges(&self.gid_map)
-        )?;
-        writeln!(
-            f,
-            "user: {} ({}:{}), home {}{}",
-            self.user.name,
-            self.user.uid,
-            self.user.gid,
-            self.user.home.display(),
-            if self.has_root {
-                ", root inside via sudo"
-            } else {
-                ", root inside: box's fake root (below)"
-            }
-        )?;
-        if !self.has_root
-            && let (Some(uid), Some(gid)) = (self.uid_map.first(), self.gid_map.first())
-        {
-            writeln!(f, "{}", crate::fakeroot::describe(uid.inside, gid.inside))?;
-        }
-        writeln!(f, "hostname: {}", self.hostname)?;
-        writeln!(f, "mounts:")?;
-        writeln!(f, "  make-rslave  / (recursive)")?;
-        match &self.storage {
-            Storage::Overlay {
-                layers_dir,
-                lowers,
-                upper,
-                work,
-            } => {
-                writeln!(
-                    f,
-                    "  overlay      {} (userxattr; in {}: lowerdir={}; upperdir={}; workdir={})",
-                    self.root.display(),
-                    layers_dir.display(),
-                    lowers.join(":"),
-                    upper.display(),
-                    work.display()
-                )?;
-            }
-            Storage::Copy => writeln!(f, "  bind         {} (copy storage)", self.root.display())?,
-        }
-        for m in &self.mounts {
-            let (what, extra) = match &m.kind {
-                MountKind::BindDir { recursive: true } => ("rbind", String::new()),
-                MountKind::BindDir { recursive: false } => ("bind", String::new()),
-                MountKind::BindFile => ("bind-file", String::new()),
-                MountKind::Tmpfs { options } => ("tmpfs", format!(" ({options})")),
-                MountKind::HostRoot => ("rbind", " (host root, rslave)".to_owned()),
-            };
-            let mut flags = m.restrict.describe();
-            if m.read_only {
-                flags = if flags.is_empty() {
-                    "read-only".into()
-                } else {
-                    format!("read-only,{flags}")
-                };
-            }
-            writeln!(
-                f,
-                "  {what:<12} {} -> {}{extra}{}",
-                m.source.display(),
-                m.target.display(),
-                if flags.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({flags})")
-                }
-            )?;
-            if let Some(copy) = m.copied_root(&self.root) {
-                writeln!(
-                    f,
-                    "  detach       {} (the box root, seen again inside that bind)",
-                    copy.display()
-                )?;
-            }
-        }
-        writeln!(
-            f,
-            "  pivot_root   {} (old root detached)",
-            self.root.display()
-        )?;
-        writeln!(f, "files:")?;
-        for op in &self.files {
-            match op {
-                FileOp::Write { path, .. }
-                    if path == Path::new(crate::fakeroot::sudo::SHIM_PATH) =>
-                {
-                    writeln!(
-                        f,
-                        "  write        {} (sudo: runs `box __fakeroot sudo ARGS`, box's fake root)",
-                        path.display()
-                    )?
-                }
-                FileOp::Write { path, content, .. } => writeln!(
-                    f,
-                    "  write        {} ({})",
-                    path.display(),
-                    content.trim().replace('\n', " ")
-                )?,
-                FileOp::FollowHost { path, host_path } => writeln!(
-                    f,
-                    "  symlink      {} -> /run/host{}",
-                    path.display(),
-                    host_path.display()
-                )?,
-                FileOp::HostsWithName {
-                    host_path,
-                    hostname,
-                } => writeln!(
-                    f,
-                    "  write        /etc/hosts (host's {} + {hostname})",
-                    host_path.display()
-                )?,
-                FileOp::Localtime { host_path } => writeln!(
-                    f,
-                    "  symlink      /etc/localtime -> the box's zoneinfo file of the host's zone (or /run/host{})",
-                    host_path.display()
-                )?,
-                FileOp::XauthorityCopy {
-                    path, host_path, ..
-                } => writeln!(
-                    f,
-                    "  write        {} (the X cookies of the host's {}, for any hostname)",
-                    path.display(),
-                    host_path.display()
-                )?,
-            }
-        }
-        writeln!(
-            f,
-            "  (the links, /etc/hosts and the X cookies follow the host's: the holder renews them when the host's files change)"
-        )?;
-        if !self.device_hooks.is_empty() {
-            writeln!(f, "device hooks (CDI), in the box at each start:")?;
-            for hook in &self.device_hooks {
-                writeln!(f, "  {}", hook.describe())?;
-            }
-        }
-        writeln!(
-            f,
-            "first start: user {} added to passwd, group and shadow{}; locale and timezone from the host",
-            self.user.name,
-            if self.has_root {
-                ", passwordless sudo"
-            } else {
-                ""
-            }
-        )?;
-        writeln!(f, "environment additions:")?;
-        for (name, value) in &self.env_forced {
-            writeln!(f, "  {name}={value}")?;
-        }
-        for entry in &self.env_defaults {
-            writeln!(f, "  {entry} (unless set on the host)")?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::integrations::XAUTHORITY_IN_BOX;
     use super::*;
     use crate::digest::Digest;
+    use crate::host::HostFacts;
     use crate::store::containers::Volume;
     use crate::sys::idmap::SubRange;
 
@@ -812,14 +459,26 @@ mod tests {
             &PlanInputs {
                 store: &Store::at(Path::new("/s")),
                 user: &user(),
-                group: "alice".into(),
                 mapping,
-                host: &host(),
+                facts: &Facts {
+                    host: host(),
+                    group: "alice".into(),
+                    devices: devices.clone(),
+                    directories: vec![],
+                    box_launch: Some(crate::fakeroot::sudo::Launch {
+                        exe: "/usr/bin/box".into(),
+                        loader: None,
+                    }),
+                },
                 instance: "0123abcd".into(),
-                devices,
                 host_exec_dir,
             },
         )
+    }
+
+    /// What the plan's files write, in order.
+    fn ops(plan: &Plan) -> Vec<FileOp> {
+        plan.files.iter().map(|f| f.op.clone()).collect()
     }
 
     /// The single-id mapping of a user without subordinate ids.
@@ -840,7 +499,7 @@ mod tests {
             Some("/run/user/1000/box/dev/host-exec".into()),
         );
         assert!(!plan.has_root);
-        assert!(plan.files.iter().any(|op| matches!(op,
+        assert!(ops(&plan).iter().any(|op| matches!(op,
             FileOp::Write { path, content, mode: 0o755 }
                 if path == Path::new("/usr/local/bin/sudo") && content.contains("__fakeroot sudo"))));
         let text = plan.to_string();
@@ -853,7 +512,7 @@ mod tests {
         assert!(text.contains("setresuid"), "{text}");
         assert!(text.contains("APT::Sandbox::User"), "{text}");
         // With subordinate ids the image's sudo works: no shim.
-        assert!(!plan_of(&record()).files.iter().any(|op| matches!(op,
+        assert!(!ops(&plan_of(&record())).iter().any(|op| matches!(op,
             FileOp::Write { path, .. } if path == Path::new("/usr/local/bin/sudo"))));
     }
 
@@ -894,6 +553,73 @@ mod tests {
             text.contains("ldconfig with /opt/lib (update-ldcache)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_facts_decide_how_paths_are_bound_and_the_notes_what_joins_do() {
+        let mut rec = record();
+        rec.hostname = Some("devbox".into());
+        let facts = |directories: Vec<PathBuf>| Facts {
+            host: host(),
+            group: "alice".into(),
+            devices: Default::default(),
+            directories,
+            box_launch: None,
+        };
+        let plan_of_facts = |facts: &Facts| {
+            build(
+                &rec,
+                &PlanInputs {
+                    store: &Store::at(Path::new("/s")),
+                    user: &user(),
+                    mapping: &single_id(),
+                    facts,
+                    instance: "0123abcd".into(),
+                    host_exec_dir: None,
+                },
+            )
+        };
+        let kind_of_data = |plan: &Plan| {
+            let data = plan.mounts.iter().find(|m| m.target == Path::new("/data"));
+            data.unwrap().kind.clone()
+        };
+        assert_eq!(
+            kind_of_data(&plan_of_facts(&facts(vec![]))),
+            MountKind::BindFile
+        );
+        let plan = plan_of_facts(&facts(vec!["/srv/data".into()]));
+        assert_eq!(kind_of_data(&plan), MountKind::BindDir { recursive: true });
+        // Without a way found to start the host's box, no sudo shim.
+        assert!(!plan.files.iter().any(|f| matches!(&f.op,
+            FileOp::Write { path, .. } if path == Path::new("/usr/local/bin/sudo"))));
+        // The session the box starts with, for the joins of other sessions.
+        assert_eq!(
+            plan.joins,
+            vec![
+                (
+                    "runtime-dir".to_owned(),
+                    serde_json::json!("/run/user/1000")
+                ),
+                (
+                    "x11".to_owned(),
+                    serde_json::json!({"started": "/run/user/1000/xauth_x", "wildcard": true})
+                ),
+            ]
+        );
+        let text = plan.to_string();
+        assert!(text.contains("at each join"), "{text}");
+        assert!(text.contains("a wildcard copy of that file"), "{text}");
+        // The files that follow the host's say which host files they watch.
+        let localtime = plan
+            .files
+            .iter()
+            .find(|f| matches!(f.op, FileOp::Localtime { .. }))
+            .unwrap();
+        assert_eq!(
+            localtime.watch,
+            [Path::new("/etc/localtime"), Path::new("/etc/timezone")]
+        );
+        assert!(!plan.files[0].follows_host(), "{:?}", plan.files[0]);
     }
 
     #[test]
@@ -943,8 +669,7 @@ mod tests {
         // The X authority file is under the runtime dir: no mount, no copy of its own.
         assert!(!plan.mounts.iter().any(|m| m.source.ends_with("xauth_x")));
         assert!(
-            !plan
-                .files
+            !ops(&plan)
                 .iter()
                 .any(|op| matches!(op, FileOp::XauthorityCopy { .. }))
         );
@@ -955,16 +680,16 @@ mod tests {
                 .unwrap()
                 .read_only
         );
-        assert!(plan.files.contains(&FileOp::FollowHost {
+        assert!(ops(&plan).contains(&FileOp::FollowHost {
             path: "/etc/hosts".into(),
             host_path: "/etc/hosts".into()
         }));
         // Sockets and files the host replaces are links through /run/host, not binds.
-        assert!(plan.files.contains(&FileOp::FollowHost {
+        assert!(ops(&plan).contains(&FileOp::FollowHost {
             path: "/run/dbus/system_bus_socket".into(),
             host_path: "/run/dbus/system_bus_socket".into()
         }));
-        assert!(plan.files.contains(&FileOp::FollowHost {
+        assert!(ops(&plan).contains(&FileOp::FollowHost {
             path: "/etc/resolv.conf".into(),
             host_path: "/etc/resolv.conf".into()
         }));
@@ -992,7 +717,7 @@ mod tests {
                 .iter()
                 .any(|m| m.target == Path::new("/srv/devhome"))
         );
-        assert!(plan.files.contains(&FileOp::HostsWithName {
+        assert!(ops(&plan).contains(&FileOp::HostsWithName {
             host_path: "/etc/hosts".into(),
             hostname: "devbox".into()
         }));
@@ -1009,7 +734,7 @@ mod tests {
                 .contains(&("XAUTHLOCALHOSTNAME".into(), "laptop".into()))
         );
         // X cookies for any hostname, in a file of the box's own.
-        assert!(plan.files.contains(&FileOp::XauthorityCopy {
+        assert!(ops(&plan).contains(&FileOp::XauthorityCopy {
             path: XAUTHORITY_IN_BOX.into(),
             host_path: "/run/user/1000/xauth_x".into(),
             hostname: "laptop".into(),

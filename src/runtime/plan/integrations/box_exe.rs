@@ -1,0 +1,31 @@
+//! box itself in every box, read-only at `/usr/local/bin/box` (what `box export` and
+//! `box host-exec` inside a box run): the file the host's box runs from (see
+//! [`crate::host::box_binary`]).
+
+use super::{Integration, Parts, Start};
+use crate::runtime::plan::{Mount, MountKind, Restrictions};
+
+pub struct BoxExe;
+
+impl Integration for BoxExe {
+    fn name(&self) -> &'static str {
+        "box-exe"
+    }
+
+    fn start(&self, the_box: &Start<'_>, plan: &mut Parts) {
+        let Some(exe) = &the_box.facts.host.box_binary else {
+            return;
+        };
+        plan.mount(Mount {
+            hint: Some(format!(
+                "box puts its own executable ({}) at /usr/local/bin/box in every box: check that it is still there (reinstall box if not) and that the image has no directory at /usr/local/bin/box",
+                exe.display()
+            )),
+            source: exe.clone(),
+            target: "/usr/local/bin/box".into(),
+            kind: MountKind::BindFile,
+            read_only: true,
+            restrict: Restrictions::default(),
+        });
+    }
+}
