@@ -79,6 +79,8 @@ fn create_options(
         pre_init_hooks: provision.pre_init_hooks,
         init_hooks: provision.init_hooks,
         no_provision: provision.no_provision,
+        env: Vec::new(),
+        entry_file: Default::default(),
     }
 }
 

@@ -517,7 +517,13 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         },
         timezone: host.timezone.clone(),
         env_forced,
-        env_defaults: record.image_env.clone(),
+        // The box's own (given at create) before the image's: the first of a name wins.
+        env_defaults: record
+            .env
+            .iter()
+            .chain(&record.image_env)
+            .cloned()
+            .collect(),
         runtime_dir: host.xdg_runtime_dir.clone(),
         xauthority: host.xauthority.clone(),
         device_hooks: devices.hooks.clone(),
@@ -747,6 +753,7 @@ mod tests {
                 read_only: true,
             }],
             image_env: vec!["LANG=C.UTF-8".into()],
+            env: vec![],
             storage: StorageKind::Overlay,
             provision: None,
             devices: vec![],

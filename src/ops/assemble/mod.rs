@@ -235,6 +235,8 @@ fn create_options(ctx: &Context, def: &Definition, image: String, pull: bool) ->
         pre_init_hooks: def.pre_init_hooks.clone(),
         init_hooks: def.init_hooks.clone(),
         no_provision: false,
+        env: Vec::new(),
+        entry_file: Default::default(),
     }
 }
 
@@ -461,6 +463,7 @@ fn finish_box(ctx: &Context, def: &Definition) -> Result<()> {
             path: bin,
             export_path: export_path.as_deref(),
             force: false,
+            extra: Default::default(),
         };
         export(ctx, name, request)?;
     }
@@ -469,6 +472,7 @@ fn finish_box(ctx: &Context, def: &Definition) -> Result<()> {
             app,
             label: None,
             force: false,
+            extra: Default::default(),
         };
         export(ctx, name, request)?;
     }
