@@ -148,7 +148,28 @@ pub fn list(ctx: &Context, name: &str) -> Result<Vec<export::ledger::Export>> {
 
 /// its path that box did not write); returns its path.
 pub fn add_entry(ctx: &Context, name: &str, force: bool) -> Result<PathBuf> {
-    let path = export::generate_entry_with(ctx, name, force)?;
+    add_entry_as(ctx, name, force, export::EntryFile::Box, None)
+}
+
+/// [`add_entry`] as the file `file` (box's or distrobox's name), with `icon` (an icon
+/// name, or an absolute path of an image on the host) instead of box's.
+pub fn add_entry_as(
+    ctx: &Context,
+    name: &str,
+    force: bool,
+    file: export::EntryFile,
+    icon: Option<&str>,
+) -> Result<PathBuf> {
+    if let Some(icon) = icon
+        && icon.contains('/')
+        && !(Path::new(icon).is_absolute() && Path::new(icon).is_file())
+    {
+        return Err(failure(
+            format!("the icon {icon} is not an image file on the host"),
+            "give an icon's name (`utilities-terminal`) or the absolute path of an image file",
+        ));
+    }
+    let path = export::generate_entry_as(ctx, name, force, file, icon)?;
     notice(format!("added {}", path.display()));
     Ok(path)
 }

@@ -12,12 +12,14 @@
 //! images, [`gc`] collects what they leave unused, [`stop`] ends running boxes,
 //! [`export`] puts binaries, apps and a box's own entry on the host, [`assemble`] does all
 //! of it for the boxes of a manifest, [`ephemeral`] makes a box that lives as long as one
-//! session.
+//! session. [`front_door`] reads distrobox's `--additional-flags` and installs the names
+//! box answers to for tools written for distrobox; [`usage`] measures running boxes.
 
 pub mod assemble;
 pub mod create;
 pub mod ephemeral;
 pub mod export;
+pub mod front_door;
 pub mod gc;
 pub mod list;
 pub mod pull;
@@ -25,3 +27,4 @@ pub mod rm;
 pub mod rmi;
 pub mod session;
 pub mod stop;
+pub mod usage;

@@ -106,7 +106,25 @@ impl Restrictions {
     }
 }
 
+/// Where box also puts its own executable in every box: the commands distrobox's boxes
+/// have at these paths (desktop tools run `distrobox enter NAME -- distrobox-export`;
+/// distrobox's manifests link host commands to `/usr/bin/distrobox-host-exec`), which box
+/// answers by the name it is run as (`commands::program`). Read-only binds, like
+/// `/usr/local/bin/box`: nothing is written through the image's `/usr/bin`.
+pub const DISTROBOX_COMMANDS: [&str; 2] =
+    ["/usr/bin/distrobox-export", "/usr/bin/distrobox-host-exec"];
+
 impl Mount {
+    /// Whether the box starts without this mount when it fails: box's executable under
+    /// distrobox's names ([`DISTROBOX_COMMANDS`]) is a convenience, which an image with a
+    /// directory in the way must not make unstartable.
+    pub fn optional(&self) -> bool {
+        self.kind == MountKind::BindFile
+            && DISTROBOX_COMMANDS
+                .iter()
+                .any(|c| self.target == Path::new(c))
+    }
+
     /// Where, inside the box, this mount shows the box's own root `root` again: a
     /// recursive bind of a directory holding the store (the home) brings the box root
     /// along, with every mount made in it so far. The holder detaches that copy.
@@ -365,6 +383,16 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
             read_only: true,
             restrict: Restrictions::default(),
         });
+        for target in DISTROBOX_COMMANDS {
+            mounts.push(Mount {
+                hint: None,
+                source: exe.clone(),
+                target: target.into(),
+                kind: MountKind::BindFile,
+                read_only: true,
+                restrict: Restrictions::default(),
+            });
+        }
     }
     // CDI devices last: their targets (a library in /usr/lib) are in the box's own tree.
     for bind in &devices.binds {
@@ -944,6 +972,8 @@ mod tests {
                 "/home/alice",
                 "/data",
                 "/usr/local/bin/box",
+                "/usr/bin/distrobox-export",
+                "/usr/bin/distrobox-host-exec",
                 "/run/host-exec",
             ]
         );

@@ -518,6 +518,7 @@ pub fn assemble_rm(ctx: &Context, options: &AssembleOptions) -> Result<Vec<Strin
             force: true,
             require_question: false,
             grace: crate::runtime::stop::DEFAULT_GRACE,
+            remove_home: false,
         },
         &Assume(true),
         &mut |name| removed.push(name.to_owned()),
