@@ -105,12 +105,15 @@ pub fn run(verb: Option<&str>, args: Vec<OsString>) -> Result<ExitCode> {
         Some(known) => dcli::prepare(Some(known), &rest).map_err(refusal)?,
         None => rest,
     };
+    let what = match known {
+        Some(verb) => format!("distrobox {verb}"),
+        None => "distrobox".to_owned(),
+    };
     let mut argv: Vec<OsString> = vec!["distrobox".into()];
     argv.extend(globals);
     argv.extend(verb.map(OsString::from));
     argv.extend(rest);
-    let parsed: Distrobox = match parse(argv, "distrobox", "`box --help` shows box's own commands")?
-    {
+    let parsed: Distrobox = match parse(argv, &what, "`box --help` shows box's own commands")? {
         Ok(parsed) => parsed,
         Err(code) => return Ok(code),
     };

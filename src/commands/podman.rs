@@ -34,7 +34,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     let parsed: Podman = match super::distrobox::parse(
         argv,
         "podman",
-        "anything else needs a real podman: box answers podman's read-only questions about boxes",
+        "box answers podman's read-only questions about boxes (ps, inspect, stats, images, events, version); the rest needs a real podman",
     )? {
         Ok(parsed) => parsed,
         Err(code) => return Ok(code),

@@ -13,6 +13,7 @@ mod clone;
 mod ephemeral;
 mod export;
 mod fakeroot;
+mod frontdoor;
 mod generated;
 mod harness;
 mod host_exec;
