@@ -59,8 +59,7 @@ pub enum Command {
     /// From inside a box: run a command on the host, with this terminal, directory and
     /// environment
     HostExec(HostExecArgs),
-    /// Make box answer as `distrobox` (and `podman`, where the host has none) for the
-    /// desktop tools and scripts written for them: links to box on your PATH
+    /// Answer as `distrobox` (and `podman`, where there is none) for the tools that call them
     InstallDistroboxNames(InstallNamesArgs),
 }
 

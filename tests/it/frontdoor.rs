@@ -325,6 +325,42 @@ fn distrobox_names_take_distrobox_s_flags_and_print_what_tools_parse() {
     assert!(apps.join("test.desktop").is_file());
     distrobox(&env, &["generate-entry", "zeta", "--delete"]).success();
     assert!(!apps.join("zeta.desktop").exists());
+    // rm --rm-home takes a box's own home along (plain rm keeps it).
+    let homes = env.home.join("homes");
+    for name in ["kept", "gone"] {
+        let home = homes.join(name);
+        distrobox(
+            &env,
+            &[
+                "create",
+                "-n",
+                name,
+                "-i",
+                &image,
+                "-Y",
+                "--no-entry",
+                "--home",
+                home.to_str().unwrap(),
+            ],
+        )
+        .success();
+        distrobox(
+            &env,
+            &[
+                "enter",
+                name,
+                "--",
+                "touch",
+                home.join("made-in-the-box").to_str().unwrap(),
+            ],
+        )
+        .success();
+    }
+    distrobox(&env, &["rm", "-f", "kept"]).success();
+    distrobox(&env, &["rm", "-f", "--rm-home", "gone"]).success();
+    assert!(homes.join("kept/made-in-the-box").is_file());
+    assert!(!homes.join("gone").exists());
+    assert!(env.home.is_dir());
     // rm takes the entry along.
     as_name(&env, "distrobox-rm", &["alpha", "-Y"]).success();
     assert!(!apps.join("alpha.desktop").exists());
