@@ -174,13 +174,11 @@ pub(super) fn refusal(refusal: dcli::Refusal) -> anyhow::Error {
 
 /// The options of a new box from distrobox's flags.
 fn create_options(
-    ctx: &Context,
     name: String,
     image: String,
     shape: &dcli::Shape,
 ) -> Result<crate::ops::create::CreateOptions> {
     let extra = front_door::additional(&shape.additional_flags, FlagsOf::Create)?;
-    let _ = ctx;
     Ok(crate::ops::create::CreateOptions {
         name,
         image,
@@ -241,7 +239,7 @@ fn create(ctx: &Context, args: dcli::Create) -> Result<ExitCode> {
     };
     let options = crate::ops::create::CreateOptions {
         entry: !args.no_entry,
-        ..create_options(ctx, name, image, shape)?
+        ..create_options(name, image, shape)?
     };
     let created = crate::ops::create::create(ctx, &options, ask(ctx, shape.yes || shape.pull))?;
     match created.plan {
@@ -385,7 +383,7 @@ fn ephemeral(ctx: &Context, args: dcli::Ephemeral) -> Result<ExitCode> {
             crate::ops::create::resolve_target(ctx, args.shape.image.as_deref(), Some(&name), None)?
         }
     };
-    let options = create_options(ctx, name, image, &args.shape)?;
+    let options = create_options(name, image, &args.shape)?;
     let status = crate::ops::ephemeral::ephemeral(
         ctx,
         &options,
