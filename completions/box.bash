@@ -43,6 +43,9 @@ _box() {
             box,images)
                 cmd="box__subcmd__images"
                 ;;
+            box,install-distrobox-names)
+                cmd="box__subcmd__install__subcmd__distrobox__subcmd__names"
+                ;;
             box,list)
                 cmd="box__subcmd__list"
                 ;;
@@ -127,6 +130,9 @@ _box() {
             box__subcmd__help,images)
                 cmd="box__subcmd__help__subcmd__images"
                 ;;
+            box__subcmd__help,install-distrobox-names)
+                cmd="box__subcmd__help__subcmd__install__subcmd__distrobox__subcmd__names"
+                ;;
             box__subcmd__help,list)
                 cmd="box__subcmd__help__subcmd__list"
                 ;;
@@ -173,7 +179,7 @@ _box() {
 
     case "${cmd}" in
         box)
-            opts="-h -V --help --version pull push images rmi save load create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec help"
+            opts="-h -V --help --version pull push images rmi save load create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec install-distrobox-names help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -595,7 +601,7 @@ _box() {
             return 0
             ;;
         box__subcmd__help)
-            opts="pull push images rmi save load create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec help"
+            opts="pull push images rmi save load create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec install-distrobox-names help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -776,6 +782,20 @@ _box() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        box__subcmd__help__subcmd__install__subcmd__distrobox__subcmd__names)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         box__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -937,6 +957,24 @@ _box() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__install__subcmd__distrobox__subcmd__names)
+            opts="-h -V --prefix --remove --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+pub mod distrobox;
+pub mod podman;
+
 /// Run other Linux distributions' userlands as if they were native.
 ///
 /// box pulls distribution images from OCI registries, creates rootless containers from
@@ -62,6 +65,29 @@ pub enum Command {
     /// From inside a box: run a command on the host, with this terminal, directory and
     /// environment
     HostExec(HostExecArgs),
+    /// Answer as `distrobox` (and `podman`, where there is none) for the tools that call them
+    InstallDistroboxNames(InstallNamesArgs),
+}
+
+/// The names are `distrobox`, `distrobox-create`, `-enter`, `-list`, `-rm`, `-stop`,
+/// `-upgrade`, `-ephemeral`, `-generate-entry`, `-assemble`, `-export`, `-host-exec`, and
+/// `podman` when no podman is on PATH: symbolic links to box, which answers each with
+/// distrobox's (or podman's) flags and output. A real distrobox or podman there is never
+/// replaced. Flatpak'd tools (BoxBuddy, DistroShelf) run `flatpak-spawn --host distrobox`
+/// with the desktop session's PATH, which often lacks ~/.local/bin: /usr/local/bin (as
+/// root) reaches them.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  box install-distrobox-names\n  sudo box install-distrobox-names --prefix /usr/local/bin\n  box install-distrobox-names --remove"
+)]
+pub struct InstallNamesArgs {
+    /// The directory for the links (default: the first of /usr/local/bin, ~/.local/bin
+    /// that is on PATH and writable)
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// Remove box's links instead (only links to box: a real distrobox stays)
+    #[arg(long)]
+    pub remove: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,13 +10,16 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let outcome = match std::env::args_os()
+    // Called by another name (a link to box): distrobox's, podman's, or in a box another
+    // command's, run on the host. `box` itself costs one comparison.
+    let program = std::env::args_os()
         .next()
-        .and_then(|argv0| box_cli::commands::linked_command(&argv0))
-    {
-        // Symlink mode: box linked as another command's name in a box runs it on the host.
-        Some(command) => box_cli::commands::exec_linked(command, std::env::args_os().skip(1)),
-        None => run(),
+        .map_or(box_cli::commands::Program::Box, |argv0| {
+            box_cli::commands::program(&argv0)
+        });
+    let outcome = match program {
+        box_cli::commands::Program::Box => run(),
+        other => box_cli::commands::run_as(other, std::env::args_os().skip(1).collect()),
     };
     match outcome {
         Ok(code) => code,

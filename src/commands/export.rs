@@ -25,11 +25,13 @@ pub fn exec(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
             path: bin,
             export_path: args.export_path.as_deref(),
             force: args.force,
+            extra: Default::default(),
         },
         (None, Some(app)) => Request::App {
             app,
             label: args.export_label.as_deref(),
             force: args.force,
+            extra: Default::default(),
         },
         // clap requires one of --bin, --app, --list, and --list was handled above.
         (None, None) | (Some(_), Some(_)) => {

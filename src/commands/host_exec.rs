@@ -9,7 +9,12 @@ use anyhow::Result;
 use crate::cli::HostExecArgs;
 
 pub fn exec(args: HostExecArgs) -> Result<ExitCode> {
-    crate::host_exec::client::run(&args.command)
+    client(&args.command)
+}
+
+/// Run `argv` on the host through the box's host-exec socket (also `distrobox-host-exec`).
+pub fn client(argv: &[OsString]) -> Result<ExitCode> {
+    crate::host_exec::client::run(argv)
 }
 
 /// The command a link named `argv0` to box stands for, in symlink mode: its file name,

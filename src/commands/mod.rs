@@ -3,14 +3,18 @@
 
 mod assemble;
 mod create;
+pub mod distrobox;
+mod distrobox_export;
 mod enter;
 mod ephemeral;
 mod export;
 mod generate_entry;
 mod host_exec;
 mod images;
+mod install_names;
 mod list;
 mod load;
+mod podman;
 mod pull;
 mod push;
 mod rm;
@@ -23,6 +27,69 @@ mod upgrade;
 use std::process::ExitCode;
 
 pub use host_exec::{exec_linked, linked_command};
+
+/// What box is, by the name it was run as (argv[0]'s file name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// `box` itself (and box's re-executions through `/proc/self/exe`, and any name box
+    /// does not answer to on the host).
+    Box,
+    /// In a box, another command's name linked to box: run on the host (symlink mode).
+    Linked(std::ffi::OsString),
+    /// `distrobox`, or `distrobox-VERB` with its verb.
+    Distrobox(Option<&'static str>),
+    /// `distrobox-export` (in a box: export from it).
+    DistroboxExport,
+    /// `distrobox-host-exec` (in a box: run on the host).
+    DistroboxHostExec,
+    /// `podman` on the host: the read-only window onto boxes.
+    Podman,
+}
+
+/// What box is when run as `argv0`. `box` costs one comparison (the hot path); other
+/// names read the box's `/run/.containerenv` once: in a box, every name but
+/// distrobox's two in-box commands runs on the host, as distrobox's names do there too.
+pub fn program(argv0: &std::ffi::OsStr) -> Program {
+    let Some(name) = std::path::Path::new(argv0).file_name() else {
+        return Program::Box;
+    };
+    if name == "box" || name == "exe" {
+        return Program::Box;
+    }
+    match name.to_str() {
+        Some("distrobox-export") => return Program::DistroboxExport,
+        Some("distrobox-host-exec") => return Program::DistroboxHostExec,
+        _ => {}
+    }
+    if let Some(command) = linked_command(argv0) {
+        return Program::Linked(command);
+    }
+    match name.to_str() {
+        Some("distrobox") => Program::Distrobox(None),
+        Some("podman") => Program::Podman,
+        Some(other) => other
+            .strip_prefix("distrobox-")
+            .and_then(|verb| {
+                crate::ops::front_door::DISTROBOX_VERBS
+                    .iter()
+                    .find(|v| **v == verb)
+            })
+            .map_or(Program::Box, |verb| Program::Distrobox(Some(verb))),
+        None => Program::Box,
+    }
+}
+
+/// Run box as `program` (not [`Program::Box`]) with `args` (argv[1..]).
+pub fn run_as(program: Program, args: Vec<std::ffi::OsString>) -> Result<ExitCode> {
+    match program {
+        Program::Box => unreachable!("box's own command line is main's"),
+        Program::Linked(command) => exec_linked(command, args.into_iter()),
+        Program::Distrobox(verb) => distrobox::run(verb, args),
+        Program::DistroboxExport => distrobox_export::export(args),
+        Program::DistroboxHostExec => distrobox_export::host_exec(args),
+        Program::Podman => podman::run(args),
+    }
+}
 
 use anyhow::Result;
 
@@ -91,6 +158,8 @@ fn create_options(
             crate::cli::ProvisionSet::Full => crate::settings::config::NeedSet::Full,
             crate::cli::ProvisionSet::Base => crate::settings::config::NeedSet::Base,
         }),
+        env: Vec::new(),
+        entry_file: Default::default(),
     }
 }
 
@@ -125,6 +194,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Assemble(args) => assemble::exec(&ctx, args),
         Command::Ephemeral(args) => ephemeral::exec(&ctx, args),
         Command::Upgrade(args) => upgrade::exec(&ctx, args),
+        Command::InstallDistroboxNames(args) => install_names::exec(&ctx, args),
         Command::HostExec(_) => unreachable!("handled above"),
     }
 }
@@ -156,6 +226,7 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
             Some(("", "assemble boxes".into()))
         }
         Command::Upgrade(args) => Some(boxes("upgrade", &args.names)),
+        Command::InstallDistroboxNames(_) => Some(("", "install distrobox's names".into())),
         _ => None,
     }
 }

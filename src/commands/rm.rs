@@ -19,6 +19,7 @@ pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
         force: args.force,
         require_question: args.interactive && !args.yes,
         grace: args.time,
+        remove_home: false,
     };
     let ask = crate::ui::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes));
     let done = rm(ctx, args.all, &args.names, options, ask, &mut |name| {

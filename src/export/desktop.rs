@@ -46,9 +46,9 @@
 //! - `TryExec` tests a program the *host* has, and the program is the box's; box checks
 //!   it in the box at export time instead (`export::app_from`).
 //!
-//! Nothing is added: the window keeps matching its launcher through the entry's own
-//! `StartupWMClass`, or without one through the desktop file id, which the export keeps
-//! (see `export::app_from`). Labelled names lose trailing blanks before the label.
+//! Nothing is added here: the export names the host file after its box and adds the
+//! `StartupWMClass` that keeps the window matching its launcher (see
+//! `export::exported_id`). Labelled names lose trailing blanks before the label.
 //!
 //! Launchers run box as `/usr/bin/env BOX_DATA_HOME=DIR /path/to/box ...`: box by its
 //! absolute path (a session's PATH may lack it), the data directory pinned so the entry

@@ -211,9 +211,21 @@ pub fn export_bin(
     dir: Option<&Path>,
     force: bool,
 ) -> Result<PathBuf> {
+    export_bin_with(ctx, name, path, dir, force, &wrapper::Extra::default())
+}
+
+/// [`export_bin`] with what the wrapper adds on the host (`--extra-flags`, `--sudo`).
+pub fn export_bin_with(
+    ctx: &Context,
+    name: &str,
+    path: &str,
+    dir: Option<&Path>,
+    force: bool,
+    extra: &wrapper::Extra,
+) -> Result<PathBuf> {
     check_bin_path(path)?;
     let root = open_box(ctx, name)?;
-    bin_from(&Host::from_ctx(ctx)?, &root, name, path, dir, force)
+    bin_from_with(&Host::from_ctx(ctx)?, &root, name, path, dir, force, extra)
 }
 
 /// [`export_bin`] from an opened box root.
@@ -225,6 +237,27 @@ pub fn bin_from(
     dir: Option<&Path>,
     force: bool,
 ) -> Result<PathBuf> {
+    bin_from_with(
+        host,
+        root,
+        name,
+        path,
+        dir,
+        force,
+        &wrapper::Extra::default(),
+    )
+}
+
+/// [`bin_from`] with `extra` (see [`export_bin_with`]).
+pub fn bin_from_with(
+    host: &Host,
+    root: &BoxRoot,
+    name: &str,
+    path: &str,
+    dir: Option<&Path>,
+    force: bool,
+    extra: &wrapper::Extra,
+) -> Result<PathBuf> {
     check_bin_path(path)?;
     check_binary(root, name, path)?;
     // A host directory, from inside a box too; a relative one is below the current
@@ -232,7 +265,7 @@ pub fn bin_from(
     let dir = hostfs::absolute(&host.fs, dir.unwrap_or(&host.bin_home))?;
     let file_name = path.rsplit('/').next().unwrap_or_default();
     let wrapper_path = dir.join(file_name);
-    let text = wrapper::script(&host.launch(), name, path, &wrapper_path);
+    let text = wrapper::script_with(&host.launch(), name, path, &wrapper_path, extra);
     // One wrapper per binary: exporting it to another directory moves it.
     let previous = with_ledger(&host.fs, &host.store, |ledger| {
         let previous = ledger
@@ -340,9 +373,36 @@ pub fn export_app(
     label_flag: Option<&str>,
     force: bool,
 ) -> Result<PathBuf> {
+    export_app_with(
+        ctx,
+        name,
+        app,
+        label_flag,
+        force,
+        &wrapper::Extra::default(),
+    )
+}
+
+/// [`export_app`] with what its launchers add (`--extra-flags`, `--sudo`).
+pub fn export_app_with(
+    ctx: &Context,
+    name: &str,
+    app: &str,
+    label_flag: Option<&str>,
+    force: bool,
+    extra: &wrapper::Extra,
+) -> Result<PathBuf> {
     let root = open_box(ctx, name)?;
     let label = label(ctx, name, label_flag)?;
-    app_from(&Host::from_ctx(ctx)?, &root, name, app, &label, force)
+    app_from_with(
+        &Host::from_ctx(ctx)?,
+        &root,
+        name,
+        app,
+        &label,
+        force,
+        extra,
+    )
 }
 
 /// [`export_app`] from an opened box root, with the label resolved.
@@ -353,6 +413,27 @@ pub fn app_from(
     app: &str,
     label: &str,
     force: bool,
+) -> Result<PathBuf> {
+    app_from_with(
+        host,
+        root,
+        name,
+        app,
+        label,
+        force,
+        &wrapper::Extra::default(),
+    )
+}
+
+/// [`app_from`] with `extra` (see [`export_app_with`]).
+pub fn app_from_with(
+    host: &Host,
+    root: &BoxRoot,
+    name: &str,
+    app: &str,
+    label: &str,
+    force: bool,
+    extra: &wrapper::Extra,
 ) -> Result<PathBuf> {
     let found = desktop::find_app(root, name, app)?;
     let text = root.read(&found.path, 1 << 20)?;
@@ -441,10 +522,12 @@ pub fn app_from(
         },
     )
     .with_context(cannot)?;
-    // The file keeps its desktop id, so the desktop matches the app's windows to it as
-    // it would in the box (StartupWMClass, or the id when the entry has none).
+    let rewritten = with_launch_extra(&rewritten, extra)?;
+    // The file has an id of its own (`exported_id`); StartupWMClass tells the desktop
+    // which windows are the app's.
+    let rewritten = with_window_class(&rewritten, &found.id);
     let apps_dir = host.data_home.join("applications");
-    let entry_path = apps_dir.join(&found.id);
+    let entry_path = apps_dir.join(exported_id(name, &found.id));
     files.insert(
         0,
         Planned {
@@ -493,6 +576,80 @@ fn check_try_exec(root: &BoxRoot, name: &str, id: &str, try_exec: &str) -> Resul
     ))
 }
 
+/// The desktop id of box `name`'s export of the application with id `id`:
+/// `NAME-ID.desktop`, as distrobox names it, so that the desktop tools that show a box's
+/// apps as exported find it (they look for that name), two boxes can export the same
+/// application, and an export never hides the host's own entry of that id (a file of the
+/// same id in `~/.local/share/applications` would replace it in the menu).
+pub fn exported_id(name: &str, id: &str) -> String {
+    format!("{name}-{id}")
+}
+
+/// `text` with `StartupWMClass` set to the application's own id (`org.gnome.Foo` of
+/// `org.gnome.Foo.desktop`) when the entry has none: desktops match a window to its
+/// entry by the window's class (X11) or app_id (Wayland), which an application sets to
+/// its own desktop id; the exported entry has another id ([`exported_id`]), and
+/// `StartupWMClass` is how GNOME Shell, KDE Plasma and most docks are told which windows
+/// are its (toolbox #1018 is what breaks without it: no icon, no grouping).
+fn with_window_class(text: &str, id: &str) -> String {
+    if desktop::main_group(text).get("StartupWMClass").is_some() {
+        return text.to_owned();
+    }
+    let class = id.strip_suffix(".desktop").unwrap_or(id);
+    let mut out = String::with_capacity(text.len() + class.len() + 16);
+    let mut added = false;
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if !added && line.trim() == "[Desktop Entry]" {
+            out.push_str(&format!("StartupWMClass={}\n", exec::escape_string(class)));
+            added = true;
+        }
+    }
+    out
+}
+
+/// `text` (an entry rewritten for the host) with `extra` in every launcher's `Exec`:
+/// `--user root` after `box run` for `as_root`, and the extra arguments before the first
+/// one with a field code (where the files' `%U` and friends go), or last.
+fn with_launch_extra(text: &str, extra: &wrapper::Extra) -> Result<String> {
+    if extra.args.is_empty() && !extra.as_root {
+        return Ok(text.to_owned());
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut boxed = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(group) = trimmed.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            boxed = group == "Desktop Entry" || group.starts_with("Desktop Action ");
+        }
+        let exec_value = line
+            .split_once('=')
+            .filter(|(key, _)| boxed && key.trim() == "Exec")
+            .map(|(_, value)| value);
+        let Some(value) = exec_value else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let mut args = exec::parse_value(value)?;
+        if extra.as_root
+            && let Some(run) = args
+                .iter()
+                .position(|a| exec::literal(a).as_deref() == Some("run"))
+        {
+            args.splice(run + 1..run + 1, [exec::text("--user"), exec::text("root")]);
+        }
+        let at = args
+            .iter()
+            .position(|a| a.iter().any(|p| matches!(p, exec::Piece::Code(_))))
+            .unwrap_or(args.len());
+        args.splice(at..at, extra.args.iter().map(|a| exec::text(a)));
+        out.push_str(&format!("Exec={}\n", exec::to_value(&args)));
+    }
+    Ok(out)
+}
+
 /// Remove the wrapper of binary `path` exported from box `name`.
 pub fn delete_bin(ctx: &Context, name: &str, path: &str) -> Result<Removal> {
     let fs = HostFs::current();
@@ -516,14 +673,19 @@ pub fn delete_app(ctx: &Context, name: &str, app: &str) -> Result<Removal> {
         } else {
             format!("{app}.desktop")
         };
+        // By its source, its file (the exported id, or the app's own id that exports
+        // made before box named them after their box had), or the app's id.
+        let exported = exported_id(name, &id);
         let source = ledger
             .of_box(name)
             .filter(|e| e.kind == Kind::App)
             .find(|e| {
                 e.source == app
-                    || e.files
-                        .first()
-                        .is_some_and(|f| f.path.file_name().is_some_and(|n| *n == *id))
+                    || e.files.first().is_some_and(|f| {
+                        f.path
+                            .file_name()
+                            .is_some_and(|n| *n == *id || *n == *exported)
+                    })
             })
             .map(|e| e.source.clone());
         let source = match source {
@@ -584,12 +746,24 @@ pub fn warn_kept(removal: &Removal) {
     }
 }
 
+/// Which file a box's own menu entry is: box's `box-NAME.desktop` (a name no
+/// application's entry has), or distrobox's `NAME.desktop` (for `distrobox create` and
+/// `distrobox generate-entry`, which write it there). A box has one entry: writing it
+/// under the other name moves it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EntryFile {
+    #[default]
+    Box,
+    Distrobox,
+}
+
 /// The path of box `name`'s terminal entry.
-fn entry_path(ctx: &Context, name: &str) -> PathBuf {
-    ctx.dirs
-        .data_home
-        .join("applications")
-        .join(format!("box-{name}.desktop"))
+fn entry_path(ctx: &Context, name: &str, file: EntryFile) -> PathBuf {
+    let file_name = match file {
+        EntryFile::Box => format!("box-{name}.desktop"),
+        EntryFile::Distrobox => format!("{name}.desktop"),
+    };
+    ctx.dirs.data_home.join("applications").join(file_name)
 }
 
 /// Write the desktop menu entry that opens a terminal in box `name` (called by `box create`).
@@ -599,13 +773,29 @@ pub fn generate_entry(ctx: &Context, name: &str) -> Result<()> {
 
 /// [`generate_entry`], optionally replacing a file box did not write. Returns its path.
 pub fn generate_entry_with(ctx: &Context, name: &str, force: bool) -> Result<PathBuf> {
+    generate_entry_as(ctx, name, force, EntryFile::Box, None)
+}
+
+/// [`generate_entry_with`] as the file `file`, with the icon `icon` (an icon name, or an
+/// absolute path of a host file) instead of box's.
+pub fn generate_entry_as(
+    ctx: &Context,
+    name: &str,
+    force: bool,
+    file: EntryFile,
+    icon: Option<&str>,
+) -> Result<PathBuf> {
     crate::store::containers::validate_name(name)?;
     if crate::host::containerenv_box().as_deref() != Some(name) {
         Store::at(&ctx.dirs.store).container(name)?;
     }
     let host = Host::from_ctx(ctx)?;
-    let path = entry_path(ctx, name);
+    let path = entry_path(ctx, name, file);
     let text = desktop::terminal_entry(&host.launch(), name);
+    let text = match icon {
+        Some(icon) => with_icon(&text, icon),
+        None => text,
+    };
     with_ledger(&host.fs, &host.store, |ledger| {
         ledger.install(
             &host.fs,
@@ -623,6 +813,29 @@ pub fn generate_entry_with(ctx: &Context, name: &str, force: bool) -> Result<Pat
     })?;
     refresh_caches(&host.fs, &ctx.dirs.data_home);
     Ok(path)
+}
+
+/// `text` (a box's terminal entry) with `Icon=` of `[Desktop Entry]` set to `icon`.
+fn with_icon(text: &str, icon: &str) -> String {
+    let mut in_main = false;
+    let mut out = String::with_capacity(text.len() + icon.len());
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_main = trimmed == "[Desktop Entry]";
+        }
+        if in_main
+            && line
+                .split_once('=')
+                .is_some_and(|(k, _)| k.trim() == "Icon")
+        {
+            out.push_str(&format!("Icon={}\n", exec::escape_string(icon)));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// Remove the menu entry of box `name` (nothing to do if there is none).
@@ -934,9 +1147,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (host, root) = fake(dir.path());
         let entry = app_from(&host, &root, "dev", "xterm", " (on dev)", false).unwrap();
+        // Named after its box (what desktop tools look for), matching windows through
+        // the entry's own StartupWMClass.
         assert_eq!(
             entry,
-            host.data_home.join("applications/debian-xterm.desktop")
+            host.data_home.join("applications/dev-debian-xterm.desktop")
         );
         let text = std::fs::read_to_string(&entry).unwrap();
         let exec_line = format!(
@@ -963,9 +1178,12 @@ mod tests {
             0o755
         );
 
-        // Another box exporting the same app clashes on the entry, not silently.
-        let err = app_from(&host, &root, "two", "xterm", "", false).unwrap_err();
-        assert!(crate::error::message(&err).contains("already exported from box `dev`"));
+        // Another box exports the same app beside it, sharing the icon.
+        let second = app_from(&host, &root, "two", "xterm", "", false).unwrap();
+        assert_eq!(
+            second,
+            host.data_home.join("applications/two-debian-xterm.desktop")
+        );
         // A user's own file in the way is named, and --force replaces it.
         let own = host.bin_home.join("mine");
         std::fs::write(&own, "user").unwrap();
@@ -984,8 +1202,82 @@ mod tests {
                 .unwrap();
             assert!(removal.kept_modified.is_empty());
         }
-        assert!(!entry.exists() && !icon.exists() && !wrapper.exists());
+        // The icon stays while box `two`'s export uses it.
+        assert!(!entry.exists() && icon.exists() && !wrapper.exists());
+        ledger
+            .remove(
+                &HostFs::native(),
+                "two",
+                Kind::App,
+                "/usr/share/applications/debian-xterm.desktop",
+            )
+            .unwrap()
+            .unwrap();
+        assert!(!second.exists() && !icon.exists());
         assert!(own.exists());
+    }
+
+    #[test]
+    fn an_entry_without_a_window_class_gets_the_app_s_own_id_and_extras_reach_every_exec() {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, root) = fake(dir.path());
+        let put = |path: &str, bytes: &str| {
+            let p = dir.path().join("box").join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, bytes).unwrap();
+        };
+        put(
+            "/usr/share/applications/org.example.Viewer.desktop",
+            "[Desktop Entry]\nType=Application\nName=Viewer\nExec=xterm --view %U\nActions=New;\n\n[Desktop Action New]\nName=New\nExec=xterm --new\n",
+        );
+        let extra_args = ["--foreground".to_owned()];
+        let extra = wrapper::Extra {
+            args: &extra_args,
+            as_root: true,
+        };
+        let entry =
+            app_from_with(&host, &root, "dev", "org.example.Viewer", "", false, &extra).unwrap();
+        assert_eq!(entry.file_name().unwrap(), "dev-org.example.Viewer.desktop");
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(
+            text.starts_with("[Desktop Entry]\nStartupWMClass=org.example.Viewer\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("StartupWMClass").count(), 1, "{text}");
+        let prefix = format!(
+            "/usr/bin/env BOX_DATA_HOME={} /opt/box/bin/box run --user root dev --",
+            host.data_home.display()
+        );
+        assert!(
+            text.contains(&format!("\nExec={prefix} xterm --view --foreground %U\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("\nExec={prefix} xterm --new --foreground\n")),
+            "{text}"
+        );
+        desktop::tests::assert_validates(&entry);
+        // Removed by the app's own id as well as by the exported one.
+        let removal = with_ledger(&host.fs, &host.store, |ledger| {
+            ledger.remove(
+                &host.fs,
+                "dev",
+                Kind::App,
+                "/usr/share/applications/org.example.Viewer.desktop",
+            )
+        })
+        .unwrap();
+        assert!(removal.is_some() && !entry.exists());
+    }
+
+    #[test]
+    fn a_terminal_entry_takes_a_custom_icon() {
+        let text =
+            "[Desktop Entry]\nName=x\nIcon=utilities-terminal\n\n[Desktop Action R]\nIcon=keep\n";
+        assert_eq!(
+            with_icon(text, "/home/u/my icon.png"),
+            "[Desktop Entry]\nName=x\nIcon=/home/u/my icon.png\n\n[Desktop Action R]\nIcon=keep\n"
+        );
     }
 
     #[test]

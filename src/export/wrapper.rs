@@ -80,15 +80,37 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 const SHEBANG: &str = "#!/bin/sh";
 const MARKER: &str = "# box-export: bin";
 
+/// What a wrapper adds when it runs its binary from the host (distrobox-export's
+/// `--extra-flags` and `--sudo`); inside its own box it runs the binary as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extra<'a> {
+    /// Arguments put before the caller's.
+    pub args: &'a [String],
+    /// Run as the box's root (`box run --user root`).
+    pub as_root: bool,
+}
+
 /// The text of the wrapper at `wrapper_path` running `source` in box `box_name` as
 /// `launch` says.
 pub fn script(launch: &Launch, box_name: &str, source: &str, wrapper_path: &Path) -> String {
+    script_with(launch, box_name, source, wrapper_path, &Extra::default())
+}
+
+/// [`script`] with `extra` for the host's way of running the binary.
+pub fn script_with(
+    launch: &Launch,
+    box_name: &str,
+    source: &str,
+    wrapper_path: &Path,
+    extra: &Extra,
+) -> String {
     render(
         launch,
         box_name,
         source,
         wrapper_path,
         Path::new(CONTAINERENV),
+        extra,
     )
 }
 
@@ -99,6 +121,7 @@ fn render(
     source: &str,
     wrapper_path: &Path,
     containerenv: &Path,
+    extra: &Extra,
 ) -> String {
     let name = sh_quote(box_name);
     let source_q = sh_quote(source);
@@ -133,9 +156,15 @@ fn render(
     // The host's lines come first and end in an exec, so on the host the shell never
     // even reads the rest; they come again last, for another engine's `.containerenv`.
     // Indented as lines of their own: a newline inside a quoted word stays in the word.
+    let user = if extra.as_root { "--user root " } else { "" };
+    let extra_args: String = extra
+        .args
+        .iter()
+        .map(|arg| format!(" {}", sh_quote(arg)))
+        .collect();
     let host_lines = [
         format!("{data_env}={data_home}; {WRAPPER_ENV}={wrapper}; export {data_env} {WRAPPER_ENV}"),
-        format!("exec {exe} run {name} -- {source_q} \"$@\""),
+        format!("exec {exe} run {user}{name} -- {source_q}{extra_args} \"$@\""),
     ];
     let host: String = host_lines.iter().map(|line| format!("{line}\n")).collect();
     let host_in_if: String = host_lines
@@ -259,6 +288,7 @@ mod tests {
                     &fake.path("dev-root/opt/my tool/it's").to_string_lossy(),
                     &wrapper,
                     &fake.containerenv,
+                    &Extra::default(),
                 );
                 write_exec(&wrapper, &text);
             }
@@ -313,6 +343,48 @@ mod tests {
         String::from_utf8_lossy(bytes).into_owned()
     }
 
+    /// distrobox-export's `--extra-flags` and `--sudo`: from the host, the extra words come
+    /// before the caller's and box runs the binary as the box's root.
+    #[test]
+    fn extra_arguments_and_root_are_the_host_s_way_of_running_it() {
+        let fake = Fake::new();
+        let wrapper = fake.path("c/tool");
+        let box_exe = fake.path("fake box");
+        let extra = ["--foreground".to_owned(), "it's $HOME".to_owned()];
+        let script_text = script_with(
+            &Launch {
+                box_exe: &box_exe,
+                data_home: Path::new("/data"),
+            },
+            "dev",
+            "/usr/bin/tool",
+            &wrapper,
+            &Extra {
+                args: &extra,
+                as_root: true,
+            },
+        );
+        write_exec(&wrapper, &script_text);
+        for shell in shells() {
+            let out = run_wrapper(&shell, &wrapper, &["x y"], &[]);
+            assert_eq!(
+                text(&out.stdout).lines().take(8).collect::<Vec<_>>(),
+                [
+                    "[run]",
+                    "[--user]",
+                    "[root]",
+                    "[dev]",
+                    "[--]",
+                    "[/usr/bin/tool]",
+                    "[--foreground]",
+                    "[it's $HOME]"
+                ],
+                "{shell:?}"
+            );
+            assert!(text(&out.stdout).contains("[x y]\n"), "{shell:?}");
+        }
+    }
+
     /// Run a wrapper on the host: the arguments box receives must be exactly the caller's.
     #[test]
     fn wrapper_passes_arguments_and_status_through() {
@@ -359,6 +431,7 @@ mod tests {
             source,
             &wrapper,
             &fake.containerenv,
+            &Extra::default(),
         );
         write_exec(&wrapper, &script);
         for shell in shells() {

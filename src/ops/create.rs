@@ -56,6 +56,10 @@ pub struct CreateOptions {
     pub no_provision: bool,
     /// `--provision-set`.
     pub provision_set: Option<crate::settings::config::NeedSet>,
+    /// Environment of the box (`KEY=value`), for names a session does not set.
+    pub env: Vec<String>,
+    /// Which file the menu entry is (with `entry`): box's or distrobox's name.
+    pub entry_file: crate::export::EntryFile,
 }
 
 /// What [`create`] made (or with `dry_run`, would make).
@@ -324,6 +328,7 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
         home,
         volumes,
         image_env: record.config.env.clone(),
+        env: options.env.clone(),
         storage: crate::store::containers::StorageKind::Overlay,
         devices: options.devices.clone(),
         nvidia: options.nvidia,
@@ -363,7 +368,7 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
     }
     ctx.explain_id_mapping_once();
     if options.entry {
-        add_entry(ctx, &name);
+        add_entry(ctx, &name, options.entry_file);
     }
     // Installs what the box lacks; a failure leaves the box, marked not provisioned.
     crate::provision::at_create(ctx, &name)?;
@@ -444,7 +449,7 @@ fn clone(ctx: &Context, options: &CreateOptions, source: &str, ask: &dyn Ask) ->
     }
     helper.finish()?;
     if options.entry {
-        add_entry(ctx, &name);
+        add_entry(ctx, &name, options.entry_file);
     }
     Ok(Created {
         name,
@@ -454,8 +459,8 @@ fn clone(ctx: &Context, options: &CreateOptions, source: &str, ask: &dyn Ask) ->
 }
 
 /// Add box `name`'s menu entry; a failure is a warning, never a failed create.
-fn add_entry(ctx: &Context, name: &str) {
-    if let Err(err) = crate::export::generate_entry(ctx, name) {
+fn add_entry(ctx: &Context, name: &str, file: crate::export::EntryFile) {
+    if let Err(err) = crate::export::generate_entry_as(ctx, name, false, file, None) {
         crate::ui::report::warn(format!(
             "box `{name}` was created, but its menu entry was not: {} (hint: {})",
             crate::error::message(&err),

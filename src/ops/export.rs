@@ -13,6 +13,12 @@ use crate::export;
 use crate::store::Store;
 use crate::ui::report::notice;
 
+pub use crate::export::EntryFile;
+pub use crate::export::desktop::main_group;
+pub use crate::export::ledger::Kind;
+pub use crate::export::wrapper::Extra;
+pub use crate::host::containerenv_box as current_box;
+
 /// One export change.
 #[derive(Debug, Clone)]
 pub enum Request<'a> {
@@ -21,12 +27,16 @@ pub enum Request<'a> {
         path: &'a str,
         export_path: Option<&'a Path>,
         force: bool,
+        /// What the wrapper adds on the host (distrobox-export's `-ef`, `-S`).
+        extra: export::wrapper::Extra<'a>,
     },
     /// `--app APP [--export-label L] [--force]`
     App {
         app: &'a str,
         label: Option<&'a str>,
         force: bool,
+        /// What the launchers add (distrobox-export's `-ef`, `-S`).
+        extra: export::wrapper::Extra<'a>,
     },
     /// `--delete --bin PATH`
     DeleteBin(&'a str),
@@ -52,16 +62,40 @@ pub fn box_name(named: Option<&str>) -> Result<String> {
 }
 
 /// Carry out `request` for box `name`, saying what was done.
-pub fn export(ctx: &Context, name: &str, request: Request) -> Result<()> {
+pub fn export(ctx: &Context, name: &str, request: Request) -> Result<PathBuf> {
+    export_quietly(ctx, name, request, true)
+}
+
+/// [`export`], saying what was done when `say` (distrobox-export says it its own way).
+/// Returns the host file written (for a removal, the first file removed, or nothing).
+pub fn export_quietly(ctx: &Context, name: &str, request: Request, say: bool) -> Result<PathBuf> {
+    let notice = |text: String| {
+        if say {
+            notice(text)
+        }
+    };
     match request {
-        Request::DeleteBin(bin) => report_removal(&export::delete_bin(ctx, name, bin)?),
-        Request::DeleteApp(app) => report_removal(&export::delete_app(ctx, name, app)?),
+        Request::DeleteBin(bin) => {
+            let removal = export::delete_bin(ctx, name, bin)?;
+            if say {
+                report_removal(&removal);
+            }
+            Ok(removal.removed.first().cloned().unwrap_or_default())
+        }
+        Request::DeleteApp(app) => {
+            let removal = export::delete_app(ctx, name, app)?;
+            if say {
+                report_removal(&removal);
+            }
+            Ok(removal.removed.first().cloned().unwrap_or_default())
+        }
         Request::Bin {
             path,
             export_path,
             force,
+            extra,
         } => {
-            let wrapper = export::export_bin(ctx, name, path, export_path, force)?;
+            let wrapper = export::export_bin_with(ctx, name, path, export_path, force, &extra)?;
             notice(format!(
                 "exported {path} from box `{name}` as {}{}",
                 wrapper.display(),
@@ -80,16 +114,22 @@ pub fn export(ctx: &Context, name: &str, request: Request) -> Result<()> {
                     wrapper.file_name().unwrap_or_default().to_string_lossy()
                 ));
             }
+            Ok(wrapper)
         }
-        Request::App { app, label, force } => {
-            let entry = export::export_app(ctx, name, app, label, force)?;
+        Request::App {
+            app,
+            label,
+            force,
+            extra,
+        } => {
+            let entry = export::export_app_with(ctx, name, app, label, force, &extra)?;
             notice(format!(
                 "exported {app} from box `{name}` to the menu: {}",
                 entry.display()
             ));
+            Ok(entry)
         }
     }
-    Ok(())
 }
 
 fn report_removal(removal: &export::ledger::Removal) {
@@ -113,7 +153,28 @@ pub fn list(ctx: &Context, name: &str) -> Result<Vec<export::ledger::Export>> {
 
 /// its path that box did not write); returns its path.
 pub fn add_entry(ctx: &Context, name: &str, force: bool) -> Result<PathBuf> {
-    let path = export::generate_entry_with(ctx, name, force)?;
+    add_entry_as(ctx, name, force, export::EntryFile::Box, None)
+}
+
+/// [`add_entry`] as the file `file` (box's or distrobox's name), with `icon` (an icon
+/// name, or an absolute path of an image on the host) instead of box's.
+pub fn add_entry_as(
+    ctx: &Context,
+    name: &str,
+    force: bool,
+    file: export::EntryFile,
+    icon: Option<&str>,
+) -> Result<PathBuf> {
+    if let Some(icon) = icon
+        && icon.contains('/')
+        && !(Path::new(icon).is_absolute() && Path::new(icon).is_file())
+    {
+        return Err(failure(
+            format!("the icon {icon} is not an image file on the host"),
+            "give an icon's name (`utilities-terminal`) or the absolute path of an image file",
+        ));
+    }
+    let path = export::generate_entry_as(ctx, name, force, file, icon)?;
     notice(format!("added {}", path.display()));
     Ok(path)
 }

@@ -15,13 +15,15 @@
 //! session, [`archive`] writes images to the archives podman and docker load and loads
 //! theirs.
 //!
-//! [`push`] sends an image of the store to a registry, unchanged.
+//! [`push`] sends an image of the store to a registry, unchanged. [`front_door`] reads distrobox's `--additional-flags` and installs the names
+//! box answers to for tools written for distrobox; [`usage`] measures running boxes.
 
 pub mod archive;
 pub mod assemble;
 pub mod create;
 pub mod ephemeral;
 pub mod export;
+pub mod front_door;
 pub mod gc;
 pub mod list;
 pub mod pull;
@@ -31,3 +33,4 @@ pub mod rmi;
 pub mod session;
 pub mod stop;
 pub mod upgrade;
+pub mod usage;

@@ -34,6 +34,9 @@ pub struct RmOptions {
     pub require_question: bool,
     /// How long running boxes' processes get to end before they are killed.
     pub grace: std::time::Duration,
+    /// Also remove each box's own home directory (`--home`), when it is not the user's
+    /// (distrobox's `rm --rm-home`).
+    pub remove_home: bool,
 }
 
 /// Remove the boxes named (or every box, with `all`); `removed` is called with each name
@@ -92,6 +95,11 @@ pub fn rm(
     }
     let mut helper: Option<StoreHelper> = None;
     for name in &names {
+        let home = if options.remove_home {
+            store.container(name).ok().and_then(|record| record.home)
+        } else {
+            None
+        };
         let staging = store.staging_path(&format!("rm-{name}"));
         std::fs::rename(store.container_dir(name), &staging).map_err(|err| {
             anyhow::Error::from(err).context(format!(
@@ -124,6 +132,9 @@ pub fn rm(
                 failures.join("; ")
             ));
         }
+        if let Some(home) = home {
+            remove_home(ctx, name, &home);
+        }
         removed(name);
     }
     if let Some(helper) = helper {
@@ -131,6 +142,32 @@ pub fn rm(
     }
     super::gc::collect(ctx, &store, lock);
     Ok(true)
+}
+
+/// Remove box `name`'s own home `home` (`rm --rm-home`), unless it is the user's home,
+/// holds it or the store, or is not a directory; what cannot be removed is said.
+fn remove_home(ctx: &Context, name: &str, home: &std::path::Path) {
+    let user_home = &ctx.dirs.home;
+    let keep = !home.is_absolute()
+        || home.parent().is_none()
+        || user_home.starts_with(home)
+        || ctx.dirs.store.starts_with(home)
+        || !std::fs::symlink_metadata(home).is_ok_and(|m| m.is_dir());
+    if keep {
+        if home.exists() {
+            crate::ui::report::warn(format!(
+                "kept {}, the home of box `{name}`: it is not a directory of the box's own",
+                home.display()
+            ));
+        }
+        return;
+    }
+    if let Err(err) = std::fs::remove_dir_all(home) {
+        crate::ui::report::warn(format!(
+            "box `{name}` was removed, but not all of its home {}: {err} (files the box's root made there belong to its ids; `box run` another box or remove them with sudo)",
+            home.display()
+        ));
+    }
 }
 
 /// Remove box `name` if it exists, stopping it first (its processes get `grace`), with
@@ -143,6 +180,7 @@ pub fn remove_forced(ctx: &Context, name: &str, grace: std::time::Duration) -> R
         force: true,
         require_question: false,
         grace,
+        remove_home: false,
     };
     let names = [name.to_owned()];
     rm(

@@ -31,6 +31,7 @@ use crate::store::Store;
 use crate::store::containers::validate_name;
 use crate::ui::prompt::Ask;
 
+pub use crate::host::STANDARD_PATH;
 pub use crate::runtime::join::{Command, Join};
 pub use crate::store::containers::NoSuchBox;
 

@@ -16,6 +16,8 @@ use crate::runtime::{state, stop as runtime_stop};
 use crate::store::Store;
 use crate::ui::prompt::Ask;
 
+pub use crate::runtime::stop::DEFAULT_GRACE;
+
 /// The boxes a stop could not stop, each with why, in the order they were named; the
 /// other boxes were stopped. Callers that want the boxes downcast the error to this.
 #[derive(Debug)]

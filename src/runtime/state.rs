@@ -245,11 +245,34 @@ fn write_session_copy(ctx: &Context, name: &str, state: &State) -> Result<()> {
     crate::store::write_atomic(&dir.join("state.json"), &bytes)
 }
 
-/// Forget box `name`'s holder (after stop): this session's copy and the store's record.
+/// Forget box `name`'s holder (after stop): this session's copy and the store's record,
+/// and say when it stopped (the store's `stopped` marker, for listings: best effort).
 /// The caller holds the box's lock, so no newer holder can have been recorded meanwhile.
 pub fn forget(ctx: &Context, store: &Store, name: &str) {
     let _ = std::fs::remove_file(state_path(ctx, name));
+    if store.holder_record(name).exists() {
+        let _ = std::fs::File::create(store.stopped_marker(name));
+    }
     let _ = std::fs::remove_file(store.holder_record(name));
+}
+
+/// When box `name` last started (its holder's record was written then), while that
+/// record is there: running, or its holder died without a stop.
+pub fn started_at(store: &Store, name: &str) -> Option<u64> {
+    mtime(&store.holder_record(name))
+}
+
+/// When box `name` last stopped, if box saw it stop.
+pub fn stopped_at(store: &Store, name: &str) -> Option<u64> {
+    mtime(&store.stopped_marker(name))
+}
+
+fn mtime(path: &Path) -> Option<u64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// Remove the whole runtime directory of box `name` (after rm).

@@ -41,6 +41,11 @@ pub struct ContainerRecord {
     /// Environment from the image config (`KEY=value`).
     #[serde(default)]
     pub image_env: Vec<String>,
+    /// Environment given at create (`KEY=value`; distrobox's `--additional-flags
+    /// "--env K=V"`): like the image's, for names the caller's environment does not set,
+    /// and before the image's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
     /// Overlay, or a copy when the kernel refused overlay.
     #[serde(default)]
     pub storage: StorageKind,
@@ -420,6 +425,7 @@ mod tests {
             home: None,
             volumes: vec![],
             image_env: vec![],
+            env: vec![],
             storage: StorageKind::Overlay,
             provision: None,
             devices: vec![],

@@ -13,7 +13,8 @@
 //!   images/<ref>.json       image records (see images.rs)
 //!   containers/<name>/      box record box.json, overlay upper/ work/ and mount point root/,
 //!                           copy-complete (copy storage: the copy in root/ is whole)
-//!                           provision.log (see provision.rs)
+//!                           provision.log (see provision.rs), holder.json (while it
+//!                           runs), stopped (empty; its mtime: when it last stopped)
 //!   tmp/                    staging on the same filesystem, for atomic renames
 //!   notices/<what>          markers of one-time notices already shown
 //!   exports.json            the export ledger: host files written by `box export`
@@ -181,6 +182,12 @@ impl Store {
     /// The record of a running box's holder (see `runtime::state`).
     pub fn holder_record(&self, name: &str) -> PathBuf {
         self.container_dir(name).join("holder.json")
+    }
+
+    /// The empty file whose modification time says when box `name` last stopped (what
+    /// listings in podman's and distrobox's terms show: `Exited (0) 5 minutes ago`).
+    pub fn stopped_marker(&self, name: &str) -> PathBuf {
+        self.container_dir(name).join("stopped")
     }
 
     /// Take the lock that serializes starting, stopping and removing box `name`, for

@@ -55,6 +55,20 @@ pub fn thread_count() -> std::io::Result<u64> {
 }
 
 /// Field `n` (1-based, as proc(5) counts, `n` >= 3) of a `/proc/PID/stat` line.
+/// What process `pid` uses: its CPU time (user + system, in clock ticks: fields 14 and
+/// 15 of its stat line) and its resident memory in pages (field 24); `None` when it is
+/// gone or a zombie.
+pub fn usage(pid: i32) -> Option<(u64, u64)> {
+    let mut stat = vec![0; 1024];
+    let len = read_into(Path::new(&format!("/proc/{pid}/stat")), &mut stat).ok()?;
+    let stat = &stat[..len];
+    if matches!(stat_field(stat, 3)?, "Z" | "X" | "x") {
+        return None;
+    }
+    let field = |n| stat_field(stat, n)?.parse::<u64>().ok();
+    Some((field(14)? + field(15)?, field(24)?))
+}
+
 fn stat_field(stat: &[u8], n: usize) -> Option<&str> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;

@@ -207,7 +207,7 @@ fn bad_manifests_and_unsupported_features_change_nothing() {
         ("[a]\nimage=IMG\nroot=true\n", "sets `root=true`"),
         (
             "[a]\nimage=IMG\nadditional_flags=\"--cap-add=ALL\"\n",
-            "a container engine's flags",
+            "bad.ini:3: box [a] --additional-flags: box has no equivalent of podman's `--cap-add=ALL`",
         ),
     ];
     ok(&env, &["pull", &image]);

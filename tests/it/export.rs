@@ -671,7 +671,7 @@ fn key<'a>(text: &'a str, key: &str) -> &'a str {
 fn exported_app_validates_and_opens_its_window_and_rm_cleans_up() {
     let env = debian_box("export_app");
     env.run(&["export", "dev", "--app", "xterm"]).success();
-    let entry = apps_dir(&env).join("debian-xterm.desktop");
+    let entry = apps_dir(&env).join("dev-debian-xterm.desktop");
     assert_validates(&entry);
     let text = std::fs::read_to_string(&entry).unwrap();
     assert!(text.contains("\nName=XTerm (on dev)\n"), "{text}");
@@ -824,11 +824,12 @@ fn exec_line_with_field_codes_quotes_and_env_runs_in_the_box() {
     assert!(!out.stderr.contains("noise"), "{out}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "forceupdate\n");
 
-    let entry = apps_dir(&env).join("probe.desktop");
+    let entry = apps_dir(&env).join("dev-probe.desktop");
     assert_validates(&entry);
     let text = std::fs::read_to_string(&entry).unwrap();
-    // Nothing invented: the entry had no StartupWMClass, its desktop id does the job.
-    assert!(!text.contains("StartupWMClass"), "{text}");
+    // The entry had no StartupWMClass: its own desktop id becomes it, so the window
+    // (app_id `probe`) still matches the entry named after its box.
+    assert_eq!(key(&text, "StartupWMClass"), "probe", "{text}");
     // `Icon=probe.svg` was found as `probe`, and is named so now.
     assert_eq!(key(&text, "Icon"), "probe");
     let icons = env.data_home().join("icons");
@@ -904,7 +905,7 @@ fn exec_line_with_field_codes_quotes_and_env_runs_in_the_box() {
     let mut icon_paths = Vec::new();
     for app in ["workdir", "workdir2"] {
         env.run(&["export", "dev", "--app", app]).success();
-        let entry = apps_dir(&env).join(format!("{app}.desktop"));
+        let entry = apps_dir(&env).join(format!("dev-{app}.desktop"));
         assert_validates(&entry);
         let text = std::fs::read_to_string(&entry).unwrap();
         assert!(
@@ -921,7 +922,7 @@ fn exec_line_with_field_codes_quotes_and_env_runs_in_the_box() {
         icon_paths.push(PathBuf::from(key(&text, "Icon")));
     }
     assert!(
-        std::fs::read_to_string(apps_dir(&env).join("workdir.desktop"))
+        std::fs::read_to_string(apps_dir(&env).join("dev-workdir.desktop"))
             .unwrap()
             .contains("\nName=Workdir (on dev)\n")
     );
@@ -951,7 +952,7 @@ fn exec_line_with_field_codes_quotes_and_env_runs_in_the_box() {
             "TryExec=/usr/bin/gone",
             "not installed",
         ]);
-    assert!(!apps_dir(&env).join("uninstalled.desktop").exists());
+    assert!(!apps_dir(&env).join("dev-uninstalled.desktop").exists());
 
     // rm takes the entries, the icons and the directories box made for them.
     env.run(&["rm", "--force", "--yes", "dev"]).success();
@@ -1009,7 +1010,7 @@ fn exports_work_from_a_bare_environment_with_another_data_home() {
 
     // The desktop entry's Exec line, from the same bare session after another stop.
     env.run(&["stop", "--yes", name]).success();
-    let entry = data_home.join("applications/probe.desktop");
+    let entry = data_home.join("applications/bare-env-box-probe.desktop");
     let text = std::fs::read_to_string(&entry).unwrap();
     let argv = expand_exec(key(&text, "Exec"), "Probe", "probe", &entry, &["u"]);
     let out = launch(&env, &argv, &[("HOME", &env.home), ("PATH", path)]);
@@ -1215,7 +1216,7 @@ fn exports_from_inside_a_box_land_on_the_host() {
     // The default places (the shared home) and an application work from inside too.
     env.run(&["run", "dev", "--", "box", "export", "--app", "xterm"])
         .success();
-    let entry = apps_dir(&env).join("debian-xterm.desktop");
+    let entry = apps_dir(&env).join("dev-debian-xterm.desktop");
     assert_validates(&entry);
 
     // --delete from inside removes the host's file.

@@ -18,6 +18,7 @@ mod clone;
 mod ephemeral;
 mod export;
 mod fakeroot;
+mod frontdoor;
 mod generated;
 mod harness;
 mod host_exec;

@@ -179,16 +179,9 @@ fn check_supported(def: &Definition) -> Result<()> {
             format!("{why}; remove the line or set it to false"),
         ));
     }
-    if !def.additional_flags.is_empty() {
-        bail!(failure(
-            format!(
-                "{}: box [{name}] sets additional_flags ({}), which are a container engine's flags",
-                def.origin_of("additional_flags"),
-                def.additional_flags.join(" ")
-            ),
-            "box has no engine underneath; use the manifest's own keys (volume, hostname, home, ...)",
-        ));
-    }
+    // The engine's flags box has an equivalent for (--env, --volume, ...), as
+    // `distrobox create --additional-flags` takes them; any other is refused.
+    additional(def)?;
     if def.image.is_none() && def.clone.is_none() {
         bail!(failure(
             format!(
@@ -214,16 +207,41 @@ fn expand_home(ctx: &Context, path: &str) -> PathBuf {
     }
 }
 
+/// What a definition's `additional_flags` ask for (checked by [`check_supported`]).
+fn additional(def: &Definition) -> Result<crate::ops::front_door::Additional> {
+    crate::ops::front_door::additional(
+        &def.additional_flags,
+        crate::ops::front_door::FlagsOf::Create,
+    )
+    .map_err(|err| {
+        let hint = err
+            .downcast_ref::<crate::error::Hint>()
+            .map(|h| h.0.clone());
+        let message = format!(
+            "{}: box [{}] {}",
+            def.origin_of("additional_flags"),
+            def.name,
+            crate::error::message(&err)
+        );
+        match hint {
+            Some(hint) => failure(message, hint),
+            None => anyhow::anyhow!(message),
+        }
+    })
+}
+
 /// The create options of a definition, `image` already resolved.
 fn create_options(ctx: &Context, def: &Definition, image: String, pull: bool) -> CreateOptions {
+    // Checked before anything was done (see `check_supported`).
+    let extra = additional(def).unwrap_or_default();
     CreateOptions {
         name: def.name.clone(),
         image,
         pull,
-        hostname: def.hostname.clone(),
+        hostname: def.hostname.clone().or(extra.hostname),
         home: def.home.as_deref().map(|h| expand_home(ctx, h)),
-        volumes: def.volumes.clone(),
-        devices: Vec::new(),
+        volumes: def.volumes.iter().cloned().chain(extra.volumes).collect(),
+        devices: extra.devices,
         // distrobox's nvidia=false is its default: box's default (automatic) stands.
         nvidia: def.nvidia.then_some(true),
         platform: None,
@@ -236,6 +254,12 @@ fn create_options(ctx: &Context, def: &Definition, image: String, pull: bool) ->
         init_hooks: def.init_hooks.clone(),
         no_provision: false,
         provision_set: None,
+        env: extra
+            .env
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+        entry_file: Default::default(),
     }
 }
 
@@ -462,6 +486,7 @@ fn finish_box(ctx: &Context, def: &Definition) -> Result<()> {
             path: bin,
             export_path: export_path.as_deref(),
             force: false,
+            extra: Default::default(),
         };
         export(ctx, name, request)?;
     }
@@ -470,6 +495,7 @@ fn finish_box(ctx: &Context, def: &Definition) -> Result<()> {
             app,
             label: None,
             force: false,
+            extra: Default::default(),
         };
         export(ctx, name, request)?;
     }
@@ -515,6 +541,7 @@ pub fn assemble_rm(ctx: &Context, options: &AssembleOptions) -> Result<Vec<Strin
             force: true,
             require_question: false,
             grace: crate::runtime::stop::DEFAULT_GRACE,
+            remove_home: false,
         },
         &Assume(true),
         &mut |name| removed.push(name.to_owned()),

@@ -16,7 +16,9 @@
 //!    stacked on it (the pattern pivot_root(2) documents), then `chdir("/")`;
 //! 6. the box's files.
 //!
-//! Invariants: every error names the path it is about (the mount's source and target,
+//! Invariants: a mount the plan calls optional (box under distrobox's names) that fails
+//! is left out with a notice, never fails the start; every error names the path it is
+//! about (the mount's source and target,
 //! the point remounted, the file written), and a mount's own hint (a volume, the box
 //! executable) wins over a generic one from below; a read-only mount is never left
 //! writable: without mount_setattr(2) (before Linux 5.12) each mount of the tree is
@@ -64,11 +66,21 @@ pub fn apply<S: MountSys>(
         .open_dir_path(&plan.root)
         .with_context(|| format!("opening {}", plan.root.display()))?;
     for m in &plan.mounts {
-        mount_one(sys, &root_fd, m, &host_root).map_err(|err| match &m.hint {
-            // The mount's own hint says more than a generic one from below.
-            Some(hint) => err.context(Hint(hint.clone())),
-            None => err,
-        })?;
+        if let Err(err) = mount_one(sys, &root_fd, m, &host_root) {
+            if m.optional() {
+                notice(format!(
+                    "box starts without {}: {}",
+                    m.target.display(),
+                    crate::error::message(&err)
+                ));
+                continue;
+            }
+            return Err(match &m.hint {
+                // The mount's own hint says more than a generic one from below.
+                Some(hint) => err.context(Hint(hint.clone())),
+                None => err,
+            });
+        }
         detach_copied_root(sys, &root_fd, m, &plan.root)?;
     }
     drop(host_root);

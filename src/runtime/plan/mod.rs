@@ -116,6 +116,14 @@ impl Restrictions {
     }
 }
 
+/// Where box also puts its own executable in every box: the commands distrobox's boxes
+/// have at these paths (desktop tools run `distrobox enter NAME -- distrobox-export`;
+/// distrobox's manifests link host commands to `/usr/bin/distrobox-host-exec`), which box
+/// answers by the name it is run as (`commands::program`). Read-only binds, like
+/// `/usr/local/bin/box`: nothing is written through the image's `/usr/bin`.
+pub const DISTROBOX_COMMANDS: [&str; 2] =
+    ["/usr/bin/distrobox-export", "/usr/bin/distrobox-host-exec"];
+
 impl Mount {
     /// A recursive bind of the host directory `source` at `target`.
     pub fn rbind(source: &Path, target: &Path) -> Mount {
@@ -135,6 +143,16 @@ impl Mount {
             hint: Some(hint),
             ..self
         }
+    }
+
+    /// Whether the box starts without this mount when it fails: box's executable under
+    /// distrobox's names ([`DISTROBOX_COMMANDS`]) is a convenience, which an image with a
+    /// directory in the way must not make unstartable.
+    pub fn optional(&self) -> bool {
+        self.kind == MountKind::BindFile
+            && DISTROBOX_COMMANDS
+                .iter()
+                .any(|c| self.target == Path::new(c))
     }
 
     /// Where, inside the box, this mount shows the box's own root `root` again: a
@@ -350,7 +368,13 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         },
         timezone: parts.timezone,
         env_forced: parts.env,
-        env_defaults: record.image_env.clone(),
+        // The box's own (given at create) before the image's: the first of a name wins.
+        env_defaults: record
+            .env
+            .iter()
+            .chain(&record.image_env)
+            .cloned()
+            .collect(),
         joins: parts.joins,
         device_hooks: parts.device_hooks,
         device_mount_points: parts.device_mount_points,
@@ -394,6 +418,7 @@ mod tests {
                 read_only: true,
             }],
             image_env: vec!["LANG=C.UTF-8".into()],
+            env: vec![],
             storage: StorageKind::Overlay,
             provision: None,
             devices: vec![],
@@ -663,6 +688,8 @@ mod tests {
                 "/home/alice",
                 "/data",
                 "/usr/local/bin/box",
+                "/usr/bin/distrobox-export",
+                "/usr/bin/distrobox-host-exec",
                 "/run/host-exec",
             ]
         );

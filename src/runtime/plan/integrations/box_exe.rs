@@ -1,9 +1,10 @@
 //! box itself in every box, read-only at `/usr/local/bin/box` (what `box export` and
 //! `box host-exec` inside a box run): the file the host's box runs from (see
-//! [`crate::host::box_binary`]).
+//! [`crate::host::box_binary`]); and at distrobox's command paths
+//! ([`crate::runtime::plan::DISTROBOX_COMMANDS`]), optional mounts a box starts without.
 
 use super::{Integration, Parts, Start};
-use crate::runtime::plan::{Mount, MountKind, Restrictions};
+use crate::runtime::plan::{DISTROBOX_COMMANDS, Mount, MountKind, Restrictions};
 
 pub struct BoxExe;
 
@@ -27,5 +28,15 @@ impl Integration for BoxExe {
             read_only: true,
             restrict: Restrictions::default(),
         });
+        for target in DISTROBOX_COMMANDS {
+            plan.mount(Mount {
+                hint: None,
+                source: exe.clone(),
+                target: target.into(),
+                kind: MountKind::BindFile,
+                read_only: true,
+                restrict: Restrictions::default(),
+            });
+        }
     }
 }
