@@ -144,6 +144,7 @@ fn prepare(config: &Config) -> Result<(UnixListener, OwnedFd)> {
         .mode(0o700)
         .create(&config.dir)
         .with_context(|| format!("creating {}", config.dir.display()))?;
+    check_private(&config.dir)?;
     let path = config.dir.join(SOCKET_NAME);
     // A socket left by a host end that was killed: nobody listens on it any more.
     match std::fs::remove_file(&path) {
@@ -157,6 +158,23 @@ fn prepare(config: &Config) -> Result<(UnixListener, OwnedFd)> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("making {} private", path.display()))?;
     Ok((listener, holder))
+}
+
+/// Check that nobody else can reach into the socket's directory, `<runtime>/box/NAME/
+/// host-exec`: it and the two directories above it (box's own) are private, and nothing
+/// above those can be changed by anyone but root and the user. Whoever could would put a
+/// socket of their own in its place, and receive what the box's clients send.
+fn check_private(dir: &Path) -> Result<()> {
+    let mut ours = dir.ancestors();
+    let mut top = dir;
+    for dir in ours.by_ref().take(3) {
+        crate::store::check_private_dir(dir)?;
+        top = dir;
+    }
+    match ours.next() {
+        Some(above) => crate::store::check_safe_path(above, top),
+        None => Ok(()),
+    }
 }
 
 /// A command being run for a client.

@@ -917,6 +917,83 @@ fn every_session_shares_one_holder_and_stop_wins_races() {
 }
 
 #[test]
+fn a_runtime_directory_others_can_write_is_not_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let env = TestEnv::new("rt-untrusted", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Busybox, "bb");
+    let runtime = env.runtime_dir.display().to_string();
+
+    // A runtime directory anyone may write to (cron, WSL and container set-ups): another
+    // user could put a state or a socket of their own where box looks for the box's.
+    // box refuses it, and makes nothing in it.
+    mode(&env.runtime_dir, 0o1777);
+    env.run(&["run", "bb", "--", "true"]).box_error(&[
+        "not a private directory",
+        &runtime,
+        "writable by",
+        "XDG_RUNTIME_DIR",
+    ]);
+    assert!(!env.runtime_dir.join("box").exists());
+    mode(&env.runtime_dir, 0o770);
+    env.run(&["run", "bb", "--", "true"]).box_error(&[
+        "not a private directory",
+        "writable by its group",
+        "chmod go-w",
+    ]);
+    mode(&env.runtime_dir, 0o700);
+
+    // box's directory in it, made by someone else first.
+    let (nosub, _) = User::BoxNoSub.ids();
+    let planted = env.runtime_dir.join("box");
+    std::fs::create_dir(&planted).unwrap();
+    std::os::unix::fs::chown(&planted, Some(nosub), Some(nosub)).unwrap();
+    env.run(&["run", "bb", "--", "true"])
+        .box_error(&["not a private directory", &format!("owned by uid {nosub}")]);
+    std::fs::remove_dir(&planted).unwrap();
+
+    // A directory above it that others may change (not sticky): they could rename the
+    // runtime directory and put their own in its place.
+    mode(&env.dir, 0o777);
+    let out = env.run(&["run", "bb", "--", "true"]);
+    mode(&env.dir, 0o755);
+    out.box_error(&[
+        &format!("{} (owner uid 0, mode 777)", env.dir.display()),
+        "can be changed by its group and others",
+    ]);
+
+    // All private: the box runs. Its own directory made writable by others afterwards is
+    // not trusted either: a state someone put there, naming a process of theirs (here
+    // this test's, on the host), is not joined; the box's record in the store is.
+    ok(&env, &["run", "bb", "--", "true"]);
+    let own = env.runtime_dir.join("box/bb");
+    let state_path = own.join("state.json");
+    let mut state: Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start_time: u64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    state["pid"] = std::process::id().into();
+    state["start_time"] = start_time.into();
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    mode(&own, 0o777);
+    ok(&env, &["run", "bb", "--", "cat", "/etc/os-release"]).stdout_has("box test busybox");
+    assert_eq!(status_of(&env, "bb"), "running");
+    ok(&env, &["stop", "bb"]);
+    mode(&own, 0o700);
+    ok(&env, &["run", "bb", "--", "true"]);
+}
+
+#[test]
 fn the_holder_keeps_no_descriptor_of_its_caller() {
     let env = TestEnv::new("rt-fds", User::BoxTest);
     let _boxes = Boxes(&env);
