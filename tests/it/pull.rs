@@ -1288,6 +1288,40 @@ fn an_absolute_path_is_refused() {
 }
 
 #[test]
+fn a_layer_nested_deeper_than_the_limit_is_refused_and_leaves_nothing() {
+    // 1000 directories (within the limit: deeper than anything real), then an entry
+    // 1500 deep. The refusal comes when the first 1000 are made: they are removed with the
+    // descriptors a desktop session allows (1024), and nothing is left for later commands
+    // to trip over.
+    let (mut env, _) = env_with_busybox("deep_layer", User::BoxTest);
+    env.limit_descriptors(1024);
+    let within = format!("{}f", "d/".repeat(1000));
+    let deeper = format!("{}f", "d/".repeat(1500));
+    let image = push_with_layer(
+        "deep-layer",
+        Layer::new(
+            &[
+                Entry::file(&within, "deep\n"),
+                Entry::file(&deeper, "deeper\n"),
+            ],
+            Compression::Gzip,
+        ),
+    );
+    let out = failed_pull(
+        &env,
+        &["pull", &image.reference],
+        &["1500 directories above it", "at most 1024 levels"],
+    );
+    names_layer(&out, &image.layers[1]);
+    let out = env.run(&["images"]);
+    out.success();
+    assert_eq!(out.stderr, "", "{out}");
+    env.run(&["rmi", "--all"]).success();
+    assert!(env.layer_dirs().is_empty(), "{:?}", env.layer_dirs());
+    assert_eq!(sorted(&env.store().join("tmp")), Vec::<String>::new());
+}
+
+#[test]
 fn device_nodes_are_skipped_with_a_warning() {
     let env = TestEnv::new("pull_devices", User::BoxTest);
     let image = push_with_layer(
