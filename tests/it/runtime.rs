@@ -813,6 +813,74 @@ fn root_gets_a_working_box_too() {
     assert!(list(&env).is_empty());
 }
 
+/// The busybox image with `extra` more layers on top, layer N adding `/layers/N` and
+/// replacing `/layers/top`, pushed as `repo`.
+fn many_layers(repo: &str, extra: usize) -> String {
+    use crate::common::{Compression, Entry};
+    let mut image = crate::common::fixtures::busybox();
+    for n in 1..=extra {
+        image = image.entries(
+            &[
+                Entry::dir("layers"),
+                Entry::file(&format!("layers/{n}"), format!("{n}\n")),
+                Entry::file("layers/top", format!("{n}\n")),
+            ],
+            Compression::Gzip,
+        );
+    }
+    image.push(Registry::plain(), repo, "latest").reference
+}
+
+#[test]
+fn an_image_of_hundreds_of_layers_runs_on_overlayfs() {
+    // 200 layers: their lower directories named in full overflow the one page of mount
+    // options (about 62 fit).
+    let env = TestEnv::new("rt-many-layers", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = many_layers("tests/many-layers", 199);
+    ok(&env, &["pull", &reference]);
+    ok(
+        &env,
+        &["create", "--no-entry", "--image", &reference, "many"],
+    );
+    let out = sh(
+        &env,
+        "many",
+        "ls /layers | wc -l; cat /layers/top /layers/1",
+    );
+    out.success();
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["200", "199", "1"],
+        "{out}"
+    );
+    assert!(!out.stderr.contains("copy"), "{out}");
+    assert_eq!(list(&env)[0]["storage"], "overlay");
+    // And again, once stopped (the second start finds what the first one made).
+    ok(&env, &["stop", "many"]);
+    sh(&env, "many", "cat /layers/top")
+        .success()
+        .stdout_has("199");
+}
+
+#[test]
+fn an_image_of_more_layers_than_overlayfs_stacks_is_a_copy_and_box_says_why() {
+    let env = TestEnv::new("rt-too-many-layers", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = many_layers("tests/too-many-layers", 500);
+    ok(&env, &["pull", &reference]);
+    ok(
+        &env,
+        &["create", "--no-entry", "--image", &reference, "heap"],
+    );
+    let out = sh(&env, "heap", "cat /layers/top /layers/1");
+    out.success()
+        .stderr_has("501 layers")
+        .stderr_has("overlayfs stacks at most 500");
+    assert_eq!(out.stdout, "500\n1\n", "{out}");
+    assert_eq!(list(&env)[0]["storage"], "copy");
+}
+
 // ---------------------------------------------------------------------------------------
 // Sessions, stray descriptors and stray processes
 // ---------------------------------------------------------------------------------------
