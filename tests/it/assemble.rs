@@ -260,3 +260,27 @@ fn a_manifest_is_read_from_an_http_address_on_this_machine() {
     .status(125)
     .stderr_has("not served over https");
 }
+
+#[test]
+fn a_manifest_of_thousands_of_chained_includes_reads_at_once() {
+    // 20000 boxes (a 720 KB manifest), each including the one before. Expanding every box
+    // again for every box that includes it took cubic time (a 222 KB one took 270 s of
+    // CPU, this one hours); read once per box it is linear. The harness's timeout per
+    // command is generous: this is not a measurement, only "at once" against "hours".
+    const BOXES: usize = 20_000;
+    let env = TestEnv::new("assemble-chain", User::BoxTest);
+    let mut text = String::from("[b0]\nimage=example.org/base:1\nadditional_packages=git\n");
+    for n in 1..BOXES {
+        text.push_str(&format!("[b{n}]\ninclude=b{}\nhostname=h{n}\n", n - 1));
+    }
+    let file = manifest(&env, "chain.ini", &text);
+    let out = ok(&env, &["assemble", "list", "--file", &file]);
+    let rows: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), BOXES, "{}", &out.stdout[..200]);
+    let last = format!("b{}", BOXES - 1);
+    assert!(
+        rows.iter()
+            .any(|row| row.starts_with(&last) && row.ends_with("example.org/base:1")),
+        "the last box does not inherit the image of the first"
+    );
+}
