@@ -7,7 +7,10 @@
 //!   certificate verification, or plain HTTP when it does not answer HTTPS (one `GET /v2/`
 //!   decides, before the first request). Docker Hub's
 //!   API lives at `registry-1.docker.io`. Redirects are followed (blobs often live on a
-//!   CDN) and the `Authorization` header is dropped when one leaves the registry's host.
+//!   CDN) hop by hop, by [`super::redirect`]'s rules: each hop HTTPS (verified, unless it
+//!   stays on an `insecure` registry), or plain HTTP only to this machine or to an
+//!   insecure registry; the `Authorization` header only to the registry's own origin
+//!   (scheme, host and port); the token service's credentials likewise only to its own.
 //! - Auth: anonymous first; on 401 the `WWW-Authenticate` challenge decides. Bearer: a
 //!   token for `repository:<repo>:pull` from the realm (with the user's credentials as
 //!   Basic auth when they have some), cached until shortly before `expires_in`. Basic: the
@@ -46,12 +49,12 @@ use ureq::{Agent, Body};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Hint, HintExt, failure};
 use crate::registry::auth::{AuthSources, Challenge, Credentials, parse_challenges};
-use crate::registry::certs;
 use crate::registry::manifest::{
     ACCEPT_MANIFESTS, Descriptor, declared_media_type, manifest_media_type,
 };
 use crate::registry::reference::Reference;
 use crate::registry::retry::{self, Failure, Policy, Retrier};
+use crate::registry::{certs, redirect};
 use crate::settings::config::Config;
 
 /// Largest manifest or index accepted (the distribution project's own limit is 4 MiB).
@@ -197,6 +200,24 @@ impl Resolver for NameResolver {
     }
 }
 
+/// Marks a response that came from another origin than the one asked (a redirect led
+/// there): its 401 is not the registry's challenge.
+#[derive(Debug, Clone, Copy)]
+struct Foreign;
+
+/// `text` escaped for a URL query value (RFC 3986 unreserved characters kept).
+fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// Marks an I/O error as a failed name lookup; displays as the lookup's own error.
 #[derive(Debug)]
 struct NameNotResolved(io::Error);
@@ -212,6 +233,12 @@ impl std::error::Error for NameNotResolved {}
 /// A client for one repository (`reference`'s registry and repository).
 pub struct Client {
     agent: Agent,
+    /// For a registry whose certificates are not verified (`insecure` in
+    /// registries.conf): the agent that verifies them, for hops to other hosts.
+    verifying: Option<Agent>,
+    /// `host[:port]`s plain HTTP may go to besides loopback: box's insecure-registries,
+    /// and the registry itself when it is insecure.
+    plain_http_ok: Vec<String>,
     reference: Reference,
     /// `scheme://host[:port]`, decided on first use when `probe_scheme`.
     origin: OnceLock<String>,
@@ -251,7 +278,7 @@ impl Client {
             )
         })?;
         let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(roots)
+            .root_certs(roots.clone())
             .disable_verification(probe_scheme)
             .build();
         // Proxies come from the environment (with NO_PROXY), except for a registry on this
@@ -261,22 +288,27 @@ impl Client {
         } else {
             ureq::Proxy::try_from_env()
         };
-        let agent_config = Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(proxy)
-            .tls_config(tls)
-            .timeout_connect(Some(options.connect_timeout))
-            .timeout_recv_response(Some(options.read_timeout))
-            .timeout_per_read(Some(options.read_timeout))
-            .max_redirects(10)
-            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
-            .user_agent(format!("box/{}", env!("CARGO_PKG_VERSION")))
-            .build();
-        let agent = Agent::with_parts(
-            agent_config,
-            DefaultConnector::default(),
-            NameResolver::default(),
-        );
+        // Redirects are followed by `send` and `fetch_token`, hop by hop.
+        let agent = |tls: ureq::tls::TlsConfig| {
+            let config = Agent::config_builder()
+                .http_status_as_error(false)
+                .proxy(proxy.clone())
+                .tls_config(tls)
+                .timeout_connect(Some(options.connect_timeout))
+                .timeout_recv_response(Some(options.read_timeout))
+                .timeout_per_read(Some(options.read_timeout))
+                .max_redirects(0)
+                .user_agent(format!("box/{}", env!("CARGO_PKG_VERSION")))
+                .build();
+            Agent::with_parts(config, DefaultConnector::default(), NameResolver::default())
+        };
+        let verifying =
+            probe_scheme.then(|| agent(ureq::tls::TlsConfig::builder().root_certs(roots).build()));
+        let agent = agent(tls);
+        let mut plain_http_ok = config.insecure_registries.clone();
+        if plain_http || probe_scheme {
+            plain_http_ok.push(reference.api_host().to_owned());
+        }
         let scheme = if plain_http { "http" } else { "https" };
         let origin = OnceLock::new();
         if !probe_scheme {
@@ -284,6 +316,8 @@ impl Client {
         }
         Ok(Client {
             agent,
+            verifying,
+            plain_http_ok,
             reference: reference.clone(),
             origin,
             probe_scheme,
@@ -654,8 +688,9 @@ impl Client {
         anyhow::Error::new(RegistryError { failure, message }).context(Hint(hint))
     }
 
-    /// One GET with authentication (answering one 401 challenge); returns only 2xx
-    /// responses. No retries here: [`Client::run`] owns them.
+    /// One GET with authentication (answering one 401 challenge) and its redirects
+    /// (see [`Client::follow`]); returns only 2xx responses. No retries here:
+    /// [`Client::run`] owns them.
     fn send(
         &self,
         url: &str,
@@ -666,25 +701,23 @@ impl Client {
         let mut authenticated_after_401 = false;
         loop {
             let authorization = self.authorization()?;
-            let mut request = self.agent.get(url);
-            if let Some(accept) = accept {
-                request = request.header("Accept", accept);
-            }
-            if let Some(from) = range_from {
-                request = request.header("Range", format!("bytes={from}-"));
-            }
-            if let Some(authorization) = &authorization {
-                request = request.header("Authorization", authorization);
-            }
-            let response = request.call().map_err(|error| AttemptError::Transport {
-                error,
-                url: url.to_owned(),
-                token: false,
+            let response = self.follow(url, authorization.as_deref(), false, |request| {
+                let request = match accept {
+                    Some(accept) => request.header("Accept", accept),
+                    None => request,
+                };
+                match range_from {
+                    Some(from) => request.header("Range", format!("bytes={from}-")),
+                    None => request,
+                }
             })?;
             self.reached.store(true, Ordering::Relaxed);
             match response.status().as_u16() {
                 200..=299 => return Ok(response),
-                401 if !authenticated_after_401 => {
+                // Only the registry's own challenge is answered with its credentials.
+                401 if !authenticated_after_401
+                    && response.extensions().get::<Foreign>().is_none() =>
+                {
                     authenticated_after_401 = true;
                     self.authenticate(&response, target)?;
                 }
@@ -692,6 +725,72 @@ impl Client {
                 _ => return Err(status_failure(response, false)),
             }
         }
+    }
+
+    /// GET `url` and follow its redirects by [`super::redirect`]'s rules: each hop must
+    /// keep to the transport rule, and `authorization` goes only to `url`'s origin.
+    /// `extra` adds the request's other headers at every hop. `token`: a request to the
+    /// token service (for errors). A response from another origin than `url`'s carries
+    /// the [`Foreign`] extension.
+    fn follow(
+        &self,
+        url: &str,
+        authorization: Option<&str>,
+        token: bool,
+        extra: impl Fn(
+            ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+        ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    ) -> Result<Response<Body>, AttemptError> {
+        let transport = |error, at: &Uri| AttemptError::Transport {
+            error,
+            url: at.to_string(),
+            token,
+        };
+        let first: Uri = url
+            .parse()
+            .map_err(|_| AttemptError::Final(anyhow!("`{url}` is not a valid URL")))?;
+        let insecure = |authority: &str| self.plain_http_ok.iter().any(|ok| ok == authority);
+        redirect::check_transport(&first, None, insecure).map_err(AttemptError::Final)?;
+        let mut current = first.clone();
+        for _ in 0..=redirect::MAX_HOPS {
+            let home = redirect::same_origin(&first, &current);
+            // An unverified registry's agent only for that registry itself.
+            let agent = match &self.verifying {
+                Some(verifying) if redirect::authority(&current) != self.reference.api_host() => {
+                    verifying
+                }
+                _ => &self.agent,
+            };
+            let mut request = extra(agent.get(current.clone()));
+            if let (true, Some(authorization)) = (home, authorization) {
+                request = request.header("Authorization", authorization);
+            }
+            let mut response = request.call().map_err(|error| transport(error, &current))?;
+            if !redirect::is_redirect(response.status().as_u16()) {
+                if !home {
+                    response.extensions_mut().insert(Foreign);
+                }
+                return Ok(response);
+            }
+            let next = header(response.headers(), "location")
+                .and_then(|location| redirect::resolve(&current, &location))
+                .ok_or_else(|| {
+                    AttemptError::Final(anyhow!(
+                        "{current} answered {} without a valid Location to go to",
+                        response.status()
+                    ))
+                })?;
+            redirect::check_transport(&next, Some(&current), insecure)
+                .map_err(AttemptError::Final)?;
+            current = next;
+        }
+        Err(AttemptError::Final(failure(
+            format!(
+                "{url} redirected more than {} times; box stopped at {current}",
+                redirect::MAX_HOPS
+            ),
+            "the registry or a server in front of it is misconfigured (a redirect loop)",
+        )))
     }
 
     /// The `Authorization` value for the next request, renewing an expiring token.
@@ -784,19 +883,22 @@ impl Client {
     ) -> Result<(String, Instant), AttemptError> {
         let realm = &challenge.params["realm"];
         let scope = format!("repository:{}:pull", self.reference.repository);
-        let mut request = self.agent.get(realm).query("scope", &scope);
+        let mut url = format!(
+            "{realm}{}scope={}",
+            if realm.contains('?') { '&' } else { '?' },
+            query_escape(&scope)
+        );
         if let Some(service) = challenge.params.get("service") {
-            request = request.query("service", service);
-        }
-        if let Some(credentials) = credentials {
-            request = request.header("Authorization", credentials.basic_header());
+            url.push_str(&format!("&service={}", query_escape(service)));
         }
         let transport = |error| AttemptError::Transport {
             error,
             url: realm.clone(),
             token: true,
         };
-        let response = request.call().map_err(transport)?;
+        // The credentials go to the realm the registry named, and nowhere it redirects.
+        let basic = credentials.map(Credentials::basic_header);
+        let response = self.follow(&url, basic.as_deref(), true, |request| request)?;
         match response.status().as_u16() {
             200..=299 => {}
             401 | 403 if credentials.is_some() => {

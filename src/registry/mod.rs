@@ -9,6 +9,7 @@
 //! - [`registries_conf`]: the containers registries configuration (mirrors, rewrites,
 //!   blocked and insecure registries, short names), as podman reads it;
 //! - [`client`]: the HTTP client for one repository;
+//! - [`redirect`]: redirects followed hop by hop (transport rule, credentials' origin);
 //! - [`retry`]: the one retry policy every registry request follows.
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod certs;
 pub mod client;
 pub mod manifest;
 pub mod platform;
+pub mod redirect;
 pub mod reference;
 pub mod registries_conf;
 pub mod retry;

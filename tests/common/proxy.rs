@@ -11,6 +11,9 @@
 //!   locations) that point back at the proxy.
 //! - Faults match a method (or any) and a substring of the path, and may be limited to the
 //!   first N matching requests.
+//! - It can play a CDN: a [`FaultKind::Redirect`] answers 307 to another server (another
+//!   proxy, on another port or another address of this machine), and every request is
+//!   recorded with whether it carried credentials.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -36,6 +39,9 @@ pub enum FaultKind {
     /// Forward the request without its `Authorization` header, so the registry answers
     /// with its own 401 and challenge, as it does when a token has expired mid-pull.
     DropAuthorization,
+    /// Answer `307 Temporary Redirect` to the fault's `location` followed by the request's
+    /// path, without asking the registry (a registry sending blobs to its CDN).
+    Redirect,
 }
 
 /// A fault rule.
@@ -46,6 +52,8 @@ pub struct Fault {
     pub kind: FaultKind,
     /// Apply to this many matching requests, then pass them through (None: always).
     pub times: Option<usize>,
+    /// For [`FaultKind::Redirect`]: `scheme://host:port` to send the client to.
+    pub location: Option<String>,
 }
 
 impl Fault {
@@ -56,6 +64,16 @@ impl Fault {
             path_contains: path_contains.to_owned(),
             kind,
             times: None,
+            location: None,
+        }
+    }
+
+    /// A redirect of every request whose path contains `path_contains` to the same path
+    /// at `location` (`http://127.0.0.1:PORT`).
+    pub fn redirect(path_contains: &str, location: &str) -> Fault {
+        Fault {
+            location: Some(location.to_owned()),
+            ..Fault::new(FaultKind::Redirect, path_contains)
         }
     }
 
@@ -79,6 +97,8 @@ pub struct Seen {
     pub path: String,
     /// The fault applied, if any.
     pub fault: Option<FaultKind>,
+    /// Whether the request carried an `Authorization` header.
+    pub authorization: bool,
 }
 
 #[derive(Debug, Default)]
@@ -100,7 +120,13 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy in front of the registry at `upstream` (`127.0.0.1:PORT`).
     pub fn start(upstream: &str) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fault proxy");
+        FaultProxy::start_on("127.0.0.1", upstream)
+    }
+
+    /// A proxy listening on `address` (`0.0.0.0`: every address of this machine, also
+    /// those that are not loopback); its `host` is then `address:PORT`.
+    pub fn start_on(address: &str, upstream: &str) -> FaultProxy {
+        let listener = TcpListener::bind(format!("{address}:0")).expect("binding the fault proxy");
         let host = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -199,8 +225,20 @@ impl FaultProxy {
     pub fn log(&self) -> String {
         self.seen()
             .iter()
-            .map(|s| format!("{} {} {:?}\n", s.method, s.path, s.fault))
+            .map(|s| {
+                let auth = if s.authorization {
+                    " (Authorization)"
+                } else {
+                    ""
+                };
+                format!("{} {} {:?}{auth}\n", s.method, s.path, s.fault)
+            })
             .collect()
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.host.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -221,6 +259,7 @@ struct Request {
     path: String,
     head: Vec<u8>,
     body: Vec<u8>,
+    authorization: bool,
 }
 
 fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
@@ -233,6 +272,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
     let path = parts.next().unwrap_or("").to_owned();
     let mut head = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
     let mut content_length = 0usize;
+    let mut authorization = false;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 {
@@ -247,6 +287,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
         if lower == "content-length" {
             content_length = value.trim().parse().unwrap_or(0);
         }
+        authorization |= lower == "authorization";
         // Hop-by-hop headers are replaced by our own Connection: close.
         if lower == "connection" || lower == "keep-alive" || lower == "proxy-connection" {
             continue;
@@ -262,6 +303,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
         path,
         head,
         body,
+        authorization,
     }))
 }
 
@@ -322,7 +364,7 @@ fn handle(
         return Ok(());
     };
     let mut conn = conn;
-    let fault = {
+    let (fault, location) = {
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
         let mut chosen = None;
         for (fault, used) in state.faults.iter_mut() {
@@ -331,18 +373,33 @@ fn handle(
                 && fault.times.is_none_or(|n| *used < n);
             if matches {
                 *used += 1;
-                chosen = Some(fault.kind);
+                chosen = Some((fault.kind, fault.location.clone()));
                 break;
             }
         }
         state.seen.push(Seen {
             method: request.method.clone(),
             path: request.path.clone(),
-            fault: chosen,
+            fault: chosen.as_ref().map(|(kind, _)| *kind),
+            authorization: request.authorization,
         });
-        chosen
+        match chosen {
+            Some((kind, location)) => (Some(kind), location),
+            None => (None, None),
+        }
     };
     match fault {
+        Some(FaultKind::Redirect) => {
+            let location = format!("{}{}", location.unwrap_or_default(), request.path);
+            conn.write_all(
+                format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )?;
+            return conn.shutdown(Shutdown::Both);
+        }
         Some(FaultKind::ServerError) => {
             conn.write_all(&error_response(
                 500,

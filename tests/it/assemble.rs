@@ -284,3 +284,74 @@ fn a_manifest_of_thousands_of_chained_includes_reads_at_once() {
         "the last box does not inherit the image of the first"
     );
 }
+
+/// Answer every request `listener` gets within `wait` with `answer`; returns how many it
+/// got.
+fn answer_for(
+    listener: std::net::TcpListener,
+    answer: String,
+    wait: std::time::Duration,
+) -> std::thread::JoinHandle<usize> {
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + wait;
+        let mut served = 0;
+        while std::time::Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    let mut request = [0u8; 1024];
+                    let _ = stream.read(&mut request);
+                    let _ = stream.write_all(answer.as_bytes());
+                    served += 1;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        served
+    })
+}
+
+#[test]
+fn a_manifest_redirected_to_plain_http_elsewhere_is_refused() {
+    let env = TestEnv::new("assemble-redirect", User::BoxTest);
+    // The manifest, on plain HTTP at another address of this machine (another machine
+    // as far as box can tell) when it has one.
+    let body = "[redirected]\nimage=example.org/some/image:1\n";
+    let elsewhere = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = elsewhere.local_addr().unwrap().port();
+    let target = match crate::pull::non_loopback_address() {
+        Some(ip) => format!("http://{}/m.ini", std::net::SocketAddr::new(ip, port)),
+        None => "http://box-test.invalid/m.ini".to_owned(),
+    };
+    let wait = std::time::Duration::from_secs(5);
+    let manifest_server = answer_for(
+        elsewhere,
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+        wait,
+    );
+    // The address given: plain HTTP on this machine, which redirects there.
+    let here = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/distrobox.ini", here.local_addr().unwrap());
+    let redirector = answer_for(
+        here,
+        format!(
+            "HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+        wait,
+    );
+    env.run(&["assemble", "list", "--file", &url]).box_error(&[
+        "redirected to plain HTTP",
+        &target,
+        "another machine",
+    ]);
+    assert_eq!(redirector.join().unwrap(), 1);
+    assert_eq!(
+        manifest_server.join().unwrap(),
+        0,
+        "the manifest was fetched over plain HTTP from elsewhere"
+    );
+}

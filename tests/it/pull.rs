@@ -881,6 +881,77 @@ fn credentials_from_containers_auth_json_are_used() {
     check_busybox_layer(&env, &image);
 }
 
+/// An address of this machine that is not loopback (for box, another machine), if it has
+/// one: the source address of a route out (connecting a UDP socket sends nothing).
+pub(crate) fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn credentials_do_not_follow_a_redirect_to_another_port() {
+    // The authenticated registry sends blobs to a "CDN" on another port of the same
+    // host (the open registry with the same blobs, behind a proxy that records what it
+    // gets). curl treats another port as another origin since CVE-2022-27776: so does box.
+    let registry = Registry::authed();
+    let image = Fixture::Busybox.push(registry).image;
+    Fixture::Busybox.push(Registry::plain());
+    let cdn = FaultProxy::start(&Registry::plain().host);
+    let front = FaultProxy::start(&registry.host);
+    front.inject(Fault::redirect("/blobs/sha256:", &format!("http://{}", cdn.host)).method("GET"));
+    let env = TestEnv::new("pull_redirect_credentials", User::BoxTest);
+    env.write_user_file(
+        &env.home.join(".docker/config.json"),
+        auth_json(&front.host, AUTH_USER, AUTH_PASSWORD),
+        0o600,
+    );
+    pull(&env, &front.reference(&image.repo, &image.tag));
+    check_busybox_layer(&env, &image);
+    assert!(
+        cdn.blob_gets(&image.layers[0].0) >= 1,
+        "the blob did not come from the CDN:\n{}",
+        cdn.log()
+    );
+    assert!(
+        cdn.seen().iter().all(|s| !s.authorization),
+        "credentials reached another port:\n{}",
+        cdn.log()
+    );
+    assert!(
+        front.seen().iter().any(|s| s.authorization),
+        "the registry itself got none:\n{}",
+        front.log()
+    );
+}
+
+#[test]
+fn a_redirect_to_plain_http_on_another_machine_is_refused() {
+    // Plain HTTP only to this machine: a registry on loopback that sends its blobs to
+    // plain HTTP elsewhere (here another address of this machine, when it has one) is
+    // not followed there.
+    let image = Fixture::Multilayer.push(Registry::plain()).image;
+    let cdn = FaultProxy::start_on("0.0.0.0", &Registry::plain().host);
+    let elsewhere = match non_loopback_address() {
+        Some(ip) => format!("http://{}", std::net::SocketAddr::new(ip, cdn.port())),
+        None => "http://box-test.invalid".to_owned(),
+    };
+    let front = FaultProxy::start(&Registry::plain().host);
+    front.inject(Fault::redirect("/blobs/sha256:", &elsewhere).method("GET"));
+    let (env, _) = env_with_busybox("pull_redirect_plain", User::BoxTest);
+    failed_pull(
+        &env,
+        &["pull", &front.reference(&image.repo, &image.tag)],
+        &["redirected to plain HTTP", &elsewhere, "another machine"],
+    );
+    assert!(
+        cdn.seen().is_empty(),
+        "the blob was fetched over plain HTTP:\n{}",
+        cdn.log()
+    );
+}
+
 // Bearer tokens: the scheme of Docker Hub, ghcr and quay. The registry checks every token
 // itself (signature, issuer, audience, expiry, granted scope).
 

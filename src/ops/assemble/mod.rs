@@ -106,10 +106,19 @@ pub fn load(options: &AssembleOptions) -> Result<AssembleFile> {
     })
 }
 
-/// The manifest at `url`: https, or plain http from this machine (as for registries).
+/// The manifest at `url`: https, or plain http from this machine (as for registries),
+/// at the address given and at every address it redirects to (see
+/// [`crate::registry::redirect`]).
 fn download(url: &str) -> Result<String> {
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or("");
+    use crate::registry::redirect;
+    let first: ureq::http::Uri = url.parse().map_err(|_| {
+        failure(
+            format!("`{url}` is not a valid address"),
+            "give an https:// address, or a file",
+        )
+    })?;
+    if first.scheme_str() == Some("http") {
+        let host = first.host().unwrap_or("");
         if !crate::registry::reference::is_loopback_host(host) {
             bail!(failure(
                 format!("the manifest {url} is not served over https"),
@@ -124,19 +133,45 @@ fn download(url: &str) -> Result<String> {
         .tls_config(tls)
         .proxy(ureq::Proxy::try_from_env())
         .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .max_redirects(0)
         .build()
         .into();
-    let mut response = agent
-        .get(url)
-        .call()
-        .with_context(|| format!("downloading the manifest {url}"))
-        .hint("check the address and your network")?;
-    response
-        .body_mut()
-        .with_config()
-        .limit(1 << 20)
-        .read_to_string()
-        .with_context(|| format!("reading the manifest {url}"))
+    let mut current = first;
+    for _ in 0..=redirect::MAX_HOPS {
+        let mut response = agent
+            .get(current.clone())
+            .call()
+            .with_context(|| format!("downloading the manifest {current}"))
+            .hint("check the address and your network")?;
+        if !redirect::is_redirect(response.status().as_u16()) {
+            return response
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_string()
+                .with_context(|| format!("reading the manifest {current}"));
+        }
+        let next = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|location| redirect::resolve(&current, location))
+            .with_context(|| {
+                format!(
+                    "{current} answered {} without a valid Location to go to",
+                    response.status()
+                )
+            })?;
+        redirect::check_transport(&next, Some(&current), |_| false)?;
+        current = next;
+    }
+    bail!(failure(
+        format!(
+            "the manifest {url} redirected more than {} times",
+            redirect::MAX_HOPS
+        ),
+        "the server is misconfigured (a redirect loop); download the manifest and pass the file",
+    ))
 }
 
 /// Where the lockfile of `source` lives: beside the file, or in the current directory
