@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 
 use crate::context::Context;
-use crate::error::{HintExt, failure};
+use crate::error::failure;
 use crate::registry::registries_conf::RegistriesConf;
 use crate::settings::distro::{Catalogue, default_name};
 use crate::store::Store;
@@ -186,13 +186,31 @@ fn parse_volume(text: &str) -> Result<Volume> {
         ));
     }
     let source = std::fs::canonicalize(source)
-        .with_context(|| format!("the volume source {source} does not exist"))
-        .hint("create it first, or fix the path")?;
+        .map_err(|err| unreachable_path(err, "the volume source", source))?;
     Ok(Volume {
         source,
         target,
         read_only,
     })
+}
+
+/// The error for `what` at `path` that could not be looked up: missing, or there but
+/// not reachable by the user (EACCES is not "does not exist").
+pub fn unreachable_path(err: std::io::Error, what: &str, path: &str) -> anyhow::Error {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => failure(
+            format!("{what} {path} does not exist"),
+            "create it first, or fix the path",
+        ),
+        std::io::ErrorKind::PermissionDenied => failure(
+            format!("{what} {path} cannot be reached: permission denied"),
+            "a directory on the way is not searchable by you; give a path you can open, or \
+             change that directory's permissions",
+        ),
+        _ => anyhow::Error::from(err)
+            .context(format!("looking up {what} {path}"))
+            .context(crate::error::Hint("fix the path".into())),
+    }
 }
 
 fn validate_hostname(name: &str) -> Result<()> {

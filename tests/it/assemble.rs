@@ -355,3 +355,17 @@ fn a_manifest_redirected_to_plain_http_elsewhere_is_refused() {
         "the manifest was fetched over plain HTTP from elsewhere"
     );
 }
+
+#[test]
+fn an_unreadable_manifest_is_not_called_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new("assemble-eacces", User::BoxTest);
+    let file = manifest(&env, "locked.ini", "[a]\nimage=example.org/a:1\n");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = env.run(&["assemble", "list", "--file", &file]);
+    out.box_error(&[&file, "permission denied", "not readable by you"]);
+    assert!(!out.stderr.contains("check the path"), "{out}");
+    let missing = env.home.join("missing.ini");
+    env.run(&["assemble", "list", "--file", missing.to_str().unwrap()])
+        .box_error(&["missing.ini", "check the path"]);
+}

@@ -416,6 +416,44 @@ fn a_name_clash_is_one_clear_error_even_for_concurrent_creates() {
 }
 
 #[test]
+fn an_unreachable_volume_source_is_not_called_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let env = TestEnv::new("rt-volume-eacces", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &reference]);
+    // A directory inside root's private one: it exists, but not for the user.
+    let locked = env.dir.join("locked");
+    std::fs::create_dir_all(locked.join("data")).unwrap();
+    mode(&locked, 0o700);
+    let source = locked.join("data").display().to_string();
+    let volume = format!("{source}:/data");
+    let create = [
+        "create",
+        "--no-entry",
+        "--image",
+        &reference,
+        "--volume",
+        &volume,
+        "v",
+    ];
+    let out = env.run(&create);
+    out.box_error(&[&source, "permission denied"]);
+    assert!(!out.stderr.contains("does not exist"), "{out}");
+    // Reachable at create, no longer when the box starts: the same.
+    mode(&locked, 0o755);
+    ok(&env, &create);
+    mode(&locked, 0o700);
+    let out = env.run(&["run", "v", "--", "true"]);
+    out.box_error(&[&source, "permission denied", "/data"]);
+    assert!(!out.stderr.contains("does not exist"), "{out}");
+    mode(&locked, 0o755);
+}
+
+#[test]
 fn a_missing_volume_source_is_refused_at_create() {
     let env = TestEnv::new("rt-volume", User::BoxTest);
     let _boxes = Boxes(&env);

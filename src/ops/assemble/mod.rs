@@ -73,22 +73,29 @@ pub struct Locked {
 pub fn load(options: &AssembleOptions) -> Result<AssembleFile> {
     let source = match &options.file {
         Some(file) => file.clone(),
-        None if Path::new("box.ini").exists() => "box.ini".to_owned(),
+        // One that cannot be looked up is taken too: its error says why.
+        None if Path::new("box.ini").try_exists().unwrap_or(true) => "box.ini".to_owned(),
         None => "distrobox.ini".to_owned(),
     };
     let text = if source.starts_with("https://") || source.starts_with("http://") {
         download(&source)?
     } else {
-        std::fs::read_to_string(&source)
-            .with_context(|| format!("reading the manifest {source}"))
-            .with_hint(|| {
-                if options.file.is_none() {
-                    "box assemble reads ./distrobox.ini (or ./box.ini); name another with --file"
-                        .to_owned()
-                } else {
-                    "check the path given to --file".to_owned()
+        std::fs::read_to_string(&source).map_err(|err| {
+            // Not readable is not missing: the hint follows the error.
+            let hint = match err.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    "the file (or a directory on its way) is not readable by you: check its \
+                     permissions"
                 }
-            })?
+                _ if options.file.is_none() => {
+                    "box assemble reads ./distrobox.ini (or ./box.ini); name another with --file"
+                }
+                _ => "check the path given to --file",
+            };
+            anyhow::Error::from(err)
+                .context(format!("reading the manifest {source}"))
+                .context(crate::error::Hint(hint.to_owned()))
+        })?
     };
     let mut definitions = crate::ops::assemble::file::parse(&text, &source)?;
     if let Some(name) = &options.name {

@@ -230,7 +230,7 @@ fn mount_overlay<S: MountSys>(
     let missing: Vec<&PathBuf> = plan
         .layer_dirs
         .iter()
-        .filter(|dir| !sys.exists(dir))
+        .filter(|dir| !sys.exists(dir).unwrap_or(true))
         .collect();
     if let Some(first) = missing.first() {
         return Err(err)
@@ -351,17 +351,43 @@ fn mount_one<S: MountSys>(sys: &mut S, root: &S::Fd, m: &Mount, host_root: &S::F
         )
     };
     let is_file = matches!(m.kind, MountKind::BindFile);
-    if matches!(m.kind, MountKind::BindDir { .. } | MountKind::BindFile) && !sys.exists(&m.source) {
-        return Err(failure(
-            format!(
-                "{} does not exist (to be mounted at {} in the box)",
-                m.source.display(),
-                m.target.display()
-            ),
-            m.hint
-                .clone()
-                .unwrap_or_else(|| "create it on the host, then start the box again".into()),
-        ));
+    if matches!(m.kind, MountKind::BindDir { .. } | MountKind::BindFile) {
+        match sys.exists(&m.source) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(failure(
+                    format!(
+                        "{} does not exist (to be mounted at {} in the box)",
+                        m.source.display(),
+                        m.target.display()
+                    ),
+                    m.hint.clone().unwrap_or_else(|| {
+                        "create it on the host, then start the box again".into()
+                    }),
+                ));
+            }
+            // There, but not for the box's user namespace: not "missing".
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(failure(
+                    format!(
+                        "{} cannot be reached (to be mounted at {} in the box): permission denied",
+                        m.source.display(),
+                        m.target.display()
+                    ),
+                    "a directory on the way is not searchable by you (or is another user's); \
+                     change its permissions, then start the box again",
+                ));
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!(
+                        "looking up {} (to be mounted at {} in the box)",
+                        m.source.display(),
+                        m.target.display()
+                    )
+                });
+            }
+        }
     }
     let target = prepare_target(sys, root, &m.target, is_file)
         .with_context(|| format!("creating the mount point {} in the box", m.target.display()))?;

@@ -240,8 +240,9 @@ impl MountSys for Fake {
         Ok(())
     }
 
-    fn exists(&mut self, path: &Path) -> bool {
-        self.on_host.contains(path)
+    fn exists(&mut self, path: &Path) -> io::Result<bool> {
+        self.query(format!("exists {}", path.display()))?;
+        Ok(self.on_host.contains(path))
     }
 
     fn owner(&mut self, path: &Path) -> io::Result<u32> {
@@ -714,6 +715,14 @@ fn a_missing_source_is_one_clear_error_with_the_mounts_hint() {
     assert_eq!(
         shown(&run(fake, &plan()).0.unwrap_err()).1.as_deref(),
         Some("create it on the host, then start the box again")
+    );
+
+    // There but not reachable (EACCES on the way) is not "does not exist".
+    let fake = Fake::new().failing("exists /srv/data", libc::EACCES);
+    let (message, _) = shown(&run(fake, &plan()).0.unwrap_err());
+    assert_eq!(
+        message,
+        "/srv/data cannot be reached (to be mounted at /data in the box): permission denied"
     );
 }
 
