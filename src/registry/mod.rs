@@ -27,5 +27,5 @@ pub use client::{Client, ClientOptions, FetchedManifest, RegistryError};
 pub use manifest::{
     Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, parse_config, parse_manifest,
 };
-pub use platform::{Platform, PlatformExt, select_platform};
+pub use platform::{Platform, PlatformExt, check_image_platform, select_platform};
 pub use reference::Reference;

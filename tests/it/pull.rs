@@ -31,7 +31,8 @@ use crate::common::screen::render;
 use crate::common::token::{SERVICE, TokenRequest};
 use crate::common::{
     Compression, Entry, Fault, FaultProxy, Fixture, ImageBuilder, ManifestFormat, Outcome,
-    PushedImage, Registry, StoreState, TestEnv, User, hex_of, host_platform, other_platform,
+    Platform, PushedImage, Registry, StoreState, TestEnv, User, hex_of, host_platform,
+    other_platform,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -411,6 +412,35 @@ fn a_platform_missing_from_the_index_is_a_clear_error() {
     );
     // Saying what is available is what makes the error actionable.
     out.stderr_has(&host_platform().to_string());
+}
+
+#[test]
+fn a_single_platform_image_for_another_platform_is_refused() {
+    let (env, _) = env_with_busybox("pull_platform_single", User::BoxTest);
+    let host = host_platform().to_string();
+    // Another OS: nothing on this machine runs it.
+    let windows = fixtures::platform_image(&Platform::new("windows", "arm64", None)).push(
+        Registry::plain(),
+        "tests/windows-arm64",
+        "latest",
+    );
+    failed_pull(
+        &env,
+        &["pull", &windows.reference],
+        &["tests/windows-arm64", "windows/arm64", &host, "Linux"],
+    );
+    // Another architecture: refused, unless asked for by name (an emulator may run it).
+    let other = other_platform();
+    let foreign =
+        fixtures::platform_image(&other).push(Registry::plain(), "tests/other-arch", "latest");
+    failed_pull(
+        &env,
+        &["pull", &foreign.reference],
+        &[&other.to_string(), &host, "--platform"],
+    );
+    let out = env.run(&["pull", &foreign.reference, "--platform", &other.to_string()]);
+    out.success();
+    assert_eq!(images(&env).len(), 2, "{out}");
 }
 
 #[test]
