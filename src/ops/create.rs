@@ -232,6 +232,25 @@ fn validate_hostname(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Check what `box create` checks of its arguments before anything else (the name, the
+/// hostname, the volumes, the device names): what `box assemble` checks of every box of
+/// a manifest before it makes the first one. Returns the volumes, parsed.
+pub fn check_options(options: &CreateOptions) -> Result<Vec<Volume>> {
+    validate_name(&options.name)?;
+    if let Some(hostname) = &options.hostname {
+        validate_hostname(hostname)?;
+    }
+    let volumes = options
+        .volumes
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
+    for device in &options.devices {
+        crate::host::cdi::parse_device_name(device)?;
+    }
+    Ok(volumes)
+}
+
 /// Create a box (or with `dry_run`, build its plan). `ask` is asked before an image that
 /// is not in the store is pulled; nobody to ask means yes.
 pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<Created> {
@@ -248,18 +267,7 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
     };
     let name = options.name.clone();
     let image = options.image.clone();
-    validate_name(&name)?;
-    if let Some(hostname) = &options.hostname {
-        validate_hostname(hostname)?;
-    }
-    let volumes = options
-        .volumes
-        .iter()
-        .map(|v| parse_volume(v))
-        .collect::<Result<Vec<_>>>()?;
-    for device in &options.devices {
-        crate::host::cdi::parse_device_name(device)?;
-    }
+    let volumes = check_options(options)?;
     // The devices asked for must be in the host's specs now; they are read again at
     // each start (automatic NVIDIA GPUs only then).
     if !options.devices.is_empty() || options.nvidia == Some(true) {

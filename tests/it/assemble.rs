@@ -207,11 +207,24 @@ fn bad_manifests_and_unsupported_features_change_nothing() {
             "[a]\nimage=IMG\nadditional_flags=\"--cap-add=ALL\"\n",
             "a container engine's flags",
         ),
+        // What `box create` refuses, refused before the first box is made (and by a dry
+        // run, which said it would create them).
+        (
+            "[a]\nimage=IMG\n[b]\nimage=IMG\nhostname=bad_host\n",
+            "bad.ini:3: box [b]: `bad_host` is not a valid hostname",
+        ),
+        (
+            "[a]\nimage=IMG\n[b]\nimage=IMG\nvolume=/no/such/dir:/data\n",
+            "bad.ini:3: box [b]: the volume source /no/such/dir does not exist",
+        ),
     ];
     ok(&env, &["pull", &image]);
     let before = env.store_state();
     for (text, expected) in cases {
         let file = manifest(&env, "bad.ini", &text.replace("IMG", &image));
+        env.run(&["assemble", "create", "--dry-run", "--file", &file])
+            .status(125)
+            .stderr_has(expected);
         let out = env.run(&["assemble", "create", "--file", &file]);
         out.status(125).stderr_has(expected).stderr_has("hint:");
         assert!(

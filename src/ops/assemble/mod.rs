@@ -3,10 +3,12 @@
 //! equivalent commands give the same boxes; and a lockfile, which distrobox does not have.
 //!
 //! Invariants:
-//! - the whole manifest is read and checked before anything is done: a manifest that
-//!   does not parse, or names a feature box does not support with a true value
-//!   (`root=true`, `init=true`, ...), changes nothing and the error names the file, line,
-//!   key and box (false values of such features are accepted, as they ask for nothing);
+//! - the whole manifest is read and checked before anything is done (a dry run too): a
+//!   manifest that does not parse, names a feature box does not support with a true value
+//!   (`root=true`, `init=true`, ...), or gives a box what `box create` would refuse (a
+//!   bad hostname, a missing volume source) changes nothing and the error names the file,
+//!   line, key or box (false values of such features are accepted, as they ask for
+//!   nothing);
 //! - a box is replaced (`replace=true` or `--replace`) only once its new image is in the
 //!   store: a failed pull keeps the old box;
 //! - the lockfile (`FILE.lock`, TOML) records each box's image reference and the manifest
@@ -296,6 +298,22 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
     let manifest = load(options)?;
     for def in &manifest.definitions {
         check_supported(def)?;
+        // What `box create` would refuse, refused before the first box is made (and by
+        // a dry run). A clone takes its source's settings, as `box create --clone` does.
+        let mut create = create_options(ctx, def, String::new(), false);
+        if def.clone.is_some() {
+            create.hostname = None;
+            create.volumes.clear();
+        }
+        crate::ops::create::check_options(&create).with_context(|| {
+            format!(
+                "{}: box [{}]",
+                def.origin
+                    .as_ref()
+                    .map_or_else(String::new, |o| o.to_string()),
+                def.name
+            )
+        })?;
     }
     let lock_path = lockfile_path(&manifest.source);
     let old_lock = read_lockfile(&lock_path)?;
