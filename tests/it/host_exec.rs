@@ -446,3 +446,25 @@ fn a_socket_put_in_place_of_the_boxs_is_not_used() {
     out.box_error(&["box host-exec refused", "served by uid", "box `hx-swap`"])
         .stderr_has("someone else replaced its socket");
 }
+
+#[test]
+fn a_runtime_directory_longer_than_a_socket_address_still_gets_a_host_end() {
+    // A Unix socket's address holds at most 107 bytes; this runtime directory alone is
+    // longer, so the socket's path is too (a long XDG_RUNTIME_DIR, a long box name).
+    let mut env = TestEnv::new("host-exec-long", User::BoxTest);
+    let long = env.dir.join(format!("run-{}", "long".repeat(30)));
+    env.mkdir_owned(&long, 0o700);
+    env.set_env("XDG_RUNTIME_DIR", &long);
+    let _boxes = Boxes(&env);
+    let name = "hx-with-a-name-of-some-length";
+    box_from(&env, Fixture::Debian, name);
+    let socket = long.join("box").join(name).join("host-exec/socket");
+    let out = sh(&env, name, "box host-exec echo from-the-host");
+    out.success();
+    assert_eq!(out.stdout, "from-the-host\n", "{out}");
+    assert!(
+        socket.as_os_str().len() > 108 && socket.exists(),
+        "{}",
+        socket.display()
+    );
+}
