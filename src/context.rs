@@ -46,8 +46,10 @@ pub struct Dirs {
     pub config: PathBuf,
     /// `$XDG_RUNTIME_DIR/box` (or a private fallback): holder state of running boxes.
     pub runtime: PathBuf,
-    /// Whether `runtime` is the fallback under /tmp, which must be checked before use.
-    pub runtime_is_fallback: bool,
+    /// The session's runtime directory `runtime` is in (`$XDG_RUNTIME_DIR` or logind's),
+    /// which must be the user's too; `None` for the fallbacks of their own (see
+    /// [`Context::check_runtime_dir`]).
+    pub runtime_base: Option<PathBuf>,
     /// `$XDG_BIN_HOME` or `~/.local/bin`: where exported binaries go.
     pub bin_home: PathBuf,
 }
@@ -73,23 +75,23 @@ pub const DATA_HOME_ENV: &str = "BOX_DATA_HOME";
 pub const HOST_HOME_ENV: &str = "BOX_HOST_HOME";
 
 /// Where box keeps session state without `XDG_RUNTIME_DIR` (cron, `su`, `sudo -i`), and
-/// whether it is a fallback that must be checked before every use:
+/// the session runtime directory it is in, if any:
 /// - logind's `/run/user/UID` when it exists and is the user's (what the variable would
 ///   have named);
 /// - for root, `/run/box`: only root can create names in `/run`;
-/// - else a per-user directory under /tmp, created with mode 0700 and checked before
-///   every use, since anyone (root in a box too: boxes share the host's /tmp) can create
-///   that name first.
-fn fallback_runtime_dir(uid: u32) -> (PathBuf, bool) {
+/// - else a per-user directory under /tmp, created with mode 0700; anyone (root in a box
+///   too: boxes share the host's /tmp) can create that name first, and the check before
+///   every use refuses it then.
+fn fallback_runtime_dir(uid: u32) -> (PathBuf, Option<PathBuf>) {
     if let Some(logind) = crate::host::logind_runtime_dir(uid) {
-        return (logind.join("box"), false);
+        return (logind.join("box"), Some(logind));
     }
     if uid == 0 {
-        return (PathBuf::from("/run/box"), false);
+        return (PathBuf::from("/run/box"), None);
     }
     (
         crate::sys::env::temp_dir().join(format!("box-run-{uid}")),
-        true,
+        None,
     )
 }
 
@@ -121,9 +123,8 @@ impl Context {
             .unwrap_or_else(|| home.join(".local/share"));
         let config_home = crate::sys::env::absolute_path("XDG_CONFIG_HOME")
             .unwrap_or_else(|| home.join(".config"));
-        let (runtime, runtime_is_fallback) = match crate::sys::env::absolute_path("XDG_RUNTIME_DIR")
-        {
-            Some(dir) => (dir.join("box"), false),
+        let (runtime, runtime_base) = match crate::sys::env::absolute_path("XDG_RUNTIME_DIR") {
+            Some(dir) => (dir.join("box"), Some(dir)),
             None => fallback_runtime_dir(uid),
         };
         let bin_home = crate::sys::env::absolute_path("XDG_BIN_HOME")
@@ -134,7 +135,7 @@ impl Context {
                 config: config_home.join("box"),
                 data_home,
                 runtime,
-                runtime_is_fallback,
+                runtime_base,
                 bin_home,
                 home,
             },
@@ -228,12 +229,41 @@ impl Context {
             && rustix::termios::isatty(rustix::stdio::stdout())
     }
 
-    /// Create the runtime directory (mode 0700) if needed and return it.
+    /// Create the runtime directory (mode 0700) if needed, check it may be trusted (see
+    /// [`Context::check_runtime_dir`]) and return it. Nothing is created in a directory
+    /// that is not to be trusted.
     pub fn runtime_dir(&self) -> Result<&Path> {
+        self.check_above_runtime_dir()?;
         crate::store::ensure_private_dir(&self.dirs.runtime)?;
-        if self.dirs.runtime_is_fallback {
-            crate::store::check_private_dir(&self.dirs.runtime)?;
-        }
+        crate::store::check_private_dir(&self.dirs.runtime)?;
         Ok(&self.dirs.runtime)
+    }
+
+    /// Check that nobody but the user (and root) can change what box keeps in the runtime
+    /// directory: the session's runtime directory and box's directory in it are the
+    /// user's and writable by nobody else, and no directory above them is writable by
+    /// anyone else either (but sticky ones, as /tmp). A runtime directory others may
+    /// write to (seen in cron, WSL and container set-ups) would let them swap a box's
+    /// state or its host-exec socket for their own, and receive the joiner's
+    /// environment and terminal. A few `lstat`s: the join path can afford them.
+    pub fn check_runtime_dir(&self) -> Result<()> {
+        self.check_above_runtime_dir()?;
+        crate::store::check_private_dir(&self.dirs.runtime)
+    }
+
+    /// [`Context::check_runtime_dir`] for what is above box's own directory.
+    fn check_above_runtime_dir(&self) -> Result<()> {
+        let (base, top) = match &self.dirs.runtime_base {
+            Some(base) => (Some(base), base),
+            None => (None, &self.dirs.runtime),
+        };
+        if let Some(above) = top.parent() {
+            crate::store::check_safe_path(above, top)?;
+        }
+        if let Some(base) = base {
+            crate::store::check_private_dir(base)
+                .context("the session's runtime directory (XDG_RUNTIME_DIR)")?;
+        }
+        Ok(())
     }
 }

@@ -23,6 +23,8 @@ use anyhow::{Context as _, Result};
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
+use crate::error::HintExt;
+
 /// An open box root: the directory every box path resolves against.
 #[derive(Debug)]
 pub struct BoxRoot {
@@ -148,13 +150,20 @@ impl BoxRoot {
     }
 
     /// The entries of directory `path` in the box (names and types, not following
-    /// symlinks), sorted by name; empty if the directory does not exist.
+    /// symlinks), sorted by name; empty if the directory does not exist. One the user
+    /// cannot read is an error: it is not the same as an empty one.
     pub fn list(&self, path: &str) -> Result<Vec<(String, FileType)>> {
         let fd = match self.open_at(path, OFlags::RDONLY | OFlags::DIRECTORY) {
             Ok(fd) => fd,
             // XDEV: a shared directory, seen through `own_files`: none of the box's own.
-            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::ACCESS | Errno::XDEV) => {
-                return Ok(vec![]);
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => return Ok(vec![]),
+            Err(Errno::ACCESS) => {
+                return Err(std::io::Error::from(Errno::ACCESS))
+                    .with_context(|| format!("reading directory {path} in the box"))
+                    .hint(
+                        "it is not readable by your user (root's own in the box, say): make it \
+                         readable there (`chmod a+rx`), then try again",
+                    );
             }
             Err(err) => {
                 return Err(std::io::Error::from(err))
@@ -174,6 +183,15 @@ impl BoxRoot {
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(entries)
+    }
+
+    /// [`BoxRoot::list`] for what is only nice to have (icons): a directory the user
+    /// cannot read is left out like a missing one.
+    pub fn list_readable(&self, path: &str) -> Result<Vec<(String, FileType)>> {
+        match self.open_at(path, OFlags::RDONLY | OFlags::DIRECTORY) {
+            Err(Errno::ACCESS) => Ok(vec![]),
+            _ => self.list(path),
+        }
     }
 
     /// Whether `path` is a directory in the box, following symlinks inside it.

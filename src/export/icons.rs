@@ -237,17 +237,17 @@ pub fn find_named(root: &BoxRoot, name: &str) -> Result<Vec<IconCopy>> {
     // (theme, a/b below the theme, file name, box path) of every themed file.
     let mut themed: Vec<(String, String, String, String)> = Vec::new();
     for theme_root in THEME_ROOTS {
-        for (theme, _) in root.list(theme_root)? {
+        for (theme, _) in root.list_readable(theme_root)? {
             let theme_dir = boxfs::join(theme_root, &theme);
             if !root.is_dir(&theme_dir) {
                 continue;
             }
-            for (a, _) in root.list(&theme_dir)? {
+            for (a, _) in root.list_readable(&theme_dir)? {
                 let a_dir = boxfs::join(&theme_dir, &a);
                 if !root.is_dir(&a_dir) {
                     continue;
                 }
-                for (b, _) in root.list(&a_dir)? {
+                for (b, _) in root.list_readable(&a_dir)? {
                     let b_dir = boxfs::join(&a_dir, &b);
                     for ext in THEME_EXTS {
                         let file = format!("{name}.{ext}");
@@ -280,7 +280,7 @@ pub fn find_named(root: &BoxRoot, name: &str) -> Result<Vec<IconCopy>> {
     }
     if copies.is_empty() && pixmaps.is_empty() {
         // Debian's xterm ships only mini.xterm_32x32.xpm and friends.
-        for (file, _) in root.list(PIXMAPS)? {
+        for (file, _) in root.list_readable(PIXMAPS)? {
             if is_sized_variant(&file, name) {
                 pixmaps.push(boxfs::join(PIXMAPS, &file));
             }

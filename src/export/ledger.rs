@@ -183,7 +183,11 @@ pub struct Removal {
 
 impl Ledger {
     pub fn load(path: &Path) -> Result<Ledger> {
-        if !path.exists() {
+        // A ledger that cannot be looked up is not a missing one: exports would be lost.
+        if !path
+            .try_exists()
+            .with_context(|| format!("looking up the export ledger {}", path.display()))?
+        {
             return Ok(Ledger::default());
         }
         crate::store::read_json(path).hint(

@@ -709,11 +709,19 @@ pub fn delete_app(ctx: &Context, name: &str, app: &str) -> Result<Removal> {
     Ok(removal)
 }
 
+/// Whether the export ledger exists; one that cannot be looked up is an error, not "no
+/// exports".
+fn ledger_exists(fs: &HostFs, store: &Path) -> Result<bool> {
+    let path = ledger_path(fs, store)?;
+    path.try_exists()
+        .with_context(|| format!("looking up the export ledger {}", path.display()))
+}
+
 /// Remove every export of box `name` (called by `box rm`). Files the user changed are
 /// left in place, with a warning naming them.
 pub fn remove_box_exports(ctx: &Context, name: &str) -> Result<()> {
     let fs = HostFs::current();
-    if !ledger_path(&fs, &ctx.dirs.store)?.exists() {
+    if !ledger_exists(&fs, &ctx.dirs.store)? {
         return Ok(());
     }
     let mut any_app = false;
@@ -846,7 +854,7 @@ pub fn delete_entry(ctx: &Context, name: &str) -> Result<()> {
 /// [`delete_entry`], saying what it removed: `None` when there was no entry.
 pub fn remove_entry(ctx: &Context, name: &str) -> Result<Option<Removal>> {
     let fs = HostFs::current();
-    if !ledger_path(&fs, &ctx.dirs.store)?.exists() {
+    if !ledger_exists(&fs, &ctx.dirs.store)? {
         return Ok(None);
     }
     let removal = with_ledger(&fs, &ctx.dirs.store, |ledger| {

@@ -50,10 +50,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::error::failure;
+use crate::error::{HintExt, failure};
 
 /// The variable that overrides where specs are looked for (`:`-separated directories).
 pub const SPEC_DIRS_ENV: &str = "BOX_CDI_SPEC_DIRS";
@@ -677,7 +677,7 @@ impl Edits {
         }
         for node in &edits.device_nodes {
             let host = node.host_path.clone().unwrap_or_else(|| node.path.clone());
-            if !host.exists() {
+            if !reachable(&host, &origin)? {
                 bail!(failure(
                     format!(
                         "the device node {} of {origin} does not exist on the host",
@@ -722,7 +722,7 @@ impl Edits {
                 ));
                 continue;
             }
-            if !m.host_path.exists() {
+            if !reachable(&m.host_path, &origin)? {
                 bail!(failure(
                     format!(
                         "{} (mounted at {} by {origin}) does not exist on the host",
@@ -922,6 +922,19 @@ pub fn for_box(devices: &[String], nvidia: Option<bool>, dirs: &[PathBuf]) -> Re
         return Ok(Edits::default());
     }
     specs.resolve(&requests)
+}
+
+/// Whether host path `path` (named by `origin`) exists; one that cannot be looked up
+/// (EACCES on the way) is an error saying so, not "does not exist".
+fn reachable(path: &Path, origin: &str) -> Result<bool> {
+    path.try_exists()
+        .with_context(|| {
+            format!(
+                "looking up {} (named by {origin}) on the host",
+                path.display()
+            )
+        })
+        .hint("a directory on the way is not searchable by you; check its permissions")
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use rustix::event::{PollFd, PollFlags, poll};
@@ -43,15 +43,7 @@ const CORE_SIGNALS: &[Signal] = &[
 pub fn run(command: &[OsString]) -> Result<ExitCode> {
     let path = super::socket_in_box();
     let stream = connect(&path)?;
-    // The socket's end must be its owner's: never hand the terminal to a stranger.
-    let owner = rustix::fs::stat(&path).map(|s| s.st_uid);
-    let peer = rustix::net::sockopt::socket_peercred(&stream).map(|c| c.uid.as_raw());
-    if owner.is_err() || owner.ok() != peer.ok() {
-        bail!(
-            "{} is served by another user (uid {peer:?}) than its owner (uid {owner:?}): not using it",
-            path.display()
-        );
-    }
+    check_peer(&path, &stream)?;
 
     // From here on the terminal's signals are for the host command: they are read from
     // a signalfd and forwarded.
@@ -149,6 +141,39 @@ pub fn run(command: &[OsString]) -> Result<ExitCode> {
             "the box was probably stopped; enter it again from the host",
         )),
     }
+}
+
+/// Check that the socket's end is a process of this very user (`SO_PEERCRED`, seen from
+/// this user namespace): the host end runs as the box's user, who is this user in the
+/// box. Anyone else (a stranger who put a socket of their own at that path; the owner
+/// of the socket file proves nothing, as its maker chooses it) gets nothing: not the
+/// environment, not the terminal. Root in a box with subordinate ids is another host
+/// uid than the host end's, and stops here too.
+fn check_peer(path: &Path, stream: &UnixStream) -> Result<()> {
+    let own = rustix::process::getuid().as_raw();
+    let peer = rustix::net::sockopt::socket_peercred(stream)
+        .map(|c| c.uid.as_raw())
+        .with_context(|| format!("reading who serves {}", path.display()))?;
+    if peer == own {
+        return Ok(());
+    }
+    let name = crate::host::containerenv_box().unwrap_or_else(|| "this box".to_owned());
+    let hint = if own == 0 {
+        format!("run it as the user who owns box `{name}`, not as root in the box through sudo")
+    } else {
+        format!(
+            "if you own box `{name}`, someone else replaced its socket: check who can write \
+             to your runtime directory, and run `box stop {name}` on the host"
+        )
+    };
+    Err(failure(
+        format!(
+            "box host-exec refused: {} is served by uid {peer}, and you are uid {own}: box \
+             `{name}` runs host commands only for its owner, as that user",
+            path.display()
+        ),
+        hint,
+    ))
 }
 
 /// Send `request` as one line, with stdin, stdout, stderr and `cwd` attached.

@@ -30,8 +30,11 @@
 //! subordinate ids is another host uid: refused too, with a message that says so; the
 //! fake root of a box without them is the user). The refusal is a message sent back, so
 //! a stranger who reaches the socket reads why. The client checks the other way round
-//! that the socket's end belongs to the owner of the socket file, so it never hands its
-//! terminal to a stranger's socket. Nothing here gives anyone more than the user has:
+//! that the socket's end is a process of its own uid (`SO_PEERCRED`; the owner of the
+//! socket file proves nothing, its maker chooses it), so it never hands its environment
+//! or terminal to a socket someone else put there. Both ends check the runtime
+//! directories on the way to the socket are the user's and writable by nobody else
+//! (`Context::check_runtime_dir`, `server::check_private`). Nothing here gives anyone more than the user has:
 //! the command runs on the host as that same user, who can already run anything there.
 //!
 //! **Descriptors, not relays.** The client ([`client`]) sends its stdin, stdout and

@@ -15,6 +15,10 @@
 //! single-threaded process serves every connection; a client that sends nothing holds
 //! it for at most a few seconds (a read timeout), and only the user can connect.
 //!
+//! The socket is bound through `/proc/self/fd/N/socket`, N a descriptor of its directory:
+//! a socket address holds 107 bytes, fewer than a long runtime directory and box name
+//! take; the client's path in the box (`/run/host-exec/socket`) is short anyway.
+//!
 //! Invariants:
 //! - the host end keeps none of its starter's descriptors, and ends, unlinking its socket
 //!   (when it is still its own), as soon as the holder it was started for ends;
@@ -149,6 +153,7 @@ fn prepare(config: &Config) -> Result<(UnixListener, OwnedFd)> {
         .mode(0o700)
         .create(&config.dir)
         .with_context(|| format!("creating {}", config.dir.display()))?;
+    check_private(&config.dir)?;
     let path = config.dir.join(SOCKET_NAME);
     // A socket left by a host end that was killed: nobody listens on it any more.
     match std::fs::remove_file(&path) {
@@ -157,11 +162,40 @@ fn prepare(config: &Config) -> Result<(UnixListener, OwnedFd)> {
         }
         _ => {}
     }
+    // A socket's address holds 107 bytes, and the runtime directory alone may be longer
+    // (a long XDG_RUNTIME_DIR, a long box name): bind through the directory's descriptor,
+    // a short path to the very directory checked above.
+    let dir = rustix::fs::open(
+        &config.dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(std::io::Error::from)
+    .with_context(|| format!("opening {}", config.dir.display()))?;
+    let short = format!("/proc/self/fd/{}/{SOCKET_NAME}", dir.as_raw_fd());
     let listener =
-        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+        UnixListener::bind(&short).with_context(|| format!("binding {}", path.display()))?;
+    drop(dir);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("making {} private", path.display()))?;
     Ok((listener, holder))
+}
+
+/// Check that nobody else can reach into the socket's directory, `<runtime>/box/NAME/
+/// host-exec`: it and the two directories above it (box's own) are private, and nothing
+/// above those can be changed by anyone but root and the user. Whoever could would put a
+/// socket of their own in its place, and receive what the box's clients send.
+fn check_private(dir: &Path) -> Result<()> {
+    let mut ours = dir.ancestors();
+    let mut top = dir;
+    for dir in ours.by_ref().take(3) {
+        crate::store::check_private_dir(dir)?;
+        top = dir;
+    }
+    match ours.next() {
+        Some(above) => crate::store::check_safe_path(above, top),
+        None => Ok(()),
+    }
 }
 
 /// A command being run for a client.

@@ -342,6 +342,79 @@ fn missing_parents_are_created() {
     assert_eq!(b.permissions().mode() & 0o7777, 0o755);
 }
 
+/// A tar of regular files (GNU long names for long paths).
+fn files_tar(paths: &[&str]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for path in paths {
+        let mut h = Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(MTIME);
+        builder.append_data(&mut h, path, &b"1"[..]).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn paths_deeper_or_longer_than_the_limits_are_refused_and_deep_trees_removed() {
+    // As deep as allowed: 1023 directories and a file.
+    let deepest = format!("{}f", "d/".repeat(unpack::MAX_DEPTH - 1));
+    let (dir, result) = unpack(&files_tar(&[&deepest]));
+    result.unwrap();
+    assert!(dir.path().join("layer").join(&deepest).is_file());
+    // One more level is refused, naming the depth and the limit; the name is shortened.
+    let deeper = format!("d/{deepest}");
+    let (_dir, result) = unpack(&files_tar(&[&deeper]));
+    let text = message(result);
+    assert!(
+        text.contains("1025 levels deep (1024 directories above it)"),
+        "{text}"
+    );
+    assert!(text.contains("at most 1024"), "{text}");
+    assert!(
+        text.contains("entry `d/d/d/") && text.contains("d/…/d/") && text.contains("/d/f`"),
+        "{text}"
+    );
+    // A path longer than the kernel resolves, within the depth.
+    let long = format!("{}/f", vec!["x".repeat(250); 17].join("/"));
+    let (_dir, result) = unpack(&files_tar(&[&long]));
+    let text = message(result);
+    assert!(
+        text.contains(&format!("{} bytes long", long.len())),
+        "{text}"
+    );
+    assert!(text.contains("PATH_MAX"), "{text}");
+
+    // A tree of any depth is removed (deeper than the limit: a box's own files can be),
+    // read-only directories and side branches included.
+    use rustix::fs::{Mode, OFlags};
+    let top = tempfile::tempdir().unwrap();
+    std::fs::create_dir(top.path().join("tree")).unwrap();
+    let root = std::fs::File::open(top.path()).unwrap();
+    let mut here = std::fs::File::open(top.path().join("tree")).unwrap();
+    for level in 0..3000 {
+        rustix::fs::mkdirat(&here, "d", Mode::from_raw_mode(0o755)).unwrap();
+        if level % 700 == 0 {
+            rustix::fs::mkdirat(&here, "side", Mode::from_raw_mode(0o755)).unwrap();
+        }
+        let next = rustix::fs::openat(
+            &here,
+            "d",
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .map(std::fs::File::from)
+        .unwrap();
+        rustix::fs::fchmod(&here, Mode::from_raw_mode(0o555)).unwrap();
+        here = next;
+    }
+    drop(here);
+    tree::remove_tree_at(std::os::fd::AsFd::as_fd(&root), b"tree").unwrap();
+    assert!(!top.path().join("tree").exists());
+}
+
 #[test]
 fn long_and_utf8_names_survive() {
     let long = format!("{}/{}", "d".repeat(120), "f".repeat(150));

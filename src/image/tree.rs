@@ -1,10 +1,15 @@
 //! Directory-descriptor primitives shared by the unpacker and the store helper: opening a
 //! directory strictly beneath another one, and removing a tree without following symlinks.
 //!
-//! Invariant: nothing here ever resolves a symlink or a `..` (openat2 with
-//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, `O_NOFOLLOW`, and
-//! `unlinkat` of names relative to an already opened directory), so a tree built from
-//! untrusted input cannot redirect an operation outside of it.
+//! Invariants:
+//! - nothing here ever resolves a symlink (openat2 with `RESOLVE_BENEATH |
+//!   RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, `O_NOFOLLOW`, and `unlinkat` of names
+//!   relative to an already opened directory), so a tree built from untrusted input cannot
+//!   redirect an operation outside of it;
+//! - the one `..` ([`remove_tree_at`] climbing back up) leads to a directory whose device
+//!   and inode were recorded on the way down, or the removal stops;
+//! - removing a tree takes two descriptors whatever its depth: a tree made in a box (its
+//!   upper directory) can be any depth, and one descriptor per level ran out of them.
 
 use std::ffi::CStr;
 use std::io;
@@ -79,6 +84,10 @@ pub(crate) fn make_dirs_beneath(
 /// Directories without owner rwx are made accessible first, so read-only trees (which
 /// images contain, e.g. `/usr/lib/.build-id` or 0555 dirs) can be removed without
 /// CAP_DAC_OVERRIDE.
+///
+/// Depth first without recursion, with one directory open at a time (and its parent or
+/// child for a moment): going down opens a child by name, going up opens `..`, which
+/// must be the directory recorded on the way down (see the module doc).
 pub(crate) fn remove_tree_at(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     remove_tree_counting(parent, name, &mut 0, &mut |_| {})
 }
@@ -102,32 +111,52 @@ pub(crate) fn remove_tree_counting(
         Err(Errno::ISDIR) | Err(Errno::PERM) => {}
         Err(err) => return Err(err.into()),
     }
-    let dir = match rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
-        Ok(dir) => dir,
-        Err(Errno::NOENT) => return Ok(()),
-        Err(err) => return Err(err.into()),
+    let Some((mut current, top)) = Level::enter(parent, name)? else {
+        return Ok(());
     };
-    let stat = rustix::fs::fstat(&dir)?;
-    if stat.st_mode & 0o700 != 0o700 {
-        // Best effort: an owner we cannot act for makes the removal below fail with a
-        // clear EACCES anyway.
-        let _ = rustix::fs::fchmod(&dir, Mode::from_raw_mode((stat.st_mode | 0o700) & 0o7777));
-    }
-    // Collect names before removing: deleting while reading a directory stream may skip
-    // entries on some filesystems.
-    let mut names: Vec<Vec<u8>> = Vec::new();
-    for entry in rustix::fs::Dir::read_from(&dir)? {
-        let entry = entry?;
-        let child: &CStr = entry.file_name();
-        let bytes = child.to_bytes();
-        if bytes != b"." && bytes != b".." {
-            names.push(bytes.to_vec());
+    let mut levels = vec![top];
+    while let Some(level) = levels.last_mut() {
+        if let Some(child) = level.left.pop() {
+            match rustix::fs::unlinkat(&current, child.as_slice(), AtFlags::empty()) {
+                Ok(()) => {
+                    *removed += 1;
+                    progress(*removed);
+                    continue;
+                }
+                Err(Errno::NOENT) => continue,
+                Err(Errno::ISDIR) | Err(Errno::PERM) => {}
+                Err(err) => return Err(err.into()),
+            }
+            if let Some((dir, level)) = Level::enter(current.as_fd(), &child)? {
+                current = dir;
+                levels.push(level);
+            }
+            continue;
+        }
+        // `current` is empty: climb to its parent and remove it there.
+        let done = levels.pop().expect("a level is being emptied");
+        let Some(up) = levels.last() else {
+            break;
+        };
+        let above = rustix::fs::openat(&current, c"..", DIR_FLAGS, Mode::empty())?;
+        let stat = rustix::fs::fstat(&above)?;
+        if (stat.st_dev, stat.st_ino) != up.id {
+            return Err(io::Error::other(format!(
+                "the directory above `{}` was moved while box removed the tree; stopped",
+                String::from_utf8_lossy(&done.name)
+            )));
+        }
+        current = above;
+        match rustix::fs::unlinkat(&current, done.name.as_slice(), AtFlags::REMOVEDIR) {
+            Ok(()) => {
+                *removed += 1;
+                progress(*removed);
+            }
+            Err(Errno::NOENT) => {}
+            Err(err) => return Err(err.into()),
         }
     }
-    for child in &names {
-        remove_tree_counting(dir.as_fd(), child, removed, progress)?;
-    }
-    drop(dir);
+    drop(current);
     match rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
         Ok(()) => {
             *removed += 1;
@@ -136,6 +165,51 @@ pub(crate) fn remove_tree_counting(
         }
         Err(Errno::NOENT) => Ok(()),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// A directory being emptied by [`remove_tree_at`].
+struct Level {
+    /// Its name in its parent.
+    name: Vec<u8>,
+    /// (device, inode): what `..` of a child must lead back to.
+    id: (u64, u64),
+    /// The names in it not removed yet.
+    left: Vec<Vec<u8>>,
+}
+
+impl Level {
+    /// Open directory `name` in `parent` (`None` when it is gone), make it accessible, and
+    /// read its names.
+    fn enter(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<(OwnedFd, Level)>> {
+        let dir = match rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
+            Ok(dir) => dir,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let stat = rustix::fs::fstat(&dir)?;
+        if stat.st_mode & 0o700 != 0o700 {
+            // Best effort: an owner we cannot act for makes the removal below fail with a
+            // clear EACCES anyway.
+            let _ = rustix::fs::fchmod(&dir, Mode::from_raw_mode((stat.st_mode | 0o700) & 0o7777));
+        }
+        // Names are collected before removing: deleting while reading a directory stream
+        // may skip entries on some filesystems.
+        let mut left: Vec<Vec<u8>> = Vec::new();
+        for entry in rustix::fs::Dir::read_from(&dir)? {
+            let entry = entry?;
+            let child: &CStr = entry.file_name();
+            let bytes = child.to_bytes();
+            if bytes != b"." && bytes != b".." {
+                left.push(bytes.to_vec());
+            }
+        }
+        let level = Level {
+            name: name.to_vec(),
+            id: (stat.st_dev, stat.st_ino),
+            left,
+        };
+        Ok(Some((dir, level)))
     }
 }
 

@@ -12,6 +12,15 @@
 //! Known limits: GNU sparse files are written densely; `LIBARCHIVE.xattr.*` records and
 //! sub-second PAX mtimes are ignored; files are not fsync'ed one by one (the store helper
 //! syncs the filesystem once before renaming the finished layer into place).
+//!
+//! Limits on paths, checked before anything is made for an entry ([`check_path_limits`]):
+//! at most [`MAX_DEPTH`] components (1024, node-tar's default since CVE-2024-28863) and
+//! [`PATH_MAX`] bytes. The kernel resolves no path longer than PATH_MAX (4096 bytes with
+//! its NUL), which bounds a tree made of one-byte names at about 2048 levels anyway, and
+//! real images are a few dozen levels deep at most; a hostile layer thousands of levels
+//! deep would only cost every later walk of the tree. Removal does not rely on the limit:
+//! [`super::tree::remove_tree_at`] removes a tree of any depth with two descriptors (a
+//! box's own upper directory has no such limit).
 
 use std::collections::HashSet;
 use std::io::{self, BufReader, Read, Write};
@@ -31,6 +40,55 @@ use crate::error::failure;
 
 /// The hint of an entry no sane layer has.
 const MALFORMED_LAYER: &str = "the layer is malformed; rebuild the image or ask its publisher";
+
+/// The most components an entry's path may have (see the module doc).
+pub(crate) const MAX_DEPTH: usize = 1024;
+
+/// The longest path, in bytes, the kernel resolves (PATH_MAX, 4096, counts the NUL).
+pub(crate) const PATH_MAX: usize = 4095;
+
+/// Refuse a normalized entry path deeper than [`MAX_DEPTH`] or longer than [`PATH_MAX`].
+pub(crate) fn check_path_limits(path: &[u8]) -> Result<()> {
+    let depth = path.split(|&b| b == b'/').count();
+    if depth > MAX_DEPTH {
+        return Err(failure(
+            format!(
+                "its path is {depth} levels deep ({} directories above it); box unpacks at most \
+                 {MAX_DEPTH} levels",
+                depth - 1
+            ),
+            "no real image nests that deep: the layer is hostile or broken; do not use this image",
+        ));
+    }
+    if path.len() > PATH_MAX {
+        return Err(failure(
+            format!(
+                "its path is {} bytes long; Linux resolves paths of at most {PATH_MAX} bytes \
+                 (PATH_MAX)",
+                path.len()
+            ),
+            "nothing could use that file: the layer is hostile or broken; do not use this image",
+        ));
+    }
+    Ok(())
+}
+
+/// An entry's name as shown in messages: whole unless it is very long.
+fn shown_name(raw: &[u8]) -> String {
+    const HEAD: usize = 60;
+    const TAIL: usize = 30;
+    let text = String::from_utf8_lossy(raw);
+    if text.chars().count() <= HEAD + TAIL + 20 {
+        return text.into_owned();
+    }
+    let head: String = text.chars().take(HEAD).collect();
+    let tail: String = {
+        let mut tail: Vec<char> = text.chars().rev().take(TAIL).collect();
+        tail.reverse();
+        tail.into_iter().collect()
+    };
+    format!("{head}…{tail}")
+}
 
 /// Unpack into the directory open as `dest` (`dest_path` is for messages only).
 /// See [`super::unpack_layer`].
@@ -233,7 +291,7 @@ impl<'l> Unpacker<'l> {
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw_path = entry.path_bytes().into_owned();
-        self.current = String::from_utf8_lossy(&raw_path).into_owned();
+        self.current = shown_name(&raw_path);
         self.entry_inner(entry, &raw_path)
             .with_context(|| format!("{}: entry `{}`", self.label, self.current))
     }
@@ -243,6 +301,7 @@ impl<'l> Unpacker<'l> {
         let header = entry.header();
         let entry_type = header.entry_type();
         let path = normalize(raw)?;
+        check_path_limits(&path)?;
         let kind = match entry_type {
             T::XGlobalHeader => Kind::Skip,
             _ if split_last(&path).1.starts_with(b".wh.") => Kind::Whiteout,

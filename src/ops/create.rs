@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 
 use crate::context::Context;
-use crate::error::{HintExt, failure};
+use crate::error::failure;
 use crate::registry::registries_conf::RegistriesConf;
 use crate::settings::distro::{Catalogue, default_name};
 use crate::store::Store;
@@ -192,13 +192,31 @@ fn parse_volume(text: &str) -> Result<Volume> {
         ));
     }
     let source = std::fs::canonicalize(source)
-        .with_context(|| format!("the volume source {source} does not exist"))
-        .hint("create it first, or fix the path")?;
+        .map_err(|err| unreachable_path(err, "the volume source", source))?;
     Ok(Volume {
         source,
         target,
         read_only,
     })
+}
+
+/// The error for `what` at `path` that could not be looked up: missing, or there but
+/// not reachable by the user (EACCES is not "does not exist").
+pub fn unreachable_path(err: std::io::Error, what: &str, path: &str) -> anyhow::Error {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => failure(
+            format!("{what} {path} does not exist"),
+            "create it first, or fix the path",
+        ),
+        std::io::ErrorKind::PermissionDenied => failure(
+            format!("{what} {path} cannot be reached: permission denied"),
+            "a directory on the way is not searchable by you; give a path you can open, or \
+             change that directory's permissions",
+        ),
+        _ => anyhow::Error::from(err)
+            .context(format!("looking up {what} {path}"))
+            .context(crate::error::Hint("fix the path".into())),
+    }
 }
 
 fn validate_hostname(name: &str) -> Result<()> {
@@ -223,6 +241,25 @@ fn validate_hostname(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Check what `box create` checks of its arguments before anything else (the name, the
+/// hostname, the volumes, the device names): what `box assemble` checks of every box of
+/// a manifest before it makes the first one. Returns the volumes, parsed.
+pub fn check_options(options: &CreateOptions) -> Result<Vec<Volume>> {
+    validate_name(&options.name)?;
+    if let Some(hostname) = &options.hostname {
+        validate_hostname(hostname)?;
+    }
+    let volumes = options
+        .volumes
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
+    for device in &options.devices {
+        crate::host::cdi::parse_device_name(device)?;
+    }
+    Ok(volumes)
+}
+
 /// Create a box (or with `dry_run`, build its plan). `ask` is asked before an image that
 /// is not in the store is pulled; nobody to ask means yes.
 pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<Created> {
@@ -239,18 +276,7 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
     };
     let name = options.name.clone();
     let image = options.image.clone();
-    validate_name(&name)?;
-    if let Some(hostname) = &options.hostname {
-        validate_hostname(hostname)?;
-    }
-    let volumes = options
-        .volumes
-        .iter()
-        .map(|v| parse_volume(v))
-        .collect::<Result<Vec<_>>>()?;
-    for device in &options.devices {
-        crate::host::cdi::parse_device_name(device)?;
-    }
+    let volumes = check_options(options)?;
     // The devices asked for must be in the host's specs now; they are read again at
     // each start (automatic NVIDIA GPUs only then).
     if !options.devices.is_empty() || options.nvidia == Some(true) {

@@ -44,7 +44,7 @@ use crate::registry::registries_conf::{RegistriesConf, Resolution};
 use crate::registry::retry::Policy;
 use crate::registry::{
     Client, ClientOptions, Descriptor, FetchedManifest, Manifest, Platform, PlatformExt, Reference,
-    parse_config, parse_manifest, select_platform,
+    check_image_platform, parse_config, parse_manifest, select_platform,
 };
 use crate::store::images::{ImageRecord, LayerRecord};
 use crate::store::{Lock, Store, now};
@@ -130,21 +130,8 @@ pub fn pull(ctx: &Context, reference: &str, platform: Option<&str>) -> Result<Im
     let config = parse_config(&config_bytes)
         .with_context(|| format!("reading the config {config_digest} of {canonical}"))?;
     let image_platform = config.platform();
-    if index.is_none() && !platform_matches(&image_platform, &platform) {
-        let message = format!(
-            "{canonical} is an image for {}, not {}",
-            image_platform.display(),
-            platform.display()
-        );
-        if explicit_platform {
-            bail!(failure(
-                message,
-                "this image has a single platform; drop --platform or pick another image"
-            ));
-        }
-        warn(format!(
-            "{message}: its programs may not run on this machine"
-        ));
+    if index.is_none() {
+        check_image_platform(&image_platform, &platform, explicit_platform, &canonical)?;
     }
     if config.diff_ids.len() != image.layers().len() {
         bail!(failure(
@@ -356,14 +343,6 @@ fn locate(ctx: &Context, registries: &RegistriesConf, resolution: &Resolution) -
 /// "1 layer", "3 layers".
 fn layer_count(n: usize) -> String {
     format!("{n} layer{}", if n == 1 { "" } else { "s" })
-}
-
-fn platform_matches(image: &Platform, wanted: &Platform) -> bool {
-    image.os() == wanted.os()
-        && image.architecture() == wanted.architecture()
-        && (wanted.variant().is_none()
-            || image.variant().is_none()
-            || image.variant() == wanted.variant())
 }
 
 /// One layer of the image being pulled.

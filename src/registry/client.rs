@@ -7,7 +7,10 @@
 //!   certificate verification, or plain HTTP when it does not answer HTTPS (one `GET /v2/`
 //!   decides, before the first request). Docker Hub's
 //!   API lives at `registry-1.docker.io`. Redirects are followed (blobs often live on a
-//!   CDN) and the `Authorization` header is dropped when one leaves the registry's host.
+//!   CDN) hop by hop, by [`super::redirect`]'s rules: each hop HTTPS (verified, unless it
+//!   stays on an `insecure` registry), or plain HTTP only to this machine or to an
+//!   insecure registry; the `Authorization` header only to the registry's own origin
+//!   (scheme, host and port); the token service's credentials likewise only to its own.
 //! - Auth: anonymous first; on 401 the `WWW-Authenticate` challenge decides. Bearer: a
 //!   token for `repository:<repo>:pull` (a pushing client: `repository:<repo>:pull,push`
 //!   and `repository:<source>:pull` for each repository it mounts blobs from) from the
@@ -53,12 +56,12 @@ use ureq::{Agent, Body};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Hint, HintExt, failure};
 use crate::registry::auth::{AuthSources, Challenge, Credentials, parse_challenges};
-use crate::registry::certs;
 use crate::registry::manifest::{
     ACCEPT_MANIFESTS, Descriptor, declared_media_type, manifest_media_type,
 };
 use crate::registry::reference::Reference;
 use crate::registry::retry::{self, Failure, Policy, Retrier};
+use crate::registry::{certs, redirect};
 use crate::settings::config::Config;
 
 /// Largest manifest or index accepted (the distribution project's own limit is 4 MiB).
@@ -272,6 +275,24 @@ impl Resolver for NameResolver {
     }
 }
 
+/// Marks a response that came from another origin than the one asked (a redirect led
+/// there): its 401 is not the registry's challenge.
+#[derive(Debug, Clone, Copy)]
+struct Foreign;
+
+/// `text` escaped for a URL query value (RFC 3986 unreserved characters kept).
+fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// Marks an I/O error as a failed name lookup; displays as the lookup's own error.
 #[derive(Debug)]
 struct NameNotResolved(io::Error);
@@ -287,6 +308,12 @@ impl std::error::Error for NameNotResolved {}
 /// A client for one repository (`reference`'s registry and repository).
 pub struct Client {
     agent: Agent,
+    /// For a registry whose certificates are not verified (`insecure` in
+    /// registries.conf): the agent that verifies them, for hops to other hosts.
+    verifying: Option<Agent>,
+    /// `host[:port]`s plain HTTP may go to besides loopback: box's insecure-registries,
+    /// and the registry itself when it is insecure.
+    plain_http_ok: Vec<String>,
     reference: Reference,
     /// `scheme://host[:port]`, decided on first use when `probe_scheme`.
     origin: OnceLock<String>,
@@ -330,7 +357,7 @@ impl Client {
             )
         })?;
         let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(roots)
+            .root_certs(roots.clone())
             .disable_verification(probe_scheme)
             .build();
         // Proxies come from the environment (with NO_PROXY), except for a registry on this
@@ -340,22 +367,27 @@ impl Client {
         } else {
             ureq::Proxy::try_from_env()
         };
-        let agent_config = Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(proxy)
-            .tls_config(tls)
-            .timeout_connect(Some(options.connect_timeout))
-            .timeout_recv_response(Some(options.read_timeout))
-            .timeout_per_read(Some(options.read_timeout))
-            .max_redirects(10)
-            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
-            .user_agent(format!("box/{}", env!("CARGO_PKG_VERSION")))
-            .build();
-        let agent = Agent::with_parts(
-            agent_config,
-            DefaultConnector::default(),
-            NameResolver::default(),
-        );
+        // Redirects are followed by `send` and `fetch_token`, hop by hop.
+        let agent = |tls: ureq::tls::TlsConfig| {
+            let config = Agent::config_builder()
+                .http_status_as_error(false)
+                .proxy(proxy.clone())
+                .tls_config(tls)
+                .timeout_connect(Some(options.connect_timeout))
+                .timeout_recv_response(Some(options.read_timeout))
+                .timeout_per_read(Some(options.read_timeout))
+                .max_redirects(0)
+                .user_agent(format!("box/{}", env!("CARGO_PKG_VERSION")))
+                .build();
+            Agent::with_parts(config, DefaultConnector::default(), NameResolver::default())
+        };
+        let verifying =
+            probe_scheme.then(|| agent(ureq::tls::TlsConfig::builder().root_certs(roots).build()));
+        let agent = agent(tls);
+        let mut plain_http_ok = config.insecure_registries.clone();
+        if plain_http || probe_scheme {
+            plain_http_ok.push(reference.api_host().to_owned());
+        }
         let scheme = if plain_http { "http" } else { "https" };
         let origin = OnceLock::new();
         if !probe_scheme {
@@ -363,6 +395,8 @@ impl Client {
         }
         Ok(Client {
             agent,
+            verifying,
+            plain_http_ok,
             reference: reference.clone(),
             origin,
             probe_scheme,
@@ -744,8 +778,9 @@ impl Client {
         anyhow::Error::new(RegistryError { failure, message }).context(Hint(hint))
     }
 
-    /// One GET with authentication (answering one 401 challenge); returns only 2xx
-    /// responses. No retries here: [`Client::run`] owns them.
+    /// One GET with authentication (answering one 401 challenge) and its redirects
+    /// (see [`Client::follow`]); returns only 2xx responses. No retries here:
+    /// [`Client::run`] owns them.
     fn send(
         &self,
         url: &str,
@@ -794,64 +829,183 @@ impl Client {
         let mut authenticated_after_401 = false;
         loop {
             let authorization = self.authorization()?;
-            let mut request = ureq::http::Request::builder()
-                .method(method.clone())
-                .uri(url);
-            for (name, value) in headers {
-                request = request.header(*name, value);
-            }
-            if let Some(authorization) = &authorization {
-                request = request.header("Authorization", authorization);
-            }
-            let invalid = |err: ureq::http::Error| {
-                AttemptError::Final(anyhow!(
-                    "box made an invalid request to {url} for {}: {err}",
-                    self.reference
-                ))
-            };
-            let answer = match payload {
-                Payload::None => self.agent.run(request.body(()).map_err(invalid)?),
-                Payload::Bytes(bytes) => self.agent.run(request.body(bytes).map_err(invalid)?),
-                Payload::File {
-                    file,
-                    offset,
-                    len,
-                    progress,
-                } => {
-                    let mut reader = FileRange {
-                        file,
-                        pos: offset,
-                        end: offset + len,
-                        progress,
-                    };
-                    // A length ureq does not know from a reader: sent as Content-Length,
-                    // as registries (and the proxies in front of them) want it.
-                    let mut request = request.header("Content-Length", len.to_string());
-                    if len > EXPECT_CONTINUE_FROM {
-                        // The registry (or a proxy with a body size limit, or a 401) may
-                        // refuse the request on its headers: then the body is not sent.
-                        request = request.header("Expect", "100-continue");
-                    }
-                    let request = request
-                        .body(ureq::SendBody::from_reader(&mut reader))
-                        .map_err(invalid)?;
-                    self.agent.run(request)
+            let response = match payload {
+                // Reads follow redirects (a blob GET goes to a CDN), every hop checked.
+                Payload::None => self.follow(
+                    &method,
+                    url,
+                    authorization.as_deref(),
+                    false,
+                    |mut request| {
+                        for (name, value) in headers {
+                            request = request.header(*name, value);
+                        }
+                        request
+                    },
+                )?,
+                // Writes go where the registry said (its upload Location), under the same
+                // transport rule; a redirect is an answer, not followed.
+                payload => {
+                    self.send_body(&method, url, headers, authorization.as_deref(), payload)?
                 }
             };
-            let response = answer.map_err(|error| AttemptError::Transport {
-                error,
-                url: url.to_owned(),
-                token: false,
-            })?;
             self.reached.store(true, Ordering::Relaxed);
             match response.status().as_u16() {
-                401 if !authenticated_after_401 => {
+                // Only the registry's own challenge is answered with its credentials.
+                401 if !authenticated_after_401
+                    && response.extensions().get::<Foreign>().is_none() =>
+                {
                     authenticated_after_401 = true;
                     self.authenticate(&response, target)?;
                 }
                 _ => return Ok(response),
             }
         }
+    }
+
+    /// GET `url` and follow its redirects by [`super::redirect`]'s rules: each hop must
+    /// keep to the transport rule, and `authorization` goes only to `url`'s origin.
+    /// `extra` adds the request's other headers at every hop. `token`: a request to the
+    /// token service (for errors). A response from another origin than `url`'s carries
+    /// the [`Foreign`] extension.
+    fn follow(
+        &self,
+        method: &Method,
+        url: &str,
+        authorization: Option<&str>,
+        token: bool,
+        extra: impl Fn(
+            ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+        ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    ) -> Result<Response<Body>, AttemptError> {
+        let transport = |error, at: &Uri| AttemptError::Transport {
+            error,
+            url: at.to_string(),
+            token,
+        };
+        let first: Uri = url
+            .parse()
+            .map_err(|_| AttemptError::Final(anyhow!("`{url}` is not a valid URL")))?;
+        let insecure = |authority: &str| self.plain_http_ok.iter().any(|ok| ok == authority);
+        redirect::check_transport(&first, None, insecure).map_err(AttemptError::Final)?;
+        let mut current = first.clone();
+        for _ in 0..=redirect::MAX_HOPS {
+            let home = redirect::same_origin(&first, &current);
+            // An unverified registry's agent only for that registry itself.
+            let agent = match &self.verifying {
+                Some(verifying) if redirect::authority(&current) != self.reference.api_host() => {
+                    verifying
+                }
+                _ => &self.agent,
+            };
+            let request = match *method {
+                Method::HEAD => agent.head(current.clone()),
+                Method::DELETE => agent.delete(current.clone()),
+                _ => agent.get(current.clone()),
+            };
+            let mut request = extra(request);
+            if let (true, Some(authorization)) = (home, authorization) {
+                request = request.header("Authorization", authorization);
+            }
+            let mut response = request.call().map_err(|error| transport(error, &current))?;
+            if !redirect::is_redirect(response.status().as_u16()) {
+                if !home {
+                    response.extensions_mut().insert(Foreign);
+                }
+                return Ok(response);
+            }
+            let next = header(response.headers(), "location")
+                .and_then(|location| redirect::resolve(&current, &location))
+                .ok_or_else(|| {
+                    AttemptError::Final(anyhow!(
+                        "{current} answered {} without a valid Location to go to",
+                        response.status()
+                    ))
+                })?;
+            redirect::check_transport(&next, Some(&current), insecure)
+                .map_err(AttemptError::Final)?;
+            current = next;
+        }
+        Err(AttemptError::Final(failure(
+            format!(
+                "{url} redirected more than {} times; box stopped at {current}",
+                redirect::MAX_HOPS
+            ),
+            "the registry or a server in front of it is misconfigured (a redirect loop)",
+        )))
+    }
+
+    /// Send a request with a body (an upload) to `url` once, as [`Client::follow`]
+    /// would its first hop: the transport rule checked, `authorization` only to the
+    /// registry's own origin (an upload Location may name another server), no redirect
+    /// followed.
+    fn send_body(
+        &self,
+        method: &Method,
+        url: &str,
+        headers: &[(&str, String)],
+        authorization: Option<&str>,
+        payload: Payload,
+    ) -> Result<Response<Body>, AttemptError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| AttemptError::Final(anyhow!("`{url}` is not a valid URL")))?;
+        let insecure = |authority: &str| self.plain_http_ok.iter().any(|ok| ok == authority);
+        redirect::check_transport(&uri, None, insecure).map_err(AttemptError::Final)?;
+        let home = redirect::authority(&uri) == self.reference.api_host();
+        let mut request = ureq::http::Request::builder()
+            .method(method.clone())
+            .uri(uri.clone());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        if let (true, Some(authorization)) = (home, authorization) {
+            request = request.header("Authorization", authorization);
+        }
+        let invalid = |err: ureq::http::Error| {
+            AttemptError::Final(anyhow!(
+                "box made an invalid request to {url} for {}: {err}",
+                self.reference
+            ))
+        };
+        let answer = match payload {
+            Payload::None => self.agent.run(request.body(()).map_err(invalid)?),
+            Payload::Bytes(bytes) => self.agent.run(request.body(bytes).map_err(invalid)?),
+            Payload::File {
+                file,
+                offset,
+                len,
+                progress,
+            } => {
+                let mut reader = FileRange {
+                    file,
+                    pos: offset,
+                    end: offset + len,
+                    progress,
+                };
+                // A length ureq does not know from a reader: sent as Content-Length,
+                // as registries (and the proxies in front of them) want it.
+                let mut request = request.header("Content-Length", len.to_string());
+                if len > EXPECT_CONTINUE_FROM {
+                    // The registry (or a proxy with a body size limit, or a 401) may
+                    // refuse the request on its headers: then the body is not sent.
+                    request = request.header("Expect", "100-continue");
+                }
+                let request = request
+                    .body(ureq::SendBody::from_reader(&mut reader))
+                    .map_err(invalid)?;
+                self.agent.run(request)
+            }
+        };
+        let mut response = answer.map_err(|error| AttemptError::Transport {
+            error,
+            url: url.to_owned(),
+            token: false,
+        })?;
+        if !home {
+            response.extensions_mut().insert(Foreign);
+        }
+        Ok(response)
     }
 
     /// The `Authorization` value for the next request, renewing an expiring token.
@@ -943,22 +1097,27 @@ impl Client {
         credentials: Option<&Credentials>,
     ) -> Result<(String, Instant), AttemptError> {
         let realm = &challenge.params["realm"];
-        let mut request = self.agent.get(realm);
-        for scope in self.scopes() {
-            request = request.query("scope", scope);
+        let mut url = realm.clone();
+        for (index, scope) in self.scopes().iter().enumerate() {
+            let separator = match (index, realm.contains('?')) {
+                (0, false) => '?',
+                _ => '&',
+            };
+            url.push_str(&format!("{separator}scope={}", query_escape(scope)));
         }
         if let Some(service) = challenge.params.get("service") {
-            request = request.query("service", service);
-        }
-        if let Some(credentials) = credentials {
-            request = request.header("Authorization", credentials.basic_header());
+            url.push_str(&format!("&service={}", query_escape(service)));
         }
         let transport = |error| AttemptError::Transport {
             error,
             url: realm.clone(),
             token: true,
         };
-        let response = request.call().map_err(transport)?;
+        // The credentials go to the realm the registry named, and nowhere it redirects.
+        let basic = credentials.map(Credentials::basic_header);
+        let response = self.follow(&Method::GET, &url, basic.as_deref(), true, |request| {
+            request
+        })?;
         match response.status().as_u16() {
             200..=299 => {}
             401 | 403 if credentials.is_some() => {

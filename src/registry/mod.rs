@@ -9,6 +9,7 @@
 //! - [`registries_conf`]: the containers registries configuration (mirrors, rewrites,
 //!   blocked and insecure registries, short names), as podman reads it;
 //! - [`client`]: the HTTP client for one repository, pulling and pushing;
+//! - [`redirect`]: redirects followed hop by hop (transport rule, credentials' origin);
 //! - [`retry`]: the one retry policy every registry request follows.
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod certs;
 pub mod client;
 pub mod manifest;
 pub mod platform;
+pub mod redirect;
 pub mod reference;
 pub mod registries_conf;
 pub mod retry;
@@ -25,5 +27,5 @@ pub use client::{BlobPush, Client, ClientOptions, FetchedManifest, Pushed, Regis
 pub use manifest::{
     Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, parse_config, parse_manifest,
 };
-pub use platform::{Platform, PlatformExt, select_platform};
+pub use platform::{Platform, PlatformExt, check_image_platform, select_platform};
 pub use reference::Reference;

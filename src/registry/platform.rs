@@ -11,6 +11,12 @@
 //! - a wanted variant must match, except that an `arm` machine can run images for older
 //!   `arm` variants (v7 runs v6 and v5); the exact variant is preferred;
 //! - with no wanted variant, any variant matches and the first entry wins.
+//!
+//! The same rules decide whether a single-platform image (no index) may be pulled
+//! ([`check_image_platform`]): an image for another OS never, one for another
+//! architecture only when asked for by name with `--platform` (an emulator such as
+//! qemu-user may run it); a config that claims nothing (no os or architecture, as some
+//! old tools wrote) is taken as it is.
 
 use std::fmt;
 
@@ -161,6 +167,47 @@ fn rank(candidate: &Platform, wanted: &Platform) -> Option<u32> {
     None
 }
 
+/// Check that the single-platform image `reference`, whose config says `image`, is for
+/// `wanted` (the host's platform, or `--platform` when `explicit`); see the module doc.
+pub fn check_image_platform(
+    image: &Platform,
+    wanted: &Platform,
+    explicit: bool,
+    reference: &str,
+) -> Result<()> {
+    let unknown = |s: &str| s.is_empty() || s == "unknown";
+    if unknown(&image.os().to_string()) || unknown(&image.architecture().to_string()) {
+        return Ok(());
+    }
+    if rank(image, wanted).is_some() {
+        return Ok(());
+    }
+    let (whose, hint) = if *image.os() != Os::Linux {
+        (
+            format!("this machine is {}", wanted.display()),
+            "box runs Linux images only; pick the image's Linux variant".to_owned(),
+        )
+    } else if explicit {
+        (
+            format!("not {} as --platform asked", wanted.display()),
+            "this image has a single platform; drop --platform or pick another image".to_owned(),
+        )
+    } else {
+        (
+            format!("and this machine is {}", wanted.display()),
+            format!(
+                "its programs do not run here; to pull it anyway (for an emulator such as \
+                 qemu-user), ask for it by name: --platform {}",
+                image.display()
+            ),
+        )
+    };
+    Err(failure(
+        format!("{reference} is an image for {}, {whose}", image.display()),
+        hint,
+    ))
+}
+
 /// Pick the entry of an index for `wanted`. `reference` is only for the error message.
 pub fn select_platform(
     entries: &[Descriptor],
@@ -210,6 +257,35 @@ mod tests {
 
     fn digest(entry: Descriptor) -> Digest {
         Digest::try_from(entry.digest()).unwrap()
+    }
+
+    #[test]
+    fn a_single_platform_image_must_be_for_the_wanted_platform() {
+        let p = |text: &str| Platform::parse(text).unwrap();
+        let check = |image: &str, wanted: &str, explicit| {
+            check_image_platform(&p(image), &p(wanted), explicit, "r")
+                .map_err(|e| crate::error::message(&e))
+        };
+        check("linux/amd64", "linux/amd64", false).unwrap();
+        check("linux/arm64", "linux/arm64/v8", false).unwrap();
+        check("linux/arm/v6", "linux/arm/v7", false).unwrap();
+        assert_eq!(
+            check("windows/arm64", "linux/amd64", false).unwrap_err(),
+            "r is an image for windows/arm64, this machine is linux/amd64"
+        );
+        assert_eq!(
+            check("linux/arm64", "linux/amd64", false).unwrap_err(),
+            "r is an image for linux/arm64, and this machine is linux/amd64"
+        );
+        assert_eq!(
+            check("linux/arm/v8", "linux/arm/v7", true).unwrap_err(),
+            "r is an image for linux/arm/v8, not linux/arm/v7 as --platform asked"
+        );
+        // A config that says nothing is taken as it is.
+        let mut blank = Platform::default();
+        blank.set_os(Os::from(""));
+        blank.set_architecture(Arch::from(""));
+        check_image_platform(&blank, &p("linux/amd64"), false, "r").unwrap();
     }
 
     #[test]

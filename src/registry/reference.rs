@@ -162,8 +162,10 @@ fn parse(text: &str) -> Result<Reference, String> {
     if text.trim() != text || text.contains(char::is_whitespace) {
         return Err("it contains white space".into());
     }
-    if text.contains("://") {
-        return Err("a reference has no URL scheme (drop the `https://`)".into());
+    if let Some((scheme, _)) = text.split_once("://") {
+        return Err(format!(
+            "a reference has no URL scheme (drop the `{scheme}://`)"
+        ));
     }
 
     let (rest, digest) = match text.split_once('@') {
@@ -439,7 +441,8 @@ mod tests {
         assert!(err("a..b/x").contains("host"));
         assert!(err("x-/y").contains("x-"));
         assert!(err("deb ian").contains("white space"));
-        assert!(err("https://quay.io/x").contains("scheme"));
+        assert!(err("https://quay.io/x").contains("drop the `https://`"));
+        assert!(err("http://quay.io/x").contains("drop the `http://`"));
         assert!(err("[zz]:5000/x").contains("IPv6"));
         assert!(err(&format!("a.io/{}", "b".repeat(300))).contains("longer"));
         // The whole reference is named and a hint rides along.

@@ -303,6 +303,9 @@ impl RegistriesConf {
         if !is_short_name(text) {
             return Ok(None);
         }
+        // What the user typed is checked as it is first: its faults are its own, not the
+        // alias file's (`debian:a b` is not a broken `debian` alias).
+        Reference::parse(text)?;
         let (name, suffix) = split_name(text);
         let Some(Alias {
             value: Some(value),
@@ -1119,6 +1122,12 @@ mod tests {
             format!("registry.fedoraproject.org/fedora@{D}")
         );
         assert_eq!(alias("tools/img:2"), "lan:5000/team/img:2");
+        // A mistyped reference is the reference's fault, not the alias file's.
+        let err = crate::error::message(&c.resolve("fedora:4 1").unwrap_err());
+        assert!(
+            err.starts_with("invalid image reference `fedora:4 1`") && !err.contains("alias"),
+            "{err}"
+        );
         // Qualified names are themselves; short names without an alias are searched.
         assert_eq!(
             c.resolve("quay.io/fedora/fedora").unwrap(),

@@ -27,6 +27,23 @@
 //! namespaces instead (`box __holder-adopt`: an [`Adoption`] instead of the plan, then the
 //! same steps 3 and 4, without the user namespace handshake), so the box goes on
 //! transparently.
+//!
+//! # Many layers
+//!
+//! mount(2) takes one page of options (4096 bytes). Named by their 64-hex directory
+//! names, about 62 lower layers fit; images of hundreds exist (overlayfs itself stacks up
+//! to 500). box names each layer by a short symlink in the box's own `lowers/` directory
+//! (`0`, `1`, ..., bottom first, made by `Store::link_lowers` before each start), and the
+//! holder mounts from inside that directory: 500 layers take under 2000 bytes, on every
+//! kernel box runs on (overlayfs in a user namespace needs 5.11; Debian 12 has 6.1).
+//! podman's `l/` links are the same idea. The new mount API's `lowerdir+` (fsconfig(2),
+//! Linux 6.8) would take any number of full paths one by one, but it is not there on
+//! older kernels, so the links would still be needed there; one way that works
+//! everywhere is kept rather than two. What remains is overlayfs's own limit: an image
+//! of more than 500 layers gets the copy storage, with a notice that says so (the kernel's
+//! EINVAL would have read as "overlayfs refused"); and a store at so long a path that
+//! the upper and work directories alone overflow the page is an error naming those
+//! paths.
 
 mod apply;
 mod mountsys;

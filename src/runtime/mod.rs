@@ -130,8 +130,13 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
             )?
         }
         None => {
+            if let plan::Storage::Overlay { .. } = plan.storage {
+                store.link_lowers(name, &record.layers)?;
+            }
             if let Some(dir) = &plan.host_exec_dir {
+                state::private_box_dir(ctx, name)?;
                 crate::store::ensure_private_dir(dir)?;
+                crate::store::check_private_dir(dir)?;
             }
             holder::start(&plan, mapping, watch.as_ref().map(|fd| fd.as_fd()))?
         }

@@ -12,9 +12,12 @@
 //! - a state is trusted only while `/proc/<pid>/stat` shows the recorded start time, so
 //!   a pid reused after a crash is never joined; the store record also carries the boot
 //!   id, so a record from before a reboot is never trusted;
-//! - a fallback runtime directory (no `XDG_RUNTIME_DIR`: under /tmp, where others can
-//!   create names) is trusted only while it is a real directory of ours that nobody else
-//!   may write to.
+//! - the session's copy is trusted only while the runtime directory, box's directory in
+//!   it and the box's own are real directories of the user that nobody else may write to,
+//!   below directories nobody else may change (`Context::check_runtime_dir`): whoever can
+//!   write there could put a state naming their own process, and be joined. The same
+//!   holds for the fallback under /tmp (no `XDG_RUNTIME_DIR`), where others can create
+//!   names.
 
 use std::path::{Path, PathBuf};
 
@@ -94,20 +97,19 @@ impl State {
 }
 
 /// The state of box `name` if its holder is alive, from this session's copy (a stale or
-/// untrusted one is `None`). The join path: one file read, one /proc read.
+/// untrusted one is `None`). The join path: a few `lstat`s, one file read, one /proc read.
 pub fn running(ctx: &Context, name: &str) -> Option<State> {
     session_copy(ctx, name, runtime_dir_trusted(ctx))
 }
 
-/// Whether this session's runtime directory may be believed: always, unless it is the
-/// fallback under /tmp and not (or no longer) a private directory of ours.
+/// Whether this session's runtime directory may be believed (see the module doc).
 fn runtime_dir_trusted(ctx: &Context) -> bool {
-    !ctx.dirs.runtime_is_fallback || crate::store::check_private_dir(&ctx.dirs.runtime).is_ok()
+    ctx.check_runtime_dir().is_ok()
 }
 
 /// [`running`], with the trust in the runtime directory decided once by the caller.
 fn session_copy(ctx: &Context, name: &str, trusted: bool) -> Option<State> {
-    if !trusted {
+    if !trusted || crate::store::check_private_dir(&box_dir(ctx, name)).is_err() {
         return None;
     }
     read(&state_path(ctx, name))
@@ -233,9 +235,7 @@ pub fn write(ctx: &Context, store: &Store, name: &str, state: &State) -> Result<
 }
 
 fn write_session_copy(ctx: &Context, name: &str, state: &State) -> Result<()> {
-    let dir = box_dir(ctx, name);
-    ctx.runtime_dir()?;
-    crate::store::ensure_private_dir(&dir)?;
+    let dir = private_box_dir(ctx, name)?;
     let state = State {
         store: Some(ctx.dirs.store.clone()),
         boot_id: None,
@@ -245,11 +245,24 @@ fn write_session_copy(ctx: &Context, name: &str, state: &State) -> Result<()> {
     crate::store::write_atomic(&dir.join("state.json"), &bytes)
 }
 
+/// `<runtime dir>/<name>`, created if needed, once it and the directories above it are
+/// checked private (see the module doc).
+pub fn private_box_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
+    let dir = box_dir(ctx, name);
+    ctx.runtime_dir()?;
+    crate::store::ensure_private_dir(&dir)?;
+    crate::store::check_private_dir(&dir)?;
+    Ok(dir)
+}
+
 /// Forget box `name`'s holder (after stop): this session's copy and the store's record,
 /// and say when it stopped (the store's `stopped` marker, for listings: best effort).
 /// The caller holds the box's lock, so no newer holder can have been recorded meanwhile.
+/// An untrusted runtime directory is left alone: its state is never read anyway.
 pub fn forget(ctx: &Context, store: &Store, name: &str) {
-    let _ = std::fs::remove_file(state_path(ctx, name));
+    if runtime_dir_trusted(ctx) {
+        let _ = std::fs::remove_file(state_path(ctx, name));
+    }
     if store.holder_record(name).exists() {
         let _ = std::fs::File::create(store.stopped_marker(name));
     }
@@ -275,9 +288,12 @@ fn mtime(path: &Path) -> Option<u64> {
         .map(|d| d.as_secs())
 }
 
-/// Remove the whole runtime directory of box `name` (after rm).
+/// Remove the whole runtime directory of box `name` (after rm), unless the runtime
+/// directory is not to be trusted.
 pub fn remove_dir(ctx: &Context, name: &str) {
-    let _ = std::fs::remove_dir_all(box_dir(ctx, name));
+    if runtime_dir_trusted(ctx) {
+        let _ = std::fs::remove_dir_all(box_dir(ctx, name));
+    }
 }
 
 /// The kernel's boot id (changes at every boot).

@@ -1,8 +1,8 @@
 //! Box records: what a box was created from and with which options.
 //!
-//! `containers/<name>/box.json` beside the overlay's `upper/`, `work/` and the mount
-//! point `root/` (and, with copy storage, `copy-complete` once the copy in `root/` is
-//! whole). A box directory is built under `tmp/` and renamed into place with
+//! `containers/<name>/box.json` beside the overlay's `upper/`, `work/`, `lowers/` (short
+//! links to the layers, see [`Store::link_lowers`]) and the mount point `root/` (and, with
+//! copy storage, `copy-complete` once the copy in `root/` is whole). A box directory is built under `tmp/` and renamed into place with
 //! RENAME_NOREPLACE, so two `box create` of one name give one box and one clear error.
 
 use std::path::{Path, PathBuf};
@@ -117,6 +117,8 @@ const UPPER: &str = "upper";
 const WORK: &str = "work";
 /// The mount point of the root (with copy storage, the root itself).
 const ROOT: &str = "root";
+/// The short links to the box's layers, named by position: the overlay's lower dirs.
+const LOWERS: &str = "lowers";
 /// The file beside a copy-storage root that says the copy is complete (see
 /// `runtime::copy`): its absence means an interrupted copy, started again.
 const COPY_COMPLETE: &str = "copy-complete";
@@ -187,6 +189,51 @@ impl Store {
     /// The mount point of the box's root (and, with copy storage, the root itself).
     pub fn container_root(&self, name: &str) -> PathBuf {
         self.container_dir(name).join(ROOT)
+    }
+
+    /// The directory of the short links to box `name`'s layers (see [`Store::link_lowers`]).
+    pub fn container_lowers(&self, name: &str) -> PathBuf {
+        self.container_dir(name).join(LOWERS)
+    }
+
+    /// The name of the link to the layer at `index` (bottom first) in
+    /// [`Store::container_lowers`].
+    pub fn lower_link_name(index: usize) -> String {
+        index.to_string()
+    }
+
+    /// Make `lowers/` of box `name` hold one symlink per layer, named by its position
+    /// (bottom first: `0`, `1`, ...) and leading to `layers/<hex>`, and nothing else. The
+    /// overlay's lower dirs are then given as these names, relative to `lowers/`: a few
+    /// bytes each instead of 64, so that the 500 layers overlayfs stacks at most fit in
+    /// the one page of mount options (see `runtime::holder`). Links already right are
+    /// kept: a start costs one readlink per layer.
+    pub fn link_lowers(&self, name: &str, layers: &[Digest]) -> Result<()> {
+        let dir = self.container_lowers(name);
+        super::ensure_private_dir(&dir)?;
+        let what = || format!("linking the layers of box `{name}` in {}", dir.display());
+        for (index, layer) in layers.iter().enumerate() {
+            let link = dir.join(Self::lower_link_name(index));
+            // From containers/<name>/lowers/ up to the store.
+            let target = Path::new("../../../layers").join(layer.hex());
+            match std::fs::read_link(&link) {
+                Ok(current) if current == target => continue,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                _ => std::fs::remove_file(&link).with_context(what)?,
+            }
+            std::os::unix::fs::symlink(&target, &link).with_context(what)?;
+        }
+        for entry in std::fs::read_dir(&dir).with_context(what)? {
+            let entry = entry.with_context(what)?;
+            let index = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<usize>().ok());
+            if index.is_none_or(|index| index >= layers.len()) {
+                std::fs::remove_file(entry.path()).with_context(what)?;
+            }
+        }
+        Ok(())
     }
 
     /// The marker of a complete copy-storage root of box `name`.
@@ -468,6 +515,40 @@ mod tests {
             "{hint}"
         );
         assert_eq!(store.close_container_names("trixe"), ["trixie"]);
+    }
+
+    #[test]
+    fn lower_links_lead_to_the_layers_and_nothing_else_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        std::fs::create_dir_all(store.container_dir("dev")).unwrap();
+        let layers: Vec<Digest> = (0..12).map(|i| Digest::of(&[i])).collect();
+        for layer in &layers {
+            std::fs::create_dir(store.layer_dir(layer)).unwrap();
+            std::fs::write(store.layer_dir(layer).join("id"), layer.hex()).unwrap();
+        }
+        let lowers = store.container_lowers("dev");
+        let check = |layers: &[Digest]| {
+            let mut names: Vec<String> = std::fs::read_dir(&lowers)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort_by_key(|n| n.parse::<usize>().unwrap());
+            let expected: Vec<String> = (0..layers.len()).map(Store::lower_link_name).collect();
+            assert_eq!(names, expected);
+            for (index, layer) in layers.iter().enumerate() {
+                let through = lowers.join(Store::lower_link_name(index)).join("id");
+                assert_eq!(std::fs::read_to_string(through).unwrap(), layer.hex());
+            }
+        };
+        store.link_lowers("dev", &layers).unwrap();
+        check(&layers);
+        // Again with other layers (fewer, reordered): wrong links replaced, extra ones and
+        // strangers gone.
+        std::fs::write(lowers.join("stray"), "").unwrap();
+        let fewer: Vec<Digest> = layers[..5].iter().rev().cloned().collect();
+        store.link_lowers("dev", &fewer).unwrap();
+        check(&fewer);
     }
 
     #[test]

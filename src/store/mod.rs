@@ -486,31 +486,113 @@ fn names_file(path: &Path, file: &File) -> std::io::Result<bool> {
     }
 }
 
-/// Check that `dir` is a real directory (not a symlink) of this user that nobody else
-/// may write to or read: what a fallback runtime directory under /tmp must be before box
-/// trusts the state files in it.
+/// Check that `dir` is a real directory (not a symlink) of this user that nobody else may
+/// write to: what a runtime directory, and every directory box makes in it, must be before
+/// box trusts what is there (the state of running boxes, the host-exec socket). Someone
+/// else who may write there could swap a state file or the socket for their own.
 pub fn check_private_dir(dir: &Path) -> Result<()> {
     let meta =
         std::fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
     let uid = rustix::process::getuid().as_raw();
-    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
-        return Err(failure(
-            format!(
-                "{} is not a private directory of yours (owner uid {}, mode {:o}{}); box keeps \
-                 its runtime state there and will not trust it",
-                dir.display(),
-                meta.uid(),
-                meta.mode() & 0o7777,
-                if meta.is_symlink() { ", a symlink" } else { "" },
-            ),
-            format!(
-                "set XDG_RUNTIME_DIR to your session's runtime directory (usually /run/user/{uid}), \
-                 or remove {} if it is yours",
-                dir.display()
-            ),
+    let mut flaws = Vec::new();
+    if meta.is_symlink() {
+        flaws.push("a symlink".to_owned());
+    } else if !meta.is_dir() {
+        flaws.push("not a directory".to_owned());
+    }
+    if meta.uid() != uid {
+        flaws.push(format!("owned by uid {}", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 && !meta.is_symlink() {
+        flaws.push(format!(
+            "writable by {}, mode {:o}",
+            writers(meta.mode()),
+            meta.mode() & 0o7777
         ));
     }
+    if flaws.is_empty() {
+        return Ok(());
+    }
+    let hint = if meta.uid() == uid && meta.is_dir() {
+        format!(
+            "if nobody else should write there, `chmod go-w {}`; else set XDG_RUNTIME_DIR to \
+             your session's runtime directory (usually /run/user/{uid})",
+            dir.display()
+        )
+    } else {
+        format!(
+            "set XDG_RUNTIME_DIR to your session's runtime directory (usually /run/user/{uid}), \
+             or remove {} if it is yours",
+            dir.display()
+        )
+    };
+    Err(failure(
+        format!(
+            "{} is not a private directory of yours ({}): box keeps the state of running \
+             boxes and their host-exec sockets there, and will not trust it",
+            dir.display(),
+            flaws.join(", "),
+        ),
+        hint,
+    ))
+}
+
+/// Check that nobody but root and this user can change `dir` or a directory above it, to
+/// put their own in place of `protected` (in `dir`): each is owned by root or the user, and
+/// not writable by group or others unless sticky (as /tmp is: others cannot rename there
+/// what is not theirs). A symlink on the way is followed, and where it leads is checked
+/// too.
+pub fn check_safe_path(dir: &Path, protected: &Path) -> Result<()> {
+    let uid = rustix::process::getuid().as_raw();
+    for ancestor in dir.ancestors() {
+        let meta = std::fs::symlink_metadata(ancestor)
+            .with_context(|| format!("reading {}", ancestor.display()))?;
+        let owner_ok = meta.uid() == 0 || meta.uid() == uid;
+        // A symlink's own mode means nothing: only its directory and owner can change it.
+        let mode_ok = meta.is_symlink() || meta.mode() & 0o022 == 0 || meta.mode() & 0o1000 != 0;
+        if !owner_ok || !mode_ok {
+            return Err(failure(
+                format!(
+                    "{} (owner uid {}, mode {:o}) can be changed by {}, who could then put \
+                     their own {} {} in place of yours",
+                    ancestor.display(),
+                    meta.uid(),
+                    meta.mode() & 0o7777,
+                    if owner_ok {
+                        writers(meta.mode())
+                    } else {
+                        "its owner"
+                    },
+                    protected.display(),
+                    if protected.parent() == Some(ancestor) {
+                        "in it"
+                    } else {
+                        "below it"
+                    },
+                ),
+                format!(
+                    "use a runtime directory that only root and you can change, nor any \
+                     directory above it: set XDG_RUNTIME_DIR to your session's (usually \
+                     /run/user/{uid})"
+                ),
+            ));
+        }
+        if meta.is_symlink() {
+            let target = std::fs::canonicalize(ancestor)
+                .with_context(|| format!("resolving {}", ancestor.display()))?;
+            check_safe_path(&target, protected)?;
+        }
+    }
     Ok(())
+}
+
+/// Who besides the owner may write to a directory of `mode`.
+fn writers(mode: u32) -> &'static str {
+    match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "its group and others",
+        (true, false) => "its group",
+        _ => "others",
+    }
 }
 
 /// Create `dir` and its parents; a new final directory gets mode 0700.
@@ -634,6 +716,65 @@ mod tests {
         let mut records = vec![store.layer_info_path(&layer), store.layer_info_path(&gone)];
         records.sort();
         assert_eq!(unused.layer_records, records);
+    }
+
+    #[test]
+    fn private_dirs_are_ours_and_writable_by_nobody_else() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let top = tempfile::tempdir().unwrap();
+        let (a, b) = (top.path().join("a"), top.path().join("b"));
+        let dir = a.join("run");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        for (bits, private) in [
+            (0o700, true),
+            (0o755, true),
+            (0o770, false),
+            (0o1777, false),
+        ] {
+            mode(&dir, bits);
+            let got = check_private_dir(&dir);
+            assert_eq!(got.is_ok(), private, "mode {bits:o}: {got:?}");
+        }
+        let via = b.join("via");
+        std::os::unix::fs::symlink(&dir, &via).unwrap();
+        let err = check_private_dir(&via).unwrap_err();
+        assert!(crate::error::message(&err).contains("a symlink"), "{err:?}");
+
+        // Above it: sticky directories are safe (others cannot rename what is not
+        // theirs), others writable ones are not, wherever they are on the way. (Only
+        // whether these directories are blamed is checked: what is above the temporary
+        // directory is the machine's.)
+        let blames = |result: Result<()>, dir: &Path| {
+            result.is_err_and(|err| {
+                crate::error::message(&err).starts_with(&format!("{} (owner", dir.display()))
+            })
+        };
+        mode(&dir, 0o700);
+        let inner = dir.join("box");
+        std::fs::create_dir(&inner).unwrap();
+        mode(&a, 0o1777);
+        assert!(!blames(check_safe_path(&dir, &inner), &a));
+        mode(&a, 0o777);
+        let err = check_safe_path(&dir, &inner).unwrap_err();
+        let message = crate::error::message(&err);
+        assert!(
+            message.starts_with(&format!("{} (owner", a.display())),
+            "{message}"
+        );
+        assert!(message.contains("below it"), "{message}");
+        mode(&a, 0o755);
+        mode(&dir, 0o770);
+        assert!(blames(check_safe_path(&dir, &inner), &dir));
+        mode(&dir, 0o700);
+        // A symlink on the way is followed: where it leads is checked too.
+        assert!(!blames(check_safe_path(&via, &via.join("box")), &a));
+        mode(&a, 0o777);
+        assert!(blames(check_safe_path(&via, &via.join("box")), &a));
+        mode(&a, 0o700);
     }
 
     #[test]

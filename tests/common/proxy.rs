@@ -13,6 +13,9 @@
 //!   query included), and may be limited to the first N matching requests.
 //! - `Expect: 100-continue` is answered by the proxy (the registry gets whole requests),
 //!   and a body limit is judged by `Content-Length` before the body, as nginx does.
+//! - It can play a CDN: a [`FaultKind::Redirect`] answers 307 to another server (another
+//!   proxy, on another port or another address of this machine), and every request is
+//!   recorded with whether it carried credentials.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -47,6 +50,9 @@ pub enum FaultKind {
     /// Read the request, then send nothing until the proxy is dropped (an upload the
     /// registry never acknowledges, to kill the client meanwhile).
     Hold,
+    /// Answer `307 Temporary Redirect` to the fault's `location` followed by the request's
+    /// path, without asking the registry (a registry sending blobs to its CDN).
+    Redirect,
 }
 
 /// A fault rule.
@@ -57,6 +63,8 @@ pub struct Fault {
     pub kind: FaultKind,
     /// Apply to this many matching requests, then pass them through (None: always).
     pub times: Option<usize>,
+    /// For [`FaultKind::Redirect`]: `scheme://host:port` to send the client to.
+    pub location: Option<String>,
 }
 
 impl Fault {
@@ -67,6 +75,16 @@ impl Fault {
             path_contains: path_contains.to_owned(),
             kind,
             times: None,
+            location: None,
+        }
+    }
+
+    /// A redirect of every request whose path contains `path_contains` to the same path
+    /// at `location` (`http://127.0.0.1:PORT`).
+    pub fn redirect(path_contains: &str, location: &str) -> Fault {
+        Fault {
+            location: Some(location.to_owned()),
+            ..Fault::new(FaultKind::Redirect, path_contains)
         }
     }
 
@@ -90,6 +108,8 @@ pub struct Seen {
     pub path: String,
     /// The fault applied, if any.
     pub fault: Option<FaultKind>,
+    /// Whether the request carried an `Authorization` header.
+    pub authorization: bool,
 }
 
 #[derive(Debug, Default)]
@@ -111,7 +131,13 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy in front of the registry at `upstream` (`127.0.0.1:PORT`).
     pub fn start(upstream: &str) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fault proxy");
+        FaultProxy::start_on("127.0.0.1", upstream)
+    }
+
+    /// A proxy listening on `address` (`0.0.0.0`: every address of this machine, also
+    /// those that are not loopback); its `host` is then `address:PORT`.
+    pub fn start_on(address: &str, upstream: &str) -> FaultProxy {
+        let listener = TcpListener::bind(format!("{address}:0")).expect("binding the fault proxy");
         let host = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -211,8 +237,20 @@ impl FaultProxy {
     pub fn log(&self) -> String {
         self.seen()
             .iter()
-            .map(|s| format!("{} {} {:?}\n", s.method, s.path, s.fault))
+            .map(|s| {
+                let auth = if s.authorization {
+                    " (Authorization)"
+                } else {
+                    ""
+                };
+                format!("{} {} {:?}{auth}\n", s.method, s.path, s.fault)
+            })
             .collect()
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.host.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -236,6 +274,8 @@ struct Request {
     content_length: usize,
     /// `Expect: 100-continue`: the client waits for a go-ahead before its body.
     expect_continue: bool,
+    /// Whether the request carried an `Authorization` header.
+    authorization: bool,
 }
 
 /// The request line and headers; the body is read by the caller ([`Request::body`] is
@@ -251,6 +291,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
     let mut head = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
     let mut content_length = 0usize;
     let mut expect_continue = false;
+    let mut authorization = false;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 {
@@ -265,6 +306,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
         if lower == "content-length" {
             content_length = value.trim().parse().unwrap_or(0);
         }
+        authorization |= lower == "authorization";
         // Hop-by-hop headers are replaced by our own Connection: close. The proxy answers
         // `Expect` itself: the registry gets the whole request at once.
         if lower == "expect" {
@@ -285,6 +327,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
         body: Vec::new(),
         content_length,
         expect_continue,
+        authorization,
     }))
 }
 
@@ -345,7 +388,7 @@ fn handle(
         return Ok(());
     };
     let mut conn = conn;
-    let fault = {
+    let (fault, location) = {
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
         let mut chosen = None;
         for (fault, used) in state.faults.iter_mut() {
@@ -354,16 +397,20 @@ fn handle(
                 && fault.times.is_none_or(|n| *used < n);
             if matches {
                 *used += 1;
-                chosen = Some(fault.kind);
+                chosen = Some((fault.kind, fault.location.clone()));
                 break;
             }
         }
         state.seen.push(Seen {
             method: request.method.clone(),
             path: request.path.clone(),
-            fault: chosen,
+            fault: chosen.as_ref().map(|(kind, _)| *kind),
+            authorization: request.authorization,
         });
-        chosen
+        match chosen {
+            Some((kind, location)) => (Some(kind), location),
+            None => (None, None),
+        }
     };
     let fault = match fault {
         // Within the limit: not a fault after all.
@@ -416,6 +463,17 @@ fn handle(
             while !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(50));
             }
+            return conn.shutdown(Shutdown::Both);
+        }
+        Some(FaultKind::Redirect) => {
+            let location = format!("{}{}", location.unwrap_or_default(), request.path);
+            conn.write_all(
+                format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )?;
             return conn.shutdown(Shutdown::Both);
         }
         Some(FaultKind::ServerError) => {

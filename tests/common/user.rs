@@ -326,6 +326,8 @@ pub struct TestEnv {
     pub runtime_dir: PathBuf,
     /// Extra environment variables for every box invocation.
     pub env: Vec<(String, OsString)>,
+    /// The limit on open descriptors box runs with (see [`TestEnv::limit_descriptors`]).
+    nofile: Option<u64>,
     mounts: Vec<PathBuf>,
 }
 
@@ -351,6 +353,7 @@ impl TestEnv {
             runtime_dir: dir.join("run"),
             dir,
             env: Vec::new(),
+            nofile: None,
             mounts: Vec::new(),
         };
         env.mkdir_owned(&env.home, 0o700);
@@ -399,6 +402,13 @@ impl TestEnv {
     pub fn set_env(&mut self, key: &str, value: impl Into<OsString>) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_owned(), value.into()));
+    }
+
+    /// Run box with at most `n` open descriptors (util-linux `prlimit`), as a desktop
+    /// session's programs do (systemd's default soft limit is 1024), rather than with the
+    /// test process's own limit.
+    pub fn limit_descriptors(&mut self, n: u64) {
+        self.nofile = Some(n);
     }
 
     /// `$XDG_DATA_HOME` (or the default `~/.local/share`).
@@ -455,7 +465,14 @@ impl TestEnv {
 
     /// [`TestEnv::command`] with another box executable (a copy at a path of the test's).
     pub fn command_of(&self, program: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new(program);
+        let mut command = match self.nofile {
+            Some(n) => {
+                let mut command = Command::new("prlimit");
+                command.arg(format!("--nofile={n}")).arg("--").arg(program);
+                command
+            }
+            None => Command::new(program),
+        };
         command
             .args(args)
             .env_clear()

@@ -209,11 +209,24 @@ fn bad_manifests_and_unsupported_features_change_nothing() {
             "[a]\nimage=IMG\nadditional_flags=\"--cap-add=ALL\"\n",
             "bad.ini:3: box [a] --additional-flags: box has no equivalent of podman's `--cap-add=ALL`",
         ),
+        // What `box create` refuses, refused before the first box is made (and by a dry
+        // run, which said it would create them).
+        (
+            "[a]\nimage=IMG\n[b]\nimage=IMG\nhostname=bad_host\n",
+            "bad.ini:3: box [b]: `bad_host` is not a valid hostname",
+        ),
+        (
+            "[a]\nimage=IMG\n[b]\nimage=IMG\nvolume=/no/such/dir:/data\n",
+            "bad.ini:3: box [b]: the volume source /no/such/dir does not exist",
+        ),
     ];
     ok(&env, &["pull", &image]);
     let before = env.store_state();
     for (text, expected) in cases {
         let file = manifest(&env, "bad.ini", &text.replace("IMG", &image));
+        env.run(&["assemble", "create", "--dry-run", "--file", &file])
+            .status(125)
+            .stderr_has(expected);
         let out = env.run(&["assemble", "create", "--file", &file]);
         out.status(125).stderr_has(expected).stderr_has("hint:");
         assert!(
@@ -262,4 +275,116 @@ fn a_manifest_is_read_from_an_http_address_on_this_machine() {
     ])
     .status(125)
     .stderr_has("not served over https");
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_manifest_of_thousands_of_chained_includes_reads_at_once() {
+    // 20000 boxes (a 720 KB manifest), each including the one before. Expanding every box
+    // again for every box that includes it took cubic time (a 222 KB one took 270 s of
+    // CPU, this one hours); read once per box it is linear. The harness's timeout per
+    // command is generous: this is not a measurement, only "at once" against "hours".
+    const BOXES: usize = 20_000;
+    let env = TestEnv::new("assemble-chain", User::BoxTest);
+    let mut text = String::from("[b0]\nimage=example.org/base:1\nadditional_packages=git\n");
+    for n in 1..BOXES {
+        text.push_str(&format!("[b{n}]\ninclude=b{}\nhostname=h{n}\n", n - 1));
+    }
+    let file = manifest(&env, "chain.ini", &text);
+    let out = ok(&env, &["assemble", "list", "--file", &file]);
+    let rows: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), BOXES, "{}", &out.stdout[..200]);
+    let last = format!("b{}", BOXES - 1);
+    assert!(
+        rows.iter()
+            .any(|row| row.starts_with(&last) && row.ends_with("example.org/base:1")),
+        "the last box does not inherit the image of the first"
+    );
+}
+
+/// Answer every request `listener` gets within `wait` with `answer`; returns how many it
+/// got.
+fn answer_for(
+    listener: std::net::TcpListener,
+    answer: String,
+    wait: std::time::Duration,
+) -> std::thread::JoinHandle<usize> {
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + wait;
+        let mut served = 0;
+        while std::time::Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    let mut request = [0u8; 1024];
+                    let _ = stream.read(&mut request);
+                    let _ = stream.write_all(answer.as_bytes());
+                    served += 1;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        served
+    })
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_manifest_redirected_to_plain_http_elsewhere_is_refused() {
+    let env = TestEnv::new("assemble-redirect", User::BoxTest);
+    // The manifest, on plain HTTP at another address of this machine (another machine
+    // as far as box can tell) when it has one.
+    let body = "[redirected]\nimage=example.org/some/image:1\n";
+    let elsewhere = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = elsewhere.local_addr().unwrap().port();
+    let target = match crate::pull::non_loopback_address() {
+        Some(ip) => format!("http://{}/m.ini", std::net::SocketAddr::new(ip, port)),
+        None => "http://box-test.invalid/m.ini".to_owned(),
+    };
+    let wait = std::time::Duration::from_secs(5);
+    let manifest_server = answer_for(
+        elsewhere,
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+        wait,
+    );
+    // The address given: plain HTTP on this machine, which redirects there.
+    let here = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/distrobox.ini", here.local_addr().unwrap());
+    let redirector = answer_for(
+        here,
+        format!(
+            "HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+        wait,
+    );
+    env.run(&["assemble", "list", "--file", &url]).box_error(&[
+        "redirected to plain HTTP",
+        &target,
+        "another machine",
+    ]);
+    assert_eq!(redirector.join().unwrap(), 1);
+    assert_eq!(
+        manifest_server.join().unwrap(),
+        0,
+        "the manifest was fetched over plain HTTP from elsewhere"
+    );
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn an_unreadable_manifest_is_not_called_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new("assemble-eacces", User::BoxTest);
+    let file = manifest(&env, "locked.ini", "[a]\nimage=example.org/a:1\n");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = env.run(&["assemble", "list", "--file", &file]);
+    out.box_error(&[&file, "permission denied", "not readable by you"]);
+    assert!(!out.stderr.contains("check the path"), "{out}");
+    let missing = env.home.join("missing.ini");
+    env.run(&["assemble", "list", "--file", missing.to_str().unwrap()])
+        .box_error(&["missing.ini", "check the path"]);
 }

@@ -488,6 +488,28 @@ fn bad_exports_are_clear_errors_and_write_nothing() {
 
 #[test]
 #[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn an_unreadable_application_directory_is_not_called_empty() {
+    // /usr/share/applications made root's own in the box (a subordinate id on the host):
+    // the user's box cannot look into it, which is not the same as no applications.
+    let env = debian_box("export_eacces");
+    env.run(&[
+        "run",
+        "dev",
+        "--",
+        "sudo",
+        "chmod",
+        "700",
+        "/usr/share/applications",
+    ])
+    .success();
+    let out = env.run(&["export", "dev", "--app", "xterm"]);
+    out.box_error(&["/usr/share/applications", "permission denied"]);
+    assert!(!out.stderr.contains("no desktop files"), "{out}");
+    assert!(!out.stderr.contains("no application"), "{out}");
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn export_usage_lists_the_forms_and_misplaced_options_are_usage_errors() {
     let parse = |args: &[&str]| {
         box_cli::cli::command()

@@ -9,6 +9,7 @@
 //! - from the host, `box host-exec` says it is for inside a box;
 //! - another user (`boxnosub`) cannot use the box's socket: the filesystem stops them,
 //!   and when the socket is made reachable, the host end itself refuses them, saying why;
+//! - a socket another user put in the box's socket's place gets nothing from the client;
 //! - the host end ends with the box.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -375,4 +376,100 @@ fn only_the_boxs_user_is_served_and_the_host_end_ends_with_the_box() {
     }
     // And comes back with it.
     sh(&env, "hx-peer", "box host-exec true").success();
+}
+
+/// A stranger's socket: `boxnosub` listens at a path of its own, takes one connection
+/// and prints how many bytes and descriptors it received before the other end closed (or
+/// 10 s passed). Returns the process and the socket's path, once it listens.
+fn stranger_socket(env: &TestEnv) -> (std::process::Child, PathBuf) {
+    use std::io::BufRead;
+    let (uid, gid) = User::BoxNoSub.ids();
+    let dir = env.dir.join("stranger");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+    let socket = dir.join("socket");
+    let script = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+s.listen(1)
+print("listening", flush=True)
+s.settimeout(60)
+c, _ = s.accept()
+c.settimeout(10)
+data, fds = 0, 0
+try:
+    while True:
+        msg, anc, _, _ = c.recvmsg(65536, socket.CMSG_SPACE(64))
+        fds += sum(len(d) // 4 for (_, _, d) in anc)
+        if not msg:
+            break
+        data += len(msg)
+except socket.timeout:
+    pass
+print(f"received {data} bytes and {fds} descriptors", flush=True)
+"#;
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&socket)
+        .env_clear()
+        .current_dir("/")
+        .uid(uid)
+        .gid(gid)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "listening\n");
+    (child, socket)
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_socket_put_in_place_of_the_boxs_is_not_used() {
+    let env = TestEnv::new("host-exec-swap", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Debian, "hx-swap");
+    sh(&env, "hx-swap", "box host-exec true").success();
+    // Someone who could write to the runtime directory put their own socket where the
+    // box's was (its file is theirs, and so is its end: the old check of "the socket's end
+    // is its owner's" let it through). The client must send them nothing.
+    let (stranger, theirs) = stranger_socket(&env);
+    std::fs::rename(&theirs, socket_of(&env, "hx-swap")).unwrap();
+    let out = sh(&env, "hx-swap", "SECRET=xyz box host-exec echo hi");
+    let got = stranger.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        "received 0 bytes and 0 descriptors\n",
+        "{out}"
+    );
+    out.box_error(&["box host-exec refused", "served by uid", "box `hx-swap`"])
+        .stderr_has("someone else replaced its socket");
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_runtime_directory_longer_than_a_socket_address_still_gets_a_host_end() {
+    // A Unix socket's address holds at most 107 bytes; this runtime directory alone is
+    // longer, so the socket's path is too (a long XDG_RUNTIME_DIR, a long box name).
+    let mut env = TestEnv::new("host-exec-long", User::BoxTest);
+    let long = env.dir.join(format!("run-{}", "long".repeat(30)));
+    env.mkdir_owned(&long, 0o700);
+    env.set_env("XDG_RUNTIME_DIR", &long);
+    let _boxes = Boxes(&env);
+    let name = "hx-with-a-name-of-some-length";
+    box_from(&env, Fixture::Debian, name);
+    let socket = long.join("box").join(name).join("host-exec/socket");
+    let out = sh(&env, name, "box host-exec echo from-the-host");
+    out.success();
+    assert_eq!(out.stdout, "from-the-host\n", "{out}");
+    assert!(
+        socket.as_os_str().len() > 108 && socket.exists(),
+        "{}",
+        socket.display()
+    );
 }

@@ -31,7 +31,8 @@ use crate::common::screen::render;
 use crate::common::token::{SERVICE, TokenRequest};
 use crate::common::{
     Compression, Entry, Fault, FaultProxy, Fixture, ImageBuilder, ManifestFormat, Outcome,
-    PushedImage, Registry, StoreState, TestEnv, User, hex_of, host_platform, other_platform,
+    Platform, PushedImage, Registry, StoreState, TestEnv, User, hex_of, host_platform,
+    other_platform,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -419,6 +420,36 @@ fn a_platform_missing_from_the_index_is_a_clear_error() {
     );
     // Saying what is available is what makes the error actionable.
     out.stderr_has(&host_platform().to_string());
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_single_platform_image_for_another_platform_is_refused() {
+    let (env, _) = env_with_busybox("pull_platform_single", User::BoxTest);
+    let host = host_platform().to_string();
+    // Another OS: nothing on this machine runs it.
+    let windows = fixtures::platform_image(&Platform::new("windows", "arm64", None)).push(
+        Registry::plain(),
+        "tests/windows-arm64",
+        "latest",
+    );
+    failed_pull(
+        &env,
+        &["pull", &windows.reference],
+        &["tests/windows-arm64", "windows/arm64", &host, "Linux"],
+    );
+    // Another architecture: refused, unless asked for by name (an emulator may run it).
+    let other = other_platform();
+    let foreign =
+        fixtures::platform_image(&other).push(Registry::plain(), "tests/other-arch", "latest");
+    failed_pull(
+        &env,
+        &["pull", &foreign.reference],
+        &[&other.to_string(), &host, "--platform"],
+    );
+    let out = env.run(&["pull", &foreign.reference, "--platform", &other.to_string()]);
+    out.success();
+    assert_eq!(images(&env).len(), 2, "{out}");
 }
 
 #[test]
@@ -906,6 +937,79 @@ fn credentials_from_containers_auth_json_are_used() {
     check_busybox_layer(&env, &image);
 }
 
+/// An address of this machine that is not loopback (for box, another machine), if it has
+/// one: the source address of a route out (connecting a UDP socket sends nothing).
+pub(crate) fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn credentials_do_not_follow_a_redirect_to_another_port() {
+    // The authenticated registry sends blobs to a "CDN" on another port of the same
+    // host (the open registry with the same blobs, behind a proxy that records what it
+    // gets). curl treats another port as another origin since CVE-2022-27776: so does box.
+    let registry = Registry::authed();
+    let image = Fixture::Busybox.push(registry).image;
+    Fixture::Busybox.push(Registry::plain());
+    let cdn = FaultProxy::start(&Registry::plain().host);
+    let front = FaultProxy::start(&registry.host);
+    front.inject(Fault::redirect("/blobs/sha256:", &format!("http://{}", cdn.host)).method("GET"));
+    let env = TestEnv::new("pull_redirect_credentials", User::BoxTest);
+    env.write_user_file(
+        &env.home.join(".docker/config.json"),
+        auth_json(&front.host, AUTH_USER, AUTH_PASSWORD),
+        0o600,
+    );
+    pull(&env, &front.reference(&image.repo, &image.tag));
+    check_busybox_layer(&env, &image);
+    assert!(
+        cdn.blob_gets(&image.layers[0].0) >= 1,
+        "the blob did not come from the CDN:\n{}",
+        cdn.log()
+    );
+    assert!(
+        cdn.seen().iter().all(|s| !s.authorization),
+        "credentials reached another port:\n{}",
+        cdn.log()
+    );
+    assert!(
+        front.seen().iter().any(|s| s.authorization),
+        "the registry itself got none:\n{}",
+        front.log()
+    );
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_redirect_to_plain_http_on_another_machine_is_refused() {
+    // Plain HTTP only to this machine: a registry on loopback that sends its blobs to
+    // plain HTTP elsewhere (here another address of this machine, when it has one) is
+    // not followed there.
+    let image = Fixture::Multilayer.push(Registry::plain()).image;
+    let cdn = FaultProxy::start_on("0.0.0.0", &Registry::plain().host);
+    let elsewhere = match non_loopback_address() {
+        Some(ip) => format!("http://{}", std::net::SocketAddr::new(ip, cdn.port())),
+        None => "http://box-test.invalid".to_owned(),
+    };
+    let front = FaultProxy::start(&Registry::plain().host);
+    front.inject(Fault::redirect("/blobs/sha256:", &elsewhere).method("GET"));
+    let (env, _) = env_with_busybox("pull_redirect_plain", User::BoxTest);
+    failed_pull(
+        &env,
+        &["pull", &front.reference(&image.repo, &image.tag)],
+        &["redirected to plain HTTP", &elsewhere, "another machine"],
+    );
+    assert!(
+        cdn.seen().is_empty(),
+        "the blob was fetched over plain HTTP:\n{}",
+        cdn.log()
+    );
+}
+
 // Bearer tokens: the scheme of Docker Hub, ghcr and quay. The registry checks every token
 // itself (signature, issuer, audience, expiry, granted scope).
 
@@ -1328,6 +1432,41 @@ fn an_absolute_path_is_refused() {
         ],
         "/etc/passwd",
     );
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_layer_nested_deeper_than_the_limit_is_refused_and_leaves_nothing() {
+    // 1000 directories (within the limit: deeper than anything real), then an entry
+    // 1500 deep. The refusal comes when the first 1000 are made: they are removed with the
+    // descriptors a desktop session allows (1024), and nothing is left for later commands
+    // to trip over.
+    let (mut env, _) = env_with_busybox("deep_layer", User::BoxTest);
+    env.limit_descriptors(1024);
+    let within = format!("{}f", "d/".repeat(1000));
+    let deeper = format!("{}f", "d/".repeat(1500));
+    let image = push_with_layer(
+        "deep-layer",
+        Layer::new(
+            &[
+                Entry::file(&within, "deep\n"),
+                Entry::file(&deeper, "deeper\n"),
+            ],
+            Compression::Gzip,
+        ),
+    );
+    let out = failed_pull(
+        &env,
+        &["pull", &image.reference],
+        &["1500 directories above it", "at most 1024 levels"],
+    );
+    names_layer(&out, &image.layers[1]);
+    let out = env.run(&["images"]);
+    out.success();
+    assert_eq!(out.stderr, "", "{out}");
+    env.run(&["rmi", "--all"]).success();
+    assert!(env.layer_dirs().is_empty(), "{:?}", env.layer_dirs());
+    assert_eq!(sorted(&env.store().join("tmp")), Vec::<String>::new());
 }
 
 #[test]

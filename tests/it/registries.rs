@@ -310,3 +310,32 @@ fn an_insecure_registry_that_speaks_no_tls_is_reached_over_plain_http() {
         [(pushed.reference.clone(), pushed.digest.clone())]
     );
 }
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn an_invalid_reference_is_the_references_fault_not_the_aliases() {
+    // An alias for `debian`, as the system's shortnames.conf has: a reference the user
+    // mistyped is theirs to fix, not the file's.
+    let (env, path) = env_with_conf(
+        "regconf_bad_reference",
+        "[aliases]\n\"debian\" = \"docker.io/library/debian\"\n",
+    );
+    for (typed, why) in [
+        ("debian:foo bar", "white space"),
+        ("debian@sha256:abc", "sha256"),
+    ] {
+        let out = env.run(&["pull", typed]);
+        out.box_error(&[&format!("invalid image reference `{typed}`"), why]);
+        assert!(!out.stderr.contains(&path), "{out}");
+        assert!(!out.stderr.contains("alias"), "{out}");
+    }
+    // A URL: what is wrong is the scheme typed, whichever it is.
+    for scheme in ["http", "https"] {
+        let typed = format!("{scheme}://docker.io/library/debian");
+        let out = env.run(&["pull", &typed]);
+        out.box_error(&[&format!("drop the `{scheme}://`")]);
+        if scheme == "http" {
+            assert!(!out.stderr.contains("https://"), "{out}");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! `box rm` asks before removing on a terminal (unless `--yes`), removes without a
 //! question when there is none (scripts), and the menu entry's Remove action never
-//! deletes a box without a question.
+//! deletes a box without a question; trees of any depth are removed (boxes and layers)
+//! with the descriptors a desktop session allows.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,7 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::boxes::{Boxes, ok, run_on_terminal};
-use crate::common::{Fixture, Registry, TestEnv, User};
+use crate::common::oci::Layer;
+use crate::common::{Compression, Entry, Fixture, Registry, TestEnv, User};
 
 fn names(env: &TestEnv) -> Vec<String> {
     match ok(env, &["list", "--json"]).json() {
@@ -216,4 +218,46 @@ fn rm_shows_how_far_it_got_on_a_terminal_and_nothing_in_a_pipe() {
         "progress drawn into a pipe:\n{out}"
     );
     assert!(names(&env).is_empty());
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn trees_of_any_depth_are_removed_with_few_descriptors() {
+    let mut env = TestEnv::new("rm-deep", User::BoxTest);
+    env.limit_descriptors(1024);
+    let _boxes = Boxes(&env);
+    // A layer as deep as box unpacks them: 1023 directories and a file.
+    let image = crate::pull::push_with_layer(
+        "rm-deep",
+        Layer::new(
+            &[Entry::file(&format!("{}f", "d/".repeat(1023)), "deep\n")],
+            Compression::Gzip,
+        ),
+    );
+    ok(&env, &["pull", &image.reference]);
+    ok(
+        &env,
+        &["create", "--no-entry", "--image", &image.reference, "deep"],
+    );
+    // In the box, root (a subordinate id on the host) makes a tree 3000 deep: three chains
+    // of 1000, each moved to the end of the next (a path is at most 4096 bytes).
+    let chain = "d/".repeat(1000);
+    let script = format!(
+        "cd /var && mkdir -p t1/{chain} t2/{chain} t3/{chain} && mv t1 t2/{chain} && \
+         mv t2 t3/{chain} && echo made"
+    );
+    ok(
+        &env,
+        &["run", "--user", "root", "deep", "--", "sh", "-c", &script],
+    )
+    .stdout_has("made");
+    let out = ok(&env, &["rm", "--force", "deep"]);
+    assert!(!out.stderr.contains("warning"), "{out}");
+    assert!(!env.store().join("containers/deep").exists());
+    assert!(names(&env).is_empty());
+    let out = ok(&env, &["rmi", "--all"]);
+    assert!(!out.stderr.contains("warning"), "{out}");
+    assert!(env.layer_dirs().is_empty(), "{:?}", env.layer_dirs());
+    let tmp = std::fs::read_dir(env.store().join("tmp")).unwrap().count();
+    assert_eq!(tmp, 0, "debris left in tmp/");
 }

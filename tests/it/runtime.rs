@@ -483,6 +483,45 @@ fn a_name_clash_is_one_clear_error_even_for_concurrent_creates() {
 
 #[test]
 #[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn an_unreachable_volume_source_is_not_called_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let env = TestEnv::new("rt-volume-eacces", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = Fixture::Busybox.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &reference]);
+    // A directory inside root's private one: it exists, but not for the user.
+    let locked = env.dir.join("locked");
+    std::fs::create_dir_all(locked.join("data")).unwrap();
+    mode(&locked, 0o700);
+    let source = locked.join("data").display().to_string();
+    let volume = format!("{source}:/data");
+    let create = [
+        "create",
+        "--no-entry",
+        "--image",
+        &reference,
+        "--volume",
+        &volume,
+        "v",
+    ];
+    let out = env.run(&create);
+    out.box_error(&[&source, "permission denied"]);
+    assert!(!out.stderr.contains("does not exist"), "{out}");
+    // Reachable at create, no longer when the box starts: the same.
+    mode(&locked, 0o755);
+    ok(&env, &create);
+    mode(&locked, 0o700);
+    let out = env.run(&["run", "v", "--", "true"]);
+    out.box_error(&[&source, "permission denied", "/data"]);
+    assert!(!out.stderr.contains("does not exist"), "{out}");
+    mode(&locked, 0o755);
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
 fn a_missing_volume_source_is_refused_at_create() {
     let env = TestEnv::new("rt-volume", User::BoxTest);
     let _boxes = Boxes(&env);
@@ -887,6 +926,76 @@ fn root_gets_a_working_box_too() {
     assert!(list(&env).is_empty());
 }
 
+/// The busybox image with `extra` more layers on top, layer N adding `/layers/N` and
+/// replacing `/layers/top`, pushed as `repo`.
+fn many_layers(repo: &str, extra: usize) -> String {
+    use crate::common::{Compression, Entry};
+    let mut image = crate::common::fixtures::busybox();
+    for n in 1..=extra {
+        image = image.entries(
+            &[
+                Entry::dir("layers"),
+                Entry::file(&format!("layers/{n}"), format!("{n}\n")),
+                Entry::file("layers/top", format!("{n}\n")),
+            ],
+            Compression::Gzip,
+        );
+    }
+    image.push(Registry::plain(), repo, "latest").reference
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn an_image_of_hundreds_of_layers_runs_on_overlayfs() {
+    // 200 layers: their lower directories named in full overflow the one page of mount
+    // options (about 62 fit).
+    let env = TestEnv::new("rt-many-layers", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = many_layers("tests/many-layers", 199);
+    ok(&env, &["pull", &reference]);
+    ok(
+        &env,
+        &["create", "--no-entry", "--image", &reference, "many"],
+    );
+    let out = sh(
+        &env,
+        "many",
+        "ls /layers | wc -l; cat /layers/top /layers/1",
+    );
+    out.success();
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["200", "199", "1"],
+        "{out}"
+    );
+    assert!(!out.stderr.contains("copy"), "{out}");
+    assert_eq!(list(&env)[0]["storage"], "overlay");
+    // And again, once stopped (the second start finds what the first one made).
+    ok(&env, &["stop", "many"]);
+    sh(&env, "many", "cat /layers/top")
+        .success()
+        .stdout_has("199");
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn an_image_of_more_layers_than_overlayfs_stacks_is_a_copy_and_box_says_why() {
+    let env = TestEnv::new("rt-too-many-layers", User::BoxTest);
+    let _boxes = Boxes(&env);
+    let reference = many_layers("tests/too-many-layers", 500);
+    ok(&env, &["pull", &reference]);
+    ok(
+        &env,
+        &["create", "--no-entry", "--image", &reference, "heap"],
+    );
+    let out = sh(&env, "heap", "cat /layers/top /layers/1");
+    out.success()
+        .stderr_has("501 layers")
+        .stderr_has("overlayfs stacks at most 500");
+    assert_eq!(out.stdout, "500\n1\n", "{out}");
+    assert_eq!(list(&env)[0]["storage"], "copy");
+}
+
 // ---------------------------------------------------------------------------------------
 // Sessions, stray descriptors and stray processes
 // ---------------------------------------------------------------------------------------
@@ -989,6 +1098,84 @@ fn every_session_shares_one_holder_and_stop_wins_races() {
     let _ = env.wait(&["run"], stubborn);
     ok(&env, &["stop", "bb"]);
     assert_eq!(holders_mounting(&env, "bb"), 0);
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_runtime_directory_others_can_write_is_not_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let env = TestEnv::new("rt-untrusted", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Busybox, "bb");
+    let runtime = env.runtime_dir.display().to_string();
+
+    // A runtime directory anyone may write to (cron, WSL and container set-ups): another
+    // user could put a state or a socket of their own where box looks for the box's.
+    // box refuses it, and makes nothing in it.
+    mode(&env.runtime_dir, 0o1777);
+    env.run(&["run", "bb", "--", "true"]).box_error(&[
+        "not a private directory",
+        &runtime,
+        "writable by",
+        "XDG_RUNTIME_DIR",
+    ]);
+    assert!(!env.runtime_dir.join("box").exists());
+    mode(&env.runtime_dir, 0o770);
+    env.run(&["run", "bb", "--", "true"]).box_error(&[
+        "not a private directory",
+        "writable by its group",
+        "chmod go-w",
+    ]);
+    mode(&env.runtime_dir, 0o700);
+
+    // box's directory in it, made by someone else first.
+    let (nosub, _) = User::BoxNoSub.ids();
+    let planted = env.runtime_dir.join("box");
+    std::fs::create_dir(&planted).unwrap();
+    std::os::unix::fs::chown(&planted, Some(nosub), Some(nosub)).unwrap();
+    env.run(&["run", "bb", "--", "true"])
+        .box_error(&["not a private directory", &format!("owned by uid {nosub}")]);
+    std::fs::remove_dir(&planted).unwrap();
+
+    // A directory above it that others may change (not sticky): they could rename the
+    // runtime directory and put their own in its place.
+    mode(&env.dir, 0o777);
+    let out = env.run(&["run", "bb", "--", "true"]);
+    mode(&env.dir, 0o755);
+    out.box_error(&[
+        &format!("{} (owner uid 0, mode 777)", env.dir.display()),
+        "can be changed by its group and others",
+    ]);
+
+    // All private: the box runs. Its own directory made writable by others afterwards is
+    // not trusted either: a state someone put there, naming a process of theirs (here
+    // this test's, on the host), is not joined; the box's record in the store is.
+    ok(&env, &["run", "bb", "--", "true"]);
+    let own = env.runtime_dir.join("box/bb");
+    let state_path = own.join("state.json");
+    let mut state: Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start_time: u64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    state["pid"] = std::process::id().into();
+    state["start_time"] = start_time.into();
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    mode(&own, 0o777);
+    ok(&env, &["run", "bb", "--", "cat", "/etc/os-release"]).stdout_has("box test busybox");
+    assert_eq!(status_of(&env, "bb"), "running");
+    ok(&env, &["stop", "bb"]);
+    mode(&own, 0o700);
+    ok(&env, &["run", "bb", "--", "true"]);
 }
 
 #[test]

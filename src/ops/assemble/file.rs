@@ -11,6 +11,15 @@
 //! whitespace, hooks stay one command per line. `include=NAME` copies the keys of section
 //! NAME (recursively, a cycle is an error) before the section's own.
 //!
+//! Each section is resolved once, after the sections it includes (depth first, with a
+//! stack of its own rather than recursion), and a section that includes another takes
+//! that one's finished definition: the work is linear in the manifest and its boxes,
+//! where expanding every include again for every box that reached it was cubic in a
+//! chain of includes (a 222 KB manifest took minutes) and overflowed the stack in a long
+//! one. What the includes add up to is bounded ([`MAX_VALUE_BYTES`]): a manifest that
+//! includes a section twice, in a section included twice, and so on, doubles its lists
+//! at every step.
+//!
 //! Invariants: a manifest either parses whole or is an error naming the file, the line,
 //! the key and the box; nothing is ever silently ignored: an unknown key, a key outside a
 //! section, a duplicate section, a bad boolean, an unterminated quote, an include of a
@@ -132,15 +141,22 @@ impl Definition {
 /// Parse manifest `text`, read from `file` (a path or URL, for messages).
 pub fn parse(text: &str, file: &str) -> Result<Vec<Definition>> {
     let sections = read_sections(text, file)?;
-    let mut definitions = Vec::new();
-    for (name, (origin, _)) in &sections {
-        let entries = expand(name, &sections, &mut Vec::new(), file)?;
-        definitions.push(definition(name, origin.clone(), &entries)?);
+    let mut done: Resolved<'_> = BTreeMap::new();
+    for name in sections.keys() {
+        resolve(name, &sections, &mut done, file)?;
     }
+    let mut definitions: Vec<Definition> = done.into_values().map(|(def, _)| def).collect();
     // In the order of the file, as distrobox creates them (a clone's source first).
     definitions.sort_by_key(|d| d.origin.as_ref().map_or(0, |o| o.line));
     Ok(definitions)
 }
+
+/// The most bytes the list values of one box may add up to through its includes (16
+/// MiB): far more than any real manifest, far less than a doubling one reaches.
+pub const MAX_VALUE_BYTES: usize = 16 << 20;
+
+/// The sections resolved so far: their definitions, and the bytes of their list values.
+type Resolved<'s> = BTreeMap<&'s str, (Definition, usize)>;
 
 type Sections = BTreeMap<String, (Origin, Vec<Entry>)>;
 
@@ -271,123 +287,221 @@ fn read_value(text: &str, origin: &Origin, key: &str, section: &str) -> Result<S
     Ok(text.to_owned())
 }
 
-/// The entries of section `name`, with those of the sections it includes first.
-fn expand(
-    name: &str,
-    sections: &Sections,
-    path: &mut Vec<String>,
+/// Resolve section `root` and the sections it includes, each once, into `done`: depth
+/// first along the includes, with the path as an explicit stack (a chain of includes may
+/// be as long as the manifest).
+fn resolve<'s>(
+    root: &'s str,
+    sections: &'s Sections,
+    done: &mut Resolved<'s>,
     file: &str,
-) -> Result<Vec<Entry>> {
-    if path.iter().any(|n| n == name) {
-        path.push(name.to_owned());
-        return Err(failure(
-            format!("{file}: include cycle: [{}]", path.join("] includes ["),),
-            "remove one of the includes so that no box includes itself",
-        ));
-    }
-    let (_, own) = &sections[name];
-    path.push(name.to_owned());
-    let mut entries = Vec::new();
-    for entry in own {
-        if entry.key != "include" {
+) -> Result<()> {
+    // The include path from `root`: each section with the index of its next entry to
+    // look at, and the same names as a set for the cycle check.
+    let mut path: Vec<(&'s str, usize)> = vec![(root, 0)];
+    let mut on_path: std::collections::HashSet<&'s str> = [root].into();
+    while let Some(&(name, next)) = path.last() {
+        if done.contains_key(name) {
+            on_path.remove(name);
+            path.pop();
             continue;
         }
-        if !sections.contains_key(&entry.value) {
-            return Err(error_at(
-                &entry.origin,
-                format!(
-                    "box [{name}] includes [{}], which the manifest does not have",
-                    entry.value
-                ),
-                "include=NAME copies the keys of section [NAME] of the same file",
-            ));
+        let (origin, own) = &sections[name];
+        if let Some(offset) = own[next..].iter().position(|e| e.key == "include") {
+            let entry = &own[next + offset];
+            path.last_mut().expect("the path is not empty").1 = next + offset + 1;
+            let Some((included, _)) = sections.get_key_value(entry.value.as_str()) else {
+                return Err(error_at(
+                    &entry.origin,
+                    format!(
+                        "box [{name}] includes [{}], which the manifest does not have",
+                        entry.value
+                    ),
+                    "include=NAME copies the keys of section [NAME] of the same file",
+                ));
+            };
+            let included = included.as_str();
+            if done.contains_key(included) {
+                continue;
+            }
+            if on_path.contains(included) {
+                let mut names: Vec<&str> = path.iter().map(|(n, _)| *n).collect();
+                let start = names.iter().position(|n| *n == included).unwrap_or(0);
+                names.drain(..start);
+                names.push(included);
+                return Err(failure(
+                    format!("{file}: include cycle: [{}]", names.join("] includes [")),
+                    "remove one of the includes so that no box includes itself",
+                ));
+            }
+            on_path.insert(included);
+            path.push((included, 0));
+            continue;
         }
-        entries.extend(expand(&entry.value, sections, path, file)?);
+        // Every section it includes is resolved: its keys first, then the section's own.
+        let mut def = Definition {
+            name: name.to_owned(),
+            origin: Some(origin.clone()),
+            ..Definition::default()
+        };
+        let mut bytes = 0;
+        for entry in own.iter().filter(|e| e.key == "include") {
+            let (included, included_bytes) = &done[entry.value.as_str()];
+            bytes += included_bytes;
+            if bytes > MAX_VALUE_BYTES {
+                return Err(too_much(name, &entry.origin));
+            }
+            merge(&mut def, included);
+        }
+        for entry in own.iter().filter(|e| e.key != "include") {
+            bytes += apply(&mut def, name, entry)?;
+        }
+        if bytes > MAX_VALUE_BYTES {
+            return Err(too_much(name, origin));
+        }
+        done.insert(name, (def, bytes));
+        on_path.remove(name);
+        path.pop();
     }
-    path.pop();
-    entries.extend(own.iter().filter(|e| e.key != "include").cloned());
-    Ok(entries)
+    Ok(())
 }
 
-/// The typed definition of box `name` from its (expanded) entries.
-fn definition(name: &str, origin: Origin, entries: &[Entry]) -> Result<Definition> {
-    let mut def = Definition {
-        name: name.to_owned(),
-        origin: Some(origin),
-        ..Definition::default()
-    };
-    for entry in entries {
-        let kind = KEYS
-            .iter()
-            .find(|(k, _)| *k == entry.key)
-            .map(|(_, kind)| *kind)
-            .expect("keys were checked while reading");
-        def.lines.insert(entry.key.clone(), entry.origin.clone());
-        let value = entry.value.clone();
-        match kind {
-            Kind::Include => {}
-            Kind::Text => {
-                let slot = match entry.key.as_str() {
-                    "image" => &mut def.image,
-                    "clone" => &mut def.clone,
-                    "home" => &mut def.home,
-                    "hostname" => &mut def.hostname,
-                    _ => &mut def.exported_bins_path,
-                };
-                *slot = Some(value);
+/// The error of a box whose includes add up to more than [`MAX_VALUE_BYTES`].
+fn too_much(name: &str, origin: &Origin) -> anyhow::Error {
+    error_at(
+        origin,
+        format!(
+            "box [{name}] adds up to more than {} MiB of values through its includes",
+            MAX_VALUE_BYTES >> 20
+        ),
+        "the manifest includes the same sections over and over; include each one once",
+    )
+}
+
+/// Apply the finished definition `included` to `def`, as its entries one by one would:
+/// the keys it sets replace `def`'s (text and booleans), its lists add up.
+fn merge(def: &mut Definition, included: &Definition) {
+    for (mine, theirs) in [
+        (&mut def.image, &included.image),
+        (&mut def.clone, &included.clone),
+        (&mut def.home, &included.home),
+        (&mut def.hostname, &included.hostname),
+        (&mut def.exported_bins_path, &included.exported_bins_path),
+    ] {
+        if theirs.is_some() {
+            mine.clone_from(theirs);
+        }
+    }
+    for (mine, theirs) in [
+        (&mut def.additional_packages, &included.additional_packages),
+        (&mut def.additional_flags, &included.additional_flags),
+        (&mut def.exported_apps, &included.exported_apps),
+        (&mut def.exported_bins, &included.exported_bins),
+        (&mut def.volumes, &included.volumes),
+        (&mut def.init_hooks, &included.init_hooks),
+        (&mut def.pre_init_hooks, &included.pre_init_hooks),
+    ] {
+        mine.extend(theirs.iter().cloned());
+    }
+    for (key, mine, theirs) in [
+        ("entry", &mut def.entry, included.entry),
+        ("start_now", &mut def.start_now, included.start_now),
+        ("pull", &mut def.pull, included.pull),
+        ("replace", &mut def.replace, included.replace),
+        ("nvidia", &mut def.nvidia, included.nvidia),
+    ] {
+        if included.lines.contains_key(key) {
+            *mine = theirs;
+        }
+    }
+    // Every boolean it sets ends as it says: on (in its `enabled`) or off.
+    for key in included.lines.keys() {
+        def.enabled.remove(key);
+    }
+    def.enabled
+        .extend(included.enabled.iter().map(|(k, o)| (k.clone(), o.clone())));
+    def.lines
+        .extend(included.lines.iter().map(|(k, o)| (k.clone(), o.clone())));
+}
+
+/// Apply one `key=value` line of box `name` to `def`; returns the bytes it added to a
+/// list.
+fn apply(def: &mut Definition, name: &str, entry: &Entry) -> Result<usize> {
+    let kind = KEYS
+        .iter()
+        .find(|(k, _)| *k == entry.key)
+        .map(|(_, kind)| *kind)
+        .expect("keys were checked while reading");
+    def.lines.insert(entry.key.clone(), entry.origin.clone());
+    let value = entry.value.clone();
+    let mut added = 0;
+    match kind {
+        Kind::Include => {}
+        Kind::Text => {
+            let slot = match entry.key.as_str() {
+                "image" => &mut def.image,
+                "clone" => &mut def.clone,
+                "home" => &mut def.home,
+                "hostname" => &mut def.hostname,
+                _ => &mut def.exported_bins_path,
+            };
+            *slot = Some(value);
+        }
+        Kind::Words => {
+            let list = match entry.key.as_str() {
+                "additional_packages" => &mut def.additional_packages,
+                "additional_flags" => &mut def.additional_flags,
+                "exported_apps" => &mut def.exported_apps,
+                "exported_bins" => &mut def.exported_bins,
+                _ => &mut def.volumes,
+            };
+            for word in value.split_whitespace() {
+                added += word.len() + 1;
+                list.push(word.to_owned());
             }
-            Kind::Words => {
-                let list = match entry.key.as_str() {
-                    "additional_packages" => &mut def.additional_packages,
-                    "additional_flags" => &mut def.additional_flags,
-                    "exported_apps" => &mut def.exported_apps,
-                    "exported_bins" => &mut def.exported_bins,
-                    _ => &mut def.volumes,
-                };
-                list.extend(value.split_whitespace().map(str::to_owned));
+        }
+        Kind::Lines => {
+            let list = match entry.key.as_str() {
+                "init_hooks" => &mut def.init_hooks,
+                _ => &mut def.pre_init_hooks,
+            };
+            if !value.is_empty() {
+                added += value.len() + 1;
+                list.push(value);
             }
-            Kind::Lines => {
-                let list = match entry.key.as_str() {
-                    "init_hooks" => &mut def.init_hooks,
-                    _ => &mut def.pre_init_hooks,
-                };
-                if !value.is_empty() {
-                    list.push(value);
+        }
+        Kind::Bool => {
+            let on = match value.as_str() {
+                "true" | "1" => true,
+                "false" | "0" | "" => false,
+                other => {
+                    return Err(error_at(
+                        &entry.origin,
+                        format!(
+                            "`{}` in box [{name}] is `{other}`, not true or false",
+                            entry.key
+                        ),
+                        "write true or false",
+                    ));
                 }
-            }
-            Kind::Bool => {
-                let on = match value.as_str() {
-                    "true" | "1" => true,
-                    "false" | "0" | "" => false,
-                    other => {
-                        return Err(error_at(
-                            &entry.origin,
-                            format!(
-                                "`{}` in box [{name}] is `{other}`, not true or false",
-                                entry.key
-                            ),
-                            "write true or false",
-                        ));
-                    }
-                };
-                match entry.key.as_str() {
-                    "entry" => def.entry = on,
-                    "start_now" => def.start_now = on,
-                    "pull" => def.pull = on,
-                    "replace" => def.replace = on,
-                    "nvidia" => def.nvidia = on,
-                    other => {
-                        if on {
-                            def.enabled.insert(other.to_owned(), entry.origin.clone());
-                        } else {
-                            def.enabled.remove(other);
-                        }
+            };
+            match entry.key.as_str() {
+                "entry" => def.entry = on,
+                "start_now" => def.start_now = on,
+                "pull" => def.pull = on,
+                "replace" => def.replace = on,
+                "nvidia" => def.nvidia = on,
+                other => {
+                    if on {
+                        def.enabled.insert(other.to_owned(), entry.origin.clone());
+                    } else {
+                        def.enabled.remove(other);
                     }
                 }
             }
         }
     }
-    Ok(def)
+    Ok(added)
 }
 
 #[cfg(test)]
@@ -483,6 +597,74 @@ exported_bins_path="~/.local/bin"
         );
         let err = parse_err("[a]\ninclude=nope\n");
         assert!(err.contains("m.ini:2: box [a] includes [nope]"), "{err}");
+    }
+
+    #[test]
+    fn included_definitions_apply_as_their_lines_would() {
+        // [c] includes [b] (which includes [a]) and [a] again: a's lines, b's, a's, c's.
+        let text = "\
+[a]
+image=a:1
+additional_packages=git
+init=true
+nvidia=true
+init_hooks=echo a
+[b]
+include=a
+image=b:1
+additional_packages=vim
+init=false
+root=true
+nvidia=false
+[c]
+include=b
+include=a
+hostname=c
+additional_packages=make
+";
+        let defs = parse_ok(text);
+        let c = &defs[2];
+        assert_eq!(c.image.as_deref(), Some("a:1"), "the last include wins");
+        assert_eq!(c.hostname.as_deref(), Some("c"));
+        assert_eq!(c.additional_packages, ["git", "vim", "git", "make"]);
+        assert_eq!(c.init_hooks, ["echo a", "echo a"]);
+        assert!(c.nvidia, "a's nvidia=true came last");
+        let enabled: Vec<&str> = c.enabled.keys().map(String::as_str).collect();
+        assert_eq!(
+            enabled,
+            ["init", "root"],
+            "a's init=true came after b's init=false"
+        );
+        assert_eq!(c.origin_of("image"), "m.ini:2");
+        assert_eq!(c.origin_of("root"), "m.ini:12");
+        let b = &defs[1];
+        assert_eq!(b.image.as_deref(), Some("b:1"));
+        assert!(!b.nvidia);
+        assert_eq!(b.enabled.keys().collect::<Vec<_>>(), ["root"]);
+    }
+
+    #[test]
+    fn long_chains_read_at_once_and_doubling_includes_are_refused() {
+        let mut text = String::from("[b0]\nimage=x\n");
+        for n in 1..20_000 {
+            text.push_str(&format!("[b{n}]\ninclude=b{}\nhostname=h{n}\n", n - 1));
+        }
+        let defs = parse_ok(&text);
+        assert_eq!(defs.len(), 20_000);
+        assert_eq!(defs[19_999].image.as_deref(), Some("x"));
+        assert_eq!(defs[19_999].hostname.as_deref(), Some("h19999"));
+
+        // Each section includes the one before twice: 2^40 copies of one hook.
+        let mut text = format!("[d0]\nimage=x\ninit_hooks=echo {}\n", "x".repeat(1000));
+        for n in 1..40 {
+            let before = n - 1;
+            text.push_str(&format!("[d{n}]\ninclude=d{before}\ninclude=d{before}\n"));
+        }
+        let err = parse_err(&text);
+        assert!(
+            err.contains("adds up to more than 16 MiB of values through its includes"),
+            "{err}"
+        );
     }
 
     #[test]

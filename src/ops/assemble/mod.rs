@@ -3,10 +3,12 @@
 //! equivalent commands give the same boxes; and a lockfile, which distrobox does not have.
 //!
 //! Invariants:
-//! - the whole manifest is read and checked before anything is done: a manifest that
-//!   does not parse, or names a feature box does not support with a true value
-//!   (`root=true`, `init=true`, ...), changes nothing and the error names the file, line,
-//!   key and box (false values of such features are accepted, as they ask for nothing);
+//! - the whole manifest is read and checked before anything is done (a dry run too): a
+//!   manifest that does not parse, names a feature box does not support with a true value
+//!   (`root=true`, `init=true`, ...), or gives a box what `box create` would refuse (a
+//!   bad hostname, a missing volume source) changes nothing and the error names the file,
+//!   line, key or box (false values of such features are accepted, as they ask for
+//!   nothing);
 //! - a box is replaced (`replace=true` or `--replace`) only once its new image is in the
 //!   store: a failed pull keeps the old box;
 //! - the lockfile (`FILE.lock`, TOML) records each box's image reference and the manifest
@@ -73,22 +75,29 @@ pub struct Locked {
 pub fn load(options: &AssembleOptions) -> Result<AssembleFile> {
     let source = match &options.file {
         Some(file) => file.clone(),
-        None if Path::new("box.ini").exists() => "box.ini".to_owned(),
+        // One that cannot be looked up is taken too: its error says why.
+        None if Path::new("box.ini").try_exists().unwrap_or(true) => "box.ini".to_owned(),
         None => "distrobox.ini".to_owned(),
     };
     let text = if source.starts_with("https://") || source.starts_with("http://") {
         download(&source)?
     } else {
-        std::fs::read_to_string(&source)
-            .with_context(|| format!("reading the manifest {source}"))
-            .with_hint(|| {
-                if options.file.is_none() {
-                    "box assemble reads ./distrobox.ini (or ./box.ini); name another with --file"
-                        .to_owned()
-                } else {
-                    "check the path given to --file".to_owned()
+        std::fs::read_to_string(&source).map_err(|err| {
+            // Not readable is not missing: the hint follows the error.
+            let hint = match err.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    "the file (or a directory on its way) is not readable by you: check its \
+                     permissions"
                 }
-            })?
+                _ if options.file.is_none() => {
+                    "box assemble reads ./distrobox.ini (or ./box.ini); name another with --file"
+                }
+                _ => "check the path given to --file",
+            };
+            anyhow::Error::from(err)
+                .context(format!("reading the manifest {source}"))
+                .context(crate::error::Hint(hint.to_owned()))
+        })?
     };
     let mut definitions = crate::ops::assemble::file::parse(&text, &source)?;
     if let Some(name) = &options.name {
@@ -106,10 +115,19 @@ pub fn load(options: &AssembleOptions) -> Result<AssembleFile> {
     })
 }
 
-/// The manifest at `url`: https, or plain http from this machine (as for registries).
+/// The manifest at `url`: https, or plain http from this machine (as for registries),
+/// at the address given and at every address it redirects to (see
+/// [`crate::registry::redirect`]).
 fn download(url: &str) -> Result<String> {
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or("");
+    use crate::registry::redirect;
+    let first: ureq::http::Uri = url.parse().map_err(|_| {
+        failure(
+            format!("`{url}` is not a valid address"),
+            "give an https:// address, or a file",
+        )
+    })?;
+    if first.scheme_str() == Some("http") {
+        let host = first.host().unwrap_or("");
         if !crate::registry::reference::is_loopback_host(host) {
             bail!(failure(
                 format!("the manifest {url} is not served over https"),
@@ -124,19 +142,45 @@ fn download(url: &str) -> Result<String> {
         .tls_config(tls)
         .proxy(ureq::Proxy::try_from_env())
         .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .max_redirects(0)
         .build()
         .into();
-    let mut response = agent
-        .get(url)
-        .call()
-        .with_context(|| format!("downloading the manifest {url}"))
-        .hint("check the address and your network")?;
-    response
-        .body_mut()
-        .with_config()
-        .limit(1 << 20)
-        .read_to_string()
-        .with_context(|| format!("reading the manifest {url}"))
+    let mut current = first;
+    for _ in 0..=redirect::MAX_HOPS {
+        let mut response = agent
+            .get(current.clone())
+            .call()
+            .with_context(|| format!("downloading the manifest {current}"))
+            .hint("check the address and your network")?;
+        if !redirect::is_redirect(response.status().as_u16()) {
+            return response
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_string()
+                .with_context(|| format!("reading the manifest {current}"));
+        }
+        let next = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|location| redirect::resolve(&current, location))
+            .with_context(|| {
+                format!(
+                    "{current} answered {} without a valid Location to go to",
+                    response.status()
+                )
+            })?;
+        redirect::check_transport(&next, Some(&current), |_| false)?;
+        current = next;
+    }
+    bail!(failure(
+        format!(
+            "the manifest {url} redirected more than {} times",
+            redirect::MAX_HOPS
+        ),
+        "the server is misconfigured (a redirect loop); download the manifest and pass the file",
+    ))
 }
 
 /// Where the lockfile of `source` lives: beside the file, or in the current directory
@@ -279,6 +323,22 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
     let manifest = load(options)?;
     for def in &manifest.definitions {
         check_supported(def)?;
+        // What `box create` would refuse, refused before the first box is made (and by
+        // a dry run). A clone takes its source's settings, as `box create --clone` does.
+        let mut create = create_options(ctx, def, String::new(), false);
+        if def.clone.is_some() {
+            create.hostname = None;
+            create.volumes.clear();
+        }
+        crate::ops::create::check_options(&create).with_context(|| {
+            format!(
+                "{}: box [{}]",
+                def.origin
+                    .as_ref()
+                    .map_or_else(String::new, |o| o.to_string()),
+                def.name
+            )
+        })?;
     }
     let lock_path = lockfile_path(&manifest.source);
     let old_lock = read_lockfile(&lock_path)?;

@@ -143,55 +143,25 @@ fn mount_root<S: MountSys>(
     notice: &mut dyn FnMut(String),
 ) -> Result<StorageKind> {
     if let Storage::Overlay {
-        layers_dir,
+        lowers_dir,
         lowers,
         upper,
         work,
     } = &plan.storage
     {
-        if has_root {
-            // `/` of the box is the upper dir's root: make it root's, as images expect.
-            for dir in [upper, work] {
-                let uid = sys
-                    .owner(dir)
-                    .with_context(|| format!("reading {}", dir.display()))?;
-                if uid != 0 {
-                    sys.chown_to_root(dir)
-                        .with_context(|| format!("changing the owner of {}", dir.display()))?;
-                }
-            }
-        }
-        // Lower dirs relative to the layers directory keep the options within one page.
-        sys.chdir(layers_dir)
-            .with_context(|| format!("entering {}", layers_dir.display()))?;
-        let options = format!(
-            "lowerdir={},upperdir={},workdir={},userxattr",
-            lowers.join(":"),
-            upper.display(),
-            work.display()
-        );
-        let data = CString::new(options).context("overlay options")?;
-        match sys.mount(
-            Path::new("overlay"),
-            &plan.root,
-            "overlay",
-            MountFlags::empty(),
-            Some(data.as_c_str()),
-        ) {
-            Ok(()) => return Ok(StorageKind::Overlay),
-            Err(err)
-                if [libc::EINVAL, libc::EPERM, libc::EOPNOTSUPP, libc::ENODEV]
-                    .contains(&err.raw_os_error().unwrap_or(0)) =>
-            {
-                notice(format!(
-                    "the kernel refused overlayfs for box {} ({err}); using a full copy of the image instead: it takes the image's size on disk again and a while to build once",
+        if lowers.len() > OVERLAY_MAX_LOWERS {
+            notice(format!(
+                "the image of box {} has {} layers, and overlayfs stacks at most {OVERLAY_MAX_LOWERS}; using a full copy of the image instead: it takes the image's size on disk again and a while to build once",
+                plan.name,
+                lowers.len()
+            ));
+        } else {
+            match mount_overlay(sys, plan, lowers_dir, lowers, upper, work, has_root)? {
+                None => return Ok(StorageKind::Overlay),
+                Some(refusal) => notice(format!(
+                    "the kernel refused overlayfs for box {} ({refusal}); using a full copy of the image instead: it takes the image's size on disk again and a while to build once",
                     plan.name
-                ));
-            }
-            Err(err) => {
-                return Err(err)
-                    .with_context(|| format!("mounting overlayfs at {} ({})", plan.root.display(), data.to_string_lossy()))
-                    .hint("the layer directories must exist; `box rm` the box and create it again if the image was removed");
+                )),
             }
         }
     }
@@ -204,7 +174,111 @@ fn mount_root<S: MountSys>(
     Ok(StorageKind::Copy)
 }
 
-/// Open (creating it if missing) the mount point `target` inside the root `root`,
+/// The most lower directories overlayfs stacks (`OVL_MAX_STACK`, fs/overlayfs/params.h).
+pub(crate) const OVERLAY_MAX_LOWERS: usize = 500;
+
+/// The most bytes of options mount(2) takes: one page, its NUL included.
+const MOUNT_DATA_MAX: usize = 4095;
+
+/// Mount the overlay of `plan` at its root. `Ok(None)` when mounted; `Ok(Some(error))`
+/// when the kernel refuses overlayfs here (in a user namespace, or on this filesystem),
+/// for the copy fallback.
+fn mount_overlay<S: MountSys>(
+    sys: &mut S,
+    plan: &Plan,
+    lowers_dir: &Path,
+    lowers: &[String],
+    upper: &Path,
+    work: &Path,
+    has_root: bool,
+) -> Result<Option<std::io::Error>> {
+    if has_root {
+        // `/` of the box is the upper dir's root: make it root's, as images expect.
+        for dir in [upper, work] {
+            let uid = sys
+                .owner(dir)
+                .with_context(|| format!("reading {}", dir.display()))?;
+            if uid != 0 {
+                sys.chown_to_root(dir)
+                    .with_context(|| format!("changing the owner of {}", dir.display()))?;
+            }
+        }
+    }
+    // The lower dirs are the short links in `lowers_dir`, relative to it: see the module
+    // doc of `holder` for why.
+    sys.chdir(lowers_dir)
+        .with_context(|| format!("entering {}", lowers_dir.display()))
+        .hint("the box's directory is incomplete; `box rm` the box and create it again")?;
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={},userxattr",
+        lowers.join(":"),
+        upper.display(),
+        work.display()
+    );
+    if options.len() > MOUNT_DATA_MAX {
+        return Err(failure(
+            format!(
+                "the overlay of box {} needs {} bytes of mount options, more than the {MOUNT_DATA_MAX} mount(2) takes: the paths of its upper and work directories are {} and {} bytes long",
+                plan.name,
+                options.len(),
+                upper.as_os_str().len(),
+                work.as_os_str().len()
+            ),
+            "keep box's store at a shorter path (XDG_DATA_HOME)",
+        ));
+    }
+    let data = CString::new(options).context("overlay options")?;
+    let err = match sys.mount(
+        Path::new("overlay"),
+        &plan.root,
+        "overlay",
+        MountFlags::empty(),
+        Some(data.as_c_str()),
+    ) {
+        Ok(()) => return Ok(None),
+        Err(err) => err,
+    };
+    // Say what is really wrong: a layer gone from the store, or else what the kernel said.
+    let missing: Vec<&PathBuf> = plan
+        .layer_dirs
+        .iter()
+        .filter(|dir| !sys.exists(dir).unwrap_or(true))
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(err)
+            .with_context(|| {
+                format!(
+                    "mounting overlayfs at {}: {} of its {} layer directories are missing, {} first",
+                    plan.root.display(),
+                    missing.len(),
+                    plan.layer_dirs.len(),
+                    first.display()
+                )
+            })
+            .hint("the image's layers were removed from the store; `box rm` the box and create it again");
+    }
+    if [libc::EINVAL, libc::EPERM, libc::EOPNOTSUPP, libc::ENODEV]
+        .contains(&err.raw_os_error().unwrap_or(0))
+    {
+        return Ok(Some(err));
+    }
+    let shown = if lowers.len() > 8 {
+        format!(
+            "{} lower dirs in {}, upperdir={}, workdir={}",
+            lowers.len(),
+            lowers_dir.display(),
+            upper.display(),
+            work.display()
+        )
+    } else {
+        data.to_string_lossy().into_owned()
+    };
+    Err(err)
+        .with_context(|| format!("mounting overlayfs at {} ({shown})", plan.root.display()))
+        .hint("check that the box's directory and the store are intact; else `box rm` the box and create it again")
+}
+
+/// Open (creating it if missing) the mount point `target` inside the root `root`,/// Open (creating it if missing) the mount point `target` inside the root `root`,
 /// resolving every component inside the box (symlinks in the image cannot point the
 /// mount outside of it).
 fn prepare_target<S: MountSys>(
@@ -289,17 +363,43 @@ fn mount_one<S: MountSys>(sys: &mut S, root: &S::Fd, m: &Mount, host_root: &S::F
         )
     };
     let is_file = matches!(m.kind, MountKind::BindFile);
-    if matches!(m.kind, MountKind::BindDir { .. } | MountKind::BindFile) && !sys.exists(&m.source) {
-        return Err(failure(
-            format!(
-                "{} does not exist (to be mounted at {} in the box)",
-                m.source.display(),
-                m.target.display()
-            ),
-            m.hint
-                .clone()
-                .unwrap_or_else(|| "create it on the host, then start the box again".into()),
-        ));
+    if matches!(m.kind, MountKind::BindDir { .. } | MountKind::BindFile) {
+        match sys.exists(&m.source) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(failure(
+                    format!(
+                        "{} does not exist (to be mounted at {} in the box)",
+                        m.source.display(),
+                        m.target.display()
+                    ),
+                    m.hint.clone().unwrap_or_else(|| {
+                        "create it on the host, then start the box again".into()
+                    }),
+                ));
+            }
+            // There, but not for the box's user namespace: not "missing".
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(failure(
+                    format!(
+                        "{} cannot be reached (to be mounted at {} in the box): permission denied",
+                        m.source.display(),
+                        m.target.display()
+                    ),
+                    "a directory on the way is not searchable by you (or is another user's); \
+                     change its permissions, then start the box again",
+                ));
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!(
+                        "looking up {} (to be mounted at {} in the box)",
+                        m.source.display(),
+                        m.target.display()
+                    )
+                });
+            }
+        }
     }
     let target = prepare_target(sys, root, &m.target, is_file)
         .with_context(|| format!("creating the mount point {} in the box", m.target.display()))?;

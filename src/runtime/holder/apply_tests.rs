@@ -43,7 +43,13 @@ impl Fake {
         for dir in ["", "dev", "run", "home", "home/alice", "etc"] {
             fake.in_box.insert(dir.into());
         }
-        for path in ["/dev", "/home/alice", "/srv/data"] {
+        for path in [
+            "/dev",
+            "/home/alice",
+            "/srv/data",
+            "/home/alice/.local/share/box/layers/bottom",
+            "/home/alice/.local/share/box/layers/top",
+        ] {
             fake.on_host.insert(path.into());
         }
         fake
@@ -234,8 +240,9 @@ impl MountSys for Fake {
         Ok(())
     }
 
-    fn exists(&mut self, path: &Path) -> bool {
-        self.on_host.contains(path)
+    fn exists(&mut self, path: &Path) -> io::Result<bool> {
+        self.query(format!("exists {}", path.display()))?;
+        Ok(self.on_host.contains(path))
     }
 
     fn owner(&mut self, path: &Path) -> io::Result<u32> {
@@ -294,8 +301,8 @@ fn plan() -> Plan {
         has_root: true,
         root: ROOT.into(),
         storage: Storage::Overlay {
-            layers_dir: store.join("layers"),
-            lowers: vec!["top".into(), "bottom".into()],
+            lowers_dir: dir.join("lowers"),
+            lowers: vec!["1".into(), "0".into()],
             upper: dir.join("upper"),
             work: dir.join("work"),
         },
@@ -386,9 +393,9 @@ fn a_box_is_set_up_in_order_and_pivots_last() {
             "clone-tree /".into(),
             // The upper dir becomes root's; the work dir already is.
             format!("chown 0:0 {dir}/upper"),
-            "chdir /home/alice/.local/share/box/layers".into(),
+            format!("chdir {dir}/lowers"),
             format!(
-                "mount overlay {root} \"overlay\" - lowerdir=top:bottom,upperdir={dir}/upper,workdir={dir}/work,userxattr"
+                "mount overlay {root} \"overlay\" - lowerdir=1:0,upperdir={dir}/upper,workdir={dir}/work,userxattr"
             ),
             format!("open {root}"),
             "mount /dev fd:/dev \"\" BIND|REC".into(),
@@ -572,25 +579,85 @@ fn a_kernel_refusing_overlayfs_gets_a_copy_and_the_user_a_notice() {
     assert!(notices.is_empty());
     assert!(!calls.iter().any(|c| c.starts_with("mount overlay")));
 
-    // Any other overlay error is the user's to fix.
+    // Any other overlay error is the user's to fix: a layer gone from the store is named
+    // as such, and only then.
+    let mut fake = Fake::new().failing("mount overlay", libc::ENOENT);
+    fake.on_host
+        .remove(Path::new("/home/alice/.local/share/box/layers/top"));
+    let (message, hint) = shown(&run(fake, &plan()).0.unwrap_err());
+    assert_eq!(
+        message,
+        format!(
+            "mounting overlayfs at {ROOT}: 1 of its 2 layer directories are missing, /home/alice/.local/share/box/layers/top first: No such file or directory (os error 2)"
+        )
+    );
+    assert_eq!(
+        hint.as_deref(),
+        Some(
+            "the image's layers were removed from the store; `box rm` the box and create it again"
+        )
+    );
     let fake = Fake::new().failing("mount overlay", libc::ENOENT);
-    let err = run(fake, &plan()).0.unwrap_err();
-    let (message, hint) = shown(&err);
+    let (message, hint) = shown(&run(fake, &plan()).0.unwrap_err());
     assert!(
-        message.starts_with(&format!(
-            "mounting overlayfs at {ROOT} (lowerdir=top:bottom,"
-        )),
+        message.starts_with(&format!("mounting overlayfs at {ROOT} (lowerdir=1:0,")),
         "{message}"
     );
     assert!(
         message.ends_with(": No such file or directory (os error 2)"),
         "{message}"
     );
+    assert!(!hint.unwrap().contains("layers were removed"));
+}
+
+#[test]
+fn more_layers_than_overlayfs_stacks_get_a_copy_and_a_notice_saying_why() {
+    let mut plan = plan();
+    let Storage::Overlay { lowers, .. } = &mut plan.storage else {
+        unreachable!()
+    };
+    *lowers = (0..501).rev().map(|i| i.to_string()).collect();
+    let (outcome, calls, notices) = run(Fake::new(), &plan);
+    assert_eq!(outcome.unwrap(), StorageKind::Copy);
+    assert_eq!(
+        notices,
+        [
+            "the image of box dev has 501 layers, and overlayfs stacks at most 500; using a full copy of the image instead: it takes the image's size on disk again and a while to build once"
+        ]
+    );
+    assert!(!calls.iter().any(|c| c.starts_with("mount overlay")));
+
+    // 500 are mounted, their options within a page.
+    let Storage::Overlay { lowers, .. } = &mut plan.storage else {
+        unreachable!()
+    };
+    lowers.remove(0);
+    let (outcome, calls, _) = run(Fake::new(), &plan);
+    assert_eq!(outcome.unwrap(), StorageKind::Overlay);
+    let mount = calls
+        .iter()
+        .find(|c| c.starts_with("mount overlay"))
+        .unwrap();
+    assert!(mount.len() < 4096, "{} bytes", mount.len());
+}
+
+#[test]
+fn options_longer_than_a_page_name_the_long_paths() {
+    let mut plan = plan();
+    let long = PathBuf::from(format!("/{}", "s".repeat(2100)));
+    let Storage::Overlay { upper, work, .. } = &mut plan.storage else {
+        unreachable!()
+    };
+    *upper = long.join("upper");
+    *work = long.join("work");
+    let (message, hint) = shown(&run(Fake::new(), &plan).0.unwrap_err());
+    assert!(
+        message.contains("more than the 4095 mount(2) takes: the paths of its upper and work directories are 2107 and 2106 bytes long"),
+        "{message}"
+    );
     assert_eq!(
         hint.as_deref(),
-        Some(
-            "the layer directories must exist; `box rm` the box and create it again if the image was removed"
-        )
+        Some("keep box's store at a shorter path (XDG_DATA_HOME)")
     );
 }
 
@@ -651,6 +718,14 @@ fn a_missing_source_is_one_clear_error_with_the_mounts_hint() {
         shown(&run(fake, &plan()).0.unwrap_err()).1.as_deref(),
         Some("create it on the host, then start the box again")
     );
+
+    // There but not reachable (EACCES on the way) is not "does not exist".
+    let fake = Fake::new().failing("exists /srv/data", libc::EACCES);
+    let (message, _) = shown(&run(fake, &plan()).0.unwrap_err());
+    assert_eq!(
+        message,
+        "/srv/data cannot be reached (to be mounted at /data in the box): permission denied"
+    );
 }
 
 #[test]
@@ -663,10 +738,7 @@ fn every_failing_step_names_what_it_was_doing() {
         ("clone-tree", "cloning the host's mount tree"),
         ("owner", &format!("reading {dir}/upper")),
         ("chown", &format!("changing the owner of {dir}/upper")),
-        (
-            "chdir /home",
-            "entering /home/alice/.local/share/box/layers",
-        ),
+        ("chdir /home", &format!("entering {dir}/lowers")),
         ("open /", &format!("opening {ROOT}")),
         ("mount /dev", "mounting /dev at /dev in the box"),
         ("mount tmpfs", "mounting tmpfs at /run in the box"),

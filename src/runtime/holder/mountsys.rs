@@ -89,8 +89,9 @@ pub trait MountSys {
     /// `openat(dir, name, O_CREAT | O_WRONLY | O_CLOEXEC, mode)`, closed at once.
     fn create_file_at(&mut self, dir: &Self::Fd, name: &OsStr, mode: u32) -> io::Result<()>;
 
-    /// Whether `path` exists (following symlinks).
-    fn exists(&mut self, path: &Path) -> bool;
+    /// Whether `path` exists (following symlinks): `Ok(false)` only when it does not
+    /// (ENOENT); a path that cannot be looked up (EACCES) is an error.
+    fn exists(&mut self, path: &Path) -> io::Result<bool>;
     /// The owner uid of `path`.
     fn owner(&mut self, path: &Path) -> io::Result<u32>;
     /// `chown(path, 0, 0)`.
@@ -234,8 +235,8 @@ impl MountSys for Kernel {
         Ok(())
     }
 
-    fn exists(&mut self, path: &Path) -> bool {
-        path.exists()
+    fn exists(&mut self, path: &Path) -> io::Result<bool> {
+        path.try_exists()
     }
 
     fn owner(&mut self, path: &Path) -> io::Result<u32> {

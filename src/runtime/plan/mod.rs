@@ -10,8 +10,9 @@
 //!    rslave recursively so nothing mounted here leaks back to the host while host
 //!    mounts (a USB stick under /run/host/media) still appear;
 //! 2. the root: overlayfs (`userxattr`) with the layers as lower dirs, top first, given
-//!    relative to the store's `layers/` directory so many layers fit in one page of mount
-//!    options; or, with copy storage, the flattened copy bound onto itself;
+//!    as the short links of the box's `lowers/` directory, relative to it, so that as many
+//!    layers as overlayfs stacks fit in one page of mount options (see [`super::holder`]);
+//!    or, with copy storage, the flattened copy bound onto itself;
 //! 3. the host-integration mounts ([`Mount`]) with targets inside the new root, in the
 //!    order of [`integrations::ALL`]; the host root is cloned before the box root is
 //!    mounted, so `/run/host` does not contain the box itself;
@@ -47,10 +48,11 @@ pub use facts::Facts;
 pub enum Storage {
     /// overlayfs over the shared layers.
     Overlay {
-        /// The store's `layers/` directory: the holder chdirs there so lower dirs are
-        /// short relative names.
-        layers_dir: PathBuf,
-        /// Layer directory names, top layer first (overlay's order).
+        /// The box's `lowers/` directory of short links to its layers
+        /// (`Store::link_lowers`): the holder chdirs there so lower dirs are short
+        /// relative names.
+        lowers_dir: PathBuf,
+        /// The links' names, top layer first (overlay's order).
         lowers: Vec<String>,
         upper: PathBuf,
         work: PathBuf,
@@ -318,12 +320,10 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         Storage::Copy
     } else {
         Storage::Overlay {
-            layers_dir: store.layers_dir(),
-            lowers: record
-                .layers
-                .iter()
+            lowers_dir: store.container_lowers(name),
+            lowers: (0..record.layers.len())
                 .rev()
-                .map(|d| d.hex().to_owned())
+                .map(Store::lower_link_name)
                 .collect(),
             upper: store.container_upper(name),
             work: store.container_work(name),
@@ -651,7 +651,7 @@ mod tests {
     fn overlay_lowers_are_top_first_and_relative() {
         let plan = plan_of(&record());
         let Storage::Overlay {
-            layers_dir,
+            lowers_dir,
             lowers,
             upper,
             ..
@@ -659,9 +659,16 @@ mod tests {
         else {
             panic!("overlay expected");
         };
-        assert_eq!(layers_dir, Path::new("/s/layers"));
-        assert_eq!(lowers[0], Digest::of(b"top").hex());
-        assert_eq!(lowers[1], Digest::of(b"bottom").hex());
+        // The box's short links to its layers, bottom first: `1` is the top one.
+        assert_eq!(lowers_dir, Path::new("/s/containers/dev/lowers"));
+        assert_eq!(lowers, &["1", "0"]);
+        assert_eq!(
+            plan.layer_dirs,
+            [
+                Path::new("/s/layers").join(Digest::of(b"bottom").hex()),
+                Path::new("/s/layers").join(Digest::of(b"top").hex())
+            ]
+        );
         assert_eq!(upper, Path::new("/s/containers/dev/upper"));
         assert_eq!(plan.root, Path::new("/s/containers/dev/root"));
         assert!(plan.has_root);

@@ -54,7 +54,7 @@ impl fmt::Display for Plan {
         writeln!(f, "  make-rslave  / (recursive)")?;
         match &self.storage {
             Storage::Overlay {
-                layers_dir,
+                lowers_dir,
                 lowers,
                 upper,
                 work,
@@ -63,7 +63,7 @@ impl fmt::Display for Plan {
                     f,
                     "  overlay      {} (userxattr; in {}: lowerdir={}; upperdir={}; workdir={})",
                     self.root.display(),
-                    layers_dir.display(),
+                    lowers_dir.display(),
                     lowers.join(":"),
                     upper.display(),
                     work.display()
