@@ -2,6 +2,7 @@
 //! and returns the exit status; none of them prints an error (that is `error::report`).
 
 mod assemble;
+mod commit;
 mod create;
 mod enter;
 mod ephemeral;
@@ -99,6 +100,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Pull(args) => pull::exec(&ctx, args),
         Command::Images(args) => images::exec(&ctx, args),
         Command::Rmi(args) => rmi::exec(&ctx, args),
+        Command::Commit(args) => commit::exec(&ctx, args),
         Command::Create(args) => create::exec(&ctx, args),
         Command::Enter(args) => enter::exec(&ctx, args),
         Command::Run(args) => run::exec(&ctx, args),
@@ -132,6 +134,7 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
         Command::Pull(_) => Some(("", "pull images".into())),
         Command::Ephemeral(_) => Some(("", "create temporary boxes".into())),
         Command::Rmi(_) => Some(("", "remove images".into())),
+        Command::Commit(args) => Some((args.name.as_str(), format!("commit box `{}`", args.name))),
         Command::Create(args) if !args.dry_run => Some(("", "create boxes".into())),
         Command::Stop(args) => Some(boxes("stop", &args.names)),
         Command::Rm(args) => Some(boxes("remove", &args.names)),

@@ -26,6 +26,7 @@
 
 pub mod copy;
 pub mod helper;
+pub mod pack;
 mod tree;
 mod unpack;
 

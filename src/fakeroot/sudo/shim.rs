@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 /// Where the shim lives in a box.
 pub const SHIM_PATH: &str = "/usr/local/bin/sudo";
 
+/// How the shim's text starts (`box commit` tells it from a `sudo` of the user's by it).
+pub const SHIM_START: &str = "#!/bin/sh\n# Written by box:";
+
 /// The shim's text, for the host's box at `box_binary`.
 ///
 /// It runs the host's box through `/run/host` with the host's own dynamic loader and
@@ -59,8 +62,7 @@ pub fn shim(box_binary: &Path) -> String {
         None => exe,
     };
     format!(
-        "#!/bin/sh\n\
-         # Written by box: this box maps only your own user id, so the image's sudo cannot work;\n\
+        "{SHIM_START} this box maps only your own user id, so the image's sudo cannot work;\n\
          # this runs the command as box's fake root instead (see `box create --dry-run`).\n\
          exec {run} __fakeroot sudo \"$@\"\n"
     )
