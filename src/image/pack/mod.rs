@@ -31,6 +31,8 @@
 //! directory's descriptor without following symlinks; a file that changes while it is
 //! read fails the pack (the box must be stopped); the blob is created anew (`O_EXCL`) and
 //! removed on any failure, and written whole and synced before the pack reports success.
+//! The tar is made on the helper's main thread while a second one compresses and writes
+//! it (the helper is past its `unshare`, so threads are harmless there).
 
 pub mod accounts;
 mod tarball;
@@ -304,6 +306,7 @@ struct Walker<'r> {
     /// (dev, ino) of files with several names -> the path of the first one written.
     links: HashMap<(u64, u64), Vec<u8>>,
     items: Vec<Item>,
+    entries: u64,
     omitted: u64,
     skipped: Vec<String>,
     /// The image's account texts by path, read once.
@@ -336,6 +339,7 @@ impl<'r> Walker<'r> {
             mount_point_parents,
             links: HashMap::new(),
             items: Vec::new(),
+            entries: 0,
             omitted: 0,
             skipped: Vec::new(),
             image_texts: HashMap::new(),
@@ -667,10 +671,47 @@ impl<'r> Walker<'r> {
         file: &std::fs::File,
         compression: LayerCompression,
     ) -> Result<PackStats> {
-        let blob = Tee::new(BufWriter::with_capacity(1 << 20, file));
-        let encoder = Encoder::new(blob, compression)?;
-        let mut tar = TarWriter::new(Tee::new(encoder));
+        // The tar is made (files read, hashed) here while another thread compresses and
+        // writes it, as `tar | gzip` runs: compression is most of the work.
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        std::thread::scope(|scope| {
+            let compressor = scope.spawn(move || -> Result<(u64, Digest)> {
+                let blob = Tee::new(BufWriter::with_capacity(1 << 20, file));
+                let mut encoder = Encoder::new(blob, compression)?;
+                for chunk in receiver {
+                    encoder.write_all(&chunk).context("writing the blob")?;
+                }
+                let (mut writer, hasher) = encoder
+                    .finish()
+                    .context("ending the compressed stream")?
+                    .into_parts();
+                writer.flush().context("writing the blob")?;
+                Ok((hasher.bytes, hasher.finish()))
+            });
+            let made = self.write_tar(upper, Chunks::new(sender));
+            let compressed = compressor
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the compressing thread panicked")));
+            // A compressor that stopped (a full disk) is the cause of a failed send.
+            let (size, digest) = compressed?;
+            let (tar_bytes, diff_id) = made?;
+            Ok(PackStats {
+                tar_bytes,
+                diff_id,
+                size,
+                digest,
+                entries: self.entries,
+                omitted: self.omitted,
+                skipped: std::mem::take(&mut self.skipped),
+            })
+        })
+    }
+
+    /// Write the listed entries as a tar to `out`; its size and digest.
+    fn write_tar(&mut self, upper: &OwnedFd, out: Chunks) -> Result<(u64, Digest)> {
+        let mut tar = TarWriter::new(Tee::new(out));
         let items = std::mem::take(&mut self.items);
+        self.entries = items.len() as u64;
         let mut parent: Option<(Vec<u8>, OwnedFd)> = None;
         for item in &items {
             let shown = || format!("/{}", String::from_utf8_lossy(&item.meta.path));
@@ -717,20 +758,9 @@ impl<'r> Walker<'r> {
             }
             .with_context(|| format!("packing {}", shown()))?;
         }
-        let diff = tar.finish().context("ending the tar stream")?;
-        let (encoder, diff_hasher) = diff.into_parts();
-        let blob = encoder.finish().context("ending the compressed stream")?;
-        let (mut writer, blob_hasher) = blob.into_parts();
-        writer.flush().context("writing the blob")?;
-        Ok(PackStats {
-            tar_bytes: diff_hasher.bytes,
-            diff_id: diff_hasher.finish(),
-            size: blob_hasher.bytes,
-            digest: blob_hasher.finish(),
-            entries: items.len() as u64,
-            omitted: self.omitted,
-            skipped: std::mem::take(&mut self.skipped),
-        })
+        let (mut chunks, hasher) = tar.finish().context("ending the tar stream")?.into_parts();
+        chunks.flush().context("ending the tar stream")?;
+        Ok((hasher.bytes, hasher.finish()))
     }
 }
 
@@ -796,6 +826,49 @@ fn xattrs(of: XattrsOf<'_>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// A writer that hands what is written to another thread in chunks of 1 MiB (the last
+/// one on flush).
+struct Chunks {
+    sender: std::sync::mpsc::SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 1 << 20;
+
+impl Chunks {
+    fn new(sender: std::sync::mpsc::SyncSender<Vec<u8>>) -> Chunks {
+        Chunks {
+            sender,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.sender
+            .send(full)
+            .map_err(|_| io::Error::other("the compressing thread stopped"))
+    }
+}
+
+impl Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&buf[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            self.send()
+        }
+    }
 }
 
 /// A writer that hashes and counts what it passes on.
