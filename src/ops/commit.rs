@@ -217,7 +217,7 @@ pub fn commit(ctx: &Context, options: &CommitOptions) -> Result<Committed> {
         layer_outcome?;
         if !packed.skipped.is_empty() {
             notice(format!(
-                "left out of the commit: {} socket(s) or device node(s), which an image cannot hold ({})",
+                "left out of the commit: {} socket(s), device node(s) or names starting with `.wh.`, which an image cannot hold ({})",
                 packed.skipped.len(),
                 packed
                     .skipped

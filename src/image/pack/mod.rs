@@ -17,7 +17,8 @@
 //! - an overlay whiteout (a 0:0 character device `NAME`) becomes the OCI whiteout
 //!   `.wh.NAME`; an opaque directory (`user.overlay.opaque` or `trusted.overlay.opaque`
 //!   set to `y`) gets `.wh..wh..opq` right after it;
-//! - sockets and other device nodes cannot be in a layer: they are left out and counted;
+//! - sockets, other device nodes and names starting with `.wh.` (which every unpacker
+//!   takes for whiteouts) cannot be in a layer: they are left out and listed;
 //! - what the caller says box itself put there ([`Omissions`]) is left out, and the
 //!   user's account is taken out of the account files ([`accounts`]); a file whose
 //!   content is then the image's own is left out;
@@ -127,7 +128,7 @@ pub struct PackStats {
     pub entries: u64,
     /// Entries of the upper directory left out as box's own (with what is beneath them).
     pub omitted: u64,
-    /// Sockets and device nodes, which a layer cannot hold.
+    /// Sockets, device nodes and `.wh.` names, which a layer cannot hold.
     pub skipped: Vec<String>,
 }
 
@@ -429,6 +430,12 @@ impl<'r> Walker<'r> {
             || omit.paths.iter().any(|p| p.as_bytes() == path)
         {
             self.omitted += 1;
+            return Ok(());
+        }
+        // A name a layer spells its whiteouts with: every unpacker would take it for one.
+        if name.starts_with(b".wh.") {
+            self.skipped
+                .push(format!("/{}", String::from_utf8_lossy(path)));
             return Ok(());
         }
         let stat = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)

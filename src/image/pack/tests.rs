@@ -169,6 +169,7 @@ fn an_upper_directory_packs_to_the_changes_without_what_box_put_there() {
     std::os::unix::fs::FileExt::write_at(&sparse, b"x", 512 << 10).unwrap();
     drop(sparse);
     std::os::unix::net::UnixListener::bind(upper.join("opt/socket")).unwrap();
+    write(&upper.join("opt/.wh.not-a-whiteout"), b"a user's file");
     // An opaque directory (as overlay marks one made anew over the image's).
     write(&upper.join("srv/only"), b"only");
     rustix::fs::setxattr(
@@ -235,7 +236,10 @@ fn an_upper_directory_packs_to_the_changes_without_what_box_put_there() {
     assert_eq!(Digest::of(&tar_bytes), packed.stats.diff_id);
     assert_eq!(Digest::of(&packed.blob), packed.stats.digest);
     assert_eq!(packed.stats.size, packed.blob.len() as u64);
-    assert_eq!(packed.stats.skipped, vec!["/opt/socket".to_owned()]);
+    assert_eq!(
+        packed.stats.skipped,
+        vec!["/opt/.wh.not-a-whiteout".to_owned(), "/opt/socket".to_owned()]
+    );
     let entries = list(&tar_bytes);
     let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
     let mut expected = vec!["etc/", "etc/group", "opt/"];
