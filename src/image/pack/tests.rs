@@ -238,7 +238,10 @@ fn an_upper_directory_packs_to_the_changes_without_what_box_put_there() {
     assert_eq!(packed.stats.size, packed.blob.len() as u64);
     assert_eq!(
         packed.stats.skipped,
-        vec!["/opt/.wh.not-a-whiteout".to_owned(), "/opt/socket".to_owned()]
+        vec![
+            "/opt/.wh.not-a-whiteout".to_owned(),
+            "/opt/socket".to_owned()
+        ]
     );
     let entries = list(&tar_bytes);
     let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
