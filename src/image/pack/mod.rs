@@ -392,9 +392,12 @@ impl<'r> Walker<'r> {
                 names.push(name.to_vec());
             }
         }
+        // Walked in name order, so that a file's first name (the one its other names
+        // link to) is the first in the archive, whatever order the directory lists them.
+        names.sort();
         let count = names.len();
         // Each name's entries, in the order of the names they have in the archive (a
-        // whiteout's is `.wh.NAME`).
+        // whiteout's is `.wh.NAME`; a stable sort keeps the others in walking order).
         let mut children: Vec<(Vec<u8>, Vec<Item>)> = Vec::with_capacity(names.len());
         for name in names {
             let mut child = path.to_vec();

@@ -347,3 +347,56 @@ fn all_root_records_every_owner_as_root_and_failures_leave_no_blob() {
     assert!(format!("{err:#}").contains("creating"), "{err:#}");
     assert_eq!(std::fs::read(&request.blob).unwrap(), b"other");
 }
+
+#[test]
+fn hard_links_follow_their_first_name_whatever_order_the_directory_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upper = tmp.path().join("upper");
+    std::fs::create_dir_all(tmp.path().join("tmp")).unwrap();
+    // Enough names that the filesystem's own order (ext4 lists by hash) is not sorted.
+    for i in 0..60 {
+        write(&upper.join(format!("d/x{i:02}")), format!("{i}").as_bytes());
+        std::fs::hard_link(
+            upper.join(format!("d/x{i:02}")),
+            upper.join(format!("d/a{i:02}")),
+        )
+        .unwrap();
+    }
+    let request = PackRequest {
+        upper: upper.clone(),
+        lowers: vec![],
+        blob: tmp.path().join("tmp/blob"),
+        compression: LayerCompression::Gzip,
+        clamp_mtime: None,
+        omit: Omissions::default(),
+        account: None,
+        all_root: false,
+        blob_owner: (0, 0),
+        label: "box `t`".into(),
+    };
+    let packed = run(tmp.path(), &request);
+    let tar_bytes = gunzip(&packed.blob);
+    for (path, kind, _, link, _, _) in list(&tar_bytes) {
+        if path.starts_with("d/a") {
+            assert_eq!(kind, 'f', "{path}: the first name holds the data");
+        } else if path.starts_with("d/x") {
+            assert_eq!(link.as_deref(), Some(&*path.replace("d/x", "d/a")));
+        }
+    }
+    // Box's own unpacker takes the layer, links and all.
+    let dest = tmp.path().join("layer");
+    std::fs::create_dir(&dest).unwrap();
+    crate::image::unpack_layer(
+        &packed.blob[..],
+        crate::image::Compression::Gzip,
+        &packed.stats.diff_id,
+        &dest,
+        "the layer",
+    )
+    .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(dest.join("d/a07")).unwrap().ino(),
+        std::fs::metadata(dest.join("d/x07")).unwrap().ino()
+    );
+}
