@@ -5,9 +5,12 @@
 # upper directory (whole, and without the apt caches box leaves out), in a user namespace
 # so that every file is readable; and against
 # `podman commit` of an equivalent container (the same image, the same apt-get commands
-# run in it) when podman is installed (the column is empty otherwise). Each box commit
-# starts from a store without the new layer (`box rmi` of the previous one first), so it
-# packs, compresses and unpacks the whole layer. Prints a markdown table for the README.
+# run in it) when podman is installed (the column is empty otherwise). Before each box
+# commit a marker file in the box changes, so every commit makes a new layer: it packs,
+# compresses and unpacks the whole layer. (Removing the last one instead, with `box rmi`,
+# would time ext4's search for free inodes among the ones just deleted: its
+# `recently_deleted` check made the unpack several times slower.) Prints a markdown table
+# for the README.
 #
 # Usage: benches/commit.sh [ROOTFS.tar] [RUNS]   (as an unprivileged user with
 # subordinate ids; RUNS defaults to 3; provisioning downloads ~60 MB from the Debian
@@ -64,7 +67,7 @@ for compression in gzip zstd; do
     zstd) compress="zstd -3 -q" ;;
   esac
   box_ms=$(mean "box-$compression" --runs "$runs" --warmup 1 \
-    --prepare "$box rmi localhost/bench-commit >/dev/null 2>&1 || true" \
+    --prepare "sh -c '$box run --user root prov -- sh -c \"date +%s%N > /etc/bench-marker\" && $box stop prov' >/dev/null" \
     "$box commit prov localhost/bench-commit --compression $compression")
   floor_ms=$(mean "floor-$compression" --runs "$runs" --warmup 1 \
     "unshare --map-auto --map-root-user sh -c 'tar --numeric-owner --xattrs -C $upper -cf - . | $compress > $work/floor.blob'")

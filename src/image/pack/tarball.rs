@@ -57,11 +57,16 @@ pub struct Meta {
 /// A tar stream being written to `out`.
 pub struct TarWriter<W: Write> {
     out: W,
+    /// The buffer file data goes through (one for the whole stream).
+    buf: Vec<u8>,
 }
 
 impl<W: Write> TarWriter<W> {
     pub fn new(out: W) -> TarWriter<W> {
-        TarWriter { out }
+        TarWriter {
+            out,
+            buf: vec![0u8; 256 << 10],
+        }
     }
 
     /// Write one entry; a regular file's `data` must yield exactly its size.
@@ -140,7 +145,7 @@ impl<W: Write> TarWriter<W> {
         self.out.write_all(header.as_bytes())?;
         if size > 0 {
             let data = data.ok_or_else(|| io::Error::other("a file entry without data"))?;
-            copy_exactly(data, &mut self.out, size)?;
+            copy_exactly(data, &mut self.out, size, &mut self.buf)?;
             self.pad(size)?;
         }
         Ok(())
@@ -253,9 +258,13 @@ fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
 
 /// Copy exactly `size` bytes; a source that ends early is an error (the file shrank
 /// while it was being packed).
-fn copy_exactly(data: &mut dyn Read, out: &mut impl Write, size: u64) -> io::Result<()> {
+fn copy_exactly(
+    data: &mut dyn Read,
+    out: &mut impl Write,
+    size: u64,
+    buf: &mut [u8],
+) -> io::Result<()> {
     let mut left = size;
-    let mut buf = vec![0u8; 256 << 10];
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = match data.read(&mut buf[..want]) {
