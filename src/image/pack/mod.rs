@@ -26,9 +26,10 @@
 //!   (overlay copies the parents up), and whose remaining entries were all left out, is
 //!   left out when the image has it with the same type, mode and owner.
 //!
-//! Invariants: entries in a fixed order (each directory's names sorted bytewise, a
-//! directory before what is in it), fixed tar fields ([`tarball`]), so an unchanged box
-//! packs to the same bytes; nothing is followed: every path is opened beneath the upper
+//! Invariants: entries in a fixed order (each directory walked in bytewise name order,
+//! its entries sorted by the names they have in the archive, a directory before what is
+//! in it), fixed tar fields ([`tarball`]), so an unchanged box packs to the same bytes
+//! and a hard link always follows the name it links to; nothing is followed: every path is opened beneath the upper
 //! directory's descriptor without following symlinks; a file that changes while it is
 //! read fails the pack (the box must be stopped); the blob is created anew (`O_EXCL`) and
 //! removed on any failure, and written whole and synced before the pack reports success.
