@@ -19,6 +19,9 @@ _box() {
             box,assemble)
                 cmd="box__subcmd__assemble"
                 ;;
+            box,commit)
+                cmd="box__subcmd__commit"
+                ;;
             box,create)
                 cmd="box__subcmd__create"
                 ;;
@@ -106,6 +109,9 @@ _box() {
             box__subcmd__help,assemble)
                 cmd="box__subcmd__help__subcmd__assemble"
                 ;;
+            box__subcmd__help,commit)
+                cmd="box__subcmd__help__subcmd__commit"
+                ;;
             box__subcmd__help,create)
                 cmd="box__subcmd__help__subcmd__create"
                 ;;
@@ -179,7 +185,7 @@ _box() {
 
     case "${cmd}" in
         box)
-            opts="-h -V --help --version pull push images rmi save load create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec install-distrobox-names help"
+            opts="-h -V --help --version pull push images rmi save load commit create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec install-distrobox-names help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -357,6 +363,24 @@ _box() {
                     ;;
                 -n)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__commit)
+            opts="-h -V --compression --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --compression)
+                    COMPREPLY=($(compgen -W "gzip zstd" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -601,7 +625,7 @@ _box() {
             return 0
             ;;
         box__subcmd__help)
-            opts="pull push images rmi save load create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec install-distrobox-names help"
+            opts="pull push images rmi save load commit create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec install-distrobox-names help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -659,6 +683,20 @@ _box() {
         box__subcmd__help__subcmd__assemble__subcmd__rm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__help__subcmd__commit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -39,6 +39,8 @@ pub enum Command {
     Save(SaveArgs),
     /// Load images from a tar archive (podman save, docker save, skopeo, box save)
     Load(LoadArgs),
+    /// Make an image of a stopped box: its image's layers plus one layer of its changes
+    Commit(CommitArgs),
     /// Create a box from an image or a distribution name
     Create(CreateArgs),
     /// Open a shell (or run a command) in a box, starting it if needed
@@ -268,6 +270,31 @@ pub struct LoadArgs {
     /// Read the archive from FILE instead of standard input
     #[arg(long, short, value_name = "FILE")]
     pub input: Option<PathBuf>,
+}
+
+/// What box put in the box for you and this host is left out (your account, sudoers
+/// entry, mount points, /run, /tmp, package caches): another user gets a clean box from
+/// the image, with no provisioning run. SOURCE_DATE_EPOCH clamps times, for the same
+/// digest from the same box.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  box commit dev myteam/dev:1\n  box commit dev localhost/dev --compression zstd"
+)]
+pub struct CommitArgs {
+    /// The box (stopped)
+    pub name: String,
+    /// The new image's reference, as for `box pull` (an existing tag is replaced)
+    pub image: String,
+    /// How to compress the new layer
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+}
+
+/// A layer compression, for `--compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
 }
 
 #[derive(Debug, Args)]

@@ -16,7 +16,7 @@
 //! fakeroot,       root in a box without subordinate ids (nested namespace, seccomp
 //! host_exec       filter, sudo stand-in) | host commands run from inside a box
 //!    |
-//! registry, image references, auth, manifests, downloads | safe layer unpacking
+//! registry, image references, auth, manifests, downloads | safe layer unpacking, packing
 //!    |
 //! context         what one invocation resolves: directories, user, id mapping
 //!    |

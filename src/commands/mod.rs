@@ -2,6 +2,7 @@
 //! and returns the exit status; none of them prints an error (that is `error::report`).
 
 mod assemble;
+mod commit;
 mod create;
 pub mod distrobox;
 mod distrobox_export;
@@ -183,6 +184,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Rmi(args) => rmi::exec(&ctx, args),
         Command::Save(args) => save::exec(&ctx, args),
         Command::Load(args) => load::exec(&ctx, args),
+        Command::Commit(args) => commit::exec(&ctx, args),
         Command::Create(args) => create::exec(&ctx, args),
         Command::Enter(args) => enter::exec(&ctx, args),
         Command::Run(args) => run::exec(&ctx, args),
@@ -219,6 +221,7 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
         Command::Ephemeral(_) => Some(("", "create temporary boxes".into())),
         Command::Rmi(_) => Some(("", "remove images".into())),
         Command::Load(_) => Some(("", "load images".into())),
+        Command::Commit(args) => Some((args.name.as_str(), format!("commit box `{}`", args.name))),
         Command::Create(args) if !args.dry_run => Some(("", "create boxes".into())),
         Command::Stop(args) => Some(boxes("stop", &args.names)),
         Command::Rm(args) => Some(boxes("remove", &args.names)),

@@ -83,6 +83,8 @@ enum Request {
         from: PathBuf,
         to: PathBuf,
     },
+    /// Pack a box's upper directory into a layer blob (`box commit`).
+    Pack(super::pack::PackRequest),
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -97,6 +99,7 @@ enum Response {
     },
     InUse,
     Copied(crate::image::copy::CopyStats),
+    Packed(super::pack::PackStats),
     Failed(Failure),
 }
 
@@ -196,6 +199,15 @@ impl StoreHelper {
         }
     }
 
+    /// Pack a box's upper directory into a layer blob (see [`super::pack`]). On failure
+    /// nothing is left at `request.blob`.
+    pub fn pack(&mut self, request: &super::pack::PackRequest) -> Result<super::pack::PackStats> {
+        match self.call(&Request::Pack(request.clone()))? {
+            Response::Packed(stats) => Ok(stats),
+            other => bail!("box __store-helper answered {other:?} to pack"),
+        }
+    }
+
     /// Close the helper and wait for it.
     pub fn finish(self) -> Result<()> {
         self.helper.finish()
@@ -271,6 +283,10 @@ fn serve(
             let helper = state.as_ref().context("copy before init")?;
             helper.copy(&from, &to).map(Response::Copied)
         }
+        Request::Pack(request) => {
+            let helper = state.as_ref().context("pack before init")?;
+            helper.pack(&request).map(Response::Packed)
+        }
     }
 }
 
@@ -340,6 +356,25 @@ impl Helper {
         let target = open_dir_beneath(self.root.as_fd(), &to_rel)
             .with_context(|| format!("opening {}", to.display()))?;
         crate::image::copy::copy_tree(source.as_fd(), target.as_fd(), &from.display().to_string())
+    }
+
+    /// Pack a box's upper directory (all paths opened beneath the store root, never
+    /// through a symlink).
+    fn pack(&self, request: &super::pack::PackRequest) -> Result<super::pack::PackStats> {
+        let open = |path: &Path| -> Result<OwnedFd> {
+            let relative = self.relative(path)?;
+            open_dir_beneath(self.root.as_fd(), &relative)
+                .with_context(|| format!("opening {}", path.display()))
+        };
+        let upper = open(&request.upper)?;
+        let lowers = request
+            .lowers
+            .iter()
+            .map(|l| open(l))
+            .collect::<Result<Vec<_>>>()?;
+        let blob = self.relative(&request.blob)?;
+        let (blob_dir, blob_name) = self.parent_of(&blob, &request.blob)?;
+        super::pack::pack(request, upper, lowers, blob_dir.as_fd(), blob_name)
     }
 
     /// Remove `path` and what is under it. With `unless_locked`, a directory someone

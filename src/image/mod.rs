@@ -1,4 +1,5 @@
-//! Layer decompression (gzip, zstd) and safe unpacking of OCI layer tars into the store.
+//! Layer decompression (gzip, zstd) and safe unpacking of OCI layer tars into the store;
+//! packing a box's changes into a new layer ([`pack`], for `box commit`).
 //!
 //! A layer is unpacked into an empty staging directory, which the store helper then
 //! renames to `layers/<diffid-hex>/` (see [`helper`]). Each layer directory is used as one
@@ -26,6 +27,7 @@
 
 pub mod copy;
 pub mod helper;
+pub mod pack;
 mod tree;
 mod unpack;
 

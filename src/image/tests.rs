@@ -828,3 +828,54 @@ fn running_out_of_space_is_reported_as_such() {
     );
     assert!(mapped.downcast_ref::<crate::error::Hint>().is_some());
 }
+
+#[test]
+fn blocks_of_zeros_become_holes_and_the_content_stays() {
+    // 3 zero blocks, a block with one byte, a short tail; and a file ending in zeros.
+    let mut middle = vec![0u8; 5 * 4096 + 100];
+    middle[3 * 4096 + 7] = b'x';
+    middle[5 * 4096 + 99] = b'y';
+    let tail = vec![0u8; 64 << 10];
+    let tar = Tar::new()
+        .file("middle", 0o644, &middle)
+        .file("tail", 0o644, &tail)
+        .bytes();
+    let (dir, result) = unpack(&tar);
+    result.unwrap();
+    let layer = dir.path().join("layer");
+    assert_eq!(std::fs::read(layer.join("middle")).unwrap(), middle);
+    assert_eq!(std::fs::read(layer.join("tail")).unwrap(), tail);
+    let meta = std::fs::metadata(layer.join("tail")).unwrap();
+    assert_eq!(meta.len(), 64 << 10);
+    assert!(meta.blocks() * 512 < meta.len(), "{} blocks", meta.blocks());
+}
+
+#[test]
+fn xattrs_come_from_schily_records_or_libarchive_s_base64_ones() {
+    use base64::Engine as _;
+    let binary = b"\x01\x00\x0a\x02";
+    let encoded = base64::engine::general_purpose::STANDARD.encode(binary);
+    let tar = Tar::new()
+        .pax(&[
+            ("SCHILY.xattr.user.plain", b"simple"),
+            // tar-rs cannot split this record; the libarchive one carries the value.
+            ("SCHILY.xattr.user.bin", binary),
+            ("LIBARCHIVE.xattr.user.bin", encoded.as_bytes()),
+            ("LIBARCHIVE.xattr.user.plain", b"aWdub3JlZA=="),
+            ("LIBARCHIVE.xattr.user.%3Dodd", b"eA=="),
+        ])
+        .file("f", 0o644, b"x")
+        .bytes();
+    let (dir, result) = unpack(&tar);
+    result.unwrap();
+    let file = dir.path().join("layer/f");
+    let get = |name: &str| {
+        let mut buf = vec![0u8; 64];
+        let n = rustix::fs::getxattr(&file, name, &mut buf[..]).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    assert_eq!(get("user.plain"), b"simple", "SCHILY wins");
+    assert_eq!(get("user.bin"), binary);
+    assert_eq!(get("user.=odd"), b"x");
+}

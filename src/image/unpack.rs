@@ -9,9 +9,9 @@
 //! - regular files are always created with `O_EXCL` (an existing entry is removed
 //!   first), so a hard link made by an earlier entry is never written through.
 //!
-//! Known limits: GNU sparse files are written densely; `LIBARCHIVE.xattr.*` records and
-//! sub-second PAX mtimes are ignored; files are not fsync'ed one by one (the store helper
-//! syncs the filesystem once before renaming the finished layer into place).
+//! Known limits: sub-second PAX mtimes are ignored; files are not fsync'ed one by one
+//! (the store helper syncs the filesystem once before renaming the finished layer into
+//! place). Whole 4 KiB blocks of zeros in a file become holes, whatever the tar says.
 //!
 //! Limits on paths, checked before anything is made for an entry ([`check_path_limits`]):
 //! at most [`MAX_DEPTH`] components (1024, node-tar's default since CVE-2024-28863) and
@@ -487,14 +487,21 @@ impl<'l> Unpacker<'l> {
         create(parent, name).map(Some).map_err(io::Error::from)
     }
 
+    /// Copy an entry's data into `file`, leaving holes where whole 4 KiB blocks are zero:
+    /// a sparse file packed as zeros (as docker, podman and `box commit` pack them) is
+    /// sparse again, and a layer's zeros cost no disk.
     fn copy_data<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
         file: &mut std::fs::File,
     ) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        const BLOCK: usize = 4096;
+        let mut size = 0u64;
+        let mut ends_in_hole = false;
         loop {
             let n = match entry.read(&mut self.buf) {
-                Ok(0) => return Ok(()),
+                Ok(0) => break,
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => {
@@ -504,8 +511,36 @@ impl<'l> Unpacker<'l> {
                     ));
                 }
             };
-            file.write_all(&self.buf[..n]).context("writing the file")?;
+            size += n as u64;
+            let mut data = &self.buf[..n];
+            while !data.is_empty() {
+                let zeros = data
+                    .chunks(BLOCK)
+                    .take_while(|block| block.len() == BLOCK && block.iter().all(|&b| b == 0))
+                    .count()
+                    * BLOCK;
+                if zeros > 0 {
+                    file.seek(SeekFrom::Current(zeros as i64))
+                        .context("writing the file")?;
+                    ends_in_hole = true;
+                    data = &data[zeros..];
+                    continue;
+                }
+                let written = data
+                    .chunks(BLOCK)
+                    .take_while(|block| block.len() < BLOCK || block.iter().any(|&b| b != 0))
+                    .map(<[u8]>::len)
+                    .sum::<usize>();
+                file.write_all(&data[..written])
+                    .context("writing the file")?;
+                ends_in_hole = false;
+                data = &data[written..];
+            }
         }
+        if ends_in_hole {
+            file.set_len(size).context("writing the file")?;
+        }
+        Ok(())
     }
 
     /// Change the owner to the entry's, when it differs from ours and exists here.
@@ -536,19 +571,36 @@ impl<'l> Unpacker<'l> {
         .with_context(|| format!("changing the owner to {}:{}", meta.uid, meta.gid))
     }
 
-    /// The entry's `SCHILY.xattr.*` PAX records.
+    /// The entry's extended attributes: its `SCHILY.xattr.*` PAX records, and libarchive's
+    /// `LIBARCHIVE.xattr.*` (URL-encoded name, base64 value) for names those lack. tar-rs
+    /// splits PAX records at newlines, so a value holding one (a binary
+    /// `security.capability`) reads as malformed pieces, which are skipped: box's own
+    /// layers carry such values in libarchive's form too (the diff_id check has already
+    /// vouched for the bytes, so nothing else can be wrong with a record).
     fn xattrs<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut out = Vec::new();
+        use base64::Engine as _;
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let Some(extensions) = entry.pax_extensions().context("reading PAX records")? else {
             return Ok(out);
         };
-        for extension in extensions {
-            let extension = extension.context("reading a PAX record")?;
+        let mut libarchive = Vec::new();
+        for extension in extensions.flatten() {
             if let Some(name) = extension.key_bytes().strip_prefix(b"SCHILY.xattr.") {
                 out.push((name.to_vec(), extension.value_bytes().to_vec()));
+            } else if let Some(name) = extension.key_bytes().strip_prefix(b"LIBARCHIVE.xattr.")
+                && let Some(name) = url_decode(name)
+                && let Ok(value) =
+                    base64::engine::general_purpose::STANDARD.decode(extension.value_bytes())
+            {
+                libarchive.push((name, value));
+            }
+        }
+        for (name, value) in libarchive {
+            if !out.iter().any(|(n, _)| *n == name) {
+                out.push((name, value));
             }
         }
         Ok(out)
@@ -816,6 +868,21 @@ fn link_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Vec<u8>> {
         Some(name) if !name.is_empty() => Ok(name.into_owned()),
         _ => Err(failure("the link has no target", MALFORMED_LAYER)),
     }
+}
+
+/// A `%XX`-encoded name (libarchive's `LIBARCHIVE.xattr.` keys); `None` when malformed.
+fn url_decode(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.iter();
+    while let Some(&b) = bytes.next() {
+        if b == b'%' {
+            let hex = [*bytes.next()?, *bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
 }
 
 /// A tar path as a relative path of plain components joined by `/`. `.` and empty

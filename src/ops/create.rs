@@ -344,6 +344,23 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the home {}", dir.display()))?;
     }
+    let mut provision = crate::provision::requested(
+        ctx,
+        &crate::provision::Request {
+            additional_packages: options.additional_packages.clone(),
+            pre_init_hooks: options.pre_init_hooks.clone(),
+            init_hooks: options.init_hooks.clone(),
+            off: options.no_provision,
+            set: options.provision_set,
+        },
+    )?;
+    // An image `box commit` made of a provisioned box needs no run, unless this box asks
+    // for packages or hooks it was not made with.
+    if let Some(wanted) = provision.as_mut()
+        && super::commit::provisioned_image(&store, &record).is_some_and(|made| made.covers(wanted))
+    {
+        wanted.status = crate::store::provision::Status::Done;
+    }
     let container = ContainerRecord {
         name: name.clone(),
         image: record.reference.clone(),
@@ -358,16 +375,7 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
         storage: crate::store::containers::StorageKind::Overlay,
         devices: options.devices.clone(),
         nvidia: options.nvidia,
-        provision: crate::provision::requested(
-            ctx,
-            &crate::provision::Request {
-                additional_packages: options.additional_packages.clone(),
-                pre_init_hooks: options.pre_init_hooks.clone(),
-                init_hooks: options.init_hooks.clone(),
-                off: options.no_provision,
-                set: options.provision_set,
-            },
-        )?,
+        provision,
     };
     if options.dry_run {
         let plan = crate::runtime::plan_for(ctx, &store, &container)?;

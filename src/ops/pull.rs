@@ -354,8 +354,8 @@ struct Layer {
     diff_id: Digest,
 }
 
-/// Take back what a failed pull added (layers and blobs no record refers to), so a
-/// failed pull leaves the store as it was. Only done when no other box process holds
+/// Take back what a failed pull (or commit) added (layers and blobs no record refers
+/// to), so a failed pull leaves the store as it was. Only done when no other box process holds
 /// the store: a concurrent pull may be about to refer to a layer we added; then the
 /// layers stay (verified, reusable) until a later `box rmi` collects them.
 pub(crate) fn roll_back(ctx: &Context, store: &Store, layers: &[Digest], blobs: &[Digest]) {

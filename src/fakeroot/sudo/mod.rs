@@ -35,7 +35,7 @@ use anyhow::{Context as _, Result};
 use crate::error::{Exit, failure};
 pub use args::{Action, Request, USAGE, parse};
 pub use env::{Account, Exec, Invoker, SECURE_PATH, account_of, plan};
-pub use shim::{Launch, SHIM_PATH, elf_interpreter, shim};
+pub use shim::{Launch, SHIM_PATH, SHIM_START, elf_interpreter, shim};
 
 /// Whom the command runs as.
 #[derive(Debug, PartialEq, Eq)]

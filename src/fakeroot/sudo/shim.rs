@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 /// Where the shim lives in a box.
 pub const SHIM_PATH: &str = "/usr/local/bin/sudo";
 
+/// How the shim's text starts (`box commit` tells it from a `sudo` of the user's by it).
+pub const SHIM_START: &str = "#!/bin/sh\n# Written by box:";
+
 /// How the shim starts the host's box, as found on the host (real paths, host symlinks
 /// resolved there: the host's absolute symlinks, Debian's
 /// `/lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/...`, would resolve in the box).
@@ -82,8 +85,7 @@ pub fn shim(launch: &Launch) -> String {
         None => exe,
     };
     format!(
-        "#!/bin/sh\n\
-         # Written by box: this box maps only your own user id, so the image's sudo cannot work;\n\
+        "{SHIM_START} this box maps only your own user id, so the image's sudo cannot work;\n\
          # this runs the command as box's fake root instead (see `box create --dry-run`).\n\
          exec {run} __fakeroot sudo \"$@\"\n"
     )
