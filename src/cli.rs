@@ -36,6 +36,9 @@ pub enum Command {
     Enter(EnterArgs),
     /// Run one command in a box, with its exit status
     Run(RunArgs),
+    /// Change a stopped box's volumes, devices, hostname or home (applied at its next
+    /// start)
+    Edit(EditArgs),
     /// List the boxes
     #[command(visible_alias = "ls")]
     List(ListArgs),
@@ -82,9 +85,45 @@ pub struct EphemeralArgs {
     /// Start in the box's home instead of the current directory
     #[arg(long = "no-workdir", visible_alias = "nw")]
     pub no_workdir: bool,
+    #[command(flatten)]
+    pub engine: EngineFlags,
+    #[command(flatten)]
+    pub init: InitFlag,
     /// Command to run instead of a login shell
     #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
     pub command: Vec<OsString>,
+}
+
+/// distrobox's `--root` and `--additional-flags`, which box answers with its own error
+/// and hint (box's root is `--user root`; box has no engine to pass flags to) rather than
+/// with clap's pointer at a flag of a similar name. Hidden: they are not box's options.
+#[derive(Debug, Args, Default)]
+pub struct EngineFlags {
+    #[arg(long, short = 'r', hide = true)]
+    pub root: bool,
+    #[arg(
+        long = "additional-flags",
+        short = 'a',
+        hide = true,
+        value_name = "FLAGS",
+        allow_hyphen_values = true
+    )]
+    pub additional_flags: Vec<String>,
+}
+
+/// distrobox's `--root` alone, for the verbs where it has no other flag.
+#[derive(Debug, Args, Default)]
+pub struct RootFlag {
+    #[arg(long, short = 'r', hide = true)]
+    pub root: bool,
+}
+
+/// distrobox's `--init` (systemd as the box's init), which box does not have yet: answered
+/// with box's own error, not clap's pointer at `--init-hooks`.
+#[derive(Debug, Args, Default)]
+pub struct InitFlag {
+    #[arg(long, short = 'I', hide = true)]
+    pub init: bool,
 }
 
 /// distrobox's manifest format: `[name]` sections with `key=value` lines (image,
@@ -106,8 +145,9 @@ pub struct AssembleArgs {
 pub enum AssembleAction {
     /// Create the manifest's boxes (those that exist are kept unless replaced)
     Create(AssembleCreateArgs),
-    /// Remove the manifest's boxes and their exports
-    Rm(AssembleFileArgs),
+    /// Remove the manifest's boxes and their exports (asks first on a terminal, as `box rm`
+    /// does)
+    Rm(AssembleRmArgs),
     /// List the manifest's boxes and whether they exist
     List(AssembleFileArgs),
 }
@@ -124,6 +164,18 @@ pub struct AssembleFileArgs {
     /// Say what would be done, and do nothing
     #[arg(long, short)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AssembleRmArgs {
+    #[command(flatten)]
+    pub common: AssembleFileArgs,
+    /// Remove running boxes too, stopping them first (on a terminal box asks instead)
+    #[arg(long, short = 'F')]
+    pub force: bool,
+    /// Do not ask for confirmation (running boxes still need --force)
+    #[arg(long, short = 'Y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -183,7 +235,9 @@ pub struct CreateArgs {
     /// Image reference or distribution name (`ubuntu`, `trixie`, `fedora:41`, ...)
     #[arg(long, short)]
     pub image: Option<String>,
-    /// Make the box as a copy of this stopped box (its files, packages and record)
+    /// Make the box as a copy of this stopped box (its files, packages and record); the
+    /// other flags change the copy (more volumes and devices, another hostname or home,
+    /// packages and hooks run in it)
     #[arg(long, short = 'c', value_name = "SOURCE", conflicts_with_all = ["image", "pull", "platform"])]
     pub clone: Option<String>,
     /// Pull the image even if it is already in the store
@@ -202,6 +256,10 @@ pub struct CreateArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub provision: ProvisionArgs,
+    #[command(flatten)]
+    pub engine: EngineFlags,
+    #[command(flatten)]
+    pub init: InitFlag,
 }
 
 /// What a new box looks like, for `box create` and `box ephemeral`.
@@ -248,7 +306,7 @@ impl BoxShapeArgs {
 #[derive(Debug, Args)]
 pub struct ProvisionArgs {
     /// Also install these packages when provisioning the box (a space-separated list;
-    /// repeatable; default: `additional-packages` in config.toml)
+    /// repeatable; default: `additional-packages` in config.toml; `-ap` as in distrobox)
     #[arg(long, value_name = "PKG ...", conflicts_with = "no_provision")]
     pub additional_packages: Vec<String>,
     /// Shell command run as root in the box before its packages are installed
@@ -280,10 +338,28 @@ pub enum ProvisionSet {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Without a name: the `default-name` setting, else the box of this host's distribution and release
+when there is one, else your only box; with none, box offers to create the host's.
+
+Examples:
+  box enter dev
+  box enter -n dev -- make
+  box enter docker.io/library/debian:12     (box debian-12, offered for creation if missing)"
+)]
 pub struct EnterArgs {
-    /// The box to enter (default: the `default-name` setting)
+    /// The box to enter, or an image reference (its box is named after it: `debian-12`)
+    #[arg(value_name = "NAME")]
     pub name: Option<String>,
-    /// Start in the box's home instead of the current directory
+    /// The box to enter (as distrobox spells it)
+    #[arg(
+        long = "name",
+        short = 'n',
+        value_name = "NAME",
+        conflicts_with = "name"
+    )]
+    pub name_option: Option<String>,
+    /// Start in the box's home instead of the current directory (`-nw` as in distrobox)
     #[arg(long = "no-workdir", visible_alias = "nw")]
     pub no_workdir: bool,
     /// Create the box without asking if it does not exist
@@ -295,13 +371,21 @@ pub struct EnterArgs {
     /// Enter as this user of the box (a name or uid; `root` is the box's root)
     #[arg(long, short, value_name = "USER")]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub engine: EngineFlags,
     /// Command to run instead of the login shell
     // OsString: arguments are passed on as bytes (file names need not be UTF-8).
     #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
     pub command: Vec<OsString>,
 }
 
+/// `box run NAME -- CMD` is the form that is never ambiguous; `box run NAME CMD` works
+/// too when CMD does not start with `-` (everything from CMD on is the command's).
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  box run dev -- make -j
+  box run dev make -j
+  box run dev -- --a-command-starting-with-a-dash")]
 pub struct RunArgs {
     /// The box to run in
     pub name: String,
@@ -311,10 +395,61 @@ pub struct RunArgs {
     /// Run as this user of the box (a name or uid; `root` is the box's root)
     #[arg(long, short, value_name = "USER")]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub engine: EngineFlags,
     /// The command and its arguments
     // OsString: arguments are passed on as bytes (file names need not be UTF-8).
-    #[arg(last = true, required = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
+    #[arg(trailing_var_arg = true, required = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
     pub command: Vec<OsString>,
+}
+
+/// What `box edit` changes. distrobox cannot change a box after create (its answer is a
+/// clone); box keeps these in the box's record and applies them at every start.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The box must be stopped (`box stop NAME`); the change applies at its next start.\n\nExamples:\n  box edit dev --volume ~/src:/src --remove-volume /data\n  box edit dev --device nvidia.com/gpu=all\n  box edit dev --hostname devbox --no-home"
+)]
+pub struct EditArgs {
+    /// The box to change
+    pub name: String,
+    /// Add a volume: bind-mount a host path into the box, SRC:DST[:ro] (repeatable; one at
+    /// a DST the box has replaces it)
+    #[arg(long, short, value_name = "SRC:DST[:ro]")]
+    pub volume: Vec<String>,
+    /// Remove the volume at this path in the box (repeatable)
+    #[arg(long, value_name = "DST")]
+    pub remove_volume: Vec<String>,
+    /// Add a CDI device of the host: VENDOR/CLASS=NAME (repeatable)
+    #[arg(long, value_name = "VENDOR/CLASS=NAME")]
+    pub device: Vec<String>,
+    /// Remove a CDI device the box was given (repeatable)
+    #[arg(long, value_name = "VENDOR/CLASS=NAME")]
+    pub remove_device: Vec<String>,
+    /// Give the box the host's NVIDIA GPUs through their CDI spec
+    #[arg(long, conflicts_with_all = ["no_nvidia", "auto_nvidia"])]
+    pub nvidia: bool,
+    /// Leave the host's NVIDIA GPUs out even when the host has their CDI spec
+    #[arg(long, conflicts_with = "auto_nvidia")]
+    pub no_nvidia: bool,
+    /// Give the box the host's NVIDIA GPUs whenever the host has their CDI spec (what a
+    /// box without --nvidia or --no-nvidia gets)
+    #[arg(long)]
+    pub auto_nvidia: bool,
+    /// Hostname inside the box
+    #[arg(long, conflicts_with = "no_hostname")]
+    pub hostname: Option<String>,
+    /// Use the host's hostname inside the box again
+    #[arg(long)]
+    pub no_hostname: bool,
+    /// Use DIR as the home directory inside the box (the host home is still mounted)
+    #[arg(long, short = 'H', value_name = "DIR", conflicts_with = "no_home")]
+    pub home: Option<PathBuf>,
+    /// Use your own home inside the box again
+    #[arg(long)]
+    pub no_home: bool,
+    /// Print the plan of the box's next start with the change, and change nothing
+    #[arg(long, short)]
+    pub dry_run: bool,
 }
 
 /// A command linked to box in a box (`ln -s /usr/local/bin/box /usr/local/bin/podman`)
@@ -338,6 +473,8 @@ pub struct ListArgs {
     /// Do not colour the output (also: NO_COLOR)
     #[arg(long)]
     pub no_color: bool,
+    #[command(flatten)]
+    pub root: RootFlag,
 }
 
 #[derive(Debug, Args)]
@@ -355,6 +492,8 @@ pub struct StopArgs {
     /// killed
     #[arg(long, short, value_name = "SECONDS", default_value = "1.5", value_parser = grace_seconds)]
     pub time: std::time::Duration,
+    #[command(flatten)]
+    pub root: RootFlag,
 }
 
 /// A grace period in seconds (`1`, `0.5`), as `--time` takes it.
@@ -387,6 +526,8 @@ pub struct RmArgs {
     /// before they are killed
     #[arg(long, short, value_name = "SECONDS", default_value = "1.5", value_parser = grace_seconds)]
     pub time: std::time::Duration,
+    #[command(flatten)]
+    pub root: RootFlag,
 }
 
 /// One of --bin, --app and --list says what to do; --delete turns --bin or --app into a
@@ -458,28 +599,81 @@ pub struct UpgradeArgs {
     /// With --all, only the boxes that are running
     #[arg(long, requires = "all")]
     pub running: bool,
+    #[command(flatten)]
+    pub root: RootFlag,
 }
 
-/// The clap command tree, for the man page and completion generators.
-/// The command line `box run NAME -- CMD ARGS...` exactly (no option, a NAME that is not
-/// one), read without clap: what exported wrappers and scripts run on the hot path.
-/// Building clap's whole command tree costs about a quarter of the instructions of a warm
-/// `box run` (callgrind); every other form, and any doubt, goes to clap, so the result
-/// is always what clap would have parsed.
+/// The command lines `box run NAME -- CMD ARGS...` and `box run NAME CMD ARGS...` (no
+/// option, a NAME and CMD that are not one), read without clap: what exported wrappers and
+/// scripts run on the hot path. Building clap's whole command tree costs about a quarter
+/// of the instructions of a warm `box run` (callgrind); every other form, and any doubt,
+/// goes to clap, so the result is always what clap would have parsed.
 pub fn parse_plain_run(args: &[OsString]) -> Option<Command> {
-    let [run, name, separator, command @ ..] = args else {
+    let [run, name, first, rest @ ..] = args else {
         return None;
     };
     let name = name.to_str()?;
-    if run != "run" || separator != "--" || command.is_empty() || name.starts_with('-') {
+    if run != "run" || name.starts_with('-') {
+        return None;
+    }
+    let command = if first == "--" {
+        rest.to_vec()
+    } else if first.as_encoded_bytes().starts_with(b"-") {
+        return None;
+    } else {
+        args[2..].to_vec()
+    };
+    if command.is_empty() {
         return None;
     }
     Some(Command::Run(RunArgs {
         name: name.to_owned(),
         no_workdir: false,
         user: None,
-        command: command.to_vec(),
+        engine: EngineFlags::default(),
+        command,
     }))
+}
+
+/// distrobox's spellings of box's options that clap cannot take as they are (one dash,
+/// several letters): `-ap` is `--additional-packages` (create, ephemeral), `-nw`
+/// `--no-workdir` (enter, ephemeral). Only words before a `--` are rewritten; these verbs
+/// take their command after one, so a command's own `-nw` (`emacs -nw`) is left alone.
+pub fn distrobox_spellings(args: Vec<OsString>) -> Vec<OsString> {
+    let verb = args
+        .iter()
+        .skip(1)
+        .find(|a| !a.as_encoded_bytes().starts_with(b"-"))
+        .and_then(|a| a.to_str())
+        .map(str::to_owned);
+    let (ap, nw) = match verb.as_deref() {
+        Some("create") => (true, false),
+        Some("enter") => (false, true),
+        Some("ephemeral") => (true, true),
+        _ => return args,
+    };
+    let mut separated = false;
+    args.into_iter()
+        .map(|arg| {
+            if separated {
+                return arg;
+            }
+            if arg == "--" {
+                separated = true;
+            } else if ap && arg == "-ap" {
+                return OsString::from("--additional-packages");
+            } else if nw && arg == "-nw" {
+                return OsString::from("--no-workdir");
+            }
+            arg
+        })
+        .collect()
+}
+
+/// Parse box's command line (`args` with the program name first), distrobox's
+/// spellings included (see [`distrobox_spellings`]); exits on a usage error, as clap does.
+pub fn parse(args: Vec<OsString>) -> Command {
+    Cli::parse_from(distrobox_spellings(args)).command
 }
 
 /// `host-exec CMD ARGS...` with CMD not an option: the form the client's hot path
@@ -498,6 +692,7 @@ pub fn parse_plain_host_exec(args: &[OsString]) -> Option<Command> {
     }))
 }
 
+/// The clap command tree, for the man page and completion generators.
 pub fn command() -> clap::Command {
     Cli::command()
 }
@@ -528,14 +723,119 @@ mod tests {
             "run --no-workdir dev -- true",
             "run dev --user root -- true",
             "run -u root dev -- true",
-            "run dev true",
+            "run dev -x",
             "run dev --",
             "run --help -- x",
             "enter dev -- true",
             "run",
+            "run dev",
         ] {
             assert!(parse_plain_run(&words(line)).is_none(), "{line}");
         }
+    }
+
+    #[test]
+    fn run_takes_its_command_without_a_separator_and_box_s_options_before_it() {
+        let parse = |line: &str| {
+            let mut argv = vec![OsString::from("box")];
+            argv.extend(words(line));
+            Cli::try_parse_from(argv).map(|cli| cli.command)
+        };
+        for line in [
+            "run dev true",
+            "run dev ls -l --color",
+            "run dev emacs -nw",
+            "run dev sh -c exit",
+        ] {
+            let fast = parse_plain_run(&words(line)).expect(line);
+            assert_eq!(
+                format!("{fast:?}"),
+                format!("{:?}", parse(line).unwrap()),
+                "{line}"
+            );
+        }
+        let Ok(Command::Run(run)) = parse("run -u root dev id -u") else {
+            panic!("run -u root dev id -u");
+        };
+        assert_eq!(run.user.as_deref(), Some("root"));
+        assert_eq!(run.command, ["id", "-u"]);
+        let Ok(Command::Run(run)) = parse("run dev --user root id") else {
+            panic!("run dev --user root id");
+        };
+        assert_eq!((run.user.as_deref(), run.command.len()), (Some("root"), 1));
+        // A command is required either way.
+        assert!(parse("run dev").is_err());
+        assert!(parse("run dev --no-workdir").is_err());
+    }
+
+    #[test]
+    fn distrobox_s_one_dash_spellings_mean_box_s_options_before_the_command() {
+        let parse = |line: &str| {
+            let mut argv = vec![OsString::from("box")];
+            argv.extend(words(line));
+            Cli::try_parse_from(distrobox_spellings(argv)).map(|cli| cli.command)
+        };
+        let Ok(Command::Create(create)) = parse("create -ap vim -ap git debian") else {
+            panic!("create -ap");
+        };
+        assert_eq!(create.provision.additional_packages, ["vim", "git"]);
+        let Ok(Command::Enter(enter)) = parse("enter -nw -n dev -- emacs -nw") else {
+            panic!("enter -nw");
+        };
+        assert!(enter.no_workdir);
+        assert_eq!(enter.name_option.as_deref(), Some("dev"));
+        assert_eq!(enter.command, ["emacs", "-nw"]);
+        let Ok(Command::Ephemeral(eph)) = parse("ephemeral -i debian -nw -ap vim") else {
+            panic!("ephemeral");
+        };
+        assert!(eph.no_workdir);
+        assert_eq!(eph.provision.additional_packages, ["vim"]);
+        // Other verbs' words are theirs.
+        let Ok(Command::Run(run)) = parse("run dev emacs -nw") else {
+            panic!("run");
+        };
+        assert_eq!(run.command, ["emacs", "-nw"]);
+        // A name and -n together are one name too many.
+        assert!(parse("enter dev -n other").is_err());
+    }
+
+    #[test]
+    fn distrobox_only_flags_parse_for_box_to_answer() {
+        let parse = |line: &str| {
+            let mut argv = vec![OsString::from("box")];
+            argv.extend(words(line));
+            Cli::try_parse_from(argv).map(|cli| cli.command)
+        };
+        let Ok(Command::Create(create)) = parse("create --init --root -a --env=A=1 debian") else {
+            panic!("create");
+        };
+        assert!(create.init.init && create.engine.root);
+        assert_eq!(create.engine.additional_flags, ["--env=A=1"]);
+        let Ok(Command::Enter(enter)) = parse("enter --additional-flags --env=X dev") else {
+            panic!("enter");
+        };
+        assert_eq!(enter.engine.additional_flags, ["--env=X"]);
+        for line in [
+            "rm -r dev",
+            "stop --root dev",
+            "list --root",
+            "upgrade -r dev",
+            "run -r dev id",
+        ] {
+            assert!(parse(line).is_ok(), "{line}");
+        }
+        // Hidden: no help, no completion lists them.
+        let help = command()
+            .find_subcommand_mut("create")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            !help.contains("--init ")
+                && !help.contains("--root")
+                && !help.contains("--additional-flags"),
+            "{help}"
+        );
     }
 
     #[test]

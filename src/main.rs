@@ -7,8 +7,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     let outcome = match std::env::args_os()
         .next()
@@ -40,7 +38,7 @@ fn run() -> anyhow::Result<ExitCode> {
             let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
             let command = box_cli::cli::parse_plain_run(&args)
                 .or_else(|| box_cli::cli::parse_plain_host_exec(&args))
-                .unwrap_or_else(|| box_cli::cli::Cli::parse().command);
+                .unwrap_or_else(|| box_cli::cli::parse(std::env::args_os().collect()));
             box_cli::commands::dispatch(command)
         })
 }

@@ -10,6 +10,8 @@ use crate::context::Context;
 use crate::ops::create::{self, CreateOptions};
 
 pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
+    super::refuse_engine_flags(&args.engine)?;
+    super::refuse_init(&args.init)?;
     let (image, name) = match &args.clone {
         // The image is the source box's.
         Some(source) => (
@@ -32,7 +34,7 @@ pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
         )?,
     };
     let options = CreateOptions {
-        entry: !args.no_entry,
+        entry: !args.no_entry && create::entry_by_default(ctx)?,
         dry_run: args.dry_run,
         clone: args.clone,
         ..super::create_options(name, image, args.pull, args.shape, args.provision)

@@ -3,6 +3,7 @@
 
 mod assemble;
 mod create;
+mod edit;
 mod enter;
 mod ephemeral;
 mod export;
@@ -58,6 +59,68 @@ fn assume_yes(ctx: &Context, yes: bool) -> bool {
     yes || ctx.config().is_ok_and(|c| c.non_interactive)
 }
 
+/// [`assume_yes`] or the terminal, with the settings read only when a question is
+/// asked: `box enter` of a box that exists reads no settings file.
+struct Asker<'a> {
+    ctx: &'a Context,
+    yes: bool,
+}
+
+impl Asker<'_> {
+    fn settled(&self) -> &'static dyn crate::ui::prompt::Ask {
+        crate::ui::prompt::yes_or_terminal(assume_yes(self.ctx, self.yes))
+    }
+}
+
+impl crate::ui::prompt::Ask for Asker<'_> {
+    fn ask(&self, question: &str) -> Result<Option<bool>> {
+        self.settled().ask(question)
+    }
+
+    fn preset(&self) -> Option<Option<bool>> {
+        self.settled().preset()
+    }
+}
+
+/// A usage error (exit status 2) with box's own message and hint.
+fn usage(message: String, hint: &str) -> anyhow::Error {
+    crate::error::failure(message, hint).context(crate::error::Exit(crate::error::EXIT_USAGE))
+}
+
+/// distrobox's `--root` and `--additional-flags` answered: what box does instead.
+fn refuse_engine_flags(flags: &crate::cli::EngineFlags) -> Result<()> {
+    refuse_root(flags.root)?;
+    if let Some(first) = flags.additional_flags.first() {
+        return Err(usage(
+            format!("--additional-flags {first}: box has no container engine to pass flags to"),
+            "box's own flags do what they did: `--volume SRC:DST`, `--device VENDOR/CLASS=NAME`, `--hostname` and `--home` at `box create` (`box edit` changes them later); a variable for one command goes with the command: `box enter NAME -- env KEY=VALUE CMD`",
+        ));
+    }
+    Ok(())
+}
+
+/// distrobox's `--root` answered: box's root is rootless and reached another way.
+fn refuse_root(root: bool) -> Result<()> {
+    if root {
+        return Err(usage(
+            "--root: box has no rootful boxes; every box is rootless".to_owned(),
+            "root in a box is `box enter NAME --user root` (or `sudo` inside it): the box's own root, with no more rights than you have on the host",
+        ));
+    }
+    Ok(())
+}
+
+/// distrobox's `--init` answered: not yet.
+fn refuse_init(init: &crate::cli::InitFlag) -> Result<()> {
+    if init.init {
+        return Err(usage(
+            "--init: boxes with systemd as their init are not supported yet".to_owned(),
+            "box --init is coming; until then a box runs your commands without an init (services can be started by hand as root: `box enter NAME --user root`)",
+        ));
+    }
+    Ok(())
+}
+
 /// The options of a new box from the flags `create` and `ephemeral` share (the box's
 /// shape and its provisioning), for a box `name` of `image`.
 fn create_options(
@@ -111,6 +174,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Create(args) => create::exec(&ctx, args),
         Command::Enter(args) => enter::exec(&ctx, args),
         Command::Run(args) => run::exec(&ctx, args),
+        Command::Edit(args) => edit::exec(&ctx, args),
         Command::List(args) => list::exec(&ctx, args),
         Command::Stop(args) => stop::exec(&ctx, args),
         Command::Rm(args) => rm::exec(&ctx, args),
@@ -143,6 +207,9 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
         Command::Rmi(_) => Some(("", "remove images".into())),
         Command::Create(args) if !args.dry_run => Some(("", "create boxes".into())),
         Command::Stop(args) => Some(boxes("stop", &args.names)),
+        Command::Edit(args) if !args.dry_run => {
+            Some(boxes("change", std::slice::from_ref(&args.name)))
+        }
         Command::Rm(args) => Some(boxes("remove", &args.names)),
         Command::Assemble(args) if !matches!(args.action, crate::cli::AssembleAction::List(_)) => {
             Some(("", "assemble boxes".into()))

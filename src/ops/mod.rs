@@ -8,7 +8,7 @@
 //! - each operation leaves the store as it was when it fails (the store's temp dir +
 //!   rename and its locks; see each module's doc).
 //!
-//! [`pull`] fetches images, [`create`] makes boxes, [`rm`] and [`rmi`] remove boxes and
+//! [`pull`] fetches images, [`create`] makes boxes, [`edit`] changes them, [`rm`] and [`rmi`] remove boxes and
 //! images, [`gc`] collects what they leave unused, [`stop`] ends running boxes,
 //! [`export`] puts binaries, apps and a box's own entry on the host, [`assemble`] does all
 //! of it for the boxes of a manifest, [`ephemeral`] makes a box that lives as long as one
@@ -16,6 +16,7 @@
 
 pub mod assemble;
 pub mod create;
+pub mod edit;
 pub mod ephemeral;
 pub mod export;
 pub mod gc;
@@ -24,5 +25,6 @@ pub mod pull;
 pub mod rm;
 pub mod rmi;
 pub mod session;
+pub mod shape;
 pub mod stop;
 pub mod upgrade;
