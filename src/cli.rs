@@ -85,45 +85,9 @@ pub struct EphemeralArgs {
     /// Start in the box's home instead of the current directory
     #[arg(long = "no-workdir", visible_alias = "nw")]
     pub no_workdir: bool,
-    #[command(flatten)]
-    pub engine: EngineFlags,
-    #[command(flatten)]
-    pub init: InitFlag,
     /// Command to run instead of a login shell
     #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
     pub command: Vec<OsString>,
-}
-
-/// distrobox's `--root` and `--additional-flags`, which box answers with its own error
-/// and hint (box's root is `--user root`; box has no engine to pass flags to) rather than
-/// with clap's pointer at a flag of a similar name. Hidden: they are not box's options.
-#[derive(Debug, Args, Default)]
-pub struct EngineFlags {
-    #[arg(long, short = 'r', hide = true)]
-    pub root: bool,
-    #[arg(
-        long = "additional-flags",
-        short = 'a',
-        hide = true,
-        value_name = "FLAGS",
-        allow_hyphen_values = true
-    )]
-    pub additional_flags: Vec<String>,
-}
-
-/// distrobox's `--root` alone, for the verbs where it has no other flag.
-#[derive(Debug, Args, Default)]
-pub struct RootFlag {
-    #[arg(long, short = 'r', hide = true)]
-    pub root: bool,
-}
-
-/// distrobox's `--init` (systemd as the box's init), which box does not have yet: answered
-/// with box's own error, not clap's pointer at `--init-hooks`.
-#[derive(Debug, Args, Default)]
-pub struct InitFlag {
-    #[arg(long, short = 'I', hide = true)]
-    pub init: bool,
 }
 
 /// distrobox's manifest format: `[name]` sections with `key=value` lines (image,
@@ -256,10 +220,6 @@ pub struct CreateArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub provision: ProvisionArgs,
-    #[command(flatten)]
-    pub engine: EngineFlags,
-    #[command(flatten)]
-    pub init: InitFlag,
 }
 
 /// What a new box looks like, for `box create` and `box ephemeral`.
@@ -371,8 +331,6 @@ pub struct EnterArgs {
     /// Enter as this user of the box (a name or uid; `root` is the box's root)
     #[arg(long, short, value_name = "USER")]
     pub user: Option<String>,
-    #[command(flatten)]
-    pub engine: EngineFlags,
     /// Command to run instead of the login shell
     // OsString: arguments are passed on as bytes (file names need not be UTF-8).
     #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
@@ -395,8 +353,6 @@ pub struct RunArgs {
     /// Run as this user of the box (a name or uid; `root` is the box's root)
     #[arg(long, short, value_name = "USER")]
     pub user: Option<String>,
-    #[command(flatten)]
-    pub engine: EngineFlags,
     /// The command and its arguments
     // OsString: arguments are passed on as bytes (file names need not be UTF-8).
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
@@ -473,8 +429,6 @@ pub struct ListArgs {
     /// Do not colour the output (also: NO_COLOR)
     #[arg(long)]
     pub no_color: bool,
-    #[command(flatten)]
-    pub root: RootFlag,
 }
 
 #[derive(Debug, Args)]
@@ -492,8 +446,6 @@ pub struct StopArgs {
     /// killed
     #[arg(long, short, value_name = "SECONDS", default_value = "1.5", value_parser = grace_seconds)]
     pub time: std::time::Duration,
-    #[command(flatten)]
-    pub root: RootFlag,
 }
 
 /// A grace period in seconds (`1`, `0.5`), as `--time` takes it.
@@ -526,8 +478,6 @@ pub struct RmArgs {
     /// before they are killed
     #[arg(long, short, value_name = "SECONDS", default_value = "1.5", value_parser = grace_seconds)]
     pub time: std::time::Duration,
-    #[command(flatten)]
-    pub root: RootFlag,
 }
 
 /// One of --bin, --app and --list says what to do; --delete turns --bin or --app into a
@@ -599,8 +549,6 @@ pub struct UpgradeArgs {
     /// With --all, only the boxes that are running
     #[arg(long, requires = "all")]
     pub running: bool,
-    #[command(flatten)]
-    pub root: RootFlag,
 }
 
 /// The command lines `box run NAME -- CMD ARGS...` and `box run NAME CMD ARGS...` (no
@@ -630,7 +578,6 @@ pub fn parse_plain_run(args: &[OsString]) -> Option<Command> {
         name: name.to_owned(),
         no_workdir: false,
         user: None,
-        engine: EngineFlags::default(),
         command,
     }))
 }
@@ -671,9 +618,64 @@ pub fn distrobox_spellings(args: Vec<OsString>) -> Vec<OsString> {
 }
 
 /// Parse box's command line (`args` with the program name first), distrobox's
-/// spellings included (see [`distrobox_spellings`]); exits on a usage error, as clap does.
-pub fn parse(args: Vec<OsString>) -> Command {
-    Cli::parse_from(distrobox_spellings(args)).command
+/// spellings included (see [`distrobox_spellings`]).
+pub fn try_parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
+    let args = distrobox_spellings(args);
+    Cli::try_parse_from(args).map(|cli| cli.command)
+}
+
+/// distrobox's options for what box does another way or not yet, which box answers with
+/// its own error and hint rather than clap's "a similar argument exists" pointing at the
+/// wrong feature (`--init` at `--init-hooks`). Not in box's command tree, so neither help
+/// nor completions offer them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DistroboxOnly {
+    /// `--init`/`-I` (create, ephemeral): systemd as the box's init.
+    Init,
+    /// `--root`/`-r`: a rootful box.
+    Root,
+    /// `--additional-flags`/`-a` (create, enter, ephemeral): the engine's own flags.
+    AdditionalFlags,
+}
+
+/// Which of [`DistroboxOnly`] clap's `error` is about, for the verb of `args` that
+/// distrobox has it for.
+pub fn distrobox_only(error: &clap::Error, args: &[OsString]) -> Option<DistroboxOnly> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let verb = args
+        .iter()
+        .skip(1)
+        .find(|a| !a.as_encoded_bytes().starts_with(b"-"))
+        .and_then(|a| a.to_str())?;
+    let flag = match arg.split('=').next()? {
+        "--init" | "-I" => DistroboxOnly::Init,
+        "--root" | "-r" => DistroboxOnly::Root,
+        "--additional-flags" | "-a" => DistroboxOnly::AdditionalFlags,
+        _ => return None,
+    };
+    let verbs: &[&str] = match flag {
+        DistroboxOnly::Init => &["create", "ephemeral"],
+        DistroboxOnly::Root => &[
+            "create",
+            "enter",
+            "run",
+            "ephemeral",
+            "list",
+            "ls",
+            "stop",
+            "rm",
+            "upgrade",
+            "assemble",
+        ],
+        DistroboxOnly::AdditionalFlags => &["create", "enter", "run", "ephemeral"],
+    };
+    verbs.contains(&verb).then_some(flag)
 }
 
 /// `host-exec CMD ARGS...` with CMD not an option: the form the client's hot path
@@ -800,40 +802,36 @@ mod tests {
     }
 
     #[test]
-    fn distrobox_only_flags_parse_for_box_to_answer() {
-        let parse = |line: &str| {
+    fn distrobox_only_flags_are_told_apart_from_other_unknown_ones() {
+        let which = |line: &str| {
             let mut argv = vec![OsString::from("box")];
             argv.extend(words(line));
-            Cli::try_parse_from(argv).map(|cli| cli.command)
+            let err = try_parse(argv.clone()).unwrap_err();
+            distrobox_only(&err, &argv)
         };
-        let Ok(Command::Create(create)) = parse("create --init --root -a --env=A=1 debian") else {
-            panic!("create");
-        };
-        assert!(create.init.init && create.engine.root);
-        assert_eq!(create.engine.additional_flags, ["--env=A=1"]);
-        let Ok(Command::Enter(enter)) = parse("enter --additional-flags --env=X dev") else {
-            panic!("enter");
-        };
-        assert_eq!(enter.engine.additional_flags, ["--env=X"]);
-        for line in [
-            "rm -r dev",
-            "stop --root dev",
-            "list --root",
-            "upgrade -r dev",
-            "run -r dev id",
-        ] {
-            assert!(parse(line).is_ok(), "{line}");
-        }
-        // Hidden: no help, no completion lists them.
+        assert_eq!(which("create --init debian"), Some(DistroboxOnly::Init));
+        assert_eq!(which("create -I debian"), Some(DistroboxOnly::Init));
+        assert_eq!(which("enter --root dev"), Some(DistroboxOnly::Root));
+        assert_eq!(which("rm -r dev"), Some(DistroboxOnly::Root));
+        assert_eq!(
+            which("create --additional-flags --env=A=1 debian"),
+            Some(DistroboxOnly::AdditionalFlags)
+        );
+        assert_eq!(
+            which("enter -a x dev"),
+            Some(DistroboxOnly::AdditionalFlags)
+        );
+        // Where distrobox has no such flag, or another unknown flag: clap's own error.
+        assert_eq!(which("pull --init x"), None);
+        assert_eq!(which("create --frobnicate debian"), None);
+        // Not in the tree: neither help nor completions offer them.
         let help = command()
             .find_subcommand_mut("create")
             .unwrap()
             .render_long_help()
             .to_string();
         assert!(
-            !help.contains("--init ")
-                && !help.contains("--root")
-                && !help.contains("--additional-flags"),
+            !help.contains("--init ") && !help.contains("--root"),
             "{help}"
         );
     }

@@ -10,8 +10,6 @@ use crate::context::Context;
 use crate::ops::create::{self, CreateOptions};
 
 pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
-    super::refuse_engine_flags(&args.engine)?;
-    super::refuse_init(&args.init)?;
     let (image, name) = match &args.clone {
         // The image is the source box's.
         Some(source) => (

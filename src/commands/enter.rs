@@ -13,7 +13,6 @@ use crate::context::Context;
 use crate::ops::session::{self, Command, Join, Missing, Session};
 
 pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
-    super::refuse_engine_flags(&args.engine)?;
     let target = session::target(ctx, args.name.as_deref().or(args.name_option.as_deref()))?;
     let name = target.name;
     if args.dry_run {

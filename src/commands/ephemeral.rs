@@ -10,8 +10,6 @@ use crate::ops::create::resolve_target;
 use crate::ops::ephemeral::{ephemeral, fresh_name};
 
 pub fn exec(ctx: &Context, args: EphemeralArgs) -> Result<ExitCode> {
-    super::refuse_engine_flags(&args.engine)?;
-    super::refuse_init(&args.init)?;
     let name = match args.name {
         Some(name) => name,
         None => fresh_name()?,

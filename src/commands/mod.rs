@@ -82,43 +82,26 @@ impl crate::ui::prompt::Ask for Asker<'_> {
     }
 }
 
-/// A usage error (exit status 2) with box's own message and hint.
-fn usage(message: String, hint: &str) -> anyhow::Error {
-    crate::error::failure(message, hint).context(crate::error::Exit(crate::error::EXIT_USAGE))
-}
-
-/// distrobox's `--root` and `--additional-flags` answered: what box does instead.
-fn refuse_engine_flags(flags: &crate::cli::EngineFlags) -> Result<()> {
-    refuse_root(flags.root)?;
-    if let Some(first) = flags.additional_flags.first() {
-        return Err(usage(
-            format!("--additional-flags {first}: box has no container engine to pass flags to"),
-            "box's own flags do what they did: `--volume SRC:DST`, `--device VENDOR/CLASS=NAME`, `--hostname` and `--home` at `box create` (`box edit` changes them later); a variable for one command goes with the command: `box enter NAME -- env KEY=VALUE CMD`",
-        ));
-    }
-    Ok(())
-}
-
-/// distrobox's `--root` answered: box's root is rootless and reached another way.
-fn refuse_root(root: bool) -> Result<()> {
-    if root {
-        return Err(usage(
-            "--root: box has no rootful boxes; every box is rootless".to_owned(),
+/// box's answer to a distrobox option it does not take (see
+/// [`crate::cli::DistroboxOnly`]): what box does instead, as a usage error (exit status
+/// 2).
+pub fn distrobox_only(flag: crate::cli::DistroboxOnly) -> anyhow::Error {
+    use crate::cli::DistroboxOnly;
+    let (message, hint) = match flag {
+        DistroboxOnly::Init => (
+            "--init: boxes with systemd as their init are not supported yet",
+            "box --init is coming; until then a box runs your commands without an init (start a service by hand as root: `box enter NAME --user root`)",
+        ),
+        DistroboxOnly::Root => (
+            "--root: box has no rootful boxes; every box is rootless",
             "root in a box is `box enter NAME --user root` (or `sudo` inside it): the box's own root, with no more rights than you have on the host",
-        ));
-    }
-    Ok(())
-}
-
-/// distrobox's `--init` answered: not yet.
-fn refuse_init(init: &crate::cli::InitFlag) -> Result<()> {
-    if init.init {
-        return Err(usage(
-            "--init: boxes with systemd as their init are not supported yet".to_owned(),
-            "box --init is coming; until then a box runs your commands without an init (services can be started by hand as root: `box enter NAME --user root`)",
-        ));
-    }
-    Ok(())
+        ),
+        DistroboxOnly::AdditionalFlags => (
+            "--additional-flags: box has no container engine to pass flags to",
+            "box's own flags do what they did: `--volume SRC:DST`, `--device VENDOR/CLASS=NAME`, `--hostname` and `--home` at `box create` (`box edit` changes them later); a variable for one command goes with the command: `box enter NAME -- env KEY=VALUE CMD`",
+        ),
+    };
+    crate::error::failure(message, hint).context(crate::error::Exit(crate::error::EXIT_USAGE))
 }
 
 /// The options of a new box from the flags `create` and `ephemeral` share (the box's

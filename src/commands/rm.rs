@@ -15,7 +15,6 @@ use crate::context::Context;
 use crate::ops::rm::{RmOptions, rm};
 
 pub fn exec(ctx: &Context, args: RmArgs) -> Result<ExitCode> {
-    super::refuse_root(args.root.root)?;
     let options = RmOptions {
         force: args.force,
         require_question: args.interactive && !args.yes,

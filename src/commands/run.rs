@@ -10,7 +10,6 @@ use crate::context::Context;
 use crate::ops::session::{self, Command, Join, Missing, Session};
 
 pub fn exec(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
-    super::refuse_engine_flags(&args.engine)?;
     let session = Session {
         name: &args.name,
         join: Join {

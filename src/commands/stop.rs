@@ -8,7 +8,6 @@ use crate::cli::StopArgs;
 use crate::context::Context;
 
 pub fn exec(ctx: &Context, args: StopArgs) -> Result<ExitCode> {
-    super::refuse_root(args.root.root)?;
     let ask = crate::ui::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes));
     let done = crate::ops::stop::stop(
         ctx,

@@ -11,7 +11,6 @@ use crate::context::Context;
 use crate::error::failure;
 
 pub fn exec(ctx: &Context, args: UpgradeArgs) -> Result<ExitCode> {
-    super::refuse_root(args.root.root)?;
     let outcomes = crate::ops::upgrade::upgrade(ctx, args.all, &args.names, args.running)?;
     if outcomes.is_empty() {
         crate::ui::report::notice("no box to upgrade");

@@ -390,6 +390,20 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn the_prompt_script_is_plain_sh() {
+        // Every shell that sources profile.d must parse it: sh -n parses without running.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("box-prompt.sh");
+        std::fs::write(&path, PROMPT_SCRIPT).unwrap();
+        let status = std::process::Command::new("/bin/sh")
+            .arg("-n")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     fn alice() -> UserSpec {
         UserSpec {
             name: "alice".into(),

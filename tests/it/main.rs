@@ -18,6 +18,7 @@ mod ephemeral;
 mod export;
 mod fakeroot;
 mod generated;
+mod habits;
 mod harness;
 mod host_exec;
 mod idmap;

@@ -720,13 +720,17 @@ pub fn assemble_rm(
     // advance (--yes) is about removing, and running boxes need --force, as with box rm.
     let asks = ask.preset().is_none();
     if !running.is_empty() && !options.force && !asks {
-        bail!(failure(
-            format!(
-                "box {} of the manifest is running, so nothing was removed",
-                running.join(", ")
+        let (which, it) = match running.as_slice() {
+            [one] => (format!("box {one} of the manifest is"), "it"),
+            many => (
+                format!("boxes {} of the manifest are", many.join(", ")),
+                "them",
             ),
+        };
+        bail!(failure(
+            format!("{which} running, so nothing was removed"),
             format!(
-                "stop it first (`box stop {}`) or use `box assemble rm --force`",
+                "stop {it} first (`box stop {}`) or use `box assemble rm --force`",
                 running.join(" ")
             ),
         ));
