@@ -2,8 +2,12 @@
 //!
 //! This file is the single source of `box --help`, the man pages in `man/` and the shell
 //! completions in `completions/` (both generated from [`command`] and checked by a test).
-//! Command and flag names follow distrobox where it has them. Nothing here reads the
-//! environment or the disk: resolving what the arguments mean is `context.rs`'s job.
+//! Command and flag names follow distrobox where it has them; distrobox's one-dash
+//! spellings (`-ap`, `-nw`) are rewritten before clap sees them ([`distrobox_spellings`]),
+//! and its options for what box does otherwise (`--init`, `--root`,
+//! `--additional-flags`) are told apart in clap's error ([`distrobox_only`]) for box to
+//! answer, without being options of box's. Nothing here reads the environment or the
+//! disk: resolving what the arguments mean is `context.rs`'s job.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -299,7 +303,7 @@ pub enum ProvisionSet {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Without a name: the `default-name` setting, else the box of this host's distribution and release
+    after_help = "Without a name: inside a box that box, else the `default-name` setting, else the box of this host's distribution and release
 when there is one, else your only box; with none, box offers to create the host's.
 
 Examples:
