@@ -1,5 +1,6 @@
-//! A session in a box, with one owner: resolve the box (or the configured default one),
-//! offer to create it when it does not exist, start it or adopt its processes, finish its
+//! A session in a box, with one owner: resolve the box ([`target`]: a name, an image
+//! reference, or without either the default box as toolbox has it), offer to create it
+//! when it does not exist, start it or adopt its processes, finish its
 //! pending provisioning, and join it. `box enter`, `box run` (and so every exported
 //! wrapper and desktop launcher, which call `box run`), `box ephemeral` and `assemble`'s
 //! `start_now` all come here; nothing starts box again by spelling its command line.
