@@ -25,6 +25,9 @@ _box() {
             box,create)
                 cmd="box__subcmd__create"
                 ;;
+            box,edit)
+                cmd="box__subcmd__edit"
+                ;;
             box,enter)
                 cmd="box__subcmd__enter"
                 ;;
@@ -115,6 +118,9 @@ _box() {
             box__subcmd__help,create)
                 cmd="box__subcmd__help__subcmd__create"
                 ;;
+            box__subcmd__help,edit)
+                cmd="box__subcmd__help__subcmd__edit"
+                ;;
             box__subcmd__help,enter)
                 cmd="box__subcmd__help__subcmd__enter"
                 ;;
@@ -185,7 +191,7 @@ _box() {
 
     case "${cmd}" in
         box)
-            opts="-h -V --help --version pull push images rmi save load commit create enter run list ls stop rm export generate-entry assemble ephemeral upgrade host-exec install-distrobox-names help"
+            opts="-h -V --help --version pull push images rmi save load commit create enter run edit list ls stop rm export generate-entry assemble ephemeral upgrade host-exec install-distrobox-names help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -343,7 +349,7 @@ _box() {
             return 0
             ;;
         box__subcmd__assemble__subcmd__rm)
-            opts="-f -n -d -h -V --file --name --dry-run --help --version"
+            opts="-f -n -d -F -Y -h -V --file --name --dry-run --force --yes --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -472,13 +478,67 @@ _box() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        box__subcmd__enter)
-            opts="-Y -d -u -h -V --nw --no-workdir --yes --dry-run --user --help --version"
+        box__subcmd__edit)
+            opts="-v -H -d -h -V --volume --remove-volume --device --remove-device --nvidia --no-nvidia --auto-nvidia --hostname --no-hostname --home --no-home --dry-run --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --volume)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -v)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remove-volume)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --device)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remove-device)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hostname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__enter)
+            opts="-n -Y -d -u -h -V --name --nw --no-workdir --yes --dry-run --user --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -625,7 +685,7 @@ _box() {
             return 0
             ;;
         box__subcmd__help)
-            opts="pull push images rmi save load commit create enter run list stop rm export generate-entry assemble ephemeral upgrade host-exec install-distrobox-names help"
+            opts="pull push images rmi save load commit create enter run edit list stop rm export generate-entry assemble ephemeral upgrade host-exec install-distrobox-names help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -709,6 +769,20 @@ _box() {
             return 0
             ;;
         box__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        box__subcmd__help__subcmd__edit)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

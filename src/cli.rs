@@ -2,8 +2,12 @@
 //!
 //! This file is the single source of `box --help`, the man pages in `man/` and the shell
 //! completions in `completions/` (both generated from [`command`] and checked by a test).
-//! Command and flag names follow distrobox where it has them. Nothing here reads the
-//! environment or the disk: resolving what the arguments mean is `context.rs`'s job.
+//! Command and flag names follow distrobox where it has them; distrobox's one-dash
+//! spellings (`-ap`, `-nw`) are rewritten before clap sees them ([`distrobox_spellings`]),
+//! and its options for what box does otherwise (`--init`, `--root`,
+//! `--additional-flags`) are told apart in clap's error ([`distrobox_only`]) for box to
+//! answer, without being options of box's. Nothing here reads the environment or the
+//! disk: resolving what the arguments mean is `context.rs`'s job.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -47,6 +51,9 @@ pub enum Command {
     Enter(EnterArgs),
     /// Run one command in a box, with its exit status
     Run(RunArgs),
+    /// Change a stopped box's volumes, devices, hostname or home (applied at its next
+    /// start)
+    Edit(EditArgs),
     /// List the boxes
     #[command(visible_alias = "ls")]
     List(ListArgs),
@@ -140,8 +147,9 @@ pub struct AssembleArgs {
 pub enum AssembleAction {
     /// Create the manifest's boxes (those that exist are kept unless replaced)
     Create(AssembleCreateArgs),
-    /// Remove the manifest's boxes and their exports
-    Rm(AssembleFileArgs),
+    /// Remove the manifest's boxes and their exports (asks first on a terminal, as `box rm`
+    /// does)
+    Rm(AssembleRmArgs),
     /// List the manifest's boxes and whether they exist
     List(AssembleFileArgs),
 }
@@ -158,6 +166,18 @@ pub struct AssembleFileArgs {
     /// Say what would be done, and do nothing
     #[arg(long, short)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AssembleRmArgs {
+    #[command(flatten)]
+    pub common: AssembleFileArgs,
+    /// Remove running boxes too, stopping them first (on a terminal box asks instead)
+    #[arg(long, short = 'F')]
+    pub force: bool,
+    /// Do not ask for confirmation (running boxes still need --force)
+    #[arg(long, short = 'Y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -308,7 +328,9 @@ pub struct CreateArgs {
     /// Image reference or distribution name (`ubuntu`, `trixie`, `fedora:41`, ...)
     #[arg(long, short)]
     pub image: Option<String>,
-    /// Make the box as a copy of this stopped box (its files, packages and record)
+    /// Make the box as a copy of this stopped box (its files, packages and record); the
+    /// other flags change the copy (more volumes and devices, another hostname or home,
+    /// packages and hooks run in it)
     #[arg(long, short = 'c', value_name = "SOURCE", conflicts_with_all = ["image", "pull", "platform"])]
     pub clone: Option<String>,
     /// Pull the image even if it is already in the store
@@ -373,7 +395,7 @@ impl BoxShapeArgs {
 #[derive(Debug, Args)]
 pub struct ProvisionArgs {
     /// Also install these packages when provisioning the box (a space-separated list;
-    /// repeatable; default: `additional-packages` in config.toml)
+    /// repeatable; default: `additional-packages` in config.toml; `-ap` as in distrobox)
     #[arg(long, value_name = "PKG ...", conflicts_with = "no_provision")]
     pub additional_packages: Vec<String>,
     /// Shell command run as root in the box before its packages are installed
@@ -405,10 +427,28 @@ pub enum ProvisionSet {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Without a name: inside a box that box, else the `default-name` setting, else the box of this host's distribution and release
+when there is one, else your only box; with none, box offers to create the host's.
+
+Examples:
+  box enter dev
+  box enter -n dev -- make
+  box enter docker.io/library/debian:12     (box debian-12, offered for creation if missing)"
+)]
 pub struct EnterArgs {
-    /// The box to enter (default: the `default-name` setting)
+    /// The box to enter, or an image reference (its box is named after it: `debian-12`)
+    #[arg(value_name = "NAME")]
     pub name: Option<String>,
-    /// Start in the box's home instead of the current directory
+    /// The box to enter (as distrobox spells it)
+    #[arg(
+        long = "name",
+        short = 'n',
+        value_name = "NAME",
+        conflicts_with = "name"
+    )]
+    pub name_option: Option<String>,
+    /// Start in the box's home instead of the current directory (`-nw` as in distrobox)
     #[arg(long = "no-workdir", visible_alias = "nw")]
     pub no_workdir: bool,
     /// Create the box without asking if it does not exist
@@ -426,7 +466,13 @@ pub struct EnterArgs {
     pub command: Vec<OsString>,
 }
 
+/// `box run NAME -- CMD` is the form that is never ambiguous; `box run NAME CMD` works
+/// too when CMD does not start with `-` (everything from CMD on is the command's).
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  box run dev -- make -j
+  box run dev make -j
+  box run dev -- --a-command-starting-with-a-dash")]
 pub struct RunArgs {
     /// The box to run in
     pub name: String,
@@ -438,8 +484,57 @@ pub struct RunArgs {
     pub user: Option<String>,
     /// The command and its arguments
     // OsString: arguments are passed on as bytes (file names need not be UTF-8).
-    #[arg(last = true, required = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
+    #[arg(trailing_var_arg = true, required = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
     pub command: Vec<OsString>,
+}
+
+/// What `box edit` changes. distrobox cannot change a box after create (its answer is a
+/// clone); box keeps these in the box's record and applies them at every start.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The box must be stopped (`box stop NAME`); the change applies at its next start.\n\nExamples:\n  box edit dev --volume ~/src:/src --remove-volume /data\n  box edit dev --device nvidia.com/gpu=all\n  box edit dev --hostname devbox --no-home"
+)]
+pub struct EditArgs {
+    /// The box to change
+    pub name: String,
+    /// Add a volume: bind-mount a host path into the box, SRC:DST[:ro] (repeatable; one at
+    /// a DST the box has replaces it)
+    #[arg(long, short, value_name = "SRC:DST[:ro]")]
+    pub volume: Vec<String>,
+    /// Remove the volume at this path in the box (repeatable)
+    #[arg(long, value_name = "DST")]
+    pub remove_volume: Vec<String>,
+    /// Add a CDI device of the host: VENDOR/CLASS=NAME (repeatable)
+    #[arg(long, value_name = "VENDOR/CLASS=NAME")]
+    pub device: Vec<String>,
+    /// Remove a CDI device the box was given (repeatable)
+    #[arg(long, value_name = "VENDOR/CLASS=NAME")]
+    pub remove_device: Vec<String>,
+    /// Give the box the host's NVIDIA GPUs through their CDI spec
+    #[arg(long, conflicts_with_all = ["no_nvidia", "auto_nvidia"])]
+    pub nvidia: bool,
+    /// Leave the host's NVIDIA GPUs out even when the host has their CDI spec
+    #[arg(long, conflicts_with = "auto_nvidia")]
+    pub no_nvidia: bool,
+    /// Give the box the host's NVIDIA GPUs whenever the host has their CDI spec (what a
+    /// box without --nvidia or --no-nvidia gets)
+    #[arg(long)]
+    pub auto_nvidia: bool,
+    /// Hostname inside the box
+    #[arg(long, conflicts_with = "no_hostname")]
+    pub hostname: Option<String>,
+    /// Use the host's hostname inside the box again
+    #[arg(long)]
+    pub no_hostname: bool,
+    /// Use DIR as the home directory inside the box (the host home is still mounted)
+    #[arg(long, short = 'H', value_name = "DIR", conflicts_with = "no_home")]
+    pub home: Option<PathBuf>,
+    /// Use your own home inside the box again
+    #[arg(long)]
+    pub no_home: bool,
+    /// Print the plan of the box's next start with the change, and change nothing
+    #[arg(long, short)]
+    pub dry_run: bool,
 }
 
 /// A command linked to box in a box (`ln -s /usr/local/bin/box /usr/local/bin/podman`)
@@ -585,26 +680,131 @@ pub struct UpgradeArgs {
     pub running: bool,
 }
 
-/// The clap command tree, for the man page and completion generators.
-/// The command line `box run NAME -- CMD ARGS...` exactly (no option, a NAME that is not
-/// one), read without clap: what exported wrappers and scripts run on the hot path.
-/// Building clap's whole command tree costs about a quarter of the instructions of a warm
-/// `box run` (callgrind); every other form, and any doubt, goes to clap, so the result
-/// is always what clap would have parsed.
+/// The command lines `box run NAME -- CMD ARGS...` and `box run NAME CMD ARGS...` (no
+/// option, a NAME and CMD that are not one), read without clap: what exported wrappers and
+/// scripts run on the hot path. Building clap's whole command tree costs about a quarter
+/// of the instructions of a warm `box run` (callgrind); every other form, and any doubt,
+/// goes to clap, so the result is always what clap would have parsed.
 pub fn parse_plain_run(args: &[OsString]) -> Option<Command> {
-    let [run, name, separator, command @ ..] = args else {
+    let [run, name, first, rest @ ..] = args else {
         return None;
     };
     let name = name.to_str()?;
-    if run != "run" || separator != "--" || command.is_empty() || name.starts_with('-') {
+    if run != "run" || name.starts_with('-') {
+        return None;
+    }
+    let command = if first == "--" {
+        rest.to_vec()
+    } else if first.as_encoded_bytes().starts_with(b"-") {
+        return None;
+    } else {
+        args[2..].to_vec()
+    };
+    if command.is_empty() {
         return None;
     }
     Some(Command::Run(RunArgs {
         name: name.to_owned(),
         no_workdir: false,
         user: None,
-        command: command.to_vec(),
+        command,
     }))
+}
+
+/// distrobox's spellings of box's options that clap cannot take as they are (one dash,
+/// several letters): `-ap` is `--additional-packages` (create, ephemeral), `-nw`
+/// `--no-workdir` (enter, ephemeral). Only words before a `--` are rewritten; these verbs
+/// take their command after one, so a command's own `-nw` (`emacs -nw`) is left alone.
+pub fn distrobox_spellings(args: Vec<OsString>) -> Vec<OsString> {
+    let verb = args
+        .iter()
+        .skip(1)
+        .find(|a| !a.as_encoded_bytes().starts_with(b"-"))
+        .and_then(|a| a.to_str())
+        .map(str::to_owned);
+    let (ap, nw) = match verb.as_deref() {
+        Some("create") => (true, false),
+        Some("enter") => (false, true),
+        Some("ephemeral") => (true, true),
+        _ => return args,
+    };
+    let mut separated = false;
+    args.into_iter()
+        .map(|arg| {
+            if separated {
+                return arg;
+            }
+            if arg == "--" {
+                separated = true;
+            } else if ap && arg == "-ap" {
+                return OsString::from("--additional-packages");
+            } else if nw && arg == "-nw" {
+                return OsString::from("--no-workdir");
+            }
+            arg
+        })
+        .collect()
+}
+
+/// Parse box's command line (`args` with the program name first), distrobox's
+/// spellings included (see [`distrobox_spellings`]).
+pub fn try_parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
+    let args = distrobox_spellings(args);
+    Cli::try_parse_from(args).map(|cli| cli.command)
+}
+
+/// distrobox's options for what box does another way or not yet, which box answers with
+/// its own error and hint rather than clap's "a similar argument exists" pointing at the
+/// wrong feature (`--init` at `--init-hooks`). Not in box's command tree, so neither help
+/// nor completions offer them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DistroboxOnly {
+    /// `--init`/`-I` (create, ephemeral): systemd as the box's init.
+    Init,
+    /// `--root`/`-r`: a rootful box.
+    Root,
+    /// `--additional-flags`/`-a` (create, enter, ephemeral): the engine's own flags.
+    AdditionalFlags,
+}
+
+/// Which of [`DistroboxOnly`] clap's `error` is about, for the verb of `args` that
+/// distrobox has it for.
+pub fn distrobox_only(error: &clap::Error, args: &[OsString]) -> Option<DistroboxOnly> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let verb = args
+        .iter()
+        .skip(1)
+        .find(|a| !a.as_encoded_bytes().starts_with(b"-"))
+        .and_then(|a| a.to_str())?;
+    let flag = match arg.split('=').next()? {
+        "--init" | "-I" => DistroboxOnly::Init,
+        "--root" | "-r" => DistroboxOnly::Root,
+        "--additional-flags" | "-a" => DistroboxOnly::AdditionalFlags,
+        _ => return None,
+    };
+    let verbs: &[&str] = match flag {
+        DistroboxOnly::Init => &["create", "ephemeral"],
+        DistroboxOnly::Root => &[
+            "create",
+            "enter",
+            "run",
+            "ephemeral",
+            "list",
+            "ls",
+            "stop",
+            "rm",
+            "upgrade",
+            "assemble",
+        ],
+        DistroboxOnly::AdditionalFlags => &["create", "enter", "run", "ephemeral"],
+    };
+    verbs.contains(&verb).then_some(flag)
 }
 
 /// `host-exec CMD ARGS...` with CMD not an option: the form the client's hot path
@@ -623,6 +823,7 @@ pub fn parse_plain_host_exec(args: &[OsString]) -> Option<Command> {
     }))
 }
 
+/// The clap command tree, for the man page and completion generators.
 pub fn command() -> clap::Command {
     Cli::command()
 }
@@ -653,11 +854,12 @@ mod tests {
             "run --no-workdir dev -- true",
             "run dev --user root -- true",
             "run -u root dev -- true",
-            "run dev true",
+            "run dev -x",
             "run dev --",
             "run --help -- x",
             "enter dev -- true",
             "run",
+            "run dev",
         ] {
             assert!(parse_plain_run(&words(line)).is_none(), "{line}");
         }
@@ -673,6 +875,106 @@ mod tests {
         for bad in ["", "0", "M", "1.5M", "10T", "-1", "99999999999999999999G"] {
             assert!(byte_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn run_takes_its_command_without_a_separator_and_box_s_options_before_it() {
+        let parse = |line: &str| {
+            let mut argv = vec![OsString::from("box")];
+            argv.extend(words(line));
+            Cli::try_parse_from(argv).map(|cli| cli.command)
+        };
+        for line in [
+            "run dev true",
+            "run dev ls -l --color",
+            "run dev emacs -nw",
+            "run dev sh -c exit",
+        ] {
+            let fast = parse_plain_run(&words(line)).expect(line);
+            assert_eq!(
+                format!("{fast:?}"),
+                format!("{:?}", parse(line).unwrap()),
+                "{line}"
+            );
+        }
+        let Ok(Command::Run(run)) = parse("run -u root dev id -u") else {
+            panic!("run -u root dev id -u");
+        };
+        assert_eq!(run.user.as_deref(), Some("root"));
+        assert_eq!(run.command, ["id", "-u"]);
+        let Ok(Command::Run(run)) = parse("run dev --user root id") else {
+            panic!("run dev --user root id");
+        };
+        assert_eq!((run.user.as_deref(), run.command.len()), (Some("root"), 1));
+        // A command is required either way.
+        assert!(parse("run dev").is_err());
+        assert!(parse("run dev --no-workdir").is_err());
+    }
+
+    #[test]
+    fn distrobox_s_one_dash_spellings_mean_box_s_options_before_the_command() {
+        let parse = |line: &str| {
+            let mut argv = vec![OsString::from("box")];
+            argv.extend(words(line));
+            Cli::try_parse_from(distrobox_spellings(argv)).map(|cli| cli.command)
+        };
+        let Ok(Command::Create(create)) = parse("create -ap vim -ap git debian") else {
+            panic!("create -ap");
+        };
+        assert_eq!(create.provision.additional_packages, ["vim", "git"]);
+        let Ok(Command::Enter(enter)) = parse("enter -nw -n dev -- emacs -nw") else {
+            panic!("enter -nw");
+        };
+        assert!(enter.no_workdir);
+        assert_eq!(enter.name_option.as_deref(), Some("dev"));
+        assert_eq!(enter.command, ["emacs", "-nw"]);
+        let Ok(Command::Ephemeral(eph)) = parse("ephemeral -i debian -nw -ap vim") else {
+            panic!("ephemeral");
+        };
+        assert!(eph.no_workdir);
+        assert_eq!(eph.provision.additional_packages, ["vim"]);
+        // Other verbs' words are theirs.
+        let Ok(Command::Run(run)) = parse("run dev emacs -nw") else {
+            panic!("run");
+        };
+        assert_eq!(run.command, ["emacs", "-nw"]);
+        // A name and -n together are one name too many.
+        assert!(parse("enter dev -n other").is_err());
+    }
+
+    #[test]
+    fn distrobox_only_flags_are_told_apart_from_other_unknown_ones() {
+        let which = |line: &str| {
+            let mut argv = vec![OsString::from("box")];
+            argv.extend(words(line));
+            let err = try_parse(argv.clone()).unwrap_err();
+            distrobox_only(&err, &argv)
+        };
+        assert_eq!(which("create --init debian"), Some(DistroboxOnly::Init));
+        assert_eq!(which("create -I debian"), Some(DistroboxOnly::Init));
+        assert_eq!(which("enter --root dev"), Some(DistroboxOnly::Root));
+        assert_eq!(which("rm -r dev"), Some(DistroboxOnly::Root));
+        assert_eq!(
+            which("create --additional-flags --env=A=1 debian"),
+            Some(DistroboxOnly::AdditionalFlags)
+        );
+        assert_eq!(
+            which("enter -a x dev"),
+            Some(DistroboxOnly::AdditionalFlags)
+        );
+        // Where distrobox has no such flag, or another unknown flag: clap's own error.
+        assert_eq!(which("pull --init x"), None);
+        assert_eq!(which("create --frobnicate debian"), None);
+        // Not in the tree: neither help nor completions offer them.
+        let help = command()
+            .find_subcommand_mut("create")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            !help.contains("--init ") && !help.contains("--root"),
+            "{help}"
+        );
     }
 
     #[test]

@@ -178,16 +178,32 @@ impl Context {
         Ok(self.user.get_or_init(|| user))
     }
 
-    /// The settings: the system's and the user's `config.toml` and the environment (see
-    /// [`crate::settings::config`]).
+    /// The settings: distrobox's beneath, the system's and the user's `config.toml` and
+    /// the environment (see [`crate::settings::config`]). What distrobox's settings ask
+    /// that box does not do is said once per file or variable (and again when it
+    /// changes), not at every command.
     pub fn config(&self) -> Result<&Config> {
         if let Some(config) = self.config.get() {
             return Ok(config);
         }
+        let config_home = self.dirs.config.parent().unwrap_or(&self.dirs.config);
+        let distrobox = crate::settings::distrobox::read(
+            &crate::settings::distrobox::files(config_home, &self.dirs.home),
+            &crate::sys::env::text,
+        );
         let config = Config::load_layers(
+            distrobox.table,
             &Config::system_file(),
             &self.dirs.config.join("config.toml"),
         )?;
+        let store = crate::store::Store::at(&self.dirs.store);
+        for notice in &distrobox.notices {
+            let key =
+                crate::digest::Digest::of(format!("{}\n{}", notice.origin, notice.text).as_bytes());
+            if store.first_time(&format!("distrobox-settings-{}", key.short())) {
+                crate::ui::report::warn(format!("{} (said once)", notice.message()));
+            }
+        }
         Ok(self.config.get_or_init(|| config))
     }
 

@@ -7,8 +7,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // Called by another name (a link to box): distrobox's, podman's, or in a box another
     // command's, run on the host. `box` itself costs one comparison.
@@ -41,9 +39,22 @@ fn run() -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| {
             // The hot path's own form skips building clap's command tree.
             let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-            let command = box_cli::cli::parse_plain_run(&args)
+            let command = match box_cli::cli::parse_plain_run(&args)
                 .or_else(|| box_cli::cli::parse_plain_host_exec(&args))
-                .unwrap_or_else(|| box_cli::cli::Cli::parse().command);
+            {
+                Some(command) => command,
+                None => {
+                    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+                    match box_cli::cli::try_parse(argv.clone()) {
+                        Ok(command) => command,
+                        // distrobox's flags for what box does otherwise: box's answer.
+                        Err(err) => match box_cli::cli::distrobox_only(&err, &argv) {
+                            Some(flag) => return Err(box_cli::commands::distrobox_only(flag)),
+                            None => err.exit(),
+                        },
+                    }
+                }
+            };
             box_cli::commands::dispatch(command)
         })
 }

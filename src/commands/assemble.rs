@@ -30,13 +30,27 @@ pub fn exec(ctx: &Context, args: AssembleArgs) -> Result<ExitCode> {
                     Outcome::Created => println!("Created box {name}."),
                     Outcome::Replaced => println!("Replaced box {name}."),
                     Outcome::Kept => println!("Kept box {name}."),
-                    Outcome::Planned(what) => println!("Would {what}."),
+                    Outcome::Planned(what) => {
+                        // The first line says what; the others what the box gets.
+                        let (first, details) = what.split_once('\n').unwrap_or((&what, ""));
+                        println!("Would {first}.");
+                        if !details.is_empty() {
+                            println!("{details}");
+                        }
+                    }
                 }
             }
         }
         AssembleAction::Rm(rm) => {
-            let options = options(&rm);
-            let names = assemble::assemble_rm(ctx, &options)?;
+            let options = AssembleOptions {
+                force: rm.force,
+                ..options(&rm.common)
+            };
+            let ask = crate::ui::prompt::yes_or_terminal(super::assume_yes(ctx, rm.yes));
+            let Some(names) = assemble::assemble_rm(ctx, &options, ask)? else {
+                crate::ui::report::line("Nothing removed.");
+                return Ok(ExitCode::SUCCESS);
+            };
             for name in &names {
                 if options.dry_run {
                     println!("Would remove box {name}.");

@@ -32,7 +32,7 @@ pub fn exec(ctx: &Context, args: CreateArgs) -> Result<ExitCode> {
         )?,
     };
     let options = CreateOptions {
-        entry: !args.no_entry,
+        entry: !args.no_entry && create::entry_by_default(ctx)?,
         dry_run: args.dry_run,
         clone: args.clone,
         ..super::create_options(name, image, args.pull, args.shape, args.provision)

@@ -272,10 +272,11 @@ fn compatibility(ctx: &Context) -> Result<ExitCode> {
 }
 
 fn enter(ctx: &Context, args: dcli::Enter) -> Result<ExitCode> {
-    let name = session::box_name(
+    let name = session::target(
         ctx,
         args.name.as_deref().or(args.positional_name.as_deref()),
-    )?;
+    )?
+    .name;
     if args.name.is_some() && args.positional_name.is_some() {
         return Err(usage_error(
             "the box is named twice: by --name and by a word before the command",
@@ -417,7 +418,9 @@ fn generate_entry(ctx: &Context, args: dcli::GenerateEntry) -> Result<ExitCode> 
 }
 
 fn assemble(ctx: &Context, args: dcli::Assemble) -> Result<ExitCode> {
-    use crate::cli::{AssembleAction, AssembleArgs, AssembleCreateArgs, AssembleFileArgs};
+    use crate::cli::{
+        AssembleAction, AssembleArgs, AssembleCreateArgs, AssembleFileArgs, AssembleRmArgs,
+    };
     let file_args = |a: &dcli::AssembleArgs| AssembleFileArgs {
         file: a.file.clone(),
         name: a.name.clone(),
@@ -429,7 +432,12 @@ fn assemble(ctx: &Context, args: dcli::Assemble) -> Result<ExitCode> {
             replace: a.replace,
             locked: false,
         }),
-        dcli::AssembleAction::Rm(a) => AssembleAction::Rm(file_args(a)),
+        // distrobox's `assemble rm` removes running boxes too, without asking.
+        dcli::AssembleAction::Rm(a) => AssembleAction::Rm(AssembleRmArgs {
+            common: file_args(a),
+            force: true,
+            yes: true,
+        }),
     };
     super::assemble::exec(ctx, AssembleArgs { action })
 }

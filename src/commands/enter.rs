@@ -1,6 +1,8 @@
 //! `box enter`: a login shell (or a command) in a box, starting the box if needed; on a
 //! terminal (or with `--yes`), offers to create a box that does not exist, unless its
-//! name is a typo of an existing box's (then it says which one was meant).
+//! name is a typo of an existing box's (then it says which one was meant). The box may be
+//! named by an image reference (`box enter docker.io/library/debian:12`), or not at all
+//! (the default box: see [`session::target`]).
 
 use std::process::ExitCode;
 
@@ -11,7 +13,8 @@ use crate::context::Context;
 use crate::ops::session::{self, Command, Join, Missing, Session};
 
 pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
-    let name = session::box_name(ctx, args.name.as_deref())?;
+    let target = session::target(ctx, args.name.as_deref().or(args.name_option.as_deref()))?;
+    let name = target.name;
     if args.dry_run {
         print!("{}", session::plan(ctx, &name)?);
         return Ok(ExitCode::SUCCESS);
@@ -28,8 +31,11 @@ pub fn exec(ctx: &Context, args: EnterArgs) -> Result<ExitCode> {
             user: args.user.as_deref(),
             ..Join::new(command)
         },
-        missing: Missing::OfferToCreate,
+        missing: match &target.image {
+            Some(image) => Missing::OfferToCreateFrom(image),
+            None => Missing::OfferToCreate,
+        },
     };
-    let ask = crate::ui::prompt::yes_or_terminal(super::assume_yes(ctx, args.yes));
-    match session::exec(ctx, &session, ask)? {}
+    let ask = super::Asker { ctx, yes: args.yes };
+    match session::exec(ctx, &session, &ask)? {}
 }

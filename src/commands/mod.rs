@@ -6,6 +6,7 @@ mod commit;
 mod create;
 pub mod distrobox;
 mod distrobox_export;
+mod edit;
 mod enter;
 mod ephemeral;
 mod export;
@@ -129,6 +130,51 @@ fn assume_yes(ctx: &Context, yes: bool) -> bool {
     yes || ctx.config().is_ok_and(|c| c.non_interactive)
 }
 
+/// [`assume_yes`] or the terminal, with the settings read only when a question is
+/// asked: `box enter` of a box that exists reads no settings file.
+struct Asker<'a> {
+    ctx: &'a Context,
+    yes: bool,
+}
+
+impl Asker<'_> {
+    fn settled(&self) -> &'static dyn crate::ui::prompt::Ask {
+        crate::ui::prompt::yes_or_terminal(assume_yes(self.ctx, self.yes))
+    }
+}
+
+impl crate::ui::prompt::Ask for Asker<'_> {
+    fn ask(&self, question: &str) -> Result<Option<bool>> {
+        self.settled().ask(question)
+    }
+
+    fn preset(&self) -> Option<Option<bool>> {
+        self.settled().preset()
+    }
+}
+
+/// box's answer to a distrobox option it does not take (see
+/// [`crate::cli::DistroboxOnly`]): what box does instead, as a usage error (exit status
+/// 2).
+pub fn distrobox_only(flag: crate::cli::DistroboxOnly) -> anyhow::Error {
+    use crate::cli::DistroboxOnly;
+    let (message, hint) = match flag {
+        DistroboxOnly::Init => (
+            "--init: boxes with systemd as their init are not supported yet",
+            "box --init is coming; until then a box runs your commands without an init (start a service by hand as root: `box enter NAME --user root`)",
+        ),
+        DistroboxOnly::Root => (
+            "--root: box has no rootful boxes; every box is rootless",
+            "root in a box is `box enter NAME --user root` (or `sudo` inside it): the box's own root, with no more rights than you have on the host",
+        ),
+        DistroboxOnly::AdditionalFlags => (
+            "--additional-flags: box has no container engine to pass flags to",
+            "box's own flags do what they did: `--volume SRC:DST`, `--device VENDOR/CLASS=NAME`, `--hostname` and `--home` at `box create` (`box edit` changes them later); a variable for one command goes with the command: `box enter NAME -- env KEY=VALUE CMD`",
+        ),
+    };
+    crate::error::failure(message, hint).context(crate::error::Exit(crate::error::EXIT_USAGE))
+}
+
 /// The options of a new box from the flags `create` and `ephemeral` share (the box's
 /// shape and its provisioning), for a box `name` of `image`.
 fn create_options(
@@ -188,6 +234,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Create(args) => create::exec(&ctx, args),
         Command::Enter(args) => enter::exec(&ctx, args),
         Command::Run(args) => run::exec(&ctx, args),
+        Command::Edit(args) => edit::exec(&ctx, args),
         Command::List(args) => list::exec(&ctx, args),
         Command::Stop(args) => stop::exec(&ctx, args),
         Command::Rm(args) => rm::exec(&ctx, args),
@@ -224,6 +271,9 @@ fn host_only(command: &Command) -> Option<(&str, String)> {
         Command::Commit(args) => Some((args.name.as_str(), format!("commit box `{}`", args.name))),
         Command::Create(args) if !args.dry_run => Some(("", "create boxes".into())),
         Command::Stop(args) => Some(boxes("stop", &args.names)),
+        Command::Edit(args) if !args.dry_run => {
+            Some(boxes("change", std::slice::from_ref(&args.name)))
+        }
         Command::Rm(args) => Some(boxes("remove", &args.names)),
         Command::Assemble(args) if !matches!(args.action, crate::cli::AssembleAction::List(_)) => {
             Some(("", "assemble boxes".into()))

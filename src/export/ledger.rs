@@ -218,6 +218,49 @@ impl Ledger {
             .collect()
     }
 
+    /// Whether a file of the export (box, kind, source) at `path` may be written, before
+    /// anything is made (`box assemble` checks a manifest's exports first): yes when
+    /// nothing is there, or a file this very export wrote, or one an export of a box in
+    /// `going` wrote (boxes about to be replaced: their exports go with them). The error
+    /// is [`Ledger::install`]'s, naming what is in the way.
+    pub fn check_free(
+        &self,
+        fs: &HostFs,
+        (box_name, kind, source): (&str, Kind, &str),
+        path: &Path,
+        going: &[String],
+    ) -> Result<()> {
+        let clash = match existing(&fs.file(path)?, path)? {
+            Existing::Nothing => None,
+            Existing::Dir => Some(Clash::Directory),
+            Existing::Other(what) => Some(Clash::Foreign(Some(what))),
+            Existing::File(sha) => {
+                // The exports whose file it still is (unchanged since box wrote it).
+                let holders: Vec<&Export> = self
+                    .owners(path, None)
+                    .into_iter()
+                    .filter(|(_, f)| f.sha256 == sha)
+                    .map(|(i, _)| &self.exports[i])
+                    .collect();
+                let free =
+                    |e: &&Export| e.same(box_name, kind, source) || going.contains(&e.box_name);
+                match holders.iter().find(|e| !free(e)) {
+                    None if !holders.is_empty() => None,
+                    None => Some(Clash::Foreign(None)),
+                    Some(other) => Some(Clash::Exported {
+                        box_name: other.box_name.clone(),
+                        kind: other.kind,
+                        source: other.source.clone(),
+                    }),
+                }
+            }
+        };
+        match clash {
+            Some(clash) => Err(clash_error(&[(path.to_owned(), clash)])),
+            None => Ok(()),
+        }
+    }
+
     /// Write `files` for the export (box, kind, source) and record them, replacing what
     /// that export wrote before. Checks every file before writing any.
     pub fn install(
@@ -618,6 +661,42 @@ mod tests {
             mode: 0o644,
             shareable,
         }
+    }
+
+    #[test]
+    fn a_path_is_checked_free_before_anything_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tool");
+        let mut reg = Ledger::default();
+        let check = |reg: &Ledger, name: &str, going: &[String]| {
+            reg.check_free(&N, (name, Kind::Bin, "/usr/bin/tool"), &path, going)
+        };
+        check(&reg, "dev", &[]).unwrap();
+        reg.install(
+            &N,
+            "dev",
+            Kind::Bin,
+            "/usr/bin/tool",
+            vec![planned(&path, "w", false)],
+            false,
+        )
+        .unwrap();
+        // The export's own file is free for it (a re-export), and for another box only
+        // when dev is going.
+        check(&reg, "dev", &[]).unwrap();
+        let err = check(&reg, "other", &[]).unwrap_err();
+        assert!(crate::error::message(&err).contains("box `dev`"), "{err:#}");
+        check(&reg, "other", &["dev".to_owned()]).unwrap();
+        // A file box did not write is in the way of everyone; so is a directory.
+        std::fs::write(&path, "changed by the user").unwrap();
+        let err = check(&reg, "dev", &[]).unwrap_err();
+        assert!(
+            crate::error::message(&err).contains("did not write"),
+            "{err:#}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(check(&reg, "dev", &[]).is_err());
     }
 
     #[test]

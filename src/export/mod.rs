@@ -297,6 +297,26 @@ pub fn bin_from_with(
     Ok(wrapper_path)
 }
 
+/// Where `box export NAME --bin PATH [--export-path DIR]` would put its wrapper, checked
+/// before the box exists (`box assemble`): the path is one box exports, and nothing is in
+/// the way there but what this export, or an export of a box in `going`, wrote (see
+/// [`Ledger::check_free`]). Returns the wrapper's host path.
+pub fn check_bin_target(
+    ctx: &Context,
+    name: &str,
+    path: &str,
+    dir: Option<&Path>,
+    going: &[String],
+) -> Result<PathBuf> {
+    check_bin_path(path)?;
+    let fs = HostFs::current();
+    let dir = hostfs::absolute(&fs, dir.unwrap_or(&ctx.dirs.bin_home))?;
+    let wrapper_path = dir.join(path.rsplit('/').next().unwrap_or_default());
+    let ledger = Ledger::load(&ledger_path(&fs, &ctx.dirs.store)?)?;
+    ledger.check_free(&fs, (name, Kind::Bin, path), &wrapper_path, going)?;
+    Ok(wrapper_path)
+}
+
 fn check_bin_path(path: &str) -> Result<()> {
     // The file name becomes a host file's, and the path a line of the wrapper's comments.
     if let Some(c) = path.chars().find(|c| c.is_control()) {

@@ -255,6 +255,27 @@ pub fn zone_name(path: &Path) -> Option<String> {
     Some(zone.to_owned()).filter(|z| !z.is_empty())
 }
 
+/// The variable that names another os-release file than the host's (tests; a host whose
+/// own says too little).
+pub const OS_RELEASE_ENV: &str = "BOX_OS_RELEASE";
+
+/// The host's os-release text (os-release(5)): the file [`OS_RELEASE_ENV`] names, else
+/// `/etc/os-release`, else `/usr/lib/os-release`; inside a box, the host's through
+/// `/run/host`. `None` when there is none.
+pub fn os_release() -> Option<String> {
+    if let Some(path) = crate::sys::env::non_empty(OS_RELEASE_ENV) {
+        return std::fs::read_to_string(path).ok();
+    }
+    let root = if containerenv_box().is_some() {
+        "/run/host"
+    } else {
+        ""
+    };
+    ["/etc/os-release", "/usr/lib/os-release"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(format!("{root}{path}")).ok())
+}
+
 /// The name of the box this process runs in, if any.
 ///
 /// Every command in a box has `CONTAINER_ID` (see the module doc), and the host usually

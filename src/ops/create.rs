@@ -16,7 +16,7 @@ use crate::error::failure;
 use crate::registry::registries_conf::RegistriesConf;
 use crate::settings::distro::{Catalogue, default_name};
 use crate::store::Store;
-use crate::store::containers::{ContainerRecord, Volume, validate_name};
+use crate::store::containers::{ContainerRecord, validate_name};
 use crate::ui::prompt::Ask;
 
 /// What to create: the typed form of `box create`'s flags (and of a manifest's section).
@@ -71,6 +71,12 @@ pub struct Created {
     pub plan: Option<crate::runtime::plan::Plan>,
 }
 
+/// Whether `box create` adds a new box's menu entry when not told (`--no-entry`): the
+/// `generate-entry` setting (distrobox's `container_generate_entry`), else yes.
+pub fn entry_by_default(ctx: &Context) -> Result<bool> {
+    Ok(ctx.config()?.generate_entry != Some(false))
+}
+
 /// The user's catalogue (shipped entries plus `distros.d`).
 pub fn catalogue(ctx: &Context) -> Result<Catalogue> {
     Catalogue::load(&ctx.dirs.config.join("distros.d"))
@@ -92,8 +98,19 @@ pub fn known_image(
     Ok(catalogue.resolve(text).map(|found| found.image))
 }
 
+/// The image (and box name) of the host's own distribution and release, when the
+/// catalogue has it: toolbox's default for a box of no image (see
+/// [`Catalogue::for_host`]).
+pub fn host_default(catalogue: &Catalogue) -> Option<crate::settings::distro::ForHost> {
+    let text = crate::host::os_release()?;
+    catalogue.for_host(&crate::settings::distro::OsRelease::parse(&text))
+}
+
 /// Which image and which box name `box create` means: `--image` (a catalogue name or a
-/// reference) with `--name` or a positional name, or a catalogue name alone.
+/// reference) with `--name` or a positional name, or a catalogue name alone. Without an
+/// image, and a name that is no distribution's, the default image stands in: the
+/// `default-image` setting, else the host's distribution and release (as toolbox), with
+/// the `default-name` setting, else a name of its own, for a box not named.
 pub fn resolve_target(
     ctx: &Context,
     image: Option<&str>,
@@ -105,21 +122,26 @@ pub fn resolve_target(
     let known = |text: &str| known_image(&catalogue, registries, text);
     let settings = ctx.config()?;
     let given_name = name.or(positional_name);
-    // The configured default image stands in when no image is given and the name is not
-    // a distribution; the configured default name when no name is given at all.
-    let from_settings = image.is_none()
-        && settings.default_image.is_some()
+    let wants_default = image.is_none()
         && match given_name {
             None => true,
             Some(n) => known(n)?.is_none(),
         };
-    let image = match from_settings {
-        true => settings.default_image.as_deref(),
-        false => image,
-    };
-    let given_name = given_name.or(match from_settings {
-        true => settings.default_name.as_deref(),
+    // (image text, the name it gives a box not named)
+    let fallback: Option<(String, Option<String>)> = match wants_default {
         false => None,
+        true => match &settings.default_image {
+            Some(image) => Some((image.clone(), None)),
+            None => host_default(&catalogue).map(|host| (host.image, Some(host.name))),
+        },
+    };
+    let (image, fallback_name) = match &fallback {
+        Some((image, name)) => (Some(image.as_str()), name.clone()),
+        None => (image, None),
+    };
+    let given_name = given_name.or(match fallback {
+        Some(_) => settings.default_name.as_deref(),
+        None => None,
     });
     let (name, positional_name) = match (name, positional_name) {
         (None, None) => (given_name, None),
@@ -147,10 +169,11 @@ pub fn resolve_target(
             )),
         },
         (None, None) => bail!(failure(
-            "no image or distribution given",
+            "no image or distribution given, and box does not know this host's distribution",
             "e.g. `box create ubuntu`, `box create trixie`, or `box create --image REFERENCE NAME`; `default-image` in ~/.config/box/config.toml names one for `box create` alone",
         )),
     };
+    let default = fallback_name.unwrap_or(default);
     let box_name = match (name, positional_name, image) {
         (Some(name), _, _) => name.to_owned(),
         (None, Some(name), Some(_)) => name.to_owned(),
@@ -159,100 +182,18 @@ pub fn resolve_target(
     Ok((image_ref, box_name))
 }
 
-/// Parse `SRC:DST[:ro]` (or `:rw`); SRC must exist.
-fn parse_volume(text: &str) -> Result<Volume> {
-    let mut parts: Vec<&str> = text.split(':').collect();
-    let read_only = match parts.last() {
-        Some(&"ro") if parts.len() == 3 => {
-            parts.pop();
-            true
-        }
-        Some(&"rw") if parts.len() == 3 => {
-            parts.pop();
-            false
-        }
-        _ => false,
-    };
-    let hint = "write volumes as SRC:DST or SRC:DST:ro, with absolute DST";
-    let [source, target] = parts[..] else {
-        bail!(failure(format!("`{text}` is not a volume"), hint));
-    };
-    let target = PathBuf::from(target);
-    if !target.is_absolute() || source.is_empty() {
-        bail!(failure(format!("`{text}` is not a volume"), hint));
-    }
-    // `..` would be resolved inside the box, somewhere else than the user wrote.
-    if target
-        .components()
-        .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        bail!(failure(
-            format!("the volume target {} contains `..`", target.display()),
-            "write the target as a plain absolute path inside the box, e.g. /data",
-        ));
-    }
-    let source = std::fs::canonicalize(source)
-        .map_err(|err| unreachable_path(err, "the volume source", source))?;
-    Ok(Volume {
-        source,
-        target,
-        read_only,
-    })
-}
-
-/// The error for `what` at `path` that could not be looked up: missing, or there but
-/// not reachable by the user (EACCES is not "does not exist").
-pub fn unreachable_path(err: std::io::Error, what: &str, path: &str) -> anyhow::Error {
-    match err.kind() {
-        std::io::ErrorKind::NotFound => failure(
-            format!("{what} {path} does not exist"),
-            "create it first, or fix the path",
-        ),
-        std::io::ErrorKind::PermissionDenied => failure(
-            format!("{what} {path} cannot be reached: permission denied"),
-            "a directory on the way is not searchable by you; give a path you can open, or \
-             change that directory's permissions",
-        ),
-        _ => anyhow::Error::from(err)
-            .context(format!("looking up {what} {path}"))
-            .context(crate::error::Hint("fix the path".into())),
-    }
-}
-
-fn validate_hostname(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if !ok {
-        bail!(
-            failure(
-                format!("`{name}` is not a valid hostname"),
-                "use letters, digits and `-`, in dot-separated labels, at most 64 characters",
-            )
-            .context(crate::error::Exit(crate::error::EXIT_USAGE))
-        );
-    }
-    Ok(())
-}
-
 /// Check what `box create` checks of its arguments before anything else (the name, the
 /// hostname, the volumes, the device names): what `box assemble` checks of every box of
 /// a manifest before it makes the first one. Returns the volumes, parsed.
-pub fn check_options(options: &CreateOptions) -> Result<Vec<Volume>> {
+pub fn check_options(options: &CreateOptions) -> Result<Vec<crate::store::containers::Volume>> {
     validate_name(&options.name)?;
     if let Some(hostname) = &options.hostname {
-        validate_hostname(hostname)?;
+        super::shape::validate_hostname(hostname)?;
     }
     let volumes = options
         .volumes
         .iter()
-        .map(|v| parse_volume(v))
+        .map(|v| super::shape::parse_volume(v))
         .collect::<Result<Vec<_>>>()?;
     for device in &options.devices {
         crate::host::cdi::parse_device_name(device)?;
@@ -266,12 +207,23 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
     if let Some(source) = &options.clone {
         return clone(ctx, options, source, ask);
     }
-    // The settings' defaults for what the options leave open.
+    // The settings' defaults for what the options leave open: a home (the same for
+    // every box, else one under the prefix), and volumes every box gets.
     let settings = ctx.config()?;
     let home_from_prefix = settings.home_prefix.as_ref().map(|p| p.join(&options.name));
     let options = &CreateOptions {
         pull: options.pull || settings.always_pull,
-        home: options.home.clone().or(home_from_prefix),
+        home: options
+            .home
+            .clone()
+            .or(settings.default_home.clone())
+            .or(home_from_prefix),
+        volumes: settings
+            .volumes
+            .iter()
+            .chain(&options.volumes)
+            .cloned()
+            .collect(),
         ..options.clone()
     };
     let name = options.name.clone();
@@ -419,6 +371,13 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
 /// `ask` is asked whether to stop it, and nobody to ask means no. The source's lock is
 /// held during the copy, so nobody starts it meanwhile; the new box appears whole or not
 /// at all (staged under `tmp/`, renamed into place).
+///
+/// The other options change the copy, none is dropped: volumes and devices are added to
+/// the source's, `nvidia`, hostname and home replace its (as `box edit` does, checked
+/// before anything is stopped or copied), and packages and hooks are a provisioning run
+/// of the copy right after it is made (a manifest's `clone=` box with `pre_init_hooks`).
+/// The settings' defaults (`additional-packages`, `volumes`, ...) are not applied again:
+/// the source got them.
 fn clone(ctx: &Context, options: &CreateOptions, source: &str, ask: &dyn Ask) -> Result<Created> {
     use crate::runtime::state;
     let name = options.name.clone();
@@ -431,6 +390,12 @@ fn clone(ctx: &Context, options: &CreateOptions, source: &str, ask: &dyn Ask) ->
             "pick another name with --name, or remove the old box with `box rm`",
         ));
     }
+    let mut record = original.clone();
+    record.name = name.clone();
+    record.created = crate::store::now();
+    super::edit::apply(&mut record, &clone_changes(options))
+        .with_context(|| format!("cloning box `{source}` as `{name}`"))?;
+    let provisions = clone_provisioning(&mut record, options);
     let running = || !state::status(ctx, &store, source).is_stopped();
     if running() {
         let question = format!("Box {source} is running. Stop it to clone it?");
@@ -442,9 +407,6 @@ fn clone(ctx: &Context, options: &CreateOptions, source: &str, ask: &dyn Ask) ->
         }
         crate::runtime::stop::stop(ctx, source, crate::runtime::stop::DEFAULT_GRACE)?;
     }
-    let mut record = original.clone();
-    record.name = name.clone();
-    record.created = crate::store::now();
     if options.dry_run {
         let plan = crate::runtime::plan_for(ctx, &store, &record)?;
         return Ok(Created {
@@ -482,14 +444,71 @@ fn clone(ctx: &Context, options: &CreateOptions, source: &str, ask: &dyn Ask) ->
         return Err(err);
     }
     helper.finish()?;
+    drop(_source_lock);
+    drop(_store_lock);
+    super::edit::make_home(&record)?;
     if options.entry {
         add_entry(ctx, &name, options.entry_file);
+    }
+    if provisions {
+        // Installs and runs what was asked; a failure leaves the box, marked not
+        // provisioned, as at any create.
+        crate::provision::at_create(ctx, &name)?;
     }
     Ok(Created {
         name,
         image: record.image,
         plan: None,
     })
+}
+
+/// What a clone's options change in the copy's record (see [`clone`]).
+fn clone_changes(options: &CreateOptions) -> super::edit::Changes {
+    super::edit::Changes {
+        add_volumes: options.volumes.clone(),
+        add_devices: options.devices.clone(),
+        nvidia: options.nvidia.map(Some),
+        hostname: options.hostname.clone().map(Some),
+        home: options.home.clone().map(Some),
+        ..super::edit::Changes::default()
+    }
+}
+
+/// Give a clone's record the provisioning its options ask for (packages, hooks, another
+/// set of needs), on top of what the source still had pending; returns whether there is
+/// a run to make.
+fn clone_provisioning(record: &mut ContainerRecord, options: &CreateOptions) -> bool {
+    use crate::store::provision::{Provisioning, Status};
+    let asked = !options.additional_packages.is_empty()
+        || !options.pre_init_hooks.is_empty()
+        || !options.init_hooks.is_empty()
+        || options.provision_set.is_some();
+    if !asked || options.no_provision {
+        return false;
+    }
+    // The source's set of needs stays unless another is asked for.
+    let set = record.provision.as_ref().map(|p| p.set);
+    let pending = record.provision.take().filter(Provisioning::is_pending);
+    let (mut packages, mut pre, mut post) = match pending {
+        Some(p) => (p.additional_packages, p.pre_init_hooks, p.init_hooks),
+        None => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    packages.extend(
+        options
+            .additional_packages
+            .iter()
+            .flat_map(|list| list.split_whitespace().map(str::to_owned)),
+    );
+    pre.extend(options.pre_init_hooks.iter().cloned());
+    post.extend(options.init_hooks.iter().cloned());
+    record.provision = Some(Provisioning {
+        status: Status::Pending,
+        additional_packages: packages,
+        pre_init_hooks: pre,
+        init_hooks: post,
+        set: options.provision_set.or(set).unwrap_or_default(),
+    });
+    true
 }
 
 /// Add box `name`'s menu entry; a failure is a warning, never a failed create.
@@ -550,28 +569,5 @@ mod tests {
             known(&aliases, "trixie").as_deref(),
             Some("docker.io/library/debian:trixie")
         );
-    }
-
-    #[test]
-    fn volumes_parse_and_need_an_existing_source() {
-        let v = parse_volume("/tmp:/data:ro").unwrap();
-        assert_eq!(v.target, Path::new("/data"));
-        assert!(v.read_only);
-        assert!(!parse_volume("/tmp:/data").unwrap().read_only);
-        let err = parse_volume("/no/such/dir:/data").unwrap_err();
-        assert!(crate::error::message(&err).contains("/no/such/dir does not exist"));
-        assert!(parse_volume("/tmp:rel").is_err());
-        let err = parse_volume("/tmp:/a/../etc").unwrap_err();
-        assert!(crate::error::message(&err).contains("contains `..`"));
-        assert!(parse_volume("/tmp").is_err());
-    }
-
-    #[test]
-    fn hostnames_are_checked() {
-        validate_hostname("devbox").unwrap();
-        validate_hostname("a.b-c").unwrap();
-        assert!(validate_hostname("-x").is_err());
-        let err = validate_hostname("a b").unwrap_err();
-        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
     }
 }

@@ -8,7 +8,7 @@
 //! - each operation leaves the store as it was when it fails (the store's temp dir +
 //!   rename and its locks; see each module's doc).
 //!
-//! [`pull`] fetches images, [`commit`] makes one of a box, [`create`] makes boxes, [`rm`] and [`rmi`] remove boxes and
+//! [`pull`] fetches images, [`commit`] makes one of a box, [`create`] makes boxes, [`edit`] changes them, [`rm`] and [`rmi`] remove boxes and
 //! images, [`gc`] collects what they leave unused, [`stop`] ends running boxes,
 //! [`export`] puts binaries, apps and a box's own entry on the host, [`assemble`] does all
 //! of it for the boxes of a manifest, [`ephemeral`] makes a box that lives as long as one
@@ -22,6 +22,7 @@ pub mod archive;
 pub mod assemble;
 pub mod commit;
 pub mod create;
+pub mod edit;
 pub mod ephemeral;
 pub mod export;
 pub mod front_door;
@@ -32,6 +33,7 @@ pub mod push;
 pub mod rm;
 pub mod rmi;
 pub mod session;
+pub mod shape;
 pub mod stop;
 pub mod upgrade;
 pub mod usage;

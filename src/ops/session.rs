@@ -1,5 +1,6 @@
-//! A session in a box, with one owner: resolve the box (or the configured default one),
-//! offer to create it when it does not exist, start it or adopt its processes, finish its
+//! A session in a box, with one owner: resolve the box ([`target`]: a name, an image
+//! reference, or without either the default box as toolbox has it), offer to create it
+//! when it does not exist, start it or adopt its processes, finish its
 //! pending provisioning, and join it. `box enter`, `box run` (and so every exported
 //! wrapper and desktop launcher, which call `box run`), `box ephemeral` and `assemble`'s
 //! `start_now` all come here; nothing starts box again by spelling its command line.
@@ -37,11 +38,14 @@ pub use crate::store::containers::NoSuchBox;
 
 /// What a session does when its box does not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Missing {
+pub enum Missing<'a> {
     /// Fail with "no box named" (`box run`: scripts and launchers never get a question).
     Fail,
     /// Ask whether to create it from the catalogue (`box enter`).
     OfferToCreate,
+    /// Ask whether to create it from this image reference (`box enter IMAGE`, or the
+    /// host's distribution for `box enter` alone; see [`target`]).
+    OfferToCreateFrom(&'a str),
 }
 
 /// A session in a box: which box, what to run there and how.
@@ -49,7 +53,7 @@ pub enum Missing {
 pub struct Session<'a> {
     pub name: &'a str,
     pub join: Join<'a>,
-    pub missing: Missing,
+    pub missing: Missing<'a>,
 }
 
 impl Session<'_> {
@@ -62,20 +66,97 @@ impl Session<'_> {
     }
 }
 
-/// The box a session names, or without a name the configured default box
-/// (`default-name`, BOX_DEFAULT_NAME).
-pub fn box_name(ctx: &Context, name: Option<&str>) -> Result<String> {
-    let name = match name {
-        Some(name) => name.to_owned(),
-        None => ctx.config()?.default_name.clone().ok_or_else(|| {
-            failure(
-                "which box? name it: `box enter NAME`",
-                "`box list` shows your boxes; `default-name` in ~/.config/box/config.toml names one for `box enter` alone",
-            )
-        })?,
+/// The box a session is for, and the image a missing one would be made from when that
+/// is not the catalogue's business (see [`target`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    /// For [`Missing::OfferToCreateFrom`].
+    pub image: Option<String>,
+}
+
+/// The box `box enter` means by `name`:
+/// - a box name;
+/// - an image reference or a catalogue name with a tag (`fedora:41`,
+///   `docker.io/library/debian:12`): the box named after it (`fedora-41`, `debian-12`,
+///   as distrobox names boxes from their images), made from it when missing;
+/// - nothing: inside a box, that box; else the `default-name` setting; else the box of
+///   the host's distribution and release when it exists (toolbox's default box), else the
+///   only box; with no box at all, the host's distribution's box, offered for creation.
+pub fn target(ctx: &Context, name: Option<&str>) -> Result<Target> {
+    let plain = |name: String| Target { name, image: None };
+    let Some(text) = name else {
+        return default_target(ctx);
     };
-    validate_name(&name)?;
-    Ok(name)
+    if validate_name(text).is_ok() {
+        return Ok(plain(text.to_owned()));
+    }
+    // Box names have no `/`, `:` or `@`; references do.
+    if !text.contains(['/', ':', '@']) {
+        validate_name(text)?;
+    }
+    let catalogue = crate::ops::create::catalogue(ctx)?;
+    let registries = crate::registry::registries_conf::RegistriesConf::from_env()?;
+    let (image, name) = match crate::ops::create::known_image(&catalogue, registries, text)? {
+        Some(image) => (image, text.replace(':', "-")),
+        None => {
+            crate::registry::reference::Reference::parse(text)?;
+            (
+                text.to_owned(),
+                crate::settings::distro::name_for_reference(text),
+            )
+        }
+    };
+    validate_name(&name).map_err(|_| {
+        failure(
+            format!("image {text} gives no usable box name (`{name}`)"),
+            format!(
+                "name the box yourself: `box create --image {text} NAME`, then `box enter NAME`"
+            ),
+        )
+        .context(crate::error::Exit(crate::error::EXIT_USAGE))
+    })?;
+    Ok(Target {
+        name,
+        image: Some(image),
+    })
+}
+
+/// [`target`] without a name.
+fn default_target(ctx: &Context) -> Result<Target> {
+    let plain = |name: String| Target { name, image: None };
+    if let Some(current) = crate::host::inside_box() {
+        return Ok(plain(current));
+    }
+    if let Some(name) = &ctx.config()?.default_name {
+        validate_name(name)?;
+        return Ok(plain(name.clone()));
+    }
+    let host = crate::ops::create::host_default(&crate::ops::create::catalogue(ctx)?);
+    let boxes = Store::at(&ctx.dirs.store).container_names()?;
+    if let Some(host) = &host
+        && boxes.contains(&host.name)
+    {
+        return Ok(plain(host.name.clone()));
+    }
+    match (boxes.as_slice(), host) {
+        ([only], _) => Ok(plain(only.clone())),
+        ([], Some(host)) => Ok(Target {
+            name: host.name,
+            image: Some(host.image),
+        }),
+        ([], None) => Err(failure(
+            "which box? you have none, and box does not know this host's distribution",
+            "make one: `box create debian` (or another distribution), then `box enter debian`; `default-name` in ~/.config/box/config.toml names the box of `box enter` alone",
+        )),
+        (many, _) => Err(failure(
+            format!(
+                "which box? name it: `box enter NAME` (you have {})",
+                many.join(", ")
+            ),
+            "`default-name` in ~/.config/box/config.toml names the box of `box enter` alone",
+        )),
+    }
 }
 
 /// Run `session` in place of this process: returns only on failure. `ask` decides
@@ -151,7 +232,7 @@ pub fn run_child(
 /// Box `name` does not exist: create it when `missing` allows and `ask` agrees, else the
 /// typed "no box named" error (with, for a removed box's exported launcher, which file
 /// called it).
-fn missing_box(ctx: &Context, name: &str, missing: Missing, ask: &dyn Ask) -> Result<()> {
+fn missing_box(ctx: &Context, name: &str, missing: Missing<'_>, ask: &dyn Ask) -> Result<()> {
     // The store's own "no box named" error (typed), unless the box appeared meanwhile.
     let not_found = || -> Result<()> {
         Store::at(&ctx.dirs.store)
@@ -165,10 +246,17 @@ fn missing_box(ctx: &Context, name: &str, missing: Missing, ask: &dyn Ask) -> Re
     if missing == Missing::Fail || ask.preset() == Some(None) {
         return not_found();
     }
-    // A distribution's name, or else the configured default image; a typo of an existing
-    // box's name is not offered as a new box (unless it is a distribution's).
+    // The image given, a distribution's name, or else the configured default image; a
+    // typo of an existing box's name is not offered as a new box (unless it is a
+    // distribution's).
     let catalogue = crate::ops::create::catalogue(ctx)?;
-    let distro = catalogue.resolve(name);
+    let distro = match missing {
+        Missing::OfferToCreateFrom(image) => Some(crate::settings::distro::Resolved {
+            distro: String::new(),
+            image: image.to_owned(),
+        }),
+        _ => catalogue.resolve(name),
+    };
     if distro.is_none()
         && !Store::at(&ctx.dirs.store)
             .close_container_names(name)
@@ -197,7 +285,7 @@ fn missing_box(ctx: &Context, name: &str, missing: Missing, ask: &dyn Ask) -> Re
     let options = CreateOptions {
         name: name.to_owned(),
         image: found.image,
-        entry: true,
+        entry: crate::ops::create::entry_by_default(ctx)?,
         ..CreateOptions::default()
     };
     // The user agreed to the box, and so to the pull it may need.

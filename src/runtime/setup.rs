@@ -1,13 +1,18 @@
 //! First-start user setup inside a box: the host user in passwd/group/shadow/gshadow,
-//! passwordless sudo, the host's timezone name and locale settings. Runs in the holder
-//! after the pivot (the host's root at /run/host), as root inside when there is one.
+//! passwordless sudo, the host's timezone name and locale settings, and the prompt mark
+//! that tells a shell in the box from one on the host ([`PROMPT_FILE`]). Runs in the
+//! holder after the pivot (the host's root at /run/host), as root inside when there is
+//! one.
 //!
 //! Invariants:
 //! - an image's existing user or group with the host user's uid/gid (ubuntu:24.04 has
 //!   `ubuntu` 1000) is renamed and modified, never duplicated; an entry with the user's
 //!   name but another id is dropped, so names and ids stay unique;
-//! - `/etc/box/setup.json` records who was set up; later starts of the box skip the
-//!   setup while it names the same user and uid;
+//! - `/etc/box/setup.json` records who was set up, with which home, by which version of
+//!   the setup; later starts of the box skip the setup while it names the same user, uid,
+//!   gid and home (`box edit --home` changes the home: the next start sets the user up
+//!   again) and the current version (a box set up before the prompt mark existed gets it
+//!   at its next start);
 //! - without root inside (no subordinate ids) only what the user can write is done
 //!   (the passwd and group entries, so `id -un` works); sudoers is skipped: `sudo` in
 //!   such a box is box's stand-in, which needs none (see [`crate::fakeroot::sudo`]).
@@ -22,12 +27,86 @@ use super::plan::UserSpec;
 /// Where the marker of a finished setup lives inside the box.
 pub const MARKER: &str = "/etc/box/setup.json";
 
+/// What the setup does, by version: 1 added the home to the marker and the prompt mark.
+/// A marker of an older version is a setup to run again.
+const VERSION: u32 = 1;
+
 #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 struct Marker {
     user: String,
     uid: u32,
     gid: u32,
+    #[serde(default)]
+    home: Option<std::path::PathBuf>,
+    #[serde(default)]
+    version: u32,
 }
+
+impl Marker {
+    fn of(user: &UserSpec) -> Marker {
+        Marker {
+            user: user.name.clone(),
+            uid: user.uid,
+            gid: user.gid,
+            home: Some(user.home.clone()),
+            version: VERSION,
+        }
+    }
+}
+
+/// The script that marks interactive shells' prompts in a box, for the shells that read
+/// `/etc/profile.d` (bash and sh login shells; zsh where its system profile reads it:
+/// Fedora, Arch, openSUSE). Written only where the image has that directory.
+pub const PROMPT_FILE: &str = "/etc/profile.d/box-prompt.sh";
+
+/// [`PROMPT_FILE`]'s text. The mark, `📦[NAME] `, is put in front of whatever prompt the
+/// shell ends up with, so a prompt the user's own `~/.bashrc` or `~/.zshrc` sets (read
+/// after this file) keeps its look with the mark before it: bash through
+/// `PROMPT_COMMAND`, zsh through `precmd_functions`, each run before every prompt. The
+/// name is `CONTAINER_ID` (box sets it in every session), else the box's
+/// `/run/.containerenv` (a `sudo -i` shell has a clean environment). Plain sh, so every
+/// shell that sources it parses it; zsh's words go through `eval`.
+pub const PROMPT_SCRIPT: &str = r#"# Written by box when it set you up in this box: marks the prompt of interactive shells
+# with the box's name, so that a shell in a box does not look like one on the host.
+# Without the mark: BOX_PROMPT=off in your ~/.bashrc or ~/.zshrc.
+case $- in
+*i*)
+    __box_name=${CONTAINER_ID:-}
+    if [ -z "$__box_name" ] && [ -r /run/.containerenv ]; then
+        while IFS='=' read -r __box_key __box_value; do
+            if [ "$__box_key" = name ]; then
+                __box_value=${__box_value#\"}
+                __box_name=${__box_value%\"}
+            fi
+        done < /run/.containerenv
+        unset __box_key __box_value
+    fi
+    if [ -n "$__box_name" ]; then
+        # Run before every prompt: the prompt ~/.bashrc or ~/.zshrc set is marked too.
+        __box_prompt() {
+            if [ "${BOX_PROMPT:-}" = off ]; then
+                PS1=${PS1#"📦[$__box_name] "}
+                return 0
+            fi
+            case "$PS1" in
+            "📦[$__box_name] "*) ;;
+            *) PS1="📦[$__box_name] $PS1" ;;
+            esac
+        }
+        if [ -n "${BASH_VERSION:-}" ]; then
+            case "${PROMPT_COMMAND:-}" in
+            *__box_prompt*) ;;
+            *) PROMPT_COMMAND="__box_prompt${PROMPT_COMMAND:+;$PROMPT_COMMAND}" ;;
+            esac
+        elif [ -n "${ZSH_VERSION:-}" ]; then
+            # Last, after the hooks registered before it (zsh's own words: eval).
+            eval 'precmd_functions=(${precmd_functions:#__box_prompt} __box_prompt)'
+        fi
+        __box_prompt
+    fi
+    ;;
+esac
+"#;
 
 /// The login shell to use inside: the host's when the box has it, else bash, else sh.
 pub fn pick_shell(host_shell: &Path, exists: impl Fn(&Path) -> bool) -> String {
@@ -172,17 +251,12 @@ fn rewrite(path: &str, content: &str, default_mode: u32) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
 }
 
-/// Whether the setup already ran for this user.
+/// Whether the setup already ran for this user and home, in this version.
 pub fn done(user: &UserSpec) -> bool {
     let Ok(bytes) = std::fs::read(MARKER) else {
         return false;
     };
-    serde_json::from_slice::<Marker>(&bytes).ok()
-        == Some(Marker {
-            user: user.name.clone(),
-            uid: user.uid,
-            gid: user.gid,
-        })
+    serde_json::from_slice::<Marker>(&bytes).ok() == Some(Marker::of(user))
 }
 
 /// Run the setup inside the box (after the pivot). `has_root`: whether we are root
@@ -248,12 +322,12 @@ pub fn run(user: &UserSpec, has_root: bool, timezone: Option<&str>) -> Result<()
             write_new("/etc/default/locale", &settings, 0o644)?;
         }
     }
+    // Images without /etc/profile.d (busybox) have no shell that would read it.
+    if Path::new(PROMPT_FILE).parent().is_some_and(Path::is_dir) {
+        write_new(PROMPT_FILE, PROMPT_SCRIPT, 0o644)?;
+    }
     std::fs::create_dir_all("/etc/box").context("creating /etc/box")?;
-    let marker = serde_json::to_vec(&Marker {
-        user: user.name.clone(),
-        uid: user.uid,
-        gid: user.gid,
-    })?;
+    let marker = serde_json::to_vec(&Marker::of(user))?;
     write_new(MARKER, &String::from_utf8_lossy(&marker), 0o644)
 }
 
@@ -315,6 +389,20 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn the_prompt_script_is_plain_sh() {
+        // Every shell that sources profile.d must parse it: sh -n parses without running.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("box-prompt.sh");
+        std::fs::write(&path, PROMPT_SCRIPT).unwrap();
+        let status = std::process::Command::new("/bin/sh")
+            .arg("-n")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
 
     fn alice() -> UserSpec {
         UserSpec {

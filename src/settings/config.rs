@@ -1,8 +1,11 @@
-//! Settings, in layers, each overriding the one before: `/etc/box/config.toml` (what a
-//! distribution ships; `BOX_SYSTEM_CONFIG` names another file), then
-//! `$XDG_CONFIG_HOME/box/config.toml` (the user's), then environment variables, then the
-//! command's flags (applied by the commands). A key set in a later layer replaces the
-//! earlier value, lists included.
+//! Settings, in layers, each overriding the one before: distrobox's settings (its
+//! `distrobox.conf` files and `DBX_*` variables, read as box's keys by
+//! [`super::distrobox`], so a distrobox user's defaults carry over), then
+//! `/etc/box/config.toml` (what a distribution ships; `BOX_SYSTEM_CONFIG` names another
+//! file), then `$XDG_CONFIG_HOME/box/config.toml` (the user's), then `BOX_*` variables,
+//! then the command's flags (applied by the commands). A key set in a later layer
+//! replaces the earlier value, lists included. distrobox's layer is below all of box's
+//! own: what a user wrote for box wins over what they wrote for distrobox.
 //!
 //! Every key is optional; a missing file means all defaults. A key box does not know is a
 //! warning naming the file and the key (a file written for a newer box still works); a
@@ -36,6 +39,15 @@
 //! skip-workdir = false
 //! # never ask: every question is answered yes, as with --yes (BOX_NON_INTERACTIVE)
 //! non-interactive = false
+//! # `box create` adds the box's menu entry unless --no-entry (distrobox's
+//! # container_generate_entry)
+//! generate-entry = true
+//! # every new box's home unless --home is given (distrobox's container_user_custom_home);
+//! # wins over home-prefix
+//! default-home = "/home/me/box-home"
+//! # volumes every new box gets besides its --volume ones (distrobox's
+//! # container_additional_volumes)
+//! volumes = ["/srv/data:/data:ro"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -83,6 +95,13 @@ pub struct Config {
     /// Never ask: every question is answered yes.
     #[serde(default)]
     pub non_interactive: bool,
+    /// Whether `box create` adds a box's menu entry (default: yes).
+    pub generate_entry: Option<bool>,
+    /// Every new box's home unless `--home` is given.
+    pub default_home: Option<PathBuf>,
+    /// Volumes (`SRC:DST[:ro]`) every new box gets besides its `--volume` ones.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// Which of the catalogue's needs a box gets: all of them, or only those of a shell and
@@ -116,6 +135,9 @@ const KEYS: &[&str] = &[
     "always-pull",
     "skip-workdir",
     "non-interactive",
+    "generate-entry",
+    "default-home",
+    "volumes",
 ];
 
 /// The file a distribution ships.
@@ -135,9 +157,14 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE))
     }
 
-    /// Every layer: the system file, the user's file, the environment.
-    pub fn load_layers(system_file: &Path, user_file: &Path) -> Result<Config> {
-        let mut merged = toml::Table::new();
+    /// Every layer: distrobox's settings (`beneath`, see [`super::distrobox::read`]), the
+    /// system file, the user's file, the environment.
+    pub fn load_layers(
+        beneath: toml::Table,
+        system_file: &Path,
+        user_file: &Path,
+    ) -> Result<Config> {
+        let mut merged = beneath;
         for path in [system_file, user_file] {
             if let Some(table) = read_table(path)? {
                 // Check each file's keys and types on their own, so errors name the file.
@@ -270,13 +297,28 @@ mod layer_tests {
             "default-name = \"mine\"\nadditional-packages = [\"b\"]\n",
         )
         .unwrap();
-        let config = Config::load_layers(&system, &user).unwrap();
+        let config = Config::load_layers(toml::Table::new(), &system, &user).unwrap();
         assert_eq!(config.default_image.as_deref(), Some("fedora"));
         assert_eq!(config.default_name.as_deref(), Some("mine"));
         assert_eq!(config.additional_packages, ["b"]);
         assert!(config.always_pull);
+        // distrobox's settings are beneath box's files: they fill what those leave open.
+        let dir2 = tempfile::tempdir().unwrap();
+        let conf = dir2.path().join("distrobox.conf");
+        std::fs::write(
+            &conf,
+            "container_name_default=dbx\ncontainer_image_default=alpine\ncontainer_generate_entry=false\ncontainer_additional_volumes=\"/a:/a /b:/b:ro\"\n",
+        )
+        .unwrap();
+        let beneath = super::super::distrobox::read(&[conf], &|_| None).table;
+        let config = Config::load_layers(beneath, &system, &user).unwrap();
+        assert_eq!(config.default_image.as_deref(), Some("fedora"));
+        assert_eq!(config.default_name.as_deref(), Some("mine"));
+        assert_eq!(config.generate_entry, Some(false));
+        assert_eq!(config.volumes, ["/a:/a", "/b:/b:ro"]);
         // A missing system file is no layer at all.
-        let config = Config::load_layers(&dir.path().join("none.toml"), &user).unwrap();
+        let config =
+            Config::load_layers(toml::Table::new(), &dir.path().join("none.toml"), &user).unwrap();
         assert_eq!(config.default_image, None);
     }
 }

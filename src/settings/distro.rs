@@ -15,6 +15,13 @@
 //! `NAME:TAG` with a distribution's name means its default image's repository with that
 //! tag (`fedora:41` → `quay.io/fedora/fedora:41`). Anything else is not in the catalogue
 //! and is taken as an image reference by the caller.
+//!
+//! The host's own distribution and release is the default of a `box create` without an
+//! image, as with toolbox ([`Catalogue::for_host`]): the entry whose name or alias is the
+//! host's os-release `ID`, with its default image's repository tagged by `release-tag`,
+//! a template over the os-release fields (`release-tag = "{VERSION_ID}"` gives
+//! `fedora:41` on Fedora 41, `"{VERSION_CODENAME}"` `debian:trixie` on Debian 13);
+//! entries without one (rolling releases) give their default image.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -60,6 +67,68 @@ pub struct Distro {
     /// Other names, each for an image reference.
     #[serde(default)]
     pub aliases: BTreeMap<String, String>,
+    /// The tag of the image for a host running this distribution, from its os-release
+    /// fields (`{VERSION_ID}`, `{VERSION_CODENAME}`); none: the default image.
+    #[serde(default)]
+    pub release_tag: Option<String>,
+}
+
+/// The fields of an os-release file (`/etc/os-release`) box uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OsRelease {
+    pub fields: BTreeMap<String, String>,
+}
+
+impl OsRelease {
+    /// Parse os-release's format: `KEY=value` lines, values optionally in double or single
+    /// quotes with `\` escapes, `#` comments (os-release(5)).
+    pub fn parse(text: &str) -> OsRelease {
+        let mut fields = BTreeMap::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let value = value.trim();
+            let unquoted = match value.chars().next() {
+                Some(q @ ('"' | '\'')) if value.len() >= 2 && value.ends_with(q) => {
+                    let inner = &value[1..value.len() - 1];
+                    let mut out = String::new();
+                    let mut chars = inner.chars();
+                    while let Some(c) = chars.next() {
+                        match c {
+                            '\\' => out.extend(chars.next()),
+                            c => out.push(c),
+                        }
+                    }
+                    out
+                }
+                _ => value.to_owned(),
+            };
+            fields.insert(key.trim().to_owned(), unquoted);
+        }
+        OsRelease { fields }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// What the catalogue gives a host of some distribution and release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForHost {
+    /// The image reference.
+    pub image: String,
+    /// The box's name: the distribution's, with the release (`debian-trixie`,
+    /// `fedora-41`).
+    pub name: String,
 }
 
 /// What a short name resolved to.
@@ -151,6 +220,55 @@ impl Catalogue {
         Some(found(d, &format!("{}:{tag}", repository(&d.image))))
     }
 
+    /// The image (and a box name) for a host of `release`, as toolbox's default: the
+    /// entry whose name or alias is its `ID`, tagged by the entry's `release-tag` filled
+    /// from `release` (the default image when the entry has none, or `release` lacks a
+    /// field it names). `None` when the catalogue has no entry for the host.
+    pub fn for_host(&self, release: &OsRelease) -> Option<ForHost> {
+        let id = release.get("ID")?;
+        let distro = self
+            .distros
+            .iter()
+            .find(|d| d.name == id)
+            .or_else(|| self.distros.iter().find(|d| d.aliases.contains_key(id)))?;
+        let default = ForHost {
+            image: distro.image.clone(),
+            name: distro.name.clone(),
+        };
+        let Some(template) = &distro.release_tag else {
+            return Some(default);
+        };
+        // `{FIELD}` replaced by the field; the release is the last field's value.
+        let mut tag = String::new();
+        let mut release_name = String::new();
+        let mut rest = template.as_str();
+        while let Some(open) = rest.find('{') {
+            tag.push_str(&rest[..open]);
+            let Some(close) = rest[open..].find('}') else {
+                return Some(default);
+            };
+            let Some(value) = release.get(&rest[open + 1..open + close]) else {
+                return Some(default);
+            };
+            tag.push_str(value);
+            release_name = value.to_owned();
+            rest = &rest[open + close + 1..];
+        }
+        tag.push_str(rest);
+        let valid_tag = !tag.is_empty()
+            && tag.len() <= 128
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+        if !valid_tag {
+            return Some(default);
+        }
+        Some(ForHost {
+            image: format!("{}:{tag}", repository(&distro.image)),
+            name: format!("{}-{release_name}", distro.name),
+        })
+    }
+
     /// The distribution an image reference belongs to, if the catalogue knows its
     /// repository.
     pub fn distro_of_image(&self, image: &str) -> Option<&Distro> {
@@ -176,6 +294,23 @@ pub fn repository(reference: &str) -> &str {
 pub fn default_name(reference: &str) -> String {
     let repo = repository(reference);
     repo.rsplit('/').next().unwrap_or(repo).to_owned()
+}
+
+/// A box name for an image reference that tells its versions apart, as distrobox names
+/// a box from its image: the last path component with the tag (`debian-12`,
+/// `ubuntu-24.04`), or with the digest's first 12 hex digits. It may still not be a valid
+/// box name (the caller checks).
+pub fn name_for_reference(reference: &str) -> String {
+    let base = default_name(reference);
+    if let Some((_, digest)) = reference.split_once('@') {
+        let hex = digest.rsplit(':').next().unwrap_or(digest);
+        return format!("{base}-{}", &hex[..hex.len().min(12)]);
+    }
+    let repo = repository(reference);
+    match reference[repo.len()..].strip_prefix(':') {
+        Some(tag) if !tag.is_empty() => format!("{base}-{}", tag.replace(':', "-")),
+        _ => base,
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +375,73 @@ mod tests {
         std::fs::write(dir.path().join("bad.toml"), "name = 1\n").unwrap();
         let err = Catalogue::load(dir.path()).unwrap_err();
         assert!(crate::error::message(&err).contains("bad.toml"));
+    }
+
+    #[test]
+    fn the_host_s_release_picks_the_image_and_names_the_box() {
+        let c = Catalogue::shipped();
+        let host = |text: &str| c.for_host(&OsRelease::parse(text));
+        let debian = "PRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"13\"\nVERSION_CODENAME=trixie\nID=debian\n";
+        assert_eq!(
+            host(debian),
+            Some(ForHost {
+                image: "docker.io/library/debian:trixie".into(),
+                name: "debian-trixie".into()
+            })
+        );
+        let fedora = "NAME=\"Fedora Linux\"\nVERSION_ID=41\nID=fedora\n";
+        assert_eq!(host(fedora).unwrap().image, "quay.io/fedora/fedora:41");
+        assert_eq!(host(fedora).unwrap().name, "fedora-41");
+        let ubuntu = "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.04\"\nVERSION_CODENAME=noble\n";
+        assert_eq!(
+            host(ubuntu).unwrap().image,
+            "docker.io/library/ubuntu:24.04"
+        );
+        assert_eq!(host(ubuntu).unwrap().name, "ubuntu-24.04");
+        // An alias is the host's ID; a rolling release takes the default image.
+        let arch = "NAME=\"Arch Linux\"\nID=arch\nBUILD_ID=rolling\n";
+        assert_eq!(
+            host(arch),
+            Some(ForHost {
+                image: "docker.io/library/archlinux:latest".into(),
+                name: "archlinux".into()
+            })
+        );
+        let centos = "ID=\"centos\"\nVERSION_ID=\"10\"\n";
+        assert_eq!(
+            host(centos).unwrap().image,
+            "quay.io/centos/centos:stream10"
+        );
+        // Debian without a code name (a bare testing install): the default image.
+        assert_eq!(
+            host("ID=debian\n").unwrap().image,
+            "docker.io/library/debian:stable"
+        );
+        // A distribution the catalogue does not have, or no ID: nothing.
+        assert_eq!(host("ID=linuxmint\nID_LIKE=\"ubuntu debian\"\n"), None);
+        assert_eq!(host("NAME=x\n"), None);
+        // A field that is no tag is not used as one.
+        assert_eq!(
+            host("ID=fedora\nVERSION_ID=\"4 1\"\n").unwrap().image,
+            "quay.io/fedora/fedora:latest"
+        );
+    }
+
+    #[test]
+    fn names_for_references_keep_the_version() {
+        assert_eq!(
+            name_for_reference("docker.io/library/debian:12"),
+            "debian-12"
+        );
+        assert_eq!(
+            name_for_reference("127.0.0.1:5000/tests/busybox:1.36"),
+            "busybox-1.36"
+        );
+        assert_eq!(name_for_reference("quay.io/x/tool"), "tool");
+        assert_eq!(
+            name_for_reference(&format!("quay.io/x/tool@sha256:{}", "ab".repeat(32))),
+            "tool-abababababab"
+        );
     }
 
     #[test]

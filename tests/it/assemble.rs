@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::common::boxes::{Boxes, list, ok};
+use crate::common::boxes::{Boxes, list, ok, run_on_terminal, sh};
 use crate::common::fixtures::busybox;
 use crate::common::{Compression, Entry, Registry, TestEnv, User};
 
@@ -76,7 +76,13 @@ fn a_manifest_creates_locks_replaces_and_removes_its_boxes() {
         .stdout_has("alpha")
         .stdout_has("beta");
     ok(&env, &["assemble", "create", "--dry-run", "--file", &file])
-        .stdout_has("Would create box `alpha`");
+        .stdout_has("Would create box `alpha`")
+        .stdout_has("  hostname: beta-host")
+        .stdout_has(&format!(
+            "  export: /bin/sh as {}",
+            env.home.join("bin-out/sh").display()
+        ))
+        .stdout_has("  start it");
     assert!(list(&env).is_empty(), "--dry-run created something");
 
     let out = ok(&env, &["assemble", "create", "--file", &file]);
@@ -164,8 +170,18 @@ fn a_manifest_creates_locks_replaces_and_removes_its_boxes() {
         "beta was not re-created"
     );
 
-    // rm removes the manifest's boxes and their exports.
-    ok(&env, &["assemble", "rm", "--file", &file])
+    // rm removes the manifest's boxes and their exports; a running one (beta) only with
+    // --force when there is no terminal to ask on.
+    assert_eq!(
+        list(&env).iter().find(|b| b["name"] == "beta").unwrap()["status"],
+        "running"
+    );
+    env.run(&["assemble", "rm", "--file", &file])
+        .status(125)
+        .stderr_has("boxes alpha, beta of the manifest are running, so nothing was removed")
+        .stderr_has("box assemble rm --force");
+    assert_eq!(list(&env).len(), 2);
+    ok(&env, &["assemble", "rm", "--force", "--file", &file])
         .stdout_has("Removed box alpha.")
         .stdout_has("Removed box beta.");
     assert!(list(&env).is_empty());
@@ -387,4 +403,119 @@ fn an_unreadable_manifest_is_not_called_missing() {
     let missing = env.home.join("missing.ini");
     env.run(&["assemble", "list", "--file", missing.to_str().unwrap()])
         .box_error(&["missing.ini", "check the path"]);
+}
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_manifest_fails_before_making_anything_and_leaves_nothing_half_made() {
+    let env = TestEnv::new("assemble-early", User::BoxTest);
+    let _boxes = Boxes(&env);
+    // Provisioning on: hooks run (busybox has no package manager, so nothing else does).
+    env.set_provisioning(true);
+    let image = push_tool("1").reference;
+    ok(&env, &["pull", &image]);
+    let before = env.store_state();
+    let out_dir = env.home.join("bin-out");
+
+    // Two boxes exporting a binary of one name to one place: refused before any box is
+    // made, naming both.
+    let file = manifest(
+        &env,
+        "clash.ini",
+        &format!(
+            "[one]\nimage={image}\nexported_bins=/bin/sh\nexported_bins_path={dir}\npre_init_hooks=sleep 2\n[two]\nimage={image}\nexported_bins=/bin/sh\nexported_bins_path={dir}\n",
+            dir = out_dir.display()
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = env.run(&["assemble", "create", "--file", &file]);
+    out.status(125)
+        .stderr_has("box [two] exports /bin/sh, and box [one] exports a binary of that name")
+        .stderr_has("nothing was made");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{out}"
+    );
+    assert!(list(&env).is_empty(), "{out}");
+    assert!(!std::path::Path::new(&format!("{file}.lock")).exists());
+    env.assert_store_unchanged(&before, &out);
+    // The same in a dry run.
+    env.run(&["assemble", "create", "--dry-run", "--file", &file])
+        .status(125)
+        .stderr_has("nothing was made");
+
+    // A file of the user's where a wrapper would go: refused before anything is made.
+    env.write_user_file(&out_dir.join("sh"), "the user's own\n", 0o755);
+    let file = manifest(
+        &env,
+        "foreign.ini",
+        &format!(
+            "[one]\nimage={image}\nreplace=true\nexported_bins=/bin/sh\nexported_bins_path={}\n",
+            out_dir.display()
+        ),
+    );
+    let out = env.run(&["assemble", "create", "--file", &file]);
+    out.status(125)
+        .stderr_has("did not write it")
+        .stderr_has("nothing was made");
+    env.assert_store_unchanged(&before, &out);
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("sh")).unwrap(),
+        "the user's own\n"
+    );
+    // A clone of a box that is nowhere.
+    let file = manifest(&env, "noclone.ini", "[copy]\nclone=nosuch\n");
+    env.run(&["assemble", "create", "--file", &file])
+        .status(125)
+        .stderr_has(
+            "box [copy] is a clone of box `nosuch`, which neither exists nor comes earlier",
+        );
+
+    // A box whose provisioning fails is removed again; the one made before it stays and
+    // is in the lockfile; a clone's pre_init_hooks run (distrobox's clone example).
+    let file = manifest(
+        &env,
+        "half.ini",
+        &format!(
+            "[first]\nimage={image}\npre_init_hooks=touch /first-hook\n[copy]\nclone=first\npre_init_hooks=touch /clone-hook\n[broken]\nimage={image}\npre_init_hooks=exit 3\nexported_bins=/bin/sh\nexported_bins_path={dir}\n",
+            dir = env.home.join("bin-half").display()
+        ),
+    );
+    let out = env.run(&["assemble", "create", "--file", &file]);
+    out.status(125)
+        .stderr_has("box [broken] was not made whole, and was removed again");
+    let names: Vec<String> = list(&env)
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["copy", "first"], "{out}");
+    let digests = lock_digests(&file);
+    assert_eq!(digests.len(), 1, "{digests:?}");
+    assert_eq!(digests[0].0, "first");
+    sh(&env, "copy", "test -e /first-hook && test -e /clone-hook").success();
+    sh(&env, "first", "test -e /clone-hook").status(1);
+    assert!(!env.home.join("bin-half/sh").exists());
+
+    // rm on a terminal asks first, naming the running boxes.
+    let (status, screen) = run_on_terminal(
+        &env,
+        &["assemble", "rm", "--file", &file],
+        &["n\n"],
+        std::time::Duration::ZERO,
+    );
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(
+        screen.contains("Boxes first, copy are running and will be stopped")
+            && screen.contains("Nothing removed."),
+        "{screen}"
+    );
+    assert_eq!(list(&env).len(), 2);
+    let (status, screen) = run_on_terminal(
+        &env,
+        &["assemble", "rm", "--file", &file],
+        &["y\n"],
+        std::time::Duration::ZERO,
+    );
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(list(&env).is_empty(), "{screen}");
 }

@@ -80,3 +80,47 @@ fn a_clone_has_the_source_s_files_and_goes_its_own_way() {
         .status(125)
         .stderr_has("already exists");
 }
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn a_clone_takes_the_flags_it_is_given() {
+    let env = TestEnv::new("clone-flags", User::BoxTest);
+    let _boxes = Boxes(&env);
+    box_from(&env, Fixture::Busybox, "src");
+    let extra = env.dir.join("extra");
+    env.mkdir_owned(&extra, 0o755);
+    env.write_user_file(&extra.join("file"), "extra\n", 0o644);
+    let volume = format!("{}:/extra", extra.display());
+    // A bad flag is refused before the source is touched.
+    env.run(&["create", "--clone", "src", "bad", "--hostname", "a b"])
+        .status(2)
+        .stderr_has("not a valid hostname");
+    assert!(!env.store().join("containers/bad").exists());
+    ok(
+        &env,
+        &[
+            "create",
+            "--no-entry",
+            "--clone",
+            "src",
+            "copy",
+            "--hostname",
+            "copyhost",
+            "--volume",
+            &volume,
+            "--pre-init-hooks",
+            "echo pre > /hooked",
+            "--init-hooks",
+            "echo post >> /hooked",
+        ],
+    );
+    let out = sh(&env, "copy", "uname -n; cat /extra/file /hooked");
+    assert_eq!(out.stdout, "copyhost\nextra\npre\npost\n", "{out}");
+    // The source keeps its own.
+    let out = sh(
+        &env,
+        "src",
+        "test -e /extra || echo no-extra; test -e /hooked || echo no-hook",
+    );
+    assert_eq!(out.stdout, "no-extra\nno-hook\n", "{out}");
+}

@@ -21,6 +21,7 @@ mod export;
 mod fakeroot;
 mod frontdoor;
 mod generated;
+mod habits;
 mod harness;
 mod host_exec;
 mod idmap;

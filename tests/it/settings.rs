@@ -73,3 +73,77 @@ fn settings_give_defaults_in_layers_and_unknown_keys_are_named() {
         .status(125)
         .stderr_has(&system.display().to_string());
 }
+
+#[test]
+#[ignore = "end-to-end: needs root, run with sudo tests/run"]
+fn distrobox_s_settings_are_defaults_beneath_box_s_own() {
+    let mut env = TestEnv::new("settings-dbx", User::BoxTest);
+    let system = env.dir.join("distrobox-system.conf");
+    env.set_env("BOX_DISTROBOX_SYSTEM_CONFIG", system.clone());
+    let _boxes = Boxes(&env);
+    let image = Fixture::Busybox.push(Registry::plain()).image.reference;
+    ok(&env, &["pull", &image]);
+    let shared = env.home.join("shared");
+    env.mkdir_owned(&shared, 0o755);
+    env.write_user_file(&shared.join("note"), "from the host\n", 0o644);
+    // distrobox's files as users write them (they were shell once): the system's, then
+    // the user's two, each over the one before.
+    std::fs::write(
+        &system,
+        format!(
+            "container_image_default=\"{image}\"\ncontainer_name_default=\"from-system\"\ncontainer_manager=\"podman\"\n"
+        ),
+    )
+    .unwrap();
+    env.write_user_file(
+        &env.home.join(".config/distrobox/distrobox.conf"),
+        "# mine\ncontainer_name_default=\"from-dbx-user\"\ncontainer_generate_entry=0\nif [ -x /usr/bin/podman ]; then\n  container_manager=podman\nfi\n",
+        0o644,
+    );
+    env.write_user_file(
+        &env.home.join(".distroboxrc"),
+        "export container_additional_volumes=\"$HOME/shared:/shared:ro\"\n",
+        0o644,
+    );
+    let out = ok(&env, &["create"]);
+    out.stdout_has("Created box from-dbx-user from")
+        // Each file that asks what box does not do says so, naming key and line.
+        .stderr_has(&format!("{}: distrobox settings box does not use: line 3: container_manager (box is its own container engine)", system.display()))
+        .stderr_has("distrobox.conf: distrobox settings box does not use: line 4: `if [ -x /usr/bin/podman ]; then` is shell code");
+    // container_generate_entry=0: no menu entry; the volume is there, read-only.
+    assert!(
+        !env.home
+            .join(".local/share/applications/box-from-dbx-user.desktop")
+            .exists(),
+        "{out}"
+    );
+    ok(&env, &["run", "from-dbx-user", "--", "cat", "/shared/note"]).stdout_has("from the host");
+
+    // Said once: the next command that reads the settings is quiet about them.
+    let out = with_env(&env, ("DBX_CONTAINER_NAME", "from-dbx-env"), &["create"]);
+    out.stdout_has("Created box from-dbx-env from");
+    assert!(!out.stderr.contains("distrobox settings"), "{out}");
+
+    // box's own settings are over distrobox's, DBX_* included; BOX_* over box's files.
+    env.write_user_file(
+        &env.home.join(".config/box/config.toml"),
+        "provision = false\ndefault-name = \"from-box\"\n",
+        0o644,
+    );
+    with_env(&env, ("DBX_CONTAINER_NAME", "from-dbx-env2"), &["create"])
+        .stdout_has("Created box from-box from");
+    with_env(&env, ("BOX_DEFAULT_NAME", "from-box-env"), &["create"])
+        .stdout_has("Created box from-box-env from");
+    // A variable box does not use is named once too.
+    let out = with_env(
+        &env,
+        ("DBX_CONTAINER_MANAGER", "docker"),
+        &["create", "last"],
+    );
+    out.stderr_has("DBX_CONTAINER_MANAGER=docker: distrobox settings box does not use: box is its own container engine");
+    // `box run` of a running box reads none of these files: a broken one changes
+    // nothing there.
+    std::fs::write(&system, "container_name_default=\"$(nope)\"\n").unwrap();
+    let out = ok(&env, &["run", "from-dbx-user", "--", "true"]);
+    assert!(out.stderr.is_empty(), "{out}");
+}

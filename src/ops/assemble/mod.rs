@@ -9,6 +9,17 @@
 //!   bad hostname, a missing volume source) changes nothing and the error names the file,
 //!   line, key or box (false values of such features are accepted, as they ask for
 //!   nothing);
+//! - so are the boxes' exported binaries (each wrapper's place on the host free, no two
+//!   boxes exporting to one place) and clones' sources, before any image is pulled or any
+//!   box provisioned: a clash that would show after minutes of provisioning shows at
+//!   once (exported apps are known by their desktop file only once the box has them, so
+//!   theirs are checked when they are made);
+//! - a box this run makes is made whole or not at all: when its provisioning, exports or
+//!   start fail, it is removed again (with what it exported), so a rerun makes it afresh
+//!   rather than keeping half of it; boxes made before it stay, and are in the lockfile;
+//! - `rm` asks before it removes boxes that are running, as `box rm` does (on a terminal;
+//!   `--force` removes them without asking, and without a terminal nothing running is
+//!   removed without it);
 //! - a box is replaced (`replace=true` or `--replace`) only once its new image is in the
 //!   store: a failed pull keeps the old box;
 //! - the lockfile (`FILE.lock`, TOML) records each box's image reference and the manifest
@@ -35,6 +46,8 @@ use crate::ui::report::notice;
 /// What `box assemble` was asked.
 #[derive(Debug, Clone, Default)]
 pub struct AssembleOptions {
+    /// `rm`: remove running boxes too (they are stopped), without a question about them.
+    pub force: bool,
     /// The manifest: a path or an `https://` URL; `None` is `./box.ini` when present,
     /// else `./distrobox.ini`.
     pub file: Option<String>,
@@ -406,6 +419,8 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
         plans.push((def, canonical.canonical(), pinned));
     }
 
+    check_before_making(ctx, options, &store, &plans)?;
+
     let mut outcomes = Vec::new();
     let mut locked = old_lock.unwrap_or_default();
     let mut failure = None;
@@ -437,6 +452,86 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
     }
 }
 
+/// Whether box `def` exists, and whether this run replaces it.
+fn fate(options: &AssembleOptions, store: &Store, def: &Definition) -> (bool, bool) {
+    let exists = store.has_container(&def.name);
+    (exists, exists && (def.replace || options.replace))
+}
+
+/// What can be known to fail before any box is made: a clone whose source box neither
+/// exists nor comes earlier in the manifest, and exported binaries whose wrapper could
+/// not be written (a file box did not write, another box's export) or that two boxes
+/// export to one place. Boxes the run keeps make no exports and are not looked at.
+fn check_before_making(
+    ctx: &Context,
+    options: &AssembleOptions,
+    store: &Store,
+    plans: &[(&Definition, String, Option<String>)],
+) -> Result<()> {
+    let going: Vec<String> = plans
+        .iter()
+        .filter(|(def, _, _)| fate(options, store, def).1)
+        .map(|(def, _, _)| def.name.clone())
+        .collect();
+    let mut wrappers: Vec<(PathBuf, &str)> = Vec::new();
+    for (index, (def, _, _)) in plans.iter().enumerate() {
+        let (exists, replace) = fate(options, store, def);
+        if exists && !replace {
+            continue;
+        }
+        if let Some(source) = &def.clone {
+            let earlier = plans[..index].iter().any(|(d, _, _)| &d.name == source);
+            if !earlier && !store.has_container(source) {
+                bail!(failure(
+                    format!(
+                        "{}: box [{}] is a clone of box `{source}`, which neither exists nor comes earlier in the manifest",
+                        def.origin_of("clone"),
+                        def.name
+                    ),
+                    format!(
+                        "create `{source}` first, or add its section above [{}]",
+                        def.name
+                    ),
+                ));
+            }
+        }
+        let export_path = def
+            .exported_bins_path
+            .as_deref()
+            .map(|p| expand_home(ctx, p));
+        for bin in &def.exported_bins {
+            let which = || {
+                format!(
+                    "{}: box [{}] exports {bin}",
+                    def.origin_of("exported_bins"),
+                    def.name
+                )
+            };
+            let wrapper = crate::export::check_bin_target(
+                ctx,
+                &def.name,
+                bin,
+                export_path.as_deref(),
+                &going,
+            )
+            .with_context(which)
+            .hint("nothing was made: move that file away, or export the binary to another directory (exported_bins_path)")?;
+            if let Some((_, other)) = wrappers.iter().find(|(path, _)| *path == wrapper) {
+                bail!(failure(
+                    format!(
+                        "{}, and box [{other}] exports a binary of that name to the same place, {}",
+                        which(),
+                        wrapper.display()
+                    ),
+                    "nothing was made: give one of the two boxes another exported_bins_path",
+                ));
+            }
+            wrappers.push((wrapper, def.name.as_str()));
+        }
+    }
+    Ok(())
+}
+
 fn write_lockfile(path: &Path, source: &str, locked: &mut Lockfile) -> Result<()> {
     locked.boxes.sort_by(|a, b| a.name.cmp(&b.name));
     let text = format!(
@@ -459,16 +554,24 @@ fn make_box(
     pinned: Option<String>,
 ) -> Result<(Outcome, Option<Locked>)> {
     let name = def.name.clone();
-    let exists = store.has_container(&name);
-    let replace = exists && (def.replace || options.replace);
-    let source = pinned.clone().unwrap_or_else(|| image.to_owned());
+    let (exists, replace) = fate(options, store, def);
+    let source = match &def.clone {
+        Some(from) => format!("a clone of box `{from}`"),
+        None => pinned.clone().unwrap_or_else(|| image.to_owned()),
+    };
     if options.dry_run {
         let what = match (exists, replace) {
             (true, false) => {
                 format!("keep box `{name}` (it exists; replace=true or --replace replaces it)")
             }
-            (true, true) => format!("replace box `{name}` with a new one from {source}"),
-            _ => format!("create box `{name}` from {source}"),
+            (true, true) => format!(
+                "replace box `{name}` with a new one from {source}{}",
+                planned_details(ctx, def)?
+            ),
+            _ => format!(
+                "create box `{name}` from {source}{}",
+                planned_details(ctx, def)?
+            ),
         };
         return Ok((Outcome::Planned(what), None));
     }
@@ -486,9 +589,10 @@ fn make_box(
             clone: Some(source.clone()),
             ..create_options(ctx, def, String::new(), false)
         };
-        create(ctx, &options, &Assume(true))
-            .with_context(|| format!("box [{name}]: cloning box `{source}`"))?;
-        finish_box(ctx, def)?;
+        let made = create(ctx, &options, &Assume(true))
+            .with_context(|| format!("box [{name}]: cloning box `{source}`"))
+            .and_then(|_| finish_box(ctx, def));
+        whole_or_nothing(ctx, &name, made)?;
         let outcome = if replace {
             Outcome::Replaced
         } else {
@@ -518,8 +622,8 @@ fn make_box(
     }
     // The image is in the store now: create from exactly what was pulled.
     let options = create_options(ctx, def, record.reference.clone(), false);
-    create(ctx, &options, &Assume(true))?;
-    finish_box(ctx, def)?;
+    let made = create(ctx, &options, &Assume(true)).and_then(|_| finish_box(ctx, def));
+    whole_or_nothing(ctx, &name, made)?;
     let lock = Locked {
         name: name.clone(),
         // The reference the manifest names, not the pinned one.
@@ -532,6 +636,104 @@ fn make_box(
         Outcome::Created
     };
     Ok((outcome, Some(lock)))
+}
+
+/// `made`, the outcome of making box `name` (created, provisioned, exported, started):
+/// when it failed, the box is removed again (with its exports) if it was made at all,
+/// so that no half-made box is left for a rerun to keep.
+fn whole_or_nothing(ctx: &Context, name: &str, made: Result<()>) -> Result<()> {
+    let Err(err) = made else {
+        return Ok(());
+    };
+    if !Store::at(&ctx.dirs.store).has_container(name) {
+        return Err(err);
+    }
+    match crate::ops::rm::remove_forced(ctx, name, crate::runtime::stop::DEFAULT_GRACE) {
+        Ok(()) => Err(err.context(format!(
+            "box [{name}] was not made whole, and was removed again (a rerun makes it afresh)"
+        ))),
+        Err(undo) => Err(err.context(format!(
+            "box [{name}] was not made whole, and removing it again failed too ({}): `box rm --force {name}` removes it",
+            crate::error::message(&undo)
+        ))),
+    }
+}
+
+/// What `--dry-run` says a new box `def` gets besides its image: hostname, home, volumes,
+/// packages and hooks (with the settings' defaults, as `box create` would give them) and
+/// exports, one line each.
+fn planned_details(ctx: &Context, def: &Definition) -> Result<String> {
+    let mut lines = Vec::new();
+    if let Some(hostname) = &def.hostname {
+        lines.push(format!("hostname: {hostname}"));
+    }
+    if let Some(home) = &def.home {
+        lines.push(format!("home: {}", expand_home(ctx, home).display()));
+    }
+    if !def.volumes.is_empty() {
+        lines.push(format!("volumes: {}", def.volumes.join(" ")));
+    }
+    // A clone gets only what its section asks; a new box the settings' defaults too.
+    let provisioning = match &def.clone {
+        Some(_) => Some(crate::store::provision::Provisioning {
+            status: crate::store::provision::Status::Pending,
+            additional_packages: def
+                .additional_packages
+                .iter()
+                .flat_map(|l| l.split_whitespace().map(str::to_owned))
+                .collect(),
+            pre_init_hooks: def.pre_init_hooks.clone(),
+            init_hooks: def.init_hooks.clone(),
+            set: Default::default(),
+        }),
+        None => crate::provision::requested(
+            ctx,
+            &crate::provision::Request {
+                additional_packages: def.additional_packages.clone(),
+                pre_init_hooks: def.pre_init_hooks.clone(),
+                init_hooks: def.init_hooks.clone(),
+                off: false,
+                set: None,
+            },
+        )?,
+    };
+    match provisioning {
+        None => lines.push("provisioning: off".to_owned()),
+        Some(p) => {
+            if def.clone.is_none() {
+                lines.push(
+                    "provisioning: what the image lacks (decided once it is pulled)".to_owned(),
+                );
+            }
+            if !p.additional_packages.is_empty() {
+                lines.push(format!("packages: {}", p.additional_packages.join(" ")));
+            }
+            for hook in &p.pre_init_hooks {
+                lines.push(format!("pre-init hook: {hook}"));
+            }
+            for hook in &p.init_hooks {
+                lines.push(format!("init hook: {hook}"));
+            }
+        }
+    }
+    let export_path = def
+        .exported_bins_path
+        .as_deref()
+        .map(|p| expand_home(ctx, p));
+    for bin in &def.exported_bins {
+        let dir = export_path
+            .clone()
+            .unwrap_or_else(|| ctx.dirs.bin_home.clone());
+        let file = bin.rsplit('/').next().unwrap_or_default();
+        lines.push(format!("export: {bin} as {}", dir.join(file).display()));
+    }
+    for app in &def.exported_apps {
+        lines.push(format!("export: application {app} to the menu"));
+    }
+    if def.start_now {
+        lines.push("start it".to_owned());
+    }
+    Ok(lines.iter().map(|l| format!("\n  {l}")).collect())
 }
 
 /// What follows the creation of box `def`: its exports, and its start with `start_now`.
@@ -579,8 +781,15 @@ pub fn list(options: &AssembleOptions, ctx: &Context) -> Result<Vec<(Definition,
         .collect())
 }
 
-/// Remove the manifest's boxes (and their exports). Returns the names removed.
-pub fn assemble_rm(ctx: &Context, options: &AssembleOptions) -> Result<Vec<String>> {
+/// Remove the manifest's boxes (and their exports). Returns the names removed (with
+/// `dry_run`, that would be), `None` when the user said no. Running boxes are removed with `force`, or when `ask` (a user
+/// at a terminal) agrees to the question that names them, as `box rm` asks; a caller with
+/// nobody to ask and without `force` removes nothing while one runs.
+pub fn assemble_rm(
+    ctx: &Context,
+    options: &AssembleOptions,
+    ask: &dyn crate::ui::prompt::Ask,
+) -> Result<Option<Vec<String>>> {
     let manifest = load(options)?;
     let store = Store::at(&ctx.dirs.store);
     let names: Vec<String> = manifest
@@ -590,10 +799,30 @@ pub fn assemble_rm(ctx: &Context, options: &AssembleOptions) -> Result<Vec<Strin
         .filter(|n| store.has_container(n))
         .collect();
     if options.dry_run || names.is_empty() {
-        return Ok(names);
+        return Ok(Some(names));
+    }
+    let running = crate::runtime::state::running_among(ctx, &store, &names);
+    // Only a question answered at a terminal stands for --force: an answer given in
+    // advance (--yes) is about removing, and running boxes need --force, as with box rm.
+    let asks = ask.preset().is_none();
+    if !running.is_empty() && !options.force && !asks {
+        let (which, it) = match running.as_slice() {
+            [one] => (format!("box {one} of the manifest is"), "it"),
+            many => (
+                format!("boxes {} of the manifest are", many.join(", ")),
+                "them",
+            ),
+        };
+        bail!(failure(
+            format!("{which} running, so nothing was removed"),
+            format!(
+                "stop {it} first (`box stop {}`) or use `box assemble rm --force`",
+                running.join(" ")
+            ),
+        ));
     }
     let mut removed = Vec::new();
-    crate::ops::rm::rm(
+    let done = crate::ops::rm::rm(
         ctx,
         false,
         &names,
@@ -603,8 +832,8 @@ pub fn assemble_rm(ctx: &Context, options: &AssembleOptions) -> Result<Vec<Strin
             grace: crate::runtime::stop::DEFAULT_GRACE,
             remove_home: false,
         },
-        &Assume(true),
+        ask,
         &mut |name| removed.push(name.to_owned()),
     )?;
-    Ok(removed)
+    Ok(done.then_some(removed))
 }
