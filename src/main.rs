@@ -9,6 +9,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    box_cli::sys::static_nss();
+    // A shell asking for the words of a completion (`BOX_COMPLETE=bash box -- ...`).
+    box_cli::commands::completion::complete_from_env();
     let outcome = match std::env::args_os()
         .next()
         .and_then(|argv0| box_cli::commands::linked_command(&argv0))

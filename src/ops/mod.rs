@@ -12,10 +12,11 @@
 //! images, [`gc`] collects what they leave unused, [`stop`] ends running boxes,
 //! [`export`] puts binaries, apps and a box's own entry on the host, [`assemble`] does all
 //! of it for the boxes of a manifest, [`ephemeral`] makes a box that lives as long as one
-//! session.
+//! session, [`doctor`] checks what box needs of the host.
 
 pub mod assemble;
 pub mod create;
+pub mod doctor;
 pub mod ephemeral;
 pub mod export;
 pub mod gc;
