@@ -185,7 +185,7 @@ fn mount_root<S: MountSys>(
             Err(err) => {
                 return Err(err)
                     .with_context(|| format!("mounting overlayfs at {} ({})", plan.root.display(), data.to_string_lossy()))
-                    .hint("the layer directories must exist; `box rm` the box and create it again if the image was removed; `box doctor` checks overlayfs on this host");
+                    .hint("the layer directories must exist; `box rm` the box and create it again if the image was removed; `box doctor` checks the store");
             }
         }
     }

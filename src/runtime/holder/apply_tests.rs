@@ -587,7 +587,7 @@ fn a_kernel_refusing_overlayfs_gets_a_copy_and_the_user_a_notice() {
     assert_eq!(
         hint.as_deref(),
         Some(
-            "the layer directories must exist; `box rm` the box and create it again if the image was removed"
+            "the layer directories must exist; `box rm` the box and create it again if the image was removed; `box doctor` checks the store"
         )
     );
 }
