@@ -19,6 +19,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
+use clap_complete::env::EnvCompleter as _;
 
 use crate::cli::{CompletionArgs, CompletionShell};
 use crate::context::Context;
@@ -102,7 +103,21 @@ pub fn script(shell: CompletionShell) -> Result<Vec<u8>> {
     shell
         .write_registration(ENV, "box", "box", COMPLETER, &mut out)
         .context("writing the completion script")?;
+    if shell.name() == "zsh" {
+        out = zsh_autoloadable(&out);
+    }
     Ok(out)
+}
+
+/// clap_complete's zsh script registers its function with `compdef` when run, which suits
+/// `source <(box completion zsh)` but not the file in `fpath` the packages install:
+/// compinit autoloads `_box` and runs it at each TAB, so the first TAB would only
+/// register. Run as `_box`, the script completes at once; sourced, it registers.
+fn zsh_autoloadable(script: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(script);
+    let register = "compdef _clap_dynamic_completer_box box";
+    let both = "if [[ \"${funcstack[1]}\" == _box ]]; then\n    _clap_dynamic_completer_box \"$@\"\nelse\n    compdef _clap_dynamic_completer_box box\nfi";
+    text.replacen(register, both, 1).into_bytes()
 }
 
 pub fn exec(args: CompletionArgs) -> Result<ExitCode> {
@@ -202,6 +217,9 @@ mod tests {
         ] {
             let text = String::from_utf8(script(shell).unwrap()).unwrap();
             assert!(text.contains(ENV), "{shell:?}: {text}");
+            if shell == CompletionShell::Zsh {
+                assert!(text.contains("== _box ]]; then"), "{text}");
+            }
         }
     }
 }
