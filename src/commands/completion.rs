@@ -19,7 +19,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
-use clap_complete::env::EnvCompleter as _;
 
 use crate::cli::{CompletionArgs, CompletionShell};
 use crate::context::Context;

@@ -46,12 +46,13 @@ pub fn exec(ctx: &Context, args: DoctorArgs) -> Result<ExitCode> {
             let fix = check
                 .fix
                 .as_ref()
-                .map(|fix| format!("; fix: {fix}"))
+                .map(|fix| format!("; fix: {}", one_line(fix)))
                 .unwrap_or_default();
             writeln!(
                 out,
                 "{word}  {:<width$}  {}{fix}",
-                check.check, check.detail
+                check.check,
+                one_line(&check.detail)
             )?;
         }
         let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
@@ -73,4 +74,13 @@ pub fn exec(ctx: &Context, args: DoctorArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A text on one line: a parser's message spans several (TOML points at the column).
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -5,7 +5,6 @@
 //! line and the exit status (1 when something blocks box, 0 when box works with less);
 //! and the hint of a command that fails for such a reason names `box doctor`.
 
-use std::io::Read as _;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -216,12 +215,16 @@ fn a_newuidmap_without_setuid_fails_doctor_and_the_pull_hint_names_doctor() {
 /// does on a host, without touching the host's (the limit is per user namespace and
 /// binds the namespaces below).
 fn run_with_user_namespaces_off(env: &TestEnv, args: &[&str]) -> Outcome {
+    // The shell unshare starts runs before the maps exist, so its exec dropped every
+    // capability (its uid was not root in the namespace then): once the test process
+    // has written the maps, a second exec makes it the namespace's root.
     const SCRIPT: &str = r#"
-        uid=$1 gid=$2; shift 2
-        # Wait until the test process has written this namespace's maps.
         while ! grep -q . /proc/self/uid_map; do sleep 0.01; done
-        echo 0 > /proc/sys/user/max_user_namespaces || exit 99
-        exec setpriv --reuid="$uid" --regid="$gid" --clear-groups "$@"
+        exec sh -c '
+            uid=$1 gid=$2; shift 2
+            echo 0 > /proc/sys/user/max_user_namespaces || exit 99
+            exec setpriv --reuid="$uid" --regid="$gid" --clear-groups "$@"
+        ' sh "$@"
     "#;
     let template = env.command(args);
     let mut child = Command::new("unshare")
@@ -262,11 +265,11 @@ fn run_with_user_namespaces_off(env: &TestEnv, args: &[&str]) -> Outcome {
             .unwrap_or_else(|e| panic!("writing {map} of {pid}: {e}"));
     }
     let out = env.wait(args, child);
-    if out.code() == Some(99) {
-        let mut err = String::new();
-        let _ = std::io::stderr().read_to_string(&mut err);
-        panic!("could not set user.max_user_namespaces in the test's namespace:\n{out}");
-    }
+    assert_ne!(
+        out.code(),
+        Some(99),
+        "could not set user.max_user_namespaces in the test's namespace:\n{out}"
+    );
     out
 }
 
