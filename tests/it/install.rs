@@ -302,7 +302,7 @@ fn the_packaged_completions_load_in_bash_zsh_and_fish_and_offer_box_names() {
 
     // fish: its own completion machinery, from the script.
     let fish = format!(
-        "{with_path} fish --no-config -c 'source {}; complete -C \"box enter tr\"; complete -C \"box ena\"'",
+        "{with_path} fish --no-config -c 'source {}; complete -C \"box enter tr\"; complete -C \"box ent\"'",
         usr.join("share/fish/vendor_completions.d/box.fish")
             .display()
     );
@@ -424,12 +424,13 @@ fn the_install_script_installs_into_a_prefix_and_uninstalls_exactly_that() {
         text.contains(&format!("{prefix_arg}/share/man/man1/box.1.gz")),
         "man -w box:\n{text}"
     );
-    // bash-completion's loader and fish find the user's completions without setup.
+    // bash-completion's loader and fish (its system configuration, which sets the
+    // completion path) find the user's completions without setup.
     let out = shell_as(
         &env,
         &format!(
             "{path} bash --norc --noprofile -c '. /usr/share/bash-completion/bash_completion; _completion_loader box; complete -p box'; \
-             fish --no-config -c 'complete -C \"box doc\"'"
+             fish -c 'complete -C \"box doc\"'"
         ),
     )
     .output()
