@@ -227,7 +227,7 @@ fn run_with_user_namespaces_off(env: &TestEnv, args: &[&str]) -> Outcome {
         ' sh "$@"
     "#;
     let template = env.command(args);
-    let mut child = Command::new("unshare")
+    let child = Command::new("unshare")
         .args(["--user", "--", "sh", "-c", SCRIPT, "sh"])
         .arg(env.uid.to_string())
         .arg(env.gid.to_string())
