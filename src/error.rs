@@ -12,6 +12,9 @@
 use std::fmt;
 use std::io::Write;
 
+/// Exit status of `box doctor` when something on the host blocks box (distinct from 125:
+/// box itself worked, and found the host lacking).
+pub const EXIT_BLOCKED: u8 = 1;
 /// Exit status for a failure of box itself (podman's and toolbox's convention).
 pub const EXIT_BOX_FAILURE: u8 = 125;
 /// Exit status when the command exists in the box but cannot be executed.

@@ -1,8 +1,9 @@
 //! `box`: parse the command line, run the command, turn the outcome into an exit status.
 //!
 //! The exit status policy lives here and in `error.rs` only: 0 on success, the command's
-//! own status for `run`/`enter` (they exec in place), 2 for usage errors (clap), 125 for a
-//! failure of box itself, 126/127 for a command that cannot be executed or found.
+//! own status for `run`/`enter` (they exec in place), 1 when `box doctor` finds the host
+//! lacking, 2 for usage errors (clap), 125 for a failure of box itself, 126/127 for a
+//! command that cannot be executed or found.
 
 use std::process::ExitCode;
 

@@ -14,9 +14,6 @@ use crate::cli::DoctorArgs;
 use crate::context::Context;
 use crate::ops::doctor::{Status, blocks};
 
-/// The exit status when something blocks box (distinct from 125, box's own failure).
-const EXIT_BLOCKED: u8 = 1;
-
 pub fn exec(ctx: &Context, args: DoctorArgs) -> Result<ExitCode> {
     crate::sys::default_sigpipe();
     let mut out = std::io::stdout().lock();
@@ -70,7 +67,7 @@ pub fn exec(ctx: &Context, args: DoctorArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(if blocks(&checks) {
-        ExitCode::from(EXIT_BLOCKED)
+        ExitCode::from(crate::error::EXIT_BLOCKED)
     } else {
         ExitCode::SUCCESS
     })
