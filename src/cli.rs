@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 pub mod distrobox;
+pub mod manual;
 pub mod podman;
 
 /// Run other Linux distributions' userlands as if they were native.
@@ -76,6 +77,10 @@ pub enum Command {
     HostExec(HostExecArgs),
     /// Answer as `distrobox` (and `podman`, where there is none) for the tools that call them
     InstallDistroboxNames(InstallNamesArgs),
+    /// Check what box needs on this host, and say how to fix what is missing
+    Doctor(DoctorArgs),
+    /// Print the completion script of a shell (bash, zsh or fish)
+    Completion(CompletionArgs),
 }
 
 /// The names are `distrobox`, `distrobox-create`, `-enter`, `-list`, `-rm`, `-stop`,
@@ -678,6 +683,40 @@ pub struct UpgradeArgs {
     /// With --all, only the boxes that are running
     #[arg(long, requires = "all")]
     pub running: bool,
+}
+
+/// `box doctor`: every check on one line, its fix after it; see `docs/install.md`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 when nothing blocks box (warnings may remain), 1 when something does.\n\nExamples:\n  box doctor\n  box doctor --json | jq '.[] | select(.status != \"ok\")'"
+)]
+pub struct DoctorArgs {
+    /// Print a JSON array of the checks instead of lines
+    #[arg(long)]
+    pub json: bool,
+    /// Print the AppArmor profile that lets this box executable use user namespaces where
+    /// AppArmor restricts them (for /etc/apparmor.d/), and check nothing
+    #[arg(long, conflicts_with = "json")]
+    pub apparmor_profile: bool,
+}
+
+/// `box completion SHELL`: the script asks box for the words of each completion, so box
+/// and image names complete too (see `src/commands/completion.rs`).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  box completion bash > ~/.local/share/bash-completion/completions/box\n  box completion zsh > ~/.zfunc/_box        (with `fpath+=(~/.zfunc)` before compinit)\n  box completion fish > ~/.config/fish/completions/box.fish"
+)]
+pub struct CompletionArgs {
+    /// The shell
+    pub shell: CompletionShell,
+}
+
+/// The shells `box completion` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// The command lines `box run NAME -- CMD ARGS...` and `box run NAME CMD ARGS...` (no

@@ -163,15 +163,23 @@ impl Context {
                 shell: entry.shell,
             },
             None => {
-                // Containers and CI sometimes run with a uid that has no passwd entry.
-                let name =
-                    crate::sys::env::text("USER").unwrap_or_else(|| format!("user{}", self.uid));
+                // Containers and CI sometimes run with a uid that has no passwd entry, and
+                // the static build reads only /etc/passwd (`sys::static_nss`): a user of
+                // LDAP, sssd or systemd-homed is known by the environment the login set.
+                let var = |name| crate::sys::env::text(name).filter(|v| !v.is_empty());
+                let name = var("USER")
+                    .or_else(|| var("LOGNAME"))
+                    .unwrap_or_else(|| format!("user{}", self.uid));
+                let shell = var("SHELL")
+                    .map(PathBuf::from)
+                    .filter(|shell| shell.is_absolute())
+                    .unwrap_or_else(|| PathBuf::from("/bin/sh"));
                 HostUser {
                     uid: self.uid,
                     gid: self.gid,
                     name,
                     home: self.dirs.home.clone(),
-                    shell: PathBuf::from("/bin/sh"),
+                    shell,
                 }
             }
         };
@@ -227,15 +235,17 @@ impl Context {
         if !crate::store::Store::at(&self.dirs.store).first_time("single-id-mapping") {
             return;
         }
+        let name = self.user().map_or("$USER", |user| user.name.as_str());
         crate::ui::report::notice(format!(
             "note: {reason}, so boxes map only your own user id. Files of other owners in \
              images show as yours, and root in a box (`sudo`, package installs) is box's fake \
              root, your own id in a nested user namespace: every file stays yours, ownership \
              changes are accepted and not kept, and programs that need a second real user (a \
              daemon dropping privileges) see no effect. For real users in boxes, give your user \
-             subordinate ids (`sudo usermod --add-subuids 100000-165535 --add-subgids \
-             100000-165535 $USER`) and install newuidmap/newgidmap (package uidmap); then remove \
-             your boxes and images and pull again. (Shown once.)"
+             subordinate ids (`{}`, a range no other user has) and install newuidmap/newgidmap \
+             (package uidmap); then remove your boxes and images and pull again; `box doctor` \
+             checks the setup. (Shown once.)",
+            crate::sys::idmap::add_subids_command(name)
         ));
     }
 

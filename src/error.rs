@@ -13,6 +13,9 @@
 use std::fmt;
 use std::io::Write;
 
+/// Exit status of `box doctor` when something on the host blocks box (distinct from 125:
+/// box itself worked, and found the host lacking).
+pub const EXIT_BLOCKED: u8 = 1;
 /// Exit status for a usage error: clap's own, and box's for arguments clap cannot check
 /// (an invalid box name), through [`Exit`].
 pub const EXIT_USAGE: u8 = 2;

@@ -1,13 +1,17 @@
 //! `box`: parse the command line, run the command, turn the outcome into an exit status.
 //!
 //! The exit status policy lives here and in `error.rs` only: 0 on success, the command's
-//! own status for `run`/`enter` (they exec in place), 2 for usage errors (clap's, and
-//! arguments clap cannot check, such as an invalid box name: `error::EXIT_USAGE`), 125 for
-//! a failure of box itself, 126/127 for a command that cannot be executed or found.
+//! own status for `run`/`enter` (they exec in place), 1 when `box doctor` finds the host
+//! lacking, 2 for usage errors (clap's, and arguments clap cannot check, such as an invalid
+//! box name: `error::EXIT_USAGE`), 125 for a failure of box itself, 126/127 for a command
+//! that cannot be executed or found.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    box_cli::sys::static_nss();
+    // A shell asking for the words of a completion (`BOX_COMPLETE=bash box -- ...`).
+    box_cli::commands::completion::complete_from_env();
     // Called by another name (a link to box): distrobox's, podman's, or in a box another
     // command's, run on the host. `box` itself costs one comparison.
     let program = std::env::args_os()

@@ -3,9 +3,11 @@
 
 mod assemble;
 mod commit;
+pub mod completion;
 mod create;
 pub mod distrobox;
 mod distrobox_export;
+mod doctor;
 mod edit;
 mod enter;
 mod ephemeral;
@@ -110,6 +112,7 @@ pub fn internal(args: &[String]) -> Option<Result<ExitCode>> {
         "__store-helper" => Some(crate::image::helper::main(rest)),
         crate::host_exec::server::SUBCOMMAND => Some(crate::host_exec::server::main(rest)),
         crate::ops::ephemeral::GUARD => Some(crate::ops::ephemeral::guard_main(rest)),
+        crate::ops::doctor::PROBE => Some(crate::ops::doctor::probe_main(rest)),
         // From the `sudo` shim inside a box without subordinate ids.
         "__fakeroot" => Some(match rest.split_first() {
             Some((verb, args)) if verb == "sudo" => {
@@ -220,6 +223,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
     // From inside a box, to the host: nothing of the store or the settings is needed.
     let command = match command {
         Command::HostExec(args) => return host_exec::exec(args),
+        Command::Completion(args) => return completion::exec(args),
         other => other,
     };
     let ctx = Context::from_env()?;
@@ -244,7 +248,8 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Ephemeral(args) => ephemeral::exec(&ctx, args),
         Command::Upgrade(args) => upgrade::exec(&ctx, args),
         Command::InstallDistroboxNames(args) => install_names::exec(&ctx, args),
-        Command::HostExec(_) => unreachable!("handled above"),
+        Command::Doctor(args) => doctor::exec(&ctx, args),
+        Command::HostExec(_) | Command::Completion(_) => unreachable!("handled above"),
     }
 }
 

@@ -62,13 +62,20 @@ APT::Sandbox::User \"root\";\n";
 /// namespaces) as the user, not root there. Errors name what the kernel lacks (user
 /// namespaces, seccomp filters) with a hint.
 pub fn become_fake_root() -> Result<()> {
+    nested_root()?;
+    tell_apt();
+    crate::fakeroot::seccomp::install()
+}
+
+/// The namespace half of [`become_fake_root`]: uid and gid 0 in a new user namespace
+/// nested in the current one, mapped to the caller's effective ids (`box doctor` checks
+/// the kernel allows it, then installs the filter, without touching a box's apt).
+pub fn nested_root() -> Result<()> {
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
     crate::sys::unshare_namespaces(rustix::thread::UnshareFlags::NEWUSER)
         .map_err(|e| unshare_failed(&e))?;
-    map_self(uid, gid)?;
-    tell_apt();
-    crate::fakeroot::seccomp::install()
+    map_self(uid, gid)
 }
 
 /// Write the nested namespace's maps: 0 → `uid`/`gid` (the ids of the box's namespace).

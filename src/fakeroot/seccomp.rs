@@ -313,8 +313,11 @@ fn not_installed(err: &std::io::Error) -> anyhow::Error {
     match err.raw_os_error() {
         Some(libc::EINVAL) | Some(libc::ENOSYS) => failure(
             format!("this kernel has no seccomp filter support ({err})"),
-            "box's fake root (root in a box without subordinate ids) needs a kernel built with CONFIG_SECCOMP_FILTER; \
-             or give your user subordinate ids so boxes have a real root (`sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER`)",
+            format!(
+                "box's fake root (root in a box without subordinate ids) needs a kernel built with CONFIG_SECCOMP_FILTER; \
+                 or give your user subordinate ids so boxes have a real root (`{}`)",
+                crate::sys::idmap::add_subids_command("$USER")
+            ),
         ),
         _ => failure(
             format!("installing the seccomp filter of box's fake root failed: {err}"),

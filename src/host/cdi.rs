@@ -460,6 +460,11 @@ impl Specs {
         self.specs.iter().any(|(_, s)| s.kind == kind)
     }
 
+    /// How many specs were read whole.
+    pub fn valid(&self) -> usize {
+        self.specs.len()
+    }
+
     /// Warnings about the specs that could not be read (none was needed).
     pub fn warnings(&self) -> Vec<String> {
         self.broken.iter().map(Broken::warning).collect()

@@ -233,6 +233,21 @@ pub fn box_names(ctx: &Context, all: bool, names: &[String]) -> Result<Vec<Strin
     Store::at(&ctx.dirs.store).named_containers(all, names)
 }
 
+/// Every box's name with its image, from the records alone (no lock, no state): what a
+/// shell's completion shows. A record that does not read has no image.
+pub fn names_and_images(ctx: &Context) -> Result<Vec<(String, Option<String>)>> {
+    Ok(Store::at(&ctx.dirs.store)
+        .container_listings()?
+        .into_iter()
+        .map(|(name, listing)| (name, listing.ok().map(|l| l.image)))
+        .collect())
+}
+
+/// Every image reference in the store, sorted (the names of its records only).
+pub fn image_references(ctx: &Context) -> Result<Vec<String>> {
+    Store::at(&ctx.dirs.store).image_references()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,12 +16,13 @@
 //! theirs.
 //!
 //! [`push`] sends an image of the store to a registry, unchanged. [`front_door`] reads distrobox's `--additional-flags` and installs the names
-//! box answers to for tools written for distrobox; [`usage`] measures running boxes.
+//! box answers to for tools written for distrobox; [`usage`] measures running boxes; [`doctor`] checks what box needs of the host.
 
 pub mod archive;
 pub mod assemble;
 pub mod commit;
 pub mod create;
+pub mod doctor;
 pub mod edit;
 pub mod ephemeral;
 pub mod export;

@@ -98,6 +98,24 @@ impl AuthSources {
         }
     }
 
+    /// The files that exist, each with why it cannot be read as a credentials file, if
+    /// it cannot (what a pull would fail on); for `box doctor`.
+    pub fn check_files(&self) -> Vec<(PathBuf, Option<String>)> {
+        let mut out = Vec::new();
+        for file in &self.files {
+            let problem = match std::fs::read_to_string(file) {
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(err) => Some(format!("reading it: {err}")),
+                Ok(text) if text.trim().is_empty() => None,
+                Ok(text) => serde_json::from_str::<AuthFile>(&text)
+                    .err()
+                    .map(|err| err.to_string()),
+            };
+            out.push((file.clone(), problem));
+        }
+        out
+    }
+
     /// Credentials for `registry` (`host[:port]`, Docker Hub as `docker.io`) and
     /// `repository`, or `None` when no file has any.
     pub fn lookup(&self, registry: &str, repository: &str) -> Result<Option<Credentials>> {

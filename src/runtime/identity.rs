@@ -88,7 +88,10 @@ pub fn root_unavailable(name: &str) -> anyhow::Error {
         format!(
             "root in box `{name}` is not available: the box's user namespace does not map uid 0"
         ),
-        "add a subordinate id range for your user to /etc/subuid and /etc/subgid (e.g. `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER`), then `box rm` and create the box again",
+        format!(
+            "add a subordinate id range for your user to /etc/subuid and /etc/subgid (`{}`), then `box rm` and create the box again",
+            crate::sys::idmap::add_subids_command("$USER")
+        ),
     )
 }
 

@@ -71,6 +71,25 @@ impl ImageRecord {
     }
 }
 
+/// The reference a record's file name stands for (see [`encode_reference`]); `None` for
+/// a name [`encode_reference`] does not write.
+fn decode_reference(file_name: &str) -> Option<String> {
+    let stem = file_name.strip_suffix(".json")?;
+    let mut bytes = Vec::with_capacity(stem.len());
+    let mut rest = stem.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(first);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
 /// File name for a reference: percent-encode the characters that are not safe.
 fn encode_reference(reference: &str) -> String {
     let mut out = String::with_capacity(reference.len() + 8);
@@ -117,6 +136,22 @@ impl Store {
         }
     }
 
+    /// The references of the images in the store, sorted, from the file names alone (no
+    /// record is read: what shell completion asks for on every TAB).
+    pub fn image_references(&self) -> Result<Vec<String>> {
+        let dir = self.images_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
+        };
+        let mut references: Vec<String> = entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str().and_then(decode_reference))
+            .collect();
+        references.sort();
+        Ok(references)
+    }
+
     /// Every image record, sorted by reference.
     pub fn images(&self) -> Result<Vec<ImageRecord>> {
         let mut records = Vec::new();
@@ -148,5 +183,19 @@ mod tests {
             "127.0.0.1%3A5000%2Fa%2Fb%3A1.0"
         );
         assert!(!encode_reference("x@sha256:ab/../..").contains('/'));
+    }
+
+    #[test]
+    fn file_names_decode_to_their_references() {
+        for reference in [
+            "127.0.0.1:5000/a/b:1.0",
+            "docker.io/library/debian@sha256:0123abcd",
+            "quay.io/fedora/fedora:41",
+        ] {
+            let name = format!("{}.json", encode_reference(reference));
+            assert_eq!(decode_reference(&name).as_deref(), Some(reference));
+        }
+        assert_eq!(decode_reference("x.tmp"), None);
+        assert_eq!(decode_reference("bad%4.json"), None);
     }
 }

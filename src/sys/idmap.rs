@@ -90,7 +90,10 @@ impl IdMapping {
                         CONTAINER_IDS - 1
                     ),
                     format!(
-                        "give {name} a range of 65536 ids, e.g. `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}` (after removing the small one)"
+                        "give {name} a range of 65536 ids instead: `sudo usermod --del-subuids {small} --del-subgids {small_g} {name}`, then `{}`; `box doctor` checks the result",
+                        add_subids_command(name),
+                        small = range_text(subuid),
+                        small_g = range_text(subgid),
                     ),
                 ));
             }
@@ -275,7 +278,7 @@ fn run_map_helper(helper: &str, pid: u32, ranges: &[IdRange]) -> Result<()> {
                 output.status,
                 stderr.trim()
             ),
-            "check that /etc/subuid and /etc/subgid give your user a range and that newuidmap/newgidmap are setuid root (or have file capabilities)",
+            "check that /etc/subuid and /etc/subgid give your user a range and that newuidmap/newgidmap are setuid root (or have file capabilities); `box doctor` checks both and says how to fix them",
         ));
     }
     Ok(())
@@ -409,10 +412,25 @@ pub fn explain_change(recorded: &str, current: &IdMapping) -> (String, String) {
                 "nothing in the store needs to change: install newuidmap/newgidmap again (or put their directory in PATH) and the boxes and images work as before".to_owned(),
             )
         } else {
+            // The ranges the store was unpacked with are in its record: give those back.
+            let had = match (shape(&old_uid), shape(&old_gid)) {
+                (Shape::KeepId { sub_start: u, .. }, Shape::KeepId { sub_start: g, .. }) => {
+                    let full = |start| SubRange {
+                        start,
+                        count: CONTAINER_IDS,
+                    };
+                    format!(
+                        "`sudo usermod --add-subuids {} --add-subgids {} $USER`",
+                        range_text(full(u)),
+                        range_text(full(g))
+                    )
+                }
+                _ => "`sudo usermod --add-subuids FIRST-LAST --add-subgids FIRST-LAST $USER`, with the ranges you had".to_owned(),
+            };
             (
                 format!("box maps only your own id now, because {reason}"),
                 format!(
-                    "put your subordinate ids back in /etc/subuid and /etc/subgid (e.g. `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER`, with the range you had), or, if they were removed on purpose, {START_AGAIN}"
+                    "put your subordinate ids back in /etc/subuid and /etc/subgid ({had}), or, if they were removed on purpose, {START_AGAIN}"
                 ),
             )
         };
@@ -458,6 +476,83 @@ pub fn explain_change(recorded: &str, current: &IdMapping) -> (String, String) {
         format!("restore the ids the store was unpacked with, or {START_AGAIN}")
     };
     (changes.join("; "), hint)
+}
+
+/// Where subordinate ranges start, and where they must end, as shadow's `useradd`
+/// allocates them (`SUB_UID_MIN`, `SUB_UID_MAX` in login.defs(5)).
+const SUB_ID_MIN: u32 = 100_000;
+const SUB_ID_MAX: u32 = 600_100_000;
+
+/// `FIRST-LAST` of a range, as usermod(8) takes it.
+pub fn range_text(range: SubRange) -> String {
+    format!(
+        "{}-{}",
+        range.start,
+        range.start.saturating_add(range.count.saturating_sub(1))
+    )
+}
+
+/// The command that gives `name` a subordinate range no other user's overlaps (see
+/// [`free_range`]), for hints and `box doctor`. A fixed range would overlap another
+/// user's on a machine with several, and users whose ranges overlap can reach each
+/// other's box files.
+pub fn add_subids_command(name: &str) -> String {
+    let range = range_text(free_range());
+    format!("sudo usermod --add-subuids {range} --add-subgids {range} {name}")
+}
+
+/// A range of [`CONTAINER_IDS`] ids that no line of `/etc/subuid` or `/etc/subgid`
+/// overlaps (one range for both, so a box's uids and gids line up); unreadable files
+/// count as empty.
+pub fn free_range() -> SubRange {
+    let read = |path| std::fs::read_to_string(path).unwrap_or_default();
+    free_range_in(&[&read("/etc/subuid"), &read("/etc/subgid")])
+}
+
+/// [`free_range`] over the texts of the files: the lowest start at or above
+/// [`SUB_ID_MIN`] (it, or the end of a taken range) whose [`CONTAINER_IDS`] ids overlap
+/// no taken range, as `useradd` picks one.
+fn free_range_in(files: &[&str]) -> SubRange {
+    let taken: Vec<(u64, u64)> = files
+        .iter()
+        .flat_map(|text| text.lines())
+        .filter_map(|line| {
+            let mut fields = line.trim().split(':').skip(1);
+            let start: u64 = fields.next()?.parse().ok()?;
+            let count: u64 = fields.next()?.parse().ok()?;
+            Some((start, start + count))
+        })
+        .collect();
+    let count = u64::from(CONTAINER_IDS);
+    let mut starts: Vec<u64> = std::iter::once(u64::from(SUB_ID_MIN))
+        .chain(taken.iter().map(|&(_, end)| end))
+        .filter(|&start| start >= u64::from(SUB_ID_MIN))
+        .collect();
+    starts.sort_unstable();
+    let start = starts
+        .into_iter()
+        .find(|&start| {
+            start + count <= u64::from(SUB_ID_MAX)
+                && taken.iter().all(|&(a, b)| b <= start || start + count <= a)
+        })
+        // Every range up to SUB_ID_MAX is taken: past the highest end, as far as ids go.
+        .or_else(|| {
+            let end = taken.iter().map(|&(_, end)| end).max()?;
+            (end + count <= u64::from(u32::MAX)).then_some(end)
+        })
+        .unwrap_or(u64::from(SUB_ID_MIN));
+    SubRange {
+        start: u32::try_from(start).unwrap_or(SUB_ID_MIN),
+        count: CONTAINER_IDS,
+    }
+}
+
+/// The user's ranges in `/etc/subuid` and `/etc/subgid` (see [`read_sub_range`]).
+pub fn sub_ranges(name: &str, uid: u32) -> Result<(Option<SubRange>, Option<SubRange>)> {
+    Ok((
+        read_sub_range(Path::new("/etc/subuid"), name, uid)?,
+        read_sub_range(Path::new("/etc/subgid"), name, uid)?,
+    ))
 }
 
 /// The first range of at least [`CONTAINER_IDS`]-1 ids for the user (by name or uid),
@@ -582,6 +677,45 @@ mod tests {
             })
         );
         assert_eq!(parse_sub_ranges(text, "dave", 1003), None);
+    }
+
+    #[test]
+    fn a_free_range_overlaps_no_other_users_in_either_file() {
+        let r = |start| SubRange {
+            start,
+            count: CONTAINER_IDS,
+        };
+        assert_eq!(free_range_in(&["", ""]), r(100000));
+        let subuid = "alice:100000:65536\nbob:165536:65536\n";
+        let subgid = "alice:100000:65536\ncarol:231072:1000\n";
+        // 231072 is bob's end in subuid but carol's start in subgid: past both.
+        assert_eq!(free_range_in(&[subuid, subgid]), r(232072));
+        // A gap big enough between two ranges is used.
+        assert_eq!(
+            free_range_in(&["a:100000:65536\nb:300000:65536\n"]),
+            r(165536)
+        );
+        // Ranges below the minimum do not matter; a range straddling it does.
+        assert_eq!(free_range_in(&["a:1000:500\n"]), r(100000));
+        assert_eq!(free_range_in(&["a:99000:2000\n"]), r(101000));
+        // Malformed lines are skipped, not fatal.
+        assert_eq!(free_range_in(&["# comment\nx:y:z\n"]), r(100000));
+        assert_eq!(range_text(r(100000)), "100000-165535");
+    }
+
+    #[test]
+    fn the_restore_hint_gives_back_the_recorded_ranges() {
+        let recorded = keep_id(300000).fingerprint();
+        let now = IdMapping::Single {
+            uid: 1004,
+            gid: 1004,
+            reason: "/etc/subuid has no subordinate ids for alice".into(),
+        };
+        let (_, hint) = explain_change(&recorded, &now);
+        assert!(
+            hint.contains("--add-subuids 300000-365535 --add-subgids 100000-165535"),
+            "{hint}"
+        );
     }
 
     #[test]

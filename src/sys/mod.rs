@@ -35,6 +35,46 @@ pub fn unshare_namespaces(flags: UnshareFlags) -> io::Result<()> {
     unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(io::Error::from)
 }
 
+/// In a statically linked build (`-C target-feature=+crt-static`, what the packages and
+/// the install script ship), keep glibc's name service to the `files` and `dns` modules
+/// built into libc, for the user and group databases and host names; a dynamically
+/// linked build keeps the host's `/etc/nsswitch.conf` whole. Call first thing in `main`.
+///
+/// Why: a static glibc still loads the modules `/etc/nsswitch.conf` names (`systemd`,
+/// `sss`, `mdns4_minimal`, ...) with dlopen, and those are built for the host's shared
+/// libc, not the one linked in: box would crash in getpwuid for a user who is not in
+/// `/etc/passwd` (seen: SIGSEGV in libnss_systemd, even with the same glibc version), or
+/// load nothing on a host without glibc. The price: a user known only to LDAP, sssd or
+/// systemd-homed is not found in the user database, and box takes the name, home and
+/// shell from `USER`, `HOME` and `SHELL` instead (`context.rs`).
+pub fn static_nss() {
+    #[cfg(all(target_env = "gnu", target_feature = "crt-static"))]
+    {
+        unsafe extern "C" {
+            // glibc's <nss.h>: replace the service list of one database.
+            fn __nss_configure_lookup(
+                db: *const std::ffi::c_char,
+                service_line: *const std::ffi::c_char,
+            ) -> std::ffi::c_int;
+        }
+        for (db, line) in [
+            (c"passwd", c"files"),
+            (c"group", c"files"),
+            (c"shadow", c"files"),
+            (c"initgroups", c"files"),
+            (c"hosts", c"files dns"),
+            (c"services", c"files"),
+        ] {
+            // SAFETY: both arguments are NUL-terminated static strings, valid for the
+            // whole program whatever glibc keeps of them; this runs first in main, before
+            // any thread exists or any lookup started, as the function requires.
+            unsafe {
+                __nss_configure_lookup(db.as_ptr(), line.as_ptr());
+            }
+        }
+    }
+}
+
 /// `fork(2)`: `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
 ///
 /// For single-threaded processes (the holder), where the child may go on running

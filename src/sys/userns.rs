@@ -69,13 +69,26 @@ impl NsHelper {
         mapping: &IdMapping,
         pass: Option<BorrowedFd<'_>>,
     ) -> Result<NsHelper> {
+        NsHelper::spawn_with_stderr(subcommand, args, mapping, pass, Stdio::inherit())
+    }
+
+    /// [`NsHelper::spawn`] with the helper's stderr sent to `stderr` (`box doctor` keeps
+    /// a failed helper's message to itself, to say it on its own line).
+    pub fn spawn_with_stderr(
+        subcommand: &str,
+        args: &[String],
+        mapping: &IdMapping,
+        pass: Option<BorrowedFd<'_>>,
+        stderr: Stdio,
+    ) -> Result<NsHelper> {
         let what = format!("box {subcommand}");
         let mut command = Command::new("/proc/self/exe");
         command
             .arg(subcommand)
             .args(args)
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
+            .stdout(Stdio::piped())
+            .stderr(stderr);
         if let Some(fd) = pass {
             command.arg(fd.as_raw_fd().to_string());
             crate::sys::pass_fd(&mut command, fd);
@@ -170,7 +183,7 @@ pub fn child_handshake() -> Result<bool> {
         .context("unshare(CLONE_NEWUSER)")
         .map_err(|e| {
             e.context(crate::error::Hint(
-                "unprivileged user namespaces may be disabled: check the sysctls kernel.unprivileged_userns_clone and user.max_user_namespaces".into(),
+                "unprivileged user namespaces may be disabled (the sysctls user.max_user_namespaces and kernel.unprivileged_userns_clone); `box doctor` checks this host and says how to fix it".into(),
             ))
         })?;
     protocol::send(&mut std::io::stdout().lock(), &Handshake::Unshared)?;

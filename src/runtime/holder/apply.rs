@@ -36,6 +36,10 @@ use crate::error::{Hint, HintExt, failure};
 use crate::runtime::plan::{Mount, MountKind, Plan, Storage};
 use crate::store::containers::StorageKind;
 
+/// The hint of a namespace or mount the kernel refused where a user namespace should
+/// allow it: a host restriction (AppArmor, a sysctl), which `box doctor` names.
+const DOCTOR_HINT: &str = "the kernel refused it in box's user namespace: user namespaces may be restricted on this host (AppArmor's kernel.apparmor_restrict_unprivileged_userns, a sysctl); `box doctor` checks this host and says how to fix it";
+
 /// Set up the box of `plan` in this process (which becomes its holder): namespaces,
 /// root, mounts, pivot, files. `has_root`: uid 0 exists in the user namespace.
 /// `notice` passes a message on to the user. Returns the storage actually used.
@@ -46,13 +50,15 @@ pub fn apply<S: MountSys>(
     notice: &mut dyn FnMut(String),
 ) -> Result<StorageKind> {
     sys.unshare_mount_and_uts()
-        .context("unshare(CLONE_NEWNS | CLONE_NEWUTS)")?;
+        .context("unshare(CLONE_NEWNS | CLONE_NEWUTS)")
+        .hint(DOCTOR_HINT)?;
     // Nothing mounted in the box may propagate to the host; host mounts still reach us.
     sys.mount_change(
         Path::new("/"),
         MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
     )
-    .context("making / a recursive slave mount")?;
+    .context("making / a recursive slave mount")
+    .hint(DOCTOR_HINT)?;
     sys.set_hostname(&plan.hostname)
         .with_context(|| format!("setting the hostname {}", plan.hostname))?;
     // The host tree for /run/host, taken before the box root exists so the clone does
@@ -159,7 +165,7 @@ fn mount_root<S: MountSys>(
             match mount_overlay(sys, plan, lowers_dir, lowers, upper, work, has_root)? {
                 None => return Ok(StorageKind::Overlay),
                 Some(refusal) => notice(format!(
-                    "the kernel refused overlayfs for box {} ({refusal}); using a full copy of the image instead: it takes the image's size on disk again and a while to build once",
+                    "the kernel refused overlayfs for box {} ({refusal}); using a full copy of the image instead: it takes the image's size on disk again and a while to build once (`box doctor` checks overlayfs on this host)",
                     plan.name
                 )),
             }
@@ -170,7 +176,8 @@ fn mount_root<S: MountSys>(
             .with_context(|| format!("changing the owner of {}", plan.root.display()))?;
     }
     sys.mount_bind(&plan.root, &plan.root)
-        .with_context(|| format!("bind-mounting {} onto itself", plan.root.display()))?;
+        .with_context(|| format!("bind-mounting {} onto itself", plan.root.display()))
+        .hint(DOCTOR_HINT)?;
     Ok(StorageKind::Copy)
 }
 
@@ -275,10 +282,10 @@ fn mount_overlay<S: MountSys>(
     };
     Err(err)
         .with_context(|| format!("mounting overlayfs at {} ({shown})", plan.root.display()))
-        .hint("check that the box's directory and the store are intact; else `box rm` the box and create it again")
+        .hint("check that the box's directory and the store are intact (`box doctor` checks the store); else `box rm` the box and create it again")
 }
 
-/// Open (creating it if missing) the mount point `target` inside the root `root`,/// Open (creating it if missing) the mount point `target` inside the root `root`,
+/// Open (creating it if missing) the mount point `target` inside the root `root`,
 /// resolving every component inside the box (symlinks in the image cannot point the
 /// mount outside of it).
 fn prepare_target<S: MountSys>(

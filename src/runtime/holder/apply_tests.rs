@@ -555,7 +555,7 @@ fn a_kernel_refusing_overlayfs_gets_a_copy_and_the_user_a_notice() {
     assert_eq!(
         notices,
         [
-            "the kernel refused overlayfs for box dev (Operation not permitted (os error 1)); using a full copy of the image instead: it takes the image's size on disk again and a while to build once"
+            "the kernel refused overlayfs for box dev (Operation not permitted (os error 1)); using a full copy of the image instead: it takes the image's size on disk again and a while to build once (`box doctor` checks overlayfs on this host)"
         ]
     );
     let layers = "/home/alice/.local/share/box/layers";
