@@ -375,6 +375,14 @@ impl TestEnv {
 
     /// Create `path` (and missing parents, all owned by the user) with `mode`.
     pub fn mkdir_owned(&self, path: &Path, mode: u32) {
+        // A shared directory given away would break every other test (and the machine).
+        assert!(
+            !["/", "/tmp", "/var/tmp", "/run", "/home"]
+                .iter()
+                .any(|shared| path == Path::new(shared)),
+            "mkdir_owned({}) would give a shared directory to the test user",
+            path.display()
+        );
         let mut missing = Vec::new();
         let mut p = path.to_owned();
         while p.symlink_metadata().is_err() {

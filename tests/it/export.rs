@@ -1628,7 +1628,14 @@ fn icons_come_only_from_the_box_s_own_files_and_keep_their_readers() {
     let home_secret = env.home.join("secret.png");
     env.write_user_file(&home_secret, secret("SECRET-HOME"), 0o600);
     let tmp_secret = PathBuf::from(format!("/tmp/box-test-icon-{}.png", std::process::id()));
-    env.write_user_file(&tmp_secret, secret("SECRET-TMP"), 0o600);
+    // Not `write_user_file`: that makes the parent the user's own, and /tmp is everyone's.
+    std::fs::write(&tmp_secret, secret("SECRET-TMP")).unwrap();
+    std::os::unix::fs::chown(&tmp_secret, Some(env.uid), Some(env.gid)).unwrap();
+    std::fs::set_permissions(
+        &tmp_secret,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let host_file = env.dir.join("host-icon.png");
     std::fs::write(&host_file, secret("SECRET-HOST")).unwrap();
     let on_host = format!("/run/host{}", host_file.display());
