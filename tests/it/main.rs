@@ -15,6 +15,7 @@ mod assemble;
 mod cdi;
 mod cli;
 mod clone;
+mod confined;
 mod ephemeral;
 mod export;
 mod fakeroot;
