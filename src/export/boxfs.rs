@@ -16,7 +16,7 @@
 //! link or `..` its way to the user's own files and have box copy them out.
 
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -56,7 +56,9 @@ impl Meta {
     }
 }
 
-const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+/// The resolution every box path gets (the same as box's own writes in a box, see
+/// [`crate::sys::boxfs`]).
+const RESOLVE: ResolveFlags = crate::sys::boxfs::IN_ROOT;
 
 impl BoxRoot {
     /// Open the box root at `path` (a `/proc/PID/root`, `/`, or a test directory).
@@ -96,13 +98,7 @@ impl BoxRoot {
 
     fn open_at(&self, path: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
         // RESOLVE_IN_ROOT treats an absolute path as relative to the root fd.
-        rustix::fs::openat2(
-            &self.fd,
-            path,
-            flags | OFlags::CLOEXEC,
-            Mode::empty(),
-            self.resolve,
-        )
+        crate::sys::boxfs::open_in(self.fd.as_fd(), Path::new(path), flags, self.resolve)
     }
 
     /// The metadata of box path `path`, following symlinks inside the box; `None` if it

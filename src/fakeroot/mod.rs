@@ -46,6 +46,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 
 use crate::error::{HintExt, failure};
+use crate::sys::boxfs::BoxFs;
 
 /// The apt setting a box without subordinate ids needs for its fake root (module docs).
 pub const APT_CONF: &str = "/etc/apt/apt.conf.d/99box-fakeroot";
@@ -125,20 +126,25 @@ fn unshare_failed(err: &std::io::Error) -> anyhow::Error {
 
 /// Make sure the box's apt does not try to drop to `_apt` (module docs). Best effort: a
 /// box without apt has no `/etc/apt/apt.conf.d`, and a failure only means apt says why.
+/// Written in the box's own files ([`BoxFs`]: never through a symlink of the image into
+/// the home or `/tmp` the box shares with the host).
 fn tell_apt() {
-    let path = Path::new(APT_CONF);
-    let Some(dir) = path.parent().filter(|d| d.is_dir()) else {
-        return;
-    };
-    if std::fs::read(path).is_ok_and(|t| t == APT_CONF_TEXT.as_bytes()) {
-        return;
-    }
-    let tmp = dir.join(".99box-fakeroot.tmp");
-    let written = std::fs::write(&tmp, APT_CONF_TEXT).and_then(|()| std::fs::rename(&tmp, path));
+    let written = BoxFs::of_this_root().and_then(|fs| {
+        let path = Path::new(APT_CONF);
+        let dir = path.parent().expect("APT_CONF has a directory");
+        if !fs.is_dir(dir)? {
+            return Ok(());
+        }
+        let text = APT_CONF_TEXT.as_bytes();
+        if fs.read_no_follow(path, text.len() as u64 + 1)?.as_deref() == Some(text) {
+            return Ok(());
+        }
+        fs.write(path, text, 0o644, None)
+    });
     if let Err(err) = written {
-        let _ = std::fs::remove_file(&tmp);
         crate::ui::report::warn(format!(
-            "could not write {APT_CONF} ({err}): apt may fail to drop to its _apt user"
+            "could not write {APT_CONF} ({}): apt may fail to drop to its _apt user",
+            crate::error::message(&err)
         ));
     }
 }

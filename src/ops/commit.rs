@@ -361,17 +361,8 @@ fn omissions(ctx: &Context, store: &Store, record: &ContainerRecord) -> Result<O
     let relative =
         |path: &std::path::Path| path.to_string_lossy().trim_start_matches('/').to_owned();
     let mut mount_points: Vec<String> = plan.mounts.iter().map(|m| relative(&m.target)).collect();
-    // The CDI binds' mount points of the box's last start, as the holder listed them.
-    let listed = store
-        .container_upper(&record.name)
-        .join("etc/box/cdi-mount-points");
-    if let Ok(text) = std::fs::read_to_string(listed) {
-        mount_points.extend(
-            text.lines()
-                .filter(|l| !l.is_empty())
-                .map(|l| relative(l.as_ref())),
-        );
-    }
+    // The CDI binds' mount points of the box's last start, as its record keeps them.
+    mount_points.extend(record.device_mount_points.iter().map(|p| relative(p)));
     let mut paths: Vec<String> = HOST_FILES.iter().map(|p| (*p).to_owned()).collect();
     paths.push(format!("etc/sudoers.d/box-{}", user.name));
     paths.push(relative(crate::runtime::devices::LD_SO_CONF.as_ref()));

@@ -327,6 +327,7 @@ pub fn create(ctx: &Context, options: &CreateOptions, ask: &dyn Ask) -> Result<C
         storage: crate::store::containers::StorageKind::Overlay,
         devices: options.devices.clone(),
         nvidia: options.nvidia,
+        device_mount_points: vec![],
         provision,
     };
     if options.dry_run {

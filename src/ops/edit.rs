@@ -258,6 +258,7 @@ mod tests {
             provision: None,
             devices: vec![],
             nvidia: None,
+            device_mount_points: vec![],
         }
     }
 

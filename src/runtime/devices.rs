@@ -6,14 +6,23 @@
 //! starter): programs get stdin from a pipe (the OCI state), stdout and stderr in an
 //! anonymous file whose text a failure quotes; a program with a timeout is killed when it
 //! passes it; a hook that fails fails the start (CDI: "Container runtimes should surface
-//! an error when hooks fail to execute"), except a `chmod` the kernel refuses on a host
-//! path the box shares (its modes are the host's), which is a notice.
+//! an error when hooks fail to execute"), except a `chmod` of a path that is not the
+//! box's own (a host path the box shares keeps the host's mode), which is a notice.
+//!
+//! What box does itself acts on the box's own files only, through [`BoxFs`] (see
+//! [`crate::sys::boxfs`]): the ld.so configuration, the links of `create-symlinks` and
+//! the modes of `chmod` are reached from the box's own filesystems, never through a
+//! symlink into the home, `/tmp`, `/run/host` or `/dev` the box shares with the host (a
+//! link that would land there fails the start, a chmod there is a notice). Hook
+//! programs are the spec's: what they do is theirs, as root of the box.
 //!
 //! The mount points of CDI binds that the box lacked are made in its own tree (the
-//! overlay's upper directory) and outlive the start. `/etc/box/cdi-mount-points` lists
-//! those of the last start; at the next, the ones the specs no longer name (the versioned
-//! libraries of the driver before its update) are removed when they are still what box
-//! made: an empty file or an empty directory.
+//! overlay's upper directory, see the holder's apply step) and outlive the start. The
+//! box's record lists those box made
+//! ([`crate::store::containers::ContainerRecord::device_mount_points`]: box's own
+//! bookkeeping, on the host side, never a file in the box); at the next start, the ones
+//! the specs no longer name (the versioned libraries of the driver before its update) are
+//! removed when they are still what box made: an empty file or an empty directory.
 
 use std::io::{Read as _, Seek as _, Write as _};
 use std::os::unix::process::CommandExt as _;
@@ -25,6 +34,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::error::{HintExt, failure};
 use crate::host::cdi::DeviceHook;
+use crate::sys::boxfs::BoxFs;
 
 /// The file box writes the `update-ldcache` folders to, in the box.
 pub const LD_SO_CONF: &str = "/etc/ld.so.conf.d/00-box-cdi.conf";
@@ -38,40 +48,31 @@ const LDCONFIG: [&str; 4] = [
 /// The PATH of the programs run here.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Where the mount points of the last start's CDI binds are listed, in the box.
-const MOUNT_POINTS: &str = "/etc/box/cdi-mount-points";
-
-/// Remove the mount points of an earlier start's CDI binds that `current` (this start's)
-/// no longer has, when they are an empty file or directory; then list `current`. Best
-/// effort: what is left is only an empty file.
-pub fn tidy_mount_points(current: &[PathBuf]) {
-    let earlier = std::fs::read_to_string(MOUNT_POINTS).unwrap_or_default();
-    for path in earlier.lines().map(Path::new) {
-        if current.iter().any(|c| c == path) {
-            continue;
-        }
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_file() && meta.len() == 0 => {
-                let _ = std::fs::remove_file(path);
-            }
-            // Fails unless empty, as it should.
-            Ok(meta) if meta.is_dir() => {
-                let _ = std::fs::remove_dir(path);
-            }
-            _ => {}
+/// Remove the mount points box made for the CDI binds of earlier starts (`earlier`, from
+/// the box's record) that this start's binds (`current`) no longer have, when they are
+/// still an empty file or directory. Returns the list for the record: those of `earlier`
+/// still current, and those made at this start (`made`, the mount points the holder
+/// created) that are current. Best effort: what is left is only an empty file.
+pub fn tidy_mount_points(
+    fs: &BoxFs,
+    earlier: &[PathBuf],
+    current: &[PathBuf],
+    made: &[PathBuf],
+) -> Vec<PathBuf> {
+    let mut kept = Vec::new();
+    for path in earlier {
+        if current.contains(path) {
+            kept.push(path.clone());
+        } else {
+            let _ = fs.remove_if_empty(path);
         }
     }
-    if current.is_empty() && earlier.is_empty() {
-        return;
+    for path in made {
+        if current.contains(path) && !kept.contains(path) {
+            kept.push(path.clone());
+        }
     }
-    let list: String = current
-        .iter()
-        .map(|p| format!("{}\n", p.display()))
-        .collect();
-    if let Some(dir) = Path::new(MOUNT_POINTS).parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = std::fs::write(MOUNT_POINTS, list);
+    kept
 }
 
 /// What a hook program is told about the box (the OCI runtime spec's state).
@@ -81,9 +82,10 @@ pub struct BoxState<'a> {
     pub bundle: &'a Path,
 }
 
-/// Carry out `hooks` in this process's root (the box's); `notice` tells the user
-/// something that did not stop the start.
+/// Carry out `hooks` in the box `fs` (this process's root is the box's); `notice` tells
+/// the user something that did not stop the start.
 pub fn run_hooks(
+    fs: &BoxFs,
     hooks: &[DeviceHook],
     state: &BoxState<'_>,
     notice: &mut dyn FnMut(String),
@@ -91,22 +93,25 @@ pub fn run_hooks(
     for hook in hooks {
         let what = || format!("the CDI device hook `{}`", hook.describe());
         match hook {
-            DeviceHook::LdCache { folders } => ld_cache(folders, notice).with_context(what)?,
+            DeviceHook::LdCache { folders } => ld_cache(fs, folders, notice).with_context(what)?,
             DeviceHook::Symlinks { links } => {
                 for (target, link) in links {
-                    symlink(target, link).with_context(what)?;
+                    symlink(fs, target, link).with_context(what)?;
                 }
             }
             DeviceHook::Chmod { mode, paths } => {
-                use std::os::unix::fs::PermissionsExt;
                 for path in paths {
-                    if let Err(err) =
-                        std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))
-                    {
+                    if let Err(err) = fs.chmod(path, *mode) {
+                        let why = if crate::sys::boxfs::is_leads_out(&err) {
+                            "it is not the box's own: box changes only the box's own files, and a path the box shares with the host keeps the host's mode"
+                        } else {
+                            "it may be the host's"
+                        };
                         notice(format!(
-                            "{}: {} kept its mode ({err}): it is the host's",
+                            "{}: {} kept its mode ({}): {why}",
                             what(),
-                            path.display()
+                            path.display(),
+                            crate::error::message(&err)
                         ));
                     }
                 }
@@ -142,25 +147,25 @@ pub fn run_hooks(
 }
 
 /// `update-ldcache`: `folders` in the box's ld.so configuration, then its `ldconfig`.
-fn ld_cache(folders: &[PathBuf], notice: &mut dyn FnMut(String)) -> Result<()> {
+fn ld_cache(fs: &BoxFs, folders: &[PathBuf], notice: &mut dyn FnMut(String)) -> Result<()> {
     let conf = Path::new(LD_SO_CONF);
     let dir = conf.parent().expect("LD_SO_CONF has a directory");
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs.create_dir_all(dir, 0o755)?;
     let text: String = folders
         .iter()
         .map(|f| format!("{}\n", f.display()))
         .collect();
-    std::fs::write(
+    fs.write(
         conf,
-        format!("# CDI devices of this box (box writes this at each start)\n{text}"),
-    )
-    .with_context(|| format!("writing {}", conf.display()))?;
+        format!("# CDI devices of this box (box writes this at each start)\n{text}").as_bytes(),
+        0o644,
+        None,
+    )?;
     // ldconfig reads ld.so.conf.d only when ld.so.conf includes it (minimal images may
     // have no ld.so.conf at all).
     let top = Path::new("/etc/ld.so.conf");
-    if !top.exists() {
-        std::fs::write(top, "include /etc/ld.so.conf.d/*.conf\n")
-            .with_context(|| format!("writing {}", top.display()))?;
+    if fs.stat(top)?.is_none() {
+        fs.write(top, b"include /etc/ld.so.conf.d/*.conf\n", 0o644, None)?;
     }
     let Some(ldconfig) = LDCONFIG.iter().map(Path::new).find(|p| p.exists()) else {
         notice(format!(
@@ -175,7 +180,7 @@ fn ld_cache(folders: &[PathBuf], notice: &mut dyn FnMut(String)) -> Result<()> {
 }
 
 /// `create-symlinks`: `link` made a symlink to `target`, replacing a file or link there.
-fn symlink(target: &Path, link: &Path) -> Result<()> {
+fn symlink(fs: &BoxFs, target: &Path, link: &Path) -> Result<()> {
     let what = || {
         format!(
             "making {} a symlink to {}",
@@ -183,27 +188,20 @@ fn symlink(target: &Path, link: &Path) -> Result<()> {
             target.display()
         )
     };
-    match std::fs::symlink_metadata(link) {
-        Ok(_) if std::fs::read_link(link).is_ok_and(|t| t == target) => return Ok(()),
-        Ok(meta) if meta.is_dir() => {
-            return Err(failure(
-                format!("{}: {} is a directory", what(), link.display()),
-                "remove that directory in the box, then start it again",
-            ));
-        }
-        Ok(_) => std::fs::remove_file(link)
-            .with_context(|| format!("removing {}", link.display()))
-            .with_context(what)?,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = link.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("creating {}", parent.display()))
-                    .with_context(what)?;
-            }
-        }
-        Err(err) => return Err(err).with_context(what),
+    if fs
+        .lstat(link)
+        .with_context(what)?
+        .is_some_and(|s| s.is_dir())
+    {
+        return Err(failure(
+            format!("{}: {} is a directory", what(), link.display()),
+            "remove that directory in the box, then start it again",
+        ));
     }
-    std::os::unix::fs::symlink(target, link).with_context(what)
+    if let Some(parent) = link.parent() {
+        fs.create_dir_all(parent, 0o755).with_context(what)?;
+    }
+    fs.symlink(link, target).with_context(what)
 }
 
 /// Run `command` to its end (killed after `timeout`), `input` on its stdin; its output

@@ -7,34 +7,37 @@
 //! [`super::plan::integrations`]).
 //!
 //! Invariants:
+//! - every file is written through [`BoxFs`], the box's own filesystems by descriptor
+//!   (see [`crate::sys::boxfs`]): a symlink the image placed at a file's name or on its
+//!   way never leads box out of the box, into the home or `/tmp` it shares;
 //! - a link never names a path that only makes sense on the host: the host's own
 //!   symlinks (`/etc/resolv.conf -> /run/systemd/resolve/stub-resolv.conf`) are resolved
 //!   as the host resolves them, inside `/run/host`, and the link in the box names the
 //!   result; links (not copies, not binds) make later replacements of the target by the
 //!   host (resolvconf, a dbus restart, xauth) visible at once;
-//! - files box rewrites (`/etc/hosts` with the box's own hostname, the X authority copy)
-//!   are replaced by a rename, so no program in the box reads half a file;
+//! - files and links box writes are replaced by a rename, so no program in the box reads
+//!   half a file;
 //! - a host file that is missing or unreadable is no reason to refuse a start: the box
 //!   gets what can be made of it (the host's hosts file without its lines, an empty X
 //!   authority file), and the next change of the host's file is picked up.
 
-use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
 use super::plan::{BoxFile, FileOp};
+use crate::sys::boxfs::BoxFs;
 
 /// The host's root inside a box.
 const HOST_ROOT: &str = crate::host::fs::HOST_ROOT_IN_BOX;
 
-/// Apply `files` (all of a starting box's, or the host-following ones); the first failure
-/// names the file.
-pub fn apply_all<'a>(files: impl IntoIterator<Item = &'a BoxFile>) -> Result<()> {
+/// Apply `files` (all of a starting box's, or the host-following ones) in the box `fs`;
+/// the first failure names the file.
+pub fn apply_all<'a>(fs: &BoxFs, files: impl IntoIterator<Item = &'a BoxFile>) -> Result<()> {
     for file in files {
         let op = &file.op;
-        apply(op).with_context(|| format!("writing {} in the box", target(op).display()))?;
+        apply(fs, op).with_context(|| format!("writing {} in the box", target(op).display()))?;
     }
     Ok(())
 }
@@ -73,7 +76,7 @@ pub fn new_watch(files: &[BoxFile]) -> Option<std::os::fd::OwnedFd> {
 /// deleted: `xauth` and resolvconf replace their files by rename). Never returns.
 /// Watches with `watch` ([`new_watch`]) when given one, else with an instance of its own.
 /// Without inotify (a kernel built without it, the watch limit reached) it only sleeps.
-pub fn keep_current(files: &[BoxFile], watch: Option<std::os::fd::OwnedFd>) -> ! {
+pub fn keep_current(fs: &BoxFs, files: &[BoxFile], watch: Option<std::os::fd::OwnedFd>) -> ! {
     use rustix::fs::inotify;
     let following: Vec<&BoxFile> = files.iter().filter(|f| f.follows_host()).collect();
     let (dirs, names) = watched(&following);
@@ -120,7 +123,7 @@ pub fn keep_current(files: &[BoxFile], watch: Option<std::os::fd::OwnedFd>) -> !
         if changed {
             for file in &following {
                 // Best effort: the holder has nobody to tell, and the next change retries.
-                let _ = apply(&file.op);
+                let _ = apply(fs, &file.op);
             }
         }
     }
@@ -147,34 +150,37 @@ fn watched(files: &[&BoxFile]) -> (Vec<PathBuf>, Vec<std::ffi::OsString>) {
     (dirs, names)
 }
 
-/// Carry out one op.
-pub fn apply(op: &FileOp) -> Result<()> {
+/// Carry out one op in the box `fs`.
+pub fn apply(fs: &BoxFs, op: &FileOp) -> Result<()> {
+    let in_dir = |path: &Path| match path.parent() {
+        Some(dir) => fs.create_dir_all(dir, 0o755).map(drop),
+        None => Ok(()),
+    };
     match op {
         FileOp::Write {
             path,
             content,
             mode,
         } => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let _ = std::fs::remove_file(path);
-            std::fs::write(path, content)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))?;
+            in_dir(path)?;
+            fs.write(path, content.as_bytes(), *mode, None)?;
         }
         FileOp::FollowHost { path, host_path } => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            replace_with_symlink(path, &host_real_path(host_path))?;
+            in_dir(path)?;
+            fs.symlink(path, &host_real_path(host_path))?;
         }
         FileOp::HostsWithName {
             host_path,
             hostname,
         } => {
             let text = std::fs::read_to_string(host_real_path(host_path)).unwrap_or_default();
-            replace_with_file(Path::new("/etc/hosts"), &hosts_with_name(text, hostname))?;
+            replace_with_bytes(
+                fs,
+                Path::new("/etc/hosts"),
+                hosts_with_name(text, hostname).as_bytes(),
+                0o644,
+                None,
+            )?;
         }
         FileOp::Localtime { host_path } => {
             let real = host_real_path(host_path);
@@ -185,21 +191,24 @@ pub fn apply(op: &FileOp) -> Result<()> {
                     .filter(|t| !t.is_empty())
             });
             // The box's own zone file when it has one: its programs expect their tzdata.
+            // (What leads out of the box's own files is not the box's own.)
             let in_box = zone
                 .as_ref()
                 .map(|z| Path::new("/usr/share/zoneinfo").join(z))
-                .filter(|p| p.is_file());
-            replace_with_symlink(
+                .filter(|p| fs.is_file(p).unwrap_or(false));
+            fs.symlink(
                 Path::new("/etc/localtime"),
                 in_box.as_deref().unwrap_or(&real),
             )?;
             // Debian's tools read /etc/timezone; keep it in step when the box has one.
             let timezone = Path::new("/etc/timezone");
             if let Some(zone) = zone
-                && timezone.is_file()
-                && std::fs::read_to_string(timezone).is_ok_and(|t| t.trim() != zone)
+                && fs.is_file(timezone).unwrap_or(false)
+                && fs
+                    .read(timezone, 4096)
+                    .is_ok_and(|t| t.is_some_and(|t| String::from_utf8_lossy(&t).trim() != zone))
             {
-                replace_with_file(timezone, &format!("{zone}\n"))?;
+                replace_with_bytes(fs, timezone, format!("{zone}\n").as_bytes(), 0o644, None)?;
             }
         }
         FileOp::XauthorityCopy {
@@ -215,10 +224,8 @@ pub fn apply(op: &FileOp) -> Result<()> {
                 .unwrap_or_default();
             let content =
                 crate::host::xauth::write(&crate::host::xauth::wildcard_copy(&entries, hostname));
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            replace_with_bytes(path, &content, 0o600, Some(*owner))?;
+            in_dir(path)?;
+            replace_with_bytes(fs, path, &content, 0o600, Some(*owner))?;
         }
     }
     Ok(())
@@ -250,63 +257,23 @@ fn host_real_path(host_path: &Path) -> PathBuf {
         })
 }
 
-/// Replace `path` with a symlink to `target` atomically (rename over the old entry).
-fn replace_with_symlink(path: &Path, target: &Path) -> Result<()> {
-    if std::fs::read_link(path).is_ok_and(|t| t == target) {
-        return Ok(());
-    }
-    let tmp = sibling(path, "box-link");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    if path.is_dir() && !path.is_symlink() {
-        std::fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
-}
-
-/// Replace `path` with a regular file holding `content` atomically, unless it already
-/// holds exactly that.
-fn replace_with_file(path: &Path, content: &str) -> Result<()> {
-    replace_with_bytes(path, content.as_bytes(), 0o644, None)
-}
-
 /// Replace `path` with a regular file of `mode` (and `owner`, uid and gid, when given)
-/// holding `content` atomically, unless it already holds exactly that.
+/// holding `content` atomically, unless it already is one holding exactly that.
 fn replace_with_bytes(
+    fs: &BoxFs,
     path: &Path,
     content: &[u8],
     mode: u32,
     owner: Option<(u32, u32)>,
 ) -> Result<()> {
-    if !path.is_symlink() && std::fs::read(path).is_ok_and(|old| old == content) {
+    let limit = content.len() as u64 + 1;
+    if fs
+        .read_no_follow(path, limit)
+        .is_ok_and(|old| old.as_deref() == Some(content))
+    {
         return Ok(());
     }
-    let tmp = sibling(path, "box-new");
-    let _ = std::fs::remove_file(&tmp);
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .and_then(|mut file| std::io::Write::write_all(&mut file, content))
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
-            .with_context(|| format!("giving {} to uid {uid}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
-}
-
-/// `path` with `.suffix` added to its file name (a scratch name in the same directory).
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or(OsStr::new("file")).to_owned();
-    name.push(".");
-    name.push(suffix);
-    path.with_file_name(name)
+    fs.write(path, content, mode, owner)
 }
 
 #[cfg(test)]
@@ -350,13 +317,5 @@ mod tests {
             [Path::new("/run/host/etc"), Path::new("/run/host/home/u")]
         );
         assert_eq!(names, ["localtime", "timezone", ".Xauthority"]);
-    }
-
-    #[test]
-    fn scratch_names_sit_beside_the_file() {
-        assert_eq!(
-            sibling(Path::new("/etc/resolv.conf"), "box-link"),
-            Path::new("/etc/resolv.conf.box-link")
-        );
     }
 }

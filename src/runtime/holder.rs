@@ -5,12 +5,15 @@
 //! single-threaded), in a new user namespace set up through the [`crate::sys::userns`]
 //! handshake. Then, over the same pipes, in [`crate::sys::protocol`]'s framing:
 //! 1. parent → holder: the [`Plan`];
-//! 2. holder: unshares mount + UTS namespaces, mounts and pivots as the plan says, writes
-//!    the box's files (`holder/apply.rs`, through the syscall seam `holder/mountsys.rs`),
-//!    carries out its CDI device hooks (`super::devices`), runs the first-start user
-//!    setup, forks; the child stays behind as the holder (new session, stdio on
-//!    /dev/null, dumpable so the user can open its `/proc/PID/ns/*`, asleep until
-//!    killed);
+//! 2. holder: unshares mount + UTS namespaces, mounts and pivots as the plan says
+//!    (`holder/apply.rs`, through the syscall seam `holder/mountsys.rs`), which leaves it
+//!    descriptors of the box's own filesystems; through them alone
+//!    ([`crate::sys::boxfs::BoxFs`]) it writes the box's files (`super::follow`), tidies
+//!    the CDI mount points and carries out the CDI device hooks (`super::devices`), runs
+//!    the first-start user setup (`super::setup`); forks; the child stays behind as the
+//!    holder (new session, stdio on /dev/null, dumpable so the user can open its
+//!    `/proc/PID/ns/*`, keeping the box's host-following files current through the same
+//!    descriptors until killed);
 //! 3. holder → parent: [`Report::Notice`]s (e.g. the copy fallback), then
 //!    [`Report::Ready`] or [`Report::Failed`]; the forking process exits;
 //! 4. parent → holder: [`Commit::Committed`], once the holder is recorded
@@ -60,6 +63,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::{BoxFile, Plan};
 use super::setup;
 use crate::store::containers::StorageKind;
+use crate::sys::boxfs::BoxFs;
 use crate::sys::protocol::{self, Failure};
 
 /// What the holder reports once the box is up.
@@ -71,6 +75,11 @@ pub struct Ready {
     pub storage: StorageKind,
     /// The user's login shell inside.
     pub shell: String,
+    /// The mount points of CDI binds box has made in the box, for the box's record
+    /// ([`crate::store::containers::ContainerRecord::device_mount_points`]); None when
+    /// this start mounted nothing (a new holder for a running box).
+    #[serde(default)]
+    pub device_mount_points: Option<Vec<std::path::PathBuf>>,
 }
 
 /// Holder → parent (step 3 of the protocol).
@@ -270,7 +279,8 @@ fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
         crate::sys::userns::become_root()?;
     }
     rustix::process::chdir("/").context("chdir /")?;
-    super::follow::apply_all(adoption.plan.files.iter().filter(|f| f.follows_host()))?;
+    let fs = BoxFs::of_this_root()?;
+    super::follow::apply_all(&fs, adoption.plan.files.iter().filter(|f| f.follows_host()))?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
         .context("prctl(PR_SET_DUMPABLE)")?;
     // SAFETY: the holder (`box __holder-adopt`, a fresh exec of box) never starts a
@@ -278,7 +288,7 @@ fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
     match unsafe { crate::sys::fork() }.context("fork")? {
         None => {
             await_commit();
-            hold(&adoption.plan.files, None)
+            hold(&adoption.plan.files, None, &fs)
         }
         Some(pid) => Ok(Ready {
             pid,
@@ -286,6 +296,8 @@ fn join_and_fork(adoption: &Adoption) -> Result<Ready> {
                 .with_context(|| format!("reading /proc/{pid}/stat of the new holder"))?,
             storage: adoption.storage.clone(),
             shell: adoption.shell.clone(),
+            // Nothing mounted anew.
+            device_mount_points: None,
         }),
     }
 }
@@ -348,11 +360,25 @@ fn say(report: &Report) {
 /// Set the box up. Returns what to report in the process that reports back; the forked
 /// holder never returns.
 fn run(plan: &Plan, has_root: bool, watch: Option<std::os::fd::OwnedFd>) -> Result<Ready> {
-    let storage = apply::apply(&mut mountsys::Kernel, plan, has_root, &mut |text| {
+    let applied = apply::apply(&mut mountsys::Kernel, plan, has_root, &mut |text| {
         say(&Report::Notice(text))
     })?;
-    super::devices::tidy_mount_points(&plan.device_mount_points);
+    // From here on, box writes in the box through its own filesystems only.
+    let fs = applied
+        .own
+        .into_iter()
+        .fold(BoxFs::new(applied.root), |fs, (at, fd)| {
+            fs.with_own_mount(&at, fd)
+        });
+    super::follow::apply_all(&fs, &plan.files)?;
+    let device_mount_points = super::devices::tidy_mount_points(
+        &fs,
+        &plan.made_device_mount_points,
+        &plan.device_mount_points,
+        &applied.made,
+    );
     super::devices::run_hooks(
+        &fs,
         &plan.device_hooks,
         &super::devices::BoxState {
             name: &plan.name,
@@ -360,8 +386,8 @@ fn run(plan: &Plan, has_root: bool, watch: Option<std::os::fd::OwnedFd>) -> Resu
         },
         &mut |text| say(&Report::Notice(text)),
     )?;
-    if !setup::done(&plan.user)
-        && let Err(err) = setup::run(&plan.user, has_root, plan.timezone.as_deref())
+    if !setup::done(&fs, &plan.user)
+        && let Err(err) = setup::run(&fs, &plan.user, has_root, plan.timezone.as_deref())
     {
         say(&Report::Notice(format!(
             "warning: setting up user {} in box {} failed: {}",
@@ -384,7 +410,7 @@ fn run(plan: &Plan, has_root: bool, watch: Option<std::os::fd::OwnedFd>) -> Resu
     match unsafe { crate::sys::fork() }.context("fork")? {
         None => {
             await_commit();
-            hold(&plan.files, watch)
+            hold(&plan.files, watch, &fs)
         }
         Some(pid) => {
             let start_time = crate::sys::proc::start_time(pid)
@@ -392,8 +418,9 @@ fn run(plan: &Plan, has_root: bool, watch: Option<std::os::fd::OwnedFd>) -> Resu
             Ok(Ready {
                 pid,
                 start_time,
-                storage,
+                storage: applied.storage,
                 shell,
+                device_mount_points: Some(device_mount_points),
             })
         }
     }
@@ -401,7 +428,7 @@ fn run(plan: &Plan, has_root: bool, watch: Option<std::os::fd::OwnedFd>) -> Resu
 
 /// The holder's life: detach from the caller, then keep the box's host-following files
 /// current until killed.
-fn hold(files: &[BoxFile], watch: Option<std::os::fd::OwnedFd>) -> ! {
+fn hold(files: &[BoxFile], watch: Option<std::os::fd::OwnedFd>, fs: &BoxFs) -> ! {
     // `ps -o comm` then names the process for what it is.
     let _ = rustix::thread::set_name(c"box-holder");
     let _ = rustix::process::setsid();
@@ -410,7 +437,7 @@ fn hold(files: &[BoxFile], watch: Option<std::os::fd::OwnedFd>) -> ! {
         let _ = rustix::stdio::dup2_stdout(&null);
         let _ = rustix::stdio::dup2_stderr(&null);
     }
-    super::follow::keep_current(files, watch)
+    super::follow::keep_current(fs, files, watch)
 }
 
 #[cfg(test)]
@@ -450,6 +477,7 @@ mod tests {
             start_time: 9,
             storage: StorageKind::Copy,
             shell: "/bin/bash".into(),
+            device_mount_points: None,
         });
         let mut pipe = Vec::new();
         protocol::send(&mut pipe, &ready).unwrap();

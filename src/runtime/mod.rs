@@ -166,8 +166,15 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
             crate::error::message(&err)
         ));
     }
-    if ready.storage != record.storage {
+    let mount_points = ready
+        .device_mount_points
+        .as_ref()
+        .filter(|points| **points != record.device_mount_points);
+    if ready.storage != record.storage || mount_points.is_some() {
         record.storage = ready.storage.clone();
+        if let Some(points) = mount_points {
+            record.device_mount_points = points.clone();
+        }
         store.update_container(&record)?;
     }
     let state = State {

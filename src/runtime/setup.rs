@@ -5,6 +5,12 @@
 //! one.
 //!
 //! Invariants:
+//! - every file is read and written through [`BoxFs`] (see [`crate::sys::boxfs`]): a
+//!   symlink of the image (`/etc/sudoers.d -> /home/alice`, `/etc/passwd.box-new ->
+//!   ~/.bashrc`) never leads box's writes out of the box's own files; a path that would
+//!   is an error, and the setup stops there with a warning naming it (the start goes on);
+//!   files are replaced whole by a rename, keeping the mode and owner of the file they
+//!   replace;
 //! - an image's existing user or group with the host user's uid/gid (ubuntu:24.04 has
 //!   `ubuntu` 1000) is renamed and modified, never duplicated; an entry with the user's
 //!   name but another id is dropped, so names and ids stay unique;
@@ -12,17 +18,19 @@
 //!   the setup; later starts of the box skip the setup while it names the same user, uid,
 //!   gid and home (`box edit --home` changes the home: the next start sets the user up
 //!   again) and the current version (a box set up before the prompt mark existed gets it
-//!   at its next start);
+//!   at its next start). It describes the box's own files (a copy of the box, `box
+//!   commit`, keeps it with them), and an image that ships one only keeps box from
+//!   editing that image's own files;
 //! - without root inside (no subordinate ids) only what the user can write is done
 //!   (the passwd and group entries, so `id -un` works); sudoers is skipped: `sudo` in
 //!   such a box is box's stand-in, which needs none (see [`crate::fakeroot::sudo`]).
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::plan::UserSpec;
+use crate::sys::boxfs::BoxFs;
 
 /// Where the marker of a finished setup lives inside the box.
 pub const MARKER: &str = "/etc/box/setup.json";
@@ -225,91 +233,108 @@ fn edit_db(text: &str, name: &str, id: u32, make: impl Fn(Option<&[&str]>) -> St
     out
 }
 
-fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
+/// The text of box file `path`: empty when it does not exist; an error when it leads
+/// out of the box's own files.
+fn read(fs: &BoxFs, path: &str) -> Result<String> {
+    let bytes = fs.read(Path::new(path), 64 << 20)?.unwrap_or_default();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Replace a file's content keeping its mode (and owner: it is rewritten in place
-/// through a temp file that gets the old metadata).
-fn rewrite(path: &str, content: &str, default_mode: u32) -> Result<()> {
+/// Replace box file `path` with `content`, keeping its mode (and, as root in the box,
+/// its owner); `default_mode` for a new file.
+fn rewrite(fs: &BoxFs, path: &str, content: &str, default_mode: u32, has_root: bool) -> Result<()> {
     let path = Path::new(path);
-    let (mode, owner) = match std::fs::metadata(path) {
-        Ok(m) => {
-            use std::os::unix::fs::MetadataExt;
-            (m.permissions().mode() & 0o7777, Some((m.uid(), m.gid())))
-        }
-        Err(_) => (default_mode, None),
+    let (mode, owner) = match fs.lstat(path)? {
+        Some(old) if old.is_file() => (old.mode, Some((old.uid, old.gid))),
+        _ => (default_mode, None),
     };
-    let tmp = path.with_extension("box-new");
-    std::fs::write(&tmp, content).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of {}", tmp.display()))?;
-    if let Some((uid, gid)) = owner {
-        // Best effort: without root inside, everything is the user's anyway.
-        let _ = std::os::unix::fs::lchown(&tmp, Some(uid), Some(gid));
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+    // Without root inside, everything is the user's anyway.
+    fs.write(path, content.as_bytes(), mode, owner.filter(|_| has_root))
 }
 
 /// Whether the setup already ran for this user and home, in this version.
-pub fn done(user: &UserSpec) -> bool {
-    let Ok(bytes) = std::fs::read(MARKER) else {
+pub fn done(fs: &BoxFs, user: &UserSpec) -> bool {
+    let Ok(Some(bytes)) = fs.read(Path::new(MARKER), 4096) else {
         return false;
     };
     serde_json::from_slice::<Marker>(&bytes).ok() == Some(Marker::of(user))
 }
 
-/// Run the setup inside the box (after the pivot). `has_root`: whether we are root
+/// Run the setup inside the box `fs` (after the pivot). `has_root`: whether we are root
 /// inside and may write root's files.
-pub fn run(user: &UserSpec, has_root: bool, timezone: Option<&str>) -> Result<()> {
+pub fn run(fs: &BoxFs, user: &UserSpec, has_root: bool, timezone: Option<&str>) -> Result<()> {
     let shell = pick_shell(&user.host_shell, |p| p.exists());
-    let passwd = read("/etc/passwd");
+    let passwd = read(fs, "/etc/passwd")?;
     let old_user = name_of_id(&passwd, user.uid).filter(|n| *n != user.name);
-    rewrite("/etc/passwd", &edit_passwd(&passwd, user, &shell), 0o644)?;
-    let group = read("/etc/group");
+    rewrite(
+        fs,
+        "/etc/passwd",
+        &edit_passwd(&passwd, user, &shell),
+        0o644,
+        has_root,
+    )?;
+    let group = read(fs, "/etc/group")?;
     let old_group = name_of_id(&group, user.gid).filter(|n| *n != user.group);
     rewrite(
+        fs,
         "/etc/group",
         &edit_group(&group, &user.group, user.gid, &user.name),
         0o644,
+        has_root,
     )?;
+    let exists = |path: &str| fs.stat(Path::new(path)).is_ok_and(|s| s.is_some());
     if has_root {
         // `*`: no password login; sudo below needs none.
         let days = crate::store::now() / 86400;
-        if Path::new("/etc/shadow").exists() {
-            let shadow = read("/etc/shadow");
+        if fs.stat(Path::new("/etc/shadow"))?.is_some() {
+            let shadow = read(fs, "/etc/shadow")?;
             let entry = format!("{}:*:{days}:0:99999:7:::", user.name);
             rewrite(
+                fs,
                 "/etc/shadow",
                 &edit_shadow(&shadow, &user.name, old_user.as_deref(), &entry),
                 0o640,
+                has_root,
             )?;
         }
-        if Path::new("/etc/gshadow").exists() {
-            let gshadow = read("/etc/gshadow");
+        if fs.stat(Path::new("/etc/gshadow"))?.is_some() {
+            let gshadow = read(fs, "/etc/gshadow")?;
             let entry = format!("{}:!::{}", user.group, user.name);
             rewrite(
+                fs,
                 "/etc/gshadow",
                 &edit_shadow(&gshadow, &user.group, old_group.as_deref(), &entry),
                 0o640,
+                has_root,
             )?;
         }
         let has_sudo = ["/usr/bin/sudo", "/bin/sudo", "/usr/sbin/sudo"]
             .iter()
-            .any(|p| Path::new(p).exists());
-        if has_sudo || Path::new("/etc/sudoers.d").is_dir() {
-            std::fs::create_dir_all("/etc/sudoers.d").context("creating /etc/sudoers.d")?;
-            let path = format!("/etc/sudoers.d/box-{}", user.name);
+            .any(|p| exists(p));
+        let sudoers = Path::new("/etc/sudoers.d");
+        if has_sudo || fs.is_dir(sudoers)? {
+            fs.create_dir_all(sudoers, 0o755)?;
             let text = format!(
                 "# Written by box: {} is themself in this box and may act as root.\n{} ALL=(ALL:ALL) NOPASSWD: ALL\n",
                 user.name, user.name
             );
-            write_new(&path, &text, 0o440)?;
+            // sudo insists on exactly 0440.
+            fs.write(
+                &sudoers.join(format!("box-{}", user.name)),
+                text.as_bytes(),
+                0o440,
+                None,
+            )?;
         }
     }
     // With a single-id mapping the box's files are the user's: these need no root.
     if let Some(zone) = timezone {
-        write_new("/etc/timezone", &format!("{zone}\n"), 0o644)?;
+        fs.write(
+            Path::new("/etc/timezone"),
+            format!("{zone}\n").as_bytes(),
+            0o644,
+            None,
+        )?;
     }
     let host_locale = |path: &str| std::fs::read_to_string(Path::new("/run/host").join(path));
     if let Some(settings) = locale_settings(
@@ -317,18 +342,33 @@ pub fn run(user: &UserSpec, has_root: bool, timezone: Option<&str>) -> Result<()
         host_locale("etc/default/locale").ok(),
     ) {
         // systemd's file everywhere; Debian's where the box has /etc/default.
-        write_new("/etc/locale.conf", &settings, 0o644)?;
-        if Path::new("/etc/default").is_dir() {
-            write_new("/etc/default/locale", &settings, 0o644)?;
+        fs.write(
+            Path::new("/etc/locale.conf"),
+            settings.as_bytes(),
+            0o644,
+            None,
+        )?;
+        if fs.is_dir(Path::new("/etc/default"))? {
+            fs.write(
+                Path::new("/etc/default/locale"),
+                settings.as_bytes(),
+                0o644,
+                None,
+            )?;
         }
     }
     // Images without /etc/profile.d (busybox) have no shell that would read it.
-    if Path::new(PROMPT_FILE).parent().is_some_and(Path::is_dir) {
-        write_new(PROMPT_FILE, PROMPT_SCRIPT, 0o644)?;
+    if fs.is_dir(Path::new(PROMPT_FILE).parent().unwrap_or(Path::new("/")))? {
+        fs.write(
+            Path::new(PROMPT_FILE),
+            PROMPT_SCRIPT.as_bytes(),
+            0o644,
+            None,
+        )?;
     }
-    std::fs::create_dir_all("/etc/box").context("creating /etc/box")?;
+    fs.create_dir_all(Path::new("/etc/box"), 0o755)?;
     let marker = serde_json::to_vec(&Marker::of(user))?;
-    write_new(MARKER, &String::from_utf8_lossy(&marker), 0o644)
+    fs.write(Path::new(MARKER), &marker, 0o644, None)
 }
 
 /// The host's locale settings (`LANG=...` lines) for the box: its /etc/locale.conf
@@ -344,25 +384,10 @@ fn locale_settings(locale_conf: Option<String>, default_locale: Option<String>) 
         .or_else(|| default_locale.filter(has_setting))
 }
 
-/// Write a file owned by us (root inside) with `mode`, replacing any old one.
-fn write_new(path: &str, text: &str, mode: u32) -> Result<()> {
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .with_context(|| format!("creating {path}"))?;
-    std::io::Write::write_all(&mut file, text.as_bytes())
-        .with_context(|| format!("writing {path}"))?;
-    // The umask may have taken bits away; sudo insists on exactly 0440.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of {path}"))
-}
-
 /// The login shell and home of `name` in the box's passwd (after setup).
 pub fn login_of(name: &str) -> Option<(String, String)> {
-    read("/etc/passwd").lines().find_map(|line| {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
         (f.len() >= 7 && f[0] == name).then(|| (f[6].to_owned(), f[5].to_owned()))
     })

@@ -62,6 +62,12 @@ pub struct ContainerRecord {
     /// whenever the host has NVIDIA's CDI spec, as toolbox does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nvidia: Option<bool>,
+    /// The mount points box made in the box (an empty file or directory in its upper
+    /// directory) for the binds of its CDI devices, as of its last start: a later start
+    /// removes those no spec names any more (the libraries of a driver before its update).
+    /// box's own bookkeeping lives here, on the host side, never in a file of the box.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_mount_points: Vec<PathBuf>,
 }
 
 /// What `box list` shows of a box: a subset of its [`ContainerRecord`].
@@ -477,6 +483,7 @@ mod tests {
             provision: None,
             devices: vec![],
             nvidia: None,
+            device_mount_points: vec![],
         }
     }
 

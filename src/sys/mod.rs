@@ -6,6 +6,7 @@
 //! `# Safety` section says what the caller promises, and each call is an `unsafe` block
 //! around that one call with a `// SAFETY:` comment saying why the promise holds there.
 
+pub mod boxfs;
 #[allow(
     clippy::disallowed_methods,
     reason = "the process environment's one reader (see clippy.toml)"
@@ -141,14 +142,37 @@ pub fn spawn_detached(command: &mut std::process::Command) -> io::Result<std::pr
     command.spawn()
 }
 
-/// `mount_setattr(2)` on the mount `fd` is the root of and every mount below it
-/// (`AT_EMPTY_PATH | AT_RECURSIVE`): make them all read-only and private.
+/// What [`mount_setattr`] sets on mounts: only flags a user namespace may add to mounts it
+/// inherited locked from the host, and private propagation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountAttrs {
+    pub read_only: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+    /// Propagation private: mounts the host makes later below the source do not arrive.
+    pub private: bool,
+}
+
+impl MountAttrs {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == MountAttrs::default()
+    }
+}
+
+/// `mount_setattr(2)` on the mount `fd` is the root of (`AT_EMPTY_PATH`), and with
+/// `recursive` on every mount below it too (`AT_RECURSIVE`): set the flags of `attrs`.
 ///
-/// Read-only and private are the two changes a user namespace may make to mounts it
-/// inherited locked from the host (mount_namespaces(7)): the kernel refuses to clear
-/// read-only or nosuid/nodev/noexec there, but this call only sets a flag and leaves every
-/// other attribute as it is. Fails with `ENOSYS` before Linux 5.12.
-pub fn mount_tree_read_only_private(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+/// Setting read-only, nosuid, nodev or noexec and making mounts private are changes a user
+/// namespace may make to mounts it inherited locked from the host (mount_namespaces(7)):
+/// the kernel refuses to clear those flags there, and this call only sets them, leaving
+/// every other attribute as it is. Fails with `ENOSYS` before Linux 5.12.
+pub fn mount_setattr(
+    fd: std::os::fd::BorrowedFd<'_>,
+    attrs: MountAttrs,
+    recursive: bool,
+) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     /// `struct mount_attr` of <linux/mount.h> (MOUNT_ATTR_SIZE_VER0, 32 bytes).
     #[repr(C)]
@@ -158,17 +182,32 @@ pub fn mount_tree_read_only_private(fd: std::os::fd::BorrowedFd<'_>) -> io::Resu
         propagation: u64,
         userns_fd: u64,
     }
-    /// `MOUNT_ATTR_RDONLY` of <linux/mount.h>.
+    // The MOUNT_ATTR_* of <linux/mount.h>.
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    const MOUNT_ATTR_NOEXEC: u64 = 0x8;
     /// `MS_PRIVATE` of <linux/mount.h> (a `c_ulong` in libc, 32 bits wide on some targets).
     const MS_PRIVATE: u64 = 1 << 18;
+    let set = [
+        (attrs.read_only, MOUNT_ATTR_RDONLY),
+        (attrs.nosuid, MOUNT_ATTR_NOSUID),
+        (attrs.nodev, MOUNT_ATTR_NODEV),
+        (attrs.noexec, MOUNT_ATTR_NOEXEC),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |all, (_, bit)| all | bit);
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
+        attr_set: set,
         attr_clr: 0,
-        propagation: MS_PRIVATE,
+        propagation: if attrs.private { MS_PRIVATE } else { 0 },
         userns_fd: 0,
     };
-    let flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     // SAFETY: every pointer passed is valid for the duration of the call: the empty path
     // is a static NUL-terminated string, and `attr` is a live, properly laid out
     // `struct mount_attr` whose size is passed alongside it. The kernel only reads them.
@@ -188,6 +227,65 @@ pub fn mount_tree_read_only_private(fd: std::os::fd::BorrowedFd<'_>) -> io::Resu
     } else {
         Ok(())
     }
+}
+
+/// Bind the host directory `source` (with what is mounted below it) on the directory
+/// `target` (a descriptor, so no path is resolved again), with `attrs` on every mount of
+/// the bound tree: open_tree(2) `OPEN_TREE_CLONE | AT_RECURSIVE`, [`mount_setattr`] on
+/// the detached tree, move_mount(2). Before Linux 5.12 (no mount_setattr), the top mount
+/// is remounted with the flags once attached.
+pub fn bind_tree(
+    source: &std::path::Path,
+    target: &std::os::fd::OwnedFd,
+    attrs: MountAttrs,
+) -> io::Result<()> {
+    use rustix::mount::{MountFlags, MoveMountFlags, OpenTreeFlags};
+    use std::os::fd::{AsFd, AsRawFd};
+    let tree = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        source,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
+    )?;
+    let set = match mount_setattr(tree.as_fd(), attrs, true) {
+        Ok(()) => true,
+        Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => false,
+        Err(err) => return Err(err),
+    };
+    rustix::mount::move_mount(
+        tree.as_fd(),
+        "",
+        target.as_fd(),
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )?;
+    if set || attrs.is_empty() {
+        return Ok(());
+    }
+    // The path of the tree's descriptor is the mount itself; the flags the host locked
+    // on it must be kept (mount_namespaces(7)).
+    let path = format!("/proc/self/fd/{}", tree.as_raw_fd());
+    let have = rustix::fs::statvfs(path.as_str())?.f_flag;
+    let mut flags = MountFlags::BIND;
+    use rustix::fs::StatVfsMountFlags as V;
+    for (on, flag) in [
+        (
+            attrs.read_only || have.contains(V::RDONLY),
+            MountFlags::RDONLY,
+        ),
+        (attrs.nosuid || have.contains(V::NOSUID), MountFlags::NOSUID),
+        (attrs.nodev || have.contains(V::NODEV), MountFlags::NODEV),
+        (attrs.noexec || have.contains(V::NOEXEC), MountFlags::NOEXEC),
+        (have.contains(V::NOATIME), MountFlags::NOATIME),
+        (have.contains(V::NODIRATIME), MountFlags::NODIRATIME),
+        (have.contains(V::RELATIME), MountFlags::RELATIME),
+    ] {
+        if on {
+            flags |= flag;
+        }
+    }
+    Ok(rustix::mount::mount_remount(path.as_str(), flags, "")?)
 }
 
 /// Give SIGPIPE back its default action (end the process), which Rust's runtime sets to

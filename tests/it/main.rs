@@ -16,6 +16,7 @@ mod cdi;
 mod cli;
 mod clone;
 mod commit;
+mod confined;
 mod doctor;
 mod ephemeral;
 mod export;

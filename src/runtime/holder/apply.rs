@@ -1,5 +1,5 @@
 //! The apply step: carry out a box's [`Plan`] in the holder, from the new mount and UTS
-//! namespaces to the box's files written after the pivot, through the [`MountSys`] seam.
+//! namespaces to the pivot into the box's root, through the [`MountSys`] seam.
 //!
 //! Order (see [`crate::runtime::plan`] for why each step is there):
 //! 1. unshare the mount and UTS namespaces; make `/` a recursive slave, so nothing
@@ -9,12 +9,24 @@
 //!    clone does not contain the box itself;
 //! 3. mount the root: overlayfs, or the copy fallback when the kernel refuses overlayfs
 //!    in a user namespace (a notice tells the user);
-//! 4. each host-integration mount, its mount point created and opened with openat2(2)
-//!    `RESOLVE_IN_ROOT` (symlinks in the image cannot point it outside the box), then the
+//! 4. each host-integration mount ([`mount_one`]), in the plan's order: its mount point
+//!    opened (and created when missing: the last component with `O_EXCL | O_NOFOLLOW`)
+//!    from the mount it lies in, the box's root or a mount made before it (`/run/host`
+//!    in `/run`, a volume in the home), with openat2(2) `RESOLVE_NO_XDEV`:
+//!    `RESOLVE_IN_ROOT` in the box's own filesystems (its root, its `/run`), so a symlink
+//!    in the image resolves inside the box, `RESOLVE_BENEATH` in a directory shared with
+//!    the host; a mount point whose path leads out of that (a symlink of the image into
+//!    the bind-mounted home or `/tmp`) is refused, naming the symlink
+//!    ([`crate::sys::boxfs`]); then the source's tree cloned (open_tree(2)) or a tmpfs
+//!    made (fsopen(2)), attached there with move_mount(2), and its flags set on the tree
+//!    the descriptor holds (read-only, nosuid, nodev, noexec: mount_setattr(2)); then the
 //!    copy of the box root a recursive bind brought along is detached;
 //! 5. `pivot_root(".", ".")` from inside the new root and a lazy unmount of the old root
-//!    stacked on it (the pattern pivot_root(2) documents), then `chdir("/")`;
-//! 6. the box's files.
+//!    stacked on it (the pattern pivot_root(2) documents), then `chdir("/")`.
+//!
+//! What it hands back ([`Applied`]) are descriptors of the box's own filesystems, its
+//! root and its tmpfs, through which the holder then writes the box's files
+//! ([`crate::sys::boxfs::BoxFs`]), and the mount points it created.
 //!
 //! Invariants: a mount the plan calls optional (box under distrobox's names) that fails
 //! is left out with a notice, never fails the start; every error names the path it is
@@ -22,7 +34,9 @@
 //! the point remounted, the file written), and a mount's own hint (a volume, the box
 //! executable) wins over a generic one from below; a read-only mount is never left
 //! writable: without mount_setattr(2) (before Linux 5.12) each mount of the tree is
-//! remounted read-only one by one, and any failure fails the start.
+//! remounted read-only one by one, and any failure fails the start; nothing box mounts
+//! is reached by a path it resolved again later: each mount keeps the descriptor it was
+//! attached from.
 
 use std::ffi::CString;
 use std::path::{Component, Path, PathBuf};
@@ -35,20 +49,47 @@ use super::mountsys::MountSys;
 use crate::error::{Hint, HintExt, failure};
 use crate::runtime::plan::{Mount, MountKind, Plan, Storage};
 use crate::store::containers::StorageKind;
+use crate::sys::MountAttrs;
+
+/// What [`apply`] leaves the holder: the box's own filesystems, by descriptor (see
+/// [`crate::sys::boxfs::BoxFs`]), and what it did.
+pub struct Applied<Fd> {
+    /// The storage actually used.
+    pub storage: StorageKind,
+    /// The box's root (`/` after the pivot).
+    pub root: Fd,
+    /// The other filesystems box made for this box alone (the tmpfs at `/run`), by
+    /// their path in the box.
+    pub own: Vec<(PathBuf, Fd)>,
+    /// The mount points box created, by their path in the box (the last component: an
+    /// empty directory or file).
+    pub made: Vec<PathBuf>,
+}
+
+/// A mount made so far (or the box's root): what the mount points below it are
+/// resolved from.
+struct Base<Fd> {
+    /// Its path in the box.
+    at: PathBuf,
+    /// Its root.
+    fd: Fd,
+    /// Whether it is the box's own (its root, a tmpfs), not shared with the host.
+    own: bool,
+}
 
 /// The hint of a namespace or mount the kernel refused where a user namespace should
 /// allow it: a host restriction (AppArmor, a sysctl), which `box doctor` names.
 const DOCTOR_HINT: &str = "the kernel refused it in box's user namespace: user namespaces may be restricted on this host (AppArmor's kernel.apparmor_restrict_unprivileged_userns, a sysctl); `box doctor` checks this host and says how to fix it";
 
 /// Set up the box of `plan` in this process (which becomes its holder): namespaces,
-/// root, mounts, pivot, files. `has_root`: uid 0 exists in the user namespace.
-/// `notice` passes a message on to the user. Returns the storage actually used.
+/// root, mounts, pivot. `has_root`: uid 0 exists in the user namespace. `notice` passes
+/// a message on to the user.
 pub fn apply<S: MountSys>(
     sys: &mut S,
     plan: &Plan,
     has_root: bool,
     notice: &mut dyn FnMut(String),
-) -> Result<StorageKind> {
+) -> Result<Applied<S::Fd>> {
     sys.unshare_mount_and_uts()
         .context("unshare(CLONE_NEWNS | CLONE_NEWUTS)")
         .hint(DOCTOR_HINT)?;
@@ -63,16 +104,23 @@ pub fn apply<S: MountSys>(
         .with_context(|| format!("setting the hostname {}", plan.hostname))?;
     // The host tree for /run/host, taken before the box root exists so the clone does
     // not contain the box itself.
-    let host_root = sys
-        .clone_tree(Path::new("/"))
-        .context("cloning the host's mount tree")?;
+    let mut host_root = Some(
+        sys.clone_tree(Path::new("/"), true)
+            .context("cloning the host's mount tree")?,
+    );
 
     let storage = mount_root(sys, plan, has_root, notice)?;
     let root_fd = sys
         .open_dir_path(&plan.root)
         .with_context(|| format!("opening {}", plan.root.display()))?;
+    let mut bases = vec![Base {
+        at: PathBuf::from("/"),
+        fd: root_fd,
+        own: true,
+    }];
+    let mut made = Vec::new();
     for m in &plan.mounts {
-        if let Err(err) = mount_one(sys, &root_fd, m, &host_root) {
+        if let Err(err) = mount_one(sys, &mut bases, m, &mut host_root, &mut made) {
             if m.optional() {
                 notice(format!(
                     "box starts without {}: {}",
@@ -87,21 +135,52 @@ pub fn apply<S: MountSys>(
                 None => err,
             });
         }
-        detach_copied_root(sys, &root_fd, m, &plan.root)?;
+        detach_copied_root(sys, &bases, m, &plan.root)?;
     }
     drop(host_root);
+    let mut bases = bases.into_iter();
+    let root = bases.next().expect("the root is the first base").fd;
+    // The mounts shared with the host are not kept open past the pivot.
+    let own = bases.filter(|b| b.own).map(|b| (b.at, b.fd)).collect();
 
-    sys.fchdir(&root_fd).context("entering the box root")?;
-    drop(root_fd);
+    sys.fchdir(&root).context("entering the box root")?;
     sys.pivot_root_to_cwd()
         .context("pivot_root into the box root")?;
     // The old root is stacked on "."; detach it so only the box is left.
     sys.unmount_detach(Path::new("."))
         .context("detaching the host root")?;
     sys.chdir(Path::new("/")).context("chdir /")?;
+    Ok(Applied {
+        storage,
+        root,
+        own,
+        made,
+    })
+}
 
-    sys.write_files(&plan.files)?;
-    Ok(storage)
+/// The base a box path lies in (the latest mount whose path is its longest prefix) and
+/// the path relative to it.
+fn base_of<'a, Fd>(bases: &'a [Base<Fd>], path: &Path) -> (&'a Base<Fd>, PathBuf) {
+    let mut best = &bases[0];
+    for base in bases {
+        if path.starts_with(&base.at)
+            && base.at.components().count() >= best.at.components().count()
+        {
+            best = base;
+        }
+    }
+    let rel = path.strip_prefix(&best.at).unwrap_or(path).to_owned();
+    (best, rel)
+}
+
+/// Open `rel` below `base` (see the module doc for how).
+fn open_below<S: MountSys>(
+    sys: &mut S,
+    base: &Base<S::Fd>,
+    rel: &Path,
+    flags: OFlags,
+) -> std::io::Result<S::Fd> {
+    sys.open_below(&base.fd, rel, flags, !base.own)
 }
 
 /// Detach the copy of the box root a recursive bind brought along (see
@@ -109,24 +188,32 @@ pub fn apply<S: MountSys>(
 /// `du ~` or `find ~` in the box would walk the host's whole tree.
 fn detach_copied_root<S: MountSys>(
     sys: &mut S,
-    root: &S::Fd,
+    bases: &[Base<S::Fd>],
     m: &Mount,
     box_root: &Path,
 ) -> Result<()> {
     let Some(copy) = m.copied_root(box_root) else {
         return Ok(());
     };
-    let relative = copy.strip_prefix("/").unwrap_or(&copy);
-    let fd = match sys.open_in_root(
-        root,
-        relative,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-    ) {
+    let (base, rel) = base_of(bases, &copy);
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Ok(());
+    };
+    // Not there as the host's path says (a symlink on the way): nothing to detach.
+    let gone = |err: &std::io::Error| {
+        [libc::ENOENT, libc::ENOTDIR, libc::EXDEV, libc::ELOOP]
+            .contains(&err.raw_os_error().unwrap_or(0))
+    };
+    let what = || format!("opening {} in the box", copy.display());
+    let dir = match open_below(sys, base, parent, OFlags::PATH | OFlags::DIRECTORY) {
         Ok(fd) => fd,
-        Err(err) if err.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
-        Err(err) => {
-            return Err(err).with_context(|| format!("opening {} in the box", copy.display()));
-        }
+        Err(err) if gone(&err) => return Ok(()),
+        Err(err) => return Err(err).with_context(what),
+    };
+    let fd = match sys.open_mounted(&dir, name) {
+        Ok(fd) => fd,
+        Err(err) if gone(&err) => return Ok(()),
+        Err(err) => return Err(err).with_context(what),
     };
     match sys.unmount_detach(&sys.fd_path(&fd)) {
         Ok(()) => Ok(()),
@@ -285,61 +372,93 @@ fn mount_overlay<S: MountSys>(
         .hint("check that the box's directory and the store are intact (`box doctor` checks the store); else `box rm` the box and create it again")
 }
 
-/// Open (creating it if missing) the mount point `target` inside the root `root`,
-/// resolving every component inside the box (symlinks in the image cannot point the
-/// mount outside of it).
+/// Open (creating it if missing) the mount point `target` from the mount it lies in
+/// (see the module doc); whether its last component was created now.
 fn prepare_target<S: MountSys>(
     sys: &mut S,
-    root: &S::Fd,
+    bases: &[Base<S::Fd>],
     target: &Path,
     file: bool,
-) -> Result<S::Fd> {
-    let flags = OFlags::PATH | OFlags::CLOEXEC;
-    let missing = |err: &std::io::Error| err.raw_os_error() == Some(libc::ENOENT);
-    let parts: Vec<&std::ffi::OsStr> = target
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(p) => Some(p),
-            _ => None,
-        })
-        .collect();
-    let mut current = sys.open_in_root(root, Path::new("."), flags)?;
-    let mut prefix = PathBuf::new();
-    for (i, part) in parts.iter().enumerate() {
-        prefix.push(part);
-        match sys.open_in_root(root, &prefix, flags) {
-            Ok(fd) => current = fd,
-            Err(err) if missing(&err) => {
-                let last = i + 1 == parts.len();
-                let parent_path = prefix
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                let parent = sys.open_in_root(
-                    root,
-                    parent_path,
-                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-                )?;
-                if last && file {
-                    sys.create_file_at(&parent, part, 0o644)?;
-                } else {
-                    match sys.mkdirat(&parent, part, 0o755) {
-                        Ok(()) => {}
+) -> Result<(S::Fd, bool)> {
+    let (base, rel) = base_of(bases, target);
+    let leads_out = |sys: &mut S| {
+        let through = sys
+            .symlink_leading_out(&base.fd, &rel, !base.own)
+            .map(|(link, to)| (base.at.join(link), to));
+        crate::sys::boxfs::leads_out(through)
+    };
+    let result = (|| -> std::io::Result<(S::Fd, bool)> {
+        let flags = OFlags::PATH | OFlags::CLOEXEC;
+        let missing = |err: &std::io::Error| err.raw_os_error() == Some(libc::ENOENT);
+        let parts: Vec<&std::ffi::OsStr> = rel
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let mut current = open_below(sys, base, Path::new(""), flags)?;
+        let mut created = false;
+        let mut prefix = PathBuf::new();
+        for (i, part) in parts.iter().enumerate() {
+            prefix.push(part);
+            match open_below(sys, base, &prefix, flags) {
+                Ok(fd) => current = fd,
+                Err(err) if missing(&err) => {
+                    let last = i + 1 == parts.len();
+                    let parent = open_below(
+                        sys,
+                        base,
+                        prefix.parent().unwrap_or(Path::new("")),
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    )?;
+                    let made = if last && file {
+                        sys.create_file_at(&parent, part, 0o644)
+                    } else {
+                        sys.mkdirat(&parent, part, 0o755)
+                    };
+                    match made {
+                        Ok(()) => created = last,
+                        // A dangling symlink is no mount point: the open below says so.
                         Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {}
-                        Err(err) => return Err(err.into()),
+                        Err(err) => return Err(err),
                     }
+                    current = open_below(sys, base, &prefix, flags)?;
                 }
-                current = sys.open_in_root(root, &prefix, flags)?;
+                Err(err) => return Err(err),
             }
-            Err(err) => return Err(err.into()),
         }
+        Ok((current, created))
+    })();
+    match result {
+        Err(err) if err.raw_os_error() == Some(libc::EXDEV) => Err(leads_out(sys)),
+        other => Ok(other?),
     }
-    Ok(current)
 }
 
-/// The flags a read-only remount must keep: in a user namespace the kernel refuses to
-/// clear nosuid/nodev/noexec/atime flags locked by the mount's creator
-/// (mount_namespaces(7), "Restrictions on mount namespaces").
+/// The options of a tmpfs (`mode=0755,nosuid,nodev`): its parameters, and the mount
+/// flags among them.
+fn tmpfs_options(options: &str) -> (Vec<(String, String)>, MountAttrs) {
+    let mut attrs = MountAttrs::default();
+    let mut params = Vec::new();
+    for opt in options.split(',').filter(|o| !o.is_empty()) {
+        match opt {
+            "nosuid" => attrs.nosuid = true,
+            "nodev" => attrs.nodev = true,
+            "noexec" => attrs.noexec = true,
+            "ro" => attrs.read_only = true,
+            other => {
+                let (key, value) = other.split_once('=').unwrap_or((other, ""));
+                params.push((key.to_owned(), value.to_owned()));
+            }
+        }
+    }
+    (params, attrs)
+}
+
+/// The flags a remount must keep: in a user namespace the kernel refuses to clear
+/// nosuid/nodev/noexec/atime flags locked by the mount's creator (mount_namespaces(7),
+/// "Restrictions on mount namespaces").
 fn locked_flags<S: MountSys>(sys: &mut S, path: &Path) -> MountFlags {
     use StatVfsMountFlags as V;
     let Ok(have) = sys.mount_flags_of(path) else {
@@ -361,7 +480,15 @@ fn locked_flags<S: MountSys>(sys: &mut S, path: &Path) -> MountFlags {
     flags
 }
 
-fn mount_one<S: MountSys>(sys: &mut S, root: &S::Fd, m: &Mount, host_root: &S::Fd) -> Result<()> {
+/// Make the mount `m` (its target in the box, its source, its kind and flags) in the
+/// mount its target lies in; it becomes a base for the mounts after it.
+fn mount_one<S: MountSys>(
+    sys: &mut S,
+    bases: &mut Vec<Base<S::Fd>>,
+    m: &Mount,
+    host_root: &mut Option<S::Fd>,
+    made: &mut Vec<PathBuf>,
+) -> Result<()> {
     let what = || {
         format!(
             "mounting {} at {} in the box",
@@ -408,85 +535,82 @@ fn mount_one<S: MountSys>(sys: &mut S, root: &S::Fd, m: &Mount, host_root: &S::F
             }
         }
     }
-    let target = prepare_target(sys, root, &m.target, is_file)
+    let (target, created) = prepare_target(sys, bases, &m.target, is_file)
         .with_context(|| format!("creating the mount point {} in the box", m.target.display()))?;
-    let target_path = sys.fd_path(&target);
-    match &m.kind {
-        MountKind::BindDir { recursive } => {
-            let flags = MountFlags::BIND
-                | if *recursive {
-                    MountFlags::REC
-                } else {
-                    MountFlags::empty()
-                };
-            sys.mount(&m.source, &target_path, "", flags, None)
-                .with_context(what)?;
-        }
-        MountKind::BindFile => {
-            sys.mount_bind(&m.source, &target_path).with_context(what)?;
-        }
+    if created {
+        made.push(m.target.clone());
+    }
+    let mounted = match &m.kind {
+        MountKind::BindDir { recursive } => sys.clone_tree(&m.source, *recursive),
+        MountKind::BindFile => sys.clone_tree(&m.source, false),
         MountKind::Tmpfs { options } => {
-            let mut flags = MountFlags::empty();
-            let mut data = Vec::new();
-            for opt in options.split(',') {
-                match opt {
-                    "nosuid" => flags |= MountFlags::NOSUID,
-                    "nodev" => flags |= MountFlags::NODEV,
-                    "noexec" => flags |= MountFlags::NOEXEC,
-                    other => data.push(other),
-                }
-            }
-            let data = CString::new(data.join(",")).context("tmpfs options")?;
-            sys.mount(
-                Path::new("tmpfs"),
-                &target_path,
-                "tmpfs",
-                flags,
-                Some(data.as_c_str()),
-            )
-            .with_context(what)?;
+            let (params, attrs) = tmpfs_options(options);
+            sys.new_tmpfs(&params, attrs)
         }
-        MountKind::HostRoot => {
-            sys.move_mount(host_root, &target).with_context(what)?;
-        }
+        MountKind::HostRoot => host_root
+            .take()
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EBUSY)),
     }
-    if !m.restrict.is_empty() {
-        let mounted = prepare_target(sys, root, &m.target, is_file)?;
-        let path = sys.fd_path(&mounted);
-        let mut flags = MountFlags::BIND | locked_flags(sys, &path);
-        for (on, flag) in [
-            (m.restrict.nosuid, MountFlags::NOSUID),
-            (m.restrict.nodev, MountFlags::NODEV),
-            (m.restrict.noexec, MountFlags::NOEXEC),
-        ] {
-            if on {
-                flags |= flag;
-            }
-        }
-        sys.mount_remount(&path, flags).with_context(|| {
-            format!(
-                "remounting {} in the box with {:?}",
-                m.target.display(),
-                m.restrict
-            )
-        })?;
-    }
-    if m.read_only {
-        // The fd still names the directory under the new mount; reopen to reach the mount.
-        let mounted = prepare_target(sys, root, &m.target, is_file)?;
-        make_read_only(sys, &mounted, &m.target)?;
-    }
+    .with_context(what)?;
+    sys.move_mount(&mounted, &target).with_context(what)?;
+    restrict(sys, &mounted, m)?;
+    bases.push(Base {
+        at: m.target.clone(),
+        fd: mounted,
+        own: matches!(m.kind, MountKind::Tmpfs { .. }),
+    });
     Ok(())
 }
 
-/// Make the mount whose root `mounted` is, and every mount below it, read-only: a
-/// `--volume SRC:DST:ro` whose source has mounts below it (a tmpfs, a USB disk) must not
-/// be writable through them. The mounts also become private, so that a mount the host
-/// makes below the source later (which would arrive writable through propagation) does
-/// not show up in the box; podman's volumes are private by default too.
-fn make_read_only<S: MountSys>(sys: &mut S, mounted: &S::Fd, target: &Path) -> Result<()> {
-    let what = || format!("making {} read-only in the box", target.display());
-    match sys.set_tree_read_only_private(mounted) {
+/// `read-only and nosuid` for messages.
+fn describe(attrs: &MountAttrs) -> String {
+    let names: Vec<&str> = [
+        (attrs.read_only, "read-only"),
+        (attrs.nosuid, "nosuid"),
+        (attrs.nodev, "nodev"),
+        (attrs.noexec, "noexec"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| *name)
+    .collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// Give the mount `mounted` (the root of the tree `m` attached), and every mount below
+/// it for a recursive one, the flags `m` asks for: read-only (then also private, so that
+/// a mount the host makes later below the source, which would arrive writable through
+/// propagation, does not show up in the box; podman's volumes are private by default
+/// too), nosuid, nodev, noexec. A `--volume SRC:DST:ro` whose source has mounts below it
+/// (a tmpfs, a USB disk) must not be writable through them.
+fn restrict<S: MountSys>(sys: &mut S, mounted: &S::Fd, m: &Mount) -> Result<()> {
+    let attrs = MountAttrs {
+        read_only: m.read_only,
+        nosuid: m.restrict.nosuid,
+        nodev: m.restrict.nodev,
+        noexec: m.restrict.noexec,
+        private: m.read_only,
+    };
+    if attrs.is_empty() {
+        return Ok(());
+    }
+    let recursive = matches!(
+        m.kind,
+        MountKind::BindDir { recursive: true } | MountKind::HostRoot
+    );
+    let target = &m.target;
+    let what = || {
+        format!(
+            "making {} {} in the box",
+            target.display(),
+            describe(&attrs)
+        )
+    };
+    match sys.set_attrs(mounted, attrs, recursive) {
         Ok(()) => return Ok(()),
         Err(err) if err.raw_os_error() != Some(libc::ENOSYS) => {
             return Err(err).with_context(what);
@@ -495,32 +619,59 @@ fn make_read_only<S: MountSys>(sys: &mut S, mounted: &S::Fd, target: &Path) -> R
         Err(_) => {}
     }
     let path = sys.fd_path(mounted);
-    sys.mount_change(
-        &path,
-        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
-    )
-    .with_context(what)?;
-    let top = sys
-        .read_link(&path)
-        .with_context(|| {
-            format!(
-                "reading {} (the mount at {})",
-                path.display(),
-                target.display()
-            )
-        })
+    if attrs.private {
+        sys.mount_change(
+            &path,
+            MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        )
         .with_context(what)?;
-    let mountinfo = sys
-        .mountinfo()
-        .context("reading /proc/self/mountinfo")
-        .with_context(what)?;
-    let below = mounts_below(&mountinfo, &top);
-    for point in std::iter::once(path).chain(below) {
-        let flags = MountFlags::BIND | MountFlags::RDONLY | locked_flags(sys, &point);
-        sys.mount_remount(&point, flags)
-            .with_context(|| format!("remounting {} read-only", point.display()))
-            .with_context(what)
-            .hint("a read-only volume is never left writable; remove the mounts below its source, or create the box without `:ro`")?;
+    }
+    let below = if recursive {
+        let top = sys
+            .read_link(&path)
+            .with_context(|| {
+                format!(
+                    "reading {} (the mount at {})",
+                    path.display(),
+                    target.display()
+                )
+            })
+            .with_context(what)?;
+        let mountinfo = sys
+            .mountinfo()
+            .context("reading /proc/self/mountinfo")
+            .with_context(what)?;
+        mounts_below(&mountinfo, &top)
+    } else {
+        Vec::new()
+    };
+    let mut asked = MountFlags::BIND;
+    for (on, flag) in [
+        (attrs.read_only, MountFlags::RDONLY),
+        (attrs.nosuid, MountFlags::NOSUID),
+        (attrs.nodev, MountFlags::NODEV),
+        (attrs.noexec, MountFlags::NOEXEC),
+    ] {
+        if on {
+            asked |= flag;
+        }
+    }
+    for (i, point) in std::iter::once(path).chain(below).enumerate() {
+        let flags = asked | locked_flags(sys, &point);
+        let done = sys
+            .mount_remount(&point, flags)
+            .with_context(|| format!("remounting {} {}", point.display(), describe(&attrs)))
+            .with_context(what);
+        match done {
+            Ok(()) => {}
+            // A read-only mount is never left writable; nosuid below the top of a tree
+            // is as much as an old kernel allows.
+            Err(err) if attrs.read_only => {
+                return Err(err).hint("a read-only volume is never left writable; remove the mounts below its source, or create the box without `:ro`");
+            }
+            Err(err) if i == 0 => return Err(err),
+            Err(_) => {}
+        }
     }
     Ok(())
 }

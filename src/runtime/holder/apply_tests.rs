@@ -10,13 +10,13 @@ use rustix::fs::{OFlags, StatVfsMountFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags};
 
 use super::*;
-use crate::runtime::plan::{BoxFile, FileOp, UserSpec};
+use crate::runtime::plan::UserSpec;
 
 /// The box root in the test plans (a store in the home, as usual).
 const ROOT: &str = "/home/alice/.local/share/box/containers/dev/root";
 
-/// What a fake descriptor names: a path in the box (`/data`), the box root, or the
-/// host's cloned tree.
+/// What a fake descriptor names: a path in the box (`/data`, `/` for the box root), a
+/// detached tree (`tree:SOURCE`) or tmpfs (`tmpfs`), attached or not.
 #[derive(Debug, Clone, PartialEq)]
 struct FakeFd(String);
 
@@ -25,13 +25,20 @@ struct FakeFd(String);
 #[derive(Default)]
 struct Fake {
     calls: Vec<String>,
-    /// Paths that exist in the box, relative to its root ("" is the root).
+    /// Each lookup below a base: `in-root PATH` or `beneath PATH` (box paths).
+    lookups: Vec<String>,
+    /// Paths that exist in the box, relative to its root ("" is the root); their
+    /// parents exist too.
     in_box: BTreeSet<PathBuf>,
     /// Host paths that exist.
     on_host: BTreeSet<PathBuf>,
     /// `statvfs` flags by path (none when absent).
     flags: BTreeMap<PathBuf, StatVfsMountFlags>,
     mountinfo: String,
+    /// Where each attached tree is in the box.
+    attached: BTreeMap<String, PathBuf>,
+    /// What `symlink_leading_out` finds, by the box path looked up.
+    links: BTreeMap<PathBuf, (PathBuf, PathBuf)>,
     /// A call whose text starts with the first string (or is it, when it ends in `$`)
     /// fails with the errno.
     fail: Vec<(String, i32)>,
@@ -87,9 +94,22 @@ impl Fake {
         self.call(call, false)
     }
 
+    /// The box path a descriptor names.
+    fn path_of(&self, fd: &FakeFd) -> PathBuf {
+        match self.attached.get(&fd.0) {
+            Some(at) => at.clone(),
+            None => PathBuf::from(&fd.0),
+        }
+    }
+
     /// The box path a descriptor of a directory in the box plus `name` gives.
-    fn child(dir: &FakeFd, name: &OsStr) -> PathBuf {
-        Path::new(&dir.0).join(name)
+    fn child(&self, dir: &FakeFd, name: &OsStr) -> PathBuf {
+        self.path_of(dir).join(name)
+    }
+
+    fn in_the_box(&self, path: &Path) -> bool {
+        let relative = path.strip_prefix("/").unwrap_or(path);
+        self.in_box.iter().any(|p| p.starts_with(relative))
     }
 }
 
@@ -107,7 +127,7 @@ impl MountSys for Fake {
     type Fd = FakeFd;
 
     fn fd_path(&self, fd: &FakeFd) -> PathBuf {
-        format!("fd:{}", fd.0).into()
+        format!("fd:{}", self.path_of(fd).display()).into()
     }
 
     fn unshare_mount_and_uts(&mut self) -> io::Result<()> {
@@ -172,19 +192,33 @@ impl MountSys for Fake {
         self.record(format!("umount-detach {}", target.display()))
     }
 
-    fn clone_tree(&mut self, path: &Path) -> io::Result<FakeFd> {
-        self.record(format!("clone-tree {}", path.display()))?;
-        Ok(FakeFd("host-tree".into()))
+    fn clone_tree(&mut self, path: &Path, recursive: bool) -> io::Result<FakeFd> {
+        let rec = if recursive { " recursive" } else { "" };
+        self.record(format!("clone-tree {}{rec}", path.display()))?;
+        Ok(FakeFd(format!("tree:{}", path.display())))
+    }
+
+    fn new_tmpfs(&mut self, params: &[(String, String)], attrs: MountAttrs) -> io::Result<FakeFd> {
+        let params: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        self.record(format!("tmpfs {} {}", params.join(","), describe(&attrs)))?;
+        Ok(FakeFd("tmpfs".into()))
     }
 
     fn move_mount(&mut self, from: &FakeFd, to: &FakeFd) -> io::Result<()> {
-        self.record(format!("move-mount {} {}", from.0, to.0))
+        let at = self.path_of(to);
+        self.record(format!("move-mount {} {}", from.0, at.display()))?;
+        self.attached.insert(from.0.clone(), at);
+        Ok(())
     }
 
-    fn set_tree_read_only_private(&mut self, mount: &FakeFd) -> io::Result<()> {
+    fn set_attrs(&mut self, mount: &FakeFd, attrs: MountAttrs, recursive: bool) -> io::Result<()> {
+        let at = self.path_of(mount);
         self.record(format!(
-            "mount_setattr {} rdonly private recursive",
-            mount.0
+            "mount_setattr {} {}{}{}",
+            at.display(),
+            describe(&attrs),
+            if attrs.private { " private" } else { "" },
+            if recursive { " recursive" } else { "" },
         ))
     }
 
@@ -214,18 +248,44 @@ impl MountSys for Fake {
         Ok(FakeFd("/".into()))
     }
 
-    fn open_in_root(&mut self, root: &FakeFd, path: &Path, _: OFlags) -> io::Result<FakeFd> {
-        assert_eq!(root.0, "/", "lookups start at the box root");
-        let path = path.strip_prefix(".").unwrap_or(path);
-        self.query(format!("openat2 /{}", path.display()))?;
-        if !self.in_box.contains(path) {
+    fn open_below(
+        &mut self,
+        base: &FakeFd,
+        path: &Path,
+        _: OFlags,
+        shared: bool,
+    ) -> io::Result<FakeFd> {
+        let path = self.path_of(base).join(path);
+        let how = if shared { "beneath" } else { "in-root" };
+        self.lookups.push(format!("{how} {}", path.display()));
+        self.query(format!("openat2 {}", path.display()))?;
+        if !self.in_the_box(&path) {
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
-        Ok(FakeFd(format!("/{}", path.display())))
+        Ok(FakeFd(path.display().to_string()))
+    }
+
+    fn open_mounted(&mut self, dir: &FakeFd, name: &OsStr) -> io::Result<FakeFd> {
+        let path = self.child(dir, name);
+        self.query(format!("open-mounted {}", path.display()))?;
+        if !self.in_the_box(&path) {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        Ok(FakeFd(path.display().to_string()))
+    }
+
+    fn symlink_leading_out(
+        &mut self,
+        base: &FakeFd,
+        path: &Path,
+        _: bool,
+    ) -> Option<(PathBuf, PathBuf)> {
+        let path = self.path_of(base).join(path);
+        self.links.get(&path).cloned()
     }
 
     fn mkdirat(&mut self, dir: &FakeFd, name: &OsStr, mode: u32) -> io::Result<()> {
-        let path = Fake::child(dir, name);
+        let path = self.child(dir, name);
         self.record(format!("mkdir {} {mode:o}", path.display()))?;
         self.in_box
             .insert(path.strip_prefix("/").unwrap().to_owned());
@@ -233,7 +293,7 @@ impl MountSys for Fake {
     }
 
     fn create_file_at(&mut self, dir: &FakeFd, name: &OsStr, mode: u32) -> io::Result<()> {
-        let path = Fake::child(dir, name);
+        let path = self.child(dir, name);
         self.record(format!("create {} {mode:o}", path.display()))?;
         self.in_box
             .insert(path.strip_prefix("/").unwrap().to_owned());
@@ -268,11 +328,6 @@ impl MountSys for Fake {
             marker.display()
         ))?;
         Ok(true)
-    }
-
-    fn write_files(&mut self, files: &[BoxFile]) -> anyhow::Result<()> {
-        self.record(format!("write {} files", files.len()))?;
-        Ok(())
     }
 }
 
@@ -336,14 +391,7 @@ fn plan() -> Plan {
                 ..bind("/srv/data", "/data")
             },
         ],
-        files: vec![BoxFile {
-            op: FileOp::Write {
-                path: "/run/.containerenv".into(),
-                content: String::new(),
-                mode: 0o644,
-            },
-            watch: vec![],
-        }],
+        files: vec![],
         user: UserSpec {
             name: "alice".into(),
             uid: 1000,
@@ -358,15 +406,22 @@ fn plan() -> Plan {
         joins: vec![],
         device_hooks: vec![],
         device_mount_points: vec![],
+        made_device_mount_points: vec![],
         host_exec_dir: None,
     }
 }
 
 /// Apply `plan` with `fake`; the outcome, the calls and the notices.
-fn run(mut fake: Fake, plan: &Plan) -> (Result<StorageKind>, Vec<String>, Vec<String>) {
+fn run(fake: Fake, plan: &Plan) -> (Result<StorageKind>, Vec<String>, Vec<String>) {
+    let (outcome, fake, notices) = run_keeping(fake, plan);
+    (outcome.map(|applied| applied.storage), fake.calls, notices)
+}
+
+/// [`run`], with all it gives back and the fake as it was left.
+fn run_keeping(mut fake: Fake, plan: &Plan) -> (Result<Applied<FakeFd>>, Fake, Vec<String>) {
     let mut notices = Vec::new();
     let outcome = apply(&mut fake, plan, true, &mut |text| notices.push(text));
-    (outcome, fake.calls, notices)
+    (outcome, fake, notices)
 }
 
 /// The message and hint of an error, as the user reads them.
@@ -390,7 +445,7 @@ fn a_box_is_set_up_in_order_and_pivots_last() {
             "unshare mnt uts".to_owned(),
             "propagation / DOWNSTREAM|REC".into(),
             "sethostname devbox".into(),
-            "clone-tree /".into(),
+            "clone-tree / recursive".into(),
             // The upper dir becomes root's; the work dir already is.
             format!("chown 0:0 {dir}/upper"),
             format!("chdir {dir}/lowers"),
@@ -398,19 +453,23 @@ fn a_box_is_set_up_in_order_and_pivots_last() {
                 "mount overlay {root} \"overlay\" - lowerdir=1:0,upperdir={dir}/upper,workdir={dir}/work,userxattr"
             ),
             format!("open {root}"),
-            "mount /dev fd:/dev \"\" BIND|REC".into(),
-            "mount tmpfs fd:/run \"tmpfs\" NODEV|NOSUID mode=0755".into(),
+            "clone-tree /dev recursive".into(),
+            "move-mount tree:/dev /dev".into(),
+            "tmpfs mode=0755 nosuid and nodev".into(),
+            "move-mount tmpfs /run".into(),
+            // Made in the tmpfs, the box's own.
             "mkdir /run/host 755".into(),
-            "move-mount host-tree /run/host".into(),
-            "mount /home/alice fd:/home/alice \"\" BIND|REC".into(),
+            "move-mount tree:/ /run/host".into(),
+            "clone-tree /home/alice recursive".into(),
+            "move-mount tree:/home/alice /home/alice".into(),
             "mkdir /data 755".into(),
-            "mount /srv/data fd:/data \"\" BIND|REC".into(),
-            "mount_setattr /data rdonly private recursive".into(),
+            "clone-tree /srv/data recursive".into(),
+            "move-mount tree:/srv/data /data".into(),
+            "mount_setattr /data read-only private recursive".into(),
             "fchdir /".into(),
             "pivot_root . .".into(),
             "umount-detach .".into(),
             "chdir /".into(),
-            "write 1 files".into(),
         ]
     );
 }
@@ -424,7 +483,7 @@ fn the_copy_of_the_box_root_in_a_recursive_bind_is_detached() {
     outcome.unwrap();
     let bind = calls
         .iter()
-        .position(|c| c == "mount /home/alice fd:/home/alice \"\" BIND|REC")
+        .position(|c| c == "move-mount tree:/home/alice /home/alice")
         .unwrap();
     assert_eq!(calls[bind + 1], format!("umount-detach fd:/{copy}"));
 
@@ -472,7 +531,7 @@ fn without_mount_setattr_each_mount_of_a_volume_is_remounted_read_only() {
     assert_eq!(
         calls[start..start + 6],
         [
-            "mount_setattr /data rdonly private recursive".to_owned(),
+            "mount_setattr /data read-only private recursive".to_owned(),
             "propagation fd:/data PRIVATE|REC".into(),
             "remount fd:/data BIND|NODEV|NOSUID|RDONLY".into(),
             format!("remount {data}/usb BIND|NOEXEC|RDONLY|RELATIME"),
@@ -687,7 +746,10 @@ fn mount_points_are_made_inside_the_box_files_for_file_binds() {
             "create /etc/box/xauth 644"
         ]
     );
-    assert!(calls.contains(&"bind /srv/data fd:/etc/box/xauth".to_owned()));
+    assert!(
+        calls.contains(&"move-mount tree:/srv/data /etc/box/xauth".to_owned()),
+        "{calls:#?}"
+    );
 
     // A mount point that cannot be made names itself.
     let fake = Fake::new().failing("mkdir /opt/deep", libc::EROFS);
@@ -740,9 +802,13 @@ fn every_failing_step_names_what_it_was_doing() {
         ("chown", &format!("changing the owner of {dir}/upper")),
         ("chdir /home", &format!("entering {dir}/lowers")),
         ("open /", &format!("opening {ROOT}")),
-        ("mount /dev", "mounting /dev at /dev in the box"),
-        ("mount tmpfs", "mounting tmpfs at /run in the box"),
-        ("move-mount", "mounting / at /run/host in the box"),
+        ("clone-tree /dev", "mounting /dev at /dev in the box"),
+        ("move-mount tree:/dev", "mounting /dev at /dev in the box"),
+        ("tmpfs", "mounting tmpfs at /run in the box"),
+        (
+            "move-mount tree:/ /run/host",
+            "mounting / at /run/host in the box",
+        ),
         ("openat2 /run", "creating the mount point /run in the box"),
         ("fchdir", "entering the box root"),
         ("pivot_root", "pivot_root into the box root"),
@@ -796,14 +862,73 @@ fn a_cdi_mount_gets_its_flags_with_those_the_host_locked() {
         },
         ..bind("/srv/data", "/usr/lib/lib.so")
     }];
-    let mut fake = Fake::new();
-    // A flag the host locked on the source's mount must stay, or the kernel refuses.
+    // mount_setattr(2) only sets flags: the mount alone, a file has nothing below it.
+    let (outcome, calls, _) = run(Fake::new(), &plan);
+    outcome.unwrap();
+    assert!(
+        calls.contains(&"mount_setattr /usr/lib/lib.so nosuid and nodev".to_owned()),
+        "{calls:#?}"
+    );
+    // Without it, a remount: a flag the host locked on the source's mount must stay, or
+    // the kernel refuses.
+    let mut fake = Fake::new().failing("mount_setattr", libc::ENOSYS);
     fake.flags
         .insert("fd:/usr/lib/lib.so".into(), StatVfsMountFlags::NOEXEC);
     let (outcome, calls, _) = run(fake, &plan);
     outcome.unwrap();
     assert!(
         calls.contains(&"remount fd:/usr/lib/lib.so BIND|NODEV|NOEXEC|NOSUID".to_owned()),
+        "{calls:#?}"
+    );
+}
+
+#[test]
+fn a_mount_point_is_found_in_the_mount_it_lies_in_and_never_through_a_symlink_out() {
+    let mut plan = plan();
+    plan.mounts.push(bind("/srv/data", "/home/alice/vol"));
+    let mut fake = Fake::new();
+    fake.on_host.insert("/srv/data".into());
+    let (outcome, fake, _) = run_keeping(fake, &plan);
+    let applied = outcome.unwrap();
+    // The box's own filesystems: resolved in their root; the home: below it.
+    assert!(fake.lookups.contains(&"in-root /data".to_owned()));
+    assert!(fake.lookups.contains(&"in-root /run/host".to_owned()));
+    assert!(
+        fake.lookups.contains(&"beneath /home/alice/vol".to_owned()),
+        "{:#?}",
+        fake.lookups
+    );
+    // Handed back: the root and the tmpfs, not the shared mounts; the points made.
+    assert_eq!(applied.root, FakeFd("/".into()));
+    let own: Vec<&Path> = applied.own.iter().map(|(at, _)| at.as_path()).collect();
+    assert_eq!(own, [Path::new("/run")]);
+    let made: Vec<&Path> = applied.made.iter().map(PathBuf::as_path).collect();
+    assert_eq!(
+        made,
+        [
+            Path::new("/run/host"),
+            Path::new("/data"),
+            Path::new("/home/alice/vol")
+        ]
+    );
+
+    // The image's `/opt/data -> /tmp/x`: the lookup crosses a mount, and the start is
+    // refused naming the symlink, before anything is mounted there.
+    let mut plan = self::plan();
+    plan.mounts = vec![bind("/srv/data", "/opt/data/v")];
+    let mut fake = Fake::new().failing("openat2 /opt/data", libc::EXDEV);
+    fake.in_box.insert("opt".into());
+    fake.links
+        .insert("/opt/data/v".into(), ("opt/data".into(), "/tmp/x".into()));
+    let (outcome, calls, _) = run(fake, &plan);
+    let err = outcome.unwrap_err();
+    assert_eq!(
+        shown(&err).0,
+        "creating the mount point /opt/data/v in the box: the path leads out of the box's own files, through the symlink /opt/data -> /tmp/x"
+    );
+    assert!(crate::sys::boxfs::is_leads_out(&err));
+    assert!(
+        !calls.iter().any(|c| c.starts_with("move-mount")),
         "{calls:#?}"
     );
 }

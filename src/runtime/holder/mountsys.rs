@@ -11,7 +11,8 @@
 //! Descriptors are the associated type [`MountSys::Fd`]; calls that only take paths
 //! (mount(2), umount2(2), statvfs(2)) get a descriptor's path from
 //! [`MountSys::fd_path`] (`/proc/self/fd/N` for the kernel), which names the very inode
-//! openat2(2) resolved inside the box, so a symlink swapped in later cannot redirect them.
+//! openat2(2) resolved inside the box (or the very mount a tree descriptor holds), so a
+//! symlink swapped in later cannot redirect them.
 
 use std::ffi::{CStr, OsStr};
 use std::io;
@@ -22,7 +23,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Mode, OFlags, ResolveFlags, StatVfsMountFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 
-use crate::runtime::plan::BoxFile;
+use crate::sys::MountAttrs;
+use crate::sys::boxfs;
 
 /// What the apply step asks of the kernel. All paths are the holder's (before the pivot,
 /// the host's tree; `in the box` paths go through [`MountSys::open_in_root`]).
@@ -62,15 +64,21 @@ pub trait MountSys {
     fn mount_remount(&mut self, target: &Path, flags: MountFlags) -> io::Result<()>;
     /// `umount2(target, MNT_DETACH)`.
     fn unmount_detach(&mut self, target: &Path) -> io::Result<()>;
-    /// `open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)`: a
-    /// detached copy of the mount tree at `path`.
-    fn clone_tree(&mut self, path: &Path) -> io::Result<Self::Fd>;
+    /// `open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC [| AT_RECURSIVE])`:
+    /// a detached copy of the mount at `path` (with every mount below it when
+    /// `recursive`), whose descriptor stays the root of that copy once attached.
+    fn clone_tree(&mut self, path: &Path, recursive: bool) -> io::Result<Self::Fd>;
+    /// A new tmpfs with these parameters (`mode`, ...) and flags: fsopen(2),
+    /// fsconfig(2), fsmount(2); detached, its root's descriptor.
+    fn new_tmpfs(&mut self, params: &[(String, String)], attrs: MountAttrs)
+    -> io::Result<Self::Fd>;
     /// `move_mount(from, "", to, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)`.
     fn move_mount(&mut self, from: &Self::Fd, to: &Self::Fd) -> io::Result<()>;
-    /// `mount_setattr(2)` making the mount `mount` is the root of, and every mount below
-    /// it, read-only and private ([`crate::sys::mount_tree_read_only_private`]); `ENOSYS`
-    /// before Linux 5.12.
-    fn set_tree_read_only_private(&mut self, mount: &Self::Fd) -> io::Result<()>;
+    /// `mount_setattr(2)` setting `attrs` on the mount `mount` is the root of (and every
+    /// mount below it when `recursive`) ([`crate::sys::mount_setattr`]); `ENOSYS` before
+    /// Linux 5.12.
+    fn set_attrs(&mut self, mount: &Self::Fd, attrs: MountAttrs, recursive: bool)
+    -> io::Result<()>;
     /// The mount flags `statvfs(2)` reports for `path`.
     fn mount_flags_of(&mut self, path: &Path) -> io::Result<StatVfsMountFlags>;
     /// `readlink(2)`.
@@ -80,13 +88,33 @@ pub trait MountSys {
 
     /// `open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)`.
     fn open_dir_path(&mut self, path: &Path) -> io::Result<Self::Fd>;
-    /// `openat2(root, path, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: every
-    /// component resolved inside `root`, as if it were `/`.
-    fn open_in_root(&mut self, root: &Self::Fd, path: &Path, flags: OFlags)
-    -> io::Result<Self::Fd>;
+    /// `openat2(base, path, flags, 0, resolve)`: every component resolved below `base`
+    /// and never across a mount; in a filesystem of the box's own (`shared` false) with
+    /// `RESOLVE_IN_ROOT`, as if `base` were `/`, in one shared with the host with
+    /// `RESOLVE_BENEATH` ([`crate::sys::boxfs::IN_OWN_ROOT`], [`crate::sys::boxfs::BENEATH`]).
+    fn open_below(
+        &mut self,
+        base: &Self::Fd,
+        path: &Path,
+        flags: OFlags,
+        shared: bool,
+    ) -> io::Result<Self::Fd>;
+    /// `openat2(dir, name, O_PATH | O_NOFOLLOW, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`:
+    /// the entry `name` of `dir`, into the mount on it when there is one.
+    fn open_mounted(&mut self, dir: &Self::Fd, name: &OsStr) -> io::Result<Self::Fd>;
+    /// The symlink (relative to `base`) and its target by which `path` leads out of
+    /// `base`'s filesystem, as [`MountSys::open_below`] resolves it
+    /// ([`crate::sys::boxfs::symlink_leading_out`]).
+    fn symlink_leading_out(
+        &mut self,
+        base: &Self::Fd,
+        path: &Path,
+        shared: bool,
+    ) -> Option<(PathBuf, PathBuf)>;
     /// `mkdirat(dir, name, mode)`.
     fn mkdirat(&mut self, dir: &Self::Fd, name: &OsStr, mode: u32) -> io::Result<()>;
-    /// `openat(dir, name, O_CREAT | O_WRONLY | O_CLOEXEC, mode)`, closed at once.
+    /// `openat2(dir, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY, mode,
+    /// RESOLVE_BENEATH)`, closed at once: never through a symlink.
     fn create_file_at(&mut self, dir: &Self::Fd, name: &OsStr, mode: u32) -> io::Result<()>;
 
     /// Whether `path` exists (following symlinks): `Ok(false)` only when it does not
@@ -105,8 +133,6 @@ pub trait MountSys {
         dest: &Path,
         marker: &Path,
     ) -> anyhow::Result<bool>;
-    /// Write the box's files after the pivot ([`crate::runtime::follow::apply_all`]).
-    fn write_files(&mut self, files: &[BoxFile]) -> anyhow::Result<()>;
 }
 
 /// The real kernel.
@@ -167,12 +193,41 @@ impl MountSys for Kernel {
         Ok(rustix::mount::unmount(target, UnmountFlags::DETACH)?)
     }
 
-    fn clone_tree(&mut self, path: &Path) -> io::Result<OwnedFd> {
+    fn clone_tree(&mut self, path: &Path, recursive: bool) -> io::Result<OwnedFd> {
         use rustix::mount::OpenTreeFlags as F;
-        Ok(rustix::mount::open_tree(
-            rustix::fs::CWD,
-            path,
-            F::OPEN_TREE_CLONE | F::OPEN_TREE_CLOEXEC | F::AT_RECURSIVE,
+        let mut flags = F::OPEN_TREE_CLONE | F::OPEN_TREE_CLOEXEC;
+        if recursive {
+            flags |= F::AT_RECURSIVE;
+        }
+        Ok(rustix::mount::open_tree(rustix::fs::CWD, path, flags)?)
+    }
+
+    fn new_tmpfs(&mut self, params: &[(String, String)], attrs: MountAttrs) -> io::Result<OwnedFd> {
+        use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags as A};
+        let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        for (key, value) in params {
+            if value.is_empty() {
+                rustix::mount::fsconfig_set_flag(&fs, key.as_str())?;
+            } else {
+                rustix::mount::fsconfig_set_string(&fs, key.as_str(), value.as_str())?;
+            }
+        }
+        rustix::mount::fsconfig_create(&fs)?;
+        let mut flags = A::empty();
+        for (on, flag) in [
+            (attrs.read_only, A::MOUNT_ATTR_RDONLY),
+            (attrs.nosuid, A::MOUNT_ATTR_NOSUID),
+            (attrs.nodev, A::MOUNT_ATTR_NODEV),
+            (attrs.noexec, A::MOUNT_ATTR_NOEXEC),
+        ] {
+            if on {
+                flags |= flag;
+            }
+        }
+        Ok(rustix::mount::fsmount(
+            &fs,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            flags,
         )?)
     }
 
@@ -187,8 +242,8 @@ impl MountSys for Kernel {
         )?)
     }
 
-    fn set_tree_read_only_private(&mut self, mount: &OwnedFd) -> io::Result<()> {
-        crate::sys::mount_tree_read_only_private(mount.as_fd())
+    fn set_attrs(&mut self, mount: &OwnedFd, attrs: MountAttrs, recursive: bool) -> io::Result<()> {
+        crate::sys::mount_setattr(mount.as_fd(), attrs, recursive)
     }
 
     fn mount_flags_of(&mut self, path: &Path) -> io::Result<StatVfsMountFlags> {
@@ -211,14 +266,42 @@ impl MountSys for Kernel {
         )?)
     }
 
-    fn open_in_root(&mut self, root: &OwnedFd, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
-        Ok(rustix::fs::openat2(
-            root,
-            path,
-            flags,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    fn open_below(
+        &mut self,
+        base: &OwnedFd,
+        path: &Path,
+        flags: OFlags,
+        shared: bool,
+    ) -> io::Result<OwnedFd> {
+        let resolve = if shared {
+            boxfs::BENEATH
+        } else {
+            boxfs::IN_OWN_ROOT
+        };
+        Ok(boxfs::open_in(base.as_fd(), path, flags, resolve)?)
+    }
+
+    fn open_mounted(&mut self, dir: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
+        Ok(boxfs::open_in(
+            dir.as_fd(),
+            Path::new(name),
+            OFlags::PATH | OFlags::NOFOLLOW,
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
         )?)
+    }
+
+    fn symlink_leading_out(
+        &mut self,
+        base: &OwnedFd,
+        path: &Path,
+        shared: bool,
+    ) -> Option<(PathBuf, PathBuf)> {
+        let resolve = if shared {
+            boxfs::BENEATH
+        } else {
+            boxfs::IN_OWN_ROOT
+        };
+        boxfs::symlink_leading_out(base.as_fd(), path, resolve)
     }
 
     fn mkdirat(&mut self, dir: &OwnedFd, name: &OsStr, mode: u32) -> io::Result<()> {
@@ -226,11 +309,12 @@ impl MountSys for Kernel {
     }
 
     fn create_file_at(&mut self, dir: &OwnedFd, name: &OsStr, mode: u32) -> io::Result<()> {
-        rustix::fs::openat(
+        rustix::fs::openat2(
             dir,
             name,
-            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC,
             Mode::from_raw_mode(mode),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV,
         )?;
         Ok(())
     }
@@ -254,9 +338,5 @@ impl MountSys for Kernel {
         marker: &Path,
     ) -> anyhow::Result<bool> {
         crate::runtime::copy::ensure_copy(layers, dest, marker)
-    }
-
-    fn write_files(&mut self, files: &[BoxFile]) -> anyhow::Result<()> {
-        crate::runtime::follow::apply_all(files)
     }
 }

@@ -85,7 +85,8 @@ pub struct Mount {
     /// (a volume, the box executable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
-    /// Flags a CDI spec asks for besides read-only (`nosuid`, `nodev`, `noexec`).
+    /// Flags besides read-only (`nosuid`, `nodev`, `noexec`), on the mount and every mount
+    /// below it: what a CDI spec asks for, nosuid on what the box shares with the host.
     #[serde(default, skip_serializing_if = "Restrictions::is_empty")]
     pub restrict: Restrictions,
 }
@@ -137,6 +138,13 @@ impl Mount {
             hint: None,
             restrict: Restrictions::default(),
         }
+    }
+
+    /// This mount nosuid, with every mount below it: a directory the box shares with the
+    /// host, where root in the box may leave a setuid file of an id of its own.
+    pub fn nosuid(mut self) -> Mount {
+        self.restrict.nosuid = true;
+        self
     }
 
     /// This mount with `hint` for when it fails.
@@ -273,10 +281,14 @@ pub struct Plan {
     /// (see [`crate::host::cdi`]; carried out by [`super::devices`]).
     #[serde(default)]
     pub device_hooks: Vec<crate::host::cdi::DeviceHook>,
-    /// The mount points of the CDI devices' binds: those of an earlier start that are
-    /// gone from the specs (a library of the driver before its update) are removed.
+    /// The mount points of the CDI devices' binds at this start.
     #[serde(default)]
     pub device_mount_points: Vec<PathBuf>,
+    /// The mount points box made for the CDI devices' binds at earlier starts (from the
+    /// box's record): those gone from the specs (a library of the driver before its
+    /// update) are removed.
+    #[serde(default)]
+    pub made_device_mount_points: Vec<PathBuf>,
     /// The directory of the `box host-exec` socket on the host, if the box has one.
     #[serde(default)]
     pub host_exec_dir: Option<PathBuf>,
@@ -378,6 +390,7 @@ pub fn build(record: &ContainerRecord, inputs: &PlanInputs<'_>) -> Plan {
         joins: parts.joins,
         device_hooks: parts.device_hooks,
         device_mount_points: parts.device_mount_points,
+        made_device_mount_points: record.device_mount_points.clone(),
         host_exec_dir: parts.host_exec_dir,
     }
 }
@@ -423,6 +436,7 @@ mod tests {
             provision: None,
             devices: vec![],
             nvidia: None,
+            device_mount_points: vec![],
         }
     }
 

@@ -3,6 +3,11 @@
 //! fresh `/run` of the box's own, and the whole host at `/run/host` (cloned before the
 //! box root is mounted, so it does not contain the box; where the other integrations'
 //! links and joins reach host files).
+//!
+//! `/tmp` and `/run/host` are nosuid, with every mount below them: root in a box can
+//! leave a setuid file of an id of its own in what it shares with the host, which must
+//! give nothing in a box. (`/dev`, `/sys` and `/proc` keep the host's flags: what is
+//! there is the kernel's.)
 
 use std::path::{Path, PathBuf};
 
@@ -17,9 +22,10 @@ impl Integration for HostDirs {
     }
 
     fn start(&self, _: &Start<'_>, plan: &mut Parts) {
-        for dir in ["/dev", "/sys", "/proc", "/tmp"] {
+        for dir in ["/dev", "/sys", "/proc"] {
             plan.mount(Mount::rbind(Path::new(dir), Path::new(dir)));
         }
+        plan.mount(Mount::rbind(Path::new("/tmp"), Path::new("/tmp")).nosuid());
         plan.mount(Mount {
             source: PathBuf::from("tmpfs"),
             target: PathBuf::from("/run"),
@@ -36,7 +42,10 @@ impl Integration for HostDirs {
             kind: MountKind::HostRoot,
             read_only: false,
             hint: None,
-            restrict: Restrictions::default(),
+            restrict: Restrictions {
+                nosuid: true,
+                ..Restrictions::default()
+            },
         });
     }
 }

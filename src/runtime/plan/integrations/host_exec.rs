@@ -1,6 +1,7 @@
 //! `box host-exec`: the directory of the host end's socket (see [`crate::host_exec`])
-//! bound at [`crate::host_exec::DIR_IN_BOX`]. A directory, not the socket: the host end
-//! binds its socket there once the box is up, and again should it be restarted.
+//! bound at [`crate::host_exec::DIR_IN_BOX`], nosuid (it is in the runtime directory,
+//! shared with the host). A directory, not the socket: the host end binds its socket
+//! there once the box is up, and again should it be restarted.
 
 use std::path::Path;
 
@@ -19,7 +20,9 @@ impl Integration for HostExec {
             return;
         };
         plan.mount(
-            Mount::rbind(dir, Path::new(crate::host_exec::DIR_IN_BOX)).hint(format!(
+            Mount::rbind(dir, Path::new(crate::host_exec::DIR_IN_BOX))
+                .nosuid()
+                .hint(format!(
                 "box creates {} for `box host-exec`: check that your runtime directory is writable",
                 dir.display()
             )),

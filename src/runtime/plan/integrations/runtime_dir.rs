@@ -4,9 +4,15 @@
 //! The box keeps the directory of the session that started it (see
 //! [`crate::host::HostFacts::xdg_runtime_dir`]); a join from a session with another one
 //! (the box was started from cron or ssh, now a desktop terminal joins) makes that one
-//! visible at its own path too: a bind from `/run/host`, creating the mount point, made
-//! with the capabilities setns(user) grants until execve. Best effort: without it the
-//! command still runs, only without the sockets in it.
+//! visible at its own path too: a bind from `/run/host`, nosuid as the box's own, its
+//! mount point created in the box's own files ([`crate::sys::boxfs::BoxFs`]: never
+//! through a symlink into what the box shares with the host), made with the capabilities
+//! setns(user) grants until execve. Best effort: without it the command still runs, only
+//! without the sockets in it.
+//!
+//! The runtime directory is shared with the host: it is mounted nosuid (as every
+//! directory the box shares with the host), so a setuid file root in the box leaves in
+//! it gives nothing in a box.
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +39,7 @@ impl Integration for RuntimeDir {
     fn start(&self, the_box: &Start<'_>, plan: &mut Parts) {
         let dir = &the_box.facts.host.xdg_runtime_dir;
         if let Some(dir) = dir {
-            plan.mount(Mount::rbind(dir, dir));
+            plan.mount(Mount::rbind(dir, dir).nosuid());
         }
         plan.note(dir);
     }
@@ -58,19 +64,24 @@ impl Integration for RuntimeDir {
 }
 
 /// Make the caller's runtime directory `dir` (the host's, at `host_dir` in the box)
-/// visible at the same path in the box when it is not: bind it, creating the mount
-/// point.
+/// visible at the same path in the box when it is not: bind it, nosuid, creating the
+/// mount point in the box's own files.
 fn show(dir: &Path, host_dir: &Path) {
     if dir.is_dir() || !host_dir.is_dir() {
         return;
     }
-    use std::os::unix::fs::DirBuilderExt;
-    if std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .is_ok()
-    {
-        let _ = rustix::mount::mount_bind_recursive(host_dir, dir);
-    }
+    let Ok(fs) = crate::sys::boxfs::BoxFs::of_this_root() else {
+        return;
+    };
+    let Ok(point) = fs.create_dir_all(dir, 0o700) else {
+        return;
+    };
+    let _ = crate::sys::bind_tree(
+        host_dir,
+        &point,
+        crate::sys::MountAttrs {
+            nosuid: true,
+            ..Default::default()
+        },
+    );
 }

@@ -1,6 +1,7 @@
 //! The box's volumes (`--volume SRC:DST[:ro]`): each host path bound at its target, as a
 //! directory (with what is mounted below it) or as one file, as the facts found it; a
-//! read-only one read-only all the way down (see the holder's apply step).
+//! read-only one read-only all the way down (see the holder's apply step); all nosuid,
+//! as everything the box shares with the host.
 
 use super::{Integration, Parts, Start};
 use crate::runtime::plan::{Mount, MountKind, Restrictions};
@@ -28,7 +29,10 @@ impl Integration for Volumes {
                     "create {} on the host, or remove the box and create it again without that volume",
                     volume.source.display()
                 )),
-                restrict: Restrictions::default(),
+                restrict: Restrictions {
+                    nosuid: true,
+                    ..Restrictions::default()
+                },
             });
         }
     }

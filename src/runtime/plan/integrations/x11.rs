@@ -16,27 +16,27 @@
 //! in a box of the host's name and home `XAUTHORITY` names it (through `/run/host` when
 //! the box does not show it); in a box with a hostname or home of its own the join reads
 //! the caller's file with the caller's own rights before it enters the box, and writes a
-//! wildcard copy of it in the box's `/run/box` (the tmpfs the holder mounted at `/run`):
-//! a scratch file created exclusively, filled, made mode 0600, then renamed over the
-//! copy; the directory is opened without following symlinks; the file is created with
-//! the joining user's own ids, before `--user` changes them. One copy per caller's file
+//! wildcard copy of it in the box's `/run/box` (the tmpfs the holder mounted at `/run`)
+//! through [`BoxFs`] (the box's own filesystems by descriptor, see
+//! [`crate::sys::boxfs`]): a scratch file created exclusively, filled, made mode 0600,
+//! then renamed over the copy, in a directory reached without leaving the box's own
+//! `/run`; the file is created with the joining user's own ids, before `--user` changes
+//! them. One copy per caller's file
 //! (named by a digest of its path), made anew at each join, so it holds the cookie the
 //! caller has now. When the caller's file cannot be read or has no entry for this host,
 //! `XAUTHORITY` names the caller's file, as in a box of the host's name.
 //!
 //! A join whose `XAUTHORITY` is the one the box started with, or unset, does nothing.
 
-use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Mode, OFlags};
-use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Caller, Integration, Parts, Start, Step, on_host};
 use crate::runtime::plan::FileOp;
+use crate::sys::boxfs::BoxFs;
 
 /// Where a box of another hostname or home has its copy of the starting session's X
 /// authority file.
@@ -119,7 +119,10 @@ impl Integration for X11 {
         };
         Some(Box::new(move |env| {
             let seen = copy
-                .and_then(|bytes| write_copy(Path::new(RUN), &file, &bytes).ok())
+                .and_then(|bytes| {
+                    let fs = BoxFs::of_this_root().ok()?;
+                    write_copy(&fs, Path::new(RUN), &file, &bytes).ok()
+                })
                 .unwrap_or_else(|| seen(&file));
             env.push((VAR.into(), seen.to_string_lossy().into_owned()));
         }))
@@ -159,45 +162,15 @@ fn seen(file: &Path) -> PathBuf {
     }
 }
 
-/// Write `bytes`, the copy of the caller's `file`, at `run`/box/xauthority-DIGEST (see
-/// the module doc for how); returns its path.
-fn write_copy(run: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let at = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let run_fd = rustix::fs::open(run, at, Mode::empty())?;
-    match rustix::fs::mkdirat(&run_fd, DIR, Mode::from_raw_mode(0o755)) {
-        Ok(()) | Err(Errno::EXIST) => {}
-        Err(err) => return Err(err.into()),
-    }
-    let dir = rustix::fs::openat(&run_fd, DIR, at, Mode::empty())?;
+/// Write `bytes`, the copy of the caller's `file`, at `run`/box/xauthority-DIGEST in the
+/// box `fs` (see the module doc for how); returns its path in the box.
+fn write_copy(fs: &BoxFs, run: &Path, file: &Path, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    let dir = run.join(DIR);
+    fs.create_dir_all(&dir, 0o755)?;
     let digest = crate::digest::Digest::of(file.as_os_str().as_bytes());
-    let name = format!("xauthority-{}", &digest.hex()[..16]);
-    let scratch = format!(".{name}.{}", std::process::id());
-    let create = || {
-        rustix::fs::openat(
-            &dir,
-            &scratch,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-    };
-    let fd = match create() {
-        // Left by a join of the same pid that was killed: this process owns the name.
-        Err(Errno::EXIST) => {
-            rustix::fs::unlinkat(&dir, &scratch, AtFlags::empty())?;
-            create()?
-        }
-        other => other?,
-    };
-    let mut out = std::fs::File::from(fd);
-    let done = out
-        .write_all(bytes)
-        .and_then(|()| Ok(rustix::fs::fchmod(&out, Mode::from_raw_mode(0o600))?))
-        .and_then(|()| Ok(rustix::fs::renameat(&dir, &scratch, &dir, &name)?));
-    if let Err(err) = done {
-        let _ = rustix::fs::unlinkat(&dir, &scratch, AtFlags::empty());
-        return Err(err);
-    }
-    Ok(run.join(DIR).join(name))
+    let path = dir.join(format!("xauthority-{}", &digest.hex()[..16]));
+    fs.write(&path, bytes, 0o600, None)?;
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -260,12 +233,24 @@ mod tests {
             None
         );
 
-        let copy = write_copy(run.path(), &session, &bytes).unwrap();
+        // The box's /run: a directory of its own here.
+        let open = |p: &Path| {
+            rustix::fs::open(
+                p,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+                rustix::fs::Mode::empty(),
+            )
+            .unwrap()
+        };
+        let fs = BoxFs::new(open(run.path()));
+        let in_box = write_copy(&fs, Path::new("/"), &session, &bytes).unwrap();
         assert!(
-            copy.starts_with(run.path().join("box")),
+            in_box.parent() == Some(Path::new("/box"))
+                && in_box.to_string_lossy().starts_with("/box/xauthority-"),
             "{}",
-            copy.display()
+            in_box.display()
         );
+        let copy = run.path().join(in_box.strip_prefix("/").unwrap());
         assert_eq!(std::fs::read(&copy).unwrap(), bytes);
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::symlink_metadata(&copy).unwrap();
@@ -276,23 +261,28 @@ mod tests {
         std::fs::write(&target, b"untouched").unwrap();
         std::fs::remove_file(&copy).unwrap();
         std::os::unix::fs::symlink(&target, &copy).unwrap();
-        // So is one at the scratch name, left as a killed join would leave its file.
-        let scratch = copy.with_file_name(format!(
-            ".{}.{}",
-            copy.file_name().unwrap().to_string_lossy(),
-            std::process::id()
-        ));
-        std::os::unix::fs::symlink(&target, &scratch).unwrap();
-        assert_eq!(write_copy(run.path(), &session, &bytes).unwrap(), copy);
+        assert_eq!(
+            write_copy(&fs, Path::new("/"), &session, &bytes).unwrap(),
+            in_box
+        );
         assert_eq!(std::fs::read(&target).unwrap(), b"untouched");
         assert!(!std::fs::symlink_metadata(&copy).unwrap().is_symlink());
-        assert!(!scratch.exists() && !scratch.is_symlink());
+        let names: Vec<_> = std::fs::read_dir(run.path().join("box"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
         // Another file of the caller's: another copy.
-        let again = write_copy(run.path(), &run.path().join("session2"), &bytes).unwrap();
-        assert_ne!(again, copy);
-        // A `box` that is a symlink is not followed.
+        let again = write_copy(&fs, Path::new("/"), &run.path().join("session2"), &bytes).unwrap();
+        assert_ne!(again, in_box);
+        // A `box` that is a symlink out of the box's tree leads nowhere outside it.
         let run2 = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(run.path(), run2.path().join("box")).unwrap();
-        assert!(write_copy(run2.path(), &session, &bytes).is_err());
+        let fs2 = BoxFs::new(open(run2.path()));
+        assert!(write_copy(&fs2, Path::new("/"), &session, &bytes).is_err());
+        assert_eq!(
+            std::fs::read_dir(run.path().join("box")).unwrap().count(),
+            2
+        );
     }
 }
