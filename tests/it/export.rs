@@ -1439,7 +1439,7 @@ fn hostile_desktop_entries_run_nothing_on_the_host() {
             text.as_bytes(),
         );
         env.run(&["export", "dev", "--app", name]).success();
-        let entry = apps_dir(&env).join(format!("{name}.desktop"));
+        let entry = apps_dir(&env).join(format!("dev-{name}.desktop"));
         let exported = std::fs::read_to_string(&entry).unwrap();
         assert!(!exported.contains("pwned"), "{name}:\n{exported}");
         assert_validates(&entry);
@@ -1542,7 +1542,7 @@ fn hostile_desktop_entries_run_nothing_on_the_host() {
         );
         env.run(&["export", "dev", "--app", name])
             .box_error(needles);
-        assert!(!apps_dir(&env).join(format!("{name}.desktop")).exists());
+        assert!(!apps_dir(&env).join(format!("dev-{name}.desktop")).exists());
     }
     assert!(!env.home.join("pwned").exists());
 }
@@ -1566,7 +1566,7 @@ fn exported_app_with_a_working_directory_starts_from_every_launcher() {
         b"[Desktop Entry]\nType=Application\nName=Workdir\nPath=/opt/probe dir\nExec=\"/opt/probe dir/report\" %U\n",
     );
     env.run(&["export", "dev", "--app", "workdir"]).success();
-    let entry = apps_dir(&env).join("workdir.desktop");
+    let entry = apps_dir(&env).join("dev-workdir.desktop");
     assert_validates(&entry);
     let out_file = env.home.join("cwd.out");
     let vars = [
@@ -1716,8 +1716,8 @@ fn icons_come_only_from_the_box_s_own_files_and_keep_their_readers() {
         for needle in *needles {
             out.stderr_has(needle);
         }
-        let text =
-            std::fs::read_to_string(apps_dir(&env).join(format!("icon-{name}.desktop"))).unwrap();
+        let text = std::fs::read_to_string(apps_dir(&env).join(format!("dev-icon-{name}.desktop")))
+            .unwrap();
         assert!(!text.contains("Icon=/"), "{name}: {text}");
     }
     put_in_box(
@@ -1727,7 +1727,7 @@ fn icons_come_only_from_the_box_s_own_files_and_keep_their_readers() {
         b"[Desktop Entry]\nType=Application\nName=icon-good\nExec=true\nIcon=/opt/icons/good.png\n",
     );
     env.run(&["export", "dev", "--app", "icon-good"]).success();
-    let text = std::fs::read_to_string(apps_dir(&env).join("icon-good.desktop")).unwrap();
+    let text = std::fs::read_to_string(apps_dir(&env).join("dev-icon-good.desktop")).unwrap();
     let good = PathBuf::from(key(&text, "Icon"));
     assert_eq!(std::fs::read(&good).unwrap(), png(48));
     assert_eq!(

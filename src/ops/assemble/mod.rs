@@ -343,15 +343,19 @@ pub fn assemble_create(ctx: &Context, options: &AssembleOptions) -> Result<Vec<(
             create.hostname = None;
             create.volumes.clear();
         }
-        crate::ops::create::check_options(&create).with_context(|| {
-            format!(
-                "{}: box [{}]",
-                def.origin
-                    .as_ref()
-                    .map_or_else(String::new, |o| o.to_string()),
-                def.name
-            )
-        })?;
+        crate::ops::create::check_options(&create)
+            .with_context(|| {
+                format!(
+                    "{}: box [{}]",
+                    def.origin
+                        .as_ref()
+                        .map_or_else(String::new, |o| o.to_string()),
+                    def.name
+                )
+            })
+            // A bad value in a manifest is the file's fault, not a misuse of the command
+            // line (which `box create` reports with its usage status).
+            .context(crate::error::Exit(crate::error::EXIT_BOX_FAILURE))?;
     }
     let lock_path = lockfile_path(&manifest.source);
     let old_lock = read_lockfile(&lock_path)?;
