@@ -3,7 +3,11 @@
 //!
 //! Started by [`start`] as `box __holder` (a fresh exec of `/proc/self/exe`, so it is
 //! single-threaded), in a new user namespace set up through the [`crate::sys::userns`]
-//! handshake. Then, over the same pipes, in [`crate::sys::protocol`]'s framing:
+//! handshake. With subordinate ids that namespace also maps the store owner: it mounts the
+//! box's root (the only step that reaches the store's guarded layers), and the box gets a
+//! user namespace of its own one level down (`holder/outer.rs`), where everything below
+//! happens. Then, over the
+//! same pipes, in [`crate::sys::protocol`]'s framing:
 //! 1. parent → holder: the [`Plan`];
 //! 2. holder: unshares mount + UTS namespaces, mounts and pivots as the plan says, writes
 //!    the box's files (`holder/apply.rs`, through the syscall seam `holder/mountsys.rs`),
@@ -30,6 +34,7 @@
 
 mod apply;
 mod mountsys;
+mod outer;
 
 use std::io::BufReader;
 use std::os::fd::AsFd;
@@ -129,8 +134,14 @@ pub fn start(
     mapping: &crate::sys::idmap::IdMapping,
     watch: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<Pending> {
-    let mut helper = crate::sys::userns::NsHelper::spawn("__holder", &[], mapping, watch)
-        .with_context(|| format!("starting box `{}`", plan.name))?;
+    let mut helper = crate::sys::userns::NsHelper::spawn(
+        "__holder",
+        &[],
+        mapping,
+        crate::sys::idmap::Reach::Store,
+        watch,
+    )
+    .with_context(|| format!("starting box `{}`", plan.name))?;
     helper.send(plan)?;
     let ready = await_ready(&plan.name, "starting", || helper.recv())?;
     Ok(Pending {
@@ -313,7 +324,27 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     };
     let has_root = crate::sys::userns::child_handshake()?;
     let plan: Plan = read_message("the plan")?;
-    report(run(&plan, has_root, watch))
+    if !crate::sys::idmap::store_owner_mapped()? {
+        return report(run(&plan, has_root, watch, None));
+    }
+    // With subordinate ids: this is the outer namespace, the box is one level down.
+    match outer::nest(&plan, has_root, &mut |text| say(&Report::Notice(text))) {
+        Ok(outer::Nested::Inner { storage, tree }) => {
+            let mut attach = || {
+                outer::attach(&tree, &plan.root).with_context(|| {
+                    format!(
+                        "mounting the root of box {} at {}",
+                        plan.name,
+                        plan.root.display()
+                    )
+                })?;
+                Ok(storage.clone())
+            };
+            report(run(&plan, has_root, watch, Some(&mut attach)))
+        }
+        Ok(outer::Nested::Outer(code)) => Ok(code),
+        Err(err) => report(Err(err)),
+    }
 }
 
 /// Read the one message (`what`) the starter sends on stdin.
@@ -329,11 +360,21 @@ fn say(report: &Report) {
 }
 
 /// Set the box up. Returns what to report in the process that reports back; the forked
-/// holder never returns.
-fn run(plan: &Plan, has_root: bool, watch: Option<std::os::fd::OwnedFd>) -> Result<Ready> {
-    let storage = apply::apply(&mut mountsys::Kernel, plan, has_root, &mut |text| {
-        say(&Report::Notice(text))
-    })?;
+/// holder never returns. `mount_root`: mounts the root made by the outer namespace (see
+/// `outer`), in place of the plan's storage.
+fn run(
+    plan: &Plan,
+    has_root: bool,
+    watch: Option<std::os::fd::OwnedFd>,
+    mount_root: Option<&mut dyn FnMut() -> Result<crate::store::containers::StorageKind>>,
+) -> Result<Ready> {
+    let storage = apply::apply(
+        &mut mountsys::Kernel,
+        plan,
+        has_root,
+        mount_root,
+        &mut |text| say(&Report::Notice(text)),
+    )?;
     super::devices::tidy_mount_points(&plan.device_mount_points);
     super::devices::run_hooks(
         &plan.device_hooks,

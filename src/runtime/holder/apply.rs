@@ -36,11 +36,14 @@ use crate::store::containers::StorageKind;
 
 /// Set up the box of `plan` in this process (which becomes its holder): namespaces,
 /// root, mounts, pivot, files. `has_root`: uid 0 exists in the user namespace.
-/// `notice` passes a message on to the user. Returns the storage actually used.
+/// `mount_root`: mounts the root the holder's outer namespace made (`holder/outer.rs`)
+/// and returns its storage, in place of the plan's. `notice` passes a message on to the user. Returns the
+/// storage actually used.
 pub fn apply<S: MountSys>(
     sys: &mut S,
     plan: &Plan,
     has_root: bool,
+    mount_root_made: Option<&mut dyn FnMut() -> Result<StorageKind>>,
     notice: &mut dyn FnMut(String),
 ) -> Result<StorageKind> {
     sys.unshare_mount_and_uts()
@@ -59,7 +62,10 @@ pub fn apply<S: MountSys>(
         .clone_tree(Path::new("/"))
         .context("cloning the host's mount tree")?;
 
-    let storage = mount_root(sys, plan, has_root, notice)?;
+    let storage = match mount_root_made {
+        None => mount_root(sys, plan, has_root, notice)?,
+        Some(mount) => mount()?,
+    };
     let root_fd = sys
         .open_dir_path(&plan.root)
         .with_context(|| format!("opening {}", plan.root.display()))?;

@@ -358,7 +358,7 @@ fn plan() -> Plan {
 /// Apply `plan` with `fake`; the outcome, the calls and the notices.
 fn run(mut fake: Fake, plan: &Plan) -> (Result<StorageKind>, Vec<String>, Vec<String>) {
     let mut notices = Vec::new();
-    let outcome = apply(&mut fake, plan, true, &mut |text| notices.push(text));
+    let outcome = apply(&mut fake, plan, true, None, &mut |text| notices.push(text));
     (outcome, fake.calls, notices)
 }
 
