@@ -2,31 +2,36 @@
 //! the store's guarded `layers/` (see the store's module doc).
 //!
 //! The holder is started in a user namespace P that maps the box's ids and the store
-//! owner ([`crate::sys::idmap::Reach::Store`]). There, as root, it unshares a mount
-//! namespace and mounts the box's root ([`super::apply::mount_root`]: the overlay, whose
-//! lower directories it reads beneath `layers/`, or the copy fallback, which copies them).
+//! owner ([`crate::sys::idmap::Reach::Store`]). There, as root, in a mount namespace of
+//! its own, it makes the box's root as a *detached* mount, attached to no path: the
+//! overlay (fsopen(2), fsmount(2)), whose lower directories it reads beneath `layers/`,
+//! or the copy fallback's directory, which it fills from the layers, cloned (open_tree(2)).
 //! Then it forks: the child unshares a new user namespace C, whose maps the parent writes
 //! (root in P may map any id P maps into a child namespace: the box's ids on themselves,
 //! without the store owner), becomes root in C and goes on as the holder always has
-//! ([`super::run`]), in mount and UTS namespaces of its own (owned by C, so joins, which
-//! enter C first, may enter them): binds, pivot, files, the fork of the process that
-//! stays. The root mounted in P is locked in C (root in C can neither unmount nor remount
-//! it, mount_namespaces(7)); C binds it onto itself to pivot into. The parent waits for
-//! the child and ends with its status; the box's user namespace is C.
+//! ([`super::run`]), in mount and UTS namespaces of its own (owned by C, so that joins,
+//! which enter C first, may enter them), attaching the root at its place first
+//! (move_mount(2), [`attach`]): binds, pivot, files, the fork of the process that stays.
+//! The parent waits for the child and ends with its status; the box's user namespace is C.
+//! Detached, the root is in no mount table of P's that C would inherit locked: C may
+//! detach the copy of it a recursive bind of the home brings along, as ever.
 //!
 //! Why so little happens in P: root in P can read and write `layers/`, and every path of
 //! the plan comes from files a box can change (its record, the home, symlinks). So P
-//! follows none of them: it opens the store and, beneath it, `layers/` (checked guarded:
-//! a directory a box put in its place never is), the upper, work and root directories and
-//! the copy marker's directory with no symlink followed, and mounts through those
-//! descriptors. In C, nothing reaches `layers/`: C does not map the store owner. The user
-//! on the host has every capability in C (it owns P, C's parent), so joining works as
-//! before, with the same syscalls.
+//! follows none of them as root: it opens the store and, beneath it, `layers/` (checked
+//! guarded: a directory a box put in its place never is), the root directory, the copy
+//! marker's directory, the upper and work directories, with no symlink followed, and
+//! works through those descriptors; the overlay is told the upper and work directories
+//! by path (its options show them, `runtime::members` finds a box's mounts by them),
+//! resolved with the user's uid as the effective one, which cannot enter `layers/`. In C,
+//! nothing reaches `layers/`: C does not map the store owner. The user on the host has
+//! every capability in C (it owns P, C's parent), so joining works as before, with the
+//! same syscalls.
 //!
 //! Invariants: P writes nothing but the box's root (the copy fallback, the owner of the
 //! upper and work directories) and C's id maps; no process of C holds a descriptor or a
-//! working directory beneath `layers/` (P closes them and leaves `layers/` before the
-//! fork).
+//! working directory beneath `layers/` (P leaves it and closes its descriptors before
+//! the fork; the detached root C gets is the box's own).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
