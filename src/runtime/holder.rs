@@ -330,7 +330,10 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     // With subordinate ids: this is the outer namespace, the box is one level down.
     match outer::nest(&plan, has_root, &mut |text| say(&Report::Notice(text))) {
         Ok(outer::Nested::Inner { storage, tree }) => {
+            // Closed once attached: the holder keeps no descriptor it does not need.
+            let mut tree = Some(tree);
             let mut attach = || {
+                let tree = tree.take().context("the box's root was attached already")?;
                 outer::attach(&tree, &plan.root).with_context(|| {
                     format!(
                         "mounting the root of box {} at {}",
