@@ -6,6 +6,27 @@
 //! whiteouts, and later move or delete directories owned by those ids, which the user
 //! cannot do from the host. With a single-id mapping it is the user itself.
 //!
+//! **The guarded `layers/`.** With keep-id the helper's namespace also maps the store
+//! owner ([`crate::sys::idmap::Reach::Store`]), and `layers/` belongs to it with mode 0700
+//! ([`guarded`]): no box and not the user can reach a layer, by any path (the home, `/run/host`,
+//! `/proc/PID/root`). Everything of the store's layers that must be read or written goes
+//! through this helper or a starting holder's outer namespace. Init makes sure of it:
+//! - a missing `layers/` is created guarded;
+//! - a `layers/` that is not guarded (a store of a box from before, or a directory a box
+//!   put there in place of the guarded one: the store root is the user's, so a program in
+//!   a box may rename it) is never adopted: every layer record goes first, then the
+//!   directory is set aside (`layers.unguarded/`, removed by garbage collection once no
+//!   box runs), a guarded one is made, and [`StoreHelper::start`] unpacks every layer
+//!   of the image records again from its kept blob, verified against its diff_id;
+//! - a layer is unpacked in a staging directory guarded the same way (`tmp/layer-…/layer`
+//!   inside a store-owner directory of mode 0700), so no box can open a descriptor into
+//!   a tree that becomes a layer.
+//!
+//! A layer's record is written after the layer is renamed into place, so a record always
+//! means a layer: box processes outside the namespace cannot look into `layers/` and
+//! trust the records (`Store::has_layer`). A crash between the two leaves a layer without
+//! record, which the next pull of it adopts.
+//!
 //! Protocol, after the [`crate::sys::userns`] handshake, in [`crate::sys::protocol`]'s framing over
 //! the helper's stdin/stdout: one [`Request`] then exactly one final [`Response`], before
 //! which a removal that asked for it sends `progress` messages (at once, then at most ten
@@ -23,6 +44,10 @@
 //!   still leads to the very directory it created and filled, and that the box process
 //!   that asked for the unpack is still its parent ([`crate::sys::userns::check_parent`]): an
 //!   orphaned helper never registers anything.
+//!
+//! Provisioning looks at a box's files through [`StoreHelper::look`] and
+//! [`StoreHelper::contains`] (`provision::rootfs`): lookups in the store's directories that
+//! follow no symlink, the overlay's logic staying with the caller.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -37,6 +62,7 @@ use super::{Compression, UnpackStats, unpack_layer_at};
 use crate::context::Context;
 use crate::digest::Digest;
 use crate::error::failure;
+use crate::sys::idmap::{Reach, STORE_OWNER_INSIDE};
 use crate::sys::protocol::{self, Failure};
 use crate::sys::userns::NsHelper;
 
@@ -65,6 +91,11 @@ pub struct UnpackRequest {
 enum Request {
     Init {
         store_root: PathBuf,
+        /// The store's `layers/`, its place for an unguarded one set aside, and the
+        /// directory of the layer records (see the module doc).
+        layers: PathBuf,
+        set_aside: PathBuf,
+        layer_records: PathBuf,
     },
     Unpack(UnpackRequest),
     Remove {
@@ -85,12 +116,41 @@ enum Request {
     },
     /// Pack a box's upper directory into a layer blob (`box commit`).
     Pack(super::pack::PackRequest),
+    /// The topmost entry at `relative` in `dirs` (see [`Looked`]).
+    Look {
+        dirs: Vec<PathBuf>,
+        relative: PathBuf,
+    },
+    /// Whether the file `relative` in `dir` holds `needle` (true when it is bigger than
+    /// `max` bytes).
+    Contains {
+        dir: PathBuf,
+        relative: PathBuf,
+        needle: String,
+        max: u64,
+    },
+}
+
+/// An entry found by [`StoreHelper::look`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Looked {
+    /// Which of the directories has it.
+    pub index: usize,
+    /// The target when it is a symbolic link.
+    pub link: Option<PathBuf>,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Response {
     Ready,
+    /// Ready, once an unguarded `layers/` was set aside and a guarded one made; whether
+    /// the one set aside held layers.
+    Migrated {
+        layers_set_aside: bool,
+    },
+    Looked(Option<Looked>),
+    Contains(bool),
     Unpacked(UnpackStats),
     Removed,
     /// Not an answer: entries removed so far by the removal under way.
@@ -107,23 +167,135 @@ enum Response {
 /// times a second anyway).
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Make sure the store's `layers/` is guarded before a box starts from it (with keep-id;
+/// a no-op otherwise): one `lstat` when it is, else a store helper, whose start guards it
+/// (see the module doc). The holder checks again itself, through what it opens.
+pub fn ensure_guarded(ctx: &Context) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(owner) = ctx.id_mapping()?.store_owner() else {
+        return Ok(());
+    };
+    let layers = crate::store::Store::at(&ctx.dirs.store).layers_dir();
+    let is_guarded = std::fs::symlink_metadata(&layers).is_ok_and(|meta| {
+        meta.is_dir()
+            && meta.uid() == owner.uid
+            && meta.gid() == owner.gid
+            && meta.mode() & 0o7777 == 0o700
+    });
+    if is_guarded {
+        return Ok(());
+    }
+    StoreHelper::start(ctx)?.finish()
+}
+
 /// The parent's handle on a running store helper.
 pub struct StoreHelper {
     helper: NsHelper,
 }
 
 impl StoreHelper {
-    /// Start a helper in a user namespace with the context's id mapping. The store root
-    /// (`ctx.dirs.store`) must exist.
+    /// Start a helper in a user namespace with the context's id mapping (and the store
+    /// owner, with keep-id). The store root (`ctx.dirs.store`) must exist. The first
+    /// start over a store whose `layers/` is not guarded sets it aside and unpacks the
+    /// layers again (see the module doc), saying so.
     pub fn start(ctx: &Context) -> Result<StoreHelper> {
-        let helper = NsHelper::spawn("__store-helper", &[], ctx.id_mapping()?, None)?;
+        let mapping = ctx.id_mapping()?;
+        let store = crate::store::Store::at(&ctx.dirs.store);
+        // One helper at a time makes or replaces the guarded directory.
+        let _guarding = match mapping.store_owner() {
+            Some(_) => Some(store.lock_named("layers-guard")?),
+            None => None,
+        };
+        let helper = NsHelper::spawn("__store-helper", &[], mapping, Reach::Store, None)?;
         let mut helper = StoreHelper { helper };
         match helper.call(&Request::Init {
             store_root: ctx.dirs.store.clone(),
+            layers: store.layers_dir(),
+            set_aside: store.unguarded_layers_dir(),
+            layer_records: store.layer_info_dir(),
         })? {
             Response::Ready => Ok(helper),
+            Response::Migrated { layers_set_aside } => {
+                if layers_set_aside {
+                    helper.restore_layers(&store)?;
+                }
+                Ok(helper)
+            }
             other => bail!("box __store-helper answered {other:?} to init"),
         }
+    }
+
+    /// After an unguarded `layers/` was set aside: unpack every layer of the image records
+    /// again from its kept blob (verified against its diff_id as at pull), and say what
+    /// could not be (no blob kept) and how to get it back.
+    fn restore_layers(&mut self, store: &crate::store::Store) -> Result<()> {
+        use std::collections::BTreeSet;
+        let images = store.images()?;
+        crate::ui::report::notice(format!(
+            "box now keeps the layers of its store in a directory only box can reach (owned by \
+             a subordinate id no box maps, mode 0700), so that no box can change what the \
+             others are built from; the layers it had are set aside in {} (removed once no box \
+             runs) and unpacked again from their verified blobs",
+            store.unguarded_layers_dir().display()
+        ));
+        let mut done: BTreeSet<Digest> = BTreeSet::new();
+        let mut lost: BTreeSet<String> = BTreeSet::new();
+        for image in &images {
+            crate::ui::report::line(format!("unpacking the layers of {} again", image.reference));
+            for layer in &image.layers {
+                if done.contains(&layer.diff_id) {
+                    continue;
+                }
+                let blob = store.blob_path(&layer.digest);
+                if !blob.is_file() {
+                    lost.insert(image.reference.clone());
+                    continue;
+                }
+                let request = UnpackRequest {
+                    blob,
+                    media_type: layer.media_type.clone(),
+                    diff_id: layer.diff_id.clone(),
+                    staging: store.staging_path(&format!("layer-{}", layer.diff_id.short())),
+                    dest: store.layer_dir(&layer.diff_id),
+                    info: store.layer_info_path(&layer.diff_id),
+                    label: format!("layer {} of {}", layer.digest, image.reference),
+                };
+                match self.unpack(&request) {
+                    Ok(_) => {
+                        done.insert(layer.diff_id.clone());
+                    }
+                    Err(err) => {
+                        crate::ui::report::warn(format!("{err:#}"));
+                        lost.insert(image.reference.clone());
+                    }
+                }
+            }
+        }
+        let orphans: Vec<String> = store
+            .containers()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|record| record.layers.iter().any(|l| !done.contains(l)))
+            .map(|record| format!("{} ({})", record.name, record.image))
+            .collect();
+        if !lost.is_empty() || !orphans.is_empty() {
+            let images: Vec<String> = lost.into_iter().collect();
+            crate::ui::report::warn(format!(
+                "some layers could not be unpacked again (their blobs are not kept): {}{}; \
+                 hint: pull those images again (`box pull IMAGE`)",
+                if images.is_empty() {
+                    String::new()
+                } else {
+                    format!("images {}", images.join(", "))
+                },
+                if orphans.is_empty() {
+                    String::new()
+                } else {
+                    format!("; boxes {}", orphans.join(", "))
+                },
+            ));
+        }
+        Ok(())
     }
 
     /// Unpack a layer blob into `request.dest` (see [`UnpackRequest`]). If `dest`
@@ -208,6 +380,39 @@ impl StoreHelper {
         }
     }
 
+    /// The topmost entry at `relative` in `dirs` (directories beneath the store root),
+    /// without following a symbolic link on the way; `None` when none has one or the
+    /// topmost is an overlay whiteout.
+    pub fn look(&mut self, dirs: &[PathBuf], relative: &Path) -> Result<Option<Looked>> {
+        match self.call(&Request::Look {
+            dirs: dirs.to_vec(),
+            relative: relative.to_owned(),
+        })? {
+            Response::Looked(found) => Ok(found),
+            other => bail!("box __store-helper answered {other:?} to look"),
+        }
+    }
+
+    /// Whether the regular file `relative` in `dir` holds `needle`; true when it is
+    /// bigger than `max` bytes (taken to hold everything).
+    pub fn contains(
+        &mut self,
+        dir: &Path,
+        relative: &Path,
+        needle: &str,
+        max: u64,
+    ) -> Result<bool> {
+        match self.call(&Request::Contains {
+            dir: dir.to_owned(),
+            relative: relative.to_owned(),
+            needle: needle.to_owned(),
+            max,
+        })? {
+            Response::Contains(found) => Ok(found),
+            other => bail!("box __store-helper answered {other:?} to contains"),
+        }
+    }
+
     /// Close the helper and wait for it.
     pub fn finish(self) -> Result<()> {
         self.helper.finish()
@@ -254,9 +459,29 @@ fn serve(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Response> {
     match request {
-        Request::Init { store_root } => {
-            *state = Some(Helper::open(store_root)?);
-            Ok(Response::Ready)
+        Request::Init {
+            store_root,
+            layers,
+            set_aside,
+            layer_records,
+        } => {
+            let helper = state.insert(Helper::open(store_root)?);
+            helper.prepare_layers(&layers, &set_aside, &layer_records)
+        }
+        Request::Look { dirs, relative } => {
+            let helper = state.as_ref().context("look before init")?;
+            helper.look(&dirs, &relative).map(Response::Looked)
+        }
+        Request::Contains {
+            dir,
+            relative,
+            needle,
+            max,
+        } => {
+            let helper = state.as_ref().context("contains before init")?;
+            helper
+                .contains(&dir, &relative, needle.as_bytes(), max)
+                .map(Response::Contains)
         }
         Request::Unpack(request) => {
             let helper = state.as_ref().context("unpack before init")?;
@@ -294,6 +519,31 @@ fn serve(
 struct Helper {
     root_path: PathBuf,
     root: OwnedFd,
+    /// Whether this namespace maps the store owner: `layers/` and staging directories
+    /// are then guarded (see the module doc).
+    guarded: bool,
+}
+
+/// Whether `stat` (as seen in a namespace that maps the store owner) is that of a guarded
+/// `layers/`: a directory of the store owner, mode 0700. Nobody but a namespace that
+/// maps the store owner can make one, so a directory a box put in its place never is.
+pub fn guarded(stat: &rustix::fs::Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory
+        && stat.st_uid == STORE_OWNER_INSIDE
+        && stat.st_gid == STORE_OWNER_INSIDE
+        && stat.st_mode & 0o7777 == 0o700
+}
+
+/// Give the directory `dir` to the store owner, mode 0700.
+fn guard(dir: BorrowedFd<'_>) -> std::io::Result<()> {
+    use rustix::process::{Gid, Uid};
+    rustix::fs::fchown(
+        dir,
+        Some(Uid::from_raw(STORE_OWNER_INSIDE)),
+        Some(Gid::from_raw(STORE_OWNER_INSIDE)),
+    )?;
+    rustix::fs::fchmod(dir, Mode::from_raw_mode(0o700))?;
+    Ok(())
 }
 
 impl Helper {
@@ -307,7 +557,158 @@ impl Helper {
         )
         .map_err(std::io::Error::from)
         .with_context(|| format!("opening the store {}", root_path.display()))?;
-        Ok(Helper { root_path, root })
+        Ok(Helper {
+            root_path,
+            root,
+            guarded: crate::sys::idmap::store_owner_mapped()?,
+        })
+    }
+
+    /// Make sure `layers` exists, guarded when this namespace maps the store owner; an
+    /// unguarded one is set aside under `set_aside` after the records in `records` are
+    /// removed (see the module doc).
+    fn prepare_layers(&self, layers: &Path, set_aside: &Path, records: &Path) -> Result<Response> {
+        let relative = self.relative(layers)?;
+        let (parent, name) = self.parent_of(&relative, layers)?;
+        let found = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW);
+        let create = |guarded: bool| -> Result<()> {
+            match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(err) => {
+                    return Err(std::io::Error::from(err))
+                        .with_context(|| format!("creating {}", layers.display()));
+                }
+            }
+            if guarded {
+                let dir = open_dir_beneath(parent.as_fd(), name)
+                    .with_context(|| format!("opening {}", layers.display()))?;
+                guard(dir.as_fd())
+                    .with_context(|| format!("giving {} to the store owner", layers.display()))?;
+            }
+            Ok(())
+        };
+        match found {
+            Err(Errno::NOENT) => {
+                create(self.guarded)?;
+                return Ok(Response::Ready);
+            }
+            Err(err) => {
+                return Err(std::io::Error::from(err))
+                    .with_context(|| format!("reading {}", layers.display()));
+            }
+            Ok(_) if !self.guarded => return Ok(Response::Ready),
+            Ok(stat) if guarded(&stat) => return Ok(Response::Ready),
+            Ok(_) => {}
+        }
+        // Records first: a record must always mean a layer in the guarded directory.
+        match open_dir_beneath(self.root.as_fd(), &self.relative(records)?) {
+            Ok(dir) => {
+                for entry in rustix::fs::Dir::read_from(&dir)
+                    .map_err(std::io::Error::from)
+                    .with_context(|| format!("reading {}", records.display()))?
+                {
+                    let entry = entry.map_err(std::io::Error::from)?;
+                    let entry_name = entry.file_name().to_bytes();
+                    if entry_name.ends_with(b".json") {
+                        rustix::fs::unlinkat(&dir, entry_name, AtFlags::empty())
+                            .map_err(std::io::Error::from)
+                            .with_context(|| {
+                                format!("removing a record in {}", records.display())
+                            })?;
+                    }
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("opening {}", records.display())),
+        }
+        let aside_relative = self.relative(set_aside)?;
+        let (aside_parent, aside_name) = self.parent_of(&aside_relative, set_aside)?;
+        match rustix::fs::mkdirat(&aside_parent, aside_name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(err) => {
+                return Err(std::io::Error::from(err))
+                    .with_context(|| format!("creating {}", set_aside.display()));
+            }
+        }
+        let aside = open_dir_beneath(aside_parent.as_fd(), aside_name)
+            .with_context(|| format!("opening {}", set_aside.display()))?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let entry = format!("{}-{stamp}", std::process::id());
+        rustix::fs::renameat(&parent, name, &aside, entry.as_str())
+            .map_err(std::io::Error::from)
+            .with_context(|| format!("moving {} into {}", layers.display(), set_aside.display()))?;
+        create(true)?;
+        // An empty one (a store that never had a layer) leaves nothing behind.
+        let had_layers = rustix::fs::unlinkat(&aside, entry.as_str(), AtFlags::REMOVEDIR).is_err();
+        if !had_layers {
+            let _ = rustix::fs::unlinkat(&aside_parent, aside_name, AtFlags::REMOVEDIR);
+        }
+        Ok(Response::Migrated {
+            layers_set_aside: had_layers,
+        })
+    }
+
+    /// See [`StoreHelper::look`].
+    fn look(&self, dirs: &[PathBuf], relative: &Path) -> Result<Option<Looked>> {
+        let wanted = in_box(relative)?;
+        for (index, dir) in dirs.iter().enumerate() {
+            let Ok(dir_fd) = open_dir_beneath(self.root.as_fd(), &self.relative(dir)?) else {
+                continue;
+            };
+            let Ok(found) = rustix::fs::openat2(
+                &dir_fd,
+                wanted.as_slice(),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                super::tree::STRICT,
+            ) else {
+                continue;
+            };
+            let stat = rustix::fs::fstat(&found).map_err(std::io::Error::from)?;
+            let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+            if kind == rustix::fs::FileType::CharacterDevice && stat.st_rdev == 0 {
+                return Ok(None);
+            }
+            let link = if kind == rustix::fs::FileType::Symlink {
+                let target = rustix::fs::readlinkat(&found, c"", Vec::new())
+                    .map_err(std::io::Error::from)
+                    .with_context(|| format!("reading the link {}", relative.display()))?;
+                use std::os::unix::ffi::OsStringExt;
+                Some(PathBuf::from(std::ffi::OsString::from_vec(
+                    target.into_bytes(),
+                )))
+            } else {
+                None
+            };
+            return Ok(Some(Looked { index, link }));
+        }
+        Ok(None)
+    }
+
+    /// See [`StoreHelper::contains`].
+    fn contains(&self, dir: &Path, relative: &Path, needle: &[u8], max: u64) -> Result<bool> {
+        use std::io::Read as _;
+        let dir_fd = open_dir_beneath(self.root.as_fd(), &self.relative(dir)?)
+            .with_context(|| format!("opening {}", dir.display()))?;
+        let file = rustix::fs::openat2(
+            &dir_fd,
+            in_box(relative)?.as_slice(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            super::tree::STRICT,
+        )
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("opening {} in {}", relative.display(), dir.display()))?;
+        let mut file = std::fs::File::from(file);
+        if file.metadata()?.len() > max {
+            return Ok(true);
+        }
+        let mut bytes = Vec::new();
+        file.by_ref().take(max).read_to_end(&mut bytes)?;
+        Ok(!needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle))
     }
 
     /// `path` relative to the store root, as bytes, refusing anything not strictly
@@ -446,20 +847,31 @@ impl Helper {
         remove_tree_at(staging_parent.as_fd(), staging_name)
             .with_context(|| format!("removing {}", request.staging.display()))?;
         let result = (|| {
-            rustix::fs::mkdirat(&staging_parent, staging_name, Mode::from_raw_mode(0o755))
+            rustix::fs::mkdirat(&staging_parent, staging_name, Mode::from_raw_mode(0o700))
                 .map_err(std::io::Error::from)
                 .with_context(|| format!("creating {}", request.staging.display()))?;
-            let dir = open_dir_beneath(staging_parent.as_fd(), staging_name)
+            let outer = open_dir_beneath(staging_parent.as_fd(), staging_name)
                 .with_context(|| format!("opening {}", request.staging.display()))?;
             // Held until the staging directory is renamed or removed: see the module doc.
-            rustix::fs::flock(&dir, FlockOperation::NonBlockingLockExclusive)
+            rustix::fs::flock(&outer, FlockOperation::NonBlockingLockExclusive)
                 .map_err(std::io::Error::from)
                 .with_context(|| format!("locking {}", request.staging.display()))?;
+            if self.guarded {
+                // Before the tree exists: no box can open a descriptor into it.
+                guard(outer.as_fd()).with_context(|| {
+                    format!("giving {} to the store owner", request.staging.display())
+                })?;
+            }
+            rustix::fs::mkdirat(&outer, TREE, Mode::from_raw_mode(0o755))
+                .map_err(std::io::Error::from)
+                .with_context(|| format!("creating {}/{TREE}", request.staging.display()))?;
+            let dir = open_dir_beneath(outer.as_fd(), TREE.as_bytes())
+                .with_context(|| format!("opening {}/{TREE}", request.staging.display()))?;
             rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))
                 .map_err(std::io::Error::from)
                 .with_context(|| format!("setting the mode of {}", request.staging.display()))?;
-            // Kept open past the unpack: it holds the lock (same open file description),
-            // syncs the filesystem and proves the staging directory is still ours.
+            // Kept open past the unpack: it syncs the filesystem; `outer` holds the lock
+            // and proves the staging directory is still ours.
             let held = dir.try_clone().context("duplicating a descriptor")?;
             let stats = unpack_layer_at(
                 blob,
@@ -475,7 +887,7 @@ impl Helper {
             rustix::fs::syncfs(&held)
                 .map_err(std::io::Error::from)
                 .with_context(|| format!("syncing {}", request.staging.display()))?;
-            if !still_at(held.as_fd(), staging_parent.as_fd(), staging_name)
+            if !still_at(outer.as_fd(), staging_parent.as_fd(), staging_name)
                 .with_context(|| format!("checking {}", request.staging.display()))?
             {
                 bail!(failure(
@@ -488,30 +900,15 @@ impl Helper {
                 ));
             }
             crate::sys::userns::check_parent()?;
-            // The record first: a layer directory is never there without it (a record
-            // left without its layer by a crash is collected as garbage).
-            let record = crate::store::LayerInfo {
-                diff_id: request.diff_id.clone(),
-                tar_bytes: stats.tar_bytes,
-                entries: stats.entries,
-            };
-            let mut bytes = serde_json::to_vec_pretty(&record).context("encoding a record")?;
-            bytes.push(b'\n');
-            write_file_at(staging_parent.as_fd(), &info_staging, &bytes)
-                .and_then(|()| {
-                    rustix::fs::renameat(&staging_parent, &info_staging, &info_parent, info_name)
-                        .map_err(std::io::Error::from)
-                })
-                .with_context(|| format!("writing {}", request.info.display()))?;
             let moved = rename_noreplace(
-                staging_parent.as_fd(),
-                staging_name,
+                outer.as_fd(),
+                TREE.as_bytes(),
                 dest_parent.as_fd(),
                 dest_name,
             )
             .with_context(|| {
                 format!(
-                    "renaming {} to {}",
+                    "renaming {}/{TREE} to {}",
                     request.staging.display(),
                     request.dest.display()
                 )
@@ -520,10 +917,34 @@ impl Helper {
                 // Make the rename itself durable.
                 let _ = rustix::fs::fsync(&dest_parent);
             }
+            // The record after the layer: a record always means a layer (see the module
+            // doc). A layer that was there already gets one if it has none.
+            let has_record =
+                rustix::fs::statat(&info_parent, info_name, AtFlags::SYMLINK_NOFOLLOW).is_ok();
+            if moved || !has_record {
+                let record = crate::store::LayerInfo {
+                    diff_id: request.diff_id.clone(),
+                    tar_bytes: stats.tar_bytes,
+                    entries: stats.entries,
+                };
+                let mut bytes = serde_json::to_vec_pretty(&record).context("encoding a record")?;
+                bytes.push(b'\n');
+                write_file_at(staging_parent.as_fd(), &info_staging, &bytes)
+                    .and_then(|()| {
+                        rustix::fs::renameat(
+                            &staging_parent,
+                            &info_staging,
+                            &info_parent,
+                            info_name,
+                        )
+                        .map_err(std::io::Error::from)
+                    })
+                    .with_context(|| format!("writing {}", request.info.display()))?;
+            }
             Ok(stats)
         })();
-        // After a successful rename there is nothing left at `staging`; when `dest`
-        // already existed or anything failed, the staging tree goes.
+        // What is left at `staging` goes: the empty staging directory after a rename, the
+        // whole tree when `dest` already existed or anything failed.
         let _ = rustix::fs::unlinkat(&staging_parent, &info_staging, AtFlags::empty());
         let cleanup = remove_tree_at(staging_parent.as_fd(), staging_name);
         match (result, cleanup) {
@@ -540,6 +961,32 @@ impl Helper {
             (Err(err), Ok(())) => Err(err),
         }
     }
+}
+
+/// The name of the tree in a staging directory: the staging directory itself is guarded,
+/// and only this, its content, becomes the layer.
+const TREE: &str = "layer";
+
+/// A path in a box as a relative byte path for the strict lookups, or an error for `..`.
+fn in_box(path: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(part.as_bytes());
+            }
+            Component::RootDir | Component::CurDir => {}
+            _ => bail!("{} is not a plain path in a box", path.display()),
+        }
+    }
+    if out.is_empty() {
+        out.push(b'.');
+    }
+    Ok(out)
 }
 
 /// Create `name` in `dir` (replacing a leftover) with `bytes`, flushed to disk.

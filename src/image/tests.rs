@@ -813,6 +813,13 @@ fn id_maps_decide_what_is_chowned() {
     assert!(unpack::parse_id_ranges_for_test(map, 999));
     assert!(unpack::parse_id_ranges_for_test(map, 1000));
     assert!(!unpack::parse_id_ranges_for_test(map, 1001));
+    // The store helper's namespace maps the store owner too: no layer file gets it.
+    let helper = format!("{map}{} 165535 1\n", crate::sys::idmap::STORE_OWNER_INSIDE);
+    assert!(unpack::parse_id_ranges_for_test(&helper, 999));
+    assert!(!unpack::parse_id_ranges_for_test(
+        &helper,
+        crate::sys::idmap::STORE_OWNER_INSIDE.into()
+    ));
 }
 
 #[test]

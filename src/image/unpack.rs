@@ -238,8 +238,13 @@ impl IdRanges {
         )
     }
 
+    /// Whether `id` is mapped here and an owner a layer's file may have: never the store
+    /// owner, which the store helper's namespace maps besides a box's ids (see
+    /// [`crate::sys::idmap::STORE_OWNER_INSIDE`]); a file of its would be out of every
+    /// box's reach, and a tar naming it is not the image's to decide.
     fn contains(&self, id: u64) -> bool {
-        self.0.iter().any(|&(start, end)| id >= start && id < end)
+        id != u64::from(crate::sys::idmap::STORE_OWNER_INSIDE)
+            && self.0.iter().any(|&(start, end)| id >= start && id < end)
     }
 }
 

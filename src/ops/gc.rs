@@ -32,7 +32,14 @@ pub fn collect(ctx: &Context, store: &Store, lock: Lock) {
     for (path, _held) in &garbage.layer_locks {
         let _ = std::fs::remove_file(path);
     }
-    if !garbage.layers.is_empty() || !garbage.staging.is_empty() {
+    // Boxes started before the store was guarded may still run on what was set aside.
+    let set_aside = garbage
+        .set_aside
+        .as_ref()
+        .filter(|_| no_box_runs(ctx, store));
+    // Layers still there (a failed removal, or no helper): their records stay.
+    let mut kept: Vec<&std::path::Path> = Vec::new();
+    if !garbage.layers.is_empty() || !garbage.staging.is_empty() || set_aside.is_some() {
         let removed = StoreHelper::start(ctx).and_then(|mut helper| {
             for path in &garbage.staging {
                 if let Err(err) = helper.remove_debris(path) {
@@ -43,8 +50,16 @@ pub fn collect(ctx: &Context, store: &Store, lock: Lock) {
             for layer in &garbage.layers {
                 match helper.remove(layer) {
                     Ok(()) => layers += 1,
-                    Err(err) => failed.push(format!("{}: {err:#}", layer.display())),
+                    Err(err) => {
+                        kept.push(layer);
+                        failed.push(format!("{}: {err:#}", layer.display()));
+                    }
                 }
+            }
+            if let Some(dir) = set_aside
+                && let Err(err) = helper.remove(dir)
+            {
+                failed.push(format!("{}: {err:#}", dir.display()));
             }
             helper.finish()?;
             Ok(layers)
@@ -52,7 +67,22 @@ pub fn collect(ctx: &Context, store: &Store, lock: Lock) {
         match removed {
             Ok(0) => {}
             Ok(layers) => notice(format!("removed {layers} unused layer(s)")),
-            Err(err) => failed.push(format!("{err:#}")),
+            Err(err) => {
+                kept = garbage.layers.iter().map(|l| l.as_path()).collect();
+                failed.push(format!("{err:#}"));
+            }
+        }
+    }
+    // A record means a layer: it goes once its layer is gone.
+    for record in &garbage.layer_records {
+        let layer = record.file_stem().unwrap_or_default();
+        if kept.iter().any(|l| l.file_name() == Some(layer)) {
+            continue;
+        }
+        if let Err(err) = std::fs::remove_file(record)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            failed.push(format!("{}: {err}", record.display()));
         }
     }
     if !failed.is_empty() {
@@ -61,4 +91,19 @@ pub fn collect(ctx: &Context, store: &Store, lock: Lock) {
             failed.join("; ")
         ));
     }
+}
+
+/// Whether no box of the store runs (nor was left running by a holder that died).
+fn no_box_runs(ctx: &Context, store: &Store) -> bool {
+    let names: Vec<String> = match store.containers() {
+        Ok(records) => records.into_iter().map(|r| r.name).collect(),
+        Err(_) => return false,
+    };
+    crate::runtime::state::statuses(
+        ctx,
+        store,
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .iter()
+    .all(|status| status.is_stopped())
 }

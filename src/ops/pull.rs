@@ -374,30 +374,30 @@ pub(crate) fn roll_back(ctx: &Context, store: &Store, layers: &[Digest], blobs: 
             let _ = std::fs::remove_file(&path);
         }
     }
+    let doomed: Vec<_> = layers
+        .iter()
+        .filter(|l| unused.layers.contains(&store.layer_dir(l)))
+        .collect();
+    if !doomed.is_empty() {
+        let removed = StoreHelper::start(ctx).and_then(|mut helper| {
+            for layer in &doomed {
+                helper.remove(&store.layer_dir(layer))?;
+            }
+            helper.finish()
+        });
+        if let Err(err) = removed {
+            warn(format!(
+                "could not take back the layers of the failed pull: {err:#}"
+            ));
+            // A record means a layer: the records stay with them.
+            return;
+        }
+    }
     for layer in layers {
         let path = store.layer_info_path(layer);
         if unused.layer_records.contains(&path) {
             let _ = std::fs::remove_file(&path);
         }
-    }
-    let doomed: Vec<_> = layers
-        .iter()
-        .map(|l| store.layer_dir(l))
-        .filter(|dir| unused.layers.contains(dir))
-        .collect();
-    if doomed.is_empty() {
-        return;
-    }
-    let removed = StoreHelper::start(ctx).and_then(|mut helper| {
-        for dir in &doomed {
-            helper.remove(dir)?;
-        }
-        helper.finish()
-    });
-    if let Err(err) = removed {
-        warn(format!(
-            "could not take back the layers of the failed pull: {err:#}"
-        ));
     }
 }
 

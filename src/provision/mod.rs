@@ -87,14 +87,21 @@ pub fn package_managers(ctx: &Context) -> Result<PackageManagers> {
     PackageManagers::load(&ctx.dirs.config.join("distros.d").join("pm"))
 }
 
-/// The overlay directories of box `record`, top first.
-pub fn rootfs_of(store: &Store, record: &ContainerRecord) -> Rootfs {
+/// The overlay directories of box `record`, top first; with subordinate ids, looked into
+/// through the store helper (the layers are in the guarded `layers/`, see the store's
+/// module doc).
+pub fn rootfs_of(ctx: &Context, store: &Store, record: &ContainerRecord) -> Result<Rootfs> {
     if record.storage == crate::store::containers::StorageKind::Copy {
-        return Rootfs::new(vec![store.container_root(&record.name)]);
+        return Ok(Rootfs::new(vec![store.container_root(&record.name)]));
     }
     let mut dirs = vec![store.container_upper(&record.name)];
     dirs.extend(record.layers.iter().rev().map(|l| store.layer_dir(l)));
-    Rootfs::new(dirs)
+    if ctx.id_mapping()?.store_owner().is_none() {
+        return Ok(Rootfs::new(dirs));
+    }
+    let helper = crate::image::helper::StoreHelper::start(ctx)
+        .with_context(|| format!("looking at the files of box `{}`", record.name))?;
+    Ok(Rootfs::through(dirs, helper))
 }
 
 /// The package manager of box `record`: the catalogue's for its distribution when the
@@ -202,17 +209,9 @@ fn has_locale(root: &Rootfs, spec: &catalogue::Locale, locale: &LocaleName) -> b
     if spec.files.iter().any(|f| root.exists(&fill(f, &vars))) {
         return true;
     }
-    let Some(archive) = spec.archive.as_ref().and_then(|a| root.resolve(a)) else {
-        return false;
-    };
-    match std::fs::metadata(&archive) {
-        Ok(meta) if meta.len() > MAX_ARCHIVE => true,
-        Ok(_) => std::fs::read(&archive).is_ok_and(|bytes| {
-            let needle = format!("{}\0", locale.normalized);
-            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-        }),
-        Err(_) => false,
-    }
+    spec.archive.as_ref().is_some_and(|archive| {
+        root.contains(archive, &format!("{}\0", locale.normalized), MAX_ARCHIVE)
+    })
 }
 
 /// The placeholders of need files: `{multiarch}` (Debian's triplet directory) and `{arch}`.
@@ -438,8 +437,10 @@ fn run(ctx: &Context, name: &str, resumed: bool) -> Result<bool> {
     if provisioning.status != Status::Pending {
         return Ok(false);
     }
-    let root = rootfs_of(&store, &record);
+    let root = rootfs_of(ctx, &store, &record)?;
     let plan = plan(ctx, &record, &provisioning, &root, resumed)?;
+    // The helper that looked, if any, is not needed further.
+    drop(root);
     let mut display = steps::Display::new();
     if plan.package_manager.is_none() && !plan.missing.is_empty() {
         let known: Vec<String> = package_managers(ctx)?
@@ -614,7 +615,7 @@ fn step_error(
 pub fn upgrade(ctx: &Context, name: &str) -> Result<()> {
     let store = Store::at(&ctx.dirs.store);
     let record = store.container(name)?;
-    let root = rootfs_of(&store, &record);
+    let root = rootfs_of(ctx, &store, &record)?;
     let pm = package_manager_of(ctx, &record, &root)?.ok_or_else(|| {
         failure(
             format!("box `{name}` has no package manager box knows"),

@@ -3,21 +3,36 @@
 //! read as overlayfs would show them.
 //!
 //! This is what makes "an image that has everything costs a few file checks" true: no
-//! holder, no namespace, a handful of `lstat`s per check. Symbolic links are followed
+//! holder, a handful of `lstat`s per check. With subordinate ids the layers are in the
+//! store's guarded `layers/`, which box looks into only through the store helper (see
+//! `store`'s module doc): the lookups are then the helper's ([`StoreHelper::look`], one
+//! round trip each, no symlink followed on the host), the logic here stays the same. Symbolic links are followed
 //! inside the box (an absolute target restarts from the box's root, so `/bin ->
 //! usr/bin` works and nothing resolves on the host), a whiteout (a 0:0 character device)
 //! hides what the layers below have. An opaque directory is not looked for: at worst a
 //! file a layer deleted that way counts as present, and the package manager was not run
 //! for something the box lacks; provisioning never removes anything because of it.
 
+use std::cell::RefCell;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::image::helper::StoreHelper;
+
 /// A box's root seen through its overlay directories.
-#[derive(Debug, Clone)]
 pub struct Rootfs {
     /// Top first.
     dirs: Vec<PathBuf>,
+    /// Who looks: the store helper when the directories are in the guarded store, else
+    /// this process.
+    helper: Option<RefCell<StoreHelper>>,
+}
+
+/// A file found in a box: which directory has it, at which path in there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub index: usize,
+    pub relative: PathBuf,
 }
 
 /// How many symbolic links one lookup may follow (Linux's own limit, path_resolution(7)).
@@ -25,13 +40,24 @@ const MAX_LINKS: usize = 40;
 
 enum Entry {
     Missing,
-    Present(std::fs::Metadata, PathBuf),
+    /// A symbolic link and its target.
+    Link(PathBuf),
+    /// Anything else, in the directory of this index.
+    Present(usize),
 }
 
 impl Rootfs {
-    /// `dirs`: the overlay's directories, top first.
+    /// `dirs`: the overlay's directories, top first, looked into by this process.
     pub fn new(dirs: Vec<PathBuf>) -> Rootfs {
-        Rootfs { dirs }
+        Rootfs { dirs, helper: None }
+    }
+
+    /// `dirs` (beneath the store root) looked into by the store helper `helper`.
+    pub fn through(dirs: Vec<PathBuf>, helper: StoreHelper) -> Rootfs {
+        Rootfs {
+            dirs,
+            helper: Some(RefCell::new(helper)),
+        }
     }
 
     /// Whether `path` (absolute, in the box) exists, following symbolic links.
@@ -39,8 +65,34 @@ impl Rootfs {
         self.resolve(path).is_some()
     }
 
-    /// The host path of the file `path` names in the box (links followed), if any.
-    pub fn resolve(&self, path: &str) -> Option<PathBuf> {
+    /// Whether the regular file `path` names in the box holds `needle`; true when it is
+    /// bigger than `max` bytes (taken to hold everything), false when it is missing.
+    pub fn contains(&self, path: &str, needle: &str, max: u64) -> bool {
+        let Some(found) = self.resolve(path) else {
+            return false;
+        };
+        let dir = &self.dirs[found.index];
+        match &self.helper {
+            Some(helper) => helper
+                .borrow_mut()
+                .contains(dir, &found.relative, needle, max)
+                .unwrap_or(false),
+            None => {
+                let file = dir.join(&found.relative);
+                match std::fs::metadata(&file) {
+                    Ok(meta) if meta.len() > max => true,
+                    Ok(_) => std::fs::read(&file).is_ok_and(|bytes| {
+                        !needle.is_empty()
+                            && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+                    }),
+                    Err(_) => false,
+                }
+            }
+        }
+    }
+
+    /// Where the file `path` names in the box (links followed) is, if it exists.
+    pub fn resolve(&self, path: &str) -> Option<Found> {
         let mut pending: Vec<String> = components(path).rev().collect();
         let mut done: Vec<String> = Vec::new();
         let mut links = 0;
@@ -58,42 +110,69 @@ impl Rootfs {
             let relative: PathBuf = done.iter().collect();
             match self.lookup(&relative) {
                 Entry::Missing => return None,
-                Entry::Present(meta, host) => {
-                    if meta.file_type().is_symlink() {
-                        links += 1;
-                        if links > MAX_LINKS {
-                            return None;
-                        }
-                        let target = std::fs::read_link(&host).ok()?;
-                        let target = target.to_str()?.to_owned();
-                        done.pop();
-                        if target.starts_with('/') {
-                            done.clear();
-                        }
-                        pending.extend(components(&target).rev());
-                        last = None;
-                    } else {
-                        last = Some(host);
+                Entry::Link(target) => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return None;
                     }
+                    let target = target.to_str()?.to_owned();
+                    done.pop();
+                    if target.starts_with('/') {
+                        done.clear();
+                    }
+                    pending.extend(components(&target).rev());
+                    last = None;
                 }
+                Entry::Present(index) => last = Some(Found { index, relative }),
             }
         }
-        last.or_else(|| self.dirs.first().cloned())
+        last.or_else(|| {
+            (!self.dirs.is_empty()).then(|| Found {
+                index: 0,
+                relative: PathBuf::new(),
+            })
+        })
     }
 
     /// The topmost entry at `relative` in the overlay's directories.
     fn lookup(&self, relative: &Path) -> Entry {
-        for dir in &self.dirs {
+        if let Some(helper) = &self.helper {
+            return match helper.borrow_mut().look(&self.dirs, relative) {
+                Ok(Some(found)) => match found.link {
+                    Some(target) => Entry::Link(target),
+                    None => Entry::Present(found.index),
+                },
+                // A helper that fails counts the file as missing: at worst provisioning
+                // installs a package the box had.
+                Ok(None) | Err(_) => Entry::Missing,
+            };
+        }
+        for (index, dir) in self.dirs.iter().enumerate() {
             let host = dir.join(relative);
             match std::fs::symlink_metadata(&host) {
                 Ok(meta) if meta.file_type().is_char_device() && meta.rdev() == 0 => {
                     return Entry::Missing;
                 }
-                Ok(meta) => return Entry::Present(meta, host),
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return match std::fs::read_link(&host) {
+                        Ok(target) => Entry::Link(target),
+                        Err(_) => Entry::Missing,
+                    };
+                }
+                Ok(_) => return Entry::Present(index),
                 Err(_) => continue,
             }
         }
         Entry::Missing
+    }
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        // Let the helper end on its own rather than be killed.
+        if let Some(helper) = self.helper.take() {
+            let _ = helper.into_inner().finish();
+        }
     }
 }
 

@@ -3,7 +3,11 @@
 //!
 //! Started by [`start`] as `box __holder` (a fresh exec of `/proc/self/exe`, so it is
 //! single-threaded), in a new user namespace set up through the [`crate::sys::userns`]
-//! handshake. Then, over the same pipes, in [`crate::sys::protocol`]'s framing:
+//! handshake. With subordinate ids that namespace also maps the store owner: it mounts the
+//! box's root (the only step that reaches the store's guarded layers), and the box gets a
+//! user namespace of its own one level down (`holder/outer.rs`), where everything below
+//! happens. Then, over the
+//! same pipes, in [`crate::sys::protocol`]'s framing:
 //! 1. parent → holder: the [`Plan`];
 //! 2. holder: unshares mount + UTS namespaces, mounts and pivots as the plan says
 //!    (`holder/apply.rs`, through the syscall seam `holder/mountsys.rs`), which leaves it
@@ -35,21 +39,29 @@
 //!
 //! mount(2) takes one page of options (4096 bytes). Named by their 64-hex directory
 //! names, about 62 lower layers fit; images of hundreds exist (overlayfs itself stacks up
-//! to 500). box names each layer by a short symlink in the box's own `lowers/` directory
-//! (`0`, `1`, ..., bottom first, made by `Store::link_lowers` before each start), and the
-//! holder mounts from inside that directory: 500 layers take under 2000 bytes, on every
-//! kernel box runs on (overlayfs in a user namespace needs 5.11; Debian 12 has 6.1).
-//! podman's `l/` links are the same idea. The new mount API's `lowerdir+` (fsconfig(2),
-//! Linux 6.8) would take any number of full paths one by one, but it is not there on
-//! older kernels, so the links would still be needed there; one way that works
-//! everywhere is kept rather than two. What remains is overlayfs's own limit: an image
-//! of more than 500 layers gets the copy storage, with a notice that says so (the kernel's
-//! EINVAL would have read as "overlayfs refused"); and a store at so long a path that
-//! the upper and work directories alone overflow the page is an error naming those
-//! paths.
+//! to 500). An image of more than 500 layers gets the copy storage, with a notice that
+//! says so (the kernel's EINVAL would have read as "overlayfs refused"). How the layers
+//! are named below that depends on who mounts the overlay:
+//! - Without subordinate ids, the holder itself, with mount(2): each layer is a short
+//!   symlink in the box's own `lowers/` directory (`0`, `1`, ..., bottom first, made by
+//!   `Store::link_lowers` before each start), and the holder mounts from inside that
+//!   directory: 500 layers take under 2000 bytes, on every kernel box runs on (overlayfs
+//!   in a user namespace needs 5.11; Debian 12 has 6.1). podman's `l/` links are the same
+//!   idea. A store at so long a path that the upper and work directories alone overflow
+//!   the page is an error naming those paths.
+//! - With subordinate ids, the outer namespace (`holder/outer.rs`), with fsconfig(2),
+//!   which takes at most 255 bytes per value (fs/fsopen.c), and never through the
+//!   `lowers/` links, which root in a box can rewrite: each layer by its hex name,
+//!   relative to P's descriptor of the guarded `layers/`, one `lowerdir+` each (Linux
+//!   6.8; no limit but overlayfs' own). A kernel before 6.8 refuses `lowerdir+` (EINVAL);
+//!   there P makes a private tmpfs, detached, of links `0`, `1`, ... to
+//!   `/proc/self/fd/<layers/>/<hex>` and gives one `lowerdir` of those names, which fits
+//!   88 layers; an image of more gets the copy storage, with a notice naming the kernel.
+//!   An upper or work directory whose path is longer than 255 bytes is an error naming it.
 
 mod apply;
 mod mountsys;
+mod outer;
 
 use std::io::BufReader;
 use std::os::fd::AsFd;
@@ -155,8 +167,14 @@ pub fn start(
     mapping: &crate::sys::idmap::IdMapping,
     watch: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<Pending> {
-    let mut helper = crate::sys::userns::NsHelper::spawn("__holder", &[], mapping, watch)
-        .with_context(|| format!("starting box `{}`", plan.name))?;
+    let mut helper = crate::sys::userns::NsHelper::spawn(
+        "__holder",
+        &[],
+        mapping,
+        crate::sys::idmap::Reach::Store,
+        watch,
+    )
+    .with_context(|| format!("starting box `{}`", plan.name))?;
     helper.send(plan)?;
     let ready = await_ready(&plan.name, "starting", || helper.recv())?;
     Ok(Pending {
@@ -342,7 +360,30 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     };
     let has_root = crate::sys::userns::child_handshake()?;
     let plan: Plan = read_message("the plan")?;
-    report(run(&plan, has_root, watch))
+    if !crate::sys::idmap::store_owner_mapped()? {
+        return report(run(&plan, has_root, watch, None));
+    }
+    // With subordinate ids: this is the outer namespace, the box is one level down.
+    match outer::nest(&plan, has_root, &mut |text| say(&Report::Notice(text))) {
+        Ok(outer::Nested::Inner { storage, tree }) => {
+            // Closed once attached: the holder keeps no descriptor it does not need.
+            let mut tree = Some(tree);
+            let mut attach = || {
+                let tree = tree.take().context("the box's root was attached already")?;
+                outer::attach(&tree, &plan.root).with_context(|| {
+                    format!(
+                        "mounting the root of box {} at {}",
+                        plan.name,
+                        plan.root.display()
+                    )
+                })?;
+                Ok(storage.clone())
+            };
+            report(run(&plan, has_root, watch, Some(&mut attach)))
+        }
+        Ok(outer::Nested::Outer(code)) => Ok(code),
+        Err(err) => report(Err(err)),
+    }
 }
 
 /// Read the one message (`what`) the starter sends on stdin.
@@ -358,11 +399,21 @@ fn say(report: &Report) {
 }
 
 /// Set the box up. Returns what to report in the process that reports back; the forked
-/// holder never returns.
-fn run(plan: &Plan, has_root: bool, watch: Option<std::os::fd::OwnedFd>) -> Result<Ready> {
-    let applied = apply::apply(&mut mountsys::Kernel, plan, has_root, &mut |text| {
-        say(&Report::Notice(text))
-    })?;
+/// holder never returns. `mount_root`: mounts the root made by the outer namespace (see
+/// `outer`), in place of the plan's storage.
+fn run(
+    plan: &Plan,
+    has_root: bool,
+    watch: Option<std::os::fd::OwnedFd>,
+    mount_root: Option<&mut dyn FnMut() -> Result<crate::store::containers::StorageKind>>,
+) -> Result<Ready> {
+    let applied = apply::apply(
+        &mut mountsys::Kernel,
+        plan,
+        has_root,
+        mount_root,
+        &mut |text| say(&Report::Notice(text)),
+    )?;
     // From here on, box writes in the box through its own filesystems only.
     let fs = applied
         .own

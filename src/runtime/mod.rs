@@ -103,6 +103,8 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
     // Layers unpacked with another mapping would show wrong owners: refuse, never mix.
     store.check_id_mapping(mapping)?;
     ctx.explain_id_mapping_once();
+    // No box starts from layers a box could have changed (see the store's module doc).
+    crate::image::helper::ensure_guarded(ctx)?;
     let mut plan = plan_for(ctx, &store, &record)?;
     // A new holder's watch on the host's files (an adopting one makes its own).
     let watch = leftovers

@@ -529,6 +529,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         std::fs::create_dir_all(store.container_dir("dev")).unwrap();
+        // The store helper's to make in a store (see the store's module doc).
+        std::fs::create_dir(store.layers_dir()).unwrap();
         let layers: Vec<Digest> = (0..12).map(|i| Digest::of(&[i])).collect();
         for layer in &layers {
             std::fs::create_dir(store.layer_dir(layer)).unwrap();

@@ -43,15 +43,21 @@ fn atomic_writer(name: &str) -> Option<u32> {
 pub struct Garbage {
     /// The store lock, exclusive.
     pub lock: Lock,
-    /// The user's own files (unused blobs and layer records, temp files of dead atomic
-    /// writers): removed from the host.
+    /// The user's own files (unused blobs, temp files of dead atomic writers): removed
+    /// from the host.
     pub files: Vec<PathBuf>,
+    /// Unused layer records: removed from the host once their layers are gone (a record
+    /// means a layer, see the store's module doc), the layers being in [`Garbage::layers`].
+    pub layer_records: Vec<PathBuf>,
     /// Unheld `locks/layer-*` files, each held by us until unlinked.
     pub layer_locks: Vec<(PathBuf, std::fs::File)>,
     /// Unused layer directories: files of subordinate ids, removed by the store helper.
     pub layers: Vec<PathBuf>,
     /// Staging trees of dead processes under `tmp/`: removed by the store helper too.
     pub staging: Vec<PathBuf>,
+    /// The unguarded `layers/` directories set aside (`layers.unguarded/`), if there are
+    /// any: removed by the store helper once no box runs (see the store's module doc).
+    pub set_aside: Option<PathBuf>,
 }
 
 impl Store {
@@ -65,14 +71,16 @@ impl Store {
         };
         let unused = self.unreferenced()?;
         let mut files = unused.blobs;
-        files.extend(unused.layer_records);
         files.extend(self.atomic_write_debris());
+        let set_aside = self.unguarded_layers_dir();
         Ok(Some(Garbage {
             lock,
             files,
+            layer_records: unused.layer_records,
             layer_locks: self.unheld_layer_locks(),
             layers: unused.layers,
             staging: self.clean_tmp(),
+            set_aside: set_aside.symlink_metadata().is_ok().then_some(set_aside),
         }))
     }
 

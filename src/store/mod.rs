@@ -7,8 +7,11 @@
 //!   blobs/sha256/<hex>      verified manifests, image configs and compressed layer blobs
 //!                           (kept as the registry served them: push and save send them
 //!                           unchanged, so an image keeps its digests wherever it goes)
-//!   layers/<diffid-hex>/    one unpacked layer = one overlay lowerdir, shared by all boxes
-//!   layer-info/<hex>.json   each layer's own record (its size), written before the layer
+//!   layers/<diffid-hex>/    one unpacked layer = one overlay lowerdir, shared by all boxes;
+//!                           with subordinate ids `layers/` belongs to the store owner, an
+//!                           id no box maps, mode 0700 (see below)
+//!   layers.unguarded/       a `layers/` that was not guarded, set aside (see below)
+//!   layer-info/<hex>.json   each layer's own record (its size), written after the layer
 //!   locks/<name>            per-layer and per-image locks (flock)
 //!   images/<ref>.json       image records (see images.rs)
 //!   containers/<name>/      box record box.json, overlay upper/ work/ and mount point root/,
@@ -26,6 +29,20 @@
 //!   write-to-temp + fsync + rename. A crash leaves at most debris in `tmp/`, which the
 //!   next pull clears.
 //! - A layer directory exists only once its diff_id has been verified.
+//! - No box can change a layer. With subordinate ids, `layers/` belongs to the store
+//!   owner (`IdMapping::store_owner`), a subordinate id that no box maps, with mode 0700:
+//!   root in a box has no capability over it and the user is not its owner, so nobody
+//!   reaches a layer by any path (the home, `/run/host`, `/proc/PID/root`). Only the store
+//!   helper (`image::helper`, which creates it and is the only writer of layers) and a
+//!   starting holder's outer namespace (`runtime::holder`) map that id. Processes of box
+//!   outside them never look into `layers/`: a layer's record under `layer-info/` stands
+//!   for it ([`Store::has_layer`]), written after the layer and removed after it. A
+//!   `layers/` that is not guarded (a store from before, or one a box put in its place) is
+//!   never adopted: the store helper sets it aside in `layers.unguarded/` and unpacks the
+//!   layers again from their kept, verified blobs; garbage collection removes what was
+//!   set aside once no box runs (boxes started before may still use it). Without
+//!   subordinate ids every box runs as the user, who owns the whole store: the layers are
+//!   then as open to a box as the rest of the home.
 //! - Nothing is deleted from `layers/` while someone holds the store lock shared.
 //! - What nothing refers to any more (layers, their records, blobs) and the debris of
 //!   interrupted work are removed by one mechanism, [`Store::garbage`] and `ops::gc::collect`, which
@@ -67,9 +84,10 @@ pub struct LayerInfo {
 /// What no image record and no box refers to, from [`Store::unreferenced`].
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Unreferenced {
-    /// Layer directories.
+    /// Layer directories (some may be gone: an unused record names one too).
     pub layers: Vec<PathBuf>,
-    /// Layer records (`layer-info/<hex>.json`) of those layers, or of layers that are gone.
+    /// Layer records (`layer-info/<hex>.json`) of those layers, or of layers that are gone:
+    /// removed only once the layer is (a record means a layer).
     pub layer_records: Vec<PathBuf>,
     /// Manifests, indexes and configs.
     pub blobs: Vec<PathBuf>,
@@ -99,10 +117,10 @@ impl Store {
         let store = Store {
             root: root.to_owned(),
         };
+        // `layers/` is the store helper's to make (guarded, with subordinate ids).
         for dir in [
             store.root.clone(),
             store.blobs_dir(),
-            store.layers_dir(),
             store.layer_info_dir(),
             store.images_dir(),
             store.containers_dir(),
@@ -142,19 +160,28 @@ impl Store {
         self.layers_dir().join(diff_id.hex())
     }
 
-    pub fn has_layer(&self, diff_id: &Digest) -> bool {
-        self.layer_dir(diff_id).is_dir()
+    /// Where the store helper sets aside a `layers/` that was not guarded (see the
+    /// module doc).
+    pub fn unguarded_layers_dir(&self) -> PathBuf {
+        self.root.join("layers.unguarded")
     }
 
-    /// The record beside a layer directory ([`LayerInfo`]). The store helper writes it
-    /// just before renaming the layer into place, so a layer present has one (unless it
-    /// was unpacked by a box that did not write them yet).
+    /// Whether the layer is in the store: it has a record (a guarded `layers/` cannot be
+    /// looked into from here, see the module doc), or its directory can be seen (a store
+    /// without subordinate ids, whose layers a box from before unpacked without records).
+    pub fn has_layer(&self, diff_id: &Digest) -> bool {
+        self.layer_info_path(diff_id).is_file() || self.layer_dir(diff_id).is_dir()
+    }
+
+    /// The record of a layer ([`LayerInfo`]). The store helper writes it just after
+    /// renaming the layer into place, so a record means a layer.
     pub fn layer_info_path(&self, diff_id: &Digest) -> PathBuf {
         self.layer_info_dir()
             .join(format!("{}.json", diff_id.hex()))
     }
 
-    fn layer_info_dir(&self) -> PathBuf {
+    /// The directory of the layer records.
+    pub fn layer_info_dir(&self) -> PathBuf {
         self.root.join("layer-info")
     }
 
@@ -295,11 +322,15 @@ impl Store {
         let current = mapping.fingerprint();
         match std::fs::read_to_string(&path) {
             Ok(recorded) if recorded.trim() == current => Ok(()),
+            // The same ids, recorded before box left one id of a full range for the
+            // store owner (see `IdMapping::fingerprint_before_store_owner`).
+            Ok(recorded)
+                if mapping.fingerprint_before_store_owner().as_deref() == Some(recorded.trim()) =>
+            {
+                write_atomic(&path, current.as_bytes())
+            }
             Ok(recorded) => {
-                let has_layers = std::fs::read_dir(self.layers_dir())
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(false);
-                if !has_layers {
+                if !self.has_layers() {
                     return write_atomic(&path, current.as_bytes());
                 }
                 let (why, hint) = crate::sys::idmap::explain_change(&recorded, mapping);
@@ -317,6 +348,19 @@ impl Store {
             }
             Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
         }
+    }
+
+    /// Whether the store may hold layers: a record, or a `layers/` with entries or that
+    /// cannot be listed (guarded, see the module doc).
+    fn has_layers(&self) -> bool {
+        let has_records = std::fs::read_dir(self.layer_info_dir())
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        has_records
+            || match std::fs::read_dir(self.layers_dir()) {
+                Ok(mut entries) => entries.next().is_some(),
+                Err(err) => err.kind() != std::io::ErrorKind::NotFound,
+            }
     }
 
     /// Whether this is the first time `what` is asked about in this store (for notices
@@ -440,6 +484,13 @@ impl Store {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries,
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                // A guarded `layers/`: its records say what it holds.
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::PermissionDenied
+                        && dir == self.layers_dir() =>
+                {
+                    return Ok(Vec::new());
+                }
                 Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
             };
             let mut out = Vec::new();
@@ -454,9 +505,10 @@ impl Store {
             Ok(out)
         };
         let mut unreferenced = Unreferenced::default();
-        for (name, path) in names(self.layers_dir())? {
+        let mut unused_layers = std::collections::BTreeSet::new();
+        for (name, _) in names(self.layers_dir())? {
             if is_digest(&name) && !layers.contains(&name) {
-                unreferenced.layers.push(path);
+                unused_layers.insert(name);
             }
         }
         for (name, path) in names(self.layer_info_dir())? {
@@ -465,8 +517,15 @@ impl Store {
                 && !layers.contains(hex)
             {
                 unreferenced.layer_records.push(path);
+                // The layer may be there (records are written after layers); removing a
+                // missing one is no error.
+                unused_layers.insert(hex.to_owned());
             }
         }
+        unreferenced.layers = unused_layers
+            .into_iter()
+            .map(|hex| self.layers_dir().join(hex))
+            .collect();
         for (name, path) in names(self.blobs_dir())? {
             if is_digest(&name) && !blobs.contains(&name) {
                 unreferenced.blobs.push(path);
@@ -698,7 +757,7 @@ mod tests {
         let layer = Digest::of(b"layer");
         let gone = Digest::of(b"gone");
         assert_eq!(store.layer_size(&layer), None);
-        std::fs::create_dir(store.layer_dir(&layer)).unwrap();
+        std::fs::create_dir_all(store.layer_dir(&layer)).unwrap();
         for digest in [&layer, &gone] {
             let info = LayerInfo {
                 diff_id: digest.clone(),
@@ -712,7 +771,10 @@ mod tests {
         std::fs::copy(store.layer_info_path(&gone), store.layer_info_path(&layer)).unwrap();
         assert_eq!(store.layer_size(&layer), None);
         let unused = store.unreferenced().unwrap();
-        assert_eq!(unused.layers, vec![store.layer_dir(&layer)]);
+        // The gone layer's record names it too: removing what is not there is no error.
+        let mut layers = vec![store.layer_dir(&layer), store.layer_dir(&gone)];
+        layers.sort();
+        assert_eq!(unused.layers, layers);
         let mut records = vec![store.layer_info_path(&layer), store.layer_info_path(&gone)];
         records.sort();
         assert_eq!(unused.layer_records, records);
@@ -789,8 +851,46 @@ mod tests {
         let b = IdMapping::Root;
         store.check_id_mapping(&a).unwrap();
         store.check_id_mapping(&b).unwrap(); // no layers yet: re-recorded
-        std::fs::create_dir(store.layers_dir().join("x")).unwrap();
+        std::fs::create_dir_all(store.layers_dir().join("x")).unwrap();
         let err = store.check_id_mapping(&a).unwrap_err();
         assert!(crate::error::message(&err).contains("id mapping"));
+        // A guarded `layers/` cannot be listed: it counts as holding layers.
+        std::fs::remove_dir(store.layers_dir().join("x")).unwrap();
+        assert!(!store.has_layers());
+        write_json(
+            &store.layer_info_path(&Digest::of(b"l")),
+            &LayerInfo {
+                diff_id: Digest::of(b"l"),
+                tar_bytes: 1,
+                entries: 1,
+            },
+        )
+        .unwrap();
+        assert!(store.has_layers());
+    }
+
+    #[test]
+    fn a_store_recorded_before_the_store_owner_keeps_working() {
+        use crate::sys::idmap::SubRange;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let range = SubRange {
+            start: 200000,
+            count: 65536,
+        };
+        let mapping = IdMapping::KeepId {
+            uid: 70000,
+            gid: 70000,
+            subuid: range,
+            subgid: range,
+        };
+        let before = mapping.fingerprint_before_store_owner().unwrap();
+        write_atomic(&dir.path().join("idmap"), before.as_bytes()).unwrap();
+        std::fs::create_dir_all(store.layers_dir().join("x")).unwrap();
+        store.check_id_mapping(&mapping).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("idmap")).unwrap(),
+            mapping.fingerprint()
+        );
     }
 }

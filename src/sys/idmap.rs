@@ -13,6 +13,18 @@
 //! and whiteouts in the store are exactly what the image says. The store records the
 //! mapping's [`IdMapping::fingerprint`] to detect a change of subordinate ids.
 //!
+//! **The store owner.** With keep-id, one subordinate id of each range is mapped by no
+//! box: [`IdMapping::store_owner`]. The store's `layers/` directory belongs to it (mode
+//! 0700), so that neither root in a box (no capability over an inode whose owner its user
+//! namespace does not map) nor the user (not the owner) can reach a layer, by any path.
+//! Only namespaces that also map it can: the store helper and a starting holder's outer
+//! namespace ([`Reach::Store`]), where it is the inside id [`STORE_OWNER_INSIDE`]. A box
+//! maps container ids 0..=65535 but its user's own onto the range, which leaves the
+//! range's id after those free when the range has one more (65536 ids for a uid below
+//! 65536, the usual size); when it has not, a box maps 0..=65534 only (65535 is no
+//! distribution's user) and the range's last id is the store owner. A range smaller still
+//! is an error that says what to give the user.
+//!
 //! Ranges are half-open throughout: a line `inside outside count` covers
 //! `inside..inside+count`.
 
@@ -26,6 +38,28 @@ use crate::error::{HintExt, failure};
 /// The number of ids a box needs inside: 0..=65535, the range every distribution's
 /// packages assume (nobody is 65534).
 pub const CONTAINER_IDS: u32 = 65536;
+
+/// The inside id of the store owner in the namespaces that map it (see the module doc):
+/// far above any id an image uses, and not `(uid_t)-1` or `-2` (`nfsnobody` of old
+/// systems). Layer unpacking never gives a file this owner.
+pub const STORE_OWNER_INSIDE: u32 = u32::MAX - 2;
+
+/// Which ids a new user namespace maps (see [`IdMapping::apply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// A box's ids.
+    Box,
+    /// A box's ids and the store owner, at [`STORE_OWNER_INSIDE`] (the store helper, a
+    /// starting holder's outer namespace).
+    Store,
+}
+
+/// The host ids that own the store's `layers/` directory with keep-id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOwner {
+    pub uid: u32,
+    pub gid: u32,
+}
 
 /// One line of `/proc/PID/uid_map`: `inside outside count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -81,13 +115,13 @@ impl IdMapping {
                 });
             }
         };
-        for (range, file) in [(subuid, "/etc/subuid"), (subgid, "/etc/subgid")] {
-            if range.count < CONTAINER_IDS - 1 {
+        for (own, range, file) in [(uid, subuid, "/etc/subuid"), (gid, subgid, "/etc/subgid")] {
+            if keep_id_layout(own, range).is_none() {
+                let need = smallest_range(own);
                 return Err(failure(
                     format!(
-                        "the subordinate range of {name} in {file} holds {} ids; a box needs {}",
-                        range.count,
-                        CONTAINER_IDS - 1
+                        "the subordinate range of {name} in {file} holds {} ids; box needs {need}: the ids of a box but {name}'s own, and one that owns the store's layers and that no box maps",
+                        range.count
                     ),
                     format!(
                         "give {name} a range of 65536 ids instead: `sudo usermod --del-subuids {small} --del-subgids {small_g} {name}`, then `{}`; `box doctor` checks the result",
@@ -119,7 +153,7 @@ impl IdMapping {
     pub fn uid_map(&self) -> Vec<IdRange> {
         match self {
             IdMapping::Root => vec![full_identity()],
-            IdMapping::KeepId { uid, subuid, .. } => keep_id_ranges(*uid, *subuid),
+            IdMapping::KeepId { uid, subuid, .. } => keep_id_ranges_of(*uid, *subuid),
             IdMapping::Single { uid, .. } => vec![IdRange {
                 inside: *uid,
                 outside: *uid,
@@ -132,7 +166,7 @@ impl IdMapping {
     pub fn gid_map(&self) -> Vec<IdRange> {
         match self {
             IdMapping::Root => vec![full_identity()],
-            IdMapping::KeepId { gid, subgid, .. } => keep_id_ranges(*gid, *subgid),
+            IdMapping::KeepId { gid, subgid, .. } => keep_id_ranges_of(*gid, *subgid),
             IdMapping::Single { gid, .. } => vec![IdRange {
                 inside: *gid,
                 outside: *gid,
@@ -158,24 +192,81 @@ impl IdMapping {
 
     /// A stable text that changes whenever the mapping does (recorded in the store).
     pub fn fingerprint(&self) -> String {
-        let fmt = |ranges: Vec<IdRange>| {
-            ranges
-                .iter()
-                .map(|r| format!("{}:{}:{}", r.inside, r.outside, r.count))
-                .collect::<Vec<_>>()
-                .join(",")
+        fingerprint_of(&self.uid_map(), &self.gid_map())
+    }
+
+    /// The host ids that own the store's `layers/` (see the module doc): keep-id only.
+    /// Without subordinate ids every box runs as the user, who owns the whole store; as
+    /// root, boxes map every id.
+    pub fn store_owner(&self) -> Option<StoreOwner> {
+        let IdMapping::KeepId {
+            uid,
+            gid,
+            subuid,
+            subgid,
+        } = self
+        else {
+            return None;
         };
-        format!("uid={};gid={}", fmt(self.uid_map()), fmt(self.gid_map()))
+        if *uid == STORE_OWNER_INSIDE || *gid == STORE_OWNER_INSIDE {
+            // The one place the inside id could clash: such a user keeps an unguarded
+            // store rather than a wrong mapping.
+            return None;
+        }
+        Some(StoreOwner {
+            uid: keep_id_layout(*uid, *subuid)?.owner,
+            gid: keep_id_layout(*gid, *subgid)?.owner,
+        })
+    }
+
+    /// The fingerprint box recorded for this mapping before it kept a store owner, when
+    /// it differs from [`IdMapping::fingerprint`]: a range with no id to spare then
+    /// mapped container id 65535 too. Such a store is the same store (every id a box maps
+    /// now lands where it did); files of 65535, if any, now show as nobody's.
+    pub fn fingerprint_before_store_owner(&self) -> Option<String> {
+        let IdMapping::KeepId {
+            uid,
+            gid,
+            subuid,
+            subgid,
+        } = self
+        else {
+            return None;
+        };
+        let old = fingerprint_of(
+            &keep_id_ranges(*uid, *subuid, CONTAINER_IDS),
+            &keep_id_ranges(*gid, *subgid, CONTAINER_IDS),
+        );
+        (old != self.fingerprint()).then_some(old)
     }
 
     /// Write this mapping for the process `pid`, which has just unshared its user
-    /// namespace. keep-id goes through the setuid helpers; the other layouts are written
-    /// directly, which the kernel allows for a namespace's owner (user_namespaces(7)).
-    pub fn apply(&self, pid: u32) -> Result<()> {
+    /// namespace; with [`Reach::Store`], the store owner too (keep-id only: other
+    /// layouts have none). keep-id goes through the setuid helpers; the other layouts are
+    /// written directly, which the kernel allows for a namespace's owner
+    /// (user_namespaces(7)).
+    pub fn apply(&self, pid: u32, reach: Reach) -> Result<()> {
         match self {
             IdMapping::KeepId { .. } => {
-                run_map_helper("newuidmap", pid, &self.uid_map())?;
-                run_map_helper("newgidmap", pid, &self.gid_map())?;
+                let owner = self.store_owner().filter(|_| reach == Reach::Store);
+                let with = |mut ranges: Vec<IdRange>, id: Option<u32>| {
+                    ranges.extend(id.map(|outside| IdRange {
+                        inside: STORE_OWNER_INSIDE,
+                        outside,
+                        count: 1,
+                    }));
+                    ranges
+                };
+                run_map_helper(
+                    "newuidmap",
+                    pid,
+                    &with(self.uid_map(), owner.map(|o| o.uid)),
+                )?;
+                run_map_helper(
+                    "newgidmap",
+                    pid,
+                    &with(self.gid_map(), owner.map(|o| o.gid)),
+                )?;
             }
             IdMapping::Single { .. } => {
                 // gid_map may only be written by an unprivileged owner once setgroups is
@@ -193,6 +284,18 @@ impl IdMapping {
     }
 }
 
+/// `uid=I:O:C,...;gid=...`: what [`IdMapping::fingerprint`] records.
+fn fingerprint_of(uid: &[IdRange], gid: &[IdRange]) -> String {
+    let fmt = |ranges: &[IdRange]| {
+        ranges
+            .iter()
+            .map(|r| format!("{}:{}:{}", r.inside, r.outside, r.count))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!("uid={};gid={}", fmt(uid), fmt(gid))
+}
+
 fn full_identity() -> IdRange {
     IdRange {
         inside: 0,
@@ -201,10 +304,63 @@ fn full_identity() -> IdRange {
     }
 }
 
-/// keep-id: `id` maps to itself, every other id of 0..CONTAINER_IDS onto the range.
-fn keep_id_ranges(id: u32, sub: SubRange) -> Vec<IdRange> {
+/// How keep-id lays out one range: the lines of the map, and the store owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Layout {
+    ranges: Vec<IdRange>,
+    /// The host id of the range that no box maps (see the module doc).
+    owner: u32,
+}
+
+/// How many container ids of `0..top` other than `own` a box maps onto the range.
+fn others(own: u32, top: u32) -> u32 {
+    if own < top { top - 1 } else { top }
+}
+
+/// keep-id for the user's id `own` and its subordinate range `sub`: container ids
+/// 0..=65535 when the range has an id to spare after them, else 0..=65534 with the
+/// range's last id spare; `None` when the range is smaller still.
+fn keep_id_layout(own: u32, sub: SubRange) -> Option<Layout> {
+    let full = others(own, CONTAINER_IDS);
+    let top = if sub.count > full {
+        CONTAINER_IDS
+    } else if sub.count == full && own != CONTAINER_IDS - 1 {
+        CONTAINER_IDS - 1
+    } else {
+        return None;
+    };
+    Some(Layout {
+        ranges: keep_id_ranges(own, sub, top),
+        // (uid_t)-1 is no id at all (chown(2) takes it as "leave unchanged").
+        owner: sub
+            .start
+            .checked_add(others(own, top))
+            .filter(|&id| id != u32::MAX)?,
+    })
+}
+
+/// The fewest subordinate ids [`keep_id_layout`] accepts for `own`.
+fn smallest_range(own: u32) -> u32 {
+    let full = others(own, CONTAINER_IDS);
+    if own == CONTAINER_IDS - 1 {
+        full + 1
+    } else {
+        full
+    }
+}
+
+/// The map lines of keep-id for `id` over `sub` ([`keep_id_layout`]; a range it refuses,
+/// which [`IdMapping::for_user`] never lets through, gets the full layout).
+fn keep_id_ranges_of(id: u32, sub: SubRange) -> Vec<IdRange> {
+    keep_id_layout(id, sub)
+        .map(|layout| layout.ranges)
+        .unwrap_or_else(|| keep_id_ranges(id, sub, CONTAINER_IDS))
+}
+
+/// keep-id: `id` maps to itself, every other id of 0..top onto the range.
+fn keep_id_ranges(id: u32, sub: SubRange, top: u32) -> Vec<IdRange> {
     let mut ranges = Vec::with_capacity(3);
-    if id < CONTAINER_IDS {
+    if id < top {
         if id > 0 {
             ranges.push(IdRange {
                 inside: 0,
@@ -217,7 +373,7 @@ fn keep_id_ranges(id: u32, sub: SubRange) -> Vec<IdRange> {
             outside: id,
             count: 1,
         });
-        let above = CONTAINER_IDS - 1 - id;
+        let above = top - 1 - id;
         if above > 0 {
             ranges.push(IdRange {
                 inside: id + 1,
@@ -229,7 +385,7 @@ fn keep_id_ranges(id: u32, sub: SubRange) -> Vec<IdRange> {
         ranges.push(IdRange {
             inside: 0,
             outside: sub.start,
-            count: CONTAINER_IDS,
+            count: top,
         });
         ranges.push(IdRange {
             inside: id,
@@ -238,6 +394,27 @@ fn keep_id_ranges(id: u32, sub: SubRange) -> Vec<IdRange> {
         });
     }
     ranges
+}
+
+/// Whether this process's user namespace maps the store owner ([`Reach::Store`]): the
+/// store helper and a holder read it from their own maps, so nothing has to tell them.
+pub fn store_owner_mapped() -> Result<bool> {
+    let mapped = |file: &str| -> Result<bool> {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+        Ok(inside_ids(&text).any(|(inside, _)| inside == STORE_OWNER_INSIDE))
+    };
+    Ok(mapped("/proc/self/uid_map")? && mapped("/proc/self/gid_map")?)
+}
+
+/// The `(inside, count)` of each line of a `/proc/PID/uid_map` text.
+pub fn inside_ids(text: &str) -> impl Iterator<Item = (u32, u32)> + '_ {
+    text.lines().filter_map(|line| {
+        let mut fields = line.split_whitespace().map(str::parse::<u32>);
+        let inside = fields.next()?.ok()?;
+        let _outside = fields.next()?.ok()?;
+        let count = fields.next()?.ok()?;
+        Some((inside, count))
+    })
 }
 
 fn map_text(ranges: &[IdRange]) -> String {
@@ -594,7 +771,7 @@ mod tests {
 
     #[test]
     fn keep_id_puts_the_user_on_itself_and_the_rest_on_the_range() {
-        let ranges = keep_id_ranges(
+        let ranges = keep_id_ranges_of(
             1000,
             SubRange {
                 start: 100000,
@@ -633,6 +810,7 @@ mod tests {
                 start: 200000,
                 count: 65536,
             },
+            CONTAINER_IDS,
         );
         assert_eq!(
             ranges[0],
@@ -649,6 +827,148 @@ mod tests {
                 outside: 70000,
                 count: 1
             }
+        );
+    }
+
+    /// The ids of `ranges` on the host side, each once.
+    fn outside_ids(ranges: &[IdRange]) -> std::collections::BTreeSet<u32> {
+        ranges
+            .iter()
+            .flat_map(|r| r.outside..r.outside + r.count)
+            .collect()
+    }
+
+    #[test]
+    fn the_store_owner_is_the_id_of_the_range_no_box_maps() {
+        let range = SubRange {
+            start: 100000,
+            count: 65536,
+        };
+        // A uid below 65536: a box maps 65535 ids of the range, the range's last is spare.
+        let layout = keep_id_layout(1000, range).unwrap();
+        assert_eq!(layout.owner, 165535);
+        assert_eq!(layout.ranges, keep_id_ranges(1000, range, CONTAINER_IDS));
+        let used = outside_ids(&layout.ranges);
+        assert!(!used.contains(&layout.owner));
+        assert_eq!(used.len(), 65536, "65535 of the range and the user's own");
+        assert!(
+            used.iter()
+                .all(|&id| id == 1000 || (100000..165535).contains(&id))
+        );
+        // A bigger range: the id right after what boxes map.
+        let big = SubRange {
+            start: 100000,
+            count: 200000,
+        };
+        assert_eq!(keep_id_layout(1000, big).unwrap().owner, 165535);
+        assert_eq!(keep_id_layout(70000, big).unwrap().owner, 165536);
+        let mapping = IdMapping::KeepId {
+            uid: 1000,
+            gid: 1000,
+            subuid: range,
+            subgid: SubRange {
+                start: 300000,
+                count: 65536,
+            },
+        };
+        assert_eq!(
+            mapping.store_owner(),
+            Some(StoreOwner {
+                uid: 165535,
+                gid: 365535
+            })
+        );
+        assert_eq!(mapping.fingerprint_before_store_owner(), None);
+        assert_eq!(IdMapping::Root.store_owner(), None);
+        let single = IdMapping::Single {
+            uid: 1000,
+            gid: 1000,
+            reason: String::new(),
+        };
+        assert_eq!(single.store_owner(), None);
+    }
+
+    #[test]
+    fn a_range_with_no_id_to_spare_gives_its_last_and_maps_one_id_fewer() {
+        // A uid of 65536 or more takes no id out of 0..=65535: 65536 ids of the range
+        // would be used, so container id 65535 goes unmapped and the last id owns the store.
+        let range = SubRange {
+            start: 200000,
+            count: 65536,
+        };
+        let layout = keep_id_layout(70000, range).unwrap();
+        assert_eq!(layout.owner, 265535);
+        assert_eq!(
+            layout.ranges,
+            vec![
+                IdRange {
+                    inside: 0,
+                    outside: 200000,
+                    count: 65535
+                },
+                IdRange {
+                    inside: 70000,
+                    outside: 70000,
+                    count: 1
+                },
+            ]
+        );
+        assert!(!outside_ids(&layout.ranges).contains(&layout.owner));
+        // The same for a range of exactly 65535 ids and a uid below 65535.
+        let small = SubRange {
+            start: 100000,
+            count: 65535,
+        };
+        let layout = keep_id_layout(1000, small).unwrap();
+        assert_eq!(layout.owner, 165534);
+        assert_eq!(outside_ids(&layout.ranges).len(), 65534 + 1);
+        assert!(!outside_ids(&layout.ranges).contains(&165534));
+        assert!(
+            layout
+                .ranges
+                .iter()
+                .all(|r| r.inside + r.count < CONTAINER_IDS || r.inside == 1000)
+        );
+        // Stores unpacked before kept the full layout: its fingerprint is recognized.
+        let mapping = IdMapping::KeepId {
+            uid: 70000,
+            gid: 70000,
+            subuid: range,
+            subgid: range,
+        };
+        let before = mapping.fingerprint_before_store_owner().unwrap();
+        assert!(
+            before.starts_with("uid=0:200000:65536,70000:70000:1;"),
+            "{before}"
+        );
+        assert_ne!(before, mapping.fingerprint());
+    }
+
+    #[test]
+    fn a_range_too_small_for_a_box_and_the_store_owner_is_refused() {
+        let range = |count| SubRange {
+            start: 100000,
+            count,
+        };
+        assert_eq!(keep_id_layout(1000, range(65534)), None);
+        assert_eq!(smallest_range(1000), 65535);
+        assert_eq!(keep_id_layout(70000, range(65535)), None);
+        assert_eq!(smallest_range(70000), 65536);
+        // uid 65535 is the one container id that cannot be left out: it is the user.
+        assert_eq!(keep_id_layout(65535, range(65535)), None);
+        assert_eq!(smallest_range(65535), 65536);
+        assert_eq!(keep_id_layout(65535, range(65536)).unwrap().owner, 165535);
+        // A range at the very top of the id space has no room past its end.
+        assert_eq!(
+            keep_id_layout(
+                1000,
+                SubRange {
+                    start: u32::MAX - 65535,
+                    count: 65536
+                }
+            )
+            .map(|l| l.owner),
+            None
         );
     }
 

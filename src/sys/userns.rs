@@ -34,7 +34,7 @@ use anyhow::{Context as _, Result, bail};
 use rustix::process::Pid;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::sys::idmap::IdMapping;
+use crate::sys::idmap::{IdMapping, Reach};
 use crate::sys::protocol;
 
 /// The messages of the handshake (see the module doc).
@@ -56,9 +56,9 @@ pub struct NsHelper {
 }
 
 impl NsHelper {
-    /// Start `box <subcommand> <args>` in a new user namespace mapped with `mapping`;
-    /// with `pass`, the helper inherits that descriptor, whose number comes last in its
-    /// arguments (see [`crate::sys::pass_fd`]).
+    /// Start `box <subcommand> <args>` in a new user namespace mapped with `mapping`,
+    /// over the ids `reach` says; with `pass`, the helper inherits that descriptor, whose
+    /// number comes last in its arguments (see [`crate::sys::pass_fd`]).
     ///
     /// The helper is killed when the *thread* calling this ends (PR_SET_PDEATHSIG follows
     /// the thread that forked, prctl(2)): call it from a thread that outlives the helper's
@@ -67,9 +67,10 @@ impl NsHelper {
         subcommand: &str,
         args: &[String],
         mapping: &IdMapping,
+        reach: Reach,
         pass: Option<BorrowedFd<'_>>,
     ) -> Result<NsHelper> {
-        NsHelper::spawn_with_stderr(subcommand, args, mapping, pass, Stdio::inherit())
+        NsHelper::spawn_with_stderr(subcommand, args, mapping, reach, pass, Stdio::inherit())
     }
 
     /// [`NsHelper::spawn`] with the helper's stderr sent to `stderr` (`box doctor` keeps
@@ -78,6 +79,7 @@ impl NsHelper {
         subcommand: &str,
         args: &[String],
         mapping: &IdMapping,
+        reach: Reach,
         pass: Option<BorrowedFd<'_>>,
         stderr: Stdio,
     ) -> Result<NsHelper> {
@@ -109,7 +111,7 @@ impl NsHelper {
             bail!("{} sent {first:?} instead of `unshared`", helper.what);
         }
         mapping
-            .apply(helper.pid())
+            .apply(helper.pid(), reach)
             .with_context(|| format!("setting up the id mapping of {}", helper.what))?;
         helper.send(&Handshake::Mapped {
             has_root: mapping.has_root(),

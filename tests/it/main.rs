@@ -38,4 +38,5 @@ mod rm;
 mod runtime;
 mod settings;
 mod stop;
+mod store_guard;
 mod volumes;

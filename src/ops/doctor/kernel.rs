@@ -296,6 +296,7 @@ fn probe(ctx: &Context, mapping: &IdMapping) -> std::result::Result<ProbeReport,
         PROBE,
         &[dir.0.to_string_lossy().into_owned()],
         mapping,
+        crate::sys::idmap::Reach::Box,
         None,
         stderr.into(),
     );

@@ -82,12 +82,15 @@ struct Base<Fd> {
 const DOCTOR_HINT: &str = "the kernel refused it in box's user namespace: user namespaces may be restricted on this host (AppArmor's kernel.apparmor_restrict_unprivileged_userns, a sysctl); `box doctor` checks this host and says how to fix it";
 
 /// Set up the box of `plan` in this process (which becomes its holder): namespaces,
-/// root, mounts, pivot. `has_root`: uid 0 exists in the user namespace. `notice` passes
-/// a message on to the user.
+/// root, mounts, pivot. `has_root`: uid 0 exists in the user namespace.
+/// `mount_root_made`: mounts the root the holder's outer namespace made
+/// (`holder/outer.rs`) and returns its storage, in place of the plan's. `notice` passes a
+/// message on to the user.
 pub fn apply<S: MountSys>(
     sys: &mut S,
     plan: &Plan,
     has_root: bool,
+    mount_root_made: Option<&mut dyn FnMut() -> Result<StorageKind>>,
     notice: &mut dyn FnMut(String),
 ) -> Result<Applied<S::Fd>> {
     sys.unshare_mount_and_uts()
@@ -109,7 +112,10 @@ pub fn apply<S: MountSys>(
             .context("cloning the host's mount tree")?,
     );
 
-    let storage = mount_root(sys, plan, has_root, notice)?;
+    let storage = match mount_root_made {
+        None => mount_root(sys, plan, has_root, notice)?,
+        Some(mount) => mount()?,
+    };
     let root_fd = sys
         .open_dir_path(&plan.root)
         .with_context(|| format!("opening {}", plan.root.display()))?;
@@ -243,18 +249,11 @@ fn mount_root<S: MountSys>(
     } = &plan.storage
     {
         if lowers.len() > OVERLAY_MAX_LOWERS {
-            notice(format!(
-                "the image of box {} has {} layers, and overlayfs stacks at most {OVERLAY_MAX_LOWERS}; using a full copy of the image instead: it takes the image's size on disk again and a while to build once",
-                plan.name,
-                lowers.len()
-            ));
+            notice(too_many_layers(plan, lowers.len()));
         } else {
             match mount_overlay(sys, plan, lowers_dir, lowers, upper, work, has_root)? {
                 None => return Ok(StorageKind::Overlay),
-                Some(refusal) => notice(format!(
-                    "the kernel refused overlayfs for box {} ({refusal}); using a full copy of the image instead: it takes the image's size on disk again and a while to build once (`box doctor` checks overlayfs on this host)",
-                    plan.name
-                )),
+                Some(refusal) => notice(overlay_refused(plan, &refusal)),
             }
         }
     }
@@ -266,6 +265,22 @@ fn mount_root<S: MountSys>(
         .with_context(|| format!("bind-mounting {} onto itself", plan.root.display()))
         .hint(DOCTOR_HINT)?;
     Ok(StorageKind::Copy)
+}
+
+/// The notice of an image of more layers than overlayfs stacks (`count`).
+pub(super) fn too_many_layers(plan: &Plan, count: usize) -> String {
+    format!(
+        "the image of box {} has {count} layers, and overlayfs stacks at most {OVERLAY_MAX_LOWERS}; using a full copy of the image instead: it takes the image's size on disk again and a while to build once",
+        plan.name
+    )
+}
+
+/// The notice of the kernel's `refusal` of overlayfs.
+pub(super) fn overlay_refused(plan: &Plan, refusal: &std::io::Error) -> String {
+    format!(
+        "the kernel refused overlayfs for box {} ({refusal}); using a full copy of the image instead: it takes the image's size on disk again and a while to build once (`box doctor` checks overlayfs on this host)",
+        plan.name
+    )
 }
 
 /// The most lower directories overlayfs stacks (`OVL_MAX_STACK`, fs/overlayfs/params.h).

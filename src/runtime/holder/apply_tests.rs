@@ -420,7 +420,7 @@ fn run(fake: Fake, plan: &Plan) -> (Result<StorageKind>, Vec<String>, Vec<String
 /// [`run`], with all it gives back and the fake as it was left.
 fn run_keeping(mut fake: Fake, plan: &Plan) -> (Result<Applied<FakeFd>>, Fake, Vec<String>) {
     let mut notices = Vec::new();
-    let outcome = apply(&mut fake, plan, true, &mut |text| notices.push(text));
+    let outcome = apply(&mut fake, plan, true, None, &mut |text| notices.push(text));
     (outcome, fake, notices)
 }
 

@@ -11,7 +11,9 @@
 //!    mounts (a USB stick under /run/host/media) still appear;
 //! 2. the root: overlayfs (`userxattr`) with the layers as lower dirs, top first, given
 //!    as the short links of the box's `lowers/` directory, relative to it, so that as many
-//!    layers as overlayfs stacks fit in one page of mount options (see [`super::holder`]);
+//!    layers as overlayfs stacks fit in one page of mount options (see [`super::holder`];
+//!    with subordinate ids the holder's outer namespace names the layers by [`Plan::layer_dirs`]
+//!    instead, beneath the guarded `layers/`: the links are the user's, a box can change them);
 //!    or, with copy storage, the flattened copy bound onto itself;
 //! 3. the host-integration mounts ([`Mount`]) with targets inside the new root, in the
 //!    order of [`integrations::ALL`]; the host root is cloned before the box root is
@@ -50,7 +52,8 @@ pub enum Storage {
     Overlay {
         /// The box's `lowers/` directory of short links to its layers
         /// (`Store::link_lowers`): the holder chdirs there so lower dirs are short
-        /// relative names.
+        /// relative names. Not used where the store's layers are guarded (subordinate
+        /// ids): a box can change these links (see `holder/outer.rs`).
         lowers_dir: PathBuf,
         /// The links' names, top layer first (overlay's order).
         lowers: Vec<String>,
