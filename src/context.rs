@@ -261,7 +261,7 @@ impl Context {
     pub fn runtime_dir(&self) -> Result<&Path> {
         self.check_above_runtime_dir()?;
         crate::store::ensure_private_dir(&self.dirs.runtime)?;
-        crate::store::check_private_dir(&self.dirs.runtime)?;
+        crate::store::check_private_dir(&self.dirs.runtime, self.uid)?;
         Ok(&self.dirs.runtime)
     }
 
@@ -274,7 +274,7 @@ impl Context {
     /// environment and terminal. A few `lstat`s: the join path can afford them.
     pub fn check_runtime_dir(&self) -> Result<()> {
         self.check_above_runtime_dir()?;
-        crate::store::check_private_dir(&self.dirs.runtime)
+        crate::store::check_private_dir(&self.dirs.runtime, self.uid)
     }
 
     /// [`Context::check_runtime_dir`] for what is above box's own directory.
@@ -284,10 +284,10 @@ impl Context {
             None => (None, &self.dirs.runtime),
         };
         if let Some(above) = top.parent() {
-            crate::store::check_safe_path(above, top)?;
+            crate::store::check_safe_path(above, top, self.uid)?;
         }
         if let Some(base) = base {
-            crate::store::check_private_dir(base)
+            crate::store::check_private_dir(base, self.uid)
                 .context("the session's runtime directory (XDG_RUNTIME_DIR)")?;
         }
         Ok(())

@@ -186,14 +186,15 @@ fn prepare(config: &Config) -> Result<(UnixListener, OwnedFd)> {
 /// above those can be changed by anyone but root and the user. Whoever could would put a
 /// socket of their own in its place, and receive what the box's clients send.
 fn check_private(dir: &Path) -> Result<()> {
+    let uid = rustix::process::getuid().as_raw();
     let mut ours = dir.ancestors();
     let mut top = dir;
     for dir in ours.by_ref().take(3) {
-        crate::store::check_private_dir(dir)?;
+        crate::store::check_private_dir(dir, uid)?;
         top = dir;
     }
     match ours.next() {
-        Some(above) => crate::store::check_safe_path(above, top),
+        Some(above) => crate::store::check_safe_path(above, top, uid),
         None => Ok(()),
     }
 }

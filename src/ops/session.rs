@@ -100,7 +100,11 @@ pub fn target(ctx: &Context, name: Option<&str>) -> Result<Target> {
     let (image, name) = match crate::ops::create::known_image(&catalogue, registries, text)? {
         Some(image) => (image, text.replace(':', "-")),
         None => {
-            crate::registry::reference::Reference::parse(text)?;
+            // Neither a box name nor an image reference (`../x`): the box name's rule is
+            // what the user most likely missed, and a usage error says it.
+            if crate::registry::reference::Reference::parse(text).is_err() {
+                return Err(validate_name(text).expect_err("checked above: not a box name"));
+            }
             (
                 text.to_owned(),
                 crate::settings::distro::name_for_reference(text),

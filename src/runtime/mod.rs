@@ -138,7 +138,7 @@ pub fn ensure_running(ctx: &Context, name: &str) -> Result<State> {
             if let Some(dir) = &plan.host_exec_dir {
                 state::private_box_dir(ctx, name)?;
                 crate::store::ensure_private_dir(dir)?;
-                crate::store::check_private_dir(dir)?;
+                crate::store::check_private_dir(dir, ctx.uid)?;
             }
             holder::start(&plan, mapping, watch.as_ref().map(|fd| fd.as_fd()))?
         }

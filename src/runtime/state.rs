@@ -109,7 +109,7 @@ fn runtime_dir_trusted(ctx: &Context) -> bool {
 
 /// [`running`], with the trust in the runtime directory decided once by the caller.
 fn session_copy(ctx: &Context, name: &str, trusted: bool) -> Option<State> {
-    if !trusted || crate::store::check_private_dir(&box_dir(ctx, name)).is_err() {
+    if !trusted || crate::store::check_private_dir(&box_dir(ctx, name), ctx.uid).is_err() {
         return None;
     }
     read(&state_path(ctx, name))
@@ -251,7 +251,7 @@ pub fn private_box_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
     let dir = box_dir(ctx, name);
     ctx.runtime_dir()?;
     crate::store::ensure_private_dir(&dir)?;
-    crate::store::check_private_dir(&dir)?;
+    crate::store::check_private_dir(&dir, ctx.uid)?;
     Ok(dir)
 }
 

@@ -548,11 +548,11 @@ fn names_file(path: &Path, file: &File) -> std::io::Result<bool> {
 /// Check that `dir` is a real directory (not a symlink) of this user that nobody else may
 /// write to: what a runtime directory, and every directory box makes in it, must be before
 /// box trusts what is there (the state of running boxes, the host-exec socket). Someone
-/// else who may write there could swap a state file or the socket for their own.
-pub fn check_private_dir(dir: &Path) -> Result<()> {
+/// else who may write there could swap a state file or the socket for their own. `uid`:
+/// this user's (the caller has it: the join path makes no call to ask again).
+pub fn check_private_dir(dir: &Path, uid: u32) -> Result<()> {
     let meta =
         std::fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
-    let uid = rustix::process::getuid().as_raw();
     let mut flaws = Vec::new();
     if meta.is_symlink() {
         flaws.push("a symlink".to_owned());
@@ -601,8 +601,7 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
 /// not writable by group or others unless sticky (as /tmp is: others cannot rename there
 /// what is not theirs). A symlink on the way is followed, and where it leads is checked
 /// too.
-pub fn check_safe_path(dir: &Path, protected: &Path) -> Result<()> {
-    let uid = rustix::process::getuid().as_raw();
+pub fn check_safe_path(dir: &Path, protected: &Path, uid: u32) -> Result<()> {
     for ancestor in dir.ancestors() {
         let meta = std::fs::symlink_metadata(ancestor)
             .with_context(|| format!("reading {}", ancestor.display()))?;
@@ -639,7 +638,7 @@ pub fn check_safe_path(dir: &Path, protected: &Path) -> Result<()> {
         if meta.is_symlink() {
             let target = std::fs::canonicalize(ancestor)
                 .with_context(|| format!("resolving {}", ancestor.display()))?;
-            check_safe_path(&target, protected)?;
+            check_safe_path(&target, protected, uid)?;
         }
     }
     Ok(())
@@ -798,12 +797,12 @@ mod tests {
             (0o1777, false),
         ] {
             mode(&dir, bits);
-            let got = check_private_dir(&dir);
+            let got = check_private_dir(&dir, rustix::process::getuid().as_raw());
             assert_eq!(got.is_ok(), private, "mode {bits:o}: {got:?}");
         }
         let via = b.join("via");
         std::os::unix::fs::symlink(&dir, &via).unwrap();
-        let err = check_private_dir(&via).unwrap_err();
+        let err = check_private_dir(&via, rustix::process::getuid().as_raw()).unwrap_err();
         assert!(crate::error::message(&err).contains("a symlink"), "{err:?}");
 
         // Above it: sticky directories are safe (others cannot rename what is not
@@ -819,9 +818,12 @@ mod tests {
         let inner = dir.join("box");
         std::fs::create_dir(&inner).unwrap();
         mode(&a, 0o1777);
-        assert!(!blames(check_safe_path(&dir, &inner), &a));
+        assert!(!blames(
+            check_safe_path(&dir, &inner, rustix::process::getuid().as_raw()),
+            &a
+        ));
         mode(&a, 0o777);
-        let err = check_safe_path(&dir, &inner).unwrap_err();
+        let err = check_safe_path(&dir, &inner, rustix::process::getuid().as_raw()).unwrap_err();
         let message = crate::error::message(&err);
         assert!(
             message.starts_with(&format!("{} (owner", a.display())),
@@ -830,12 +832,21 @@ mod tests {
         assert!(message.contains("below it"), "{message}");
         mode(&a, 0o755);
         mode(&dir, 0o770);
-        assert!(blames(check_safe_path(&dir, &inner), &dir));
+        assert!(blames(
+            check_safe_path(&dir, &inner, rustix::process::getuid().as_raw()),
+            &dir
+        ));
         mode(&dir, 0o700);
         // A symlink on the way is followed: where it leads is checked too.
-        assert!(!blames(check_safe_path(&via, &via.join("box")), &a));
+        assert!(!blames(
+            check_safe_path(&via, &via.join("box"), rustix::process::getuid().as_raw()),
+            &a
+        ));
         mode(&a, 0o777);
-        assert!(blames(check_safe_path(&via, &via.join("box")), &a));
+        assert!(blames(
+            check_safe_path(&via, &via.join("box"), rustix::process::getuid().as_raw()),
+            &a
+        ));
         mode(&a, 0o700);
     }
 
