@@ -1,5 +1,6 @@
 //! Long-lived helper processes that die with the test process, and the harness's only
-//! `unsafe` (the `pre_exec` hook that sets the parent-death signal).
+//! `unsafe` (the `pre_exec` hook that sets the parent-death signal, and SIGHUP's default
+//! action given back).
 //!
 //! PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process
 //! (prctl(2)). libtest runs each test on its own short-lived thread, so a registry spawned
@@ -10,7 +11,7 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::sync::mpsc::{Sender, channel};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, Once, OnceLock};
 
 type Request = (Command, Sender<io::Result<Child>>);
 
@@ -57,4 +58,22 @@ pub fn spawn_daemon(command: Command) -> io::Result<Child> {
         .send((command, tx))
         .expect("the daemon spawner thread is gone");
     rx.recv().expect("the daemon spawner thread did not answer")
+}
+
+/// Give SIGHUP its default action in the test process, and so in every box it runs. A
+/// run started under `nohup` (or by anything else that ignores SIGHUP) hands the ignored
+/// disposition to every child, across exec: the tests of what a hangup does to a box's
+/// processes (`box stop`, `box ephemeral`) would then see nothing happen.
+pub fn default_hangups() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: installs the default disposition, no handler: nothing runs in signal
+        // context, and no other thread of the harness depends on SIGHUP being ignored.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGHUP,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    });
 }

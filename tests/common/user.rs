@@ -335,6 +335,7 @@ impl TestEnv {
     /// A fresh environment for `user`; `name` names the directory (use the test's name).
     pub fn new(name: &str, user: User) -> TestEnv {
         require_root();
+        super::sys::default_hangups();
         let (uid, gid) = user.ids();
         let root = Path::new(TEST_ROOT);
         std::fs::create_dir_all(root).unwrap();
