@@ -283,6 +283,17 @@ pub(super) fn overlay_refused(plan: &Plan, refusal: &std::io::Error) -> String {
     )
 }
 
+/// The hint for a box whose image's layer directories are gone from the store: pulling
+/// the image again brings them back, and the box keeps its own files (its upper
+/// directory); removing the box would lose them.
+pub(super) fn missing_layers_hint(image: &str) -> String {
+    format!(
+        "the image's layers are not in the store (removed, or set aside when box began \
+         guarding its layers): `box pull {image}` brings them back, and the box keeps its own \
+         files"
+    )
+}
+
 /// The most lower directories overlayfs stacks (`OVL_MAX_STACK`, fs/overlayfs/params.h).
 pub(crate) const OVERLAY_MAX_LOWERS: usize = 500;
 
@@ -364,7 +375,7 @@ fn mount_overlay<S: MountSys>(
                     first.display()
                 )
             })
-            .hint("the image's layers were removed from the store; `box rm` the box and create it again");
+            .hint(missing_layers_hint(&plan.image));
     }
     if [libc::EINVAL, libc::EPERM, libc::EOPNOTSUPP, libc::ENODEV]
         .contains(&err.raw_os_error().unwrap_or(0))

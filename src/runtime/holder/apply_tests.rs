@@ -652,9 +652,7 @@ fn a_kernel_refusing_overlayfs_gets_a_copy_and_the_user_a_notice() {
     );
     assert_eq!(
         hint.as_deref(),
-        Some(
-            "the image's layers were removed from the store; `box rm` the box and create it again"
-        )
+        Some(super::missing_layers_hint(&plan().image).as_str())
     );
     let fake = Fake::new().failing("mount overlay", libc::ENOENT);
     let (message, hint) = shown(&run(fake, &plan()).0.unwrap_err());

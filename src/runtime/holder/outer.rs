@@ -276,7 +276,7 @@ fn overlay_error(plan: &Plan, opened: &Opened, err: std::io::Error) -> Result<st
                     first.display()
                 )
             })
-            .hint("the image's layers were removed from the store; `box rm` the box and create it again");
+            .hint(super::apply::missing_layers_hint(&plan.image));
     }
     if [libc::EINVAL, libc::EPERM, libc::EOPNOTSUPP, libc::ENODEV]
         .contains(&err.raw_os_error().unwrap_or(0))
