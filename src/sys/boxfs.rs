@@ -58,6 +58,12 @@ pub const IN_OWN_ROOT: ResolveFlags = IN_ROOT.union(ResolveFlags::NO_XDEV);
 pub const BENEATH: ResolveFlags = ResolveFlags::BENEATH
     .union(ResolveFlags::NO_XDEV)
     .union(ResolveFlags::NO_MAGICLINKS);
+/// [`BENEATH`], across the mounts below: for a mount point in a directory the box shares
+/// with the host, where every mount below is the host's own (the host's `/dev/shm` under
+/// the box's `/dev`, a runtime directory there), so crossing one leads nowhere the shared
+/// directory does not already show.
+pub const BENEATH_HOST_MOUNTS: ResolveFlags =
+    ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 /// One name in a directory: no symlink followed, no mount crossed.
 const NAME: ResolveFlags = BENEATH.union(ResolveFlags::NO_SYMLINKS);
 

@@ -88,10 +88,11 @@ pub trait MountSys {
 
     /// `open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)`.
     fn open_dir_path(&mut self, path: &Path) -> io::Result<Self::Fd>;
-    /// `openat2(base, path, flags, 0, resolve)`: every component resolved below `base`
-    /// and never across a mount; in a filesystem of the box's own (`shared` false) with
-    /// `RESOLVE_IN_ROOT`, as if `base` were `/`, in one shared with the host with
-    /// `RESOLVE_BENEATH` ([`crate::sys::boxfs::IN_OWN_ROOT`], [`crate::sys::boxfs::BENEATH`]).
+    /// `openat2(base, path, flags, 0, resolve)`: every component resolved below `base`;
+    /// in a filesystem of the box's own (`shared` false) with `RESOLVE_IN_ROOT`, as if
+    /// `base` were `/`, and never across a mount; in one shared with the host with
+    /// `RESOLVE_BENEATH`, across the host's own mounts below it
+    /// ([`crate::sys::boxfs::IN_OWN_ROOT`], [`crate::sys::boxfs::BENEATH_HOST_MOUNTS`]).
     fn open_below(
         &mut self,
         base: &Self::Fd,
@@ -274,7 +275,7 @@ impl MountSys for Kernel {
         shared: bool,
     ) -> io::Result<OwnedFd> {
         let resolve = if shared {
-            boxfs::BENEATH
+            boxfs::BENEATH_HOST_MOUNTS
         } else {
             boxfs::IN_OWN_ROOT
         };
@@ -297,7 +298,7 @@ impl MountSys for Kernel {
         shared: bool,
     ) -> Option<(PathBuf, PathBuf)> {
         let resolve = if shared {
-            boxfs::BENEATH
+            boxfs::BENEATH_HOST_MOUNTS
         } else {
             boxfs::IN_OWN_ROOT
         };
